@@ -1,0 +1,138 @@
+"""Settings: every knob of the app, read from the environment and an optional `.env`.
+
+The caller builds one `Settings` and hands it to `create_app`; nothing reads
+the environment at import time, so tests build apps with settings of their own.
+Environment names are `PIXELDOJO_*` for the upstream and `PLAYGROUND_*` for the rest.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from app.parameters import DEFAULT_MODEL, ModelId
+
+PUBLIC_API_BASE_URL = "https://pixeldojo.ai/api/v1"
+# Where the real service hands out its temporary image URLs (contract: temp.pixeldojo.ai).
+PUBLIC_IMAGE_HOSTS = ("temp.pixeldojo.ai",)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="PLAYGROUND_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        validate_default=True,
+    )
+
+    pixeldojo_api_key: SecretStr | None = Field(
+        None,
+        validation_alias="PIXELDOJO_API_KEY",
+        description="PixelDojo API key; unset runs demo mode against the built-in emulator",
+    )
+    pixeldojo_base_url: str = Field(
+        PUBLIC_API_BASE_URL,
+        validation_alias="PIXELDOJO_BASE_URL",
+        description="Base URL of the PixelDojo API",
+    )
+    data_dir: Path = Field(
+        Path("data"), description="Where the database and everything the app writes live"
+    )
+    model: ModelId = Field(DEFAULT_MODEL, description="PixelDojo model apiId to run")
+
+    request_timeout_seconds: float = Field(
+        60.0, gt=0, description="Timeout of one upstream API request"
+    )
+    download_timeout_seconds: float = Field(
+        120.0, gt=0, description="Overall deadline of one image download"
+    )
+    download_max_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest image the app will download"
+    )
+    image_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra hosts image downloads may come from, besides the API's own",
+    )
+    poll_initial_seconds: float = Field(
+        2.0, gt=0, description="Delay before the first status poll of a job"
+    )
+    poll_max_seconds: float = Field(10.0, gt=0, description="Longest delay between two polls")
+    job_deadline_seconds: float = Field(
+        900.0, gt=0, description="A job unfinished this long after submission has failed"
+    )
+    lease_seconds: float = Field(
+        180.0, gt=0, description="How long a worker owns a job it is polling"
+    )
+    poller_concurrency: int = Field(8, ge=1, description="Jobs a worker handles at once")
+    demo_job_seconds: float = Field(
+        3.0, ge=0, description="How long a demo-mode job takes in the built-in emulator"
+    )
+
+    @field_validator("pixeldojo_api_key", mode="before")
+    @classmethod
+    def _blank_key_means_demo(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("pixeldojo_base_url")
+    @classmethod
+    def _base_url_is_http(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("PIXELDOJO_BASE_URL must be an http(s) URL")
+        return url.rstrip("/")
+
+    @field_validator("image_hosts", mode="before")
+    @classmethod
+    def _comma_separated_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [host.strip().lower() for host in value.split(",") if host.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _key_never_travels_in_clear(self) -> Settings:
+        parts = urlsplit(self.pixeldojo_base_url)
+        if (
+            self.pixeldojo_api_key is not None
+            and parts.scheme == "http"
+            and not is_loopback_host(parts.hostname or "")
+        ):
+            raise ValueError(
+                "PIXELDOJO_BASE_URL uses plain http to a remote host; the API key would "
+                "travel unencrypted. Use https, or a loopback address for a local emulator."
+            )
+        return self
+
+    @property
+    def demo_mode(self) -> bool:
+        return self.pixeldojo_api_key is None
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "playground.db"
+
+    @property
+    def image_store_path(self) -> Path:
+        return self.data_dir / "images.db"
+
+    @property
+    def scratch_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+
+def is_loopback_host(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,454 @@
+"""A PixelDojo stand-in, faithful to docs/upstream-contract.md, served as an ASGI app.
+
+It is what demo mode, the tests and the benchmarks talk to over loopback HTTP:
+Bearer auth, `POST /models/{apiId}/run` answering 202, jobs that move from
+`pending` through `processing` to `completed` (or `failed`) over a configurable
+time, real PNGs on a temporary-image path, prepaid credits, and the error
+answers the contract lists. Where the contract has a gap, this follows its
+policy lines: `aspect_ratio` is accepted and ignored unless `strict`, other
+unknown fields are refused by name.
+
+Knobs live on `EmulatorConfig` (change them at any time, also over HTTP at
+`/_emulator/config`); scripted faults on `Emulator.faults`. Everything under
+`/_emulator/` is the emulator's own and not part of the upstream contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import secrets
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, fields
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from app.emulator.faults import Fault, FaultPlan
+from app.emulator.render import render_png
+from app.parameters import (
+    CREDITS_PER_IMAGE,
+    UPSTREAM_FIELDS,
+    GenerationParams,
+    pixel_size,
+)
+
+API_PREFIX = "/api/v1"
+IMAGE_PREFIX = "/pixeldojotemp"
+MODEL_ID = "seedream-4"
+# Fields the run body may carry besides the model's parameters.
+RUN_EXTRA_FIELDS = frozenset({"webhook_url"})
+# Sent by the page's own curl example and the founder's scripts; tolerated unless strict.
+TOLERATED_FIELDS = frozenset({"aspect_ratio"})
+
+
+@dataclass
+class EmulatorConfig:
+    job_seconds: float = 3.0
+    latency_seconds: float = 0.0
+    api_keys: frozenset[str] | None = None  # None: any key that looks like `pd_...`
+    initial_credits: float = 1000.0
+    strict: bool = False
+    retention_seconds: float = 24 * 3600.0
+    output_shape: Literal["images", "image", "assets", "objects"] = "images"
+    error_style: Literal["nested", "flat"] = "nested"
+    credits_status: Literal[402, 403] = 403
+    # Where image URLs point; None: this server's own origin.
+    image_base_url: str | None = None
+    # Jobs whose prompt contains this text fail upstream.
+    fail_marker: str = "[[fail]]"
+
+
+@dataclass
+class RecordedRequest:
+    route: str
+    method: str
+    path: str
+    authorization: str | None
+    body: Any
+    at: float
+
+
+@dataclass
+class EmulatedJob:
+    job_id: str
+    api_key: str
+    model: str
+    params: dict[str, Any]
+    seeds: list[int]
+    width: int
+    height: int
+    created_at: float
+    expires_at: float
+    credit_cost: float
+    will_fail: bool
+    refunded: bool = False
+    image_names: list[str] = field(default_factory=list)
+
+
+class Emulator:
+    def __init__(self, config: EmulatorConfig | None = None) -> None:
+        self.config = config or EmulatorConfig()
+        self.faults = FaultPlan()
+        self.requests: list[RecordedRequest] = []
+        self.jobs: dict[str, EmulatedJob] = {}
+        self.credits: dict[str, float] = {}
+        # sha256 of every image body served, by image path: what a client should have stored.
+        self.served_images: dict[str, str] = {}
+        self._images_by_name: dict[str, tuple[str, int]] = {}
+        self._render_cache: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self.app = Starlette(
+            routes=[
+                Route(f"{API_PREFIX}/models", self.list_models, methods=["GET"]),
+                Route(f"{API_PREFIX}/models/{{api_id}}", self.get_model, methods=["GET"]),
+                Route(f"{API_PREFIX}/models/{{api_id}}/schema", self.get_schema, methods=["GET"]),
+                Route(f"{API_PREFIX}/models/{{api_id}}/run", self.run, methods=["POST"]),
+                Route(f"{API_PREFIX}/jobs", self.list_jobs, methods=["GET"]),
+                Route(f"{API_PREFIX}/jobs/{{job_id}}", self.get_job, methods=["GET"]),
+                Route(f"{IMAGE_PREFIX}/{{name}}", self.get_image, methods=["GET"]),
+                Route("/_emulator/requests", self.inspect_requests, methods=["GET"]),
+                Route("/_emulator/config", self.update_config, methods=["GET", "POST"]),
+                Route("/_emulator/faults", self.add_fault, methods=["POST"]),
+            ]
+        )
+
+    # --- Inspection, for tests and benchmarks -------------------------------------
+
+    def requests_to(self, route: str) -> list[RecordedRequest]:
+        """Recorded requests for one route: `run`, `job`, `jobs`, `image` or `models`."""
+        with self._lock:
+            return [r for r in self.requests if r.route == route]
+
+    def reset_log(self) -> None:
+        with self._lock:
+            self.requests.clear()
+
+    def balance(self, api_key: str) -> float:
+        with self._lock:
+            return self.credits.get(api_key, self.config.initial_credits)
+
+    # --- Helpers ----------------------------------------------------------------
+
+    async def _enter(self, request: Request, route: str) -> tuple[Any, Response | None]:
+        """Record the request, apply latency and scripted faults; answer early if one fires."""
+        raw = await request.body()
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+        with self._lock:
+            self.requests.append(
+                RecordedRequest(
+                    route=route,
+                    method=request.method,
+                    path=request.url.path,
+                    authorization=request.headers.get("authorization"),
+                    body=body,
+                    at=time.time(),
+                )
+            )
+        if self.config.latency_seconds:
+            await asyncio.sleep(self.config.latency_seconds)
+        fault = self.faults.take(route)
+        if fault is not None:
+            if fault.delay_seconds:
+                await asyncio.sleep(fault.delay_seconds)
+            early = fault.response()
+            if early is not None:
+                return body, early
+        return body, None
+
+    def _error(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> JSONResponse:
+        if self.config.error_style == "flat":
+            payload: dict[str, Any] = {"error": message, "code": code, **extra}
+        else:
+            payload = {"error": {"code": code, "message": message, "status": status}, **extra}
+        return JSONResponse(payload, status_code=status, headers=headers)
+
+    def _authenticate(self, request: Request) -> str | Response:
+        header = request.headers.get("authorization", "")
+        scheme, _, key = header.partition(" ")
+        if scheme.lower() != "bearer" or not key:
+            return self._error(
+                401, "unauthorized", "Missing API key. Send Authorization: Bearer <key>."
+            )
+        allowed = self.config.api_keys
+        valid = key in allowed if allowed is not None else key.startswith("pd_")
+        if not valid:
+            return self._error(401, "invalid_api_key", "Invalid API key.")
+        return key
+
+    def _model_or_404(self, api_id: str) -> Response | None:
+        if api_id != MODEL_ID:
+            return self._error(404, "model_not_found", f"Model '{api_id}' not found.")
+        return None
+
+    def _image_base(self, request: Request) -> str:
+        base = self.config.image_base_url or str(request.base_url).rstrip("/")
+        return base.rstrip("/") + IMAGE_PREFIX
+
+    def _job_payload(self, request: Request, job: EmulatedJob) -> dict[str, Any]:
+        now = time.time()
+        elapsed = now - job.created_at
+        job_seconds = self.config.job_seconds
+        payload: dict[str, Any] = {
+            "jobId": job.job_id,
+            "statusUrl": f"{str(request.base_url).rstrip('/')}{API_PREFIX}/jobs/{job.job_id}",
+            "creditCost": job.credit_cost,
+            "expiresAt": _iso(job.expires_at),
+        }
+        if elapsed < job_seconds / 3:
+            payload["status"] = "pending"
+        elif elapsed < job_seconds:
+            payload["status"] = "processing"
+        elif job.will_fail:
+            with self._lock:
+                if not job.refunded:
+                    job.refunded = True
+                    self.credits[job.api_key] = self.credits.get(job.api_key, 0) + job.credit_cost
+            payload["status"] = "failed"
+            payload["error"] = "Generation failed: the model could not complete this request."
+        else:
+            payload["status"] = "completed"
+            urls = [f"{self._image_base(request)}/{name}" for name in job.image_names]
+            payload.update(_output_in_shape(urls, self.config.output_shape))
+        return payload
+
+    # --- Routes ---------------------------------------------------------------
+
+    async def list_models(self, request: Request) -> Response:
+        _, early = await self._enter(request, "models")
+        if early:
+            return early
+        return JSONResponse(
+            {"models": [_model_card()], "total": 1, "imageCount": 1, "videoCount": 0}
+        )
+
+    async def get_model(self, request: Request) -> Response:
+        _, early = await self._enter(request, "models")
+        if early:
+            return early
+        missing = self._model_or_404(request.path_params["api_id"])
+        return missing or JSONResponse(_model_card())
+
+    async def get_schema(self, request: Request) -> Response:
+        _, early = await self._enter(request, "models")
+        if early:
+            return early
+        missing = self._model_or_404(request.path_params["api_id"])
+        if missing:
+            return missing
+        schema = GenerationParams.model_json_schema()
+        schema["additionalProperties"] = False
+        return JSONResponse({"apiId": MODEL_ID, "schema": schema})
+
+    async def run(self, request: Request) -> Response:
+        body, early = await self._enter(request, "run")
+        if early:
+            return early
+        key = self._authenticate(request)
+        if isinstance(key, Response):
+            return key
+        api_id = request.path_params["api_id"]
+        missing = self._model_or_404(api_id)
+        if missing:
+            return missing
+        if not isinstance(body, dict):
+            return self._error(400, "invalid_request", "The request body must be a JSON object.")
+        tolerated = set() if self.config.strict else TOLERATED_FIELDS
+        unknown = sorted(set(body) - set(UPSTREAM_FIELDS) - RUN_EXTRA_FIELDS - tolerated)
+        if unknown:
+            return self._error(
+                400, "invalid_request", f"Unknown parameter(s): {', '.join(unknown)}."
+            )
+        run_params = {k: v for k, v in body.items() if k in UPSTREAM_FIELDS}
+        try:
+            params = GenerationParams.model_validate(run_params)
+        except ValidationError as exc:
+            first = exc.errors(include_url=False, include_input=False)[0]
+            field_name = ".".join(str(part) for part in first["loc"]) or "body"
+            message = first["msg"].removeprefix("Value error, ")
+            return self._error(400, "invalid_request", f"Invalid parameter {field_name}: {message}")
+
+        cost = float(params.num_images * CREDITS_PER_IMAGE)
+        with self._lock:
+            balance = self.credits.get(key, self.config.initial_credits)
+            if balance < cost:
+                return self._error(
+                    self.config.credits_status,
+                    "insufficient_credits",
+                    f"Insufficient credits: this request costs {cost:g}, you have {balance:g}.",
+                    creditsRemaining=balance,
+                )
+            self.credits[key] = balance - cost
+            remaining = balance - cost
+            now = time.time()
+            job_id = "job_" + secrets.token_hex(12)
+            width, height = pixel_size(params.image_size, params.customWidth, params.customHeight)
+            base_seed = params.seed if params.seed is not None and params.seed >= 0 else None
+            seeds = [
+                base_seed + i if base_seed is not None else secrets.randbelow(2**31)
+                for i in range(params.num_images)
+            ]
+            job = EmulatedJob(
+                job_id=job_id,
+                api_key=key,
+                model=api_id,
+                params=params.upstream_body(),
+                seeds=seeds,
+                width=width,
+                height=height,
+                created_at=now,
+                expires_at=now + self.config.retention_seconds,
+                credit_cost=cost,
+                will_fail=self.config.fail_marker in params.prompt,
+            )
+            for index in range(params.num_images):
+                name = f"{int(now)}-{job_id[4:]}{index}.png"
+                job.image_names.append(name)
+                self._images_by_name[name] = (job_id, index)
+            self.jobs[job_id] = job
+        return JSONResponse(
+            {
+                "jobId": job_id,
+                "status": "pending",
+                "statusUrl": f"{str(request.base_url).rstrip('/')}{API_PREFIX}/jobs/{job_id}",
+                "creditCost": cost,
+                "creditsRemaining": remaining,
+                "expiresAt": _iso(job.expires_at),
+            },
+            status_code=202,
+        )
+
+    async def get_job(self, request: Request) -> Response:
+        _, early = await self._enter(request, "job")
+        if early:
+            return early
+        key = self._authenticate(request)
+        if isinstance(key, Response):
+            return key
+        job = self.jobs.get(request.path_params["job_id"])
+        if job is None or job.api_key != key:
+            return self._error(404, "job_not_found", "Job not found.")
+        return JSONResponse(self._job_payload(request, job))
+
+    async def list_jobs(self, request: Request) -> Response:
+        _, early = await self._enter(request, "jobs")
+        if early:
+            return early
+        key = self._authenticate(request)
+        if isinstance(key, Response):
+            return key
+        limit = min(100, max(1, int(request.query_params.get("limit", "20") or 20)))
+        with self._lock:
+            mine = [job for job in self.jobs.values() if job.api_key == key]
+        mine.sort(key=lambda job: job.created_at, reverse=True)
+        items = [self._job_payload(request, job) for job in mine[:limit]]
+        return JSONResponse({"jobs": items, "total": len(mine)})
+
+    async def get_image(self, request: Request) -> Response:
+        _, early = await self._enter(request, "image")
+        if early:
+            return early
+        name = request.path_params["name"]
+        found = self._images_by_name.get(name)
+        job = self.jobs.get(found[0]) if found else None
+        if found is None or job is None or time.time() - job.created_at < self.config.job_seconds:
+            return Response("Not Found", status_code=404, media_type="text/plain")
+        if time.time() > job.expires_at:
+            return Response("Gone: this temporary file has expired", status_code=404)
+        data = await run_in_threadpool(self._render, job, found[1], name)
+        with self._lock:
+            self.served_images[f"{IMAGE_PREFIX}/{name}"] = hashlib.sha256(data).hexdigest()
+        return Response(data, media_type="image/png")
+
+    def _render(self, job: EmulatedJob, index: int, name: str) -> bytes:
+        with self._lock:
+            cached = self._render_cache.get(name)
+            if cached is not None:
+                self._render_cache.move_to_end(name)
+                return cached
+        data = render_png(
+            prompt=str(job.params["prompt"]),
+            seed=job.seeds[index],
+            index=index,
+            width=job.width,
+            height=job.height,
+        )
+        with self._lock:
+            self._render_cache[name] = data
+            while len(self._render_cache) > 16:
+                self._render_cache.popitem(last=False)
+        return data
+
+    async def inspect_requests(self, request: Request) -> Response:
+        with self._lock:
+            log = [asdict(r) for r in self.requests]
+        return JSONResponse({"requests": log, "served_images": dict(self.served_images)})
+
+    async def update_config(self, request: Request) -> Response:
+        if request.method == "POST":
+            changes = await request.json()
+            known = {f.name for f in fields(EmulatorConfig)}
+            for name, value in changes.items():
+                if name not in known:
+                    return JSONResponse({"error": f"unknown setting {name}"}, status_code=400)
+                if name == "api_keys" and value is not None:
+                    value = frozenset(value)
+                setattr(self.config, name, value)
+        current = asdict(self.config)
+        if current["api_keys"] is not None:
+            current["api_keys"] = sorted(current["api_keys"])
+        return JSONResponse(current)
+
+    async def add_fault(self, request: Request) -> Response:
+        spec = await request.json()
+        self.faults.add(Fault(**spec))
+        return JSONResponse({"pending": self.faults.pending()})
+
+
+def _iso(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _output_in_shape(urls: list[str], shape: str) -> dict[str, Any]:
+    if shape == "image":
+        return {"output": {"image": urls[0]}}
+    if shape == "assets":
+        return {"assets": [{"url": url, "type": "image"} for url in urls]}
+    if shape == "objects":
+        return {"output": {"images": [{"url": url} for url in urls]}}
+    return {"output": {"images": urls}}
+
+
+def _model_card() -> dict[str, Any]:
+    return {
+        "apiId": MODEL_ID,
+        "name": "Seedream 4.5",
+        "description": "ByteDance Seedream 4.5 (emulated locally)",
+        "modality": "image",
+        "creditCost": {
+            "default": CREDITS_PER_IMAGE,
+            "type": "per_image",
+            "amount": CREDITS_PER_IMAGE,
+        },
+    }

@@ -1,0 +1,55 @@
+"""The app's own errors, each carrying the HTTP status it is answered with.
+
+    PlaygroundError
+    ├── NotFoundError           404: no such job or image
+    ├── InvalidParameters       422: a field failed validation (nothing was sent upstream)
+    └── SubmissionFailed        the upstream refused the job, or its answer never came
+
+They are turned into answers in one place (app/web/errors.py): JSON for the
+API, a page for the browser, a fragment for htmx.
+"""
+
+from __future__ import annotations
+
+
+class PlaygroundError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFoundError(PlaygroundError):
+    status_code = 404
+    code = "not_found"
+
+
+class InvalidParameters(PlaygroundError):
+    status_code = 422
+    code = "invalid_parameters"
+
+    def __init__(self, field_errors: dict[str, str]) -> None:
+        self.field_errors = field_errors
+        summary = "; ".join(f"{field}: {message}" for field, message in field_errors.items())
+        super().__init__(summary)
+
+
+class SubmissionFailed(PlaygroundError):
+    """The job row exists (so nothing is lost), but the upstream did not take the job."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        job_id: int,
+        status_code: int,
+        code: str,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+        self.status_code = status_code
+        self.code = code
+        self.retry_after = retry_after

@@ -1,0 +1,385 @@
+"""Reads and writes of jobs and their images: every query the app runs lives here.
+
+Functions are keyword-only and take the `Database` (or a session), so routes,
+the submitter and the poller share one set of queries. Each write is one short
+transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app.database import Database
+from app.models import (
+    FINISHED_STATUSES,
+    Image,
+    Job,
+    JobStatus,
+    Thumbnail,
+    utcnow,
+)
+from app.parameters import GenerationParams
+from app.sqlite import SQLiteBlobStore
+from app.storage import StagedImage
+from app.upstream import UpstreamJob
+
+# Jobs a worker may pick up: polled ones, ones with images to store, and
+# submissions whose submitter died (their lease ran out).
+CLAIMABLE_STATUSES = (JobStatus.PENDING, JobStatus.DOWNLOADING, JobStatus.SUBMITTING)
+
+
+# --- Creating and submitting ---------------------------------------------------------
+
+
+def create_job(
+    db: Database,
+    *,
+    params: GenerationParams,
+    model: str,
+    preset: str | None,
+    owner: str,
+    lease_seconds: float,
+) -> Job:
+    """Write the job before anything is sent upstream, leased to the submitting worker."""
+    now = utcnow()
+    job = Job(
+        model=model,
+        preset=preset,
+        prompt=params.prompt,
+        image_size=params.image_size,
+        custom_width=params.customWidth,
+        custom_height=params.customHeight,
+        seed=params.seed,
+        num_images=params.num_images,
+        request_body=params.upstream_body(),
+        status=JobStatus.SUBMITTING,
+        created_at=now,
+        updated_at=now,
+        lease_owner=owner,
+        lease_expires_at=now + timedelta(seconds=lease_seconds),
+    )
+    with db.write() as session:
+        session.add(job)
+        session.flush()
+    return job
+
+
+def record_submitted(
+    db: Database, *, job_id: int, upstream: UpstreamJob, first_poll_in: float
+) -> Job:
+    now = utcnow()
+    with db.write() as session:
+        job = _get(session, job_id)
+        job.upstream_job_id = upstream.job_id
+        job.upstream_status = upstream.status
+        job.status = JobStatus.PENDING
+        job.submitted_at = now
+        job.credit_cost = upstream.credit_cost
+        job.credits_remaining = upstream.credits_remaining
+        job.expires_at = upstream.expires_at
+        job.next_poll_at = now + timedelta(seconds=first_poll_in)
+        job.lease_owner = None
+        job.lease_expires_at = None
+        job.updated_at = now
+        session.add(job)
+    return job
+
+
+def finish(
+    db: Database,
+    *,
+    job_id: int,
+    status: JobStatus,
+    error: str | None = None,
+    owner: str | None = None,
+) -> bool:
+    """Mark a job finished; with `owner`, only if that worker still holds its lease."""
+    now = utcnow()
+    statement = sa.update(Job).where(col(Job.id) == job_id)
+    if owner is not None:
+        statement = statement.where(col(Job.lease_owner) == owner)
+    statement = statement.values(
+        status=status,
+        error=error,
+        finished_at=now,
+        updated_at=now,
+        next_poll_at=None,
+        lease_owner=None,
+        lease_expires_at=None,
+    )
+    with db.write() as session:
+        return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+
+
+# --- The poller's side ---------------------------------------------------------------
+
+
+def claim_due_jobs(
+    db: Database, *, owner: str, now: datetime, lease_seconds: float, limit: int
+) -> list[Job]:
+    """Lease up to `limit` jobs that are due; a job leased elsewhere is never taken.
+
+    The lease is a compare-and-set on each row, so two workers racing for the same
+    job cannot both win, on SQLite or on a server database.
+    """
+    if limit <= 0:
+        return []
+    lease_free = sa.or_(col(Job.lease_expires_at).is_(None), col(Job.lease_expires_at) < now)
+    due = sa.or_(col(Job.next_poll_at).is_(None), col(Job.next_poll_at) <= now)
+    claimed: list[Job] = []
+    with db.write() as session:
+        candidates = session.exec(
+            select(Job.id)
+            .where(col(Job.status).in_(CLAIMABLE_STATUSES), due, lease_free)
+            .order_by(col(Job.next_poll_at))
+            .limit(limit)
+        ).all()
+        for job_id in candidates:
+            assert job_id is not None
+            result = session.execute(
+                sa.update(Job)
+                .where(col(Job.id) == job_id, lease_free)
+                .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+            )
+            if result.rowcount == 1:  # type: ignore[attr-defined]
+                claimed.append(_get(session, job_id))
+    return claimed
+
+
+def seconds_until_next_due(db: Database, *, now: datetime) -> float | None:
+    with db.read() as session:
+        next_at = session.exec(
+            select(sa.func.min(Job.next_poll_at)).where(
+                col(Job.status).in_((JobStatus.PENDING, JobStatus.DOWNLOADING))
+            )
+        ).one()
+        lease_end = session.exec(
+            select(sa.func.min(Job.lease_expires_at)).where(col(Job.status).in_(CLAIMABLE_STATUSES))
+        ).one()
+    moments = [moment for moment in (next_at, lease_end) if moment is not None]
+    if not moments:
+        return None
+    # Aggregates come back without the column type's conversion on some backends.
+    soonest = min(m if m.tzinfo else m.replace(tzinfo=now.tzinfo) for m in moments)
+    return max(0.0, (soonest - now).total_seconds())
+
+
+def reschedule(
+    db: Database,
+    *,
+    job_id: int,
+    owner: str,
+    delay_seconds: float,
+    upstream_status: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Release the lease and poll again after `delay_seconds`."""
+    now = utcnow()
+    values: dict[str, object] = {
+        "next_poll_at": now + timedelta(seconds=delay_seconds),
+        "poll_count": col(Job.poll_count) + 1,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "updated_at": now,
+        "error": error,
+    }
+    if upstream_status is not None:
+        values["upstream_status"] = upstream_status
+    with db.write() as session:
+        session.execute(
+            sa.update(Job)
+            .where(col(Job.id) == job_id, col(Job.lease_owner) == owner)
+            .values(**values)
+        )
+
+
+def record_upstream_completion(
+    db: Database, *, job_id: int, owner: str, upstream: UpstreamJob
+) -> None:
+    """Remember the image URLs at once: after a restart the images are fetched, not re-polled."""
+    now = utcnow()
+    values: dict[str, object] = {
+        "status": JobStatus.DOWNLOADING,
+        "upstream_status": upstream.status,
+        "output_urls": upstream.image_urls,
+        "upstream_completed_at": now,
+        "updated_at": now,
+        "poll_count": col(Job.poll_count) + 1,
+    }
+    if upstream.credit_cost is not None:
+        values["credit_cost"] = upstream.credit_cost
+    if upstream.expires_at is not None:
+        values["expires_at"] = upstream.expires_at
+    with db.write() as session:
+        session.execute(
+            sa.update(Job)
+            .where(col(Job.id) == job_id, col(Job.lease_owner) == owner)
+            .values(**values)
+        )
+
+
+def store_images(
+    db: Database,
+    blobs: SQLiteBlobStore,
+    *,
+    job_id: int,
+    owner: str,
+    staged: list[StagedImage],
+) -> bool:
+    """Store the bytes, then in one transaction the image rows, thumbnails and the job's end.
+
+    Returns False, writing no rows, if this worker no longer owns the job.
+    """
+    for image in staged:
+        blobs.put_file(image.sha256, image.path)
+    now = utcnow()
+    with db.write() as session:
+        job = session.get(Job, job_id)
+        if job is None or job.lease_owner != owner or job.status != JobStatus.DOWNLOADING:
+            return False
+        for image in staged:
+            row = Image(
+                job_id=job_id,
+                index=image.index,
+                content_type=image.checked.content_type,
+                width=image.checked.width,
+                height=image.checked.height,
+                byte_size=image.byte_size,
+                sha256=image.sha256,
+                source_url=image.source_url,
+                created_at=now,
+            )
+            session.add(row)
+            session.flush()
+            assert row.id is not None
+            thumb = image.checked.thumbnail
+            session.add(
+                Thumbnail(
+                    image_id=row.id,
+                    content_type=thumb.content_type,
+                    width=thumb.width,
+                    height=thumb.height,
+                    data=thumb.data,
+                )
+            )
+        job.status = JobStatus.COMPLETED
+        job.error = None
+        job.finished_at = now
+        job.updated_at = now
+        job.next_poll_at = None
+        job.lease_owner = None
+        job.lease_expires_at = None
+        session.add(job)
+    return True
+
+
+def referenced_digests(db: Database) -> set[str]:
+    with db.read() as session:
+        return set(session.exec(select(Image.sha256).distinct()).all())
+
+
+# --- Reading -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class JobWithImages:
+    job: Job
+    images: list[Image]
+
+
+def get_job(db: Database, *, job_id: int) -> JobWithImages | None:
+    with db.read() as session:
+        job = session.get(Job, job_id)
+        if job is None:
+            return None
+        images = session.exec(
+            select(Image).where(Image.job_id == job_id).order_by(col(Image.index))
+        ).all()
+    return JobWithImages(job=job, images=list(images))
+
+
+def list_jobs(
+    db: Database, *, before_id: int | None = None, limit: int = 20
+) -> tuple[list[JobWithImages], int | None]:
+    """Newest first, keyset-paginated by id; returns the page and the next cursor."""
+    with db.read() as session:
+        statement = select(Job).order_by(col(Job.id).desc()).limit(limit + 1)
+        if before_id is not None:
+            statement = statement.where(col(Job.id) < before_id)
+        rows = list(session.exec(statement).all())
+        page = rows[:limit]
+        images_by_job: dict[int, list[Image]] = {job.id: [] for job in page if job.id is not None}
+        if images_by_job:
+            for image in session.exec(
+                select(Image)
+                .where(col(Image.job_id).in_(list(images_by_job)))
+                .order_by(col(Image.job_id), col(Image.index))
+            ).all():
+                images_by_job[image.job_id].append(image)
+    next_cursor = page[-1].id if len(rows) > limit and page else None
+    return [JobWithImages(job, images_by_job.get(job.id or 0, [])) for job in page], next_cursor
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    image: Image
+    job: Job
+
+
+def list_gallery(
+    db: Database, *, before_id: int | None = None, limit: int = 48
+) -> tuple[list[GalleryItem], int | None]:
+    """Stored images, newest first, keyset-paginated by image id; never reads bytes."""
+    with db.read() as session:
+        statement = (
+            select(Image, Job)
+            .join(Job, col(Job.id) == col(Image.job_id))
+            .order_by(col(Image.id).desc())
+            .limit(limit + 1)
+        )
+        if before_id is not None:
+            statement = statement.where(col(Image.id) < before_id)
+        rows = session.exec(statement).all()
+    items = [GalleryItem(image, job) for image, job in rows[:limit]]
+    next_cursor = items[-1].image.id if len(rows) > limit and items else None
+    return items, next_cursor
+
+
+@dataclass(frozen=True)
+class StoredImage:
+    content_type: str
+    sha256: str
+    byte_size: int
+
+
+def get_image(db: Database, *, image_id: int) -> StoredImage | None:
+    with db.read() as session:
+        row = session.exec(
+            select(Image.content_type, Image.sha256, Image.byte_size).where(Image.id == image_id)
+        ).first()
+    return StoredImage(*row) if row else None
+
+
+def get_thumbnail(db: Database, *, image_id: int) -> Thumbnail | None:
+    with db.read() as session:
+        return session.get(Thumbnail, image_id)
+
+
+def unfinished_count(db: Database) -> int:
+    with db.read() as session:
+        return session.exec(
+            select(sa.func.count())
+            .select_from(Job)
+            .where(col(Job.status).not_in(FINISHED_STATUSES))
+        ).one()
+
+
+def _get(session: Session, job_id: int) -> Job:
+    job = session.get(Job, job_id)
+    if job is None:
+        raise LookupError(f"job {job_id} does not exist")
+    return job

@@ -1,0 +1,122 @@
+"""The app factory: `create_app(settings)` builds one independent app.
+
+Everything with a lifetime (database engines, blob store, the HTTP client, the
+poller, demo mode's emulator) is created in the lifespan and closed after it,
+so tests can build as many apps as they like, each with its own data dir.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
+
+import anyio
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from pydantic import SecretStr
+
+from app import __version__, jobs
+from app.config import PUBLIC_IMAGE_HOSTS, Settings
+from app.database import Database
+from app.emulator import API_PREFIX, Emulator, EmulatorConfig
+from app.loopback import LoopbackServer
+from app.poller import Poller
+from app.resources import STATIC_DIR
+from app.services import Services
+from app.sqlite import SQLiteBlobStore
+from app.storage import clear_scratch
+from app.upstream import PixelDojoClient
+from app.web import api, pages
+from app.web.errors import install_error_handlers
+from app.web.templating import build_templates
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    app = FastAPI(
+        title="Seedream Playground",
+        version=__version__,
+        summary="Try Seedream 4.5 through PixelDojo and keep every image in a shared gallery.",
+        lifespan=_lifespan,
+    )
+    app.state.settings = settings
+    app.state.templates = build_templates(settings)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.include_router(pages.router)
+    app.include_router(api.router)
+    install_error_handlers(app)
+    return app
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    settings: Settings = app.state.settings
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database.at_path(settings.database_path)
+    await anyio.to_thread.run_sync(db.migrate)
+    blobs = SQLiteBlobStore(settings.image_store_path)
+    clear_scratch(settings.scratch_dir)
+    swept = await anyio.to_thread.run_sync(lambda: blobs.sweep(jobs.referenced_digests(db)))
+    if swept:
+        log.info("removed %d stored image(s) that no job referenced", swept)
+
+    emulator_server: LoopbackServer | None = None
+    if settings.demo_mode:
+        # Demo mode: the same client, over real loopback HTTP, to the built-in emulator.
+        api_key = SecretStr("pd_demo_" + secrets.token_urlsafe(16))
+        emulator = Emulator(
+            EmulatorConfig(
+                job_seconds=settings.demo_job_seconds,
+                api_keys=frozenset({api_key.get_secret_value()}),
+            )
+        )
+        emulator_server = await anyio.to_thread.run_sync(LoopbackServer(emulator.app).start)
+        base_url = emulator_server.url + API_PREFIX
+    else:
+        assert settings.pixeldojo_api_key is not None
+        api_key = settings.pixeldojo_api_key
+        base_url = settings.pixeldojo_base_url
+
+    client = PixelDojoClient(
+        base_url=base_url,
+        api_key=api_key,
+        image_hosts=image_hosts_for(base_url, settings.image_hosts),
+        timeout_seconds=settings.request_timeout_seconds,
+        download_timeout_seconds=settings.download_timeout_seconds,
+    )
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    poller = Poller(db=db, blobs=blobs, client=client, settings=settings, worker_id=worker_id)
+    app.state.services = Services(
+        settings=settings,
+        db=db,
+        blobs=blobs,
+        client=client,
+        poller=poller,
+        worker_id=worker_id,
+        demo_mode=settings.demo_mode,
+    )
+    poller.start()
+    try:
+        yield
+    finally:
+        await poller.stop()
+        await client.aclose()
+        if emulator_server is not None:
+            await anyio.to_thread.run_sync(emulator_server.stop)
+        blobs.close()
+        db.dispose()
+
+
+def image_hosts_for(base_url: str, extra_hosts: list[str]) -> list[str]:
+    """The real service serves images from its temporary host; anything else is opt-in."""
+    hosts = list(extra_hosts)
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "pixeldojo.ai" or host.endswith(".pixeldojo.ai"):
+        hosts.extend(PUBLIC_IMAGE_HOSTS)
+    return hosts

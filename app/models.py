@@ -1,0 +1,231 @@
+"""Database tables and the shapes the API answers with.
+
+Tables hold rows; `*Public` models are what leaves the server. Image bytes are
+not here at all: they live in the blob store (app/sqlite.py), keyed by sha256,
+so no query over these tables can read them by accident.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+# Named constraints, so migrations can alter them on every backend.
+SQLModel.metadata.naming_convention = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Stores naive UTC, hands back aware UTC: comparisons work the same on every backend."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
+    return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
+
+
+class JobStatus(StrEnum):
+    # The row exists and the upstream call is under way (or its process died).
+    SUBMITTING = "submitting"
+    # The upstream accepted the job and it has not finished.
+    PENDING = "pending"
+    # The upstream finished it; the images are being stored.
+    DOWNLOADING = "downloading"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    # The images' temporary URLs expired before they could be stored.
+    EXPIRED = "expired"
+    # The submit's outcome is unknown: it may or may not have been accepted.
+    UNKNOWN = "unknown"
+
+    @property
+    def is_finished(self) -> bool:
+        return self in FINISHED_STATUSES
+
+    @property
+    def label(self) -> str:
+        return STATUS_LABELS[self]
+
+
+FINISHED_STATUSES = frozenset(
+    {JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.EXPIRED, JobStatus.UNKNOWN}
+)
+STATUS_LABELS = {
+    JobStatus.SUBMITTING: "Submitting",
+    JobStatus.PENDING: "Generating",
+    JobStatus.DOWNLOADING: "Saving images",
+    JobStatus.COMPLETED: "Done",
+    JobStatus.FAILED: "Failed",
+    JobStatus.EXPIRED: "Expired upstream",
+    JobStatus.UNKNOWN: "Outcome unknown",
+}
+
+
+# Stored as the plain value (VARCHAR), read back as the enum member.
+_status_type = sa.Enum(
+    JobStatus,
+    native_enum=False,
+    length=20,
+    values_callable=lambda members: [member.value for member in members],
+)
+
+
+class Job(SQLModel, table=True):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        sa.Index("ix_jobs_status_next_poll", "status", "next_poll_at"),
+        # Ids are never reused, so a link to a deleted job never shows another one.
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+    # What was asked for, column by column for filtering, and the exact body sent.
+    model: str = Field(max_length=100)
+    preset: str | None = Field(default=None, max_length=100)
+    prompt: str
+    image_size: str = Field(max_length=32)
+    custom_width: int | None = None
+    custom_height: int | None = None
+    seed: int | None = None
+    num_images: int
+    request_body: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+
+    # What happened.
+    status: JobStatus = Field(default=JobStatus.SUBMITTING, sa_type=_status_type, nullable=False)
+    upstream_job_id: str | None = Field(default=None, max_length=200, unique=True)
+    upstream_status: str | None = Field(default=None, max_length=50)
+    error: str | None = None
+    submitted_at: datetime | None = _utc_column()
+    upstream_completed_at: datetime | None = _utc_column()
+    finished_at: datetime | None = _utc_column()
+    expires_at: datetime | None = _utc_column()
+    credit_cost: float | None = None
+    credits_remaining: float | None = None
+    output_urls: list[str] | None = Field(default=None, sa_type=sa.JSON)
+
+    # Polling bookkeeping: which worker owns the job, and until when.
+    poll_count: int = 0
+    next_poll_at: datetime | None = _utc_column()
+    lease_owner: str | None = Field(default=None, max_length=200)
+    lease_expires_at: datetime | None = _utc_column()
+
+
+class Image(SQLModel, table=True):
+    __tablename__ = "images"
+    __table_args__ = (
+        sa.UniqueConstraint("job_id", "index", name="uq_images_job_index"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    job_id: int = Field(foreign_key="jobs.id", ondelete="CASCADE")
+    index: int
+    content_type: str = Field(max_length=50)
+    width: int
+    height: int
+    byte_size: int
+    sha256: str = Field(max_length=64, index=True)
+    source_url: str
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class Thumbnail(SQLModel, table=True):
+    """Small previews beside, not inside, the image rows: listings never read them."""
+
+    __tablename__ = "thumbnails"
+
+    image_id: int = Field(foreign_key="images.id", primary_key=True, ondelete="CASCADE")
+    content_type: str = Field(max_length=50)
+    width: int
+    height: int
+    data: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
+
+
+# --- What the API answers with -------------------------------------------------
+
+
+class ImagePublic(BaseModel):
+    id: int
+    index: int
+    width: int
+    height: int
+    content_type: str
+    byte_size: int
+    sha256: str
+    url: str
+    thumbnail_url: str
+
+
+class JobParameters(BaseModel):
+    """The run parameters under the upstream's names, as they were sent."""
+
+    prompt: str
+    image_size: str
+    customWidth: int | None = None
+    customHeight: int | None = None
+    seed: int | None = None
+    num_images: int
+
+
+class JobPublic(BaseModel):
+    id: int
+    status: JobStatus
+    status_label: str
+    finished: bool
+    model: str
+    preset: str | None
+    parameters: JobParameters
+    upstream_job_id: str | None
+    error: str | None
+    credit_cost: float | None
+    credits_remaining: float | None
+    created_at: datetime
+    submitted_at: datetime | None
+    finished_at: datetime | None
+    expires_at: datetime | None
+    images: list[ImagePublic]
+    url: str
+
+
+class JobPage(BaseModel):
+    items: list[JobPublic]
+    next_cursor: str | None
+
+
+class PresetPublic(BaseModel):
+    slug: str
+    name: str
+    description: str
+    parameters: JobParameters
+    estimated_credits: int

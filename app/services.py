@@ -1,0 +1,22 @@
+"""What a running app holds: built in the lifespan, handed to routes as one dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.config import Settings
+from app.database import Database
+from app.poller import Poller
+from app.sqlite import SQLiteBlobStore
+from app.upstream import PixelDojoClient
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    blobs: SQLiteBlobStore
+    client: PixelDojoClient
+    poller: Poller
+    worker_id: str
+    demo_mode: bool

@@ -1,0 +1,194 @@
+"""Everything that only SQLite needs, behind one seam.
+
+The rest of the app speaks SQLAlchemy and would run on another database; here
+live the parts that are SQLite's own:
+
+- connection pragmas (WAL, `synchronous=FULL`, busy timeout, foreign keys) and
+  write transactions begun as `BEGIN IMMEDIATE`, so a writer takes the lock up
+  front instead of failing halfway with "database is locked";
+- `SQLiteBlobStore`, the image bytes, in a file of their own with 64 KiB pages
+  read and written through incremental blob I/O (docs: performance notes: large
+  pages and `blobopen` make full-size images several times faster than a plain
+  `SELECT`, and keep memory flat).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import queue
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+BUSY_TIMEOUT_MS = 30_000
+BLOB_PAGE_SIZE = 65_536
+BLOB_CHUNK_BYTES = 1024 * 1024
+
+
+def configure_engine(engine: sa.Engine, *, writer: bool) -> None:
+    """Pragmas on every new connection; explicit BEGIN (IMMEDIATE for the writer)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Let SQLAlchemy's "begin" event below open transactions, not pysqlite.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        # FULL: a committed job survives a power cut, not only a crash.
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    begin = "BEGIN IMMEDIATE" if writer else "BEGIN"
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: sa.Connection) -> None:
+        connection.exec_driver_sql(begin)
+
+
+def is_sqlite(engine: sa.Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+class BlobNotFound(KeyError):
+    pass
+
+
+class SQLiteBlobStore:
+    """Content-addressed image bytes: one row per distinct sha256, written once.
+
+    Bytes are committed before the job rows that point at them, in a separate
+    transaction; storing the same content again is a no-op. A crash between the
+    two leaves an unreferenced blob, never a job pointing at missing bytes, and
+    `sweep` removes such orphans.
+    """
+
+    def __init__(self, path: Path, *, pool_size: int = 8) -> None:
+        self.path = path
+        self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._created = 0
+        self._pool_size = pool_size
+        self._create_schema()
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
+        )
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        connection.execute("PRAGMA synchronous = FULL")
+        return connection
+
+    def _create_schema(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        connection = self._connect()
+        try:
+            # Page size only takes effect before the first table exists.
+            connection.execute(f"PRAGMA page_size = {BLOB_PAGE_SIZE}")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS blobs ("
+                " id INTEGER PRIMARY KEY,"
+                " sha256 TEXT NOT NULL UNIQUE,"
+                " byte_size INTEGER NOT NULL,"
+                " created_at REAL NOT NULL,"
+                " data BLOB NOT NULL)"
+            )
+        finally:
+            connection.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        try:
+            connection = self._pool.get_nowait()
+        except queue.Empty:
+            connection = self._connect()
+        try:
+            yield connection
+        finally:
+            if self._pool.qsize() < self._pool_size:
+                self._pool.put(connection)
+            else:
+                connection.close()
+
+    def close(self) -> None:
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
+
+    def put_file(self, sha256: str, path: Path) -> None:
+        """Store the file's bytes under `sha256`, streaming in chunks; no-op if present."""
+        size = path.stat().st_size
+        with self._connection() as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            try:
+                if connection.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (sha256,)).fetchone():
+                    connection.execute("COMMIT")
+                    return
+                cursor = connection.execute(
+                    "INSERT INTO blobs (sha256, byte_size, created_at, data)"
+                    " VALUES (?, ?, ?, zeroblob(?))",
+                    (sha256, size, time.time(), size),
+                )
+                rowid = cursor.lastrowid
+                assert rowid is not None
+                digest = hashlib.sha256()
+                with connection.blobopen("blobs", "data", rowid) as blob, path.open("rb") as source:
+                    while chunk := source.read(BLOB_CHUNK_BYTES):
+                        digest.update(chunk)
+                        blob.write(chunk)
+                if digest.hexdigest() != sha256:
+                    raise ValueError("the file changed while it was being stored")
+                connection.execute("COMMIT")
+            except BaseException:
+                connection.execute("ROLLBACK")
+                raise
+
+    def size(self, sha256: str) -> int:
+        with self._connection() as connection:
+            row = connection.execute(
+                "SELECT byte_size FROM blobs WHERE sha256 = ?", (sha256,)
+            ).fetchone()
+        if row is None:
+            raise BlobNotFound(sha256)
+        return int(row[0])
+
+    def iter_chunks(self, sha256: str, chunk_bytes: int = BLOB_CHUNK_BYTES) -> Iterator[bytes]:
+        """Yield the bytes in chunks, holding one connection and one chunk at a time."""
+        with self._connection() as connection:
+            row = connection.execute("SELECT id FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+            if row is None:
+                raise BlobNotFound(sha256)
+            with connection.blobopen("blobs", "data", row[0], readonly=True) as blob:
+                while chunk := blob.read(chunk_bytes):
+                    yield chunk
+
+    def read(self, sha256: str) -> bytes:
+        return b"".join(self.iter_chunks(sha256))
+
+    def digests(self) -> set[str]:
+        with self._connection() as connection:
+            return {row[0] for row in connection.execute("SELECT sha256 FROM blobs")}
+
+    def sweep(self, referenced: set[str], *, older_than_seconds: float = 3600.0) -> int:
+        """Delete blobs no image points at; recent ones are spared, a writer may be mid-commit."""
+        cutoff = time.time() - older_than_seconds
+        with self._connection() as connection:
+            candidates = [
+                sha
+                for (sha,) in connection.execute(
+                    "SELECT sha256 FROM blobs WHERE created_at < ?", (cutoff,)
+                )
+                if sha not in referenced
+            ]
+            for sha in candidates:
+                connection.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
+        return len(candidates)

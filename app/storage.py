@@ -1,0 +1,117 @@
+"""Downloaded images: verify, thumbnail, store.
+
+A download is staged in a scratch file while it streams in, then checked with
+Pillow (an allowed format, a pixel count under our cap, decodable to the end)
+before any of it reaches the database. Bytes go to the blob store, keyed by
+their sha256; the rows that point at them are written by `app.jobs`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image as PILImage
+from PIL import ImageOps
+
+from app.upstream import DownloadRefused
+
+FORMAT_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+# Larger than any size the model makes (4096×4096) and far below Pillow's own
+# decompression-bomb threshold, which would let 89 million pixels through.
+MAX_IMAGE_PIXELS = 4096 * 4096 + 1
+THUMBNAIL_MAX_SIDE = 512
+THUMBNAIL_CONTENT_TYPE = "image/webp"
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    data: bytes
+    width: int
+    height: int
+    content_type: str = THUMBNAIL_CONTENT_TYPE
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    content_type: str
+    width: int
+    height: int
+    thumbnail: Thumbnail
+
+
+@dataclass(frozen=True)
+class StagedImage:
+    """One downloaded, verified image waiting in a scratch file to be stored."""
+
+    index: int
+    source_url: str
+    path: Path
+    byte_size: int
+    sha256: str
+    checked: CheckedImage
+
+
+def check_image(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> CheckedImage:
+    """Refuse anything but a whole PNG, JPEG or WebP within the pixel cap; make its thumbnail."""
+    try:
+        with warnings.catch_warnings():
+            # Our own cap below is tighter; Pillow's warning would only repeat it.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(path) as image:
+                if image.format not in FORMAT_CONTENT_TYPES:
+                    raise DownloadRefused(
+                        f"the download is a {image.format or 'unknown'} file, not a PNG, "
+                        "JPEG or WebP image"
+                    )
+                width, height = image.size
+                if width * height > max_pixels:
+                    raise DownloadRefused(
+                        f"the image is {width}×{height} pixels, over the {max_pixels:,}-pixel cap"
+                    )
+                content_type = FORMAT_CONTENT_TYPES[image.format]
+                image.draft("RGB", (THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE))
+                # load() decodes to the end: a truncated or corrupt file fails here.
+                image.load()
+                thumbnail = make_thumbnail(image)
+    except DownloadRefused:
+        raise
+    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+        raise DownloadRefused(f"the download is not a readable image ({exc})") from None
+    return CheckedImage(content_type=content_type, width=width, height=height, thumbnail=thumbnail)
+
+
+def make_thumbnail(image: PILImage.Image) -> Thumbnail:
+    preview = ImageOps.exif_transpose(image)
+    if preview.mode not in ("RGB", "RGBA"):
+        preview = preview.convert("RGBA" if "A" in preview.getbands() else "RGB")
+    preview.thumbnail((THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE), PILImage.Resampling.LANCZOS)
+    buffer = io.BytesIO()
+    preview.save(buffer, format="WEBP", quality=80, method=4)
+    return Thumbnail(data=buffer.getvalue(), width=preview.width, height=preview.height)
+
+
+@contextmanager
+def scratch_file(directory: Path) -> Iterator[tuple[Path, io.BufferedWriter]]:
+    """A file to stream a download into, removed afterwards whatever happens."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=directory, prefix="download-", suffix=".part")
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            yield path, stream
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def clear_scratch(directory: Path) -> None:
+    """Remove downloads a previous process left half-written."""
+    if directory.is_dir():
+        for leftover in directory.glob("download-*.part"):
+            leftover.unlink(missing_ok=True)

@@ -1,0 +1,1 @@
+"""HTTP layer: thin routes that call the domain modules, and their templates."""

@@ -1,0 +1,113 @@
+"""The JSON API, under /api, described in the OpenAPI schema at /docs."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import Field, field_validator
+
+from app import jobs
+from app.errors import NotFoundError
+from app.models import JobPage, JobPublic, PresetPublic
+from app.parameters import UPSTREAM_FIELDS, GenerationParams, ModelId
+from app.presets import PRESETS, PRESETS_BY_SLUG
+from app.services import Services
+from app.submission import submit_job
+from app.web.deps import ServicesDep
+from app.web.views import job_public, preset_public
+
+router = APIRouter(prefix="/api", tags=["api"])
+
+# Stored images never change: their URL names one set of bytes forever.
+IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
+
+
+class JobCreate(GenerationParams):
+    """The upstream's run parameters, plus which model and preset to record."""
+
+    model: ModelId | None = Field(None, description="Model apiId; default: the configured one")
+    preset: str | None = Field(None, description="Slug of the preset the request came from")
+
+    @field_validator("preset")
+    @classmethod
+    def _known_preset(cls, slug: str | None) -> str | None:
+        if slug is not None and slug not in PRESETS_BY_SLUG:
+            raise ValueError(f"unknown preset; one of: {', '.join(PRESETS_BY_SLUG)}")
+        return slug
+
+
+@router.get("/presets", response_model=list[PresetPublic])
+def list_presets() -> list[PresetPublic]:
+    return [preset_public(preset) for preset in PRESETS]
+
+
+@router.post("/jobs", status_code=202, response_model=JobPublic)
+async def create_job(body: JobCreate, services: ServicesDep) -> JobPublic:
+    params = GenerationParams.model_validate(body.model_dump(include=set(UPSTREAM_FIELDS)))
+    job = await submit_job(
+        services, params=params, model=body.model or services.settings.model, preset=body.preset
+    )
+    assert job.id is not None
+    return await run_in_threadpool(_load_job, services, job.id)
+
+
+@router.get("/jobs", response_model=JobPage)
+def list_jobs(
+    services: ServicesDep,
+    cursor: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> JobPage:
+    page, next_cursor = jobs.list_jobs(services.db, before_id=cursor, limit=limit)
+    return JobPage(
+        items=[job_public(item) for item in page],
+        next_cursor=str(next_cursor) if next_cursor is not None else None,
+    )
+
+
+@router.get("/jobs/{job_id}", response_model=JobPublic)
+def get_job(job_id: int, services: ServicesDep) -> JobPublic:
+    return _load_job(services, job_id)
+
+
+@router.get(
+    "/images/{image_id}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
+)
+def get_image(image_id: int, request: Request, services: ServicesDep) -> Response:
+    stored = jobs.get_image(services.db, image_id=image_id)
+    if stored is None:
+        raise NotFoundError(f"There is no image {image_id}.")
+    headers = {"Cache-Control": IMMUTABLE_CACHE, "ETag": f'"{stored.sha256}"'}
+    if request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    headers["Content-Length"] = str(stored.byte_size)
+    return StreamingResponse(
+        services.blobs.iter_chunks(stored.sha256), media_type=stored.content_type, headers=headers
+    )
+
+
+@router.get(
+    "/images/{image_id}/thumbnail",
+    response_class=Response,
+    responses={200: {"content": {"image/webp": {}}}},
+)
+def get_thumbnail(image_id: int, services: ServicesDep) -> Response:
+    thumbnail = jobs.get_thumbnail(services.db, image_id=image_id)
+    if thumbnail is None:
+        raise NotFoundError(f"There is no image {image_id}.")
+    return Response(
+        thumbnail.data,
+        media_type=thumbnail.content_type,
+        headers={"Cache-Control": IMMUTABLE_CACHE},
+    )
+
+
+def _load_job(services: Services, job_id: int) -> JobPublic:
+    item = jobs.get_job(services.db, job_id=job_id)
+    if item is None:
+        raise NotFoundError(f"There is no job {job_id}.")
+    return job_public(item)

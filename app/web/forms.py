@@ -1,0 +1,81 @@
+"""The playground form: what the browser posts, turned into run parameters or field errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.errors import InvalidParameters
+from app.parameters import (
+    CUSTOM_SIZE,
+    DEFAULT_IMAGE_SIZE,
+    UPSTREAM_FIELDS,
+    GenerationParams,
+)
+from app.presets import PRESETS_BY_SLUG, Preset
+from app.submission import validate_parameters
+
+INTEGER_FIELDS = ("customWidth", "customHeight", "seed", "num_images")
+
+
+@dataclass
+class GenerateForm:
+    """Values as typed (strings, for re-rendering) and the errors found in them."""
+
+    values: dict[str, str]
+    model: str
+    preset: str | None = None
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def blank(cls, *, model: str) -> GenerateForm:
+        return cls(values={"image_size": DEFAULT_IMAGE_SIZE, "num_images": "1"}, model=model)
+
+    @classmethod
+    def from_preset(cls, preset: Preset, *, model: str) -> GenerateForm:
+        params = preset.params()
+        return cls(values=_as_strings(params.model_dump()), model=model, preset=preset.slug)
+
+    @classmethod
+    def from_post(cls, form: Mapping[str, Any], *, model: str) -> GenerateForm:
+        values = {name: str(form.get(name, "") or "").strip() for name in UPSTREAM_FIELDS}
+        # The prompt keeps its inner whitespace; only the ends are trimmed by validation.
+        values["prompt"] = str(form.get("prompt", "") or "")
+        preset = str(form.get("preset", "") or "") or None
+        chosen_model = str(form.get("model", "") or "").strip() or model
+        return cls(
+            values=values,
+            model=chosen_model,
+            preset=preset if preset in PRESETS_BY_SLUG else None,
+        )
+
+    def to_params(self) -> GenerationParams:
+        """The validated parameters; on failure, fills `errors` and raises InvalidParameters."""
+        parsed: dict[str, Any] = {"prompt": self.values.get("prompt", "")}
+        errors: dict[str, str] = {}
+        image_size = self.values.get("image_size") or DEFAULT_IMAGE_SIZE
+        parsed["image_size"] = image_size
+        for name in INTEGER_FIELDS:
+            raw = self.values.get(name, "")
+            if name in ("customWidth", "customHeight") and image_size != CUSTOM_SIZE:
+                # Hidden fields keep what was typed before the size changed; ignore them.
+                continue
+            if raw == "":
+                continue
+            try:
+                parsed[name] = int(raw)
+            except ValueError:
+                errors[name] = "must be a whole number"
+        try:
+            params = validate_parameters(parsed)
+        except InvalidParameters as exc:
+            errors = {**exc.field_errors, **errors}
+        if errors:
+            self.errors = errors
+            raise InvalidParameters(errors)
+        return params
+
+
+def _as_strings(values: Mapping[str, Any]) -> dict[str, str]:
+    return {name: "" if value is None else str(value) for name, value in values.items()}

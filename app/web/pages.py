@@ -1,0 +1,129 @@
+"""The browser pages: playground, job, gallery. htmx requests get the partial they swap."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from app import jobs
+from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
+from app.presets import PRESETS_BY_SLUG
+from app.submission import submit_job
+from app.web.deps import ServicesDep, TemplatesDep, is_htmx
+from app.web.forms import GenerateForm
+
+router = APIRouter(include_in_schema=False)
+
+RECENT_JOBS_ON_PLAYGROUND = 12
+
+
+def _form_for(services: ServicesDep, preset: str | None) -> GenerateForm:
+    model = services.settings.model
+    if preset is None:
+        return GenerateForm.blank(model=model)
+    if preset not in PRESETS_BY_SLUG:
+        raise NotFoundError(f"There is no preset called {preset!r}.")
+    return GenerateForm.from_preset(PRESETS_BY_SLUG[preset], model=model)
+
+
+@router.get("/", response_class=HTMLResponse)
+def playground(
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    preset: Annotated[str | None, Query()] = None,
+) -> Response:
+    form = _form_for(services, preset)
+    recent, _ = jobs.list_jobs(services.db, limit=RECENT_JOBS_ON_PLAYGROUND)
+    return templates.TemplateResponse(request, "playground.html", {"form": form, "recent": recent})
+
+
+@router.get("/playground/form", response_class=HTMLResponse)
+def playground_form(
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    preset: Annotated[str | None, Query()] = None,
+) -> Response:
+    form = _form_for(services, preset)
+    return templates.TemplateResponse(request, "partials/_generate_form.html", {"form": form})
+
+
+@router.post("/jobs", response_class=HTMLResponse)
+async def submit_form(request: Request, services: ServicesDep, templates: TemplatesDep) -> Response:
+    form = GenerateForm.from_post(await request.form(), model=services.settings.model)
+    try:
+        params = form.to_params()
+    except InvalidParameters:
+        return await run_in_threadpool(_form_with_errors, request, services, templates, form)
+    try:
+        job = await submit_job(services, params=params, model=form.model, preset=form.preset)
+        job_id = job.id
+    except SubmissionFailed as failure:
+        # The job exists and says what went wrong; show it like any other.
+        job_id = failure.job_id
+    assert job_id is not None
+    if not is_htmx(request):
+        return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+    item = await run_in_threadpool(lambda: jobs.get_job(services.db, job_id=job_id))
+    return templates.TemplateResponse(request, "partials/_job_card.html", {"item": item})
+
+
+def _form_with_errors(
+    request: Request, services: ServicesDep, templates: TemplatesDep, form: GenerateForm
+) -> Response:
+    if is_htmx(request):
+        return templates.TemplateResponse(
+            request,
+            "partials/_generate_form.html",
+            {"form": form},
+            status_code=422,
+            headers={"HX-Retarget": "#generate-form", "HX-Reswap": "outerHTML"},
+        )
+    recent, _ = jobs.list_jobs(services.db, limit=RECENT_JOBS_ON_PLAYGROUND)
+    return templates.TemplateResponse(
+        request, "playground.html", {"form": form, "recent": recent}, status_code=422
+    )
+
+
+def _job_or_404(services: ServicesDep, job_id: int) -> jobs.JobWithImages:
+    item = jobs.get_job(services.db, job_id=job_id)
+    if item is None:
+        raise NotFoundError(f"There is no job {job_id}.")
+    return item
+
+
+@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+def job_page(
+    job_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
+) -> Response:
+    item = _job_or_404(services, job_id)
+    return templates.TemplateResponse(request, "job.html", {"item": item})
+
+
+@router.get("/jobs/{job_id}/card", response_class=HTMLResponse)
+def job_card(
+    job_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
+) -> Response:
+    item = _job_or_404(services, job_id)
+    return templates.TemplateResponse(request, "partials/_job_card.html", {"item": item})
+
+
+@router.get("/gallery", response_class=HTMLResponse)
+def gallery(
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    items, next_cursor = jobs.list_gallery(services.db, before_id=before)
+    context: dict[str, Any] = {"items": items, "next_cursor": next_cursor, "before": before}
+    return templates.TemplateResponse(request, "gallery.html", context)
+
+
+@router.get("/healthz", include_in_schema=True, tags=["health"])
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}

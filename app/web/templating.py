@@ -1,0 +1,56 @@
+"""The Jinja environment: autoescaped templates, and the filters and globals they use."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi.templating import Jinja2Templates
+
+from app import __version__
+from app.config import Settings
+from app.models import JobStatus
+from app.parameters import IMAGE_SIZE_LABELS, IMAGE_SIZES, NAMED_SIZE_PIXELS, form_limits
+from app.presets import PRESETS
+from app.resources import TEMPLATES_DIR
+
+
+def build_templates(settings: Settings) -> Jinja2Templates:
+    templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    env = templates.env
+    # Starlette turns autoescaping on already; say so here, since prompts are user text.
+    env.autoescape = True
+    env.globals.update(
+        version=__version__,
+        demo_mode=settings.demo_mode,
+        presets=PRESETS,
+        image_sizes=IMAGE_SIZES,
+        image_size_labels=IMAGE_SIZE_LABELS,
+        named_size_pixels=NAMED_SIZE_PIXELS,
+        limits=form_limits(),
+        JobStatus=JobStatus,
+    )
+    env.filters["when"] = format_when
+    env.filters["credits"] = format_credits
+    env.filters["filesize"] = format_filesize
+    return templates
+
+
+def format_when(moment: datetime | None) -> str:
+    if moment is None:
+        return "—"
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_credits(amount: float | None) -> str:
+    if amount is None:
+        return "—"
+    return f"{amount:g}"
+
+
+def format_filesize(size: int) -> str:
+    value = float(size)
+    for unit in ("bytes", "KB", "MB"):
+        if value < 1000 or unit == "MB":
+            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1000
+    return f"{value:.1f} MB"

@@ -1,0 +1,76 @@
+"""Turning rows into what the API answers and what templates show."""
+
+from __future__ import annotations
+
+from app.jobs import JobWithImages
+from app.models import Image, ImagePublic, Job, JobParameters, JobPublic, PresetPublic
+from app.presets import Preset
+
+
+def image_url(image_id: int) -> str:
+    return f"/api/images/{image_id}"
+
+
+def thumbnail_url(image_id: int) -> str:
+    return f"/api/images/{image_id}/thumbnail"
+
+
+def job_parameters(job: Job) -> JobParameters:
+    return JobParameters(
+        prompt=job.prompt,
+        image_size=job.image_size,
+        customWidth=job.custom_width,
+        customHeight=job.custom_height,
+        seed=job.seed,
+        num_images=job.num_images,
+    )
+
+
+def image_public(image: Image) -> ImagePublic:
+    assert image.id is not None
+    return ImagePublic(
+        id=image.id,
+        index=image.index,
+        width=image.width,
+        height=image.height,
+        content_type=image.content_type,
+        byte_size=image.byte_size,
+        sha256=image.sha256,
+        url=image_url(image.id),
+        thumbnail_url=thumbnail_url(image.id),
+    )
+
+
+def job_public(item: JobWithImages) -> JobPublic:
+    job = item.job
+    assert job.id is not None
+    return JobPublic(
+        id=job.id,
+        status=job.status,
+        status_label=job.status.label,
+        finished=job.status.is_finished,
+        model=job.model,
+        preset=job.preset,
+        parameters=job_parameters(job),
+        upstream_job_id=job.upstream_job_id,
+        error=job.error,
+        credit_cost=job.credit_cost,
+        credits_remaining=job.credits_remaining,
+        created_at=job.created_at,
+        submitted_at=job.submitted_at,
+        finished_at=job.finished_at,
+        expires_at=job.expires_at,
+        images=[image_public(image) for image in item.images],
+        url=f"/jobs/{job.id}",
+    )
+
+
+def preset_public(preset: Preset) -> PresetPublic:
+    params = preset.params()
+    return PresetPublic(
+        slug=preset.slug,
+        name=preset.name,
+        description=preset.description,
+        parameters=JobParameters.model_validate(params.model_dump()),
+        estimated_credits=params.estimated_credits,
+    )

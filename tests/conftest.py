@@ -1,0 +1,152 @@
+"""Shared fixtures: a PixelDojo emulator and apps served over loopback HTTP, real SQLite files."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.config import Settings
+from app.emulator import API_PREFIX, Emulator, EmulatorConfig
+from app.loopback import LoopbackServer
+from app.main import create_app
+
+# Recognisable, so a test can look for it anywhere it must not be.
+TEST_KEY = "pd_test_" + secrets.token_hex(16)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never see the developer's own key or settings, nor a `.env` in the checkout."""
+    for name in list(os.environ):
+        if name.startswith(("PIXELDOJO_", "PLAYGROUND_")):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+@dataclass
+class RunningEmulator:
+    emulator: Emulator
+    url: str
+
+    @property
+    def base_url(self) -> str:
+        return self.url + API_PREFIX
+
+    @property
+    def config(self) -> EmulatorConfig:
+        return self.emulator.config
+
+
+@contextmanager
+def serve_emulator(**config: Any) -> Iterator[RunningEmulator]:
+    options: dict[str, Any] = {
+        "job_seconds": 0.3,
+        "strict": True,  # the client must never need the lenient mode
+        "api_keys": frozenset({TEST_KEY}),
+    }
+    options.update(config)
+    emulator = Emulator(EmulatorConfig(**options))
+    with LoopbackServer(emulator.app) as server:
+        yield RunningEmulator(emulator, server.url)
+
+
+@pytest.fixture
+def emulator() -> Iterator[RunningEmulator]:
+    with serve_emulator() as running:
+        yield running
+
+
+def make_settings(data_dir: Path, emulator: RunningEmulator | None, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "poll_initial_seconds": 0.1,
+        "poll_max_seconds": 0.3,
+        "demo_job_seconds": 0.3,
+    }
+    if emulator is not None:
+        values["pixeldojo_api_key"] = TEST_KEY
+        values["pixeldojo_base_url"] = emulator.base_url
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@dataclass
+class RunningApp:
+    url: str
+    client: httpx.Client
+    settings: Settings
+
+
+@contextmanager
+def serve_app(settings: Settings) -> Iterator[RunningApp]:
+    with (
+        LoopbackServer(create_app(settings)) as server,
+        httpx.Client(base_url=server.url, timeout=30) as client,
+    ):
+        yield RunningApp(server.url, client, settings)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, emulator: RunningEmulator) -> Settings:
+    return make_settings(tmp_path / "data", emulator)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[RunningApp]:
+    with serve_app(settings) as running:
+        yield running
+
+
+def wait_until(
+    predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05, what: str = ""
+) -> Any:
+    """Poll `predicate` until it returns something truthy, failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def wait_for_job(client: httpx.Client, job_id: int, *, timeout: float = 20.0) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
+        return job if job["finished"] else None
+
+    result: dict[str, Any] = wait_until(finished, timeout=timeout, what=f"job {job_id} to finish")
+    return result
+
+
+def chromium_path() -> str | None:
+    return (
+        os.environ.get("PLAYGROUND_CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    # Module scope, not session: Playwright's sync API keeps an event loop running in the
+    # main thread while it is open, and the async tests need that thread's loop free.
+    from tests.browser import launch_browser
+
+    yield from launch_browser()

@@ -1,0 +1,62 @@
+"""The project keeps its promises to a newcomer: documented settings and commands, vendored
+files that match their recorded checksums, a Dockerfile that matches the README."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from app.cli import build_parser
+from app.config import Settings
+from app.resources import STATIC_DIR, TEMPLATES_DIR
+
+ROOT = Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+
+
+def env_name(field: str) -> str:
+    info = Settings.model_fields[field]
+    alias = info.validation_alias
+    return alias if isinstance(alias, str) else f"PLAYGROUND_{field.upper()}"
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    for field in Settings.model_fields:
+        assert f"`{env_name(field)}`" in README, f"{env_name(field)} is not in the README"
+
+
+def test_every_cli_command_is_documented_in_the_readme() -> None:
+    subcommands = next(
+        action for action in build_parser()._actions if action.dest == "command"
+    ).choices
+    assert subcommands
+    for name in subcommands:
+        assert f"seedream-playground {name}" in README, name
+
+
+def test_vendored_files_match_their_recorded_checksums() -> None:
+    table = (STATIC_DIR / "vendor" / "README.md").read_text()
+    rows = re.findall(r"^\| `([^`]+)` \|.*\| `([0-9a-f]{64})` \|$", table, flags=re.MULTILINE)
+    assert rows
+    for name, recorded in rows:
+        actual = hashlib.sha256((STATIC_DIR / "vendor" / name).read_bytes()).hexdigest()
+        assert actual == recorded, name
+        assert f"/static/vendor/{name}" in (TEMPLATES_DIR / "base.html").read_text()
+
+
+def test_the_dockerfile_installs_the_package_and_serves_on_all_interfaces() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert re.search(r"pip install[^\n]* /src", dockerfile)
+    assert 'CMD ["seedream-playground", "serve", "--host", "0.0.0.0"]' in dockerfile
+    assert "docker run -p 8000:8000" in README
+    assert "seedream-playground serve --host 0.0.0.0" in README
+
+
+def test_the_readme_quickstart_is_two_commands_and_ci_runs_the_test_one() -> None:
+    quickstart = README.split("## Quickstart", 1)[1].split("```sh", 1)[1].split("```", 1)[0]
+    commands = [line for line in quickstart.splitlines() if line and not line.startswith("#")]
+    assert len(commands) == 2
+    assert "seedream-playground serve" in commands[0]
+    assert "pytest" in commands[1]
+    assert commands[1] in (ROOT / ".ci" / "run").read_text()

@@ -1,0 +1,100 @@
+"""Bad input is answered 422 naming the field, and costs nothing: the upstream sees no request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.parameters import PROMPT_MAX_CHARS
+from tests.conftest import RunningApp, RunningEmulator
+
+INVALID_BODIES: list[tuple[str, dict[str, Any], str]] = [
+    ("empty prompt", {"prompt": ""}, "prompt"),
+    ("blank prompt", {"prompt": "   \n "}, "prompt"),
+    ("missing prompt", {"image_size": "auto_2K"}, "prompt"),
+    ("prompt too long", {"prompt": "x" * (PROMPT_MAX_CHARS + 1)}, "prompt"),
+    ("num_images 0", {"prompt": "a cat", "num_images": 0}, "num_images"),
+    ("num_images 7", {"prompt": "a cat", "num_images": 7}, "num_images"),
+    ("num_images not a number", {"prompt": "a cat", "num_images": "two"}, "num_images"),
+    ("unknown image_size", {"prompt": "a cat", "image_size": "huge"}, "image_size"),
+    (
+        "width out of range",
+        {"prompt": "a cat", "image_size": "custom", "customWidth": 5000, "customHeight": 2000},
+        "customWidth",
+    ),
+    (
+        "height out of range",
+        {"prompt": "a cat", "image_size": "custom", "customWidth": 2000, "customHeight": 100},
+        "customHeight",
+    ),
+    (
+        "custom size below the pixel budget",
+        {"prompt": "a cat", "image_size": "custom", "customWidth": 1024, "customHeight": 1024},
+        "customHeight",
+    ),
+    (
+        "custom size without height",
+        {"prompt": "a cat", "image_size": "custom", "customWidth": 2560},
+        "customHeight",
+    ),
+    (
+        "width without custom size",
+        {"prompt": "a cat", "image_size": "auto_2K", "customWidth": 2560},
+        "customWidth",
+    ),
+    ("seed below range", {"prompt": "a cat", "seed": -2}, "seed"),
+    ("seed above range", {"prompt": "a cat", "seed": 2**31}, "seed"),
+    ("unknown field", {"prompt": "a cat", "aspect_ratio": "1:1"}, "aspect_ratio"),
+    ("unknown preset", {"prompt": "a cat", "preset": "nope"}, "preset"),
+    ("bad model id", {"prompt": "a cat", "model": "../jobs"}, "model"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [(body, field) for _, body, field in INVALID_BODIES],
+    ids=[name for name, _, _ in INVALID_BODIES],
+)
+def test_invalid_api_input_is_422_naming_the_field_and_sends_nothing(
+    body: dict[str, Any], field: str, app: RunningApp, emulator: RunningEmulator
+) -> None:
+    answer = app.client.post("/api/jobs", json=body)
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["code"] == "invalid_parameters"
+    assert field in error["fields"], error
+    assert field in error["message"]
+    assert emulator.emulator.requests == [], "validation must happen before any upstream request"
+    assert app.client.get("/api/jobs").json()["items"] == [], "no job is recorded"
+
+
+def test_invalid_form_input_shows_inline_errors_and_sends_nothing(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    form = {
+        "prompt": "",
+        "image_size": "custom",
+        "customWidth": "wide",
+        "customHeight": "2000",
+        "num_images": "9",
+        "seed": "",
+    }
+    answer = app.client.post("/jobs", data=form, headers={"HX-Request": "true"})
+    assert answer.status_code == 422
+    assert answer.headers["hx-retarget"] == "#generate-form"
+    page = answer.text
+    for field in ("prompt", "customWidth", "num_images"):
+        assert f'id="{field}-error"' in page, field
+    assert 'value="2000"' in page, "what the person typed is kept"
+    assert emulator.emulator.requests == []
+
+
+def test_hidden_custom_fields_are_ignored_when_the_size_is_named(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    form = {"prompt": "a cat", "image_size": "square_hd", "customWidth": "10", "num_images": "1"}
+    answer = app.client.post("/jobs", data=form)
+    assert answer.status_code == 303
+    (run,) = emulator.emulator.requests_to("run")
+    assert run.body == {"prompt": "a cat", "image_size": "square_hd", "num_images": 1}
