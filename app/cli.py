@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 from pydantic import ValidationError
@@ -65,6 +66,23 @@ def emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def backup(args: argparse.Namespace) -> int:
+    from app.backup import BackupError
+    from app.backup import backup as make_backup
+
+    settings = load_settings()
+    try:
+        summary = make_backup(settings, args.file)
+    except BackupError as exc:
+        raise SystemExit(f"Backup failed: {exc}") from None
+    print(
+        f"Backed up {settings.data_dir} to {args.file} "
+        f"({summary['images']} images). Restore with: tar -xf {args.file} -C <data dir>",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seedream-playground",
@@ -95,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator_parser.add_argument("--log-level", default="info", help="uvicorn log level")
     emulator_parser.set_defaults(handler=emulator)
+
+    backup_parser = commands.add_parser(
+        "backup", help="copy the data dir consistently into a tar file, even while the app runs"
+    )
+    backup_parser.add_argument("file", type=Path, help="the archive to write")
+    backup_parser.set_defaults(handler=backup)
     return parser
 
 

@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from app.parameters import DEFAULT_MODEL, ModelId
 
 PUBLIC_API_BASE_URL = "https://pixeldojo.ai/api/v1"
+DEFAULT_RATE_LIMIT_PER_MINUTE = 10.0
 # Where the real service hands out its temporary image URLs (contract: temp.pixeldojo.ai).
 PUBLIC_IMAGE_HOSTS = ("temp.pixeldojo.ai",)
 
@@ -47,8 +48,24 @@ class Settings(BaseSettings):
     )
     model: ModelId = Field(DEFAULT_MODEL, description="PixelDojo model apiId to run")
 
+    rate_limit_per_minute: float | None = Field(
+        None,
+        ge=0,
+        validation_alias="PIXELDOJO_RATE_LIMIT_PER_MINUTE",
+        description="Upstream API calls a minute; unset: 10 against PixelDojo, none in demo mode",
+    )
     request_timeout_seconds: float = Field(
         60.0, gt=0, description="Timeout of one upstream API request"
+    )
+    max_submit_wait_seconds: float = Field(
+        30.0,
+        ge=0,
+        description="Longest a submission waits for the rate limit before it is refused",
+    )
+    reconcile_window_seconds: float = Field(
+        120.0,
+        gt=0,
+        description="How long a submission whose answer was lost is looked for upstream",
     )
     download_timeout_seconds: float = Field(
         120.0, gt=0, description="Overall deadline of one image download"
@@ -68,7 +85,10 @@ class Settings(BaseSettings):
         900.0, gt=0, description="A job unfinished this long after submission has failed"
     )
     lease_seconds: float = Field(
-        180.0, gt=0, description="How long a worker owns a job it is polling"
+        30.0,
+        gt=0,
+        description="How long a worker owns a job without renewing; a crashed worker's jobs "
+        "are taken over after this",
     )
     poller_concurrency: int = Field(8, ge=1, description="Jobs a worker handles at once")
     demo_job_seconds: float = Field(
@@ -110,6 +130,13 @@ class Settings(BaseSettings):
                 "travel unencrypted. Use https, or a loopback address for a local emulator."
             )
         return self
+
+    def upstream_rate_limit(self) -> float | None:
+        """Calls a minute to allow upstream; None for no limit."""
+        if self.rate_limit_per_minute is not None:
+            return self.rate_limit_per_minute or None
+        # The contract's most careful figure for the real service; the emulator has none.
+        return None if self.demo_mode else DEFAULT_RATE_LIMIT_PER_MINUTE
 
     @property
     def demo_mode(self) -> bool:

@@ -3,7 +3,9 @@
     PlaygroundError
     ├── NotFoundError           404: no such job or image
     ├── InvalidParameters       422: a field failed validation (nothing was sent upstream)
-    └── SubmissionFailed        the upstream refused the job, or its answer never came
+    ├── IdempotencyKeyReused    422: the key was used before for a different request
+    ├── KeyRefused              503: PixelDojo refuses the API key; nothing is sent until it works
+    └── SubmissionFailed        the upstream refused the job (the job row says why)
 
 They are turned into answers in one place (app/web/errors.py): JSON for the
 API, a page for the browser, a fragment for htmx.
@@ -34,6 +36,29 @@ class InvalidParameters(PlaygroundError):
         self.field_errors = field_errors
         summary = "; ".join(f"{field}: {message}" for field, message in field_errors.items())
         super().__init__(summary)
+
+
+class IdempotencyKeyReused(PlaygroundError):
+    status_code = 422
+    code = "idempotency_key_reused"
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            f"This Idempotency-Key was already used for job {job_id} with different "
+            "parameters; use a new key for a new request."
+        )
+        self.job_id = job_id
+
+
+class KeyRefused(PlaygroundError):
+    status_code = 503
+    code = "api_key_refused"
+
+    def __init__(self, upstream_message: str) -> None:
+        super().__init__(
+            f"PixelDojo refuses the API key ({upstream_message}), so no job is sent until it "
+            "works. Fix PIXELDOJO_API_KEY and restart, or check again from the banner."
+        )
 
 
 class SubmissionFailed(PlaygroundError):

@@ -20,6 +20,7 @@ from app.models import (
     Job,
     JobStatus,
     Thumbnail,
+    Worker,
     utcnow,
 )
 from app.parameters import GenerationParams
@@ -27,9 +28,24 @@ from app.sqlite import SQLiteBlobStore
 from app.storage import StagedImage
 from app.upstream import UpstreamJob
 
-# Jobs a worker may pick up: polled ones, ones with images to store, and
-# submissions whose submitter died (their lease ran out).
-CLAIMABLE_STATUSES = (JobStatus.PENDING, JobStatus.DOWNLOADING, JobStatus.SUBMITTING)
+# Jobs a worker may pick up: polled ones, ones with images to store, lost
+# submissions to look for upstream, and submissions whose submitter died (their
+# lease ran out).
+CLAIMABLE_STATUSES = (
+    JobStatus.PENDING,
+    JobStatus.DOWNLOADING,
+    JobStatus.RECONCILING,
+    JobStatus.SUBMITTING,
+)
+SCHEDULED_STATUSES = (JobStatus.PENDING, JobStatus.DOWNLOADING, JobStatus.RECONCILING)
+
+
+class IdempotencyConflict(Exception):
+    """The idempotency key was used before, for a different request."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(job_id)
+        self.job_id = job_id
 
 
 # --- Creating and submitting ---------------------------------------------------------
@@ -43,8 +59,14 @@ def create_job(
     preset: str | None,
     owner: str,
     lease_seconds: float,
-) -> Job:
-    """Write the job before anything is sent upstream, leased to the submitting worker."""
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Write the job before anything is sent upstream, leased to the submitting worker.
+
+    Returns the job and whether it is new. With an idempotency key already used for
+    the same request, the earlier job comes back instead (the unique constraint
+    decides, so two requests racing with one key cannot both create a job).
+    """
     now = utcnow()
     job = Job(
         model=model,
@@ -61,11 +83,22 @@ def create_job(
         updated_at=now,
         lease_owner=owner,
         lease_expires_at=now + timedelta(seconds=lease_seconds),
+        idempotency_key=idempotency_key,
     )
-    with db.write() as session:
-        session.add(job)
-        session.flush()
-    return job
+    try:
+        with db.write() as session:
+            session.add(job)
+            session.flush()
+        return job, True
+    except sa.exc.IntegrityError:
+        if idempotency_key is None:
+            raise
+    with db.read() as session:
+        earlier = session.exec(select(Job).where(Job.idempotency_key == idempotency_key)).one()
+    assert earlier.id is not None
+    if earlier.request_body != job.request_body or earlier.model != model:
+        raise IdempotencyConflict(earlier.id)
+    return earlier, False
 
 
 def record_submitted(
@@ -87,6 +120,56 @@ def record_submitted(
         job.updated_at = now
         session.add(job)
     return job
+
+
+def record_lost_submission(db: Database, *, job_id: int, note: str, first_look_in: float) -> None:
+    """The submit's answer never came: look for the job upstream before deciding anything."""
+    now = utcnow()
+    with db.write() as session:
+        job = _get(session, job_id)
+        job.status = JobStatus.RECONCILING
+        job.error = note
+        job.submitted_at = now
+        job.next_poll_at = now + timedelta(seconds=first_look_in)
+        job.lease_owner = None
+        job.lease_expires_at = None
+        job.updated_at = now
+        session.add(job)
+
+
+def adopt_upstream_job(
+    db: Database, *, job_id: int, owner: str, upstream_job_id: str, first_poll_in: float
+) -> bool:
+    """Link a lost submission to the upstream job found for it, and poll that."""
+    now = utcnow()
+    with db.write() as session:
+        taken = session.exec(select(Job.id).where(Job.upstream_job_id == upstream_job_id)).first()
+        if taken is not None:
+            return False
+        result = session.execute(
+            sa.update(Job)
+            .where(col(Job.id) == job_id, col(Job.lease_owner) == owner)
+            .values(
+                upstream_job_id=upstream_job_id,
+                status=JobStatus.PENDING,
+                error=None,
+                next_poll_at=now + timedelta(seconds=first_poll_in),
+                lease_owner=None,
+                lease_expires_at=None,
+                updated_at=now,
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def linked_upstream_ids(db: Database, *, upstream_job_ids: list[str]) -> set[str]:
+    if not upstream_job_ids:
+        return set()
+    with db.read() as session:
+        rows = session.exec(
+            select(Job.upstream_job_id).where(col(Job.upstream_job_id).in_(upstream_job_ids))
+        ).all()
+    return {row for row in rows if row is not None}
 
 
 def finish(
@@ -128,7 +211,14 @@ def claim_due_jobs(
     """
     if limit <= 0:
         return []
-    lease_free = sa.or_(col(Job.lease_expires_at).is_(None), col(Job.lease_expires_at) < now)
+    live_workers = select(Worker.id).where(
+        col(Worker.heartbeat_at) >= now - timedelta(seconds=lease_seconds)
+    )
+    lease_free = sa.or_(
+        col(Job.lease_expires_at).is_(None),
+        col(Job.lease_expires_at) < now,
+        col(Job.lease_owner).not_in(live_workers),
+    )
     due = sa.or_(col(Job.next_poll_at).is_(None), col(Job.next_poll_at) <= now)
     claimed: list[Job] = []
     with db.write() as session:
@@ -150,12 +240,51 @@ def claim_due_jobs(
     return claimed
 
 
+def register_worker(db: Database, *, worker_id: str) -> None:
+    now = utcnow()
+    with db.write() as session:
+        session.add(Worker(id=worker_id, started_at=now, heartbeat_at=now))
+
+
+def remove_worker(db: Database, *, worker_id: str) -> None:
+    with db.write() as session:
+        session.execute(sa.delete(Worker).where(col(Worker.id) == worker_id))
+
+
+def heartbeat(db: Database, *, worker_id: str, job_ids: list[int], lease_seconds: float) -> None:
+    """Say this worker is alive, and keep the jobs it is busy with (a long download) its own."""
+    now = utcnow()
+    with db.write() as session:
+        session.execute(
+            sa.update(Worker).where(col(Worker.id) == worker_id).values(heartbeat_at=now)
+        )
+        # Workers dead for long are forgotten; their jobs were taken over already.
+        session.execute(sa.delete(Worker).where(col(Worker.heartbeat_at) < now - timedelta(days=1)))
+        if not job_ids:
+            return
+        session.execute(
+            sa.update(Job)
+            .where(col(Job.id).in_(job_ids), col(Job.lease_owner) == worker_id)
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+
+
+def release_leases(db: Database, *, owner: str, job_ids: list[int]) -> None:
+    """Hand unfinished work back at shutdown, so the next start resumes it at once."""
+    if not job_ids:
+        return
+    with db.write() as session:
+        session.execute(
+            sa.update(Job)
+            .where(col(Job.id).in_(job_ids), col(Job.lease_owner) == owner)
+            .values(lease_owner=None, lease_expires_at=None, next_poll_at=utcnow())
+        )
+
+
 def seconds_until_next_due(db: Database, *, now: datetime) -> float | None:
     with db.read() as session:
         next_at = session.exec(
-            select(sa.func.min(Job.next_poll_at)).where(
-                col(Job.status).in_((JobStatus.PENDING, JobStatus.DOWNLOADING))
-            )
+            select(sa.func.min(Job.next_poll_at)).where(col(Job.status).in_(SCHEDULED_STATUSES))
         ).one()
         lease_end = session.exec(
             select(sa.func.min(Job.lease_expires_at)).where(col(Job.status).in_(CLAIMABLE_STATUSES))
@@ -174,12 +303,14 @@ def reschedule(
     job_id: int,
     owner: str,
     delay_seconds: float,
+    status: JobStatus,
     upstream_status: str | None = None,
     error: str | None = None,
 ) -> None:
-    """Release the lease and poll again after `delay_seconds`."""
+    """Release the lease and look at the job again after `delay_seconds`."""
     now = utcnow()
     values: dict[str, object] = {
+        "status": status,
         "next_poll_at": now + timedelta(seconds=delay_seconds),
         "poll_count": col(Job.poll_count) + 1,
         "lease_owner": None,

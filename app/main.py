@@ -24,6 +24,7 @@ from app import __version__, jobs
 from app.config import PUBLIC_IMAGE_HOSTS, Settings
 from app.database import Database
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
+from app.keystatus import KeyHealth
 from app.loopback import LoopbackServer
 from app.poller import Poller
 from app.resources import STATIC_DIR
@@ -89,15 +90,26 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         image_hosts=image_hosts_for(base_url, settings.image_hosts),
         timeout_seconds=settings.request_timeout_seconds,
         download_timeout_seconds=settings.download_timeout_seconds,
+        rate_limit_per_minute=settings.upstream_rate_limit(),
+        max_submit_wait_seconds=settings.max_submit_wait_seconds,
     )
+    key_health = KeyHealth(db, api_key)
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-    poller = Poller(db=db, blobs=blobs, client=client, settings=settings, worker_id=worker_id)
+    poller = Poller(
+        db=db,
+        blobs=blobs,
+        client=client,
+        settings=settings,
+        worker_id=worker_id,
+        key_health=key_health,
+    )
     app.state.services = Services(
         settings=settings,
         db=db,
         blobs=blobs,
         client=client,
         poller=poller,
+        key_health=key_health,
         worker_id=worker_id,
         demo_mode=settings.demo_mode,
     )

@@ -54,6 +54,8 @@ def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
 class JobStatus(StrEnum):
     # The row exists and the upstream call is under way (or its process died).
     SUBMITTING = "submitting"
+    # The submit's answer was lost: looking for the job in PixelDojo's recent jobs.
+    RECONCILING = "reconciling"
     # The upstream accepted the job and it has not finished.
     PENDING = "pending"
     # The upstream finished it; the images are being stored.
@@ -79,6 +81,7 @@ FINISHED_STATUSES = frozenset(
 )
 STATUS_LABELS = {
     JobStatus.SUBMITTING: "Submitting",
+    JobStatus.RECONCILING: "Checking with PixelDojo",
     JobStatus.PENDING: "Generating",
     JobStatus.DOWNLOADING: "Saving images",
     JobStatus.COMPLETED: "Done",
@@ -139,6 +142,31 @@ class Job(SQLModel, table=True):
     next_poll_at: datetime | None = _utc_column()
     lease_owner: str | None = Field(default=None, max_length=200)
     lease_expires_at: datetime | None = _utc_column()
+
+
+class Worker(SQLModel, table=True):
+    """A running app process. Its heartbeat tells others whether its leases still mean anything:
+    a crashed worker's jobs are taken over as soon as its heartbeat stops, not when its
+    longest lease would have run out."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True, max_length=200)
+    started_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    heartbeat_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class KeyStatus(SQLModel, table=True):
+    """A refusal of the API key, shared by every worker until the key works again.
+
+    Keyed by a fingerprint (a truncated hash), never the key itself.
+    """
+
+    __tablename__ = "key_status"
+
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    failed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    message: str
 
 
 class Image(SQLModel, table=True):

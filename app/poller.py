@@ -1,13 +1,14 @@
 """The background worker: polls unfinished jobs and stores their images.
 
 State lives in the database, not in this process: a job is worked on only by
-the worker holding its lease, so a restarted process (or a second one) picks up
-exactly the jobs nobody owns. A job moves
+the worker holding its lease (renewed while the work lasts), so a restarted
+process, or a second one, picks up exactly the jobs nobody owns. A job moves
 
     pending --poll--> pending ... --completed--> downloading --stored--> completed
                                   --failed-----> failed
     downloading --URLs expired--> expired
-    submitting (submitter died) --> unknown      (never resubmitted: it may be paid)
+    reconciling --found upstream--> pending;  --not found in time--> unknown
+    submitting (its submitter died) --> reconciling      (never resubmitted)
 """
 
 from __future__ import annotations
@@ -17,26 +18,27 @@ import contextlib
 import logging
 import random
 from contextlib import ExitStack
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import anyio
 
 from app import jobs
 from app.config import Settings
 from app.database import Database
+from app.keystatus import KeyHealth
 from app.models import Job, JobStatus, utcnow
 from app.sqlite import SQLiteBlobStore
 from app.storage import StagedImage, check_image, scratch_file
 from app.upstream import (
+    AuthenticationFailed,
     DownloadRefused,
+    ListedJob,
     MalformedResponse,
     NotFound,
     PixelDojoClient,
     RateLimited,
     UpstreamError,
-    UpstreamHTTPError,
     UpstreamState,
-    UpstreamUnreachable,
 )
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,11 @@ log = logging.getLogger(__name__)
 # Check the database this often even with nothing due: other workers add jobs too.
 IDLE_RECHECK_SECONDS = 5.0
 RETRY_MAX_SECONDS = 60.0
+# While the key is refused, polls wait this long (a person has to fix the key).
+KEY_REFUSED_RETRY_SECONDS = 60.0
+RECONCILE_RETRY_SECONDS = 5.0
+# The upstream may record a job a little before or after our clock says we sent it.
+CLOCK_SLACK_SECONDS = 30.0
 
 
 class Poller:
@@ -55,37 +62,59 @@ class Poller:
         client: PixelDojoClient,
         settings: Settings,
         worker_id: str,
+        key_health: KeyHealth,
     ) -> None:
         self.db = db
         self.blobs = blobs
         self.client = client
         self.settings = settings
         self.worker_id = worker_id
+        self.key_health = key_health
         self._wake = asyncio.Event()
         self._stopping = False
-        self._in_flight: set[asyncio.Task[None]] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._in_flight: dict[asyncio.Task[None], int] = {}
+        self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="poller")
+        jobs.register_worker(self.db, worker_id=self.worker_id)
+        self._tasks = [
+            asyncio.create_task(self._run(), name="poller"),
+            asyncio.create_task(self._beat(), name="poller-heartbeat"),
+        ]
 
     def wake(self) -> None:
         """A job was submitted or changed: look at the queue now."""
         self._wake.set()
 
+    def first_poll_delay(self) -> float:
+        return self.settings.poll_initial_seconds
+
     async def stop(self, grace_seconds: float = 10.0) -> None:
-        """Stop claiming; give in-flight jobs `grace_seconds`, then leave them to a restart."""
+        """Stop claiming; let in-flight work finish for `grace_seconds`, then hand it back."""
         self._stopping = True
         self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in self._tasks:
+            if task.get_name() == "poller":
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._in_flight:
-            _, still_running = await asyncio.wait(self._in_flight, timeout=grace_seconds)
-            for task in still_running:
+            _, unfinished = await asyncio.wait(list(self._in_flight), timeout=grace_seconds)
+            left = [self._in_flight[task] for task in unfinished]
+            for task in unfinished:
                 task.cancel()
-            # A cancelled job keeps its lease until it expires; then any worker resumes it.
-            await asyncio.gather(*still_running, return_exceptions=True)
+            await asyncio.gather(*unfinished, return_exceptions=True)
+            # Released, not left to expire: the next start resumes them at once.
+            await anyio.to_thread.run_sync(
+                lambda: jobs.release_leases(self.db, owner=self.worker_id, job_ids=left)
+            )
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await anyio.to_thread.run_sync(
+            lambda: jobs.remove_worker(self.db, worker_id=self.worker_id)
+        )
+
+    # --- The loop -------------------------------------------------------------------
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -98,6 +127,23 @@ class Poller:
                 delay = IDLE_RECHECK_SECONDS
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
+
+    async def _beat(self) -> None:
+        interval = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await anyio.to_thread.run_sync(self._heartbeat)
+            except Exception:
+                log.exception("could not record this worker's heartbeat; retrying")
+
+    def _heartbeat(self) -> None:
+        jobs.heartbeat(
+            self.db,
+            worker_id=self.worker_id,
+            job_ids=list(self._in_flight.values()),
+            lease_seconds=self.settings.lease_seconds,
+        )
 
     def _seconds_until_due(self) -> float:
         due_in = jobs.seconds_until_next_due(self.db, now=utcnow())
@@ -117,26 +163,20 @@ class Poller:
             )
         )
         for job in claimed:
+            assert job.id is not None
             task = asyncio.create_task(self._work_on(job), name=f"job-{job.id}")
-            self._in_flight.add(task)
+            self._in_flight[task] = job.id
             task.add_done_callback(self._job_done)
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        self._in_flight.pop(task, None)
         # A slot came free: there may be more due work waiting.
         self._wake.set()
 
     async def _work_on(self, job: Job) -> None:
-        assert job.id is not None
         try:
-            if job.status is JobStatus.SUBMITTING:
-                await self._finish(
-                    job,
-                    JobStatus.UNKNOWN,
-                    "The server stopped while this job was being submitted, so whether "
-                    "PixelDojo accepted it is unknown. It was not sent again, to avoid paying "
-                    "twice; check your PixelDojo history.",
-                )
+            if job.status in (JobStatus.SUBMITTING, JobStatus.RECONCILING):
+                await self._reconcile(job)
             elif job.status is JobStatus.PENDING:
                 await self._poll(job)
             elif job.status is JobStatus.DOWNLOADING:
@@ -148,72 +188,84 @@ class Poller:
             log.exception("job %s: unexpected error; will retry", job.id)
             await self._retry(job, "An unexpected error occurred; retrying.")
 
+    # --- Polling ----------------------------------------------------------------------
+
     async def _poll(self, job: Job) -> None:
-        assert job.id is not None and job.upstream_job_id is not None
-        now = utcnow()
-        if now > job.created_at + timedelta(seconds=self.settings.job_deadline_seconds):
+        assert job.upstream_job_id is not None
+        if utcnow() > job.created_at + timedelta(seconds=self.settings.job_deadline_seconds):
             minutes = self.settings.job_deadline_seconds / 60
             await self._finish(
                 job,
                 JobStatus.FAILED,
-                f"Timed out: PixelDojo did not finish it in {minutes:g} minutes.",
+                f"Timed out: PixelDojo did not finish the job within {minutes:g} minutes.",
             )
             return
         try:
             upstream = await self.client.get_job(job.upstream_job_id)
-        except NotFound as exc:
-            await self._finish(
-                job, JobStatus.FAILED, f"PixelDojo no longer knows this job: {exc.message}"
-            )
+        except UpstreamError as exc:
+            await self._poll_failed(job, exc)
             return
-        except MalformedResponse as exc:
-            await self._finish(
-                job, JobStatus.FAILED, f"PixelDojo sent an answer we could not read: {exc.message}"
-            )
-            return
-        except RateLimited as exc:
-            await self._retry(job, None, delay=exc.retry_after)
-            return
-        except (UpstreamUnreachable, UpstreamHTTPError) as exc:
-            await self._retry(job, f"Retrying: {exc.message}")
-            return
+        await anyio.to_thread.run_sync(self.key_health.accepted)
 
         if upstream.state is UpstreamState.RUNNING:
-            await anyio.to_thread.run_sync(
-                lambda: jobs.reschedule(
-                    self.db,
-                    job_id=job.id or 0,
-                    owner=self.worker_id,
-                    delay_seconds=self._poll_delay(job.poll_count + 1),
-                    upstream_status=upstream.status,
-                )
+            await self._reschedule(
+                job, self._poll_delay(job.poll_count + 1), upstream_status=upstream.status
             )
         elif upstream.state is UpstreamState.FAILED:
             await self._finish(job, JobStatus.FAILED, f"PixelDojo: {upstream.error}")
         else:
             await anyio.to_thread.run_sync(
                 lambda: jobs.record_upstream_completion(
-                    self.db, job_id=job.id or 0, owner=self.worker_id, upstream=upstream
+                    self.db, job_id=_id(job), owner=self.worker_id, upstream=upstream
                 )
             )
+            job.status = JobStatus.DOWNLOADING
             job.output_urls = upstream.image_urls
             job.expires_at = upstream.expires_at or job.expires_at
             await self._download(job)
 
+    async def _poll_failed(self, job: Job, exc: UpstreamError) -> None:
+        if isinstance(exc, NotFound):
+            await self._finish(
+                job, JobStatus.FAILED, f"PixelDojo no longer knows this job: {exc.message}"
+            )
+        elif isinstance(exc, MalformedResponse):
+            await self._finish(
+                job,
+                JobStatus.FAILED,
+                f"PixelDojo sent an answer that cannot be read: {exc.message}",
+            )
+        elif isinstance(exc, AuthenticationFailed):
+            await self._key_refused(exc)
+            await self._retry(
+                job,
+                "Waiting: PixelDojo refuses the API key. The job resumes once the key works.",
+                delay=KEY_REFUSED_RETRY_SECONDS,
+            )
+        elif isinstance(exc, RateLimited):
+            await self._retry(job, None, delay=exc.retry_after)
+        else:
+            await self._retry(job, f"Retrying: {exc.message}")
+
+    def _poll_delay(self, poll_count: int) -> float:
+        initial = self.settings.poll_initial_seconds
+        return min(self.settings.poll_max_seconds, initial * (1.5 ** max(0, poll_count - 1)))
+
+    # --- Storing images -----------------------------------------------------------------
+
     async def _download(self, job: Job) -> None:
-        assert job.id is not None
-        urls = job.output_urls or []
         if job.expires_at is not None and utcnow() > job.expires_at:
             await self._finish(
                 job,
                 JobStatus.EXPIRED,
-                "The images expired on PixelDojo before they could be saved.",
+                "The images expired on PixelDojo before they could be saved. "
+                "The credits it reported are kept on this job.",
             )
             return
         try:
             with ExitStack() as stack:
                 staged: list[StagedImage] = []
-                for index, url in enumerate(urls):
+                for index, url in enumerate(job.output_urls or []):
                     path, stream = stack.enter_context(scratch_file(self.settings.scratch_dir))
                     result = await self.client.download(
                         url, stream, max_bytes=self.settings.download_max_bytes
@@ -232,7 +284,7 @@ class Poller:
                     )
                 await anyio.to_thread.run_sync(
                     lambda: jobs.store_images(
-                        self.db, self.blobs, job_id=job.id or 0, owner=self.worker_id, staged=staged
+                        self.db, self.blobs, job_id=_id(job), owner=self.worker_id, staged=staged
                     )
                 )
         except DownloadRefused as exc:
@@ -240,9 +292,104 @@ class Poller:
         except UpstreamError as exc:
             await self._retry(job, f"Saving the images, retrying: {exc.message}")
 
-    def _poll_delay(self, poll_count: int) -> float:
-        initial = self.settings.poll_initial_seconds
-        return min(self.settings.poll_max_seconds, initial * (1.5 ** max(0, poll_count - 1)))
+    # --- Lost submissions -------------------------------------------------------------
+
+    async def _reconcile(self, job: Job) -> None:
+        """Find a lost submission among PixelDojo's recent jobs rather than paying twice."""
+        window = (
+            self.settings.request_timeout_seconds
+            + self.settings.max_submit_wait_seconds
+            + self.settings.reconcile_window_seconds
+        )
+        give_up_at = job.created_at + timedelta(seconds=window)
+        if job.status is JobStatus.SUBMITTING:
+            # Its submitter died mid-request: from here on it is a lost answer like any other.
+            job.status = JobStatus.RECONCILING
+            job.error = (
+                "The server stopped while this job was being submitted, so whether PixelDojo "
+                "accepted it is unknown. Looking for it in PixelDojo's recent jobs; it will not "
+                "be sent again, to avoid paying twice."
+            )
+        note = job.error
+        try:
+            listed = await self.client.list_jobs()
+        except AuthenticationFailed as exc:
+            await self._key_refused(exc)
+            await self._retry(job, note, delay=KEY_REFUSED_RETRY_SECONDS)
+            return
+        except UpstreamError as exc:
+            if utcnow() > give_up_at or isinstance(exc, NotFound):
+                await self._finish(
+                    job,
+                    JobStatus.UNKNOWN,
+                    "Whether PixelDojo accepted this job is unknown, and its recent jobs could "
+                    f"not be checked ({exc.message}). It was not sent again, to avoid paying "
+                    "twice: check your PixelDojo history before submitting it again.",
+                )
+            else:
+                await self._retry(job, note)
+            return
+
+        matches = [entry for entry in listed if self._could_be(job, entry)]
+        linked = await anyio.to_thread.run_sync(
+            lambda: jobs.linked_upstream_ids(
+                self.db, upstream_job_ids=[entry.job_id for entry in matches]
+            )
+        )
+        free = [entry for entry in matches if entry.job_id not in linked]
+        if len(free) == 1:
+            adopted = await anyio.to_thread.run_sync(
+                lambda: jobs.adopt_upstream_job(
+                    self.db,
+                    job_id=_id(job),
+                    owner=self.worker_id,
+                    upstream_job_id=free[0].job_id,
+                    first_poll_in=0.0,
+                )
+            )
+            if adopted:
+                log.info("job %s: found upstream as %s", job.id, free[0].job_id)
+                self.wake()
+                return
+        if len(free) > 1:
+            await self._finish(
+                job,
+                JobStatus.UNKNOWN,
+                f"{len(free)} of PixelDojo's recent jobs could be this one, so it cannot be told "
+                "which. It was not sent again; check your PixelDojo history.",
+            )
+        elif utcnow() > give_up_at:
+            await self._finish(
+                job,
+                JobStatus.UNKNOWN,
+                "PixelDojo's recent jobs show no job matching this one: most likely it was never "
+                "accepted, and so not charged. It was not sent again; submit it again if you "
+                "want it.",
+            )
+        else:
+            await self._retry(job, note, delay=RECONCILE_RETRY_SECONDS)
+
+    def _could_be(self, job: Job, entry: ListedJob) -> bool:
+        if entry.model is not None and entry.model != job.model:
+            return False
+        if entry.prompt is not None and entry.prompt != job.prompt:
+            return False
+        if entry.created_at is None:
+            # Without a time, only a matching prompt can tell: never guess on nothing.
+            return entry.prompt is not None
+        earliest = job.created_at - timedelta(seconds=CLOCK_SLACK_SECONDS)
+        latest = job.created_at + timedelta(
+            seconds=self.settings.request_timeout_seconds
+            + self.settings.max_submit_wait_seconds
+            + CLOCK_SLACK_SECONDS
+        )
+        return earliest <= entry.created_at <= latest
+
+    # --- Bookkeeping ----------------------------------------------------------------
+
+    async def _key_refused(self, exc: AuthenticationFailed) -> None:
+        message = exc.message
+        await anyio.to_thread.run_sync(lambda: self.key_health.refused(message))
 
     async def _retry(self, job: Job, note: str | None, *, delay: float | None = None) -> None:
         if delay is None:
@@ -251,17 +398,44 @@ class Poller:
                 RETRY_MAX_SECONDS, self.settings.poll_initial_seconds * 2 ** min(job.poll_count, 10)
             )
             delay = random.uniform(ceiling / 2, ceiling)
-        else:
-            delay = min(delay, RETRY_MAX_SECONDS)
+        delay = min(delay, RETRY_MAX_SECONDS)
+        if job.status is JobStatus.DOWNLOADING and job.expires_at is not None:
+            # The last attempt lands just after the expiry, where the job is marked expired.
+            delay = min(delay, max(0.5, _seconds_until(job.expires_at) + 0.5))
+        await self._reschedule(job, delay, note=note)
+
+    async def _reschedule(
+        self,
+        job: Job,
+        delay: float,
+        *,
+        note: str | None = None,
+        upstream_status: str | None = None,
+    ) -> None:
         await anyio.to_thread.run_sync(
             lambda: jobs.reschedule(
-                self.db, job_id=job.id or 0, owner=self.worker_id, delay_seconds=delay, error=note
+                self.db,
+                job_id=_id(job),
+                owner=self.worker_id,
+                delay_seconds=delay,
+                status=job.status,
+                upstream_status=upstream_status,
+                error=note,
             )
         )
 
     async def _finish(self, job: Job, status: JobStatus, error: str | None) -> None:
         await anyio.to_thread.run_sync(
             lambda: jobs.finish(
-                self.db, job_id=job.id or 0, status=status, error=error, owner=self.worker_id
+                self.db, job_id=_id(job), status=status, error=error, owner=self.worker_id
             )
         )
+
+
+def _id(job: Job) -> int:
+    assert job.id is not None
+    return job.id
+
+
+def _seconds_until(moment: datetime) -> float:
+    return (moment - utcnow()).total_seconds()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.config import Settings
 from app.database import Database
+from app.keystatus import KeyHealth
 from app.poller import Poller
 from app.sqlite import SQLiteBlobStore
 from app.upstream import PixelDojoClient
@@ -18,5 +19,6 @@ class Services:
     blobs: SQLiteBlobStore
     client: PixelDojoClient
     poller: Poller
+    key_health: KeyHealth
     worker_id: str
     demo_mode: bool

@@ -19,7 +19,7 @@ import queue
 import sqlite3
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -192,3 +192,29 @@ class SQLiteBlobStore:
             for sha in candidates:
                 connection.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
         return len(candidates)
+
+
+def backup_database(source: Path, destination: Path) -> None:
+    """Copy a live database with SQLite's backup API.
+
+    One step, so the copy reads a single snapshot: in WAL mode that holds no lock
+    writers wait for, and the copy is consistent however busy the app is.
+    """
+    with (
+        closing(sqlite3.connect(source, timeout=BUSY_TIMEOUT_MS / 1000)) as live,
+        closing(sqlite3.connect(destination)) as copy,
+    ):
+        live.backup(copy)
+        # A standalone file: no -wal beside it to carry around.
+        copy.execute("PRAGMA journal_mode = DELETE")
+
+
+def image_digests_in(database: Path) -> set[str]:
+    """The sha256 of every image a (copied) main database refers to."""
+    with closing(sqlite3.connect(database)) as connection:
+        return {row[0] for row in connection.execute("SELECT sha256 FROM images")}
+
+
+def blob_digests_in(store: Path) -> set[str]:
+    with closing(sqlite3.connect(store)) as connection:
+        return {row[0] for row in connection.execute("SELECT sha256 FROM blobs")}

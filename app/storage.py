@@ -26,6 +26,9 @@ FORMAT_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image
 # Larger than any size the model makes (4096×4096) and far below Pillow's own
 # decompression-bomb threshold, which would let 89 million pixels through.
 MAX_IMAGE_PIXELS = 4096 * 4096 + 1
+# Pillow's own guard, tightened to the same cap (defence in depth: check_image
+# refuses oversized images itself before decoding).
+PILImage.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 THUMBNAIL_MAX_SIDE = 512
 THUMBNAIL_CONTENT_TYPE = "image/webp"
 
@@ -82,7 +85,11 @@ def check_image(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> CheckedIma
                 thumbnail = make_thumbnail(image)
     except DownloadRefused:
         raise
-    except (OSError, SyntaxError, ValueError, PILImage.DecompressionBombError) as exc:
+    except PILImage.DecompressionBombError:
+        raise DownloadRefused(
+            f"the image is over the {max_pixels:,}-pixel cap (a possible decompression bomb)"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
         raise DownloadRefused(f"the download is not a readable image ({exc})") from None
     return CheckedImage(content_type=content_type, width=width, height=height, thumbnail=thumbnail)
 

@@ -1,4 +1,13 @@
-"""Submitting a job: validate, write the row, then (and only then) call the upstream."""
+"""Submitting a job: validate, write the row, then (and only then) call the upstream once.
+
+What happens to the job depends on what the upstream's answer tells us:
+
+    accepted (2xx)                        -> pending: the poller takes it from here
+    refused (4xx): nothing was created    -> failed, with the upstream's reason
+    no connection was ever made           -> failed: nothing was sent, nothing charged
+    answer lost (timeout, dropped, 5xx,   -> reconciling: looked for in PixelDojo's
+      unreadable 2xx)                         recent jobs, never sent a second time
+"""
 
 from __future__ import annotations
 
@@ -9,7 +18,12 @@ import anyio
 from pydantic import ValidationError
 
 from app import jobs
-from app.errors import InvalidParameters, SubmissionFailed
+from app.errors import (
+    IdempotencyKeyReused,
+    InvalidParameters,
+    KeyRefused,
+    SubmissionFailed,
+)
 from app.models import Job, JobStatus
 from app.parameters import GenerationParams
 from app.services import Services
@@ -17,16 +31,20 @@ from app.upstream import (
     AuthenticationFailed,
     InsufficientCredits,
     InvalidRequest,
+    LocalRateLimit,
     MalformedResponse,
     RateLimited,
+    ServerError,
     UpstreamError,
-    UpstreamHTTPError,
     UpstreamUnreachable,
 )
 
-# The submitter's lease outlives its request timeout, so the poller never takes a
-# job whose submit is still under way.
+# The submitter's lease outlives its request (timeout and rate-limit wait), so the
+# poller never takes a job whose submit is still under way.
 SUBMIT_LEASE_MARGIN_SECONDS = 30.0
+BUY_CREDITS_URL = "https://pixeldojo.ai"
+# A job whose submit answer was lost may still be on its way into PixelDojo's records.
+LOOK_UPSTREAM_AFTER_SECONDS = 2.0
 
 
 def validate_parameters(values: Mapping[str, Any]) -> GenerationParams:
@@ -50,89 +68,146 @@ def field_errors(errors: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 
 async def submit_job(
-    services: Services, *, params: GenerationParams, model: str, preset: str | None
-) -> Job:
-    """Create the job and submit it once. Never retried: a second submit could be paid twice."""
+    services: Services,
+    *,
+    params: GenerationParams,
+    model: str,
+    preset: str | None,
+    idempotency_key: str | None = None,
+) -> tuple[Job, bool]:
+    """Create the job and submit it at most once; returns the job and whether it is new.
+
+    A request repeating an idempotency key gets the first request's job back and
+    causes no upstream call. A refused API key stops submissions before any row
+    or request is made.
+    """
     settings = services.settings
-    job = await anyio.to_thread.run_sync(
-        lambda: jobs.create_job(
-            services.db,
-            params=params,
-            model=model,
-            preset=preset,
-            owner=services.worker_id,
-            lease_seconds=settings.request_timeout_seconds + SUBMIT_LEASE_MARGIN_SECONDS,
-        )
+    problem = await anyio.to_thread.run_sync(services.key_health.problem)
+    if problem is not None:
+        raise KeyRefused(problem)
+    lease_seconds = (
+        settings.request_timeout_seconds
+        + settings.max_submit_wait_seconds
+        + SUBMIT_LEASE_MARGIN_SECONDS
     )
+    try:
+        job, created = await anyio.to_thread.run_sync(
+            lambda: jobs.create_job(
+                services.db,
+                params=params,
+                model=model,
+                preset=preset,
+                owner=services.worker_id,
+                lease_seconds=lease_seconds,
+                idempotency_key=idempotency_key,
+            )
+        )
+    except jobs.IdempotencyConflict as conflict:
+        raise IdempotencyKeyReused(conflict.job_id) from None
+    if not created:
+        return job, False
     assert job.id is not None
     job_id = job.id
     try:
         upstream = await services.client.submit(model, params.upstream_body())
     except UpstreamError as exc:
-        status, message = _outcome_of(exc)
-        await anyio.to_thread.run_sync(
-            lambda: jobs.finish(services.db, job_id=job_id, status=status, error=message)
-        )
-        raise _as_submission_failed(exc, job_id=job_id, message=message) from None
+        if answer_was_lost(exc):
+            return await _record_lost_answer(services, job_id, exc), True
+        await _record_refusal(services, job_id, exc)
+        raise _as_submission_failed(exc, job_id=job_id) from None
 
+    await anyio.to_thread.run_sync(services.key_health.accepted)
     job = await anyio.to_thread.run_sync(
         lambda: jobs.record_submitted(
             services.db,
             job_id=job_id,
             upstream=upstream,
-            first_poll_in=settings.poll_initial_seconds,
+            first_poll_in=services.poller.first_poll_delay(),
         )
     )
     services.poller.wake()
-    return job
+    return job, True
 
 
-def _outcome_of(exc: UpstreamError) -> tuple[JobStatus, str]:
-    if isinstance(exc, UpstreamUnreachable) and not exc.request_sent:
-        return JobStatus.FAILED, f"Could not reach PixelDojo ({exc.message}). Nothing was charged."
-    if isinstance(exc, UpstreamUnreachable | MalformedResponse):
-        return JobStatus.UNKNOWN, (
-            f"PixelDojo's answer to the submission was lost ({exc.message}), so whether it "
-            "accepted the job is unknown. It was not sent again, to avoid paying twice."
+def answer_was_lost(exc: UpstreamError) -> bool:
+    """Whether the upstream may have created the job although we have no answer saying so."""
+    if isinstance(exc, UpstreamUnreachable):
+        return exc.request_sent
+    return isinstance(exc, MalformedResponse | ServerError)
+
+
+async def _record_lost_answer(services: Services, job_id: int, exc: UpstreamError) -> Job:
+    note = (
+        f"PixelDojo's answer to the submission was lost ({exc.message}). Looking for the "
+        "job in PixelDojo's recent jobs; it will not be sent again, to avoid paying twice."
+    )
+    await anyio.to_thread.run_sync(
+        lambda: jobs.record_lost_submission(
+            services.db, job_id=job_id, note=note, first_look_in=LOOK_UPSTREAM_AFTER_SECONDS
         )
+    )
+    services.poller.wake()
+    item = await anyio.to_thread.run_sync(lambda: jobs.get_job(services.db, job_id=job_id))
+    assert item is not None
+    return item.job
+
+
+async def _record_refusal(services: Services, job_id: int, exc: UpstreamError) -> None:
     if isinstance(exc, AuthenticationFailed):
-        return JobStatus.FAILED, f"PixelDojo refused the API key: {exc.message}"
+        refusal = exc.message
+        await anyio.to_thread.run_sync(lambda: services.key_health.refused(refusal))
+    message = failure_message(exc)
+    await anyio.to_thread.run_sync(
+        lambda: jobs.finish(services.db, job_id=job_id, status=JobStatus.FAILED, error=message)
+    )
+
+
+def failure_message(exc: UpstreamError) -> str:
+    """What the person is told when PixelDojo did not take the job."""
+    if isinstance(exc, UpstreamUnreachable):
+        return f"Could not reach PixelDojo ({exc.message}). Nothing was sent, nothing was charged."
+    if isinstance(exc, AuthenticationFailed):
+        return (
+            f"PixelDojo refused the API key: {exc.message}. Fix PIXELDOJO_API_KEY; "
+            "no further jobs are sent until the key works."
+        )
     if isinstance(exc, InsufficientCredits):
         balance = (
             f" Your balance is {exc.credits_remaining:g} credits."
             if exc.credits_remaining is not None
             else ""
         )
-        return JobStatus.FAILED, (
-            f"Not enough PixelDojo credits: {exc.message}.{balance} "
-            "Buy credits at https://pixeldojo.ai and try again."
+        return (
+            f"Not enough PixelDojo credits: {exc.message}{balance} "
+            f"Buy credits at {BUY_CREDITS_URL} and try again. Nothing was charged."
         )
+    if isinstance(exc, LocalRateLimit):
+        return exc.message
     if isinstance(exc, RateLimited):
-        return JobStatus.FAILED, f"PixelDojo is rate limiting requests: {exc.message}"
-    return JobStatus.FAILED, f"PixelDojo refused the job: {exc.message}"
+        wait = f" Try again in {exc.retry_after:.0f} s." if exc.retry_after else ""
+        return f"PixelDojo is limiting requests: {exc.message}. Nothing was charged.{wait}"
+    return f"PixelDojo refused the job: {exc.message}"
 
 
-def _as_submission_failed(exc: UpstreamError, *, job_id: int, message: str) -> SubmissionFailed:
+def _as_submission_failed(exc: UpstreamError, *, job_id: int) -> SubmissionFailed:
+    message = failure_message(exc)
+    retry_after = exc.retry_after if isinstance(exc, RateLimited | LocalRateLimit) else None
+    status_code, code = _answer_for(exc)
+    return SubmissionFailed(
+        message, job_id=job_id, status_code=status_code, code=code, retry_after=retry_after
+    )
+
+
+def _answer_for(exc: UpstreamError) -> tuple[int, str]:
+    """The status and code our API answers with when PixelDojo did not take the job."""
     if isinstance(exc, InsufficientCredits):
-        return SubmissionFailed(
-            message, job_id=job_id, status_code=402, code="insufficient_credits"
-        )
-    if isinstance(exc, RateLimited):
-        return SubmissionFailed(
-            message,
-            job_id=job_id,
-            status_code=429,
-            code="rate_limited",
-            retry_after=exc.retry_after,
-        )
+        return 402, "insufficient_credits"
+    if isinstance(exc, RateLimited | LocalRateLimit):
+        return 429, "rate_limited"
     if isinstance(exc, InvalidRequest):
-        return SubmissionFailed(message, job_id=job_id, status_code=422, code="upstream_invalid")
+        return 422, "upstream_invalid"
     if isinstance(exc, AuthenticationFailed):
-        return SubmissionFailed(message, job_id=job_id, status_code=502, code="upstream_auth")
-    if isinstance(exc, UpstreamHTTPError):
-        return SubmissionFailed(message, job_id=job_id, status_code=502, code="upstream_error")
-    if isinstance(exc, UpstreamUnreachable) and not exc.request_sent:
-        return SubmissionFailed(
-            message, job_id=job_id, status_code=502, code="upstream_unreachable"
-        )
-    return SubmissionFailed(message, job_id=job_id, status_code=502, code="outcome_unknown")
+        return 502, "api_key_refused"
+    if isinstance(exc, UpstreamUnreachable):
+        return 502, "upstream_unreachable"
+    return 502, "upstream_error"

@@ -66,12 +66,20 @@ def emulator() -> Iterator[RunningEmulator]:
         yield running
 
 
+def env_name(field: str) -> str:
+    """The environment variable that sets a Settings field."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"PLAYGROUND_{field.upper()}"
+
+
 def make_settings(data_dir: Path, emulator: RunningEmulator | None, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "poll_initial_seconds": 0.1,
         "poll_max_seconds": 0.3,
         "demo_job_seconds": 0.3,
+        # The emulator has no rate limit; tests of our own limiter set one.
+        "rate_limit_per_minute": 0,
     }
     if emulator is not None:
         values["pixeldojo_api_key"] = TEST_KEY

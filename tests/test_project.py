@@ -10,15 +10,10 @@ from pathlib import Path
 from app.cli import build_parser
 from app.config import Settings
 from app.resources import STATIC_DIR, TEMPLATES_DIR
+from tests.conftest import env_name
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
-
-
-def env_name(field: str) -> str:
-    info = Settings.model_fields[field]
-    alias = info.validation_alias
-    return alias if isinstance(alias, str) else f"PLAYGROUND_{field.upper()}"
 
 
 def test_every_setting_is_documented_in_the_readme() -> None:

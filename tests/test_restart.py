@@ -7,6 +7,7 @@ from pathlib import Path
 
 from app import jobs
 from app.database import Database
+from app.emulator import Fault
 from app.models import Job, JobStatus, utcnow
 from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job, wait_until
 
@@ -30,10 +31,16 @@ def test_a_job_unfinished_at_shutdown_completes_after_a_restart(
     assert len(emulator.emulator.requests_to("run")) == 1, "the job was not submitted again"
 
 
-def test_a_submission_cut_short_by_a_crash_is_marked_unknown_not_resent(
+def test_a_submission_cut_short_by_a_crash_is_looked_for_upstream_not_resent(
     tmp_path: Path, emulator: RunningEmulator
 ) -> None:
-    settings = make_settings(tmp_path / "data", emulator)
+    settings = make_settings(
+        tmp_path / "data",
+        emulator,
+        request_timeout_seconds=1,
+        max_submit_wait_seconds=0,
+        reconcile_window_seconds=1,
+    )
     db = Database.at_path(settings.database_path)
     db.migrate()
     # What a crash mid-submit leaves behind: the row, leased to a dead worker.
@@ -57,35 +64,74 @@ def test_a_submission_cut_short_by_a_crash_is_marked_unknown_not_resent(
     with serve_app(settings) as running:
         job_answer = wait_for_job(running.client, job_id)
     assert job_answer["status"] == "unknown"
+    assert "most likely it was never accepted" in job_answer["error"]
     assert "not sent again" in job_answer["error"]
     assert emulator.emulator.requests_to("run") == []
+    assert emulator.emulator.requests_to("jobs"), "PixelDojo's recent jobs were checked"
 
 
-def test_a_job_leased_by_a_live_worker_is_left_alone(
-    tmp_path: Path, emulator: RunningEmulator
-) -> None:
-    settings = make_settings(tmp_path / "data", emulator)
-    db = Database.at_path(settings.database_path)
-    db.migrate()
+def _leased_job(db: Database, owner: str) -> None:
     now = utcnow()
     with db.write() as session:
         session.add(
             Job(
                 model="seedream-4",
-                prompt="owned elsewhere",
+                prompt=f"owned by {owner}",
                 image_size="auto_2K",
                 num_images=1,
                 request_body={},
                 status=JobStatus.PENDING,
-                upstream_job_id="job_elsewhere",
+                upstream_job_id=f"job_{owner}",
                 next_poll_at=now,
-                lease_owner="other-worker",
+                lease_owner=owner,
                 lease_expires_at=now + timedelta(minutes=5),
             )
         )
-    claimed = jobs.claim_due_jobs(db, owner="me", now=now, lease_seconds=60, limit=10)
-    assert claimed == []
-    later = now + timedelta(minutes=6)
-    claimed = jobs.claim_due_jobs(db, owner="me", now=later, lease_seconds=60, limit=10)
+
+
+def test_a_job_leased_by_a_live_worker_is_left_alone(tmp_path: Path) -> None:
+    db = Database.at_path(tmp_path / "playground.db")
+    db.migrate()
+    jobs.register_worker(db, worker_id="other-worker")
+    _leased_job(db, "other-worker")
+    now = utcnow()
+    assert jobs.claim_due_jobs(db, owner="me", now=now, lease_seconds=60, limit=10) == []
+    # Its heartbeat keeps it alive...
+    jobs.heartbeat(db, worker_id="other-worker", job_ids=[], lease_seconds=60)
+    later = now + timedelta(seconds=30)
+    assert jobs.claim_due_jobs(db, owner="me", now=later, lease_seconds=60, limit=10) == []
+    # ...and once its heartbeat is stale, its leases mean nothing any more.
+    much_later = now + timedelta(minutes=2)
+    claimed = jobs.claim_due_jobs(db, owner="me", now=much_later, lease_seconds=60, limit=10)
     assert [job.lease_owner for job in claimed] == ["me"]
     db.dispose()
+
+
+def test_a_crashed_workers_jobs_are_taken_over_before_their_leases_end(tmp_path: Path) -> None:
+    db = Database.at_path(tmp_path / "playground.db")
+    db.migrate()
+    _leased_job(db, "crashed-worker")  # leased for 5 minutes, by a worker with no heartbeat
+    jobs.register_worker(db, worker_id="me")
+    claimed = jobs.claim_due_jobs(db, owner="me", now=utcnow(), lease_seconds=60, limit=10)
+    assert [job.lease_owner for job in claimed] == ["me"]
+    # Two workers racing for it: the second finds nothing left.
+    assert jobs.claim_due_jobs(db, owner="third", now=utcnow(), lease_seconds=60, limit=10) == []
+    db.dispose()
+
+
+def test_a_graceful_shutdown_lets_an_in_flight_download_finish(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    emulator.emulator.faults.add(Fault("image", kind="delay", delay_seconds=1.0))
+    settings = make_settings(tmp_path / "data", emulator)
+    with serve_app(settings) as running:
+        job_id = running.client.post("/api/jobs", json={"prompt": "finish me"}).json()["id"]
+        wait_until(lambda: emulator.emulator.requests_to("image"), what="the download to start")
+    # The server has stopped; the download it had under way was allowed to finish.
+    db = Database.at_path(settings.database_path)
+    job = jobs.get_job(db, job_id=job_id)
+    db.dispose()
+    assert job is not None
+    assert job.job.status is JobStatus.COMPLETED
+    assert job.job.lease_owner is None
+    assert len(job.images) == 1

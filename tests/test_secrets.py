@@ -31,7 +31,7 @@ def test_the_key_appears_nowhere_it_could_leak(
         done = wait_for_job(client, job.json()["id"])
         # An upstream error whose message echoes the key back must not pass it on.
         emulator.emulator.faults.add(
-            Fault(route="run", status=500, body={"error": f"bad token {TEST_KEY}"})
+            Fault(route="run", status=403, body={"error": f"bad token {TEST_KEY}"})
         )
         failed = client.post("/api/jobs", json={"prompt": "this one fails"})
         assert failed.status_code == 502

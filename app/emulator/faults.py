@@ -1,9 +1,20 @@
 """Scripted faults for the emulator: what the real service might do on a bad day.
 
 A `Fault` names a route (`run`, `job`, `jobs`, `image`, `models`, or `*`) and
-what happens to the next `times` requests to it: a delay, an error status with
-its headers (say 429 with Retry-After), a body that is not JSON, or a
-connection that breaks mid-answer.
+what happens to the next `times` requests to it:
+
+- `delay`: the answer comes late (longer than a client's timeout, if you like);
+- `status`: an error status with its headers (a 429 with Retry-After, a burst
+  of 5xx, a 302 to another host);
+- `malformed`: a 200 whose body is not JSON;
+- `truncate`: the connection breaks mid-answer, before anything was done;
+- `lose_answer`: the request is carried out (the job exists, credits are
+  spent), then the answer is cut off;
+- `payload`: any body, say an oversized or non-image download.
+
+Jobs that fail or never finish are asked for by prompt markers (`[[fail]]`,
+`[[never]]`); expired or foreign image URLs by the `retention_seconds` and
+`image_base_url` settings.
 """
 
 from __future__ import annotations
@@ -15,7 +26,9 @@ from typing import Any, Literal
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-FaultKind = Literal["status", "malformed", "truncate", "delay"]
+FaultKind = Literal["status", "malformed", "truncate", "delay", "payload", "lose_answer"]
+# Faults that act on the normal answer, after the request was processed.
+LATE_KINDS = frozenset({"lose_answer"})
 
 
 @dataclass
@@ -27,6 +40,13 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
     times: int = 1
+    # For "payload": answer 200 with this many bytes of junk (or `body`) as `content_type`.
+    size: int = 0
+    content_type: str = "image/png"
+
+    def spoil(self, answer: Response) -> Response:
+        """A late fault: the request was carried out, then its answer is cut off."""
+        return TruncatedResponse(bytes(answer.body)[:12])
 
     def response(self) -> Response | None:
         """The answer that replaces the normal one, or None to carry on after the delay."""
@@ -35,6 +55,12 @@ class Fault:
         if self.kind == "malformed":
             body = self.body if isinstance(self.body, str) else "<html>Bad gateway</html>"
             return Response(body, status_code=200, media_type="application/json")
+        if self.kind == "payload":
+            junk = b"\x89PNG" + bytes(self.size)  # a PNG signature, then nothing decodable
+            data = self.body.encode() if isinstance(self.body, str) else junk
+            if isinstance(self.body, bytes):
+                data = self.body
+            return Response(data, status_code=200, media_type=self.content_type)
         if self.kind == "truncate":
             body = self.body if isinstance(self.body, str) else '{"jobId": "job_'
             return TruncatedResponse(body.encode())
@@ -77,9 +103,12 @@ class FaultPlan:
         with self._lock:
             return sum(f.times for f in self._faults)
 
-    def take(self, route: str) -> Fault | None:
+    def take(self, route: str, *, late: bool = False) -> Fault | None:
+        """The next fault for `route`: acting before the request is handled, or on its answer."""
         with self._lock:
             for fault in self._faults:
+                if (fault.kind in LATE_KINDS) != late:
+                    continue
                 if fault.route in (route, "*") and fault.times > 0:
                     fault.times -= 1
                     if fault.times == 0:

@@ -64,8 +64,9 @@ class EmulatorConfig:
     credits_status: Literal[402, 403] = 403
     # Where image URLs point; None: this server's own origin.
     image_base_url: str | None = None
-    # Jobs whose prompt contains this text fail upstream.
+    # Jobs whose prompt contains these markers fail upstream, or never finish.
     fail_marker: str = "[[fail]]"
+    never_marker: str = "[[never]]"
 
 
 @dataclass
@@ -91,6 +92,7 @@ class EmulatedJob:
     expires_at: float
     credit_cost: float
     will_fail: bool
+    never_finishes: bool = False
     refunded: bool = False
     image_names: list[str] = field(default_factory=list)
 
@@ -170,6 +172,11 @@ class Emulator:
                 return body, early
         return body, None
 
+    def _deliver(self, route: str, payload: Any, status_code: int = 200) -> Response:
+        answer = JSONResponse(payload, status_code=status_code)
+        late = self.faults.take(route, late=True)
+        return late.spoil(answer) if late is not None else answer
+
     def _error(
         self,
         status: int,
@@ -218,7 +225,7 @@ class Emulator:
         }
         if elapsed < job_seconds / 3:
             payload["status"] = "pending"
-        elif elapsed < job_seconds:
+        elif elapsed < job_seconds or job.never_finishes:
             payload["status"] = "processing"
         elif job.will_fail:
             with self._lock:
@@ -321,13 +328,15 @@ class Emulator:
                 expires_at=now + self.config.retention_seconds,
                 credit_cost=cost,
                 will_fail=self.config.fail_marker in params.prompt,
+                never_finishes=self.config.never_marker in params.prompt,
             )
             for index in range(params.num_images):
                 name = f"{int(now)}-{job_id[4:]}{index}.png"
                 job.image_names.append(name)
                 self._images_by_name[name] = (job_id, index)
             self.jobs[job_id] = job
-        return JSONResponse(
+        return self._deliver(
+            "run",
             {
                 "jobId": job_id,
                 "status": "pending",
@@ -349,7 +358,7 @@ class Emulator:
         job = self.jobs.get(request.path_params["job_id"])
         if job is None or job.api_key != key:
             return self._error(404, "job_not_found", "Job not found.")
-        return JSONResponse(self._job_payload(request, job))
+        return self._deliver("job", self._job_payload(request, job))
 
     async def list_jobs(self, request: Request) -> Response:
         _, early = await self._enter(request, "jobs")
@@ -362,8 +371,21 @@ class Emulator:
         with self._lock:
             mine = [job for job in self.jobs.values() if job.api_key == key]
         mine.sort(key=lambda job: job.created_at, reverse=True)
-        items = [self._job_payload(request, job) for job in mine[:limit]]
+        # What a listing entry carries beyond the job answer (when it was made, with what)
+        # is not documented; these are the fields reconciliation can use if present.
+        items = [
+            {
+                **self._job_payload(request, job),
+                "createdAt": _iso(job.created_at),
+                "model": job.model,
+                "input": job.params,
+            }
+            for job in mine[:limit]
+        ]
         return JSONResponse({"jobs": items, "total": len(mine)})
+
+    def _is_done(self, job: EmulatedJob) -> bool:
+        return not job.never_finishes and time.time() - job.created_at >= self.config.job_seconds
 
     async def get_image(self, request: Request) -> Response:
         _, early = await self._enter(request, "image")
@@ -372,7 +394,7 @@ class Emulator:
         name = request.path_params["name"]
         found = self._images_by_name.get(name)
         job = self.jobs.get(found[0]) if found else None
-        if found is None or job is None or time.time() - job.created_at < self.config.job_seconds:
+        if found is None or job is None or not self._is_done(job):
             return Response("Not Found", status_code=404, media_type="text/plain")
         if time.time() > job.expires_at:
             return Response("Gone: this temporary file has expired", status_code=404)

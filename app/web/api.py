@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import Field, field_validator
@@ -21,6 +21,7 @@ from app.web.views import job_public, preset_public
 
 router = APIRouter(prefix="/api", tags=["api"])
 
+IDEMPOTENCY_KEY_MAX = 190  # stored with a short prefix in a 200-character column
 # Stored images never change: their URL names one set of bytes forever.
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 
@@ -45,11 +46,29 @@ def list_presets() -> list[PresetPublic]:
 
 
 @router.post("/jobs", status_code=202, response_model=JobPublic)
-async def create_job(body: JobCreate, services: ServicesDep) -> JobPublic:
+async def create_job(
+    body: JobCreate,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=IDEMPOTENCY_KEY_MAX,
+            description="Send the same key again and you get the same job, and pay once",
+        ),
+    ] = None,
+) -> JobPublic:
     params = GenerationParams.model_validate(body.model_dump(include=set(UPSTREAM_FIELDS)))
-    job = await submit_job(
-        services, params=params, model=body.model or services.settings.model, preset=body.preset
+    job, created = await submit_job(
+        services,
+        params=params,
+        model=body.model or services.settings.model,
+        preset=body.preset,
+        idempotency_key=f"api:{idempotency_key}" if idempotency_key else None,
     )
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
     return await run_in_threadpool(_load_job, services, job.id)
 

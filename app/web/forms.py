@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,16 +18,26 @@ from app.presets import PRESETS_BY_SLUG, Preset
 from app.submission import validate_parameters
 
 INTEGER_FIELDS = ("customWidth", "customHeight", "seed", "num_images")
+TOKEN_MAX = 64
+
+
+def new_submission_token() -> str:
+    return secrets.token_urlsafe(18)
 
 
 @dataclass
 class GenerateForm:
-    """Values as typed (strings, for re-rendering) and the errors found in them."""
+    """Values as typed (strings, for re-rendering) and the errors found in them.
+
+    `token` is the form's one-time submission token: posting the same form twice (a
+    double click, a resent request) names the same job, which is paid for once.
+    """
 
     values: dict[str, str]
     model: str
     preset: str | None = None
     errors: dict[str, str] = field(default_factory=dict)
+    token: str = field(default_factory=new_submission_token)
 
     @classmethod
     def blank(cls, *, model: str) -> GenerateForm:
@@ -44,11 +55,17 @@ class GenerateForm:
         values["prompt"] = str(form.get("prompt", "") or "")
         preset = str(form.get("preset", "") or "") or None
         chosen_model = str(form.get("model", "") or "").strip() or model
+        token = str(form.get("submission_token", "") or "").strip()
         return cls(
             values=values,
             model=chosen_model,
             preset=preset if preset in PRESETS_BY_SLUG else None,
+            token=token[:TOKEN_MAX] if token else new_submission_token(),
         )
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"form:{self.token}"
 
     def to_params(self) -> GenerationParams:
         """The validated parameters; on failure, fills `errors` and raises InvalidParameters."""

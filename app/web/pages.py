@@ -12,8 +12,9 @@ from app import jobs
 from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
 from app.presets import PRESETS_BY_SLUG
 from app.submission import submit_job
+from app.upstream import AuthenticationFailed, UpstreamError
 from app.web.deps import ServicesDep, TemplatesDep, is_htmx
-from app.web.forms import GenerateForm
+from app.web.forms import GenerateForm, new_submission_token
 
 router = APIRouter(include_in_schema=False)
 
@@ -59,8 +60,15 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
         params = form.to_params()
     except InvalidParameters:
         return await run_in_threadpool(_form_with_errors, request, services, templates, form)
+    created = True
     try:
-        job = await submit_job(services, params=params, model=form.model, preset=form.preset)
+        job, created = await submit_job(
+            services,
+            params=params,
+            model=form.model,
+            preset=form.preset,
+            idempotency_key=form.idempotency_key,
+        )
         job_id = job.id
     except SubmissionFailed as failure:
         # The job exists and says what went wrong; show it like any other.
@@ -68,8 +76,14 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
     assert job_id is not None
     if not is_htmx(request):
         return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+    headers = {} if created else {"HX-Reswap": "none"}
     item = await run_in_threadpool(lambda: jobs.get_job(services.db, job_id=job_id))
-    return templates.TemplateResponse(request, "partials/_job_card.html", {"item": item})
+    return templates.TemplateResponse(
+        request,
+        "partials/_submitted.html",
+        {"item": item, "next_token": new_submission_token()},
+        headers=headers,
+    )
 
 
 def _form_with_errors(
@@ -122,6 +136,24 @@ def gallery(
     items, next_cursor = jobs.list_gallery(services.db, before_id=before)
     context: dict[str, Any] = {"items": items, "next_cursor": next_cursor, "before": before}
     return templates.TemplateResponse(request, "gallery.html", context)
+
+
+@router.post("/upstream/check-key", response_class=HTMLResponse)
+async def check_key(request: Request, services: ServicesDep) -> Response:
+    """Ask PixelDojo whether the key works now; lifts the block on submissions if so."""
+    try:
+        await services.client.check_key()
+    except AuthenticationFailed as refused:
+        message = refused.message
+        await run_in_threadpool(lambda: services.key_health.refused(message))
+    except UpstreamError:
+        pass  # PixelDojo is unreachable or unwell: that says nothing about the key
+    else:
+        await run_in_threadpool(services.key_health.accepted)
+    back = request.headers.get("referer") or "/"
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Refresh": "true"})
+    return RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
 
 
 @router.get("/healthz", include_in_schema=True, tags=["health"])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from fastapi import Request
 from fastapi.templating import Jinja2Templates
 
 from app import __version__
@@ -15,7 +17,7 @@ from app.resources import TEMPLATES_DIR
 
 
 def build_templates(settings: Settings) -> Jinja2Templates:
-    templates = Jinja2Templates(directory=TEMPLATES_DIR)
+    templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[upstream_state])
     env = templates.env
     # Starlette turns autoescaping on already; say so here, since prompts are user text.
     env.autoescape = True
@@ -33,6 +35,12 @@ def build_templates(settings: Settings) -> Jinja2Templates:
     env.filters["credits"] = format_credits
     env.filters["filesize"] = format_filesize
     return templates
+
+
+def upstream_state(request: Request) -> dict[str, Any]:
+    """What every page shows about the upstream: a refused key blocks everything."""
+    services = getattr(request.app.state, "services", None)
+    return {"key_problem": services.key_health.problem() if services is not None else None}
 
 
 def format_when(moment: datetime | None) -> str:

@@ -1,0 +1,96 @@
+"""The app as a separate process, for tests that kill it with SIGKILL and start it again."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.conftest import TEST_KEY, RunningEmulator, wait_until
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class AppProcess:
+    """`python -m app serve` against the emulator, with its own data dir and settings."""
+
+    def __init__(self, data_dir: Path, emulator: RunningEmulator, **settings: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith(("PIXELDOJO_", "PLAYGROUND_"))
+        }
+        self.env.update(
+            {
+                "PIXELDOJO_API_KEY": TEST_KEY,
+                "PIXELDOJO_BASE_URL": emulator.base_url,
+                "PIXELDOJO_RATE_LIMIT_PER_MINUTE": "0",
+                "PLAYGROUND_DATA_DIR": str(data_dir),
+                "PLAYGROUND_POLL_INITIAL_SECONDS": "0.1",
+                "PLAYGROUND_POLL_MAX_SECONDS": "0.3",
+                # Short leases: a killed worker's jobs are taken over within a second or two.
+                "PLAYGROUND_LEASE_SECONDS": "1.5",
+            }
+        )
+        self.env.update({name.upper(): str(value) for name, value in settings.items()})
+        self.process: subprocess.Popen[str] | None = None
+        self.output = ""
+
+    def start(self) -> AppProcess:
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "serve",
+                "--port",
+                str(self.port),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            cwd=Path(self.env["PLAYGROUND_DATA_DIR"]).parent,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        wait_until(self._healthy, timeout=30, what="the app process to start")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"the app exited: {self.process.communicate()[0]}")
+        try:
+            return httpx.get(self.url + "/healthz", timeout=2).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs, as in a crash or a power cut of the process."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.output += self.process.communicate(timeout=30)[0]
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        self.output += self.process.communicate(timeout=60)[0]
+        self.process = None
+
+    def client(self) -> httpx.Client:
+        return httpx.Client(base_url=self.url, timeout=30)

@@ -1,0 +1,286 @@
+"""At-most-once submission, the refused-key block, rate limits, many clients, several workers,
+and backups of a running app."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+import tarfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import select
+
+from app.backup import backup
+from app.database import Database
+from app.models import Job
+from app.upstream import LocalRateLimit, RateLimiter
+from tests.conftest import (
+    TEST_KEY,
+    RunningApp,
+    RunningEmulator,
+    make_settings,
+    serve_app,
+    wait_for_job,
+)
+from tests.processes import AppProcess
+
+# --- At most once ------------------------------------------------------------------------
+
+
+def test_the_same_idempotency_key_returns_the_same_job_and_submits_once(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    body = {"prompt": "only once, please"}
+    first = app.client.post("/api/jobs", json=body, headers={"Idempotency-Key": "abc-1"})
+    again = app.client.post("/api/jobs", json=body, headers={"Idempotency-Key": "abc-1"})
+    assert first.status_code == again.status_code == 202
+    assert again.headers["idempotent-replayed"] == "true"
+    assert first.json()["id"] == again.json()["id"]
+    assert len(emulator.emulator.requests_to("run")) == 1
+    other = app.client.post("/api/jobs", json=body, headers={"Idempotency-Key": "abc-2"})
+    assert other.json()["id"] != first.json()["id"]
+    assert len(emulator.emulator.requests_to("run")) == 2
+
+
+def test_simultaneous_requests_with_one_key_make_one_upstream_request(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    emulator.config.latency_seconds = 0.3  # keep the first submit in flight while others arrive
+    start = threading.Barrier(8)
+
+    def submit(_: int) -> httpx.Response:
+        with httpx.Client(base_url=app.url, timeout=30) as client:
+            start.wait()
+            return client.post(
+                "/api/jobs", json={"prompt": "a double click"}, headers={"Idempotency-Key": "k"}
+            )
+
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(submit, range(8)))
+    assert {answer.status_code for answer in answers} == {202}
+    assert len({answer.json()["id"] for answer in answers}) == 1
+    assert len(emulator.emulator.requests_to("run")) == 1
+    assert wait_for_job(app.client, answers[0].json()["id"])["status"] == "completed"
+
+
+def test_reusing_a_key_for_a_different_request_is_refused(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    app.client.post("/api/jobs", json={"prompt": "first"}, headers={"Idempotency-Key": "same"})
+    clash = app.client.post(
+        "/api/jobs", json={"prompt": "second"}, headers={"Idempotency-Key": "same"}
+    )
+    assert clash.status_code == 422
+    assert clash.json()["error"]["code"] == "idempotency_key_reused"
+    assert len(emulator.emulator.requests_to("run")) == 1
+
+
+def test_posting_the_same_form_twice_makes_one_job(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    page = app.client.get("/").text
+    token = page.split('name="submission_token" value="', 1)[1].split('"', 1)[0]
+    form = {"prompt": "a double-clicked button", "num_images": "1", "submission_token": token}
+    htmx = {"HX-Request": "true"}
+    first = app.client.post("/jobs", data=form, headers=htmx)
+    second = app.client.post("/jobs", data=form, headers=htmx)
+    assert first.status_code == second.status_code == 200
+    assert second.headers["hx-reswap"] == "none", "nothing new is shown for the repeat"
+    assert len(emulator.emulator.requests_to("run")) == 1
+    # The answer hands the form a fresh token, so the next Generate is a new job.
+    fresh = first.text.split('name="submission_token" value="', 1)[1].split('"', 1)[0]
+    assert fresh != token
+    app.client.post("/jobs", data={**form, "submission_token": fresh}, headers=htmx)
+    assert len(emulator.emulator.requests_to("run")) == 2
+
+
+# --- Answers people must understand --------------------------------------------------------
+
+
+def test_a_refused_key_shows_a_banner_and_blocks_submissions_until_it_works(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    emulator.config.api_keys = frozenset({"pd_the_new_key"})
+    refused = app.client.post("/api/jobs", json={"prompt": "with a revoked key"})
+    assert refused.status_code == 502
+    assert refused.json()["error"]["code"] == "api_key_refused"
+    assert "Invalid API key" in app.client.get("/").text
+    assert "PixelDojo refuses the API key" in app.client.get("/gallery").text
+
+    runs_so_far = len(emulator.emulator.requests_to("run"))
+    blocked = app.client.post("/api/jobs", json={"prompt": "while it is refused"})
+    assert blocked.status_code == 503
+    assert "PIXELDOJO_API_KEY" in blocked.json()["error"]["message"]
+    assert len(emulator.emulator.requests_to("run")) == runs_so_far, "nothing was sent"
+
+    # Checking again while it is still refused keeps the block.
+    app.client.post("/upstream/check-key")
+    assert app.client.post("/api/jobs", json={"prompt": "still"}).status_code == 503
+
+    emulator.config.api_keys = frozenset({TEST_KEY})  # the key works again
+    app.client.post("/upstream/check-key")
+    assert "refuses the API key" not in app.client.get("/").text
+    accepted = app.client.post("/api/jobs", json={"prompt": "the key works again"})
+    assert accepted.status_code == 202
+
+
+def test_running_out_of_credits_says_so_with_the_balance(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    emulator.config.initial_credits = 2
+    answer = app.client.post("/api/jobs", json={"prompt": "six images", "num_images": 6})
+    assert answer.status_code == 402
+    error = answer.json()["error"]
+    assert error["code"] == "insufficient_credits"
+    assert "balance is 2 credits" in error["message"]
+    assert "https://pixeldojo.ai" in error["message"]
+    job = app.client.get(f"/api/jobs/{error['job_id']}").json()
+    assert job["status"] == "failed"
+    assert "Nothing was charged" in job["error"]
+
+
+# --- Rate limits ---------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_limiter_spaces_calls_and_keeps_tokens_for_submissions() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(10, reserved_for_submits=2, clock=clock)
+    polls = 0
+    while limiter.wait_needed(submit=False) == 0:
+        polls += 1
+    assert polls == 8, "polls leave two of the ten tokens to submissions"
+    assert limiter.wait_needed(submit=True) == 0
+    assert limiter.wait_needed(submit=True) == 0
+    assert limiter.wait_needed(submit=True) == pytest.approx(6.0)  # 10 a minute: one per 6 s
+    clock.now += 6
+    assert limiter.wait_needed(submit=True) == 0
+
+
+def test_a_429_pauses_every_call_for_as_long_as_asked() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(None, clock=clock)
+    assert limiter.wait_needed(submit=True) == 0
+    limiter.pause(7)
+    assert limiter.wait_needed(submit=False) == pytest.approx(7)
+    clock.now += 7
+    assert limiter.wait_needed(submit=True) == 0
+
+
+@pytest.mark.anyio
+async def test_a_submission_is_refused_rather_than_kept_waiting_too_long() -> None:
+    limiter = RateLimiter(1)
+    await limiter.acquire(submit=True)
+    with pytest.raises(LocalRateLimit) as refused:
+        await limiter.acquire(submit=True, max_wait=1)
+    assert refused.value.retry_after == pytest.approx(60, abs=1)
+
+
+# --- Many clients, several workers ---------------------------------------------------------
+
+
+def test_fifty_parallel_submissions_all_complete_without_a_locked_database(
+    tmp_path: Path, emulator: RunningEmulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path / "data", emulator, poller_concurrency=16)
+    with serve_app(settings) as app:
+
+        def submit(number: int) -> httpx.Response:
+            with httpx.Client(base_url=app.url, timeout=60) as client:
+                return client.post("/api/jobs", json={"prompt": f"crowd {number}"})
+
+        with ThreadPoolExecutor(25) as pool:
+            answers = list(pool.map(submit, range(50)))
+        assert [answer.status_code for answer in answers] == [202] * 50
+        finished = [wait_for_job(app.client, a.json()["id"], timeout=90) for a in answers]
+    assert {job["status"] for job in finished} == {"completed"}
+    assert len(emulator.emulator.requests_to("run")) == 50
+    assert "database is locked" not in caplog.text
+
+
+def test_two_worker_processes_never_work_on_the_same_job_twice(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    emulator.config.job_seconds = 1.0
+    data_dir = tmp_path / "data"
+    first = AppProcess(data_dir, emulator).start()
+    second = AppProcess(data_dir, emulator).start()
+    try:
+        with first.client() as one, second.client() as two:
+            ids = [
+                (one if n % 2 else two)
+                .post("/api/jobs", json={"prompt": f"shared {n}", "num_images": 2})
+                .json()["id"]
+                for n in range(20)
+            ]
+            for job_id in ids:
+                assert wait_for_job(one, job_id, timeout=60)["status"] == "completed"
+    finally:
+        first.stop()
+        second.stop()
+
+    db = Database.at_path(data_dir / "playground.db")
+    with db.read() as session:
+        rows = session.exec(select(Job)).all()
+    db.dispose()
+    polls: dict[str, int] = {}
+    for request in emulator.emulator.requests_to("job"):
+        upstream_id = request.path.rsplit("/", 1)[1]
+        polls[upstream_id] = polls.get(upstream_id, 0) + 1
+    for job in rows:
+        assert job.upstream_job_id is not None
+        # Only the lease holder's polls are counted on the row: an extra poll by another
+        # worker would show up upstream without being counted here.
+        assert polls[job.upstream_job_id] == job.poll_count, job.id
+    image_paths = [request.path for request in emulator.emulator.requests_to("image")]
+    assert len(image_paths) == len(set(image_paths)) == 40, "every image was downloaded once"
+
+
+# --- Backups -------------------------------------------------------------------------------
+
+
+def test_a_backup_taken_while_jobs_run_is_consistent_and_restores(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    settings = make_settings(tmp_path / "data", emulator)
+    with serve_app(settings) as app:
+        done = [
+            wait_for_job(app.client, app.client.post("/api/jobs", json={"prompt": p}).json()["id"])
+            for p in ("backed up one", "backed up two")
+        ]
+        # More jobs are running while the copy is made.
+        for n in range(5):
+            app.client.post("/api/jobs", json={"prompt": f"running during backup {n}"})
+        summary = backup(settings, tmp_path / "gallery.tar")
+    assert summary["images"] >= 2
+
+    restored = tmp_path / "restored"
+    restored.mkdir()
+    with tarfile.open(tmp_path / "gallery.tar") as archive:
+        archive.extractall(restored, filter="data")
+    assert sorted(path.name for path in restored.iterdir()) == ["images.db", "playground.db"]
+    with sqlite3.connect(restored / "playground.db") as rows:
+        assert rows.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        referenced = {sha for (sha,) in rows.execute("SELECT sha256 FROM images")}
+    with sqlite3.connect(restored / "images.db") as blobs:
+        stored = dict(blobs.execute("SELECT sha256, data FROM blobs").fetchall())
+    assert referenced <= set(stored), "every image a row names is in the copy"
+    for sha in referenced:
+        assert hashlib.sha256(stored[sha]).hexdigest() == sha
+
+    with serve_app(make_settings(restored, emulator)) as copy:
+        listed = {job["id"] for job in copy.client.get("/api/jobs?limit=100").json()["items"]}
+        assert {job["id"] for job in done} <= listed
+        image = done[0]["images"][0]
+        assert hashlib.sha256(copy.client.get(image["url"]).content).hexdigest() == image["sha256"]
