@@ -24,6 +24,7 @@ from app import __version__, jobs
 from app.config import PUBLIC_IMAGE_HOSTS, Settings
 from app.database import Database
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
+from app.events import JobEvents
 from app.loopback import LoopbackServer
 from app.poller import Poller
 from app.resources import STATIC_DIR
@@ -31,7 +32,7 @@ from app.services import Services
 from app.sqlite import SQLiteBlobStore
 from app.storage import clear_scratch
 from app.upstream import PixelDojoClient
-from app.web import api, pages
+from app.web import api, code, live, pages, presets
 from app.web.errors import install_error_handlers
 from app.web.templating import build_templates
 
@@ -48,8 +49,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.templates = build_templates(settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Before pages: its /jobs/cards would otherwise be taken for a job id.
+    app.include_router(live.router)
     app.include_router(pages.router)
+    app.include_router(presets.router)
+    app.include_router(code.router)
     app.include_router(api.router)
+    app.include_router(presets.api_router)
     install_error_handlers(app)
     return app
 
@@ -91,6 +97,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         download_timeout_seconds=settings.download_timeout_seconds,
     )
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    events = JobEvents()
+    events.attach(db.write_engine)
     poller = Poller(db=db, blobs=blobs, client=client, settings=settings, worker_id=worker_id)
     app.state.services = Services(
         settings=settings,
@@ -100,12 +108,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         poller=poller,
         worker_id=worker_id,
         demo_mode=settings.demo_mode,
+        events=events,
     )
     poller.start()
     try:
         yield
     finally:
         await poller.stop()
+        events.detach()
         await client.aclose()
         if emulator_server is not None:
             await anyio.to_thread.run_sync(emulator_server.stop)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.config import Settings
 from app.database import Database
+from app.events import JobEvents
 from app.poller import Poller
 from app.sqlite import SQLiteBlobStore
 from app.upstream import PixelDojoClient
@@ -20,3 +21,4 @@ class Services:
     poller: Poller
     worker_id: str
     demo_mode: bool
+    events: JobEvents
