@@ -47,6 +47,8 @@ def launch_browser() -> Iterator[object]:
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT_DIR = ROOT / "test-artifacts" / "screenshots"
+# Where the run saved its screenshots, for the closing summary (tests/conftest.py).
+SCREENSHOTS_KEY = pytest.StashKey[Path]()
 AXE_SCRIPT = Path(__file__).resolve().parent / "vendor" / "axe-4.14.1.min.js"
 
 # What the app will be served with once a Content-Security-Policy is added; the

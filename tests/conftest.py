@@ -154,7 +154,7 @@ def browser() -> Iterator[Any]:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Say where the browser tests saved their screenshots, so a reviewer can look at them."""
-    from tests.test_browser_pages import SCREENSHOTS_KEY
+    from tests.browser import SCREENSHOTS_KEY
 
     folder = config.stash.get(SCREENSHOTS_KEY, None)
     if folder is not None:

@@ -18,6 +18,7 @@ from app.presets import PRESETS_BY_SLUG
 from tests.browser import (
     PAGES,
     SCREENSHOT_DIR,
+    SCREENSHOTS_KEY,
     THEMES,
     WIDTHS,
     SampleSite,
@@ -68,9 +69,6 @@ def screenshot_dir(request: pytest.FixtureRequest) -> Path:
     SCREENSHOT_DIR.mkdir(parents=True, exist_ok=True)
     request.config.stash[SCREENSHOTS_KEY] = SCREENSHOT_DIR
     return SCREENSHOT_DIR
-
-
-SCREENSHOTS_KEY = pytest.StashKey[Path]()
 
 
 @pytest.mark.parametrize("theme", THEMES)
