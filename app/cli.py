@@ -45,6 +45,8 @@ def serve(args: argparse.Namespace) -> int:
         port=args.port,
         log_level=args.log_level,
         proxy_headers=False,
+        # Open live-update streams would otherwise hold a Ctrl+C until every tab closes.
+        timeout_graceful_shutdown=5,
     )
     return 0
 

@@ -24,6 +24,7 @@ from app import __version__, jobs
 from app.config import PUBLIC_IMAGE_HOSTS, Settings
 from app.database import Database
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
+from app.events import JobEvents
 from app.keystatus import KeyHealth
 from app.loopback import LoopbackServer
 from app.poller import Poller
@@ -32,7 +33,7 @@ from app.services import Services
 from app.sqlite import SQLiteBlobStore
 from app.storage import clear_scratch
 from app.upstream import PixelDojoClient
-from app.web import api, pages
+from app.web import api, code, live, pages, presets
 from app.web.errors import install_error_handlers
 from app.web.templating import build_templates
 
@@ -49,8 +50,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.templates = build_templates(settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    # Before pages: its /jobs/cards would otherwise be taken for a job id.
+    app.include_router(live.router)
     app.include_router(pages.router)
+    app.include_router(presets.router)
+    app.include_router(code.router)
     app.include_router(api.router)
+    app.include_router(presets.api_router)
     install_error_handlers(app)
     return app
 
@@ -95,6 +101,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     )
     key_health = KeyHealth(db, api_key)
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    events = JobEvents()
+    events.attach(db.write_engine)
     poller = Poller(
         db=db,
         blobs=blobs,
@@ -112,12 +120,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         key_health=key_health,
         worker_id=worker_id,
         demo_mode=settings.demo_mode,
+        events=events,
     )
     poller.start()
     try:
         yield
     finally:
         await poller.stop()
+        events.detach()
         await client.aclose()
         if emulator_server is not None:
             await anyio.to_thread.run_sync(emulator_server.stop)

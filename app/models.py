@@ -200,6 +200,22 @@ class Thumbnail(SQLModel, table=True):
     data: bytes = Field(sa_type=sa.LargeBinary, nullable=False)
 
 
+class TeamPreset(SQLModel, table=True):
+    """A preset someone saved for the team; shown beside the eight built-in ones."""
+
+    __tablename__ = "team_presets"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=80)
+    # The name case-folded: "Moody Portrait" and "moody portrait" are one preset.
+    name_key: str = Field(max_length=80, unique=True)
+    description: str = Field(default="", max_length=300)
+    # The run body exactly as it would be sent upstream (GenerationParams.upstream_body()).
+    parameters: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
 # --- What the API answers with -------------------------------------------------
 
 
@@ -257,3 +273,12 @@ class PresetPublic(BaseModel):
     description: str
     parameters: JobParameters
     estimated_credits: int
+
+
+class TeamPresetPublic(BaseModel):
+    id: int
+    name: str
+    description: str
+    parameters: JobParameters
+    estimated_credits: int
+    created_at: datetime

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.config import Settings
 from app.database import Database
+from app.events import JobEvents
 from app.keystatus import KeyHealth
 from app.poller import Poller
 from app.sqlite import SQLiteBlobStore
@@ -22,3 +23,4 @@ class Services:
     key_health: KeyHealth
     worker_id: str
     demo_mode: bool
+    events: JobEvents

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,3 +41,100 @@ def launch_browser() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+# --- Every page, audited and photographed ----------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+SCREENSHOT_DIR = ROOT / "test-artifacts" / "screenshots"
+# Where the run saved its screenshots, for the closing summary (tests/conftest.py).
+SCREENSHOTS_KEY = pytest.StashKey[Path]()
+AXE_SCRIPT = Path(__file__).resolve().parent / "vendor" / "axe-4.14.1.min.js"
+
+# What the app will be served with once a Content-Security-Policy is added; the
+# browser tests enforce it now, so no inline script or style creeps in meanwhile.
+STRICT_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+
+WIDTHS = {"wide": 1280, "phone": 390}
+THEMES = ("light", "dark")
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of the app: a name for its screenshots, and how to find its path in a site."""
+
+    name: str
+    path: Callable[[SampleSite], str]
+
+
+@dataclass(frozen=True)
+class SampleSite:
+    """What the audited app holds, so every kind of page has something to show."""
+
+    completed_job_id: int
+    failed_job_id: int
+
+
+# Every page of the app, in one place: a page added here is screenshotted at both
+# widths in both themes, audited by axe, checked at 360 px and under the strict CSP.
+PAGES: tuple[Page, ...] = (
+    Page("playground", lambda site: "/"),
+    Page("gallery", lambda site: "/gallery"),
+    Page("job", lambda site: f"/jobs/{site.completed_job_id}"),
+    Page("job-failed", lambda site: f"/jobs/{site.failed_job_id}"),
+    Page("error", lambda site: "/no-such-page"),
+)
+
+
+def enforce_strict_csp(context: Any) -> None:
+    """Serve every document with STRICT_CSP, and record what it blocks in `window.__csp`."""
+
+    def add_header(route: Any) -> None:
+        if route.request.resource_type != "document":
+            route.continue_()
+            return
+        response = route.fetch()
+        headers = {**response.headers, "content-security-policy": STRICT_CSP}
+        route.fulfill(response=response, headers=headers)
+
+    context.route("**/*", add_header)
+    context.add_init_script(
+        "window.__csp = [];"
+        "document.addEventListener('securitypolicyviolation', e =>"
+        " window.__csp.push(e.violatedDirective + ' ' + (e.blockedURI || e.sample)));"
+    )
+
+
+def csp_violations(page: Any) -> list[str]:
+    return list(page.evaluate("window.__csp || []"))
+
+
+def axe_violations(page: Any, *, impacts: tuple[str, ...] = ("serious", "critical")) -> list[str]:
+    """Run axe-core on the page; one line per violation of the given impacts."""
+    if not page.evaluate("typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE_SCRIPT.read_text())
+    results = page.evaluate(
+        "axe.run(document, {resultTypes: ['violations']})"
+        ".then(r => r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,"
+        " targets: v.nodes.slice(0, 5).map(n => n.target.join(' '))})))"
+    )
+    return [
+        f"{v['impact']}: {v['id']} ({v['help']}) at {', '.join(v['targets'])}"
+        for v in results
+        if v["impact"] in impacts
+    ]
+
+
+def horizontal_overflow(page: Any) -> int:
+    """How many pixels the page is wider than its viewport (0 when it fits)."""
+    return int(
+        page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    )
+
+
+def wait_for_htmx(page: Any) -> None:
+    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")

@@ -158,3 +158,12 @@ def browser() -> Iterator[Any]:
     from tests.browser import launch_browser
 
     yield from launch_browser()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Say where the browser tests saved their screenshots, so a reviewer can look at them."""
+    from tests.browser import SCREENSHOTS_KEY
+
+    folder = config.stash.get(SCREENSHOTS_KEY, None)
+    if folder is not None:
+        terminalreporter.write_line(f"Screenshots of every page: {folder}")

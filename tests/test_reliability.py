@@ -284,3 +284,18 @@ def test_a_backup_taken_while_jobs_run_is_consistent_and_restores(
         assert {job["id"] for job in done} <= listed
         image = done[0]["images"][0]
         assert hashlib.sha256(copy.client.get(image["url"]).content).hexdigest() == image["sha256"]
+
+
+def test_confirming_try_all_twice_submits_the_eight_presets_once(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    page = app.client.get("/").text
+    token = page.split('id="try_all_token" name="submission_token" value="', 1)[1].split('"', 1)[0]
+    htmx = {"HX-Request": "true"}
+    first = app.client.post("/playground/try-all", data={"submission_token": token}, headers=htmx)
+    again = app.client.post("/playground/try-all", data={"submission_token": token}, headers=htmx)
+    assert first.status_code == again.status_code == 200
+    assert again.headers["hx-reswap"] == "none"
+    assert len(emulator.emulator.requests_to("run")) == 8
+    fresh = first.text.split('id="try_all_token" name="submission_token" value="', 1)[1]
+    assert fresh.split('"', 1)[0] != token, "the dialog gets a new token for the next time"

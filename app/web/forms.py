@@ -45,8 +45,13 @@ class GenerateForm:
 
     @classmethod
     def from_preset(cls, preset: Preset, *, model: str) -> GenerateForm:
-        params = preset.params()
-        return cls(values=_as_strings(params.model_dump()), model=model, preset=preset.slug)
+        return cls.from_params(preset.params(), model=model, preset=preset.slug)
+
+    @classmethod
+    def from_params(
+        cls, params: GenerationParams, *, model: str, preset: str | None = None
+    ) -> GenerateForm:
+        return cls(values=_as_strings(params.model_dump()), model=model, preset=preset)
 
     @classmethod
     def from_post(cls, form: Mapping[str, Any], *, model: str) -> GenerateForm:

@@ -8,9 +8,10 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app import jobs
+from app import jobs, team_presets, timing
 from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
 from app.presets import PRESETS_BY_SLUG
+from app.services import Services
 from app.submission import submit_job
 from app.upstream import AuthenticationFailed, UpstreamError
 from app.web.deps import ServicesDep, TemplatesDep, is_htmx
@@ -21,13 +22,30 @@ router = APIRouter(include_in_schema=False)
 RECENT_JOBS_ON_PLAYGROUND = 12
 
 
-def _form_for(services: ServicesDep, preset: str | None) -> GenerateForm:
+def _form_for(
+    services: ServicesDep, preset: str | None, team_preset: int | None = None
+) -> GenerateForm:
     model = services.settings.model
+    if team_preset is not None:
+        saved = team_presets.get_preset(services.db, preset_id=team_preset)
+        return GenerateForm.from_params(team_presets.preset_params(saved), model=model)
     if preset is None:
         return GenerateForm.blank(model=model)
     if preset not in PRESETS_BY_SLUG:
         raise NotFoundError(f"There is no preset called {preset!r}.")
     return GenerateForm.from_preset(PRESETS_BY_SLUG[preset], model=model)
+
+
+def _playground_context(services: Services, form: GenerateForm) -> dict[str, Any]:
+    recent, _ = jobs.list_jobs(services.db, limit=RECENT_JOBS_ON_PLAYGROUND)
+    models = sorted({form.model, services.settings.model} | {item.job.model for item in recent})
+    return {
+        "form": form,
+        "recent": recent,
+        "team_presets": team_presets.list_presets(services.db),
+        "typical_seconds": timing.typical_seconds(services.db, models=models),
+        "try_all_token": new_submission_token(),
+    }
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -36,10 +54,12 @@ def playground(
     services: ServicesDep,
     templates: TemplatesDep,
     preset: Annotated[str | None, Query()] = None,
+    team_preset: Annotated[int | None, Query()] = None,
 ) -> Response:
-    form = _form_for(services, preset)
-    recent, _ = jobs.list_jobs(services.db, limit=RECENT_JOBS_ON_PLAYGROUND)
-    return templates.TemplateResponse(request, "playground.html", {"form": form, "recent": recent})
+    form = _form_for(services, preset, team_preset)
+    return templates.TemplateResponse(
+        request, "playground.html", _playground_context(services, form)
+    )
 
 
 @router.get("/playground/form", response_class=HTMLResponse)
@@ -48,8 +68,9 @@ def playground_form(
     services: ServicesDep,
     templates: TemplatesDep,
     preset: Annotated[str | None, Query()] = None,
+    team_preset: Annotated[int | None, Query()] = None,
 ) -> Response:
-    form = _form_for(services, preset)
+    form = _form_for(services, preset, team_preset)
     return templates.TemplateResponse(request, "partials/_generate_form.html", {"form": form})
 
 
@@ -97,9 +118,8 @@ def _form_with_errors(
             status_code=422,
             headers={"HX-Retarget": "#generate-form", "HX-Reswap": "outerHTML"},
         )
-    recent, _ = jobs.list_jobs(services.db, limit=RECENT_JOBS_ON_PLAYGROUND)
     return templates.TemplateResponse(
-        request, "playground.html", {"form": form, "recent": recent}, status_code=422
+        request, "playground.html", _playground_context(services, form), status_code=422
     )
 
 

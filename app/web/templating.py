@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import Request
@@ -11,7 +11,13 @@ from fastapi.templating import Jinja2Templates
 from app import __version__
 from app.config import Settings
 from app.models import JobStatus
-from app.parameters import IMAGE_SIZE_LABELS, IMAGE_SIZES, NAMED_SIZE_PIXELS, form_limits
+from app.parameters import (
+    IMAGE_SIZE_LABELS,
+    IMAGE_SIZES,
+    NAMED_SIZE_PIXELS,
+    form_limits,
+    pixel_size,
+)
 from app.presets import PRESETS
 from app.resources import TEMPLATES_DIR
 
@@ -25,15 +31,18 @@ def build_templates(settings: Settings) -> Jinja2Templates:
         version=__version__,
         demo_mode=settings.demo_mode,
         presets=PRESETS,
+        preset_names={preset.slug: preset.name for preset in PRESETS},
         image_sizes=IMAGE_SIZES,
         image_size_labels=IMAGE_SIZE_LABELS,
         named_size_pixels=NAMED_SIZE_PIXELS,
         limits=form_limits(),
+        pixel_size=pixel_size,
         JobStatus=JobStatus,
     )
     env.filters["when"] = format_when
     env.filters["credits"] = format_credits
     env.filters["filesize"] = format_filesize
+    env.filters["seconds_since"] = seconds_since
     return templates
 
 
@@ -47,6 +56,11 @@ def format_when(moment: datetime | None) -> str:
     if moment is None:
         return "—"
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def seconds_since(moment: datetime) -> float:
+    """Elapsed time by the server's clock; the page counts on from there, whatever its own says."""
+    return round(max(0.0, (datetime.now(UTC) - moment).total_seconds()), 1)
 
 
 def format_credits(amount: float | None) -> str:

@@ -1,0 +1,145 @@
+"""Job changes for live pages: what a Server-Sent Events stream tells its page, and when.
+
+A page asks to watch the jobs it shows running. Its stream looks at them again
+whenever this process may have changed one, and on a timer besides:
+
+- In this process every write goes through the database's writer engine, whose one
+  connection is checked back in the moment a transaction ends. `JobEvents` listens
+  for that and wakes the streams at once, so submissions and the poller need not
+  know the streams exist.
+- Another process on the same database (a second worker, later on PostgreSQL)
+  wakes nobody here, so each stream also looks every `RECHECK_SECONDS`. A look is
+  one primary-key query over the handful of watched ids.
+
+A job is sent again only when something a page shows has changed (its status,
+error or cost), not on each of the poller's bookkeeping writes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import col, select
+
+from app.database import Database
+from app.models import FINISHED_STATUSES, Job, JobStatus
+
+# How often a stream looks for changes nobody told it about (another process's).
+RECHECK_SECONDS = 2.0
+# A comment line this often keeps proxies from closing a quiet stream.
+HEARTBEAT_SECONDS = 15.0
+# One page watches at most this many jobs in one stream ("try all presets" is eight).
+MAX_WATCHED = 50
+
+
+class JobEvents:
+    """Wakes the open streams of this process when a write transaction has ended."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._listeners: set[asyncio.Event] = set()
+        self._engine: sa.Engine | None = None
+
+    def attach(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        sa.event.listen(engine, "checkin", self._on_checkin)
+
+    def detach(self) -> None:
+        if self._engine is not None:
+            sa.event.remove(self._engine, "checkin", self._on_checkin)
+            self._engine = None
+
+    def _on_checkin(self, *_: Any) -> None:
+        self.notify()
+
+    def notify(self) -> None:
+        """Something may have changed; safe to call from any thread."""
+        if not self._listeners:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody listens any more
+            self._loop.call_soon_threadsafe(self._wake_all)
+
+    def _wake_all(self) -> None:
+        for listener in self._listeners:
+            listener.set()
+
+    @contextlib.contextmanager
+    def listen(self) -> Iterator[asyncio.Event]:
+        listener = asyncio.Event()
+        self._listeners.add(listener)
+        try:
+            yield listener
+        finally:
+            self._listeners.discard(listener)
+
+    @property
+    def listener_count(self) -> int:
+        return len(self._listeners)
+
+
+async def next_look(listener: asyncio.Event, *, timeout: float = RECHECK_SECONDS) -> None:
+    """Return when woken, or after `timeout` seconds, whichever comes first."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(listener.wait(), timeout)
+    listener.clear()
+
+
+# What a page shows of a job; a change in any of these is worth sending.
+Shown = tuple[JobStatus, str | None, float | None]
+
+
+def shown_states(db: Database, *, job_ids: Sequence[int]) -> dict[int, Shown]:
+    with db.read() as session:
+        rows = session.exec(
+            select(Job.id, Job.status, Job.error, Job.credit_cost).where(col(Job.id).in_(job_ids))
+        ).all()
+    return {
+        job_id: (JobStatus(status), error, cost) for job_id, status, error, cost in rows if job_id
+    }
+
+
+@dataclass
+class JobWatch:
+    """What one stream has told its page so far."""
+
+    job_ids: list[int]
+    sent: dict[int, Shown] = field(default_factory=dict)
+
+    def changed(self, states: dict[int, Shown]) -> list[int]:
+        """Ids to send now (each watched job once at first, then on every visible change)."""
+        fresh = [job_id for job_id, state in states.items() if self.sent.get(job_id) != state]
+        self.sent.update((job_id, states[job_id]) for job_id in fresh)
+        return sorted(fresh)
+
+    @property
+    def all_finished(self) -> bool:
+        """Every watched job that exists has been sent in a finished state."""
+        return all(state[0] in FINISHED_STATUSES for state in self.sent.values())
+
+
+def parse_job_ids(raw: str) -> list[int]:
+    """ "3,5,8" → [3, 5, 8]: unique, at most MAX_WATCHED; ValueError names the problem."""
+    parts = [part for part in raw.split(",") if part.strip()]
+    if not parts:
+        raise ValueError("name at least one job id")
+    try:
+        ids = sorted({int(part) for part in parts})
+    except ValueError:
+        raise ValueError("must be job ids separated by commas") from None
+    if len(ids) > MAX_WATCHED:
+        raise ValueError(f"at most {MAX_WATCHED} jobs at once")
+    return ids
+
+
+def format_event(event: str, data: str, *, event_id: str | None = None) -> str:
+    """One SSE message; every line of `data` gets its own `data:` prefix, as the format needs."""
+    lines = [f"event: {event}"]
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    lines.extend(f"data: {line}" for line in data.splitlines() or [""])
+    return "\n".join(lines) + "\n\n"

@@ -1,0 +1,198 @@
+"""Presets beyond loading one: the team's own (pages and JSON API), and trying all eight at once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anyio
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from app import jobs, team_presets
+from app.errors import InvalidParameters, SubmissionFailed
+from app.models import JobParameters, TeamPreset, TeamPresetPublic
+from app.parameters import GenerationParams
+from app.presets import PRESETS
+from app.services import Services
+from app.submission import submit_job
+from app.web.deps import ServicesDep, TemplatesDep, is_htmx
+from app.web.forms import TOKEN_MAX, GenerateForm, new_submission_token
+
+router = APIRouter(include_in_schema=False)
+api_router = APIRouter(prefix="/api", tags=["api"])
+
+
+# --- Try all presets -------------------------------------------------------------
+
+
+@router.post("/playground/try-all", response_class=HTMLResponse)
+async def try_all_presets(
+    request: Request, services: ServicesDep, templates: TemplatesDep
+) -> Response:
+    """Submit the eight presets at once; the answer is their comparison grid.
+
+    The confirming form carries a one-time token: confirming twice (or a resent
+    request) gives back the same eight jobs, paid for once.
+    """
+    posted = await request.form()
+    token = str(posted.get("submission_token", "") or "")[:TOKEN_MAX] or new_submission_token()
+    job_ids, any_new = await submit_all_presets(services, token=token)
+    if not is_htmx(request):
+        return RedirectResponse("/#comparison", status_code=303)
+    items = await run_in_threadpool(
+        lambda: [jobs.get_job(services.db, job_id=job_id) for job_id in job_ids]
+    )
+    entries = list(zip(PRESETS, items, strict=True))
+    return templates.TemplateResponse(
+        request,
+        "partials/_comparison.html",
+        {"entries": entries, "try_all_token": new_submission_token(), "refresh_token": True},
+        headers={} if any_new else {"HX-Reswap": "none"},
+    )
+
+
+async def submit_all_presets(services: Services, *, token: str) -> tuple[list[int], bool]:
+    """One job per preset, submitted side by side; a refused one still has its (failed) job.
+
+    Returns the job ids and whether any of them is new (not a repeat of `token`).
+    """
+    job_ids = [0] * len(PRESETS)
+    created = [False] * len(PRESETS)
+    model = services.settings.model
+
+    async def submit(index: int) -> None:
+        preset = PRESETS[index]
+        try:
+            job, created[index] = await submit_job(
+                services,
+                params=preset.params(),
+                model=model,
+                preset=preset.slug,
+                idempotency_key=f"form:try-all:{token}:{preset.slug}",
+            )
+            assert job.id is not None
+            job_ids[index] = job.id
+        except SubmissionFailed as failure:
+            job_ids[index] = failure.job_id
+            created[index] = True
+
+    async with anyio.create_task_group() as group:
+        for index in range(len(PRESETS)):
+            group.start_soon(submit, index)
+    return job_ids, any(created)
+
+
+# --- Team presets, for people ----------------------------------------------------
+
+
+@router.post("/presets", response_class=HTMLResponse)
+async def save_team_preset(
+    request: Request, services: ServicesDep, templates: TemplatesDep
+) -> Response:
+    posted = await request.form()
+    name = str(posted.get("name", "") or "")
+    description = str(posted.get("description", "") or "")
+    *_, errors = team_presets.clean_labels(name=name, description=description)
+    form = GenerateForm.from_post(posted, model=services.settings.model)
+    try:
+        body = form.to_params().upstream_body()
+    except InvalidParameters as exc:
+        errors = {**errors, **exc.field_errors}
+    if not errors:
+        try:
+            preset = await run_in_threadpool(
+                lambda: team_presets.create_preset(
+                    services.db, name=name, description=description, parameters=body
+                )
+            )
+        except InvalidParameters as exc:
+            errors = exc.field_errors
+    if errors:
+        return templates.TemplateResponse(
+            request,
+            "partials/_save_preset_form.html",
+            {"errors": errors, "name": name, "description": description},
+            status_code=422,
+            headers={"HX-Retarget": "#save-preset-form", "HX-Reswap": "outerHTML"},
+        )
+    trigger = {"preset-saved": {"name": preset.name}}
+    return await _team_presets_fragment(
+        request, services, templates, headers={"HX-Trigger": json.dumps(trigger)}
+    )
+
+
+@router.delete("/presets/{preset_id}", response_class=HTMLResponse)
+async def delete_team_preset(
+    preset_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
+) -> Response:
+    await run_in_threadpool(lambda: team_presets.delete_preset(services.db, preset_id=preset_id))
+    return await _team_presets_fragment(request, services, templates)
+
+
+async def _team_presets_fragment(
+    request: Request,
+    services: Services,
+    templates: Any,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    saved = await run_in_threadpool(lambda: team_presets.list_presets(services.db))
+    response: Response = templates.TemplateResponse(
+        request, "partials/_team_presets.html", {"team_presets": saved}, headers=headers
+    )
+    return response
+
+
+# --- Team presets, JSON API ------------------------------------------------------
+
+
+class TeamPresetCreate(BaseModel):
+    """A name, a one-line description, and the run parameters under the upstream's names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(max_length=team_presets.NAME_MAX_CHARS, description="Shown on its card")
+    description: str = Field("", max_length=team_presets.DESCRIPTION_MAX_CHARS)
+    parameters: GenerationParams
+
+
+def team_preset_public(preset: TeamPreset) -> TeamPresetPublic:
+    assert preset.id is not None
+    params = team_presets.preset_params(preset)
+    return TeamPresetPublic(
+        id=preset.id,
+        name=preset.name,
+        description=preset.description,
+        parameters=JobParameters.model_validate(params.model_dump()),
+        estimated_credits=params.estimated_credits,
+        created_at=preset.created_at,
+    )
+
+
+@api_router.get("/team-presets", response_model=list[TeamPresetPublic])
+def list_team_presets(services: ServicesDep) -> list[TeamPresetPublic]:
+    return [team_preset_public(preset) for preset in team_presets.list_presets(services.db)]
+
+
+@api_router.post("/team-presets", status_code=201, response_model=TeamPresetPublic)
+def create_team_preset(body: TeamPresetCreate, services: ServicesDep) -> TeamPresetPublic:
+    preset = team_presets.create_preset(
+        services.db,
+        name=body.name,
+        description=body.description,
+        parameters=body.parameters.upstream_body(),
+    )
+    return team_preset_public(preset)
+
+
+@api_router.get("/team-presets/{preset_id}", response_model=TeamPresetPublic)
+def get_team_preset(preset_id: int, services: ServicesDep) -> TeamPresetPublic:
+    return team_preset_public(team_presets.get_preset(services.db, preset_id=preset_id))
+
+
+@api_router.delete("/team-presets/{preset_id}", status_code=204)
+def remove_team_preset(preset_id: int, services: ServicesDep) -> Response:
+    team_presets.delete_preset(services.db, preset_id=preset_id)
+    return Response(status_code=204)
