@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,8 +11,11 @@ from pathlib import Path
 import uvicorn
 from pydantic import ValidationError
 
-from app import __version__
-from app.config import Settings
+from app import __version__, accounts, audit
+from app.config import Settings, is_loopback_host
+from app.database import Database
+
+CLI_ACTOR = "(command line)"
 
 
 def load_settings() -> Settings:
@@ -31,6 +35,14 @@ def serve(args: argparse.Namespace) -> int:
     from app.main import create_app
 
     settings = load_settings()
+    if not is_loopback_host(args.host) and not _sign_in_on(settings):
+        raise SystemExit(
+            f"Refusing to listen on {args.host} without sign-in: anyone who can reach that "
+            "address could use this playground and spend its PixelDojo credits.\n"
+            "Create the first admin account, then start again:\n"
+            "    seedream-playground users add NAME --admin\n"
+            "Or listen on 127.0.0.1 (the default) to keep it to yourself."
+        )
     mode = (
         "demo mode: images are generated locally by the built-in emulator, no credits are spent"
         if settings.demo_mode
@@ -44,10 +56,93 @@ def serve(args: argparse.Namespace) -> int:
         host=args.host,
         port=args.port,
         log_level=args.log_level,
-        proxy_headers=False,
+        # Only behind a proxy we were told to trust: X-Forwarded-Proto decides Secure cookies.
+        proxy_headers=settings.forwarded_allow_ips is not None,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         # Open live-update streams would otherwise hold a Ctrl+C until every tab closes.
         timeout_graceful_shutdown=5,
     )
+    return 0
+
+
+def _open_database(settings: Settings) -> Database:
+    db = Database.at_path(settings.database_path)
+    db.migrate()
+    return db
+
+
+def _sign_in_on(settings: Settings) -> bool:
+    db = _open_database(settings)
+    try:
+        return accounts.users_exist(db)
+    finally:
+        db.dispose()
+
+
+def _read_password(args: argparse.Namespace) -> str:
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if not sys.stdin.isatty():
+        raise SystemExit("No terminal to ask for the password: pass it with --password-stdin.")
+    first = getpass.getpass("Password (10 characters or more): ")
+    if getpass.getpass("The same again: ") != first:
+        raise SystemExit("The two passwords differ; nothing was changed.")
+    return first
+
+
+def users(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    db = _open_database(settings)
+    try:
+        return _users(args, db)
+    except accounts.AccountError as exc:
+        raise SystemExit(f"{exc.field}: {exc.message}") from None
+    finally:
+        db.dispose()
+
+
+def _users(args: argparse.Namespace, db: Database) -> int:
+    if args.users_command == "list":
+        for user in accounts.list_users(db):
+            role = "admin" if user.is_admin else "member"
+            limits = ", ".join(
+                f"{label} budget {value:g}"
+                for label, value in (("daily", user.daily_budget), ("monthly", user.monthly_budget))
+                if value is not None
+            )
+            print(f"{user.name}\t{role}" + (f"\t{limits}" if limits else ""))
+        return 0
+    if args.users_command == "add":
+        first = not accounts.users_exist(db)
+        user = accounts.create_user(
+            db, name=args.name, password=_read_password(args), is_admin=args.admin or first
+        )
+        role = "admin" if user.is_admin else "member"
+        audit.record(
+            db,
+            action=audit.Action.USER_ADDED,
+            user=None,
+            actor=CLI_ACTOR,
+            detail=f"{user.name} ({role})",
+        )
+        note = " Sign-in is now on for this playground." if first else ""
+        print(f"Added {user.name} ({role}).{note}", file=sys.stderr)
+        return 0
+    found = accounts.find_user(db, name=args.name)
+    if found is None or found.removed_at is not None or found.id is None:
+        raise SystemExit(f"There is no account called {args.name!r}.")
+    if args.users_command == "remove":
+        accounts.remove_user(db, user_id=found.id)
+        audit.record(
+            db, action=audit.Action.USER_REMOVED, user=None, actor=CLI_ACTOR, detail=found.name
+        )
+        print(f"Removed {found.name}; their work stays in the gallery.", file=sys.stderr)
+        return 0
+    accounts.set_password(db, user_id=found.id, password=_read_password(args))
+    audit.record(
+        db, action=audit.Action.PASSWORD_CHANGED, user=None, actor=CLI_ACTOR, detail=found.name
+    )
+    print(f"Changed {found.name}'s password and signed them out everywhere.", file=sys.stderr)
     return 0
 
 
@@ -121,6 +216,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     backup_parser.add_argument("file", type=Path, help="the archive to write")
     backup_parser.set_defaults(handler=backup)
+
+    users_parser = commands.add_parser(
+        "users", help="manage the people who may sign in (the first one added is an admin)"
+    )
+    users_commands = users_parser.add_subparsers(
+        dest="users_command", required=True, metavar="ACTION"
+    )
+    add_parser = users_commands.add_parser("add", help="add a person")
+    add_parser.add_argument("name")
+    add_parser.add_argument("--admin", action="store_true", help="may manage people and budgets")
+    users_commands.add_parser("list", help="list the people")
+    remove_parser = users_commands.add_parser("remove", help="remove a person (work is kept)")
+    remove_parser.add_argument("name")
+    password_parser = users_commands.add_parser("set-password", help="set a new password")
+    password_parser.add_argument("name")
+    for needs_password in (add_parser, password_parser):
+        needs_password.add_argument(
+            "--password-stdin", action="store_true", help="read the password from standard input"
+        )
+    users_parser.set_defaults(handler=users)
     return parser
 
 

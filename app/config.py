@@ -91,6 +91,16 @@ class Settings(BaseSettings):
         "are taken over after this",
     )
     poller_concurrency: int = Field(8, ge=1, description="Jobs a worker handles at once")
+    secret_key: SecretStr | None = Field(
+        None,
+        description="Signs session cookies; unset: a random key kept in the data dir",
+    )
+    session_days: float = Field(14.0, gt=0, description="How long a sign-in lasts")
+    forwarded_allow_ips: str | None = Field(
+        None,
+        description="Addresses of reverse proxies whose X-Forwarded-For/-Proto to trust "
+        "(comma-separated); set it behind an HTTPS proxy so cookies are marked Secure",
+    )
     demo_job_seconds: float = Field(
         3.0, ge=0, description="How long a demo-mode job takes in the built-in emulator"
     )

@@ -5,6 +5,9 @@
     ├── InvalidParameters       422: a field failed validation (nothing was sent upstream)
     ├── IdempotencyKeyReused    422: the key was used before for a different request
     ├── KeyRefused              503: PixelDojo refuses the API key; nothing is sent until it works
+    ├── OverBudget              403: the job would take its author over their credit budget
+    ├── SignInRequired          401: sign-in is on and nobody is signed in
+    ├── Forbidden               403: signed in, but not allowed to do this
     └── SubmissionFailed        the upstream refused the job (the job row says why)
 
 They are turned into answers in one place (app/web/errors.py): JSON for the
@@ -59,6 +62,21 @@ class KeyRefused(PlaygroundError):
             f"PixelDojo refuses the API key ({upstream_message}), so no job is sent until it "
             "works. Fix PIXELDOJO_API_KEY and restart, or check again from the banner."
         )
+
+
+class OverBudget(PlaygroundError):
+    status_code = 403
+    code = "budget_exceeded"
+
+
+class SignInRequired(PlaygroundError):
+    status_code = 401
+    code = "sign_in_required"
+
+
+class Forbidden(PlaygroundError):
+    status_code = 403
+    code = "forbidden"
 
 
 class SubmissionFailed(PlaygroundError):

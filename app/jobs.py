@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from app.budgets import check_budget
 from app.database import Database
 from app.models import (
     FINISHED_STATUSES,
@@ -20,6 +21,7 @@ from app.models import (
     Job,
     JobStatus,
     Thumbnail,
+    User,
     Worker,
     utcnow,
 )
@@ -60,12 +62,14 @@ def create_job(
     owner: str,
     lease_seconds: float,
     idempotency_key: str | None = None,
+    user: User | None = None,
 ) -> tuple[Job, bool]:
     """Write the job before anything is sent upstream, leased to the submitting worker.
 
     Returns the job and whether it is new. With an idempotency key already used for
     the same request, the earlier job comes back instead (the unique constraint
-    decides, so two requests racing with one key cannot both create a job).
+    decides, so two requests racing with one key cannot both create a job). The
+    person's budget is checked in the same transaction (BudgetExceeded).
     """
     now = utcnow()
     job = Job(
@@ -84,21 +88,42 @@ def create_job(
         lease_owner=owner,
         lease_expires_at=now + timedelta(seconds=lease_seconds),
         idempotency_key=idempotency_key,
+        user_id=user.id if user is not None else None,
+        estimated_credits=params.estimated_credits,
     )
     try:
         with db.write() as session:
+            if idempotency_key is not None:
+                earlier = _with_key(session, idempotency_key)
+                if earlier is not None:
+                    return _replayed(earlier, job), False
+            if user is not None and user.id is not None:
+                current = session.get(User, user.id)
+                if current is not None:
+                    check_budget(session, user=current, cost=params.estimated_credits, now=now)
             session.add(job)
             session.flush()
         return job, True
     except sa.exc.IntegrityError:
+        # Only a server database lets two writers race this far; SQLite's write lock doesn't.
         if idempotency_key is None:
             raise
     with db.read() as session:
-        earlier = session.exec(select(Job).where(Job.idempotency_key == idempotency_key)).one()
+        earlier = _with_key(session, idempotency_key)
+    assert earlier is not None
+    return _replayed(earlier, job), False
+
+
+def _with_key(session: Session, idempotency_key: str) -> Job | None:
+    return session.exec(select(Job).where(Job.idempotency_key == idempotency_key)).first()
+
+
+def _replayed(earlier: Job, request: Job) -> Job:
+    """The earlier job for a repeated key, if the repeat asks for the same thing."""
     assert earlier.id is not None
-    if earlier.request_body != job.request_body or earlier.model != model:
+    if earlier.request_body != request.request_body or earlier.model != request.model:
         raise IdempotencyConflict(earlier.id)
-    return earlier, False
+    return earlier
 
 
 def record_submitted(
@@ -420,6 +445,8 @@ def referenced_digests(db: Database) -> set[str]:
 class JobWithImages:
     job: Job
     images: list[Image]
+    # Who made it; None when made without sign-in.
+    author: str | None = None
 
 
 def get_job(db: Database, *, job_id: int) -> JobWithImages | None:
@@ -430,7 +457,16 @@ def get_job(db: Database, *, job_id: int) -> JobWithImages | None:
         images = session.exec(
             select(Image).where(Image.job_id == job_id).order_by(col(Image.index))
         ).all()
-    return JobWithImages(job=job, images=list(images))
+        authors = _author_names(session, [job])
+    return JobWithImages(job=job, images=list(images), author=authors.get(job.user_id))
+
+
+def _author_names(session: Session, jobs: list[Job]) -> dict[int | None, str]:
+    user_ids = {job.user_id for job in jobs if job.user_id is not None}
+    if not user_ids:
+        return {}
+    rows = session.exec(select(User.id, User.name).where(col(User.id).in_(user_ids))).all()
+    return {user_id: name for user_id, name in rows}
 
 
 def list_jobs(
@@ -451,8 +487,13 @@ def list_jobs(
                 .order_by(col(Image.job_id), col(Image.index))
             ).all():
                 images_by_job[image.job_id].append(image)
+        authors = _author_names(session, page)
     next_cursor = page[-1].id if len(rows) > limit and page else None
-    return [JobWithImages(job, images_by_job.get(job.id or 0, [])) for job in page], next_cursor
+    items = [
+        JobWithImages(job, images_by_job.get(job.id or 0, []), authors.get(job.user_id))
+        for job in page
+    ]
+    return items, next_cursor
 
 
 @dataclass(frozen=True)

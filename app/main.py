@@ -16,11 +16,12 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import anyio
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr
 
 from app import __version__, jobs
+from app.access import Access, load_secret
 from app.config import PUBLIC_IMAGE_HOSTS, Settings
 from app.database import Database
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
@@ -33,11 +34,28 @@ from app.services import Services
 from app.sqlite import SQLiteBlobStore
 from app.storage import clear_scratch
 from app.upstream import PixelDojoClient
-from app.web import api, code, live, pages, presets
+from app.web import admin, api, auth, code, live, pages, presets
 from app.web.errors import install_error_handlers
+from app.web.gate import Gate
 from app.web.templating import build_templates
 
 log = logging.getLogger(__name__)
+
+
+# Every router the app serves, in order (live before pages: its /jobs/cards would
+# otherwise be taken for a job id). The route-by-route access test reads this list.
+ROUTERS: tuple[APIRouter, ...] = (
+    live.router,
+    pages.router,
+    presets.router,
+    code.router,
+    api.router,
+    presets.api_router,
+    auth.router,
+    auth.api_router,
+    admin.router,
+    admin.api_router,
+)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -50,14 +68,10 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     app.state.templates = build_templates(settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    # Before pages: its /jobs/cards would otherwise be taken for a job id.
-    app.include_router(live.router)
-    app.include_router(pages.router)
-    app.include_router(presets.router)
-    app.include_router(code.router)
-    app.include_router(api.router)
-    app.include_router(presets.api_router)
+    for router in ROUTERS:
+        app.include_router(router)
     install_error_handlers(app)
+    app.add_middleware(Gate)
     return app
 
 
@@ -118,6 +132,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         client=client,
         poller=poller,
         key_health=key_health,
+        access=Access(db, load_secret(settings)),
         worker_id=worker_id,
         demo_mode=settings.demo_mode,
         events=events,

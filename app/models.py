@@ -112,6 +112,8 @@ class Job(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
+    # Who asked; None when the app runs for a single person without sign-in.
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
     # What was asked for, column by column for filtering, and the exact body sent.
     model: str = Field(max_length=100)
     preset: str | None = Field(default=None, max_length=100)
@@ -133,6 +135,8 @@ class Job(SQLModel, table=True):
     upstream_completed_at: datetime | None = _utc_column()
     finished_at: datetime | None = _utc_column()
     expires_at: datetime | None = _utc_column()
+    # Reserved against budgets at submission; the reported credit_cost settles it.
+    estimated_credits: float = 0.0
     credit_cost: float | None = None
     credits_remaining: float | None = None
     output_urls: list[str] | None = Field(default=None, sa_type=sa.JSON)
@@ -142,6 +146,79 @@ class Job(SQLModel, table=True):
     next_poll_at: datetime | None = _utc_column()
     lease_owner: str | None = Field(default=None, max_length=200)
     lease_expires_at: datetime | None = _utc_column()
+
+
+class User(SQLModel, table=True):
+    """A person who signs in. Removed people keep their rows, so their work stays attributed."""
+
+    __tablename__ = "users"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=64)
+    # Lower-cased: "Alice" and "alice" are one person.
+    name_key: str = Field(max_length=64, unique=True)
+    password_hash: str
+    is_admin: bool = False
+    daily_budget: float | None = None
+    monthly_budget: float | None = None
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    removed_at: datetime | None = _utc_column()
+
+
+class UserSession(SQLModel, table=True):
+    """A signed-in browser. The cookie carries a random token; only its hash is stored."""
+
+    __tablename__ = "sessions"
+
+    token_hash: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    ip: str | None = Field(default=None, max_length=64)
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal token for scripts; only its hash is stored, it is shown once."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    name: str = Field(max_length=80)
+    token_hash: str = Field(max_length=64, unique=True)
+    # The first characters, so a person can tell their tokens apart.
+    prefix: str = Field(max_length=16)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    last_used_at: datetime | None = _utc_column()
+    revoked_at: datetime | None = _utc_column()
+
+
+class SignInFailure(SQLModel, table=True):
+    """Failed sign-ins by name and by address: repeated failures are slowed down."""
+
+    __tablename__ = "sign_in_failures"
+
+    key: str = Field(primary_key=True, max_length=200)
+    failures: int = 0
+    last_failure_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Who did what, when, from where: sign-ins, submissions, deletions, account changes."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    user_id: int | None = Field(default=None, foreign_key="users.id")
+    # The name at the time, so the log reads the same after a rename or removal.
+    actor: str = Field(max_length=64)
+    action: str = Field(max_length=50, index=True)
+    detail: str = ""
+    ip: str | None = Field(default=None, max_length=64)
 
 
 class Worker(SQLModel, table=True):
@@ -214,6 +291,7 @@ class TeamPreset(SQLModel, table=True):
     # The run body exactly as it would be sent upstream (GenerationParams.upstream_body()).
     parameters: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    created_by: int | None = Field(default=None, foreign_key="users.id")
 
 
 # --- What the API answers with -------------------------------------------------
@@ -244,6 +322,7 @@ class JobParameters(BaseModel):
 
 class JobPublic(BaseModel):
     id: int
+    author: str | None = None
     status: JobStatus
     status_label: str
     finished: bool

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from app.access import Access
 from app.config import Settings
 from app.database import Database
 from app.events import JobEvents
@@ -21,6 +22,7 @@ class Services:
     client: PixelDojoClient
     poller: Poller
     key_health: KeyHealth
+    access: Access
     worker_id: str
     demo_mode: bool
     events: JobEvents

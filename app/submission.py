@@ -17,14 +17,16 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from app import jobs
+from app import audit, jobs
+from app.budgets import BudgetExceeded
 from app.errors import (
     IdempotencyKeyReused,
     InvalidParameters,
     KeyRefused,
+    OverBudget,
     SubmissionFailed,
 )
-from app.models import Job, JobStatus
+from app.models import Job, JobStatus, User
 from app.parameters import GenerationParams
 from app.services import Services
 from app.upstream import (
@@ -74,12 +76,14 @@ async def submit_job(
     model: str,
     preset: str | None,
     idempotency_key: str | None = None,
+    user: User | None = None,
+    ip: str | None = None,
 ) -> tuple[Job, bool]:
     """Create the job and submit it at most once; returns the job and whether it is new.
 
     A request repeating an idempotency key gets the first request's job back and
-    causes no upstream call. A refused API key stops submissions before any row
-    or request is made.
+    causes no upstream call. A refused API key, or a job over the person's budget,
+    stops the submission before any upstream request.
     """
     settings = services.settings
     problem = await anyio.to_thread.run_sync(services.key_health.problem)
@@ -90,6 +94,9 @@ async def submit_job(
         + settings.max_submit_wait_seconds
         + SUBMIT_LEASE_MARGIN_SECONDS
     )
+    if idempotency_key is not None and user is not None:
+        # Keys are each person's own: the same key from two people names two jobs.
+        idempotency_key = f"u{user.id}:{idempotency_key}"
     try:
         job, created = await anyio.to_thread.run_sync(
             lambda: jobs.create_job(
@@ -100,14 +107,27 @@ async def submit_job(
                 owner=services.worker_id,
                 lease_seconds=lease_seconds,
                 idempotency_key=idempotency_key,
+                user=user,
             )
         )
     except jobs.IdempotencyConflict as conflict:
         raise IdempotencyKeyReused(conflict.job_id) from None
+    except BudgetExceeded as over:
+        raise OverBudget(over.message) from None
     if not created:
         return job, False
     assert job.id is not None
     job_id = job.id
+    await anyio.to_thread.run_sync(
+        lambda: audit.record(
+            services.db,
+            action=audit.Action.SUBMIT,
+            user=user,
+            ip=ip,
+            detail=f"job {job_id}: {params.num_images} image(s), {model}, "
+            f"{params.estimated_credits:g} credit(s) estimated",
+        )
+    )
     try:
         upstream = await services.client.submit(model, params.upstream_body())
     except UpstreamError as exc:

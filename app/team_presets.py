@@ -52,7 +52,12 @@ def check_preset(
 
 
 def create_preset(
-    db: Database, *, name: str, description: str, parameters: Mapping[str, Any]
+    db: Database,
+    *,
+    name: str,
+    description: str,
+    parameters: Mapping[str, Any],
+    created_by: int | None = None,
 ) -> TeamPreset:
     name, description, params = check_preset(
         name=name, description=description, parameters=parameters
@@ -62,6 +67,7 @@ def create_preset(
         name_key=name.casefold(),
         description=description,
         parameters=params.upstream_body(),
+        created_by=created_by,
     )
     try:
         with db.write() as session:

@@ -95,11 +95,16 @@ class RunningApp:
     settings: Settings
 
 
+# What a current browser sends with a request from the app's own pages; tests of
+# cross-site protection use clients without it.
+SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
+
+
 @contextmanager
 def serve_app(settings: Settings) -> Iterator[RunningApp]:
     with (
         LoopbackServer(create_app(settings)) as server,
-        httpx.Client(base_url=server.url, timeout=30) as client,
+        httpx.Client(base_url=server.url, timeout=30, headers=SAME_ORIGIN) as client,
     ):
         yield RunningApp(server.url, client, settings)
 

@@ -16,7 +16,7 @@ from app.parameters import UPSTREAM_FIELDS, GenerationParams, ModelId
 from app.presets import PRESETS, PRESETS_BY_SLUG
 from app.services import Services
 from app.submission import submit_job
-from app.web.deps import ServicesDep
+from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.views import job_public, preset_public
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -49,6 +49,8 @@ def list_presets() -> list[PresetPublic]:
 async def create_job(
     body: JobCreate,
     services: ServicesDep,
+    user: CurrentUser,
+    ip: ClientIP,
     response: Response,
     idempotency_key: Annotated[
         str | None,
@@ -66,6 +68,8 @@ async def create_job(
         model=body.model or services.settings.model,
         preset=body.preset,
         idempotency_key=f"api:{idempotency_key}" if idempotency_key else None,
+        user=user,
+        ip=ip,
     )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"

@@ -7,6 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 
+from app import permissions
+from app.errors import Forbidden
+from app.models import User
 from app.services import Services
 
 
@@ -20,7 +23,41 @@ def get_templates(request: Request) -> Jinja2Templates:
     return templates
 
 
+def current_user(request: Request) -> User | None:
+    """The signed-in person; None when nobody is, or when the app runs without sign-in."""
+    user: User | None = getattr(request.state, "user", None)
+    return user
+
+
+def require_admin(request: Request) -> User | None:
+    """An admin, or the one local person when the app runs without sign-in."""
+    if not sign_in_on(request):
+        return None
+    user = current_user(request)
+    if user is None or not user.is_admin:
+        raise Forbidden("Only an admin can do this.")
+    return user
+
+
+def sign_in_on(request: Request) -> bool:
+    return bool(getattr(request.state, "sign_in_on", False))
+
+
+def ensure_may_change(request: Request, owner_id: int | None, *, what: str) -> None:
+    """Refuse (403) unless the person may change something made by `owner_id`."""
+    permissions.ensure_may_change(
+        current_user(request), owner_id, sign_in_on=sign_in_on(request), what=what
+    )
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
+CurrentUser = Annotated[User | None, Depends(current_user)]
+AdminUser = Annotated[User | None, Depends(require_admin)]
+ClientIP = Annotated[str | None, Depends(client_ip)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 
 

@@ -14,7 +14,7 @@ from app.presets import PRESETS_BY_SLUG
 from app.services import Services
 from app.submission import submit_job
 from app.upstream import AuthenticationFailed, UpstreamError
-from app.web.deps import ServicesDep, TemplatesDep, is_htmx
+from app.web.deps import ServicesDep, TemplatesDep, client_ip, current_user, is_htmx
 from app.web.forms import GenerateForm, new_submission_token
 
 router = APIRouter(include_in_schema=False)
@@ -89,6 +89,8 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
             model=form.model,
             preset=form.preset,
             idempotency_key=form.idempotency_key,
+            user=current_user(request),
+            ip=client_ip(request),
         )
         job_id = job.id
     except SubmissionFailed as failure:

@@ -13,12 +13,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app import jobs, team_presets
 from app.errors import InvalidParameters, SubmissionFailed
-from app.models import JobParameters, TeamPreset, TeamPresetPublic
+from app.models import JobParameters, TeamPreset, TeamPresetPublic, User
 from app.parameters import GenerationParams
 from app.presets import PRESETS
 from app.services import Services
 from app.submission import submit_job
-from app.web.deps import ServicesDep, TemplatesDep, is_htmx
+from app.web.deps import (
+    ServicesDep,
+    TemplatesDep,
+    client_ip,
+    current_user,
+    ensure_may_change,
+    is_htmx,
+)
 from app.web.forms import TOKEN_MAX, GenerateForm, new_submission_token
 
 router = APIRouter(include_in_schema=False)
@@ -39,7 +46,9 @@ async def try_all_presets(
     """
     posted = await request.form()
     token = str(posted.get("submission_token", "") or "")[:TOKEN_MAX] or new_submission_token()
-    job_ids, any_new = await submit_all_presets(services, token=token)
+    job_ids, any_new = await submit_all_presets(
+        services, token=token, user=current_user(request), ip=client_ip(request)
+    )
     if not is_htmx(request):
         return RedirectResponse("/#comparison", status_code=303)
     items = await run_in_threadpool(
@@ -54,7 +63,9 @@ async def try_all_presets(
     )
 
 
-async def submit_all_presets(services: Services, *, token: str) -> tuple[list[int], bool]:
+async def submit_all_presets(
+    services: Services, *, token: str, user: User | None = None, ip: str | None = None
+) -> tuple[list[int], bool]:
     """One job per preset, submitted side by side; a refused one still has its (failed) job.
 
     Returns the job ids and whether any of them is new (not a repeat of `token`).
@@ -72,6 +83,8 @@ async def submit_all_presets(services: Services, *, token: str) -> tuple[list[in
                 model=model,
                 preset=preset.slug,
                 idempotency_key=f"form:try-all:{token}:{preset.slug}",
+                user=user,
+                ip=ip,
             )
             assert job.id is not None
             job_ids[index] = job.id
@@ -105,7 +118,11 @@ async def save_team_preset(
         try:
             preset = await run_in_threadpool(
                 lambda: team_presets.create_preset(
-                    services.db, name=name, description=description, parameters=body
+                    services.db,
+                    name=name,
+                    description=description,
+                    parameters=body,
+                    created_by=_user_id(request),
                 )
             )
         except InvalidParameters as exc:
@@ -128,8 +145,19 @@ async def save_team_preset(
 async def delete_team_preset(
     preset_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
 ) -> Response:
-    await run_in_threadpool(lambda: team_presets.delete_preset(services.db, preset_id=preset_id))
+    await run_in_threadpool(_delete_preset, request, services, preset_id)
     return await _team_presets_fragment(request, services, templates)
+
+
+def _delete_preset(request: Request, services: Services, preset_id: int) -> None:
+    preset = team_presets.get_preset(services.db, preset_id=preset_id)
+    ensure_may_change(request, preset.created_by, what="this team preset")
+    team_presets.delete_preset(services.db, preset_id=preset_id)
+
+
+def _user_id(request: Request) -> int | None:
+    user = current_user(request)
+    return user.id if user is not None else None
 
 
 async def _team_presets_fragment(
@@ -177,12 +205,15 @@ def list_team_presets(services: ServicesDep) -> list[TeamPresetPublic]:
 
 
 @api_router.post("/team-presets", status_code=201, response_model=TeamPresetPublic)
-def create_team_preset(body: TeamPresetCreate, services: ServicesDep) -> TeamPresetPublic:
+def create_team_preset(
+    body: TeamPresetCreate, request: Request, services: ServicesDep
+) -> TeamPresetPublic:
     preset = team_presets.create_preset(
         services.db,
         name=body.name,
         description=body.description,
         parameters=body.parameters.upstream_body(),
+        created_by=_user_id(request),
     )
     return team_preset_public(preset)
 
@@ -193,6 +224,6 @@ def get_team_preset(preset_id: int, services: ServicesDep) -> TeamPresetPublic:
 
 
 @api_router.delete("/team-presets/{preset_id}", status_code=204)
-def remove_team_preset(preset_id: int, services: ServicesDep) -> Response:
-    team_presets.delete_preset(services.db, preset_id=preset_id)
+def remove_team_preset(preset_id: int, request: Request, services: ServicesDep) -> Response:
+    _delete_preset(request, services, preset_id)
     return Response(status_code=204)

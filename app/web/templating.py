@@ -47,9 +47,15 @@ def build_templates(settings: Settings) -> Jinja2Templates:
 
 
 def upstream_state(request: Request) -> dict[str, Any]:
-    """What every page shows about the upstream: a refused key blocks everything."""
+    """What every page shows: a refused key blocks everything; who is signed in."""
     services = getattr(request.app.state, "services", None)
-    return {"key_problem": services.key_health.problem() if services is not None else None}
+    state = request.state
+    return {
+        "key_problem": services.key_health.problem() if services is not None else None,
+        "user": getattr(state, "user", None),
+        "sign_in_on": getattr(state, "sign_in_on", False),
+        "csrf_token": getattr(state, "csrf_token", ""),
+    }
 
 
 def format_when(moment: datetime | None) -> str:

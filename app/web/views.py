@@ -46,6 +46,7 @@ def job_public(item: JobWithImages) -> JobPublic:
     assert job.id is not None
     return JobPublic(
         id=job.id,
+        author=item.author,
         status=job.status,
         status_label=job.status.label,
         finished=job.status.is_finished,

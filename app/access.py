@@ -1,0 +1,98 @@
+"""Who may use the app: whether sign-in is on, signed cookies, and cross-site request tokens.
+
+Sign-in is on as soon as one account exists. Until then the app serves one
+person on this machine and answers only to loopback host names, so a web page
+elsewhere cannot reach it by DNS rebinding.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import secrets
+import time
+from pathlib import Path
+
+from app import accounts
+from app.config import Settings, is_loopback_host
+from app.database import Database
+
+SECRET_FILE = "secret_key"
+# Pages ask on every request; an account added from the CLI takes effect within this.
+CACHE_SECONDS = 2.0
+
+
+def load_secret(settings: Settings) -> bytes:
+    """The signing key: the setting, else a random one created once in the data dir."""
+    if settings.secret_key is not None:
+        return settings.secret_key.get_secret_value().encode()
+    path = settings.data_dir / SECRET_FILE
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two workers starting at once agree on one key.
+        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret(path)
+    with os.fdopen(handle, "w") as stream:
+        stream.write(secrets.token_hex(32))
+    return _read_secret(path)
+
+
+def _read_secret(path: Path) -> bytes:
+    for _ in range(50):
+        value = path.read_text().strip()
+        if value:
+            return value.encode()
+        time.sleep(0.01)  # another worker created the file and is writing it
+    raise RuntimeError(f"{path} is empty; delete it to have a new key made")
+
+
+class Access:
+    def __init__(self, db: Database, secret: bytes) -> None:
+        self._db = db
+        self._secret = secret
+        self._cached: tuple[float, bool] | None = None
+
+    def sign_in_on(self) -> bool:
+        now = time.monotonic()
+        if self._cached is None or now - self._cached[0] > CACHE_SECONDS:
+            self._cached = (now, accounts.users_exist(self._db))
+        return self._cached[1]
+
+    def forget(self) -> None:
+        """An account was added or removed here: look again at the next request."""
+        self._cached = None
+
+    def _mac(self, purpose: str, value: str) -> str:
+        digest = hmac.new(self._secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+    def sign_session(self, token: str) -> str:
+        return f"{token}.{self._mac('session', token)}"
+
+    def unsign_session(self, cookie: str) -> str | None:
+        token, _, mac = cookie.rpartition(".")
+        if token and hmac.compare_digest(mac, self._mac("session", token)):
+            return token
+        return None
+
+    def csrf_token(self, session_hash: str | None) -> str:
+        """The token forms and htmx send back; tied to the session, so it cannot be reused."""
+        return self._mac("csrf", session_hash or "no-session")
+
+    def csrf_valid(self, session_hash: str | None, presented: str) -> bool:
+        return hmac.compare_digest(presented, self.csrf_token(session_hash))
+
+
+def host_is_loopback(host_header: str) -> bool:
+    """Whether a Host header names this machine (any port)."""
+    if not host_header:
+        return False
+    host = host_header
+    if host.startswith("["):
+        host = host[1 : host.find("]")]
+    elif host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return is_loopback_host(host)

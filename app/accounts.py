@@ -1,0 +1,365 @@
+"""People, their passwords, sessions and API tokens, and slowing down password guessing.
+
+Passwords are hashed with Argon2id (argon2-cffi). Session and API tokens are
+random; the database keeps only their SHA-256, so a copy of the database opens
+no account. Removing a person keeps their row, so their work stays attributed,
+and ends their sessions and tokens at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlmodel import Session, col, select
+
+from app.database import Database
+from app.models import ApiToken, SignInFailure, User, UserSession, utcnow
+
+NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$")
+PASSWORD_MIN_CHARS = 10
+API_TOKEN_PREFIX = "sp_"
+# A few mistakes are free; after that each failure doubles the wait, up to 15 minutes.
+FREE_SIGN_IN_FAILURES = 5
+MAX_SIGN_IN_DELAY_SECONDS = 900.0
+# last_used_at is written at most this often, so a busy script does not write every call.
+TOKEN_USE_RESOLUTION = timedelta(minutes=1)
+
+_hasher = PasswordHasher()
+# Verified against when the name is unknown, so a wrong name takes as long as a wrong password.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be done; `field` names the input at fault."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def name_key(name: str) -> str:
+    return name.strip().casefold()
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+# --- People ------------------------------------------------------------------------
+
+
+def create_user(db: Database, *, name: str, password: str, is_admin: bool = False) -> User:
+    name = name.strip()
+    if not NAME_PATTERN.match(name):
+        raise AccountError(
+            "name", "use 1–64 letters, digits, spaces or . _ @ -, starting with a letter or digit"
+        )
+    check_password(password)
+    user = User(
+        name=name,
+        name_key=name_key(name),
+        password_hash=_hasher.hash(password),
+        is_admin=is_admin,
+        created_at=utcnow(),
+    )
+    try:
+        with db.write() as session:
+            session.add(user)
+            session.flush()
+    except sa.exc.IntegrityError:
+        raise AccountError("name", f"there is already an account called {name!r}") from None
+    return user
+
+
+def check_password(password: str) -> None:
+    if len(password) < PASSWORD_MIN_CHARS:
+        raise AccountError("password", f"use at least {PASSWORD_MIN_CHARS} characters")
+
+
+def list_users(db: Database, *, include_removed: bool = False) -> list[User]:
+    with db.read() as session:
+        statement = select(User).order_by(col(User.name_key))
+        if not include_removed:
+            statement = statement.where(col(User.removed_at).is_(None))
+        return list(session.exec(statement).all())
+
+
+def get_user(db: Database, *, user_id: int) -> User | None:
+    with db.read() as session:
+        return session.get(User, user_id)
+
+
+def find_user(db: Database, *, name: str) -> User | None:
+    with db.read() as session:
+        return session.exec(select(User).where(User.name_key == name_key(name))).first()
+
+
+def users_exist(db: Database) -> bool:
+    """Whether sign-in is on: it is as soon as one (not removed) account exists."""
+    with db.read() as session:
+        return (
+            session.exec(select(User.id).where(col(User.removed_at).is_(None)).limit(1)).first()
+            is not None
+        )
+
+
+def set_admin(db: Database, *, user_id: int, is_admin: bool) -> User:
+    with db.write() as session:
+        user = _active(session, user_id)
+        if user.is_admin and not is_admin:
+            _keep_an_admin(session, leaving=user_id)
+        user.is_admin = is_admin
+        session.add(user)
+    return user
+
+
+def set_budgets(db: Database, *, user_id: int, daily: float | None, monthly: float | None) -> User:
+    """Credit limits per UTC day and month; None means no limit."""
+    for field, value in (("daily_budget", daily), ("monthly_budget", monthly)):
+        if value is not None and value < 0:
+            raise AccountError(field, "must be a number of credits, 0 or more")
+    with db.write() as session:
+        user = _active(session, user_id)
+        user.daily_budget = daily
+        user.monthly_budget = monthly
+        session.add(user)
+    return user
+
+
+def set_password(db: Database, *, user_id: int, password: str) -> User:
+    """A new password also signs the person out of every other browser."""
+    check_password(password)
+    with db.write() as session:
+        user = _active(session, user_id)
+        user.password_hash = _hasher.hash(password)
+        session.add(user)
+        session.execute(sa.delete(UserSession).where(col(UserSession.user_id) == user_id))
+    return user
+
+
+def remove_user(db: Database, *, user_id: int) -> User:
+    """Sign the person out everywhere and revoke their tokens; their work stays theirs."""
+    now = utcnow()
+    with db.write() as session:
+        user = _active(session, user_id)
+        if user.is_admin:
+            _keep_an_admin(session, leaving=user_id)
+        user.removed_at = now
+        session.add(user)
+        session.execute(sa.delete(UserSession).where(col(UserSession.user_id) == user_id))
+        session.execute(
+            sa.update(ApiToken)
+            .where(col(ApiToken.user_id) == user_id, col(ApiToken.revoked_at).is_(None))
+            .values(revoked_at=now)
+        )
+    return user
+
+
+def _active(session: Session, user_id: int) -> User:
+    user = session.get(User, user_id)
+    if user is None or user.removed_at is not None:
+        raise AccountError("user", f"there is no account {user_id}")
+    return user
+
+
+def _keep_an_admin(session: Session, *, leaving: int) -> None:
+    others = session.exec(
+        select(User.id).where(
+            col(User.is_admin), col(User.removed_at).is_(None), col(User.id) != leaving
+        )
+    ).first()
+    if others is None:
+        raise AccountError("is_admin", "the team needs at least one admin; make another first")
+
+
+def authenticate(db: Database, *, name: str, password: str) -> User | None:
+    user = find_user(db, name=name)
+    if user is None or user.removed_at is not None:
+        _verify(_DUMMY_HASH, password)
+        return None
+    if not _verify(user.password_hash, password):
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        with db.write() as session:
+            fresh = session.get(User, user.id)
+            if fresh is not None:
+                fresh.password_hash = _hasher.hash(password)
+                session.add(fresh)
+    return user
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+# --- Sessions ----------------------------------------------------------------------
+
+
+def start_session(db: Database, *, user_id: int, ip: str | None, days: float) -> str:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    with db.write() as session:
+        session.add(
+            UserSession(
+                token_hash=token_hash(token),
+                user_id=user_id,
+                created_at=now,
+                expires_at=now + timedelta(days=days),
+                ip=ip,
+            )
+        )
+        # Expired sessions go whenever someone signs in: no sweeper needed.
+        session.execute(sa.delete(UserSession).where(col(UserSession.expires_at) < now))
+    return token
+
+
+def user_for_session(db: Database, *, token: str) -> tuple[User, str] | None:
+    """The signed-in person and their session's hash, for a live session of an active account."""
+    hashed = token_hash(token)
+    with db.read() as session:
+        row = session.exec(
+            select(User)
+            .join(UserSession, col(UserSession.user_id) == col(User.id))
+            .where(
+                col(UserSession.token_hash) == hashed,
+                col(UserSession.expires_at) > utcnow(),
+                col(User.removed_at).is_(None),
+            )
+        ).first()
+    return (row, hashed) if row is not None else None
+
+
+def end_session(db: Database, *, token: str) -> None:
+    with db.write() as session:
+        session.execute(
+            sa.delete(UserSession).where(col(UserSession.token_hash) == token_hash(token))
+        )
+
+
+# --- API tokens ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NewToken:
+    token: ApiToken
+    secret: str  # shown once, never stored
+
+
+def create_api_token(db: Database, *, user_id: int, name: str) -> NewToken:
+    name = name.strip()
+    if not 1 <= len(name) <= 80:
+        raise AccountError("name", "give the token a name of 1–80 characters")
+    secret = API_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user_id,
+        name=name,
+        token_hash=token_hash(secret),
+        prefix=secret[:10],
+        created_at=utcnow(),
+    )
+    with db.write() as session:
+        session.add(token)
+        session.flush()
+    return NewToken(token=token, secret=secret)
+
+
+def list_api_tokens(db: Database, *, user_id: int) -> list[ApiToken]:
+    with db.read() as session:
+        return list(
+            session.exec(
+                select(ApiToken)
+                .where(col(ApiToken.user_id) == user_id, col(ApiToken.revoked_at).is_(None))
+                .order_by(col(ApiToken.id).desc())
+            ).all()
+        )
+
+
+def revoke_api_token(db: Database, *, user_id: int, token_id: int) -> bool:
+    with db.write() as session:
+        result = session.execute(
+            sa.update(ApiToken)
+            .where(
+                col(ApiToken.id) == token_id,
+                col(ApiToken.user_id) == user_id,
+                col(ApiToken.revoked_at).is_(None),
+            )
+            .values(revoked_at=utcnow())
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def user_for_api_token(db: Database, *, secret: str) -> User | None:
+    """The token's owner while the token is live (checked on every request: revoking is instant)."""
+    now = utcnow()
+    with db.read() as session:
+        row = session.exec(
+            select(User, ApiToken)
+            .join(ApiToken, col(ApiToken.user_id) == col(User.id))
+            .where(
+                col(ApiToken.token_hash) == token_hash(secret),
+                col(ApiToken.revoked_at).is_(None),
+                col(User.removed_at).is_(None),
+            )
+        ).first()
+    if row is None:
+        return None
+    user, token = row
+    if token.last_used_at is None or now - token.last_used_at > TOKEN_USE_RESOLUTION:
+        with db.write() as session:
+            session.execute(
+                sa.update(ApiToken).where(col(ApiToken.id) == token.id).values(last_used_at=now)
+            )
+    return user
+
+
+# --- Slowing down guessing ---------------------------------------------------------
+
+
+def throttle_keys(*, name: str, ip: str | None) -> list[str]:
+    keys = [f"name:{name_key(name)}"]
+    if ip:
+        keys.append(f"ip:{ip}")
+    return keys
+
+
+def sign_in_wait(db: Database, *, keys: list[str], now: datetime | None = None) -> float:
+    """Seconds before another attempt on these keys is even checked (0: go ahead)."""
+    now = now or utcnow()
+    with db.read() as session:
+        rows = session.exec(select(SignInFailure).where(col(SignInFailure.key).in_(keys))).all()
+    wait = 0.0
+    for row in rows:
+        extra = row.failures - FREE_SIGN_IN_FAILURES
+        if extra < 0:
+            continue
+        delay = min(MAX_SIGN_IN_DELAY_SECONDS, 2.0**extra)
+        wait = max(wait, (row.last_failure_at + timedelta(seconds=delay) - now).total_seconds())
+    return max(0.0, wait)
+
+
+def record_sign_in_failure(db: Database, *, keys: list[str]) -> None:
+    now = utcnow()
+    with db.write() as session:
+        for key in keys:
+            row = session.get(SignInFailure, key)
+            if row is None:
+                row = SignInFailure(key=key, failures=0, last_failure_at=now)
+            row.failures += 1
+            row.last_failure_at = now
+            session.add(row)
+
+
+def clear_sign_in_failures(db: Database, *, keys: list[str]) -> None:
+    with db.write() as session:
+        session.execute(sa.delete(SignInFailure).where(col(SignInFailure.key).in_(keys)))
