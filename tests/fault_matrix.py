@@ -256,6 +256,7 @@ class Report:
 
 
 def run_scenario(scenario: Scenario, workdir: Path) -> Report:
+    workdir.mkdir(parents=True, exist_ok=True)
     with serve_emulator() as emulator:
         scenario.arrange(emulator.emulator)
         scenario.arrange_more(emulator.emulator)
@@ -349,6 +350,7 @@ def run_random_kills(
 ) -> list[Report]:
     """SIGKILL the app at random instants while several jobs run; then let it finish."""
     chooser = random.Random(seed)
+    workdir.mkdir(parents=True, exist_ok=True)
     with serve_emulator(job_seconds=1.0) as emulator:
         process = AppProcess(workdir / "data", emulator).start()
         scenarios = [
