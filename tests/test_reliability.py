@@ -117,6 +117,11 @@ def test_a_refused_key_shows_a_banner_and_blocks_submissions_until_it_works(
     assert "PIXELDOJO_API_KEY" in blocked.json()["error"]["message"]
     assert len(emulator.emulator.requests_to("run")) == runs_so_far, "nothing was sent"
 
+    # Trying all presets is blocked the same way, with the same answer.
+    try_all = app.client.post("/playground/try-all", headers={"HX-Request": "true"})
+    assert try_all.status_code == 503
+    assert "refuses the API key" in try_all.text
+
     # Checking again while it is still refused keeps the block.
     app.client.post("/upstream/check-key")
     assert app.client.post("/api/jobs", json={"prompt": "still"}).status_code == 503
