@@ -135,6 +135,8 @@ def clear_scratch(directory: Path, *, live_worker_ids: set[str]) -> None:
     """Remove downloads that workers no longer alive left half-written."""
     keep = {worker_scratch_dir(directory, worker_id) for worker_id in live_worker_ids}
     if directory.is_dir():
-        for folder in directory.iterdir():
-            if folder.is_dir() and folder not in keep:
-                shutil.rmtree(folder, ignore_errors=True)
+        for entry in directory.iterdir():
+            if entry.is_dir() and entry not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.is_file():  # left by a version that shared one folder
+                entry.unlink(missing_ok=True)
