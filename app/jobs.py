@@ -39,7 +39,6 @@ CLAIMABLE_STATUSES = (
     JobStatus.RECONCILING,
     JobStatus.SUBMITTING,
 )
-SCHEDULED_STATUSES = (JobStatus.PENDING, JobStatus.DOWNLOADING, JobStatus.RECONCILING)
 
 
 class IdempotencyConflict(Exception):
@@ -265,6 +264,16 @@ def claim_due_jobs(
     return claimed
 
 
+def live_worker_ids(db: Database, *, now: datetime, lease_seconds: float) -> set[str]:
+    with db.read() as session:
+        rows = session.exec(
+            select(Worker.id).where(
+                col(Worker.heartbeat_at) >= now - timedelta(seconds=lease_seconds)
+            )
+        ).all()
+    return set(rows)
+
+
 def register_worker(db: Database, *, worker_id: str) -> None:
     now = utcnow()
     with db.write() as session:
@@ -307,18 +316,25 @@ def release_leases(db: Database, *, owner: str, job_ids: list[int]) -> None:
 
 
 def seconds_until_next_due(db: Database, *, now: datetime) -> float | None:
+    """Seconds until some job may be claimed: a leased job is not due before its lease ends."""
+    next_poll, lease_end = col(Job.next_poll_at), col(Job.lease_expires_at)
+    due_at = sa.case(
+        (lease_end.is_(None), next_poll),
+        (next_poll.is_(None), lease_end),
+        (next_poll > lease_end, next_poll),
+        else_=lease_end,
+    )
     with db.read() as session:
-        next_at = session.exec(
-            select(sa.func.min(Job.next_poll_at)).where(col(Job.status).in_(SCHEDULED_STATUSES))
+        soonest: datetime | str | None = session.exec(
+            select(sa.func.min(due_at)).where(col(Job.status).in_(CLAIMABLE_STATUSES))
         ).one()
-        lease_end = session.exec(
-            select(sa.func.min(Job.lease_expires_at)).where(col(Job.status).in_(CLAIMABLE_STATUSES))
-        ).one()
-    moments = [moment for moment in (next_at, lease_end) if moment is not None]
-    if not moments:
+    if soonest is None:
         return None
     # Aggregates come back without the column type's conversion on some backends.
-    soonest = min(m if m.tzinfo else m.replace(tzinfo=now.tzinfo) for m in moments)
+    if isinstance(soonest, str):
+        soonest = datetime.fromisoformat(soonest)
+    if soonest.tzinfo is None:
+        soonest = soonest.replace(tzinfo=now.tzinfo)
     return max(0.0, (soonest - now).total_seconds())
 
 

@@ -28,6 +28,7 @@ from app.emulator import API_PREFIX, Emulator, EmulatorConfig
 from app.events import JobEvents
 from app.keystatus import KeyHealth
 from app.loopback import LoopbackServer
+from app.models import utcnow
 from app.poller import Poller
 from app.resources import STATIC_DIR
 from app.services import Services
@@ -82,7 +83,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     db = Database.at_path(settings.database_path)
     await anyio.to_thread.run_sync(db.migrate)
     blobs = SQLiteBlobStore(settings.image_store_path)
-    clear_scratch(settings.scratch_dir)
+    live = await anyio.to_thread.run_sync(
+        lambda: jobs.live_worker_ids(db, now=utcnow(), lease_seconds=settings.lease_seconds)
+    )
+    clear_scratch(settings.scratch_dir, live_worker_ids=live)
     swept = await anyio.to_thread.run_sync(lambda: blobs.sweep(jobs.referenced_digests(db)))
     if swept:
         log.info("removed %d stored image(s) that no job referenced", swept)

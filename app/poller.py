@@ -28,7 +28,7 @@ from app.database import Database
 from app.keystatus import KeyHealth
 from app.models import Job, JobStatus, utcnow
 from app.sqlite import SQLiteBlobStore
-from app.storage import StagedImage, check_image, scratch_file
+from app.storage import StagedImage, check_image, scratch_file, worker_scratch_dir
 from app.upstream import (
     AuthenticationFailed,
     DownloadRefused,
@@ -74,6 +74,7 @@ class Poller:
         self._stopping = False
         self._in_flight: dict[asyncio.Task[None], int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._scratch_dir = worker_scratch_dir(settings.scratch_dir, worker_id)
 
     def start(self) -> None:
         jobs.register_worker(self.db, worker_id=self.worker_id)
@@ -121,7 +122,12 @@ class Poller:
             self._wake.clear()
             try:
                 await self._claim_and_start()
-                delay = await anyio.to_thread.run_sync(self._seconds_until_due)
+                # With every slot busy, only a finished job (which wakes us) frees one.
+                delay = (
+                    await anyio.to_thread.run_sync(self._seconds_until_due)
+                    if len(self._in_flight) < self.settings.poller_concurrency
+                    else IDLE_RECHECK_SECONDS
+                )
             except Exception:
                 log.exception("the poller could not read the job queue; retrying")
                 delay = IDLE_RECHECK_SECONDS
@@ -192,14 +198,6 @@ class Poller:
 
     async def _poll(self, job: Job) -> None:
         assert job.upstream_job_id is not None
-        if utcnow() > job.created_at + timedelta(seconds=self.settings.job_deadline_seconds):
-            minutes = self.settings.job_deadline_seconds / 60
-            await self._finish(
-                job,
-                JobStatus.FAILED,
-                f"Timed out: PixelDojo did not finish the job within {minutes:g} minutes.",
-            )
-            return
         try:
             upstream = await self.client.get_job(job.upstream_job_id)
         except UpstreamError as exc:
@@ -208,6 +206,16 @@ class Poller:
         await anyio.to_thread.run_sync(self.key_health.accepted)
 
         if upstream.state is UpstreamState.RUNNING:
+            # Only PixelDojo saying "still running" can time a job out: a late poll (the app
+            # was down, polls were rate limited) may find it finished and paid for.
+            if utcnow() > job.created_at + timedelta(seconds=self.settings.job_deadline_seconds):
+                minutes = self.settings.job_deadline_seconds / 60
+                await self._finish(
+                    job,
+                    JobStatus.FAILED,
+                    f"Timed out: PixelDojo did not finish the job within {minutes:g} minutes.",
+                )
+                return
             await self._reschedule(
                 job, self._poll_delay(job.poll_count + 1), upstream_status=upstream.status
             )
@@ -242,10 +250,21 @@ class Poller:
                 "Waiting: PixelDojo refuses the API key. The job resumes once the key works.",
                 delay=KEY_REFUSED_RETRY_SECONDS,
             )
+        elif self._given_up(job):
+            await self._finish(
+                job,
+                JobStatus.FAILED,
+                f"Timed out: PixelDojo could not be asked about this job ({exc.message}).",
+            )
         elif isinstance(exc, RateLimited):
             await self._retry(job, None, delay=exc.retry_after)
         else:
             await self._retry(job, f"Retrying: {exc.message}")
+
+    def _given_up(self, job: Job) -> bool:
+        """Past the job's deadline and past the time its images could still be fetched."""
+        deadline = job.created_at + timedelta(seconds=self.settings.job_deadline_seconds)
+        return utcnow() > max(deadline, job.expires_at or deadline)
 
     def _poll_delay(self, poll_count: int) -> float:
         initial = self.settings.poll_initial_seconds
@@ -266,7 +285,7 @@ class Poller:
             with ExitStack() as stack:
                 staged: list[StagedImage] = []
                 for index, url in enumerate(job.output_urls or []):
-                    path, stream = stack.enter_context(scratch_file(self.settings.scratch_dir))
+                    path, stream = stack.enter_context(scratch_file(self._scratch_dir))
                     result = await self.client.download(
                         url, stream, max_bytes=self.settings.download_max_bytes
                     )

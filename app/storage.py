@@ -8,14 +8,17 @@ their sha256; the rows that point at them are written by `app.jobs`.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from PIL import Image as PILImage
 from PIL import ImageOps
@@ -63,11 +66,17 @@ class StagedImage:
 
 def check_image(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> CheckedImage:
     """Refuse anything but a whole PNG, JPEG or WebP within the pixel cap; make its thumbnail."""
+    # Opened outside the try: a local I/O error is ours, retried, never a refused image.
+    with path.open("rb") as source:
+        return _check_image(source, max_pixels=max_pixels)
+
+
+def _check_image(source: BinaryIO, *, max_pixels: int) -> CheckedImage:
     try:
         with warnings.catch_warnings():
             # Our own cap below is tighter; Pillow's warning would only repeat it.
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
-            with PILImage.open(path) as image:
+            with PILImage.open(source) as image:
                 if image.format not in FORMAT_CONTENT_TYPES:
                     raise DownloadRefused(
                         f"the download is a {image.format or 'unknown'} file, not a PNG, "
@@ -117,8 +126,17 @@ def scratch_file(directory: Path) -> Iterator[tuple[Path, io.BufferedWriter]]:
         path.unlink(missing_ok=True)
 
 
-def clear_scratch(directory: Path) -> None:
-    """Remove downloads a previous process left half-written."""
+def worker_scratch_dir(directory: Path, worker_id: str) -> Path:
+    """Each worker downloads into a folder of its own, so no other worker clears it."""
+    return directory / hashlib.sha256(worker_id.encode()).hexdigest()[:16]
+
+
+def clear_scratch(directory: Path, *, live_worker_ids: set[str]) -> None:
+    """Remove downloads that workers no longer alive left half-written."""
+    keep = {worker_scratch_dir(directory, worker_id) for worker_id in live_worker_ids}
     if directory.is_dir():
-        for leftover in directory.glob("download-*.part"):
-            leftover.unlink(missing_ok=True)
+        for entry in directory.iterdir():
+            if entry.is_dir() and entry not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.is_file():  # left by a version that shared one folder
+                entry.unlink(missing_ok=True)

@@ -140,6 +140,12 @@ SCENARIOS: list[Scenario] = [
         settings={"job_deadline_seconds": 1.5},
     ),
     Scenario(
+        # As after a laptop's sleep, a server down for a while, or a rate-limited backlog.
+        "first poll after the deadline, job done upstream",
+        Expect("completed", images=1),
+        settings={"poll_initial_seconds": 2.0, "job_deadline_seconds": 1.0},
+    ),
+    Scenario(
         "image URLs expire before download",
         Expect("expired", "expired on PixelDojo"),
         _config(retention_seconds=1.5),

@@ -16,6 +16,7 @@ from sqlmodel import select
 
 from app.backup import backup
 from app.database import Database
+from app.emulator import Fault
 from app.models import Job
 from app.upstream import LocalRateLimit, RateLimiter
 from tests.conftest import (
@@ -25,6 +26,7 @@ from tests.conftest import (
     make_settings,
     serve_app,
     wait_for_job,
+    wait_until,
 )
 from tests.processes import AppProcess
 
@@ -116,6 +118,11 @@ def test_a_refused_key_shows_a_banner_and_blocks_submissions_until_it_works(
     assert blocked.status_code == 503
     assert "PIXELDOJO_API_KEY" in blocked.json()["error"]["message"]
     assert len(emulator.emulator.requests_to("run")) == runs_so_far, "nothing was sent"
+
+    # Trying all presets is blocked the same way, with the same answer.
+    try_all = app.client.post("/playground/try-all", headers={"HX-Request": "true"})
+    assert try_all.status_code == 503
+    assert "refuses the API key" in try_all.text
 
     # Checking again while it is still refused keeps the block.
     app.client.post("/upstream/check-key")
@@ -245,6 +252,23 @@ def test_two_worker_processes_never_work_on_the_same_job_twice(
         assert polls[job.upstream_job_id] == job.poll_count, job.id
     image_paths = [request.path for request in emulator.emulator.requests_to("image")]
     assert len(image_paths) == len(set(image_paths)) == 40, "every image was downloaded once"
+
+
+def test_a_worker_starting_beside_a_running_one_leaves_its_downloads_alone(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    data_dir = tmp_path / "data"
+    settings = make_settings(data_dir, emulator)
+    emulator.emulator.faults.add(Fault("image", kind="delay", delay_seconds=2))
+    with serve_app(settings) as first:
+        job = first.client.post("/api/jobs", json={"prompt": "downloading"}).json()
+        wait_until(
+            lambda: list((data_dir / "tmp").rglob("download-*.part")),
+            what="the first worker's download to be under way",
+        )
+        with serve_app(settings):
+            done = wait_for_job(first.client, job["id"])
+    assert done["status"] == "completed", done["error"]
 
 
 # --- Backups -------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from app.upstream import (
     parse_job,
     retry_delay,
 )
+from app.upstream.errors import MAX_RETRY_DELAY_SECONDS
 from tests.conftest import TEST_KEY, RunningEmulator, wait_until
 
 pytestmark = pytest.mark.anyio
@@ -238,3 +239,7 @@ def test_retry_delay_reads_seconds_dates_and_reset_headers() -> None:
     assert retry_delay(httpx.Headers({"Retry-After": date}), now=now) == pytest.approx(10)
     assert retry_delay(httpx.Headers({"X-RateLimit-Reset": str(now + 30)}), now=now) == 30
     assert retry_delay(httpx.Headers({}), now=now) is None
+    # However long a server asks (a day; a reset given in milliseconds), the wait is bounded.
+    assert retry_delay(httpx.Headers({"Retry-After": "86400"}), now=now) == MAX_RETRY_DELAY_SECONDS
+    in_ms = httpx.Headers({"X-RateLimit-Reset": str(int(now * 1000))})
+    assert retry_delay(in_ms, now=now) == MAX_RETRY_DELAY_SECONDS

@@ -98,3 +98,13 @@ def test_hidden_custom_fields_are_ignored_when_the_size_is_named(
     assert answer.status_code == 303
     (run,) = emulator.emulator.requests_to("run")
     assert run.body == {"prompt": "a cat", "image_size": "square_hd", "num_images": 1}
+
+
+def test_a_bad_model_id_in_the_form_is_refused_naming_the_field(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    form = {"prompt": "a cat", "num_images": "1", "model": "Not A Model/../x"}
+    answer = app.client.post("/jobs", data=form, headers={"HX-Request": "true"})
+    assert answer.status_code == 422
+    assert 'id="model-error"' in answer.text
+    assert app.client.get("/api/jobs").json()["items"] == [], "no job is recorded"

@@ -24,6 +24,9 @@ from typing import Any
 import httpx
 
 MESSAGE_MAX_CHARS = 500
+# However long a server asks us to wait, wait no longer than this: a Retry-After of a
+# day, or an X-RateLimit-Reset in milliseconds, must not stall every job for that long.
+MAX_RETRY_DELAY_SECONDS = 300.0
 
 
 class UpstreamError(Exception):
@@ -158,8 +161,12 @@ def error_from_response(response: httpx.Response, secret: str = "") -> UpstreamH
 
 
 def retry_delay(headers: httpx.Headers, *, now: float | None = None) -> float | None:
-    """Seconds the server asked us to wait: Retry-After (seconds or date) or X-RateLimit-Reset."""
-    now = time.time() if now is None else now
+    """Seconds the server asked us to wait (bounded): Retry-After or X-RateLimit-Reset."""
+    asked = _asked_delay(headers, now=time.time() if now is None else now)
+    return None if asked is None else min(asked, MAX_RETRY_DELAY_SECONDS)
+
+
+def _asked_delay(headers: httpx.Headers, *, now: float) -> float | None:
     retry_after = headers.get("retry-after")
     if retry_after:
         value = retry_after.strip()

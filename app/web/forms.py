@@ -7,18 +7,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import TypeAdapter, ValidationError
+
 from app.errors import InvalidParameters
 from app.parameters import (
     CUSTOM_SIZE,
     DEFAULT_IMAGE_SIZE,
     UPSTREAM_FIELDS,
     GenerationParams,
+    ModelId,
 )
 from app.presets import PRESETS_BY_SLUG, Preset
 from app.submission import validate_parameters
 
 INTEGER_FIELDS = ("customWidth", "customHeight", "seed", "num_images")
 TOKEN_MAX = 64
+_model_id = TypeAdapter(ModelId)
 
 
 def new_submission_token() -> str:
@@ -89,6 +93,10 @@ class GenerateForm:
                 parsed[name] = int(raw)
             except ValueError:
                 errors[name] = "must be a whole number"
+        try:
+            _model_id.validate_python(self.model)
+        except ValidationError:
+            errors["model"] = "must be a PixelDojo model id, like seedream-4"
         try:
             params = validate_parameters(parsed)
         except InvalidParameters as exc:

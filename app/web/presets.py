@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app import jobs, team_presets
-from app.errors import InvalidParameters, SubmissionFailed
+from app.errors import InvalidParameters, PlaygroundError, SubmissionFailed
 from app.models import JobParameters, TeamPreset, TeamPresetPublic, User
 from app.parameters import GenerationParams
 from app.presets import PRESETS
@@ -71,6 +71,9 @@ async def submit_all_presets(
     Returns the job ids and whether any of them is new (not a repeat of `token`).
     """
     job_ids = [0] * len(PRESETS)
+    # A refused key or a budget: kept, not raised in the task group, where it would become
+    # an ExceptionGroup that no error handler answers (a 500).
+    refusals: list[PlaygroundError] = []
     created = [False] * len(PRESETS)
     model = services.settings.model
 
@@ -91,10 +94,14 @@ async def submit_all_presets(
         except SubmissionFailed as failure:
             job_ids[index] = failure.job_id
             created[index] = True
+        except PlaygroundError as refused:
+            refusals.append(refused)
 
     async with anyio.create_task_group() as group:
         for index in range(len(PRESETS)):
             group.start_soon(submit, index)
+    if refusals:
+        raise refusals[0]
     return job_ids, any(created)
 
 
