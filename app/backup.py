@@ -14,7 +14,6 @@ import tempfile
 from pathlib import Path
 
 from app.config import Settings
-from app.database import Database
 from app.sqlite import backup_database, blob_digests_in, image_digests_in
 
 ATTEMPTS = 3
@@ -28,10 +27,8 @@ def backup(settings: Settings, destination: Path) -> dict[str, int]:
     """Write a tar archive holding `playground.db` and `images.db`; returns what it holds."""
     if not settings.database_path.is_file():
         raise BackupError(f"there is no database at {settings.database_path}")
-    # Bring an old data dir to the current schema first, so the copy opens in this version.
-    db = Database.at_path(settings.database_path)
-    db.migrate()
-    db.dispose()
+    # The copy keeps the schema it has: migrating here could change a database under an
+    # older server still running on it. The app migrates a restored copy when it starts.
     destination.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".backup-") as scratch:
         rows = Path(scratch) / settings.database_path.name

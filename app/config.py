@@ -141,6 +141,11 @@ class Settings(BaseSettings):
             )
         return self
 
+    @property
+    def submit_window_seconds(self) -> float:
+        """The longest one submission can take: its wait for the rate limit and its request."""
+        return self.max_submit_wait_seconds + self.request_timeout_seconds
+
     def upstream_rate_limit(self) -> float | None:
         """Calls a minute to allow upstream; None for no limit."""
         if self.rate_limit_per_minute is not None:

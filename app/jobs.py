@@ -126,11 +126,12 @@ def _replayed(earlier: Job, request: Job) -> Job:
 
 
 def record_submitted(
-    db: Database, *, job_id: int, upstream: UpstreamJob, first_poll_in: float
+    db: Database, *, job_id: int, owner: str, upstream: UpstreamJob, first_poll_in: float
 ) -> Job:
+    """The upstream accepted the job; only its submitter, still holding it, records that."""
     now = utcnow()
     with db.write() as session:
-        job = _get(session, job_id)
+        job = _submitting(session, job_id, owner)
         job.upstream_job_id = upstream.job_id
         job.upstream_status = upstream.status
         job.status = JobStatus.PENDING
@@ -146,11 +147,13 @@ def record_submitted(
     return job
 
 
-def record_lost_submission(db: Database, *, job_id: int, note: str, first_look_in: float) -> None:
+def record_lost_submission(
+    db: Database, *, job_id: int, owner: str, note: str, first_look_in: float
+) -> None:
     """The submit's answer never came: look for the job upstream before deciding anything."""
     now = utcnow()
     with db.write() as session:
-        job = _get(session, job_id)
+        job = _submitting(session, job_id, owner)
         job.status = JobStatus.RECONCILING
         job.error = note
         job.submitted_at = now
@@ -241,7 +244,8 @@ def claim_due_jobs(
     lease_free = sa.or_(
         col(Job.lease_expires_at).is_(None),
         col(Job.lease_expires_at) < now,
-        col(Job.lease_owner).not_in(live_workers),
+        # Its owner stopped beating; never ourselves, whose heartbeat may merely lag.
+        sa.and_(col(Job.lease_owner) != owner, col(Job.lease_owner).not_in(live_workers)),
     )
     due = sa.or_(col(Job.next_poll_at).is_(None), col(Job.next_poll_at) <= now)
     claimed: list[Job] = []
@@ -564,6 +568,34 @@ def unfinished_count(db: Database) -> int:
             .select_from(Job)
             .where(col(Job.status).not_in(FINISHED_STATUSES))
         ).one()
+
+
+class LeaseLost(Exception):
+    """The job is no longer this worker's to change (it was taken over)."""
+
+
+def _submitting(session: Session, job_id: int, owner: str) -> Job:
+    job = _get(session, job_id)
+    if job.status is not JobStatus.SUBMITTING or job.lease_owner != owner:
+        raise LeaseLost(f"job {job_id} is {job.status.value}, held by {job.lease_owner}")
+    return job
+
+
+def submitting_twins(db: Database, *, job: Job) -> bool:
+    """Whether another job asking the same is still being submitted: its upstream job may be
+    the one a lost submission would otherwise take for its own."""
+    with db.read() as session:
+        return (
+            session.exec(
+                select(Job.id).where(
+                    col(Job.id) != job.id,
+                    col(Job.status) == JobStatus.SUBMITTING,
+                    col(Job.model) == job.model,
+                    col(Job.prompt) == job.prompt,
+                )
+            ).first()
+            is not None
+        )
 
 
 def _get(session: Session, job_id: int) -> Job:

@@ -49,6 +49,8 @@ RETRY_MAX_SECONDS = 60.0
 # While the key is refused, polls wait this long (a person has to fix the key).
 KEY_REFUSED_RETRY_SECONDS = 60.0
 RECONCILE_RETRY_SECONDS = 5.0
+# How long images stay on PixelDojo's temporary host when it does not say (legacy API).
+DEFAULT_RETENTION = timedelta(hours=24)
 # The upstream may record a job a little before or after our clock says we sent it.
 CLOCK_SLACK_SECONDS = 30.0
 
@@ -266,6 +268,12 @@ class Poller:
         deadline = job.created_at + timedelta(seconds=self.settings.job_deadline_seconds)
         return utcnow() > max(deadline, job.expires_at or deadline)
 
+    def _images_expire(self, job: Job) -> datetime:
+        """When the images' URLs die: PixelDojo's expiresAt, else the contract's 24 hours."""
+        if job.expires_at is not None:
+            return job.expires_at
+        return (job.upstream_completed_at or job.created_at) + DEFAULT_RETENTION
+
     def _poll_delay(self, poll_count: int) -> float:
         initial = self.settings.poll_initial_seconds
         return min(self.settings.poll_max_seconds, initial * (1.5 ** max(0, poll_count - 1)))
@@ -273,7 +281,7 @@ class Poller:
     # --- Storing images -----------------------------------------------------------------
 
     async def _download(self, job: Job) -> None:
-        if job.expires_at is not None and utcnow() > job.expires_at:
+        if utcnow() > self._images_expire(job):
             await self._finish(
                 job,
                 JobStatus.EXPIRED,
@@ -315,11 +323,7 @@ class Poller:
 
     async def _reconcile(self, job: Job) -> None:
         """Find a lost submission among PixelDojo's recent jobs rather than paying twice."""
-        window = (
-            self.settings.request_timeout_seconds
-            + self.settings.max_submit_wait_seconds
-            + self.settings.reconcile_window_seconds
-        )
+        window = self.settings.submit_window_seconds + self.settings.reconcile_window_seconds
         give_up_at = job.created_at + timedelta(seconds=window)
         if job.status is JobStatus.SUBMITTING:
             # Its submitter died mid-request: from here on it is a lost answer like any other.
@@ -349,6 +353,10 @@ class Poller:
                 await self._retry(job, note)
             return
 
+        if await anyio.to_thread.run_sync(lambda: jobs.submitting_twins(self.db, job=job)):
+            # Another job asking the same is mid-submit: its upstream job could look like ours.
+            await self._retry(job, note, delay=RECONCILE_RETRY_SECONDS)
+            return
         matches = [entry for entry in listed if self._could_be(job, entry)]
         linked = await anyio.to_thread.run_sync(
             lambda: jobs.linked_upstream_ids(
@@ -394,13 +402,13 @@ class Poller:
         if entry.prompt is not None and entry.prompt != job.prompt:
             return False
         if entry.created_at is None:
-            # Without a time, only a matching prompt can tell: never guess on nothing.
+            # Without a time, only a matching prompt can tell.
             return entry.prompt is not None
+        # Without a prompt, a job made within the submit's window is taken only if it is the
+        # one unclaimed candidate (the caller counts them).
         earliest = job.created_at - timedelta(seconds=CLOCK_SLACK_SECONDS)
         latest = job.created_at + timedelta(
-            seconds=self.settings.request_timeout_seconds
-            + self.settings.max_submit_wait_seconds
-            + CLOCK_SLACK_SECONDS
+            seconds=self.settings.submit_window_seconds + CLOCK_SLACK_SECONDS
         )
         return earliest <= entry.created_at <= latest
 
@@ -418,9 +426,9 @@ class Poller:
             )
             delay = random.uniform(ceiling / 2, ceiling)
         delay = min(delay, RETRY_MAX_SECONDS)
-        if job.status is JobStatus.DOWNLOADING and job.expires_at is not None:
+        if job.status is JobStatus.DOWNLOADING:
             # The last attempt lands just after the expiry, where the job is marked expired.
-            delay = min(delay, max(0.5, _seconds_until(job.expires_at) + 0.5))
+            delay = min(delay, max(0.5, _seconds_until(self._images_expire(job)) + 0.5))
         await self._reschedule(job, delay, note=note)
 
     async def _reschedule(

@@ -11,6 +11,7 @@ What happens to the job depends on what the upstream's answer tells us:
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -89,11 +90,7 @@ async def submit_job(
     problem = await anyio.to_thread.run_sync(services.key_health.problem)
     if problem is not None:
         raise KeyRefused(problem)
-    lease_seconds = (
-        settings.request_timeout_seconds
-        + settings.max_submit_wait_seconds
-        + SUBMIT_LEASE_MARGIN_SECONDS
-    )
+    lease_seconds = settings.submit_window_seconds + SUBMIT_LEASE_MARGIN_SECONDS
     if idempotency_key is not None and user is not None:
         # Keys are each person's own: the same key from two people names two jobs.
         idempotency_key = f"u{user.id}:{idempotency_key}"
@@ -129,7 +126,14 @@ async def submit_job(
         )
     )
     try:
-        upstream = await services.client.submit(model, params.upstream_body())
+        # Bounded within the lease, so the row is never taken over while its submit runs.
+        async with asyncio.timeout(
+            settings.submit_window_seconds + SUBMIT_LEASE_MARGIN_SECONDS / 2
+        ):
+            upstream = await services.client.submit(model, params.upstream_body())
+    except TimeoutError:
+        lost = UpstreamUnreachable("the submission took too long", request_sent=True)
+        return await _record_lost_answer(services, job_id, lost), True
     except UpstreamError as exc:
         if answer_was_lost(exc):
             return await _record_lost_answer(services, job_id, exc), True
@@ -141,6 +145,7 @@ async def submit_job(
         lambda: jobs.record_submitted(
             services.db,
             job_id=job_id,
+            owner=services.worker_id,
             upstream=upstream,
             first_poll_in=services.poller.first_poll_delay(),
         )
@@ -163,7 +168,11 @@ async def _record_lost_answer(services: Services, job_id: int, exc: UpstreamErro
     )
     await anyio.to_thread.run_sync(
         lambda: jobs.record_lost_submission(
-            services.db, job_id=job_id, note=note, first_look_in=LOOK_UPSTREAM_AFTER_SECONDS
+            services.db,
+            job_id=job_id,
+            owner=services.worker_id,
+            note=note,
+            first_look_in=LOOK_UPSTREAM_AFTER_SECONDS,
         )
     )
     services.poller.wake()
@@ -178,7 +187,13 @@ async def _record_refusal(services: Services, job_id: int, exc: UpstreamError) -
         await anyio.to_thread.run_sync(lambda: services.key_health.refused(refusal))
     message = failure_message(exc)
     await anyio.to_thread.run_sync(
-        lambda: jobs.finish(services.db, job_id=job_id, status=JobStatus.FAILED, error=message)
+        lambda: jobs.finish(
+            services.db,
+            job_id=job_id,
+            status=JobStatus.FAILED,
+            error=message,
+            owner=services.worker_id,
+        )
     )
 
 

@@ -8,17 +8,19 @@ import sqlite3
 import tarfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from sqlmodel import select
 
+from app import jobs
 from app.backup import backup
 from app.database import Database
 from app.emulator import Fault
-from app.models import Job
-from app.upstream import LocalRateLimit, RateLimiter
+from app.models import Job, JobStatus, utcnow
+from app.upstream import LocalRateLimit, RateLimiter, parse_job
 from tests.conftest import (
     TEST_KEY,
     RunningApp,
@@ -323,3 +325,72 @@ def test_confirming_try_all_twice_submits_the_eight_presets_once(
     assert len(emulator.emulator.requests_to("run")) == 8
     fresh = first.text.split('id="try_all_token" name="submission_token" value="', 1)[1]
     assert fresh.split('"', 1)[0] != token, "the dialog gets a new token for the next time"
+
+
+def test_a_lost_submission_does_not_take_a_twin_still_being_submitted(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    """Two jobs asking the same: one's answer was lost, the other's is on its way. The lost
+    one must not adopt the other's upstream job while that is still being submitted."""
+    prompt = "twins at the same moment"
+    upstream = httpx.post(
+        emulator.base_url + "/models/seedream-4/run",
+        json={"prompt": prompt},
+        headers={"Authorization": f"Bearer {TEST_KEY}"},
+    ).json()
+    settings = make_settings(
+        tmp_path / "data",
+        emulator,
+        request_timeout_seconds=2,
+        max_submit_wait_seconds=0,
+        reconcile_window_seconds=2,
+    )
+    db = Database.at_path(settings.database_path)
+    db.migrate()
+    jobs.register_worker(db, worker_id="busy-submitter")
+    body = {"prompt": prompt, "image_size": "auto_2K", "num_images": 1}
+    now = utcnow()
+    with db.write() as session:
+        lost = Job(
+            model="seedream-4",
+            prompt=prompt,
+            image_size="auto_2K",
+            num_images=1,
+            request_body=body,
+            status=JobStatus.RECONCILING,
+            next_poll_at=now,
+        )
+        twin = Job(
+            model="seedream-4",
+            prompt=prompt,
+            image_size="auto_2K",
+            num_images=1,
+            request_body=body,
+            status=JobStatus.SUBMITTING,
+            lease_owner="busy-submitter",
+            lease_expires_at=now + timedelta(minutes=5),
+        )
+        session.add(lost)
+        session.add(twin)
+        session.flush()
+        lost_id, twin_id = lost.id, twin.id
+    assert lost_id is not None and twin_id is not None
+    with serve_app(settings) as app:
+        wait_until(
+            lambda: len(emulator.emulator.requests_to("jobs")) >= 2,
+            what="two looks at PixelDojo's recent jobs",
+        )
+        first = app.client.get(f"/api/jobs/{lost_id}").json()
+        assert first["status"] == "reconciling"
+        assert first["upstream_job_id"] is None, "it waited for its twin"
+        # The twin's submitter gets its answer: the upstream job is the twin's.
+        jobs.heartbeat(db, worker_id="busy-submitter", job_ids=[], lease_seconds=60)
+        accepted = parse_job(upstream)
+        jobs.record_submitted(
+            db, job_id=twin_id, owner="busy-submitter", upstream=accepted, first_poll_in=0
+        )
+        assert wait_for_job(app.client, twin_id)["status"] == "completed"
+        lost_job = wait_for_job(app.client, lost_id)
+    db.dispose()
+    assert lost_job["status"] == "unknown"
+    assert lost_job["upstream_job_id"] is None
