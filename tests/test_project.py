@@ -55,3 +55,30 @@ def test_the_readme_quickstart_is_two_commands_and_ci_runs_the_test_one() -> Non
     assert "seedream-playground serve" in commands[0]
     assert "pytest" in commands[1]
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_every_package_the_app_imports_is_a_declared_dependency() -> None:
+    import ast
+    import importlib.metadata
+    import sys
+    import tomllib
+
+    declared = {
+        re.split(r"[<>=!~\[; ]", requirement, maxsplit=1)[0].lower().replace("_", "-")
+        for requirement in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+            "dependencies"
+        ]
+    }
+    providers = importlib.metadata.packages_distributions()
+    imported: set[str] = set()
+    for source in (ROOT / "app").rglob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text())):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = imported - set(sys.stdlib_module_names) - {"app", "__future__"}
+    assert third_party
+    for module in sorted(third_party):
+        dists = {name.lower().replace("_", "-") for name in providers.get(module, [])}
+        assert dists & declared, f"app imports {module} ({dists}) but pyproject does not declare it"
