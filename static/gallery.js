@@ -107,6 +107,19 @@
   document.addEventListener("htmx:afterSettle", syncSelection);
   document.addEventListener("DOMContentLoaded", syncSelection);
 
+  // Compare and zip are GET requests: send only the ticked ids, for a clean address.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-selection] button[formmethod=get]");
+    if (!button || button.disabled) return;
+    var ids = Array.prototype.map.call(
+      document.querySelectorAll("input.tile-select:checked"),
+      function (box) { return "ids=" + encodeURIComponent(box.value); }
+    );
+    if (!ids.length) return;
+    event.preventDefault();
+    window.location.assign(button.getAttribute("formaction") + "?" + ids.join("&"));
+  });
+
   // Copy buttons: the clipboard API where allowed (https, localhost), a selection otherwise.
   function copied(button) {
     var text = button.textContent;

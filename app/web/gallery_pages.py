@@ -113,6 +113,17 @@ def gallery_page(
     limit: LimitQuery = DEFAULT_LIMIT,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+    # The filter form sends every field; the address keeps only those in use, so a
+    # shared link reads as what it searches for.
+    canonical = "/gallery"
+    canonical_query = _page_query(filters, cursor=cursor, limit=limit)
+    if before is not None:
+        canonical_query += f"&before={before}" if canonical_query else f"before={before}"
+    if canonical_query:
+        canonical += "?" + canonical_query
+    blank = any(value == "" for value in request.query_params.values())
+    if blank and not is_htmx(request):
+        return RedirectResponse(canonical, status_code=303)
     context: dict[str, Any] = {
         "filters": filters,
         "board": None,
@@ -137,7 +148,8 @@ def gallery_page(
     else:
         page = gallery.search_images(services.db, filters=filters, cursor=cursor, limit=limit)
         context.update(_gallery_context(services, filters, page, limit=limit), jobs_view=False)
-    return templates.TemplateResponse(request, "gallery.html", context)
+    headers = {"HX-Push-Url": canonical} if is_htmx(request) else None
+    return templates.TemplateResponse(request, "gallery.html", context, headers=headers)
 
 
 @router.get("/gallery/page", response_class=HTMLResponse)
