@@ -180,6 +180,12 @@ def _from_json(table: sa.Table, record: dict[str, Any]) -> dict[str, Any]:
         if column.name not in record:
             continue
         value = record[column.name]
+        if (
+            value is not None
+            and isinstance(column.type, sa.Integer)
+            and (isinstance(value, bool) or not isinstance(value, int))
+        ):
+            raise ArchiveError(f"{table.name}.{column.name} holds {value!r}, not a whole number")
         if value is not None and isinstance(column.type, UTCDateTime):
             value = datetime.fromisoformat(value)
         elif value is not None and column.name == "status" and table is JOBS:

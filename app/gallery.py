@@ -199,7 +199,9 @@ _ENTRY_COLUMNS: tuple[Any, ...] = (
 
 
 def _entry(row: sa.Row[Any]) -> GalleryEntry:
-    return GalleryEntry(**row._mapping)
+    # Positional: the columns are selected in the dataclass's field order.
+    values: tuple[Any, ...] = tuple(row)
+    return GalleryEntry(*values)
 
 
 def _day_start(day: date) -> datetime:

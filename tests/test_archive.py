@@ -195,3 +195,16 @@ def test_a_damaged_export_is_refused_and_changes_nothing(
     assert all(rows == [] for rows in table_rows(target).values())
     with pytest.raises(SystemExit, match="no gallery"):
         run_cli(monkeypatch, tmp_path / "nowhere", "export", str(tmp_path / "x.zip"))
+
+
+def test_an_export_cannot_smuggle_text_into_number_columns() -> None:
+    from app.archive import ArchiveError, _from_json
+
+    with pytest.raises(ArchiveError, match=r"images\.width"):
+        _from_json(IMAGES, {"id": 1, "width": "<b>wide</b>"})
+    with pytest.raises(ArchiveError, match=r"jobs\.seed"):
+        _from_json(JOBS, {"id": 1, "seed": True})
+    assert _from_json(IMAGES, {"id": 1, "width": 640, "unknown_column": "x"}) == {
+        "id": 1,
+        "width": 640,
+    }

@@ -209,3 +209,12 @@ def test_listing_walks_an_index_in_page_order(
         assert "thumbnails" not in plan
     if filters.q:
         assert len(plans) == 1, "one chunk of matching jobs fills a page"
+
+
+def test_listing_columns_are_read_in_the_entry_fields_order() -> None:
+    # Rows become GalleryEntry positionally, for speed: the two lists must agree.
+    from dataclasses import fields
+
+    from app.gallery import _ENTRY_COLUMNS, GalleryEntry
+
+    assert [column.name for column in _ENTRY_COLUMNS] == [f.name for f in fields(GalleryEntry)]
