@@ -17,7 +17,7 @@ from app import cli
 from app.archive import COLLECTION_IMAGES, COLLECTIONS, IMAGES, JOBS, THUMBNAILS
 from app.database import Database
 from app.sqlite import SQLiteBlobStore
-from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job
+from tests.conftest import TEST_KEY, RunningEmulator, make_settings, serve_app, wait_for_job
 
 
 def build_gallery(client: httpx.Client) -> dict[str, Any]:
@@ -111,6 +111,7 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
 
     archive = tmp_path / "gallery.zip"
     assert run_cli(monkeypatch, tmp_path / "source", "export", str(archive)) == 0
+    assert TEST_KEY.encode() not in archive.read_bytes()
     with zipfile.ZipFile(archive) as contents:
         names = contents.namelist()
         assert "manifest.json" in names and "jobs.jsonl" in names

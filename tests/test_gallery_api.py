@@ -36,6 +36,7 @@ from tests.conftest import (
     serve_app,
     serve_emulator,
     wait_for_job,
+    wait_until,
 )
 
 
@@ -362,6 +363,23 @@ def test_trash_hides_restores_and_purges(shared_app: RunningApp) -> None:
     assert client.get(f"/api/images/{thrown}").status_code == 404
     assert client.get(f"/api/images/{thrown}/thumbnail").status_code == 404
     assert client.get(f"/api/jobs/{job['id']}").json()["credit_cost"] == 2, "the cost is kept"
+
+
+def test_a_server_purges_the_trash_on_its_own(tmp_path: Path, emulator: RunningEmulator) -> None:
+    """With PLAYGROUND_TRASH_DAYS=0 nothing waits: a restart purges what is in the trash."""
+    settings = make_settings(tmp_path / "data", emulator, trash_days=0)
+    with serve_app(settings) as app:
+        job = wait_for_job(
+            app.client, app.client.post("/api/jobs", json={"prompt": "gone"}).json()["id"]
+        )
+        image_id = job["images"][0]["id"]
+        app.client.post("/api/trash", json={"image_ids": [image_id]})
+    with serve_app(settings) as app:
+        wait_until(
+            lambda: app.client.get(f"/api/images/{image_id}").status_code == 404,
+            what="the trash purge at start-up",
+        )
+        assert app.client.get(f"/api/jobs/{job['id']}").json()["images"] == []
 
 
 def test_images_are_purged_after_the_configured_days(

@@ -124,6 +124,9 @@ def downgrade() -> None:
         op.drop_index(name, table_name="jobs")
     op.drop_index("ix_images_deleted_at", table_name="images")
     op.drop_index("ix_images_favourite", table_name="images")
-    with op.batch_alter_table("images") as batch:
-        batch.drop_column("deleted_at")
-        batch.drop_column("favourite")
+    for column in ("deleted_at", "favourite"):
+        if _is_sqlite():
+            # SQLite drops a column in place (3.35+); a batch copy would lose AUTOINCREMENT.
+            op.execute(f"ALTER TABLE images DROP COLUMN {column}")
+        else:
+            op.drop_column("images", column)

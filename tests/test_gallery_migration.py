@@ -1,0 +1,59 @@
+"""Migration 0004 on a gallery that already has jobs: they become searchable; it also undoes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+
+from app import gallery
+from app.database import Database, migrations_config
+from app.gallery import GalleryFilters
+
+
+def migrate(db: Database, revision: str, *, down: bool = False) -> None:
+    with db.write_engine.begin() as connection:
+        config = migrations_config()
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def test_jobs_made_before_the_gallery_revision_are_searchable_after_it(tmp_path: Path) -> None:
+    db = Database.at_path(tmp_path / "playground.db")
+    migrate(db, "0001")
+    with db.write_engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO jobs (id, created_at, updated_at, model, prompt, image_size,"
+                " num_images, request_body, status, poll_count)"
+                " VALUES (7, '2026-01-01 00:00:00', '2026-01-01 00:00:00', 'seedream-4',"
+                " 'an old lighthouse', 'auto_2K', 1, '{}', 'completed', 1)"
+            )
+        )
+        connection.execute(
+            sa.text(
+                'INSERT INTO images (id, job_id, "index", content_type, width, height,'
+                " byte_size, sha256, source_url, created_at) VALUES (3, 7, 0, 'image/png',"
+                " 2048, 2048, 10, 'abc', 'https://temp.pixeldojo.ai/x.png', '2026-01-01 00:00:00')"
+            )
+        )
+    migrate(db, "head")
+    page = gallery.search_images(db, filters=GalleryFilters(q="lighthouse"))
+    assert [(e.image_id, e.favourite, e.deleted_at) for e in page.items] == [(3, False, None)]
+
+    migrate(db, "0001", down=True)
+    with db.read_engine.connect() as connection:
+        tables = {row[0] for row in connection.exec_driver_sql("SELECT name FROM sqlite_master")}
+        columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(images)")}
+        images_sql = connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE name = 'images'"
+        ).scalar()
+    assert "jobs_fts" not in tables and "collections" not in tables
+    assert "favourite" not in columns
+    assert "AUTOINCREMENT" in images_sql, "ids are still never reused"
+    migrate(db, "head")
+    assert [
+        e.image_id for e in gallery.search_images(db, filters=GalleryFilters(q="old")).items
+    ] == [3]
+    db.dispose()
