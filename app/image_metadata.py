@@ -19,9 +19,9 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from app import __version__
+from app.code_examples import run_url
 from app.gallery import GalleryEntry
 from app.models import Job
-from app.reproduce import run_url
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_CONTENT_TYPE = "image/png"

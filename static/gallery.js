@@ -40,8 +40,11 @@
     }
   }
 
-  function isTyping(target) {
-    return target && /^(INPUT|SELECT|TEXTAREA)$/.test(target.tagName) && target.type !== "checkbox";
+  // Arrow keys that belong to a field or a tab list (the code examples) are not for the lightbox.
+  function keysTaken(target) {
+    if (!target || !target.closest) return false;
+    if (target.closest("[role=tablist]")) return true;
+    return /^(INPUT|SELECT|TEXTAREA)$/.test(target.tagName) && target.type !== "checkbox";
   }
 
   document.addEventListener("click", function (event) {
@@ -60,7 +63,7 @@
 
   document.addEventListener("keydown", function (event) {
     var dialog = lightbox();
-    if (!dialog || !dialog.open || isTyping(event.target)) return;
+    if (!dialog || !dialog.open || keysTaken(event.target)) return;
     if (event.key === "ArrowLeft") { event.preventDefault(); step(-1); }
     else if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
     // Escape closes the dialog natively.
@@ -120,33 +123,4 @@
     window.location.assign(button.getAttribute("formaction") + "?" + ids.join("&"));
   });
 
-  // Copy buttons: the clipboard API where allowed (https, localhost), a selection otherwise.
-  function copied(button) {
-    var text = button.textContent;
-    button.textContent = "Copied";
-    setTimeout(function () { button.textContent = text; }, 1500);
-  }
-  function fallbackCopy(text, button) {
-    var area = document.createElement("textarea");
-    area.value = text;
-    area.setAttribute("readonly", "");
-    area.style.position = "fixed";
-    area.style.opacity = "0";
-    document.body.appendChild(area);
-    area.select();
-    try { document.execCommand("copy"); copied(button); } catch (e) { /* the text stays selectable */ }
-    area.remove();
-  }
-  document.addEventListener("click", function (event) {
-    var button = event.target.closest && event.target.closest("[data-copy]");
-    if (!button) return;
-    var source = document.querySelector(button.getAttribute("data-copy"));
-    if (!source) return;
-    var text = source.textContent;
-    if (navigator.clipboard && window.isSecureContext) {
-      navigator.clipboard.writeText(text).then(function () { copied(button); }, function () { fallbackCopy(text, button); });
-    } else {
-      fallbackCopy(text, button);
-    }
-  });
 })();

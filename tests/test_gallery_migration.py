@@ -6,10 +6,21 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from alembic import command
+from alembic.script import ScriptDirectory
 
 from app import gallery
 from app.database import Database, migrations_config
 from app.gallery import GalleryFilters
+
+
+def gallery_revision() -> tuple[str, str]:
+    """This revision and the one before it, found by name: revision ids get renumbered."""
+    scripts = ScriptDirectory.from_config(migrations_config())
+    for script in scripts.walk_revisions():
+        if script.path.endswith("_gallery.py"):
+            assert isinstance(script.down_revision, str)
+            return script.revision, script.down_revision
+    raise AssertionError("no gallery revision")
 
 
 def migrate(db: Database, revision: str, *, down: bool = False) -> None:
@@ -21,7 +32,8 @@ def migrate(db: Database, revision: str, *, down: bool = False) -> None:
 
 def test_jobs_made_before_the_gallery_revision_are_searchable_after_it(tmp_path: Path) -> None:
     db = Database.at_path(tmp_path / "playground.db")
-    migrate(db, "0001")
+    revision, before = gallery_revision()
+    migrate(db, before)
     with db.write_engine.begin() as connection:
         connection.execute(
             sa.text(
@@ -38,17 +50,19 @@ def test_jobs_made_before_the_gallery_revision_are_searchable_after_it(tmp_path:
                 " 2048, 2048, 10, 'abc', 'https://temp.pixeldojo.ai/x.png', '2026-01-01 00:00:00')"
             )
         )
-    migrate(db, "head")
+    migrate(db, revision)
     page = gallery.search_images(db, filters=GalleryFilters(q="lighthouse"))
     assert [(e.image_id, e.favourite, e.deleted_at) for e in page.items] == [(3, False, None)]
 
-    migrate(db, "0001", down=True)
+    migrate(db, before, down=True)
     with db.read_engine.connect() as connection:
         tables = {row[0] for row in connection.exec_driver_sql("SELECT name FROM sqlite_master")}
         columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(images)")}
-        images_sql = connection.exec_driver_sql(
-            "SELECT sql FROM sqlite_master WHERE name = 'images'"
-        ).scalar()
+        images_sql = str(
+            connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'images'"
+            ).scalar()
+        )
     assert "jobs_fts" not in tables and "collections" not in tables
     assert "favourite" not in columns
     assert "AUTOINCREMENT" in images_sql, "ids are still never reused"

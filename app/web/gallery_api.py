@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from app import boards, gallery, jobs, trash
+from app.code_examples import code_examples, run_url
 from app.compare import compare_rows
 from app.downloads import ZIP_MAX_IMAGES, image_download, jobs_for, zip_stream
 from app.errors import InvalidParameters, NotFoundError
@@ -19,7 +21,6 @@ from app.gallery import GalleryEntry, GalleryFilters
 from app.image_metadata import file_stem, sidecar_bytes
 from app.models import Job, JobPage, JobPublic, utcnow
 from app.parameters import SEED_MAX, GenerationParams
-from app.reproduce import as_curl, as_python, run_url
 from app.services import Services
 from app.submission import submit_job
 from app.usage import usage
@@ -72,11 +73,16 @@ def _job_or_404(services: Services, job_id: int) -> Job:
 
 def reproduce_for(services: Services, job: Job) -> ReproducePublic:
     base_url = services.settings.pixeldojo_base_url
+    examples = {
+        example.slug: example.code
+        for example in code_examples(base_url=base_url, model=job.model, body=job.request_body)
+    }
     return ReproducePublic(
         url=run_url(base_url, job.model),
         body=job.request_body,
-        curl=as_curl(base_url=base_url, model=job.model, body=job.request_body),
-        python=as_python(base_url=base_url, model=job.model, body=job.request_body),
+        curl=examples["curl"],
+        python=examples["python"],
+        javascript=examples["javascript"],
     )
 
 
@@ -171,30 +177,57 @@ def reproduce(job_id: int, services: ServicesDep) -> ReproducePublic:
     return reproduce_for(services, _job_or_404(services, job_id))
 
 
-def new_seed(old: int | None) -> int:
-    while True:
+def new_seed(old: int | None, *, token: str | None = None) -> int:
+    """A random seed other than `old`; with a token, always the same one for that token,
+    so a repeated request (a double click, a retry) repeats the same parameters."""
+    if token is None:
         seed = secrets.randbelow(SEED_MAX + 1)
-        if seed != old:
-            return seed
+    else:
+        digest = hashlib.sha256(token.encode()).digest()
+        seed = int.from_bytes(digest[:8], "big") % (SEED_MAX + 1)
+    return seed if seed != old else (seed + 1) % (SEED_MAX + 1)
 
 
-async def submit_new_seed(services: Services, job_id: int) -> Job:
+async def submit_new_seed(
+    services: Services, job_id: int, *, token: str | None = None
+) -> tuple[Job, bool]:
+    """Submit the job's parameters again with a new seed; at most once per token."""
     job = await run_in_threadpool(_job_or_404, services, job_id)
     params = GenerationParams(
         prompt=job.prompt,
         image_size=job.image_size,
         customWidth=job.custom_width,
         customHeight=job.custom_height,
-        seed=new_seed(job.seed),
+        seed=new_seed(job.seed, token=token),
         num_images=job.num_images,
     )
-    return await submit_job(services, params=params, model=job.model, preset=job.preset)
+    return await submit_job(
+        services,
+        params=params,
+        model=job.model,
+        preset=job.preset,
+        idempotency_key=f"new-seed:{job_id}:{token}" if token else None,
+    )
 
 
 @router.post("/jobs/{job_id}/new-seed", status_code=202, response_model=JobPublic)
-async def same_prompt_new_seed(job_id: int, services: ServicesDep) -> JobPublic:
+async def same_prompt_new_seed(
+    job_id: int,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            min_length=1,
+            max_length=100,
+            description="Send the same key again and you get the same job, and pay once",
+        ),
+    ] = None,
+) -> JobPublic:
     """Submit the job's parameters again at once, with a new random seed (recorded)."""
-    job = await submit_new_seed(services, job_id)
+    job, created = await submit_new_seed(services, job_id, token=idempotency_key)
+    if not created:
+        response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
     new_id = job.id
 

@@ -12,17 +12,18 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from app import boards, gallery, trash
+from app.code_examples import KEY_VARIABLE, CodeExample, code_examples
 from app.compare import compare_rows, prompt_words
 from app.config import Settings
 from app.downloads import jobs_for
 from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
 from app.gallery import Cursor, GalleryFilters, GalleryPage
 from app.models import Job, JobStatus
-from app.reproduce import as_curl, as_python
 from app.trash import purge_time
 from app.usage import usage
 from app.web.charts import credits_chart
 from app.web.deps import ServicesDep, TemplatesDep, is_htmx
+from app.web.forms import new_submission_token
 from app.web.gallery_api import (
     compare_entries,
     purge_expired,
@@ -54,18 +55,17 @@ def install_template_helpers(templates: Jinja2Templates, settings: Settings) -> 
     """Globals the gallery's templates (job page included) use."""
     base_url = settings.pixeldojo_base_url
 
-    def curl_for(job: Job) -> str:
-        return as_curl(base_url=base_url, model=job.model, body=job.request_body)
-
-    def python_for(job: Job) -> str:
-        return as_python(base_url=base_url, model=job.model, body=job.request_body)
+    def examples_for(job: Job) -> list[CodeExample]:
+        """The request that made `job`, as code (the playground's examples, for a past job)."""
+        return code_examples(base_url=base_url, model=job.model, body=job.request_body)
 
     def purge_at(deleted_at: Any) -> Any:
         return purge_time(deleted_at, days=settings.trash_days)
 
     templates.env.globals.update(
-        curl_for=curl_for,
-        python_for=python_for,
+        new_token=new_submission_token,
+        examples_for=examples_for,
+        key_variable=KEY_VARIABLE,
         purge_at=purge_at,
         trash_days=settings.trash_days,
         default_page_size=DEFAULT_LIMIT,
@@ -258,10 +258,16 @@ def selection_action(
 
 
 @router.post("/jobs/{job_id}/new-seed")
-async def new_seed_page(job_id: int, request: Request, services: ServicesDep) -> Response:
-    """Same prompt, new seed: submitted at once; the browser goes to the new job."""
+async def new_seed_page(
+    job_id: int,
+    request: Request,
+    services: ServicesDep,
+    token: Annotated[str | None, Form(max_length=100)] = None,
+) -> Response:
+    """Same prompt, new seed: submitted at once; the browser goes to the new job.
+    The form's one-time token makes a double click one job, not two."""
     try:
-        job = await submit_new_seed(services, job_id)
+        job, _ = await submit_new_seed(services, job_id, token=f"form:{token}" if token else None)
         new_id = job.id
     except SubmissionFailed as failure:
         new_id = failure.job_id

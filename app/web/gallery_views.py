@@ -62,6 +62,7 @@ class ReproducePublic(BaseModel):
     body: dict[str, object]
     curl: str
     python: str
+    javascript: str
 
 
 class GalleryImageDetail(GalleryImage):
