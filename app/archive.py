@@ -8,6 +8,7 @@ The file is a zip:
     thumbnails.jsonl         the thumbnails' columns; their bytes in thumbnails/<image id>
     collections.jsonl
     collection_images.jsonl
+    users.jsonl              the people who made the jobs: names only, never passwords
     blobs/<sha256>           each distinct image's bytes, once
 
 Rows are written column by column from the tables themselves, so a column a
@@ -17,6 +18,10 @@ gives the newcomers fresh ids (and skips jobs it has already, by their upstream
 job id), and merges collections by name. Image bytes are checked against their
 sha256 as they are stored; rows are written in one transaction, so an import
 that fails leaves the gallery as it was.
+
+People travel as names, so each job stays attributed: someone the target knows
+(by name) is matched; anyone else arrives as a removed account that cannot sign
+in, and importing never turns sign-in on or gives anybody access.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from app.models import (
     Job,
     JobStatus,
     Thumbnail,
+    User,
     UTCDateTime,
     utcnow,
 )
@@ -56,6 +62,11 @@ IMAGES = Image.__table__  # type: ignore[attr-defined]
 THUMBNAILS = Thumbnail.__table__  # type: ignore[attr-defined]
 COLLECTIONS = Collection.__table__  # type: ignore[attr-defined]
 COLLECTION_IMAGES = CollectionImage.__table__  # type: ignore[attr-defined]
+USERS = User.__table__  # type: ignore[attr-defined]
+# What travels of a person: enough to name them, nothing to sign in with.
+USER_COLUMNS = ("id", "name", "name_key", "created_at", "removed_at")
+# Not an argon2 hash, so no password ever matches it.
+NO_PASSWORD = "!imported"
 
 
 class ArchiveError(Exception):
@@ -69,6 +80,7 @@ class Counts:
     thumbnails: int = 0
     collections: int = 0
     collection_images: int = 0
+    users: int = 0
     blobs: int = 0
     skipped_jobs: int = 0
     notes: list[str] = field(default_factory=list)
@@ -80,6 +92,7 @@ class Counts:
             "thumbnails": self.thumbnails,
             "collections": self.collections,
             "collection_images": self.collection_images,
+            "users": self.users,
             "blobs": self.blobs,
         }
 
@@ -132,6 +145,10 @@ def export_gallery(db: Database, blobs: SQLiteBlobStore, path: Path) -> Counts:
                     setattr(counts, name, getattr(counts, name) + 1)
                     if table is IMAGES:
                         digests.add(row["sha256"])
+        with archive.open("users.jsonl", "w") as out:
+            for row in _rows(connection, USERS):
+                out.write(_line({k: _to_json(row[k]) for k in USER_COLUMNS}))
+                counts.users += 1
         # One member is written at a time, so the thumbnails' rows wait in a spool file.
         with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
             for row in _rows(connection, THUMBNAILS):
@@ -283,9 +300,13 @@ def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Co
         value for (value,) in connection.execute(sa.select(JOBS.c.idempotency_key)) if value
     }
 
+    user_ids = _import_people(connection, archive, counts)
+
     job_ids: dict[int, int] = {}
     for record in _records(archive, "jobs.jsonl"):
         values = _from_json(JOBS, record)
+        if values.get("user_id") is not None:
+            values["user_id"] = user_ids.get(values["user_id"])
         if values.get("upstream_job_id") in known_upstream or (
             values.get("idempotency_key") in known_keys
         ):
@@ -356,9 +377,33 @@ def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Co
         counts.collection_images += 1
 
 
+def _import_people(
+    connection: sa.Connection, archive: zipfile.ZipFile, counts: Counts
+) -> dict[int, int]:
+    """Exported user id -> this gallery's user id (see the module docstring)."""
+    if "users.jsonl" not in archive.namelist():
+        return {}
+    known = {
+        key: user_id for user_id, key in connection.execute(sa.select(USERS.c.id, USERS.c.name_key))
+    }
+    keep_ids = not known
+    now = utcnow()
+    mapping: dict[int, int] = {}
+    for record in _records(archive, "users.jsonl"):
+        values = _from_json(USERS, {k: record.get(k) for k in USER_COLUMNS})
+        if values["name_key"] in known:
+            mapping[record["id"]] = known[values["name_key"]]
+            continue
+        values.update(password_hash=NO_PASSWORD, is_admin=False)
+        values["removed_at"] = values.get("removed_at") or now
+        mapping[record["id"]] = _insert(connection, USERS, values, keep_ids)
+        counts.users += 1
+    return mapping
+
+
 def _advance_sequences(connection: sa.Connection) -> None:
     """Explicit ids do not move a PostgreSQL sequence; move it past them."""
-    for table in (JOBS, IMAGES, COLLECTIONS):
+    for table in (JOBS, IMAGES, COLLECTIONS, USERS):
         connection.execute(
             sa.text(
                 f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "

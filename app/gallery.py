@@ -17,8 +17,7 @@ Which index walks the rows is chosen by the filters:
 Either way the rows come out already in page order and the database stops after
 `limit + 1` of them; `tests/test_gallery_queries.py` checks the plans.
 
-Attribution (who made an image) arrives with team accounts; a `user` filter
-slots into `GalleryFilters` and `_job_conditions` then.
+`user` narrows to one person's work (jobs.user_id, set when sign-in is on).
 """
 
 from __future__ import annotations
@@ -30,12 +29,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from app import sqlite
 from app.database import Database
 from app.jobs import JobWithImages
-from app.models import CollectionImage, Image, Job, JobStatus
+from app.models import CollectionImage, Image, Job, JobStatus, User
 
 DEFAULT_PAGE_SIZE = 48
 MAX_PAGE_SIZE = 100
@@ -79,6 +78,7 @@ class GalleryFilters:
     until: date | None = None
     favourite: bool = False
     collection: int | None = None
+    user: int | None = None
 
     @property
     def terms(self) -> list[SearchTerm]:
@@ -93,6 +93,7 @@ class GalleryFilters:
             or self.status
             or self.since
             or self.until
+            or self.user
             or self.terms
         )
 
@@ -161,6 +162,7 @@ class GalleryEntry:
     status: JobStatus
     created_at: datetime
     credit_cost: float | None
+    user_id: int | None
 
     @property
     def cursor(self) -> Cursor:
@@ -195,6 +197,7 @@ _ENTRY_COLUMNS: tuple[Any, ...] = (
     col(Job.status).label("status"),
     col(Job.created_at).label("created_at"),
     col(Job.credit_cost).label("credit_cost"),
+    col(Job.user_id).label("user_id"),
 )
 
 
@@ -223,6 +226,8 @@ def _job_conditions(filters: GalleryFilters, *, use_fts: bool) -> list[sa.Column
         conditions.append(col(Job.image_size) == filters.image_size)
     if filters.status:
         conditions.append(col(Job.status) == filters.status)
+    if filters.user is not None:
+        conditions.append(col(Job.user_id) == filters.user)
     if filters.since:
         conditions.append(col(Job.created_at) >= _day_start(filters.since))
     if filters.until:
@@ -420,8 +425,43 @@ def search_jobs(
                 .order_by(col(Image.job_id), col(Image.index))
             ).all():
                 images_by_job[image.job_id].append(image)
+        authors = author_names(session, {job.user_id for job in page})
     next_before = page[-1].id if len(found) > limit and page else None
-    return [JobWithImages(job, images_by_job.get(job.id or 0, [])) for job in page], next_before
+    items = [
+        JobWithImages(job, images_by_job.get(job.id or 0, []), authors.get(job.user_id))
+        for job in page
+    ]
+    return items, next_before
+
+
+def author_names(session: Session, user_ids: Iterable[int | None]) -> dict[int | None, str]:
+    """Names of the people who made jobs, in one query."""
+    wanted = {user_id for user_id in user_ids if user_id is not None}
+    if not wanted:
+        return {}
+    rows = session.exec(select(User.id, User.name).where(col(User.id).in_(wanted))).all()
+    return {user_id: name for user_id, name in rows}
+
+
+def author_of(db: Database, *, user_id: int | None) -> str | None:
+    if user_id is None:
+        return None
+    with db.read() as session:
+        return author_names(session, [user_id]).get(user_id)
+
+
+def image_owners(db: Database, *, image_ids: Iterable[int]) -> dict[int, int | None]:
+    """Who made each image (the user id of its job), for permission checks."""
+    ids = list(dict.fromkeys(image_ids))
+    if not ids:
+        return {}
+    with db.read() as session:
+        rows = session.execute(
+            sa.select(col(Image.id), col(Job.user_id))
+            .join(Job, col(Job.id) == col(Image.job_id))
+            .where(col(Image.id).in_(ids))
+        )
+        return {image_id: user_id for image_id, user_id in rows}
 
 
 # --- Single images ---------------------------------------------------------------------

@@ -111,6 +111,7 @@ class Job(SQLModel, table=True):
         sa.Index("ix_jobs_image_size_id", "image_size", "id"),
         sa.Index("ix_jobs_status_id", "status", "id"),
         sa.Index("ix_jobs_created_at", "created_at"),
+        sa.Index("ix_jobs_user_id_id", "user_id", "id"),
         # Ids are never reused, so a link to a deleted job never shows another one.
         {"sqlite_autoincrement": True},
     )

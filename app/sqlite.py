@@ -11,7 +11,7 @@ live the parts that are SQLite's own:
   pages and `blobopen` make full-size images several times faster than a plain
   `SELECT`, and keep memory flat);
 - prompt search: an FTS5 index over `jobs.prompt` with rowid = job id (created
-  by migration 0004, kept in step by triggers). `app.gallery` asks
+  by the gallery migration, kept in step by triggers). `app.gallery` asks
   `matching_job_ids` for job ids newest first, a chunk at a time; on any other
   database it filters prompts with LIKE instead.
 """

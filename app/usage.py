@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from app.database import Database
+from app.gallery import author_names
 from app.models import Job, JobStatus
 
 
@@ -48,6 +49,8 @@ class Usage:
     days: list[DayUsage]
     by_preset: list[UsageRow]
     by_model: list[UsageRow]
+    # Keyed by the person's name; None for work done without sign-in.
+    by_person: list[UsageRow]
     total_credits: float
     total_jobs: int
     total_images: int
@@ -95,12 +98,21 @@ def usage(db: Database, *, since: date, until: date) -> Usage:
         found = [UsageRow(k, float(c), int(j), int(i)) for k, c, j, i in grouped(key)]
         return sorted(found, key=lambda row: (-row.credits, -row.jobs, row.key or ""))
 
+    people = grouped(col(Job.user_id))
+    with db.read() as session:
+        names = author_names(session, [user_id for user_id, *_ in people])
+    by_person = sorted(
+        (UsageRow(names.get(user_id), float(c), int(j), int(i)) for user_id, c, j, i in people),
+        key=lambda row: (-row.credits, -row.jobs, row.key or ""),
+    )
+
     return Usage(
         since=since,
         until=until,
         days=days,
         by_preset=rows(col(Job.preset)),
         by_model=rows(col(Job.model)),
+        by_person=by_person,
         total_credits=sum(d.credits for d in days),
         total_jobs=sum(d.jobs for d in days),
         total_images=sum(d.images for d in days),

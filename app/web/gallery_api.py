@@ -8,23 +8,30 @@ import secrets
 from datetime import date, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from app import boards, gallery, jobs, trash
+from app import audit, boards, gallery, jobs, trash
 from app.code_examples import code_examples, run_url
 from app.compare import compare_rows
 from app.downloads import ZIP_MAX_IMAGES, image_download, jobs_for, zip_stream
 from app.errors import InvalidParameters, NotFoundError
 from app.gallery import GalleryEntry, GalleryFilters
 from app.image_metadata import file_stem, sidecar_bytes
-from app.models import Job, JobPage, JobPublic, utcnow
+from app.models import Job, JobPage, JobPublic, User, utcnow
 from app.parameters import SEED_MAX, GenerationParams
 from app.services import Services
 from app.submission import submit_job
 from app.usage import usage
-from app.web.deps import ServicesDep
+from app.web.deps import (
+    ClientIP,
+    CurrentUser,
+    ServicesDep,
+    client_ip,
+    current_user,
+    ensure_may_change,
+)
 from app.web.gallery_params import DEFAULT_LIMIT, CursorDep, FiltersDep, LimitQuery
 from app.web.gallery_views import (
     CollectionCreate,
@@ -91,6 +98,7 @@ def image_detail(services: Services, entry: GalleryEntry) -> GalleryImageDetail:
     summary = _image(services, entry)
     return GalleryImageDetail(
         **summary.model_dump(),
+        author=gallery.author_of(services.db, user_id=job.user_id),
         upstream_job_id=job.upstream_job_id,
         submitted_at=job.submitted_at,
         finished_at=job.finished_at,
@@ -189,7 +197,12 @@ def new_seed(old: int | None, *, token: str | None = None) -> int:
 
 
 async def submit_new_seed(
-    services: Services, job_id: int, *, token: str | None = None
+    services: Services,
+    job_id: int,
+    *,
+    token: str | None = None,
+    user: User | None = None,
+    ip: str | None = None,
 ) -> tuple[Job, bool]:
     """Submit the job's parameters again with a new seed; at most once per token."""
     job = await run_in_threadpool(_job_or_404, services, job_id)
@@ -207,6 +220,8 @@ async def submit_new_seed(
         model=job.model,
         preset=job.preset,
         idempotency_key=f"new-seed:{job_id}:{token}" if token else None,
+        user=user,
+        ip=ip,
     )
 
 
@@ -215,6 +230,8 @@ async def same_prompt_new_seed(
     job_id: int,
     services: ServicesDep,
     response: Response,
+    user: CurrentUser,
+    ip: ClientIP,
     idempotency_key: Annotated[
         str | None,
         Header(
@@ -225,7 +242,7 @@ async def same_prompt_new_seed(
     ] = None,
 ) -> JobPublic:
     """Submit the job's parameters again at once, with a new random seed (recorded)."""
-    job, created = await submit_new_seed(services, job_id, token=idempotency_key)
+    job, created = await submit_new_seed(services, job_id, token=idempotency_key, user=user, ip=ip)
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
@@ -341,23 +358,49 @@ def list_trash(
     )
 
 
+def change_trash(
+    request: Request, services: Services, *, action: audit.Action, image_ids: list[int]
+) -> int:
+    """Trash, restore or purge images: only their makers or an admin may; the log says who."""
+    for image_id, owner in gallery.image_owners(services.db, image_ids=image_ids).items():
+        ensure_may_change(request, owner, what=f"image {image_id}")
+    db = services.db
+    if action is audit.Action.DELETE:
+        count = trash.move_to_trash(db, image_ids=image_ids)
+    elif action is audit.Action.RESTORE:
+        purge_expired(services)
+        count = trash.restore(db, image_ids=image_ids)
+    else:
+        count = trash.purge(db, services.blobs, image_ids=image_ids).images
+    if count:
+        audit.record(
+            db,
+            action=action,
+            user=current_user(request),
+            ip=client_ip(request),
+            detail=f"{count} image(s): {', '.join(map(str, image_ids[:50]))}",
+        )
+    return count
+
+
 @router.post("/trash", response_model=CountAnswer)
-def move_to_trash(body: ImageIds, services: ServicesDep) -> CountAnswer:
+def move_to_trash(body: ImageIds, request: Request, services: ServicesDep) -> CountAnswer:
     """Move images to the trash; they can be restored for `PLAYGROUND_TRASH_DAYS` days."""
-    return CountAnswer(count=trash.move_to_trash(services.db, image_ids=body.image_ids))
+    count = change_trash(request, services, action=audit.Action.DELETE, image_ids=body.image_ids)
+    return CountAnswer(count=count)
 
 
 @router.post("/trash/restore", response_model=CountAnswer)
-def restore(body: ImageIds, services: ServicesDep) -> CountAnswer:
-    purge_expired(services)
-    return CountAnswer(count=trash.restore(services.db, image_ids=body.image_ids))
+def restore(body: ImageIds, request: Request, services: ServicesDep) -> CountAnswer:
+    count = change_trash(request, services, action=audit.Action.RESTORE, image_ids=body.image_ids)
+    return CountAnswer(count=count)
 
 
 @router.post("/trash/purge", response_model=CountAnswer)
-def purge(body: ImageIds, services: ServicesDep) -> CountAnswer:
+def purge(body: ImageIds, request: Request, services: ServicesDep) -> CountAnswer:
     """Delete trashed images for good, now."""
-    result = trash.purge(services.db, services.blobs, image_ids=body.image_ids)
-    return CountAnswer(count=result.images)
+    count = change_trash(request, services, action=audit.Action.PURGE, image_ids=body.image_ids)
+    return CountAnswer(count=count)
 
 
 # --- Taking images away ------------------------------------------------------------------

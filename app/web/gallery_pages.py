@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app import boards, gallery, trash
+from app import accounts, audit, boards, gallery
 from app.code_examples import KEY_VARIABLE, CodeExample, code_examples
 from app.compare import compare_rows, prompt_words
 from app.config import Settings
@@ -22,9 +22,17 @@ from app.models import Job, JobStatus
 from app.trash import purge_time
 from app.usage import usage
 from app.web.charts import credits_chart
-from app.web.deps import ServicesDep, TemplatesDep, is_htmx
+from app.web.deps import (
+    ClientIP,
+    CurrentUser,
+    ServicesDep,
+    TemplatesDep,
+    is_htmx,
+    sign_in_on,
+)
 from app.web.forms import new_submission_token
 from app.web.gallery_api import (
+    change_trash,
     compare_entries,
     purge_expired,
     submit_new_seed,
@@ -49,6 +57,11 @@ SELECTION_ACTIONS = (
     "restore",
     "purge",
 )
+TRASH_ACTIONS = {
+    "trash": audit.Action.DELETE,
+    "restore": audit.Action.RESTORE,
+    "purge": audit.Action.PURGE,
+}
 
 
 def install_template_helpers(templates: Jinja2Templates, settings: Settings) -> None:
@@ -63,7 +76,7 @@ def install_template_helpers(templates: Jinja2Templates, settings: Settings) -> 
         return purge_time(deleted_at, days=settings.trash_days)
 
     templates.env.globals.update(
-        new_token=new_submission_token,
+        one_time_token=new_submission_token,
         examples_for=examples_for,
         key_variable=KEY_VARIABLE,
         purge_at=purge_at,
@@ -124,8 +137,14 @@ def gallery_page(
     blank = any(value == "" for value in request.query_params.values())
     if blank and not is_htmx(request):
         return RedirectResponse(canonical, status_code=303)
+    people = (
+        [(u.id, u.name) for u in accounts.list_users(services.db, include_removed=True)]
+        if sign_in_on(request)
+        else []
+    )
     context: dict[str, Any] = {
         "filters": filters,
+        "people": people,
         "board": None,
         "board_names": boards.board_names(services.db),
         "statuses": list(JobStatus),
@@ -179,6 +198,7 @@ def lightbox(
     context = {
         "entry": entry,
         "job": job,
+        "author": gallery.author_of(services.db, user_id=job.user_id),
         "collections": boards.boards_of(services.db, image_id=image_id),
         "board_names": boards.board_names(services.db),
     }
@@ -247,13 +267,8 @@ def selection_action(
             boards.add_images(db, collection_id=int(board), image_ids=image_ids)
         else:
             boards.remove_images(db, collection_id=int(board), image_ids=image_ids)
-    elif action == "trash":
-        trash.move_to_trash(db, image_ids=image_ids)
-    elif action == "restore":
-        purge_expired(services)
-        trash.restore(db, image_ids=image_ids)
     else:
-        trash.purge(db, services.blobs, image_ids=image_ids)
+        change_trash(request, services, action=TRASH_ACTIONS[action], image_ids=image_ids)
     return RedirectResponse(_back(request, next), status_code=303)
 
 
@@ -262,12 +277,16 @@ async def new_seed_page(
     job_id: int,
     request: Request,
     services: ServicesDep,
+    user: CurrentUser,
+    ip: ClientIP,
     token: Annotated[str | None, Form(max_length=100)] = None,
 ) -> Response:
     """Same prompt, new seed: submitted at once; the browser goes to the new job.
     The form's one-time token makes a double click one job, not two."""
     try:
-        job, _ = await submit_new_seed(services, job_id, token=f"form:{token}" if token else None)
+        job, _ = await submit_new_seed(
+            services, job_id, token=f"form:{token}" if token else None, user=user, ip=ip
+        )
         new_id = job.id
     except SubmissionFailed as failure:
         new_id = failure.job_id

@@ -58,6 +58,7 @@ def gallery_filters(
     ] = None,
     favourite: Annotated[bool, Query(description="Starred images only")] = False,
     collection: Annotated[str | None, Query(description="Only images in this collection")] = None,
+    user: Annotated[str | None, Query(description="Only this person's work (a user id)")] = None,
 ) -> GalleryFilters:
     errors: dict[str, str] = {}
     q = _blank(q)
@@ -80,6 +81,13 @@ def gallery_filters(
             collection_id = int(collection)
         else:
             errors["collection"] = "must be a collection id"
+    user = _blank(user)
+    user_id = None
+    if user is not None:
+        if user.isdigit() and int(user) > 0:
+            user_id = int(user)
+        else:
+            errors["user"] = "must be a user id"
     since_day = _date("since", since, errors)
     until_day = _date("until", until, errors)
     if since_day and until_day and until_day < since_day:
@@ -99,6 +107,7 @@ def gallery_filters(
         until=until_day,
         favourite=favourite,
         collection=collection_id,
+        user=user_id,
     )
 
 

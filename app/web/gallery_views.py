@@ -66,6 +66,7 @@ class ReproducePublic(BaseModel):
 
 
 class GalleryImageDetail(GalleryImage):
+    author: str | None = Field(None, description="Who made it; none without sign-in")
     upstream_job_id: str | None
     submitted_at: datetime | None
     finished_at: datetime | None
@@ -147,6 +148,7 @@ class UsagePublic(BaseModel):
     days: list[UsageDay]
     by_preset: list[UsageGroup]
     by_model: list[UsageGroup]
+    by_person: list[UsageGroup] = Field(description="By name; null is work without sign-in")
     balance: BalancePublic | None
 
 
@@ -217,5 +219,6 @@ def usage_public(usage: Usage) -> UsagePublic:
         ],
         by_preset=[UsageGroup(**vars(row)) for row in usage.by_preset],
         by_model=[UsageGroup(**vars(row)) for row in usage.by_model],
+        by_person=[UsageGroup(**vars(row)) for row in usage.by_person],
         balance=BalancePublic(**vars(usage.balance)) if usage.balance else None,
     )

@@ -1,7 +1,7 @@
 """The gallery: favourites, trash, collections, filter indexes, prompt search.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-27
 
 The prompt search index (FTS5) is SQLite's own, so it is created only there; on
@@ -19,8 +19,8 @@ from alembic import op
 
 import app.models
 
-revision: str = "0004"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -54,6 +54,7 @@ JOB_INDEXES = {
     "ix_jobs_image_size_id": ["image_size", "id"],
     "ix_jobs_status_id": ["status", "id"],
     "ix_jobs_created_at": ["created_at"],
+    "ix_jobs_user_id_id": ["user_id", "id"],
 }
 
 
