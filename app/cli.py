@@ -7,6 +7,7 @@ import getpass
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from pydantic import ValidationError
@@ -180,6 +181,57 @@ def backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def _open_gallery(settings: Settings) -> tuple[Any, Any]:
+    from app.database import Database
+    from app.sqlite import SQLiteBlobStore
+
+    db = Database.at_path(settings.database_path)
+    db.migrate()
+    return db, SQLiteBlobStore(settings.image_store_path)
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from app.archive import export_gallery
+
+    settings = load_settings()
+    if not settings.database_path.exists():
+        raise SystemExit(f"There is no gallery in {settings.data_dir.resolve()} to export.")
+    db, blobs = _open_gallery(settings)
+    try:
+        counts = export_gallery(db, blobs, Path(args.file))
+    finally:
+        blobs.close()
+        db.dispose()
+    print(
+        f"Exported {counts.jobs} jobs, {counts.images} images ({counts.blobs} files) and "
+        f"{counts.collections} collections to {args.file}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def import_command(args: argparse.Namespace) -> int:
+    from app.archive import ArchiveError, import_gallery
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db, blobs = _open_gallery(settings)
+    try:
+        counts = import_gallery(db, blobs, Path(args.file), scratch_dir=settings.scratch_dir)
+    except ArchiveError as exc:
+        raise SystemExit(f"Import failed, nothing was changed: {exc}") from None
+    finally:
+        blobs.close()
+        db.dispose()
+    skipped = f"; {counts.skipped_jobs} jobs were here already" if counts.skipped_jobs else ""
+    print(
+        f"Imported {counts.jobs} jobs, {counts.images} images and {counts.collections} "
+        f"collections into {settings.data_dir.resolve()}{skipped}",
+        file=sys.stderr,
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seedream-playground",
@@ -236,6 +288,18 @@ def build_parser() -> argparse.ArgumentParser:
             "--password-stdin", action="store_true", help="read the password from standard input"
         )
     users_parser.set_defaults(handler=users)
+
+    export_parser = commands.add_parser(
+        "export", help="write the whole gallery (jobs, images, collections) to one file"
+    )
+    export_parser.add_argument("file", help="the file to write, a zip")
+    export_parser.set_defaults(handler=export_command)
+
+    import_parser = commands.add_parser(
+        "import", help="add a gallery written by `export` to this one"
+    )
+    import_parser.add_argument("file", help="a file written by `seedream-playground export`")
+    import_parser.set_defaults(handler=import_command)
     return parser
 
 

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     demo_job_seconds: float = Field(
         3.0, ge=0, description="How long a demo-mode job takes in the built-in emulator"
     )
+    trash_days: int = Field(
+        30, ge=0, description="Days a deleted image can be restored from the trash before purge"
+    )
 
     @field_validator("pixeldojo_api_key", mode="before")
     @classmethod

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import command
@@ -57,6 +58,11 @@ class Database:
     def dispose(self) -> None:
         self.read_engine.dispose()
         self.write_engine.dispose()
+
+
+def include_in_comparison(name: str | None, type_: str, parent_names: Any) -> bool:
+    """What schema comparisons look at: everything but the SQLite search index's tables."""
+    return not (type_ == "table" and sqlite.is_search_index_table(name))
 
 
 def migrations_config() -> Config:

@@ -503,7 +503,8 @@ def list_jobs(
         if images_by_job:
             for image in session.exec(
                 select(Image)
-                .where(col(Image.job_id).in_(list(images_by_job)))
+                # Images in the gallery's trash are not shown with their job.
+                .where(col(Image.job_id).in_(list(images_by_job)), col(Image.deleted_at).is_(None))
                 .order_by(col(Image.job_id), col(Image.index))
             ).all():
                 images_by_job[image.job_id].append(image)
@@ -513,31 +514,6 @@ def list_jobs(
         JobWithImages(job, images_by_job.get(job.id or 0, []), authors.get(job.user_id))
         for job in page
     ]
-    return items, next_cursor
-
-
-@dataclass(frozen=True)
-class GalleryItem:
-    image: Image
-    job: Job
-
-
-def list_gallery(
-    db: Database, *, before_id: int | None = None, limit: int = 48
-) -> tuple[list[GalleryItem], int | None]:
-    """Stored images, newest first, keyset-paginated by image id; never reads bytes."""
-    with db.read() as session:
-        statement = (
-            select(Image, Job)
-            .join(Job, col(Job.id) == col(Image.job_id))
-            .order_by(col(Image.id).desc())
-            .limit(limit + 1)
-        )
-        if before_id is not None:
-            statement = statement.where(col(Image.id) < before_id)
-        rows = session.exec(statement).all()
-    items = [GalleryItem(image, job) for image, job in rows[:limit]]
-    next_cursor = items[-1].image.id if len(rows) > limit and items else None
     return items, next_cursor
 
 

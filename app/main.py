@@ -7,6 +7,8 @@ so tests can build as many apps as they like, each with its own data dir.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import secrets
@@ -20,7 +22,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr
 
-from app import __version__, jobs
+from app import __version__, jobs, trash
 from app.access import Access, load_secret
 from app.config import PUBLIC_IMAGE_HOSTS, Settings
 from app.database import Database
@@ -35,7 +37,7 @@ from app.services import Services
 from app.sqlite import SQLiteBlobStore
 from app.storage import clear_scratch
 from app.upstream import PixelDojoClient
-from app.web import admin, api, auth, code, live, pages, presets
+from app.web import admin, api, auth, code, gallery_api, gallery_pages, live, pages, presets
 from app.web.errors import install_error_handlers
 from app.web.gate import Gate
 from app.web.templating import build_templates
@@ -50,8 +52,10 @@ ROUTERS: tuple[APIRouter, ...] = (
     pages.router,
     presets.router,
     code.router,
+    gallery_pages.router,
     api.router,
     presets.api_router,
+    gallery_api.router,
     auth.router,
     auth.api_router,
     admin.router,
@@ -68,6 +72,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.templates = build_templates(settings)
+    gallery_pages.install_template_helpers(app.state.templates, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     for router in ROUTERS:
         app.include_router(router)
@@ -142,9 +147,15 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         events=events,
     )
     poller.start()
+    purger = asyncio.create_task(
+        trash.purge_periodically(db, blobs, days=settings.trash_days), name="trash purge"
+    )
     try:
         yield
     finally:
+        purger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purger
         await poller.stop()
         events.detach()
         await client.aclose()

@@ -104,6 +104,14 @@ class Job(SQLModel, table=True):
     __tablename__ = "jobs"
     __table_args__ = (
         sa.Index("ix_jobs_status_next_poll", "status", "next_poll_at"),
+        # The gallery's filters, each with the id it pages by (newest first), so a
+        # filtered page is a short index range scan, never a sort (app/gallery.py).
+        sa.Index("ix_jobs_preset_id", "preset", "id"),
+        sa.Index("ix_jobs_model_id", "model", "id"),
+        sa.Index("ix_jobs_image_size_id", "image_size", "id"),
+        sa.Index("ix_jobs_status_id", "status", "id"),
+        sa.Index("ix_jobs_created_at", "created_at"),
+        sa.Index("ix_jobs_user_id_id", "user_id", "id"),
         # Ids are never reused, so a link to a deleted job never shows another one.
         {"sqlite_autoincrement": True},
     )
@@ -250,6 +258,16 @@ class Image(SQLModel, table=True):
     __tablename__ = "images"
     __table_args__ = (
         sa.UniqueConstraint("job_id", "index", name="uq_images_job_index"),
+        # Favourites in gallery order: "starred only" is an index range, not a scan.
+        sa.Index("ix_images_favourite", "favourite", "job_id", "index"),
+        # Partial: only trashed rows are in it, so the planner never mistakes
+        # "not in the trash" (deleted_at IS NULL) for a selective condition.
+        sa.Index(
+            "ix_images_deleted_at",
+            "deleted_at",
+            sqlite_where=sa.text("deleted_at IS NOT NULL"),
+            postgresql_where=sa.text("deleted_at IS NOT NULL"),
+        ),
         {"sqlite_autoincrement": True},
     )
 
@@ -263,6 +281,9 @@ class Image(SQLModel, table=True):
     sha256: str = Field(max_length=64, index=True)
     source_url: str
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    # Gallery state: starred, and moved to the trash (purged some days later).
+    favourite: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    deleted_at: datetime | None = _utc_column()
 
 
 class Thumbnail(SQLModel, table=True):
@@ -294,6 +315,27 @@ class TeamPreset(SQLModel, table=True):
     created_by: int | None = Field(default=None, foreign_key="users.id")
 
 
+class Collection(SQLModel, table=True):
+    """A named board of images that everyone on the team sees."""
+
+    __tablename__ = "collections"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    description: str = Field(default="", max_length=1000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
+class CollectionImage(SQLModel, table=True):
+    __tablename__ = "collection_images"
+    __table_args__ = (sa.Index("ix_collection_images_image_id", "image_id"),)
+
+    collection_id: int = Field(foreign_key="collections.id", primary_key=True, ondelete="CASCADE")
+    image_id: int = Field(foreign_key="images.id", primary_key=True, ondelete="CASCADE")
+    added_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+
+
 # --- What the API answers with -------------------------------------------------
 
 
@@ -307,6 +349,8 @@ class ImagePublic(BaseModel):
     sha256: str
     url: str
     thumbnail_url: str
+    favourite: bool = False
+    deleted_at: datetime | None = None
 
 
 class JobParameters(BaseModel):

@@ -9,7 +9,11 @@ live the parts that are SQLite's own:
 - `SQLiteBlobStore`, the image bytes, in a file of their own with 64 KiB pages
   read and written through incremental blob I/O (docs: performance notes: large
   pages and `blobopen` make full-size images several times faster than a plain
-  `SELECT`, and keep memory flat).
+  `SELECT`, and keep memory flat);
+- prompt search: an FTS5 index over `jobs.prompt` with rowid = job id (created
+  by the gallery migration, kept in step by triggers). `app.gallery` asks
+  `matching_job_ids` for job ids newest first, a chunk at a time; on any other
+  database it filters prompts with LIKE instead.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import hashlib
 import queue
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -55,6 +59,47 @@ def configure_engine(engine: sa.Engine, *, writer: bool) -> None:
 
 def is_sqlite(engine: sa.Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+# --- Prompt search (FTS5) -------------------------------------------------------------
+
+PROMPT_INDEX = "jobs_fts"
+
+
+def is_search_index_table(name: str | None) -> bool:
+    """The FTS table and its shadow tables: made by migration, invisible to the models."""
+    return bool(name) and (name == PROMPT_INDEX or str(name).startswith(PROMPT_INDEX + "_"))
+
+
+def fts_match_expression(terms: Sequence[tuple[str, bool]]) -> str | None:
+    """An FTS5 query for (text, is_phrase) terms, all of which must match.
+
+    Every term is quoted, so nothing the user types is FTS syntax; bare words
+    match as prefixes ("light" finds "lighthouse"), quoted phrases exactly.
+    """
+    parts = []
+    for text, is_phrase in terms:
+        quoted = '"' + text.replace('"', '""') + '"'
+        parts.append(quoted if is_phrase else quoted + "*")
+    return " AND ".join(parts) or None
+
+
+def matching_job_ids(
+    connection: sa.Connection, match: str, *, at_most: int | None, limit: int
+) -> list[int]:
+    """Ids of jobs whose prompt matches, newest first, at most `at_most`.
+
+    FTS5 walks its index in rowid order and stops at the limit, so a chunk costs
+    the same however many prompts match; the caller asks for the next chunk
+    below the last id it got.
+    """
+    sql = f"SELECT rowid FROM {PROMPT_INDEX} WHERE {PROMPT_INDEX} MATCH :match"
+    params: dict[str, object] = {"match": match, "limit": limit}
+    if at_most is not None:
+        sql += " AND rowid <= :at_most"
+        params["at_most"] = at_most
+    sql += " ORDER BY rowid DESC LIMIT :limit"
+    return [row[0] for row in connection.execute(sa.text(sql), params)]
 
 
 class BlobNotFound(KeyError):
@@ -177,6 +222,14 @@ class SQLiteBlobStore:
     def digests(self) -> set[str]:
         with self._connection() as connection:
             return {row[0] for row in connection.execute("SELECT sha256 FROM blobs")}
+
+    def discard(self, digests: Iterable[str]) -> int:
+        """Delete these blobs; the caller has checked that no image points at them."""
+        removed = 0
+        with self._connection() as connection:
+            for sha in digests:
+                removed += connection.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,)).rowcount
+        return removed
 
     def sweep(self, referenced: set[str], *, older_than_seconds: float = 3600.0) -> int:
         """Delete blobs no image points at; recent ones are spared, a writer may be mid-commit."""

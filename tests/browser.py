@@ -76,6 +76,11 @@ class SampleSite:
 PAGES: tuple[Page, ...] = (
     Page("playground", lambda site: "/"),
     Page("gallery", lambda site: "/gallery"),
+    Page("gallery-search", lambda site: "/gallery?q=landscape&image_size=landscape_16_9"),
+    Page("gallery-failed", lambda site: "/gallery?status=failed"),
+    Page("collections", lambda site: "/collections"),
+    Page("trash", lambda site: "/trash"),
+    Page("usage", lambda site: "/usage"),
     Page("job", lambda site: f"/jobs/{site.completed_job_id}"),
     Page("job-failed", lambda site: f"/jobs/{site.failed_job_id}"),
     Page("error", lambda site: "/no-such-page"),

@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlmodel import SQLModel
 
-from app.database import Database
+from app.database import Database, include_in_comparison
 from app.sqlite import BLOB_PAGE_SIZE, SQLiteBlobStore
 
 
@@ -18,7 +18,9 @@ def test_migrations_build_the_schema_the_models_describe(tmp_path: Path) -> None
     db.migrate()
     db.migrate()  # running again at the next start is a no-op
     with db.read_engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": include_in_comparison}
+        )
         assert compare_metadata(context, SQLModel.metadata) == []
         assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL

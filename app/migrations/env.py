@@ -4,6 +4,7 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import app.models  # noqa: F401 - registers the tables on SQLModel.metadata
+from app.database import include_in_comparison
 
 config = context.config
 connection = config.attributes.get("connection")
@@ -15,6 +16,7 @@ context.configure(
     target_metadata=SQLModel.metadata,
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
+    include_name=include_in_comparison,
 )
 with context.begin_transaction():
     context.run_migrations()

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from app.errors import InvalidParameters
+from app.models import Job
 from app.parameters import (
     CUSTOM_SIZE,
     DEFAULT_IMAGE_SIZE,
@@ -56,6 +57,20 @@ class GenerateForm:
         cls, params: GenerationParams, *, model: str, preset: str | None = None
     ) -> GenerateForm:
         return cls(values=_as_strings(params.model_dump()), model=model, preset=preset)
+
+    @classmethod
+    def from_job(cls, job: Job) -> GenerateForm:
+        """An earlier job's parameters, its model and preset: the start of a remix."""
+        values = {
+            "prompt": job.prompt,
+            "image_size": job.image_size,
+            "customWidth": job.custom_width,
+            "customHeight": job.custom_height,
+            "seed": job.seed,
+            "num_images": job.num_images,
+        }
+        preset = job.preset if job.preset in PRESETS_BY_SLUG else None
+        return cls(values=_as_strings(values), model=job.model, preset=preset)
 
     @classmethod
     def from_post(cls, form: Mapping[str, Any], *, model: str) -> GenerateForm:

@@ -23,9 +23,15 @@ RECENT_JOBS_ON_PLAYGROUND = 12
 
 
 def _form_for(
-    services: ServicesDep, preset: str | None, team_preset: int | None = None
+    services: ServicesDep,
+    preset: str | None,
+    team_preset: int | None = None,
+    remix: int | None = None,
 ) -> GenerateForm:
     model = services.settings.model
+    if remix is not None:
+        # Remix: the playground filled in with an earlier job's parameters.
+        return GenerateForm.from_job(_job_or_404(services, remix).job)
     if team_preset is not None:
         saved = team_presets.get_preset(services.db, preset_id=team_preset)
         return GenerateForm.from_params(team_presets.preset_params(saved), model=model)
@@ -55,8 +61,11 @@ def playground(
     templates: TemplatesDep,
     preset: Annotated[str | None, Query()] = None,
     team_preset: Annotated[int | None, Query()] = None,
+    remix: Annotated[
+        int | None, Query(ge=1, description="Job whose parameters fill the form")
+    ] = None,
 ) -> Response:
-    form = _form_for(services, preset, team_preset)
+    form = _form_for(services, preset, team_preset, remix)
     return templates.TemplateResponse(
         request, "playground.html", _playground_context(services, form)
     )
@@ -146,18 +155,6 @@ def job_card(
 ) -> Response:
     item = _job_or_404(services, job_id)
     return templates.TemplateResponse(request, "partials/_job_card.html", {"item": item})
-
-
-@router.get("/gallery", response_class=HTMLResponse)
-def gallery(
-    request: Request,
-    services: ServicesDep,
-    templates: TemplatesDep,
-    before: Annotated[int | None, Query(ge=1)] = None,
-) -> Response:
-    items, next_cursor = jobs.list_gallery(services.db, before_id=before)
-    context: dict[str, Any] = {"items": items, "next_cursor": next_cursor, "before": before}
-    return templates.TemplateResponse(request, "gallery.html", context)
 
 
 @router.post("/upstream/check-key", response_class=HTMLResponse)

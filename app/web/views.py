@@ -38,6 +38,8 @@ def image_public(image: Image) -> ImagePublic:
         sha256=image.sha256,
         url=image_url(image.id),
         thumbnail_url=thumbnail_url(image.id),
+        favourite=image.favourite,
+        deleted_at=image.deleted_at,
     )
 
 

@@ -1,0 +1,528 @@
+"""Finding images: the gallery's listing, search and filters, and favourites.
+
+The gallery lists images newest job first (then by their place in the job),
+paged by a keyset cursor `(job id, image index)`, never OFFSET, so page 2,000
+costs what page 1 does. Listing queries select named columns of `images` and
+`jobs` only: never the thumbnails, never the blob store.
+
+Which index walks the rows is chosen by the filters:
+- no job-level filter: `images` in `(job_id, index)` order (its unique index),
+  or `(favourite, job_id, index)` for favourites;
+- a job-level filter (preset, model, size, status, dates): `jobs` through the
+  composite index `(filter, id)`, then each job's images;
+- a prompt search on SQLite: the FTS5 index hands over matching job ids newest
+  first, a chunk at a time (`app.sqlite.matching_job_ids`), and each chunk is
+  joined as above. On any other database the prompt is matched with LIKE, one
+  condition per term, in the same query.
+Either way the rows come out already in page order and the database stops after
+`limit + 1` of them; `tests/test_gallery_queries.py` checks the plans.
+
+`user` narrows to one person's work (jobs.user_id, set when sign-in is on).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Session, col, select
+
+from app import sqlite
+from app.database import Database
+from app.jobs import JobWithImages
+from app.models import CollectionImage, Image, Job, JobStatus, User
+
+DEFAULT_PAGE_SIZE = 48
+MAX_PAGE_SIZE = 100
+# A prompt search reads matching job ids in chunks that grow by this factor, so
+# a search that other filters make sparse needs few round trips.
+_FTS_FIRST_CHUNK = 64
+_FTS_CHUNK_GROWTH = 4
+_FTS_MAX_CHUNK = 16_384
+
+_TERM = re.compile(r'"([^"]*)"|(\S+)')
+
+
+@dataclass(frozen=True)
+class SearchTerm:
+    text: str
+    phrase: bool
+
+
+def parse_search(text: str | None) -> list[SearchTerm]:
+    """Words and "quoted phrases"; terms without a letter or digit are dropped."""
+    if not text:
+        return []
+    terms = []
+    for phrase, word in _TERM.findall(text):
+        value = (phrase or word).strip().strip('"')
+        if value and any(ch.isalnum() for ch in value):
+            terms.append(SearchTerm(value, phrase=bool(phrase)))
+    return terms
+
+
+@dataclass(frozen=True)
+class GalleryFilters:
+    """Everything a gallery view can be narrowed by; each field is a URL query parameter."""
+
+    q: str | None = None
+    preset: str | None = None
+    model: str | None = None
+    image_size: str | None = None
+    status: JobStatus | None = None
+    since: date | None = None
+    until: date | None = None
+    favourite: bool = False
+    collection: int | None = None
+    user: int | None = None
+
+    @property
+    def terms(self) -> list[SearchTerm]:
+        return parse_search(self.q)
+
+    @property
+    def has_job_conditions(self) -> bool:
+        return bool(
+            self.preset
+            or self.model
+            or self.image_size
+            or self.status
+            or self.since
+            or self.until
+            or self.user
+            or self.terms
+        )
+
+    @property
+    def is_empty(self) -> bool:
+        return self == GalleryFilters()
+
+    def query_items(self) -> list[tuple[str, str]]:
+        """The filters as URL query parameters, empty ones left out."""
+        items: list[tuple[str, str]] = []
+        for field in fields(self):
+            value = getattr(self, field.name)
+            if value is None or value is False or value == "":
+                continue
+            if value is True:
+                value = "1"
+            elif isinstance(value, date):
+                value = value.isoformat()
+            items.append((field.name, str(value)))
+        return items
+
+    def without(self, name: str) -> GalleryFilters:
+        return replace(self, **{name: getattr(GalleryFilters(), name)})
+
+
+@dataclass(frozen=True, order=True)
+class Cursor:
+    """Where a page ends: the last image's job id and index. Opaque to clients."""
+
+    job_id: int
+    index: int
+
+    def __str__(self) -> str:
+        return f"{self.job_id}.{self.index}"
+
+    @classmethod
+    def parse(cls, text: str) -> Cursor:
+        job_id, sep, index = text.partition(".")
+        if not (sep and job_id.isdigit() and index.isdigit()):
+            raise ValueError("is not a cursor this gallery handed out")
+        return cls(int(job_id), int(index))
+
+
+@dataclass(frozen=True, slots=True)
+class GalleryEntry:
+    """One image in a listing with the parameters of the job that made it."""
+
+    image_id: int
+    job_id: int
+    index: int
+    width: int
+    height: int
+    content_type: str
+    byte_size: int
+    sha256: str
+    favourite: bool
+    deleted_at: datetime | None
+    model: str
+    preset: str | None
+    prompt: str
+    image_size: str
+    custom_width: int | None
+    custom_height: int | None
+    seed: int | None
+    num_images: int
+    status: JobStatus
+    created_at: datetime
+    credit_cost: float | None
+    user_id: int | None
+
+    @property
+    def cursor(self) -> Cursor:
+        return Cursor(self.job_id, self.index)
+
+
+@dataclass(frozen=True)
+class GalleryPage:
+    items: list[GalleryEntry]
+    next_cursor: Cursor | None
+
+
+_ENTRY_COLUMNS: tuple[Any, ...] = (
+    col(Image.id).label("image_id"),
+    col(Image.job_id).label("job_id"),
+    col(Image.index).label("index"),
+    col(Image.width).label("width"),
+    col(Image.height).label("height"),
+    col(Image.content_type).label("content_type"),
+    col(Image.byte_size).label("byte_size"),
+    col(Image.sha256).label("sha256"),
+    col(Image.favourite).label("favourite"),
+    col(Image.deleted_at).label("deleted_at"),
+    col(Job.model).label("model"),
+    col(Job.preset).label("preset"),
+    col(Job.prompt).label("prompt"),
+    col(Job.image_size).label("image_size"),
+    col(Job.custom_width).label("custom_width"),
+    col(Job.custom_height).label("custom_height"),
+    col(Job.seed).label("seed"),
+    col(Job.num_images).label("num_images"),
+    col(Job.status).label("status"),
+    col(Job.created_at).label("created_at"),
+    col(Job.credit_cost).label("credit_cost"),
+    col(Job.user_id).label("user_id"),
+)
+
+
+def _entry(row: sa.Row[Any]) -> GalleryEntry:
+    # Positional: the columns are selected in the dataclass's field order.
+    values: tuple[Any, ...] = tuple(row)
+    return GalleryEntry(*values)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def like_pattern(text: str) -> str:
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _job_conditions(filters: GalleryFilters, *, use_fts: bool) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if filters.preset:
+        conditions.append(col(Job.preset) == filters.preset)
+    if filters.model:
+        conditions.append(col(Job.model) == filters.model)
+    if filters.image_size:
+        conditions.append(col(Job.image_size) == filters.image_size)
+    if filters.status:
+        conditions.append(col(Job.status) == filters.status)
+    if filters.user is not None:
+        conditions.append(col(Job.user_id) == filters.user)
+    if filters.since:
+        conditions.append(col(Job.created_at) >= _day_start(filters.since))
+    if filters.until:
+        # Inclusive: the whole of the `until` day.
+        conditions.append(col(Job.created_at) < _day_start(filters.until + timedelta(days=1)))
+    if not use_fts:
+        # The portable search: every term somewhere in the prompt, case-insensitively.
+        for term in filters.terms:
+            conditions.append(
+                sa.func.lower(col(Job.prompt)).like(like_pattern(term.text), escape="\\")
+            )
+    return conditions
+
+
+def _use_fts(db: Database, filters: GalleryFilters, full_text: bool | None) -> bool:
+    """The seam: FTS5 on SQLite, LIKE elsewhere (`full_text=False` forces LIKE, for tests)."""
+    if full_text is None:
+        full_text = sqlite.is_sqlite(db.read_engine)
+    return bool(filters.terms) and full_text
+
+
+def _images_statement(
+    filters: GalleryFilters,
+    *,
+    cursor: Cursor | None,
+    limit: int,
+    trash: bool,
+    use_fts: bool,
+    job_ids: Sequence[int] | None = None,
+) -> sa.Select[Any]:
+    job_conditions = _job_conditions(filters, use_fts=use_fts)
+    # Walk the table whose index yields page order directly (see the module docstring):
+    # favourites by their own index, else jobs when a job-level filter narrows them.
+    drive_by_jobs = (bool(job_conditions) or job_ids is not None) and not filters.favourite
+    if trash:
+        # Few rows are trashed: the partial index finds them, and sorting them is cheap.
+        drive_by_jobs = True
+    order_key: Any = col(Job.id) if drive_by_jobs else col(Image.job_id)
+    statement = (
+        sa.select(*_ENTRY_COLUMNS)
+        .select_from(Image)
+        .join(Job, col(Job.id) == col(Image.job_id))
+        .where(
+            col(Image.deleted_at).is_not(None) if trash else col(Image.deleted_at).is_(None),
+            *job_conditions,
+        )
+        .order_by(order_key.desc(), col(Image.index).asc())
+        .limit(limit)
+    )
+    if job_ids is not None:
+        statement = statement.where(col(Job.id).in_(job_ids))
+    if filters.favourite:
+        statement = statement.where(col(Image.favourite).is_(True))
+    if filters.collection is not None:
+        statement = statement.where(
+            col(Image.id).in_(
+                select(CollectionImage.image_id).where(
+                    CollectionImage.collection_id == filters.collection
+                )
+            )
+        )
+    if cursor is not None:
+        statement = statement.where(
+            order_key <= cursor.job_id,
+            sa.or_(order_key < cursor.job_id, col(Image.index) > cursor.index),
+        )
+    return statement
+
+
+def search_images(
+    db: Database,
+    *,
+    filters: GalleryFilters | None = None,
+    cursor: Cursor | None = None,
+    limit: int = DEFAULT_PAGE_SIZE,
+    trash: bool = False,
+    full_text: bool | None = None,
+) -> GalleryPage:
+    """One page of images matching `filters`, newest first; `trash` lists the trash instead."""
+    filters = filters or GalleryFilters()
+    use_fts = _use_fts(db, filters, full_text)
+    wanted = limit + 1
+    with db.read() as session:
+        connection = session.connection()
+        if not use_fts:
+            statement = _images_statement(
+                filters, cursor=cursor, limit=wanted, trash=trash, use_fts=False
+            )
+            rows = list(connection.execute(statement))
+        else:
+            match = sqlite.fts_match_expression([(t.text, t.phrase) for t in filters.terms])
+            assert match is not None
+            rows = []
+            below = cursor.job_id if cursor else None
+            chunk = _FTS_FIRST_CHUNK
+            while len(rows) < wanted:
+                job_ids = sqlite.matching_job_ids(connection, match, at_most=below, limit=chunk)
+                if not job_ids:
+                    break
+                statement = _images_statement(
+                    filters,
+                    cursor=cursor,
+                    limit=wanted - len(rows),
+                    trash=trash,
+                    use_fts=True,
+                    job_ids=job_ids,
+                )
+                rows.extend(connection.execute(statement))
+                if len(job_ids) < chunk:
+                    break
+                below = job_ids[-1] - 1
+                chunk = min(chunk * _FTS_CHUNK_GROWTH, _FTS_MAX_CHUNK)
+    items = [_entry(row) for row in rows[:limit]]
+    next_cursor = items[-1].cursor if len(rows) > limit and items else None
+    return GalleryPage(items, next_cursor)
+
+
+def iter_matching_image_ids(db: Database, *, filters: GalleryFilters, at_most: int) -> list[int]:
+    """Up to `at_most` image ids matching `filters`, in gallery order (for zips)."""
+    page = search_images(db, filters=filters, limit=at_most)
+    return [entry.image_id for entry in page.items]
+
+
+def search_jobs(
+    db: Database,
+    *,
+    filters: GalleryFilters | None = None,
+    before_id: int | None = None,
+    limit: int = 20,
+    full_text: bool | None = None,
+) -> tuple[list[JobWithImages], int | None]:
+    """Jobs matching `filters` (status included), newest first, with their visible images.
+
+    The gallery's view of jobs that have no images to show: failed, expired,
+    outcome unknown, still running.
+    """
+    filters = filters or GalleryFilters()
+    use_fts = _use_fts(db, filters, full_text)
+    conditions = _job_conditions(filters, use_fts=use_fts)
+    image_conditions: list[sa.ColumnElement[bool]] = []
+    if filters.favourite:
+        image_conditions.append(col(Image.favourite).is_(True))
+    if filters.collection is not None:
+        image_conditions.append(
+            col(Image.id).in_(
+                select(CollectionImage.image_id).where(
+                    CollectionImage.collection_id == filters.collection
+                )
+            )
+        )
+    if image_conditions:
+        conditions.append(
+            sa.exists().where(
+                col(Image.job_id) == col(Job.id),
+                col(Image.deleted_at).is_(None),
+                *image_conditions,
+            )
+        )
+    wanted = limit + 1
+
+    def statement(job_ids: Sequence[int] | None, remaining: int) -> Any:
+        query = select(Job).where(*conditions).order_by(col(Job.id).desc()).limit(remaining)
+        if before_id is not None:
+            query = query.where(col(Job.id) < before_id)
+        if job_ids is not None:
+            query = query.where(col(Job.id).in_(job_ids))
+        return query
+
+    with db.read() as session:
+        found: list[Job] = []
+        if not use_fts:
+            found = list(session.exec(statement(None, wanted)).all())
+        else:
+            match = sqlite.fts_match_expression([(t.text, t.phrase) for t in filters.terms])
+            assert match is not None
+            below = before_id - 1 if before_id is not None else None
+            chunk = _FTS_FIRST_CHUNK
+            while len(found) < wanted:
+                job_ids = sqlite.matching_job_ids(
+                    session.connection(), match, at_most=below, limit=chunk
+                )
+                if not job_ids:
+                    break
+                found.extend(session.exec(statement(job_ids, wanted - len(found))).all())
+                if len(job_ids) < chunk:
+                    break
+                below = job_ids[-1] - 1
+                chunk = min(chunk * _FTS_CHUNK_GROWTH, _FTS_MAX_CHUNK)
+        page = found[:limit]
+        images_by_job: dict[int, list[Image]] = {job.id: [] for job in page if job.id is not None}
+        if images_by_job:
+            for image in session.exec(
+                select(Image)
+                .where(col(Image.job_id).in_(list(images_by_job)), col(Image.deleted_at).is_(None))
+                .order_by(col(Image.job_id), col(Image.index))
+            ).all():
+                images_by_job[image.job_id].append(image)
+        authors = author_names(session, {job.user_id for job in page})
+    next_before = page[-1].id if len(found) > limit and page else None
+    items = [
+        JobWithImages(job, images_by_job.get(job.id or 0, []), authors.get(job.user_id))
+        for job in page
+    ]
+    return items, next_before
+
+
+def author_names(session: Session, user_ids: Iterable[int | None]) -> dict[int | None, str]:
+    """Names of the people who made jobs, in one query."""
+    wanted = {user_id for user_id in user_ids if user_id is not None}
+    if not wanted:
+        return {}
+    rows = session.exec(select(User.id, User.name).where(col(User.id).in_(wanted))).all()
+    return {user_id: name for user_id, name in rows}
+
+
+def author_of(db: Database, *, user_id: int | None) -> str | None:
+    if user_id is None:
+        return None
+    with db.read() as session:
+        return author_names(session, [user_id]).get(user_id)
+
+
+def image_owners(db: Database, *, image_ids: Iterable[int]) -> dict[int, int | None]:
+    """Who made each image (the user id of its job), for permission checks."""
+    ids = list(dict.fromkeys(image_ids))
+    if not ids:
+        return {}
+    with db.read() as session:
+        rows = session.execute(
+            sa.select(col(Image.id), col(Job.user_id))
+            .join(Job, col(Job.id) == col(Image.job_id))
+            .where(col(Image.id).in_(ids))
+        )
+        return {image_id: user_id for image_id, user_id in rows}
+
+
+# --- Single images ---------------------------------------------------------------------
+
+
+def get_entry(db: Database, *, image_id: int) -> GalleryEntry | None:
+    """One image with its job's parameters, in the trash or not."""
+    with db.read() as session:
+        row = (
+            session.connection()
+            .execute(
+                sa.select(*_ENTRY_COLUMNS)
+                .select_from(Image)
+                .join(Job, col(Job.id) == col(Image.job_id))
+                .where(col(Image.id) == image_id)
+            )
+            .first()
+        )
+    return _entry(row) if row is not None else None
+
+
+def get_entries(db: Database, *, image_ids: Iterable[int]) -> list[GalleryEntry]:
+    """These images (those that exist), in the order asked for; duplicates dropped."""
+    wanted = list(dict.fromkeys(image_ids))
+    if not wanted:
+        return []
+    with db.read() as session:
+        rows = session.connection().execute(
+            sa.select(*_ENTRY_COLUMNS)
+            .select_from(Image)
+            .join(Job, col(Job.id) == col(Image.job_id))
+            .where(col(Image.id).in_(wanted))
+        )
+        by_id = {entry.image_id: entry for entry in map(_entry, rows)}
+    return [by_id[image_id] for image_id in wanted if image_id in by_id]
+
+
+def get_job_detail(db: Database, *, job_id: int) -> Job | None:
+    with db.read() as session:
+        return session.get(Job, job_id)
+
+
+def set_favourite(db: Database, *, image_ids: Iterable[int], favourite: bool) -> int:
+    """Star or unstar images; returns how many exist."""
+    ids = list(dict.fromkeys(image_ids))
+    if not ids:
+        return 0
+    with db.write() as session:
+        result = session.execute(
+            sa.update(Image).where(col(Image.id).in_(ids)).values(favourite=favourite)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def existing_image_ids(db: Database, *, image_ids: Iterable[int]) -> set[int]:
+    ids = list(dict.fromkeys(image_ids))
+    if not ids:
+        return set()
+    with db.read() as session:
+        return {
+            image_id
+            for image_id in session.exec(select(Image.id).where(col(Image.id).in_(ids))).all()
+            if image_id is not None
+        }

@@ -1,0 +1,391 @@
+"""The gallery's pages: grid with search and endless scrolling, lightbox, compare,
+collections, trash and usage. Forms work without JavaScript; htmx and
+static/gallery.js make them smoother."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlencode, urlsplit
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from app import accounts, audit, boards, gallery
+from app.code_examples import KEY_VARIABLE, CodeExample, code_examples
+from app.compare import compare_rows, prompt_words
+from app.config import Settings
+from app.downloads import jobs_for
+from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
+from app.gallery import Cursor, GalleryFilters, GalleryPage
+from app.models import Job, JobStatus
+from app.trash import purge_time
+from app.usage import usage
+from app.web.charts import credits_chart
+from app.web.deps import (
+    ClientIP,
+    CurrentUser,
+    ServicesDep,
+    TemplatesDep,
+    is_htmx,
+    sign_in_on,
+)
+from app.web.forms import new_submission_token
+from app.web.gallery_api import (
+    change_trash,
+    compare_entries,
+    purge_expired,
+    submit_new_seed,
+    usage_range,
+)
+from app.web.gallery_params import (
+    DEFAULT_LIMIT,
+    CursorDep,
+    FiltersDep,
+    LimitQuery,
+    optional_day,
+)
+
+router = APIRouter(include_in_schema=False)
+
+SELECTION_ACTIONS = (
+    "favourite",
+    "unfavourite",
+    "collect",
+    "uncollect",
+    "trash",
+    "restore",
+    "purge",
+)
+TRASH_ACTIONS = {
+    "trash": audit.Action.DELETE,
+    "restore": audit.Action.RESTORE,
+    "purge": audit.Action.PURGE,
+}
+
+
+def install_template_helpers(templates: Jinja2Templates, settings: Settings) -> None:
+    """Globals the gallery's templates (job page included) use."""
+    base_url = settings.pixeldojo_base_url
+
+    def examples_for(job: Job) -> list[CodeExample]:
+        """The request that made `job`, as code (the playground's examples, for a past job)."""
+        return code_examples(base_url=base_url, model=job.model, body=job.request_body)
+
+    def purge_at(deleted_at: Any) -> Any:
+        return purge_time(deleted_at, days=settings.trash_days)
+
+    templates.env.globals.update(
+        one_time_token=new_submission_token,
+        examples_for=examples_for,
+        key_variable=KEY_VARIABLE,
+        purge_at=purge_at,
+        trash_days=settings.trash_days,
+        default_page_size=DEFAULT_LIMIT,
+    )
+
+
+def _page_query(
+    filters: GalleryFilters, *, cursor: Cursor | None = None, limit: int = DEFAULT_LIMIT
+) -> str:
+    items = filters.query_items()
+    if limit != DEFAULT_LIMIT:
+        items.append(("limit", str(limit)))
+    if cursor is not None:
+        items.append(("cursor", str(cursor)))
+    return urlencode(items)
+
+
+def _gallery_context(
+    services: ServicesDep,
+    filters: GalleryFilters,
+    page: GalleryPage,
+    *,
+    limit: int,
+    base_path: str = "/gallery",
+) -> dict[str, Any]:
+    return {
+        "filters": filters,
+        "page": page,
+        "limit": limit,
+        "base_path": base_path,
+        "next_query": _page_query(filters, cursor=page.next_cursor, limit=limit)
+        if page.next_cursor
+        else None,
+        "filter_query": _page_query(filters),
+    }
+
+
+@router.get("/gallery", response_class=HTMLResponse)
+def gallery_page(
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    filters: FiltersDep,
+    cursor: CursorDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+    before: Annotated[int | None, Query(ge=1)] = None,
+) -> Response:
+    # The filter form sends every field; the address keeps only those in use, so a
+    # shared link reads as what it searches for.
+    canonical = "/gallery"
+    canonical_query = _page_query(filters, cursor=cursor, limit=limit)
+    if before is not None:
+        canonical_query += f"&before={before}" if canonical_query else f"before={before}"
+    if canonical_query:
+        canonical += "?" + canonical_query
+    blank = any(value == "" for value in request.query_params.values())
+    if blank and not is_htmx(request):
+        return RedirectResponse(canonical, status_code=303)
+    people = (
+        [(u.id, u.name) for u in accounts.list_users(services.db, include_removed=True)]
+        if sign_in_on(request)
+        else []
+    )
+    context: dict[str, Any] = {
+        "filters": filters,
+        "people": people,
+        "board": None,
+        "board_names": boards.board_names(services.db),
+        "statuses": list(JobStatus),
+        "filter_query": _page_query(filters),
+    }
+    if filters.collection is not None:
+        context["board"] = boards.get_board(services.db, collection_id=filters.collection)
+    if filters.status is not None and filters.status != JobStatus.COMPLETED:
+        # Jobs of that status have no images to show: list the jobs.
+        found, next_before = gallery.search_jobs(
+            services.db, filters=filters, before_id=before, limit=20
+        )
+        context.update(
+            jobs_view=True,
+            found_jobs=found,
+            next_jobs_query=urlencode([*filters.query_items(), ("before", str(next_before))])
+            if next_before
+            else None,
+        )
+    else:
+        page = gallery.search_images(services.db, filters=filters, cursor=cursor, limit=limit)
+        context.update(_gallery_context(services, filters, page, limit=limit), jobs_view=False)
+    headers = {"HX-Push-Url": canonical} if is_htmx(request) else None
+    return templates.TemplateResponse(request, "gallery.html", context, headers=headers)
+
+
+@router.get("/gallery/page", response_class=HTMLResponse)
+def gallery_more(
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    filters: FiltersDep,
+    cursor: CursorDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Response:
+    """The next page of tiles and the marker that loads the one after: endless scrolling."""
+    page = gallery.search_images(services.db, filters=filters, cursor=cursor, limit=limit)
+    context = _gallery_context(services, filters, page, limit=limit)
+    return templates.TemplateResponse(request, "partials/_gallery_items.html", context)
+
+
+@router.get("/gallery/images/{image_id}/lightbox", response_class=HTMLResponse)
+def lightbox(
+    image_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
+) -> Response:
+    entry = gallery.get_entry(services.db, image_id=image_id)
+    if entry is None:
+        raise NotFoundError(f"There is no image {image_id}.")
+    job = gallery.get_job_detail(services.db, job_id=entry.job_id)
+    assert job is not None
+    context = {
+        "entry": entry,
+        "job": job,
+        "author": gallery.author_of(services.db, user_id=job.user_id),
+        "collections": boards.boards_of(services.db, image_id=image_id),
+        "board_names": boards.board_names(services.db),
+    }
+    return templates.TemplateResponse(request, "partials/_lightbox.html", context)
+
+
+def _back(request: Request, next: str | None, fallback: str = "/gallery") -> str:
+    """Where a form goes back to: its `next`, else the page it came from, only on this site."""
+    if next:
+        parts = urlsplit(next)
+        if (
+            not (parts.scheme or parts.netloc)
+            and next.startswith("/")
+            and not next.startswith("//")
+        ):
+            return next
+        return fallback
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == request.url.netloc and referer.path.startswith("/"):
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return fallback
+
+
+@router.post("/gallery/images/{image_id}/favourite", response_class=HTMLResponse)
+def toggle_favourite(
+    image_id: int,
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    favourite: Annotated[bool, Form()],
+    next: Annotated[str | None, Form()] = None,
+) -> Response:
+    if not gallery.set_favourite(services.db, image_ids=[image_id], favourite=favourite):
+        raise NotFoundError(f"There is no image {image_id}.")
+    if is_htmx(request):
+        return templates.TemplateResponse(
+            request,
+            "partials/_favourite_button.html",
+            {"image_id": image_id, "favourite": favourite},
+        )
+    return RedirectResponse(_back(request, next), status_code=303)
+
+
+@router.post("/gallery/selection")
+def selection_action(
+    request: Request,
+    services: ServicesDep,
+    action: Annotated[str, Form()],
+    ids: Annotated[list[int] | None, Form()] = None,
+    board: Annotated[str | None, Form()] = None,
+    next: Annotated[str | None, Form()] = None,
+) -> Response:
+    """What the selection bar's buttons do to the ticked images."""
+    image_ids = ids or []
+    if action not in SELECTION_ACTIONS:
+        raise InvalidParameters({"action": f"must be one of {', '.join(SELECTION_ACTIONS)}"})
+    if not image_ids:
+        raise InvalidParameters({"ids": "tick at least one image first"})
+    db = services.db
+    if action in ("favourite", "unfavourite"):
+        gallery.set_favourite(db, image_ids=image_ids, favourite=action == "favourite")
+    elif action in ("collect", "uncollect"):
+        if not board or not board.isdigit():
+            raise InvalidParameters({"board": "choose a collection"})
+        if action == "collect":
+            boards.add_images(db, collection_id=int(board), image_ids=image_ids)
+        else:
+            boards.remove_images(db, collection_id=int(board), image_ids=image_ids)
+    else:
+        change_trash(request, services, action=TRASH_ACTIONS[action], image_ids=image_ids)
+    return RedirectResponse(_back(request, next), status_code=303)
+
+
+@router.post("/jobs/{job_id}/new-seed")
+async def new_seed_page(
+    job_id: int,
+    request: Request,
+    services: ServicesDep,
+    user: CurrentUser,
+    ip: ClientIP,
+    token: Annotated[str | None, Form(max_length=100)] = None,
+) -> Response:
+    """Same prompt, new seed: submitted at once; the browser goes to the new job.
+    The form's one-time token makes a double click one job, not two."""
+    try:
+        job, _ = await submit_new_seed(
+            services, job_id, token=f"form:{token}" if token else None, user=user, ip=ip
+        )
+        new_id = job.id
+    except SubmissionFailed as failure:
+        new_id = failure.job_id
+    url = f"/jobs/{new_id}"
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/compare", response_class=HTMLResponse)
+def compare_page(
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    ids: Annotated[list[int] | None, Query()] = None,
+) -> Response:
+    entries = compare_entries(services, ids or [])
+    jobs = jobs_for(services.db, entries)
+    rows = compare_rows(entries, jobs)
+    words = prompt_words([jobs[entry.job_id].prompt for entry in entries])
+    context = {"entries": entries, "jobs": jobs, "rows": rows, "prompt_words": words}
+    return templates.TemplateResponse(request, "compare.html", context)
+
+
+# --- Collections -------------------------------------------------------------------------
+
+
+@router.get("/collections", response_class=HTMLResponse)
+def collections_page(request: Request, services: ServicesDep, templates: TemplatesDep) -> Response:
+    context = {"boards": boards.list_boards(services.db), "errors": {}, "values": {}}
+    return templates.TemplateResponse(request, "collections.html", context)
+
+
+@router.post("/collections", response_class=HTMLResponse)
+def create_collection_page(
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    name: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        board = boards.create_board(services.db, name=name, description=description)
+    except InvalidParameters as exc:
+        context = {
+            "boards": boards.list_boards(services.db),
+            "errors": exc.field_errors,
+            "values": {"name": name, "description": description},
+        }
+        return templates.TemplateResponse(request, "collections.html", context, status_code=422)
+    return RedirectResponse(f"/gallery?collection={board.id}", status_code=303)
+
+
+@router.post("/collections/{collection_id}/edit")
+def edit_collection_page(
+    collection_id: int,
+    services: ServicesDep,
+    name: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+) -> Response:
+    boards.update_board(
+        services.db, collection_id=collection_id, name=name, description=description
+    )
+    return RedirectResponse(f"/gallery?collection={collection_id}", status_code=303)
+
+
+@router.post("/collections/{collection_id}/delete")
+def delete_collection_page(collection_id: int, services: ServicesDep) -> Response:
+    boards.delete_board(services.db, collection_id=collection_id)
+    return RedirectResponse("/collections", status_code=303)
+
+
+# --- Trash and usage ---------------------------------------------------------------------
+
+
+@router.get("/trash", response_class=HTMLResponse)
+def trash_page(
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    cursor: CursorDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
+) -> Response:
+    purge_expired(services)
+    page = gallery.search_images(services.db, cursor=cursor, limit=limit, trash=True)
+    next_query = urlencode([("cursor", str(page.next_cursor))]) if page.next_cursor else None
+    context = {"page": page, "next_query": next_query}
+    return templates.TemplateResponse(request, "trash.html", context)
+
+
+@router.get("/usage", response_class=HTMLResponse)
+def usage_page(
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    since: Annotated[str | None, Query()] = None,
+    until: Annotated[str | None, Query()] = None,
+) -> Response:
+    first, last = usage_range(optional_day("since", since), optional_day("until", until))
+    figures = usage(services.db, since=first, until=last)
+    context = {"usage": figures, "chart": credits_chart(figures.days)}
+    return templates.TemplateResponse(request, "usage.html", context)

@@ -1,0 +1,224 @@
+"""What the gallery's JSON API answers with, and how rows become those answers."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from pydantic import BaseModel, Field
+
+from app.boards import Board
+from app.compare import CompareRow
+from app.gallery import GalleryEntry
+from app.models import JobParameters, JobStatus
+from app.trash import purge_time
+from app.usage import Usage
+from app.web.views import image_url, thumbnail_url
+
+
+class GalleryJobSummary(BaseModel):
+    id: int
+    model: str
+    preset: str | None
+    status: JobStatus
+    parameters: JobParameters
+    credit_cost: float | None
+    created_at: datetime
+    url: str
+
+
+class GalleryImage(BaseModel):
+    id: int
+    job_id: int
+    index: int
+    width: int
+    height: int
+    content_type: str
+    byte_size: int
+    sha256: str
+    favourite: bool
+    deleted_at: datetime | None
+    purge_at: datetime | None = Field(None, description="When a trashed image is purged")
+    url: str
+    thumbnail_url: str
+    download_url: str = Field(description="The image with its parameters embedded")
+    sidecar_url: str = Field(description="Its parameters as a JSON file")
+    remix_url: str = Field(description="The playground, filled in with its parameters")
+    job: GalleryJobSummary
+
+
+class GalleryImagePage(BaseModel):
+    items: list[GalleryImage]
+    next_cursor: str | None
+
+
+class CollectionRef(BaseModel):
+    id: int
+    name: str
+
+
+class ReproducePublic(BaseModel):
+    method: str = "POST"
+    url: str
+    body: dict[str, object]
+    curl: str
+    python: str
+    javascript: str
+
+
+class GalleryImageDetail(GalleryImage):
+    author: str | None = Field(None, description="Who made it; none without sign-in")
+    upstream_job_id: str | None
+    submitted_at: datetime | None
+    finished_at: datetime | None
+    collections: list[CollectionRef]
+    reproduce: ReproducePublic
+
+
+class CollectionPublic(BaseModel):
+    id: int
+    name: str
+    description: str
+    image_count: int
+    cover_thumbnail_url: str | None
+    created_at: datetime
+    updated_at: datetime
+    gallery_url: str
+
+
+class CollectionCreate(BaseModel):
+    name: str = Field(max_length=200)
+    description: str = Field("", max_length=2000)
+
+
+class CollectionUpdate(BaseModel):
+    name: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+
+
+class ImageIds(BaseModel):
+    image_ids: list[int] = Field(min_length=1, max_length=1000)
+
+
+class FavouriteUpdate(ImageIds):
+    favourite: bool = True
+
+
+class CountAnswer(BaseModel):
+    count: int
+
+
+class CompareRowPublic(BaseModel):
+    name: str
+    label: str
+    values: list[str]
+    differs: bool
+
+
+class ComparePublic(BaseModel):
+    images: list[GalleryImage]
+    rows: list[CompareRowPublic]
+
+
+class UsageDay(BaseModel):
+    day: date
+    credits: float
+    jobs: int
+    images: int
+
+
+class UsageGroup(BaseModel):
+    key: str | None
+    credits: float
+    jobs: int
+    images: int
+
+
+class BalancePublic(BaseModel):
+    credits_remaining: float
+    reported_at: datetime
+    job_id: int
+
+
+class UsagePublic(BaseModel):
+    since: date
+    until: date
+    total_credits: float
+    total_jobs: int
+    total_images: int
+    days: list[UsageDay]
+    by_preset: list[UsageGroup]
+    by_model: list[UsageGroup]
+    by_person: list[UsageGroup] = Field(description="By name; null is work without sign-in")
+    balance: BalancePublic | None
+
+
+def gallery_image(entry: GalleryEntry, *, trash_days: float) -> GalleryImage:
+    return GalleryImage(
+        id=entry.image_id,
+        job_id=entry.job_id,
+        index=entry.index,
+        width=entry.width,
+        height=entry.height,
+        content_type=entry.content_type,
+        byte_size=entry.byte_size,
+        sha256=entry.sha256,
+        favourite=entry.favourite,
+        deleted_at=entry.deleted_at,
+        purge_at=purge_time(entry.deleted_at, days=trash_days) if entry.deleted_at else None,
+        url=image_url(entry.image_id),
+        thumbnail_url=thumbnail_url(entry.image_id),
+        download_url=f"/api/images/{entry.image_id}/download",
+        sidecar_url=f"/api/images/{entry.image_id}/sidecar",
+        remix_url=f"/?remix={entry.job_id}",
+        job=GalleryJobSummary(
+            id=entry.job_id,
+            model=entry.model,
+            preset=entry.preset,
+            status=entry.status,
+            parameters=JobParameters(
+                prompt=entry.prompt,
+                image_size=entry.image_size,
+                customWidth=entry.custom_width,
+                customHeight=entry.custom_height,
+                seed=entry.seed,
+                num_images=entry.num_images,
+            ),
+            credit_cost=entry.credit_cost,
+            created_at=entry.created_at,
+            url=f"/jobs/{entry.job_id}",
+        ),
+    )
+
+
+def collection_public(board: Board) -> CollectionPublic:
+    return CollectionPublic(
+        id=board.id,
+        name=board.name,
+        description=board.description,
+        image_count=board.image_count,
+        cover_thumbnail_url=thumbnail_url(board.cover_image_id) if board.cover_image_id else None,
+        created_at=board.created_at,
+        updated_at=board.updated_at,
+        gallery_url=f"/gallery?collection={board.id}",
+    )
+
+
+def compare_row_public(row: CompareRow) -> CompareRowPublic:
+    return CompareRowPublic(name=row.name, label=row.label, values=row.values, differs=row.differs)
+
+
+def usage_public(usage: Usage) -> UsagePublic:
+    return UsagePublic(
+        since=usage.since,
+        until=usage.until,
+        total_credits=usage.total_credits,
+        total_jobs=usage.total_jobs,
+        total_images=usage.total_images,
+        days=[
+            UsageDay(day=d.day, credits=d.credits, jobs=d.jobs, images=d.images) for d in usage.days
+        ],
+        by_preset=[UsageGroup(**vars(row)) for row in usage.by_preset],
+        by_model=[UsageGroup(**vars(row)) for row in usage.by_model],
+        by_person=[UsageGroup(**vars(row)) for row in usage.by_person],
+        balance=BalancePublic(**vars(usage.balance)) if usage.balance else None,
+    )

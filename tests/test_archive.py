@@ -1,0 +1,211 @@
+"""Export a gallery, import it into a fresh data dir: the same jobs, byte-identical images,
+and every row and column as it was. Importing into a gallery that has jobs adds, never
+overwrites."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from app import cli
+from app.archive import COLLECTION_IMAGES, COLLECTIONS, IMAGES, JOBS, THUMBNAILS
+from app.database import Database
+from app.sqlite import SQLiteBlobStore
+from tests.conftest import TEST_KEY, RunningEmulator, make_settings, serve_app, wait_for_job
+
+
+def build_gallery(client: httpx.Client) -> dict[str, Any]:
+    """A little of everything: several images a job, a custom size, a failed job, a
+    non-Latin prompt, a favourite, a collection and an image in the trash."""
+    bodies = [
+        {"prompt": "a lighthouse at dawn, watercolour", "num_images": 3, "seed": 42},
+        {
+            "prompt": "red bicycle",
+            "image_size": "custom",
+            "customWidth": 2560,
+            "customHeight": 1600,
+        },
+        {"prompt": "灯台と猫 ✓", "image_size": "square", "preset": "food-overhead"},
+        {"prompt": "never made [[fail]]"},
+    ]
+    ids = [client.post("/api/jobs", json=body).json()["id"] for body in bodies]
+    jobs = [wait_for_job(client, job_id) for job_id in ids]
+    dawn = [image["id"] for image in jobs[0]["images"]]
+    client.put(f"/api/gallery/images/{dawn[0]}/favourite")
+    board = client.post("/api/collections", json={"name": "Keepers", "description": "best"}).json()
+    client.post(
+        f"/api/collections/{board['id']}/images",
+        json={"image_ids": [dawn[1], jobs[1]["images"][0]["id"]]},
+    )
+    client.post("/api/trash", json={"image_ids": [dawn[2]]})
+    return {"jobs": jobs, "board": board}
+
+
+def snapshot(client: httpx.Client) -> dict[str, Any]:
+    """What a person sees through the API, image bytes included."""
+    gallery = client.get("/api/gallery", params={"limit": 100}).json()["items"]
+    in_trash = client.get("/api/trash").json()["items"]
+    images = {}
+    for item in gallery + in_trash:
+        images[item["id"]] = (
+            hashlib.sha256(client.get(item["url"]).content).hexdigest(),
+            hashlib.sha256(client.get(item["thumbnail_url"]).content).hexdigest(),
+        )
+    return {
+        "gallery": gallery,
+        "trash": in_trash,
+        "jobs": client.get("/api/gallery/jobs", params={"limit": 100}).json()["items"],
+        "collections": client.get("/api/collections").json(),
+        "search": client.get("/api/gallery", params={"q": "灯台"}).json()["items"],
+        "usage": client.get("/api/usage").json(),
+        "images": images,
+    }
+
+
+def table_rows(settings: Any) -> dict[str, list[dict[str, Any]]]:
+    db = Database.at_path(settings.database_path)
+    try:
+        with db.read() as session:
+            connection = session.connection()
+            return {
+                table.name: [
+                    dict(row)
+                    for row in connection.execute(
+                        sa.select(table).order_by(*table.primary_key.columns)
+                    ).mappings()
+                ]
+                for table in (JOBS, IMAGES, THUMBNAILS, COLLECTIONS, COLLECTION_IMAGES)
+            }
+    finally:
+        db.dispose()
+
+
+def stored_bytes(settings: Any) -> dict[str, bytes]:
+    blobs = SQLiteBlobStore(settings.image_store_path)
+    try:
+        return {sha: blobs.read(sha) for sha in blobs.digests()}
+    finally:
+        blobs.close()
+
+
+def run_cli(monkeypatch: pytest.MonkeyPatch, data_dir: Path, *args: str) -> int:
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(data_dir))
+    return cli.main(list(args))
+
+
+def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
+    tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = make_settings(tmp_path / "source", emulator)
+    with serve_app(source) as app:
+        made = build_gallery(app.client)
+        before = snapshot(app.client)
+    assert len(before["gallery"]) == 4 and len(before["trash"]) == 1
+    assert len(before["jobs"]) == 4 and before["search"]
+
+    archive = tmp_path / "gallery.zip"
+    assert run_cli(monkeypatch, tmp_path / "source", "export", str(archive)) == 0
+    assert TEST_KEY.encode() not in archive.read_bytes()
+    with zipfile.ZipFile(archive) as contents:
+        names = contents.namelist()
+        assert "manifest.json" in names and "jobs.jsonl" in names
+        assert sum(name.startswith("blobs/") for name in names) == 5
+    assert run_cli(monkeypatch, tmp_path / "copy", "import", str(archive)) == 0
+
+    copy = make_settings(tmp_path / "copy", emulator)
+    assert table_rows(copy) == table_rows(source), "every row and column came across"
+    assert stored_bytes(copy) == stored_bytes(source), "byte-identical images"
+    with serve_app(copy) as app:
+        after = snapshot(app.client)
+        # The copy is a working gallery, not a museum: it makes new images too.
+        new = app.client.post("/api/jobs", json={"prompt": "made after the import"}).json()
+        assert new["id"] > max(job["id"] for job in made["jobs"])
+        assert wait_for_job(app.client, new["id"])["status"] == "completed"
+    assert after == before
+
+
+def test_importing_into_a_gallery_with_jobs_adds_them_once(
+    tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_settings(tmp_path / "first", emulator)
+    with serve_app(first) as app:
+        build_gallery(app.client)
+    archive = tmp_path / "first.zip"
+    run_cli(monkeypatch, tmp_path / "first", "export", str(archive))
+
+    second = make_settings(tmp_path / "second", emulator)
+    with serve_app(second) as app:
+        own = wait_for_job(
+            app.client, app.client.post("/api/jobs", json={"prompt": "mine"}).json()["id"]
+        )
+        app.client.post("/api/collections", json={"name": "Keepers"})
+    run_cli(monkeypatch, tmp_path / "second", "import", str(archive))
+    run_cli(monkeypatch, tmp_path / "second", "import", str(archive))  # again: nothing new
+
+    with serve_app(second) as app:
+        jobs = app.client.get("/api/gallery/jobs", params={"limit": 100}).json()["items"]
+        prompts = sorted(job["parameters"]["prompt"] for job in jobs)
+        assert prompts == sorted(
+            [
+                "mine",
+                "a lighthouse at dawn, watercolour",
+                "red bicycle",
+                "灯台と猫 ✓",
+                "never made [[fail]]",
+            ]
+        )
+        assert min(job["id"] for job in jobs) == own["id"], "imported jobs got new ids"
+        collections = app.client.get("/api/collections").json()
+        assert [(c["name"], c["image_count"]) for c in collections] == [("Keepers", 2)]
+        for item in app.client.get("/api/gallery", params={"limit": 100}).json()["items"]:
+            image = app.client.get(item["url"])
+            assert hashlib.sha256(image.content).hexdigest() == item["sha256"]
+        assert len(app.client.get("/api/gallery", params={"q": "lighthouse"}).json()["items"]) == 2
+
+
+def test_a_damaged_export_is_refused_and_changes_nothing(
+    tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = make_settings(tmp_path / "source", emulator)
+    with serve_app(source) as app:
+        build_gallery(app.client)
+    archive = tmp_path / "gallery.zip"
+    run_cli(monkeypatch, tmp_path / "source", "export", str(archive))
+
+    damaged = tmp_path / "damaged.zip"
+    with zipfile.ZipFile(archive) as original, zipfile.ZipFile(damaged, "w") as copy:
+        for info in original.infolist():
+            data = original.read(info)
+            if info.filename.startswith("blobs/"):
+                data = data[:-10] + b"0123456789"
+            copy.writestr(info, data)
+    with pytest.raises(SystemExit, match="do not match their digest"):
+        run_cli(monkeypatch, tmp_path / "target", "import", str(damaged))
+    not_an_export = tmp_path / "notes.zip"
+    with zipfile.ZipFile(not_an_export, "w") as other:
+        other.writestr("readme.txt", "hello")
+    with pytest.raises(SystemExit, match="not a gallery export"):
+        run_cli(monkeypatch, tmp_path / "target", "import", str(not_an_export))
+    target = make_settings(tmp_path / "target", emulator)
+    assert all(rows == [] for rows in table_rows(target).values())
+    with pytest.raises(SystemExit, match="no gallery"):
+        run_cli(monkeypatch, tmp_path / "nowhere", "export", str(tmp_path / "x.zip"))
+
+
+def test_an_export_cannot_smuggle_text_into_number_columns() -> None:
+    from app.archive import ArchiveError, _from_json
+
+    with pytest.raises(ArchiveError, match=r"images\.width"):
+        _from_json(IMAGES, {"id": 1, "width": "<b>wide</b>"})
+    with pytest.raises(ArchiveError, match=r"jobs\.seed"):
+        _from_json(JOBS, {"id": 1, "seed": True})
+    assert _from_json(IMAGES, {"id": 1, "width": 640, "unknown_column": "x"}) == {
+        "id": 1,
+        "width": 640,
+    }

@@ -1,0 +1,82 @@
+"""Migration 0004 on a gallery that already has jobs: they become searchable; it also undoes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.script import ScriptDirectory
+
+from app import gallery
+from app.database import Database, migrations_config
+from app.gallery import GalleryFilters
+from app.models import Job, JobStatus
+
+
+def gallery_revision() -> tuple[str, str]:
+    """This revision and the one before it, found by name: revision ids get renumbered."""
+    scripts = ScriptDirectory.from_config(migrations_config())
+    for script in scripts.walk_revisions():
+        if script.path.endswith("_gallery.py"):
+            assert isinstance(script.down_revision, str)
+            return script.revision, script.down_revision
+    raise AssertionError("no gallery revision")
+
+
+def migrate(db: Database, revision: str, *, down: bool = False) -> None:
+    with db.write_engine.begin() as connection:
+        config = migrations_config()
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, revision)
+
+
+def test_jobs_made_before_the_gallery_revision_are_searchable_after_it(tmp_path: Path) -> None:
+    db = Database.at_path(tmp_path / "playground.db")
+    revision, before = gallery_revision()
+    migrate(db, before)
+    # The jobs table is the same before and after this revision: the model writes the row.
+    with db.write() as session:
+        session.add(
+            Job(
+                id=7,
+                model="seedream-4",
+                prompt="an old lighthouse",
+                image_size="auto_2K",
+                num_images=1,
+                request_body={},
+                status=JobStatus.COMPLETED,
+                created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+            )
+        )
+    with db.write_engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                'INSERT INTO images (id, job_id, "index", content_type, width, height,'
+                " byte_size, sha256, source_url, created_at) VALUES (3, 7, 0, 'image/png',"
+                " 2048, 2048, 10, 'abc', 'https://temp.pixeldojo.ai/x.png', '2026-01-01 00:00:00')"
+            )
+        )
+    migrate(db, revision)
+    page = gallery.search_images(db, filters=GalleryFilters(q="lighthouse"))
+    assert [(e.image_id, e.favourite, e.deleted_at) for e in page.items] == [(3, False, None)]
+
+    migrate(db, before, down=True)
+    with db.read_engine.connect() as connection:
+        tables = {row[0] for row in connection.exec_driver_sql("SELECT name FROM sqlite_master")}
+        columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(images)")}
+        images_sql = str(
+            connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = 'images'"
+            ).scalar()
+        )
+    assert "jobs_fts" not in tables and "collections" not in tables
+    assert "favourite" not in columns
+    assert "AUTOINCREMENT" in images_sql, "ids are still never reused"
+    migrate(db, "head")
+    assert [
+        e.image_id for e in gallery.search_images(db, filters=GalleryFilters(q="old")).items
+    ] == [3]
+    db.dispose()
