@@ -58,7 +58,17 @@ def test_hostile_prompts_render_as_text_on_every_page_that_shows_them(
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    pages = ["/", "/gallery", *[f"/jobs/{job_id}" for job_id in ids]]
+    images = [
+        app.client.get(f"/api/jobs/{job_id}").json()["images"][0]["id"] for job_id in ids
+    ]
+    pages = [
+        "/",
+        "/gallery",
+        "/gallery?q=fox",
+        "/compare?" + "&".join(f"ids={image_id}" for image_id in images),
+        "/usage",
+        *[f"/jobs/{job_id}" for job_id in ids],
+    ]
     for path in pages:
         page.goto(app.url + path)
         wait_for_htmx(page)
@@ -76,6 +86,13 @@ def test_hostile_prompts_render_as_text_on_every_page_that_shows_them(
             "[...document.querySelectorAll('script:not([src]), b, img[src=x]')].length"
         )
         assert injected == 0, f"{path}: prompt markup became elements"
+    # The lightbox, opened from the gallery, shows each prompt as text too.
+    page.goto(app.url + "/gallery")
+    wait_for_htmx(page)
+    page.locator(".gallery-item a").first.click()
+    page.wait_for_selector("dialog[open]")
+    assert page.evaluate("window.__pwned") is None
+    assert page.locator("dialog[open] script:not([src]), dialog[open] b").count() == 0
     # And the text itself is there, as text.
     page.goto(app.url + f"/jobs/{ids[0]}")
     assert (
