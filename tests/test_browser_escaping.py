@@ -58,9 +58,7 @@ def test_hostile_prompts_render_as_text_on_every_page_that_shows_them(
         dialog.dismiss()
 
     page.on("dialog", on_dialog)
-    images = [
-        app.client.get(f"/api/jobs/{job_id}").json()["images"][0]["id"] for job_id in ids
-    ]
+    images = [app.client.get(f"/api/jobs/{job_id}").json()["images"][0]["id"] for job_id in ids]
     pages = [
         "/",
         "/gallery",
