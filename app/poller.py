@@ -17,12 +17,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 from contextlib import ExitStack
 from datetime import datetime, timedelta
 
 import anyio
 
-from app import jobs
+from app import jobs, timing
 from app.config import Settings
 from app.database import Database
 from app.keystatus import KeyHealth
@@ -46,6 +47,8 @@ log = logging.getLogger(__name__)
 # Check the database this often even with nothing due: other workers add jobs too.
 IDLE_RECHECK_SECONDS = 5.0
 RETRY_MAX_SECONDS = 60.0
+# How long a learned job duration is trusted before it is looked up again.
+EXPECTATION_TTL_SECONDS = 60.0
 # While the key is refused, polls wait this long (a person has to fix the key).
 KEY_REFUSED_RETRY_SECONDS = 60.0
 RECONCILE_RETRY_SECONDS = 5.0
@@ -76,6 +79,7 @@ class Poller:
         self._stopping = False
         self._in_flight: dict[asyncio.Task[None], int] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._expected: dict[tuple[str, str, int], tuple[float, float]] = {}
         self._scratch_dir = worker_scratch_dir(settings.scratch_dir, worker_id)
 
     def start(self) -> None:
@@ -89,8 +93,30 @@ class Poller:
         """A job was submitted or changed: look at the queue now."""
         self._wake.set()
 
-    def first_poll_delay(self) -> float:
-        return self.settings.poll_initial_seconds
+    def first_poll_delay(self, *, model: str, image_size: str, num_images: int) -> float:
+        """When to ask about a job just submitted: just before jobs like it usually finish."""
+        return timing.next_poll_in(
+            expected=self._expected_seconds(model, image_size, num_images),
+            elapsed=0.0,
+            poll_count=0,
+            initial=self.settings.poll_initial_seconds,
+            maximum=self.settings.poll_max_seconds,
+        )
+
+    def _expected_seconds(self, model: str, image_size: str, num_images: int) -> float | None:
+        """How long PixelDojo takes for such jobs, looked up at most once a minute per kind."""
+        kind = (model, image_size, num_images)
+        now = time.monotonic()
+        cached = self._expected.get(kind)
+        if cached is not None and now - cached[0] < EXPECTATION_TTL_SECONDS:
+            return cached[1]
+        seconds = timing.upstream_seconds(
+            self.db, model=model, image_size=image_size, num_images=num_images
+        )
+        # No history yet is not remembered: the next completed job may bring it.
+        if seconds is not None:
+            self._expected[kind] = (now, seconds)
+        return seconds
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop claiming; let in-flight work finish for `grace_seconds`, then hand it back."""
@@ -218,9 +244,8 @@ class Poller:
                     f"Timed out: PixelDojo did not finish the job within {minutes:g} minutes.",
                 )
                 return
-            await self._reschedule(
-                job, self._poll_delay(job.poll_count + 1), upstream_status=upstream.status
-            )
+            delay = await anyio.to_thread.run_sync(self._poll_delay, job)
+            await self._reschedule(job, delay, upstream_status=upstream.status)
         elif upstream.state is UpstreamState.FAILED:
             await self._finish(job, JobStatus.FAILED, f"PixelDojo: {upstream.error}")
         else:
@@ -274,9 +299,15 @@ class Poller:
             return job.expires_at
         return (job.upstream_completed_at or job.created_at) + DEFAULT_RETENTION
 
-    def _poll_delay(self, poll_count: int) -> float:
-        initial = self.settings.poll_initial_seconds
-        return min(self.settings.poll_max_seconds, initial * (1.5 ** max(0, poll_count - 1)))
+    def _poll_delay(self, job: Job) -> float:
+        started = job.submitted_at or job.created_at
+        return timing.next_poll_in(
+            expected=self._expected_seconds(job.model, job.image_size, job.num_images),
+            elapsed=(utcnow() - started).total_seconds(),
+            poll_count=job.poll_count + 1,
+            initial=self.settings.poll_initial_seconds,
+            maximum=self.settings.poll_max_seconds,
+        )
 
     # --- Storing images -----------------------------------------------------------------
 

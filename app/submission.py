@@ -141,13 +141,18 @@ async def submit_job(
         raise _as_submission_failed(exc, job_id=job_id) from None
 
     await anyio.to_thread.run_sync(services.key_health.accepted)
+    first_poll_in = await anyio.to_thread.run_sync(
+        lambda: services.poller.first_poll_delay(
+            model=model, image_size=params.image_size, num_images=params.num_images
+        )
+    )
     job = await anyio.to_thread.run_sync(
         lambda: jobs.record_submitted(
             services.db,
             job_id=job_id,
             owner=services.worker_id,
             upstream=upstream,
-            first_poll_in=services.poller.first_poll_delay(),
+            first_poll_in=first_poll_in,
         )
     )
     services.poller.wake()
