@@ -13,12 +13,15 @@ from app.models import User
 from app.services import Services
 
 
-def get_services(request: Request) -> Services:
+# Async on purpose: FastAPI runs a plain `def` dependency in the thread pool, and a
+# thread hop per dependency per request cost more than the gallery query itself
+# (docs/benchmarks.md). These only read app state, so they never block the loop.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_templates(request: Request) -> Jinja2Templates:
+async def get_templates(request: Request) -> Jinja2Templates:
     templates: Jinja2Templates = request.app.state.templates
     return templates
 
