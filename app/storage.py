@@ -104,10 +104,17 @@ def _check_image(source: BinaryIO, *, max_pixels: int) -> CheckedImage:
 
 
 def make_thumbnail(image: PILImage.Image) -> Thumbnail:
+    """The WebP preview of `image`, which is shrunk in place: the caller is done with it.
+
+    Shrinking first and turning upright afterwards (the bound is square, so the
+    order does not change the result) means a full-size frame is never copied:
+    a 4096×4096 image needs its 48 MB of pixels once, not three times over
+    (docs/benchmarks.md, download memory).
+    """
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    image.thumbnail((THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE), PILImage.Resampling.LANCZOS)
     preview = ImageOps.exif_transpose(image)
-    if preview.mode not in ("RGB", "RGBA"):
-        preview = preview.convert("RGBA" if "A" in preview.getbands() else "RGB")
-    preview.thumbnail((THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE), PILImage.Resampling.LANCZOS)
     buffer = io.BytesIO()
     preview.save(buffer, format="WEBP", quality=80, method=4)
     return Thumbnail(data=buffer.getvalue(), width=preview.width, height=preview.height)
