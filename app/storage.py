@@ -8,6 +8,7 @@ their sha256; the rows that point at them are written by `app.jobs`.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import os
@@ -34,6 +35,9 @@ MAX_IMAGE_PIXELS = 4096 * 4096 + 1
 PILImage.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 THUMBNAIL_MAX_SIDE = 512
 THUMBNAIL_CONTENT_TYPE = "image/webp"
+# Blocks this large or larger go straight back to the system when freed (see below).
+MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 
 @dataclass(frozen=True)
@@ -118,6 +122,23 @@ def make_thumbnail(image: PILImage.Image) -> Thumbnail:
     buffer = io.BytesIO()
     preview.save(buffer, format="WEBP", quality=80, method=4)
     return Thumbnail(data=buffer.getvalue(), width=preview.width, height=preview.height)
+
+
+def return_image_memory_promptly() -> None:
+    """Make the C allocator hand large image buffers back to the system when they are freed.
+
+    A decoded 2K image is a 16 MB block. glibc raises its mmap threshold to the
+    largest block freed so far, after which such blocks come from per-thread heaps
+    that keep the memory: with eight images stored at once the app grew to ~300 MB
+    and stayed there; with a fixed threshold it peaks near 170 MB and falls back
+    (docs/benchmarks.md, poller). Call once at start-up; a no-op off glibc.
+    """
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    except (AttributeError, OSError, ValueError):
+        return
 
 
 @contextmanager
