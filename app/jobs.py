@@ -615,7 +615,8 @@ def unfinished_count(db: Database) -> int:
         return session.exec(
             select(sa.func.count())
             .select_from(Job)
-            .where(col(Job.status).not_in(FINISHED_STATUSES))
+            # IN, not NOT IN: the status index answers it without scanning every job.
+            .where(col(Job.status).in_(set(JobStatus) - FINISHED_STATUSES))
         ).one()
 
 
