@@ -14,6 +14,7 @@ import io
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -37,6 +38,13 @@ THUMBNAIL_MAX_SIDE = 512
 THUMBNAIL_CONTENT_TYPE = "image/webp"
 # Blocks this large or larger go straight back to the system when freed (see below).
 MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
+# Images decoded at once, process-wide. Each holds its full frame (16 MB for 2K,
+# 64 MB for 4K) while it is checked and thumbnailed; decoding is CPU-bound, so
+# more at once is not faster on a small server, only bigger: with the poller's
+# eight jobs at once decoding together the app peaked near its 250 MB budget
+# (docs/benchmarks.md, poller).
+DECODE_SLOTS = 2
+_decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 
@@ -77,7 +85,7 @@ def check_image(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> CheckedIma
 
 def _check_image(source: BinaryIO, *, max_pixels: int) -> CheckedImage:
     try:
-        with warnings.catch_warnings():
+        with _decode_slots, warnings.catch_warnings():
             # Our own cap below is tighter; Pillow's warning would only repeat it.
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             with PILImage.open(source) as image:
