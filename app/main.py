@@ -35,7 +35,7 @@ from app.poller import Poller
 from app.resources import STATIC_DIR
 from app.services import Services
 from app.sqlite import SQLiteBlobStore
-from app.storage import clear_scratch
+from app.storage import clear_scratch, return_image_memory_promptly
 from app.upstream import PixelDojoClient
 from app.web import admin, api, auth, code, gallery_api, gallery_pages, live, pages, presets
 from app.web.errors import install_error_handlers
@@ -84,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
+    return_image_memory_promptly()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database.at_path(settings.database_path)
     await anyio.to_thread.run_sync(db.migrate)

@@ -145,6 +145,11 @@ class SQLiteBlobStore:
                 " created_at REAL NOT NULL,"
                 " data BLOB NOT NULL)"
             )
+            # The start-up sweep lists blobs by age; without this index it reads every
+            # row, and a row carries its blob's first kilobytes: gigabytes for a big gallery.
+            connection.execute(
+                "CREATE INDEX IF NOT EXISTS ix_blobs_created_at ON blobs (created_at, sha256)"
+            )
         finally:
             connection.close()
 

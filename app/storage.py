@@ -8,11 +8,13 @@ their sha256; the rows that point at them are written by `app.jobs`.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import io
 import os
 import shutil
 import tempfile
+import threading
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,6 +36,16 @@ MAX_IMAGE_PIXELS = 4096 * 4096 + 1
 PILImage.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 THUMBNAIL_MAX_SIDE = 512
 THUMBNAIL_CONTENT_TYPE = "image/webp"
+# Blocks this large or larger go straight back to the system when freed (see below).
+MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
+# Images decoded at once, process-wide. Each holds its full frame (16 MB for 2K,
+# 64 MB for 4K) while it is checked and thumbnailed; decoding is CPU-bound, so
+# more at once is not faster on a small server, only bigger: with the poller's
+# eight jobs at once decoding together the app peaked near its 250 MB budget
+# (docs/benchmarks.md, poller).
+DECODE_SLOTS = 2
+_decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
 
 
 @dataclass(frozen=True)
@@ -73,7 +85,7 @@ def check_image(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> CheckedIma
 
 def _check_image(source: BinaryIO, *, max_pixels: int) -> CheckedImage:
     try:
-        with warnings.catch_warnings():
+        with _decode_slots, warnings.catch_warnings():
             # Our own cap below is tighter; Pillow's warning would only repeat it.
             warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
             with PILImage.open(source) as image:
@@ -104,13 +116,37 @@ def _check_image(source: BinaryIO, *, max_pixels: int) -> CheckedImage:
 
 
 def make_thumbnail(image: PILImage.Image) -> Thumbnail:
+    """The WebP preview of `image`, which is shrunk in place: the caller is done with it.
+
+    Shrinking first and turning upright afterwards (the bound is square, so the
+    order does not change the result) means a full-size frame is never copied:
+    a 4096×4096 image needs its 48 MB of pixels once, not three times over
+    (docs/benchmarks.md, download memory).
+    """
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    image.thumbnail((THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE), PILImage.Resampling.LANCZOS)
     preview = ImageOps.exif_transpose(image)
-    if preview.mode not in ("RGB", "RGBA"):
-        preview = preview.convert("RGBA" if "A" in preview.getbands() else "RGB")
-    preview.thumbnail((THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE), PILImage.Resampling.LANCZOS)
     buffer = io.BytesIO()
     preview.save(buffer, format="WEBP", quality=80, method=4)
     return Thumbnail(data=buffer.getvalue(), width=preview.width, height=preview.height)
+
+
+def return_image_memory_promptly() -> None:
+    """Make the C allocator hand large image buffers back to the system when they are freed.
+
+    A decoded 2K image is a 16 MB block. glibc raises its mmap threshold to the
+    largest block freed so far, after which such blocks come from per-thread heaps
+    that keep the memory: with eight images stored at once the app grew to ~300 MB
+    and stayed there; with a fixed threshold it peaks near 170 MB and falls back
+    (docs/benchmarks.md, poller). Call once at start-up; a no-op off glibc.
+    """
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    except (AttributeError, OSError, ValueError):
+        return
 
 
 @contextmanager

@@ -13,12 +13,15 @@ from app.models import User
 from app.services import Services
 
 
-def get_services(request: Request) -> Services:
+# Async on purpose: FastAPI runs a plain `def` dependency in the thread pool, and a
+# thread hop per dependency per request cost more than the gallery query itself
+# (docs/benchmarks.md). These only read app state, so they never block the loop.
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def get_templates(request: Request) -> Jinja2Templates:
+async def get_templates(request: Request) -> Jinja2Templates:
     templates: Jinja2Templates = request.app.state.templates
     return templates
 
@@ -54,10 +57,23 @@ def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+# The dependency forms of the functions above, async for the reason given at the top.
+async def _current_user_dependency(request: Request) -> User | None:
+    return current_user(request)
+
+
+async def _require_admin_dependency(request: Request) -> User | None:
+    return require_admin(request)
+
+
+async def _client_ip_dependency(request: Request) -> str | None:
+    return client_ip(request)
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
-CurrentUser = Annotated[User | None, Depends(current_user)]
-AdminUser = Annotated[User | None, Depends(require_admin)]
-ClientIP = Annotated[str | None, Depends(client_ip)]
+CurrentUser = Annotated[User | None, Depends(_current_user_dependency)]
+AdminUser = Annotated[User | None, Depends(_require_admin_dependency)]
+ClientIP = Annotated[str | None, Depends(_client_ip_dependency)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 
 

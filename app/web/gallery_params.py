@@ -46,7 +46,9 @@ def optional_day(name: str, value: str | None) -> date | None:
     return day
 
 
-def gallery_filters(
+# Async, though they only parse: FastAPI runs a plain `def` dependency in the thread
+# pool, a hop per dependency per request (docs/benchmarks.md).
+async def gallery_filters(
     q: Annotated[str | None, Query(description='Words or "quoted phrases" in the prompt')] = None,
     preset: Annotated[str | None, Query(description="Preset slug")] = None,
     model: Annotated[str | None, Query(description="Model apiId")] = None,
@@ -111,7 +113,7 @@ def gallery_filters(
     )
 
 
-def gallery_cursor(
+async def gallery_cursor(
     cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
 ) -> Cursor | None:
     cursor = _blank(cursor)

@@ -7,6 +7,8 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.templating import Jinja2Templates
+from jinja2 import Environment, pass_environment
+from jinja2.filters import do_truncate
 
 from app import __version__
 from app.config import Settings
@@ -27,6 +29,9 @@ def build_templates(settings: Settings) -> Jinja2Templates:
     env = templates.env
     # Starlette turns autoescaping on already; say so here, since prompts are user text.
     env.autoescape = True
+    # Templates ship with the package and never change while it runs: checking their
+    # files' mtimes on every render is per-request work that belongs at start-up.
+    env.auto_reload = False
     env.globals.update(
         version=__version__,
         demo_mode=settings.demo_mode,
@@ -43,6 +48,7 @@ def build_templates(settings: Settings) -> Jinja2Templates:
     env.filters["credits"] = format_credits
     env.filters["filesize"] = format_filesize
     env.filters["seconds_since"] = seconds_since
+    env.filters["alt_text"] = alt_text
     return templates
 
 
@@ -56,6 +62,16 @@ def upstream_state(request: Request) -> dict[str, Any]:
         "sign_in_on": getattr(state, "sign_in_on", False),
         "csrf_token": getattr(state, "csrf_token", ""),
     }
+
+
+ALT_TEXT_MAX_CHARS = 200
+
+
+@pass_environment
+def alt_text(env: Environment, prompt: str) -> str:
+    """An image's alt text: its prompt, shortened. A filter, not a macro: a gallery page
+    calls it 48 times, and a macro call costs as much as the rest of the tile."""
+    return do_truncate(env, prompt, ALT_TEXT_MAX_CHARS)
 
 
 def format_when(moment: datetime | None) -> str:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.jobs import JobWithImages
+from app.jobs import ImageSummary, JobListItem, JobSummary, JobWithImages
 from app.models import Image, ImagePublic, Job, JobParameters, JobPublic, PresetPublic
 from app.presets import Preset
 
@@ -15,7 +15,7 @@ def thumbnail_url(image_id: int) -> str:
     return f"/api/images/{image_id}/thumbnail"
 
 
-def job_parameters(job: Job) -> JobParameters:
+def job_parameters(job: Job | JobSummary) -> JobParameters:
     return JobParameters(
         prompt=job.prompt,
         image_size=job.image_size,
@@ -26,7 +26,7 @@ def job_parameters(job: Job) -> JobParameters:
     )
 
 
-def image_public(image: Image) -> ImagePublic:
+def image_public(image: Image | ImageSummary) -> ImagePublic:
     assert image.id is not None
     return ImagePublic(
         id=image.id,
@@ -43,7 +43,7 @@ def image_public(image: Image) -> ImagePublic:
     )
 
 
-def job_public(item: JobWithImages) -> JobPublic:
+def job_public(item: JobWithImages | JobListItem) -> JobPublic:
     job = item.job
     assert job.id is not None
     return JobPublic(

@@ -1,0 +1,230 @@
+"""`python -m bench`: run the benchmarks, print every figure beside its target.
+
+    python -m bench            the full run (N = 1,000 and 100,000; 1,000 jobs in flight)
+    python -m bench --quick    the short run CI does (smaller N, fewer jobs, same targets)
+    python -m bench generate DIR --jobs N   fill a data dir, to try the gallery by hand
+
+Exits 1 when a target is missed (or a benchmark could not run), 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import shutil
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+from bench import gallery, memory, poller, serving
+from bench.generate import TEAM, Dataset, generate, make_pool
+from bench.imagery import PoolImage
+from bench.report import Report
+from bench.server import serve_app_process
+
+# Never contacted: the gallery and serving apps have no unfinished jobs to poll.
+IDLE_UPSTREAM = "http://127.0.0.1:9/api/v1"
+BENCH_KEY = "pd_bench_local"
+SUITES = ("gallery", "serving", "poller", "memory")
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    small_jobs: int
+    large_jobs: int
+    pool_images: int
+    latency_rounds: int
+    latency_warmup: int
+    serving_rounds: int
+    full_per_round: int
+    thumbnails_per_round: int
+    poller_jobs: int
+    poller_job_seconds: float
+    poller_submit_per_second: float
+    poller_history: int
+
+
+FULL = Profile(
+    name="full",
+    small_jobs=1_000,
+    large_jobs=100_000,
+    pool_images=8,
+    latency_rounds=500,
+    latency_warmup=30,
+    serving_rounds=15,
+    full_per_round=10,
+    thumbnails_per_round=100,
+    poller_jobs=1_000,
+    poller_job_seconds=120.0,
+    poller_submit_per_second=10.0,
+    poller_history=30,
+)
+QUICK = Profile(
+    name="quick",
+    small_jobs=1_000,
+    large_jobs=10_000,
+    pool_images=2,
+    latency_rounds=150,
+    latency_warmup=15,
+    serving_rounds=5,
+    full_per_round=6,
+    thumbnails_per_round=60,
+    poller_jobs=100,
+    poller_job_seconds=10.0,
+    poller_submit_per_second=10.0,
+    poller_history=10,
+)
+
+
+def run(profile: Profile, suites: Sequence[str], work_dir: Path, report: Report) -> None:
+    report.context.update(
+        profile=asdict(profile),
+        machine={
+            "cpus": psutil.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+            "python": platform.python_version(),
+        },
+    )
+    needs_data = {"gallery", "serving"} & set(suites)
+    pool: list[PoolImage] = []
+    datasets: dict[int, Dataset] = {}
+    if needs_data:
+        report.section("generated data")
+        started = time.perf_counter()
+        pool = make_pool(work_dir / "pool", count=profile.pool_images)
+        report.info(
+            "data", f"{len(pool)} distinct full-size images", time.perf_counter() - started, "s"
+        )
+        sizes = [profile.small_jobs] + ([profile.large_jobs] if "gallery" in suites else [])
+        for size in sizes:
+            dataset = generate(work_dir / f"data-{size}", jobs=size, pool=pool)
+            datasets[size] = dataset
+            report.info(
+                "data",
+                f"N={size:,} jobs ({dataset.images:,} images) generated in",
+                dataset.seconds,
+                "s",
+            )
+
+    runs: dict[int, gallery.GalleryRun] = {}
+    for size, dataset in datasets.items():
+        with serve_app_process(
+            work_dir,
+            f"app-{size}",
+            data_dir=dataset.data_dir,
+            api_key=BENCH_KEY,
+            base_url=IDLE_UPSTREAM,
+            files_dir=work_dir / "pool",
+        ) as app:
+            if "gallery" in suites:
+                runs[size] = gallery.measure(
+                    app, dataset, rounds=profile.latency_rounds, warmup=profile.latency_warmup
+                )
+            if "serving" in suites and size == profile.small_jobs:
+                report.section(f"image serving (N={size:,})")
+                serving.measure(
+                    report,
+                    app,
+                    dataset.data_dir / "playground.db",
+                    pool,
+                    token=dataset.token,
+                    rounds=profile.serving_rounds,
+                    full_per_round=profile.full_per_round,
+                    thumbnails_per_round=profile.thumbnails_per_round,
+                )
+    if "gallery" in suites:
+        report.section("gallery latency (ratios to the same server's /healthz)")
+        gallery.report(report, runs[profile.small_jobs], runs[profile.large_jobs])
+
+    if "poller" in suites:
+        report.section(
+            f"poller ({profile.poller_jobs:,} jobs, {profile.poller_job_seconds:g} s each upstream)"
+        )
+        poller.measure(
+            report,
+            work_dir / "poller",
+            jobs=profile.poller_jobs,
+            job_seconds=profile.poller_job_seconds,
+            submit_per_second=profile.poller_submit_per_second,
+            history=profile.poller_history,
+        )
+    if "memory" in suites:
+        report.section("download memory (one 4096×4096 PNG)")
+        memory.measure(report, work_dir / "memory")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="the short run CI does")
+    parser.add_argument(
+        "--only", default=",".join(SUITES), help=f"comma-separated subset of {','.join(SUITES)}"
+    )
+    parser.add_argument("--work-dir", type=Path, help="where data dirs go (default: a temp dir)")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    commands = parser.add_subparsers(dest="command")
+    generate_parser = commands.add_parser("generate", help="fill a data dir with synthetic jobs")
+    generate_parser.add_argument("data_dir", type=Path)
+    generate_parser.add_argument("--jobs", type=int, default=1_000)
+    generate_parser.add_argument("--pool", type=int, default=4, help="distinct full-size images")
+    generate_parser.add_argument(
+        "--single", action="store_true", help="one person, no sign-in (default: a team of five)"
+    )
+    args = parser.parse_args(argv)
+
+    if args.command == "generate":
+        return _generate(args.data_dir, jobs=args.jobs, pool_images=args.pool, team=not args.single)
+
+    suites = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = sorted(set(suites) - set(SUITES))
+    if unknown:
+        parser.error(f"unknown suite(s): {', '.join(unknown)}")
+    profile = QUICK if args.quick else FULL
+    work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="seedream-bench-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    report = Report()
+    started = time.perf_counter()
+    print(f"Benchmarks, {profile.name} run, in {work_dir}", flush=True)
+    try:
+        _guarded(report, lambda: run(profile, suites, work_dir, report))
+    finally:
+        if not args.keep:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    elapsed = time.perf_counter() - started
+    report.context["seconds"] = round(elapsed, 1)
+    report.summary()
+    print(f"{profile.name} run took {elapsed:.0f} s")
+    if args.json:
+        report.write_json(args.json)
+    return 1 if report.misses else 0
+
+
+def _guarded(report: Report, body: Callable[[], None]) -> None:
+    try:
+        body()
+    except Exception as exc:  # a benchmark that cannot run is a miss, with its reason
+        traceback.print_exc()
+        report.failure("run", "the benchmarks ran to the end", f"{type(exc).__name__}: {exc}")
+
+
+def _generate(data_dir: Path, *, jobs: int, pool_images: int, team: bool) -> int:
+    pool = make_pool(data_dir / "bench-pool", count=pool_images)
+    dataset = generate(data_dir, jobs=jobs, pool=pool, team=team)
+    shutil.rmtree(data_dir / "bench-pool")
+    print(
+        f"{dataset.jobs:,} jobs with {dataset.images:,} images in {data_dir} "
+        f"({dataset.seconds:.1f} s). Serve it: PLAYGROUND_DATA_DIR={data_dir} "
+        "seedream-playground serve"
+    )
+    if dataset.token:
+        print(
+            f"Made by a team ({', '.join(TEAM)}); API token of {TEAM[0]}: {dataset.token}\n"
+            f"To sign in from a browser: seedream-playground users set-password {TEAM[0]}"
+        )
+    return 0

@@ -1,0 +1,244 @@
+"""Fill a data dir with N synthetic jobs and their images, fast.
+
+Rows go in with bulk inserts through SQLAlchemy against a database migrated the
+way the app migrates it, so the schema, indexes and column types are the app's
+own; the image bytes go through the app's blob store. The blob store is
+content-addressed, so a small pool of distinct images serves every row (a
+gallery of 100,000 images holds a few tens of megabytes of full-size bytes
+here), while every image row gets its own copy of a real thumbnail, because the
+thumbnails table is what a real gallery's database is mostly made of.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from app import accounts
+from app.config import Settings
+from app.database import Database
+from app.emulator.service import IMAGE_PREFIX
+from app.models import Image, Job, JobStatus, Thumbnail
+from app.parameters import CREDITS_PER_IMAGE, DEFAULT_MODEL, NAMED_SIZE_PIXELS
+from app.presets import PRESETS
+from app.sqlite import SQLiteBlobStore
+from bench import prompts
+from bench.imagery import PoolImage, make_pool_image
+
+# Pixel size → the named size that makes it (auto_2K and square_hd share 2048×2048).
+SIZE_NAMES: dict[tuple[int, int], str] = {}
+for _name, _pixels in NAMED_SIZE_PIXELS.items():
+    SIZE_NAMES.setdefault(_pixels, _name)
+
+POOL_SIZES = (
+    NAMED_SIZE_PIXELS["auto_2K"],
+    NAMED_SIZE_PIXELS["landscape_16_9"],
+    NAMED_SIZE_PIXELS["portrait_16_9"],
+    NAMED_SIZE_PIXELS["landscape_4_3"],
+)
+# How many images a job asked for: mostly one.
+NUM_IMAGES_WEIGHTS = {1: 80, 2: 12, 4: 8}
+FAILED_SHARE = 0.03
+EXPIRED_SHARE = 0.01
+BATCH_JOBS = 2_000
+HISTORY_DAYS = 365
+# A team server: these people made the jobs, round the table; the first one's API token
+# is what the benchmarks sign in with.
+TEAM = ("alice", "bob", "chen", "dara", "emeka")
+
+
+def make_pool(directory: Path, *, count: int) -> list[PoolImage]:
+    """`count` distinct full-size images, cycling through the common sizes."""
+    return [
+        make_pool_image(directory, *POOL_SIZES[i % len(POOL_SIZES)], variant=i)
+        for i in range(count)
+    ]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    data_dir: Path
+    jobs: int
+    images: int
+    last_job_id: int
+    last_image_id: int
+    seconds: float
+    # Bearer token of a team member; None for a single-person install (no sign-in).
+    token: str | None = None
+
+    def image_cursor(self, depth: float) -> int:
+        """The gallery's `before` cursor `depth` of the way from the newest image to the oldest."""
+        return max(2, self.last_image_id - int(self.images * depth))
+
+    def job_cursor(self, depth: float) -> int:
+        return max(2, self.last_job_id - int(self.jobs * depth))
+
+
+def generate(
+    data_dir: Path, *, jobs: int, pool: Sequence[PoolImage], team: bool = True, seed: int = 1
+) -> Dataset:
+    started = time.perf_counter()
+    settings = Settings(_env_file=None, data_dir=data_dir)
+    db = Database.at_path(settings.database_path)
+    db.migrate()
+    with db.read_engine.connect() as connection:
+        if connection.execute(sa.select(sa.func.count()).select_from(Job)).scalar():
+            raise SystemExit(f"{data_dir} already holds jobs; generate into an empty data dir")
+    blobs = SQLiteBlobStore(settings.image_store_path)
+    for image in pool:
+        blobs.put_file(image.sha256, image.path)
+    blobs.close()
+    user_ids: list[int | None] = [None]
+    token = None
+    if team:
+        people = [
+            accounts.create_user(
+                db, name=name, password=secrets.token_urlsafe(16), is_admin=name == TEAM[0]
+            )
+            for name in TEAM
+        ]
+        user_ids = [person.id for person in people]
+        assert people[0].id is not None
+        token = accounts.create_api_token(db, user_id=people[0].id, name="benchmarks").secret
+
+    rng = random.Random(seed)
+    newest = datetime.now(UTC) - timedelta(minutes=1)
+    step = timedelta(days=HISTORY_DAYS) / max(1, jobs)
+    counts, weights = zip(*NUM_IMAGES_WEIGHTS.items(), strict=True)
+    image_id = 0
+    job_id = 0
+    credits = 1_000_000.0
+    while job_id < jobs:
+        job_rows: list[dict[str, Any]] = []
+        image_rows: list[dict[str, Any]] = []
+        thumbnail_rows: list[dict[str, Any]] = []
+        for _ in range(min(BATCH_JOBS, jobs - job_id)):
+            job_id += 1
+            created = newest - step * (jobs - job_id)
+            picture = pool[rng.randrange(len(pool))]
+            num_images = rng.choices(counts, weights)[0]
+            credits -= num_images * CREDITS_PER_IMAGE
+            row = _job_row(rng, job_id, created, picture, num_images, credits)
+            row["user_id"] = user_ids[job_id % len(user_ids)]
+            job_rows.append(row)
+            if row["status"] != JobStatus.COMPLETED:
+                continue
+            for index in range(num_images):
+                image_id += 1
+                image_rows.append(
+                    {
+                        "id": image_id,
+                        "job_id": job_id,
+                        "index": index,
+                        "content_type": "image/png",
+                        "width": picture.width,
+                        "height": picture.height,
+                        "byte_size": picture.byte_size,
+                        "sha256": picture.sha256,
+                        "source_url": row["output_urls"][index],
+                        "created_at": row["finished_at"],
+                    }
+                )
+                thumbnail_rows.append(
+                    {
+                        "image_id": image_id,
+                        "content_type": "image/webp",
+                        "width": picture.thumbnail_width,
+                        "height": picture.thumbnail_height,
+                        "data": picture.thumbnail,
+                    }
+                )
+        with db.write_engine.begin() as connection:
+            connection.execute(sa.insert(Job), job_rows)
+            if image_rows:
+                connection.execute(sa.insert(Image), image_rows)
+                connection.execute(sa.insert(Thumbnail), thumbnail_rows)
+    # The prompt search index (FTS5) is kept by triggers: these rows were indexed as they
+    # went in, as the app's own would be.
+    db.dispose()
+    return Dataset(
+        data_dir=data_dir,
+        jobs=jobs,
+        images=image_id,
+        last_job_id=job_id,
+        last_image_id=image_id,
+        seconds=time.perf_counter() - started,
+        token=token,
+    )
+
+
+def _job_row(
+    rng: random.Random,
+    job_id: int,
+    created: datetime,
+    picture: PoolImage,
+    num_images: int,
+    credits_remaining: float,
+) -> dict[str, Any]:
+    image_size = SIZE_NAMES[(picture.width, picture.height)]
+    text = prompts.prompt(rng)
+    preset = next((p.slug for p in PRESETS if p.prompt == text), None)
+    seed = rng.randrange(2**31) if rng.random() < 0.3 else None
+    body: dict[str, Any] = {"prompt": text, "image_size": image_size}
+    if seed is not None:
+        body["seed"] = seed
+    body["num_images"] = num_images
+    # Odd multiplier modulo 2**96: a bijection, so every job gets its own upstream id.
+    upstream_id = f"job_{(job_id * 0x9E3779B97F4A7C15) % 2**96:024x}"
+    submitted = created + timedelta(seconds=rng.uniform(0.2, 0.8))
+    seen_done = submitted + timedelta(seconds=rng.uniform(8, 40))
+    finished = seen_done + timedelta(seconds=rng.uniform(0.3, 2.0))
+    roll = rng.random()
+    status = JobStatus.COMPLETED
+    error = None
+    upstream_status = "completed"
+    if roll < FAILED_SHARE:
+        status, upstream_status = JobStatus.FAILED, "failed"
+        error = "PixelDojo: Generation failed: the model could not complete this request."
+    elif roll < FAILED_SHARE + EXPIRED_SHARE:
+        status = JobStatus.EXPIRED
+        error = "The images expired on PixelDojo before they could be saved."
+    stamp = int(created.timestamp())
+    urls = [
+        f"https://temp.pixeldojo.ai{IMAGE_PREFIX}/{stamp}-{upstream_id[4:]}{i}.png"
+        for i in range(num_images)
+    ]
+    return {
+        "id": job_id,
+        "created_at": created,
+        "updated_at": finished,
+        "model": DEFAULT_MODEL,
+        "preset": preset,
+        "prompt": text,
+        "image_size": image_size,
+        "custom_width": None,
+        "custom_height": None,
+        "seed": seed,
+        "num_images": num_images,
+        "request_body": body,
+        "idempotency_key": None,
+        "status": status,
+        "upstream_job_id": upstream_id,
+        "upstream_status": upstream_status,
+        "error": error,
+        "submitted_at": submitted,
+        "upstream_completed_at": seen_done if status != JobStatus.FAILED else None,
+        "finished_at": finished,
+        "expires_at": created + timedelta(hours=24),
+        "credit_cost": float(num_images * CREDITS_PER_IMAGE),
+        "estimated_credits": float(num_images * CREDITS_PER_IMAGE),
+        "credits_remaining": credits_remaining,
+        "output_urls": urls if status != JobStatus.FAILED else None,
+        "poll_count": rng.randint(2, 7),
+        "next_poll_at": None,
+        "lease_owner": None,
+        "lease_expires_at": None,
+    }
