@@ -365,7 +365,9 @@ def reschedule(
         "error": error,
     }
     if upstream_status is not None:
+        # PixelDojo answered: it is still running.
         values["upstream_status"] = upstream_status
+        values["seen_running_at"] = now
     with db.write() as session:
         session.execute(
             sa.update(Job)
@@ -374,16 +376,42 @@ def reschedule(
         )
 
 
-def record_upstream_completion(
-    db: Database, *, job_id: int, owner: str, upstream: UpstreamJob
-) -> None:
-    """Remember the image URLs at once: after a restart the images are fetched, not re-polled."""
+def postpone(db: Database, *, job_id: int, owner: str, delay_seconds: float) -> None:
+    """Look again later without having asked PixelDojo (no poll is counted)."""
     now = utcnow()
+    with db.write() as session:
+        session.execute(
+            sa.update(Job)
+            .where(col(Job.id) == job_id, col(Job.lease_owner) == owner)
+            .values(
+                next_poll_at=now + timedelta(seconds=delay_seconds),
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+
+
+# A poll this much later than planned still dates the completion when it was planned.
+LATE_POLL_TOLERANCE = timedelta(seconds=5)
+
+
+def record_upstream_completion(
+    db: Database, *, job_id: int, owner: str, upstream: UpstreamJob, due_at: datetime | None
+) -> None:
+    """Remember the image URLs at once: after a restart the images are fetched, not re-polled.
+
+    The completion is dated when this poll was due, not when it ran: a poll made late by a
+    busy moment must not teach later jobs that PixelDojo is slower than it is. A poll
+    late by more than a moment (the app was down) is dated when it ran: the job may have
+    ended any time in between, and the date also bounds how long its images are kept.
+    """
+    now = utcnow()
+    on_time = due_at is not None and now - due_at <= LATE_POLL_TOLERANCE
     values: dict[str, object] = {
         "status": JobStatus.DOWNLOADING,
         "upstream_status": upstream.status,
         "output_urls": upstream.image_urls,
-        "upstream_completed_at": now,
+        "upstream_completed_at": min(now, due_at) if on_time and due_at is not None else now,
         "updated_at": now,
         "poll_count": col(Job.poll_count) + 1,
     }

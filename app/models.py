@@ -140,6 +140,9 @@ class Job(SQLModel, table=True):
     upstream_status: str | None = Field(default=None, max_length=50)
     error: str | None = None
     submitted_at: datetime | None = _utc_column()
+    # The last poll that found it still running, and when the poll that found it done was
+    # due: together they bracket how long PixelDojo took, which times the next jobs' polls.
+    seen_running_at: datetime | None = _utc_column()
     upstream_completed_at: datetime | None = _utc_column()
     finished_at: datetime | None = _utc_column()
     expires_at: datetime | None = _utc_column()

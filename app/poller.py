@@ -47,8 +47,12 @@ log = logging.getLogger(__name__)
 # Check the database this often even with nothing due: other workers add jobs too.
 IDLE_RECHECK_SECONDS = 5.0
 RETRY_MAX_SECONDS = 60.0
-# How long a learned job duration is trusted before it is looked up again.
-EXPECTATION_TTL_SECONDS = 60.0
+# Images stored at once (download, check, thumbnail), apart from the polls.
+STORE_CONCURRENCY = 8
+# How long a learned job timing is trusted before it is looked up again (a cheap indexed
+# read): short, because each look-up narrows the window in which jobs finish, and a team
+# submitting in bursts needs it narrow within seconds, not minutes.
+EXPECTATION_TTL_SECONDS = 5.0
 # While the key is refused, polls wait this long (a person has to fix the key).
 KEY_REFUSED_RETRY_SECONDS = 60.0
 RECONCILE_RETRY_SECONDS = 5.0
@@ -77,9 +81,13 @@ class Poller:
         self.key_health = key_health
         self._wake = asyncio.Event()
         self._stopping = False
+        # Polls and stores run in separate lanes: a status poll (milliseconds) never waits
+        # behind downloads and image checks (a tenth of a second or more each).
         self._in_flight: dict[asyncio.Task[None], int] = {}
+        self._storing: dict[asyncio.Task[None], int] = {}
+        self._store_slots = asyncio.Semaphore(STORE_CONCURRENCY)
         self._tasks: list[asyncio.Task[None]] = []
-        self._expected: dict[tuple[str, str, int], tuple[float, float]] = {}
+        self._timings: dict[tuple[str, str, int], tuple[float, timing.UpstreamTiming]] = {}
         self._scratch_dir = worker_scratch_dir(settings.scratch_dir, worker_id)
 
     def start(self) -> None:
@@ -94,29 +102,26 @@ class Poller:
         self._wake.set()
 
     def first_poll_delay(self, *, model: str, image_size: str, num_images: int) -> float:
-        """When to ask about a job just submitted: just before jobs like it usually finish."""
-        return timing.next_poll_in(
-            expected=self._expected_seconds(model, image_size, num_images),
-            elapsed=0.0,
-            poll_count=0,
+        """When to ask about a job just submitted: a little before jobs like it end."""
+        return timing.first_poll_at(
+            self._timing(model, image_size, num_images),
             initial=self.settings.poll_initial_seconds,
-            maximum=self.settings.poll_max_seconds,
         )
 
-    def _expected_seconds(self, model: str, image_size: str, num_images: int) -> float | None:
+    def _timing(self, model: str, image_size: str, num_images: int) -> timing.UpstreamTiming | None:
         """How long PixelDojo takes for such jobs, looked up at most once a minute per kind."""
         kind = (model, image_size, num_images)
         now = time.monotonic()
-        cached = self._expected.get(kind)
+        cached = self._timings.get(kind)
         if cached is not None and now - cached[0] < EXPECTATION_TTL_SECONDS:
             return cached[1]
-        seconds = timing.upstream_seconds(
+        found = timing.upstream_timing(
             self.db, model=model, image_size=image_size, num_images=num_images
         )
         # No history yet is not remembered: the next completed job may bring it.
-        if seconds is not None:
-            self._expected[kind] = (now, seconds)
-        return seconds
+        if found is not None:
+            self._timings[kind] = (now, found)
+        return found
 
     async def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop claiming; let in-flight work finish for `grace_seconds`, then hand it back."""
@@ -126,9 +131,10 @@ class Poller:
             if task.get_name() == "poller":
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        if self._in_flight:
-            _, unfinished = await asyncio.wait(list(self._in_flight), timeout=grace_seconds)
-            left = [self._in_flight[task] for task in unfinished]
+        busy = {**self._in_flight, **self._storing}
+        if busy:
+            _, unfinished = await asyncio.wait(list(busy), timeout=grace_seconds)
+            left = [busy[task] for task in unfinished]
             for task in unfinished:
                 task.cancel()
             await asyncio.gather(*unfinished, return_exceptions=True)
@@ -153,7 +159,7 @@ class Poller:
                 # With every slot busy, only a finished job (which wakes us) frees one.
                 delay = (
                     await anyio.to_thread.run_sync(self._seconds_until_due)
-                    if len(self._in_flight) < self.settings.poller_concurrency
+                    if self._free_slots() > 0
                     else IDLE_RECHECK_SECONDS
                 )
             except Exception:
@@ -175,7 +181,7 @@ class Poller:
         jobs.heartbeat(
             self.db,
             worker_id=self.worker_id,
-            job_ids=list(self._in_flight.values()),
+            job_ids=[*self._in_flight.values(), *self._storing.values()],
             lease_seconds=self.settings.lease_seconds,
         )
 
@@ -185,8 +191,16 @@ class Poller:
             return IDLE_RECHECK_SECONDS
         return min(IDLE_RECHECK_SECONDS, due_in + 0.01)
 
+    def _free_slots(self) -> int:
+        # Images waiting for a storing slot count against claiming: otherwise one worker
+        # would lease every finished job after a restart and the others could not help.
+        waiting_to_store = max(0, len(self._storing) - STORE_CONCURRENCY)
+        return self.settings.poller_concurrency - len(self._in_flight) - waiting_to_store
+
     async def _claim_and_start(self) -> None:
-        free = self.settings.poller_concurrency - len(self._in_flight)
+        free = self._free_slots()
+        if free <= 0:
+            return
         claimed = await anyio.to_thread.run_sync(
             lambda: jobs.claim_due_jobs(
                 self.db,
@@ -198,9 +212,32 @@ class Poller:
         )
         for job in claimed:
             assert job.id is not None
+            if job.status is JobStatus.DOWNLOADING:
+                self._start_storing(job)
+                continue
             task = asyncio.create_task(self._work_on(job), name=f"job-{job.id}")
             self._in_flight[task] = job.id
             task.add_done_callback(self._job_done)
+
+    def _start_storing(self, job: Job) -> None:
+        """Hand a job whose images are ready to the storing lane; it keeps its lease."""
+        task = asyncio.create_task(self._store(job), name=f"store-{job.id}")
+        self._storing[task] = _id(job)
+        task.add_done_callback(self._stored)
+
+    def _stored(self, task: asyncio.Task[None]) -> None:
+        self._storing.pop(task, None)
+        self._wake.set()
+
+    async def _store(self, job: Job) -> None:
+        try:
+            async with self._store_slots:
+                await self._download(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("job %s: unexpected error storing its images; will retry", job.id)
+            await self._retry(job, "An unexpected error occurred; retrying.")
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.pop(task, None)
@@ -213,8 +250,6 @@ class Poller:
                 await self._reconcile(job)
             elif job.status is JobStatus.PENDING:
                 await self._poll(job)
-            elif job.status is JobStatus.DOWNLOADING:
-                await self._download(job)
         except asyncio.CancelledError:
             raise
         except Exception:
@@ -226,6 +261,9 @@ class Poller:
 
     async def _poll(self, job: Job) -> None:
         assert job.upstream_job_id is not None
+        if job.poll_count == 0 and await self._too_early(job):
+            return
+        due_at = job.next_poll_at
         try:
             upstream = await self.client.get_job(job.upstream_job_id)
         except UpstreamError as exc:
@@ -251,13 +289,17 @@ class Poller:
         else:
             await anyio.to_thread.run_sync(
                 lambda: jobs.record_upstream_completion(
-                    self.db, job_id=_id(job), owner=self.worker_id, upstream=upstream
+                    self.db,
+                    job_id=_id(job),
+                    owner=self.worker_id,
+                    upstream=upstream,
+                    due_at=due_at,
                 )
             )
             job.status = JobStatus.DOWNLOADING
             job.output_urls = upstream.image_urls
             job.expires_at = upstream.expires_at or job.expires_at
-            await self._download(job)
+            self._start_storing(job)
 
     async def _poll_failed(self, job: Job, exc: UpstreamError) -> None:
         if isinstance(exc, NotFound):
@@ -299,10 +341,28 @@ class Poller:
             return job.expires_at
         return (job.upstream_completed_at or job.created_at) + DEFAULT_RETENTION
 
+    async def _too_early(self, job: Job) -> bool:
+        """Postpone, without asking PixelDojo, a first poll planned before jobs like it were
+        known to take longer (they were submitted together, say, before any had finished)."""
+        found = await anyio.to_thread.run_sync(
+            self._timing, job.model, job.image_size, job.num_images
+        )
+        if found is None:
+            return False
+        wait = found.first_poll - _seconds_since(job.submitted_at or job.created_at)
+        if wait <= found.step / 2:
+            return False
+        await anyio.to_thread.run_sync(
+            lambda: jobs.postpone(
+                self.db, job_id=_id(job), owner=self.worker_id, delay_seconds=wait
+            )
+        )
+        return True
+
     def _poll_delay(self, job: Job) -> float:
         started = job.submitted_at or job.created_at
         return timing.next_poll_in(
-            expected=self._expected_seconds(job.model, job.image_size, job.num_images),
+            timing=self._timing(job.model, job.image_size, job.num_images),
             elapsed=(utcnow() - started).total_seconds(),
             poll_count=job.poll_count + 1,
             initial=self.settings.poll_initial_seconds,
@@ -493,6 +553,10 @@ class Poller:
 def _id(job: Job) -> int:
     assert job.id is not None
     return job.id
+
+
+def _seconds_since(moment: datetime) -> float:
+    return (utcnow() - moment).total_seconds()
 
 
 def _seconds_until(moment: datetime) -> float:

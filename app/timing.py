@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from dataclasses import dataclass
 
 from sqlmodel import col, select
 
@@ -37,24 +38,53 @@ def typical_seconds(
 # --- When to ask PixelDojo about a running job ----------------------------------------
 
 # With no history yet, the first poll comes after PLAYGROUND_POLL_INITIAL_SECONDS and the
-# delay grows by half each time; with history, polls gather around the expected end.
+# delay grows by half each time; with history, polls close in on when jobs like it end.
 BACKOFF = 1.5
-# Ask a little before jobs like it usually finish: they vary, and an early "still running"
-# costs one request while a late poll costs the person waiting.
-FIRST_POLL_SHARE = 0.85
 STEP_SHARE = 0.1
 STEP_MIN, STEP_MAX = 0.25, 2.0
-# Past this share of the expected time the job is unusually slow: back off again.
+# The fastest recent completions, a tenth of them (one freak fast job does not count).
+EARLY_QUANTILE = 0.1
+# Past this share of the usual time the job is unusually slow: back off again.
 CLOSE_WATCH_SHARE = 1.5
-# Two fewer would be one slow job's whim.
+# Fewer would be one odd job's whim.
 MIN_SAMPLES = 3
 
 
-def upstream_seconds(
+@dataclass(frozen=True)
+class UpstreamTiming:
+    """How long PixelDojo took for recent jobs of a kind, in seconds after submission.
+
+    Each job is bracketed by the last poll that found it running and the poll that found
+    it done, dated when that poll was *due* (a poll made late by a busy moment must not
+    teach later jobs that PixelDojo is slower than it is). `running`: the median lower
+    edge, of the jobs seen running at all; `early` and `done`: a tenth and half of the
+    jobs were done by then.
+    """
+
+    running: float | None
+    early: float
+    done: float
+
+    @property
+    def step(self) -> float:
+        return min(STEP_MAX, max(STEP_MIN, self.done * STEP_SHARE))
+
+    @property
+    def first_poll(self) -> float:
+        # When jobs like it were last seen running; but always a step before the fastest
+        # were done. Without that cap, first polls that creep up to the jobs' end find
+        # them done, such jobs teach no lower edge, and the estimate loses its footing;
+        # with it, each job found done by its first poll moves the next ones earlier.
+        latest = self.early - self.step
+        first = latest if self.running is None else min(self.running, latest)
+        return max(self.step, first)
+
+
+def upstream_timing(
     db: Database, *, model: str, image_size: str, num_images: int, sample: int = SAMPLE_SIZE
-) -> float | None:
-    """Median seconds PixelDojo took (submission to seen done) for recent jobs of this kind;
-    the model's recent jobs of any size when this kind has too few."""
+) -> UpstreamTiming | None:
+    """The timing of recent jobs of this kind; of the model's jobs of any size when this kind
+    has too few; None with no history."""
     kinds = [
         (Job.model == model, Job.image_size == image_size, Job.num_images == num_images),
         (Job.model == model,),
@@ -62,38 +92,63 @@ def upstream_seconds(
     with db.read() as session:
         for conditions in kinds:
             rows = session.exec(
-                select(col(Job.upstream_completed_at), col(Job.submitted_at))
-                .where(*conditions, col(Job.upstream_completed_at).is_not(None))
+                select(
+                    col(Job.submitted_at), col(Job.seen_running_at), col(Job.upstream_completed_at)
+                )
+                .where(
+                    *conditions,
+                    col(Job.upstream_completed_at).is_not(None),
+                    col(Job.submitted_at).is_not(None),
+                )
                 .order_by(col(Job.id).desc())
                 .limit(sample)
             ).all()
-            seconds = [
-                (completed - submitted).total_seconds()
-                for completed, submitted in rows
-                if completed is not None and submitted is not None
-            ]
-            if len(seconds) >= MIN_SAMPLES:
-                return statistics.median(seconds)
+            running: list[float] = []
+            done: list[float] = []
+            for submitted, seen_running, completed in rows:
+                if submitted is None or completed is None:
+                    continue
+                done.append((completed - submitted).total_seconds())
+                if seen_running is not None:
+                    running.append((seen_running - submitted).total_seconds())
+            if len(done) >= MIN_SAMPLES:
+                done.sort()
+                return UpstreamTiming(
+                    running=statistics.median(running) if running else None,
+                    early=done[min(len(done) - 1, int(EARLY_QUANTILE * len(done)))],
+                    done=statistics.median(done),
+                )
     return None
+
+
+def first_poll_at(timing: UpstreamTiming | None, *, initial: float) -> float:
+    """Seconds after submission to ask first."""
+    return initial if timing is None else timing.first_poll
 
 
 def next_poll_in(
     *,
-    expected: float | None,
+    timing: UpstreamTiming | None,
     elapsed: float,
     poll_count: int,
     initial: float,
     maximum: float,
 ) -> float:
-    """Seconds until the next status poll of a job submitted `elapsed` seconds ago."""
-    if expected is None:
+    """Seconds until the next status poll of a job submitted `elapsed` seconds ago that
+    PixelDojo has just said is still running."""
+    if timing is None:
         return min(maximum, initial * BACKOFF ** max(0, poll_count - 1))
-    step = min(STEP_MAX, max(STEP_MIN, expected * STEP_SHARE))
-    window_opens = expected * FIRST_POLL_SHARE
-    if elapsed < window_opens:
-        return window_opens - elapsed
-    if elapsed < expected * CLOSE_WATCH_SHARE:
+    step = timing.step
+    # Less than a step before the window: the estimate moved since this poll was planned,
+    # and asking again so soon would learn nothing.
+    if elapsed + step <= timing.first_poll:
+        return timing.first_poll - elapsed
+    if elapsed < timing.done:
+        # Far from the usual end: halve the distance; close to it: small steps.
+        gap = timing.done - elapsed
+        return gap / 2 if gap > 2 * step else step
+    if elapsed < timing.done * CLOSE_WATCH_SHARE:
         return step
     # Unusually slow: wait half as long again as it has overrun, within the maximum.
-    overrun = elapsed - expected * CLOSE_WATCH_SHARE
+    overrun = elapsed - timing.done * CLOSE_WATCH_SHARE
     return min(maximum, max(step, overrun / 2))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -12,7 +11,6 @@ from alembic.script import ScriptDirectory
 from app import gallery
 from app.database import Database, migrations_config
 from app.gallery import GalleryFilters
-from app.models import Job, JobStatus
 
 
 def gallery_revision() -> tuple[str, str]:
@@ -36,19 +34,14 @@ def test_jobs_made_before_the_gallery_revision_are_searchable_after_it(tmp_path:
     db = Database.at_path(tmp_path / "playground.db")
     revision, before = gallery_revision()
     migrate(db, before)
-    # The jobs table is the same before and after this revision: the model writes the row.
-    with db.write() as session:
-        session.add(
-            Job(
-                id=7,
-                model="seedream-4",
-                prompt="an old lighthouse",
-                image_size="auto_2K",
-                num_images=1,
-                request_body={},
-                status=JobStatus.COMPLETED,
-                created_at=datetime(2026, 1, 1, tzinfo=UTC),
-                updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+    # Raw SQL, not the model: the jobs table has gained columns since this revision.
+    with db.write_engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO jobs (id, model, prompt, image_size, num_images, request_body,"
+                " status, poll_count, estimated_credits, created_at, updated_at) VALUES (7,"
+                " 'seedream-4', 'an old lighthouse', 'auto_2K', 1, '{}', 'completed', 0, 0,"
+                " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
             )
         )
     with db.write_engine.begin() as connection:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from datetime import timedelta
 from pathlib import Path
 
@@ -9,36 +10,100 @@ import pytest
 
 from app.database import Database
 from app.models import Job, JobStatus, utcnow
-from app.timing import next_poll_in, upstream_seconds
+from app.timing import UpstreamTiming, first_poll_at, next_poll_in, upstream_timing
 from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job
 
 
-def plan(expected: float | None, elapsed: float, poll_count: int = 1) -> float:
+def plan(timing: UpstreamTiming | None, elapsed: float, poll_count: int = 1) -> float:
     return next_poll_in(
-        expected=expected, elapsed=elapsed, poll_count=poll_count, initial=2.0, maximum=10.0
+        timing=timing, elapsed=elapsed, poll_count=poll_count, initial=2.0, maximum=10.0
     )
 
 
 def test_without_history_polls_back_off_from_the_initial_delay() -> None:
     assert [plan(None, 0, n) for n in (0, 1, 2, 3, 8)] == [2.0, 2.0, 3.0, 4.5, 10.0]
+    assert first_poll_at(None, initial=2.0) == 2.0
 
 
-def test_with_history_the_first_poll_comes_just_before_the_usual_end() -> None:
-    assert plan(20.0, 0) == pytest.approx(17.0)
-    # Then every tenth of the usual time (0.25 s to 2 s) while it is due...
-    assert plan(20.0, 17.0) == pytest.approx(2.0)
-    assert plan(4.0, 3.5) == pytest.approx(0.4)
-    # ...and back off once it runs half as long again as usual.
-    assert plan(20.0, 40.0) == pytest.approx(5.0)
-    assert plan(20.0, 80.0) == pytest.approx(10.0)
+def test_with_history_polls_close_in_on_the_usual_end() -> None:
+    usual = UpstreamTiming(running=108.0, early=115.0, done=120.0)
+    # The first poll comes when such jobs were last seen running...
+    assert first_poll_at(usual, initial=2.0) == 108.0
+    assert plan(usual, 50.0) == pytest.approx(58.0)
+    # ...then halves the distance to when half were done, then steps.
+    assert plan(usual, 108.0) == pytest.approx(6.0)
+    assert plan(usual, 117.0) == pytest.approx(2.0)
+    assert plan(usual, 125.0) == pytest.approx(2.0)
+    # Half as long again as usual: unusually slow, so back off.
+    assert plan(usual, 200.0) == pytest.approx(10.0)
+    assert UpstreamTiming(running=None, early=1.0, done=1.5).step == pytest.approx(0.25)
+    # ...but a step (a tenth, at most 2 s) before the fastest were done, at the latest.
+    assert UpstreamTiming(running=119.0, early=110.0, done=120.0).first_poll == 108.0
+    assert UpstreamTiming(running=None, early=110.0, done=120.0).first_poll == 108.0
 
 
-def test_the_expected_time_is_the_median_of_recent_jobs_of_the_kind(tmp_path: Path) -> None:
+def test_a_first_poll_planned_on_an_older_estimate_is_not_followed_by_another_at_once() -> None:
+    # Planned for 108 s; since then the estimate moved a little later. Asking again a
+    # moment later would only hear "still running" twice.
+    moved = UpstreamTiming(running=108.5, early=116.0, done=120.0)
+    assert plan(moved, 108.0) == pytest.approx(6.0)
+    # Moved a lot later: wait for the new window.
+    later = UpstreamTiming(running=148.0, early=155.0, done=160.0)
+    assert plan(later, 108.0) == pytest.approx(40.0)
+
+
+def simulate(
+    true_end: float, history: list[tuple[float | None, float]], jobs: int
+) -> tuple[list[int], list[tuple[float | None, float]]]:
+    """Jobs of a deterministic upstream polled one after another, each learning from the
+    twenty before it, as upstream_timing does: polls per job, and the brackets learned."""
+    polls: list[int] = []
+    for _ in range(jobs):
+        recent = history[-20:]
+        done = sorted(d for _, d in recent)
+        running = [r for r, _ in recent if r is not None]
+        timing = UpstreamTiming(
+            running=statistics.median(running) if running else None,
+            early=done[2],
+            done=statistics.median(done),
+        )
+        elapsed, count, seen_running = first_poll_at(timing, initial=2.0), 1, None
+        while elapsed < true_end:
+            seen_running = elapsed
+            elapsed += plan(timing, elapsed, count)
+            count += 1
+        history.append((seen_running, elapsed))
+        polls.append(count)
+    return polls, history
+
+
+def test_polls_settle_at_two_a_job_within_a_step_of_its_end() -> None:
+    # History from backing off with no history: seen running at 92 s, done at 130 s.
+    polls, history = simulate(100.0, [(92.0, 130.0)] * 20, jobs=60)
+    assert polls[-20:] == [2] * 20
+    assert all(100.0 <= done < 102.0 for _, done in history[-20:])
+
+
+def test_when_first_polls_find_jobs_done_the_next_ones_come_earlier() -> None:
+    # PixelDojo got faster: jobs once seen running at 128 s now end at 100 s. Each job
+    # found done by its first poll moves the first poll a step earlier.
+    polls, history = simulate(100.0, [(128.0, 130.0)] * 20, jobs=60)
+    assert polls[:3] == [1, 1, 1]
+    assert polls[-10:] == [2] * 10
+    assert all(100.0 <= done < 102.0 for _, done in history[-10:])
+
+
+def test_the_timing_is_the_spread_of_recent_jobs_of_the_kind(tmp_path: Path) -> None:
     db = Database.at_path(tmp_path / "playground.db")
     db.migrate()
     now = utcnow()
     with db.write() as session:
-        for seconds, size in ((10, "square"), (12, "square"), (30, "square"), (99, "auto_4K")):
+        for running, done, size in (
+            (8, 10, "square"),
+            (9, 12, "square"),
+            (None, 30, "square"),
+            (90, 99, "auto_4K"),
+        ):
             session.add(
                 Job(
                     model="seedream-4",
@@ -48,13 +113,17 @@ def test_the_expected_time_is_the_median_of_recent_jobs_of_the_kind(tmp_path: Pa
                     request_body={},
                     status=JobStatus.COMPLETED,
                     submitted_at=now,
-                    upstream_completed_at=now + timedelta(seconds=seconds),
+                    seen_running_at=now + timedelta(seconds=running) if running else None,
+                    upstream_completed_at=now + timedelta(seconds=done),
                 )
             )
-    assert upstream_seconds(db, model="seedream-4", image_size="square", num_images=1) == 12
+    square = upstream_timing(db, model="seedream-4", image_size="square", num_images=1)
+    # Jobs never seen running (found done by the first poll) give no lower edge.
+    assert square == UpstreamTiming(running=8.5, early=10.0, done=12.0)
     # Too few of a kind: the model's jobs of any size speak for it.
-    assert upstream_seconds(db, model="seedream-4", image_size="auto_4K", num_images=1) == 21
-    assert upstream_seconds(db, model="other", image_size="square", num_images=1) is None
+    other = upstream_timing(db, model="seedream-4", image_size="auto_4K", num_images=1)
+    assert other == UpstreamTiming(running=9.0, early=10.0, done=21.0)
+    assert upstream_timing(db, model="other", image_size="square", num_images=1) is None
     db.dispose()
 
 
