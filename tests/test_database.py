@@ -5,11 +5,14 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import sqlalchemy as sa
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
-from app.database import Database, include_in_comparison
+from app.database import Database, include_in_comparison, migrations_config
 from app.sqlite import BLOB_PAGE_SIZE, SQLiteBlobStore
 
 
@@ -26,6 +29,34 @@ def test_migrations_build_the_schema_the_models_describe(tmp_path: Path) -> None
         assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     db.dispose()
+
+
+def test_every_migration_undoes_and_redoes(tmp_path: Path) -> None:
+    db = Database.at_path(tmp_path / "playground.db")
+    db.migrate()
+    revisions = [
+        script.revision
+        for script in ScriptDirectory.from_config(migrations_config()).walk_revisions()
+    ]
+    with db.write_engine.begin() as connection:
+        config = migrations_config()
+        config.attributes["connection"] = connection
+        for _ in revisions:
+            command.downgrade(config, "-1")
+        assert MigrationContext.configure(connection).get_current_revision() is None
+        assert "jobs" not in sa_tables(connection)
+        command.upgrade(config, "head")
+        assert MigrationContext.configure(connection).get_current_revision() == revisions[0]
+    with db.read_engine.connect() as connection:
+        context = MigrationContext.configure(
+            connection, opts={"compare_type": True, "include_name": include_in_comparison}
+        )
+        assert compare_metadata(context, SQLModel.metadata) == []
+    db.dispose()
+
+
+def sa_tables(connection: sa.Connection) -> set[str]:
+    return set(sa.inspect(connection).get_table_names())
 
 
 def test_the_blob_store_uses_large_pages_and_round_trips_bytes(tmp_path: Path) -> None:
