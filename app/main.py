@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import hmac
 import logging
 import os
 import secrets
@@ -43,6 +45,9 @@ from app.web.gate import Gate
 from app.web.templating import build_templates
 
 log = logging.getLogger(__name__)
+
+# Demo mode's upstream jobs and credits, in the data dir.
+DEMO_UPSTREAM_FILE = "demo-upstream.json"
 
 
 # Every router the app serves, in order (live before pages: its /jobs/cards would
@@ -98,14 +103,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("removed %d stored image(s) that no job referenced", swept)
 
     emulator_server: LoopbackServer | None = None
+    secret = load_secret(settings)
     if settings.demo_mode:
         # Demo mode: the same client, over real loopback HTTP, to the built-in emulator.
-        api_key = SecretStr("pd_demo_" + secrets.token_urlsafe(16))
+        # Its key comes from the data dir's secret and its jobs are kept in the data dir,
+        # so a job still running when the app stops finishes after it starts again.
+        demo_key = hmac.new(secret, b"demo upstream key", hashlib.sha256).hexdigest()[:32]
+        api_key = SecretStr("pd_demo_" + demo_key)
         emulator = Emulator(
             EmulatorConfig(
                 job_seconds=settings.demo_job_seconds,
                 api_keys=frozenset({api_key.get_secret_value()}),
-            )
+            ),
+            state_file=settings.data_dir / DEMO_UPSTREAM_FILE,
         )
         emulator_server = await anyio.to_thread.run_sync(LoopbackServer(emulator.app).start)
         base_url = emulator_server.url + API_PREFIX
@@ -142,7 +152,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         client=client,
         poller=poller,
         key_health=key_health,
-        access=Access(db, load_secret(settings)),
+        access=Access(db, secret),
         worker_id=worker_id,
         demo_mode=settings.demo_mode,
         events=events,

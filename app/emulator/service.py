@@ -18,12 +18,14 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -98,8 +100,14 @@ class EmulatedJob:
 
 
 class Emulator:
-    def __init__(self, config: EmulatorConfig | None = None) -> None:
+    """The upstream, in memory; with `state_file`, its jobs and credits outlive a restart
+    (demo mode: a job running when the app stops finishes after it starts again)."""
+
+    def __init__(
+        self, config: EmulatorConfig | None = None, *, state_file: Path | None = None
+    ) -> None:
         self.config = config or EmulatorConfig()
+        self.state_file = state_file
         self.faults = FaultPlan()
         self.requests: list[RecordedRequest] = []
         self.jobs: dict[str, EmulatedJob] = {}
@@ -109,6 +117,7 @@ class Emulator:
         self._images_by_name: dict[str, tuple[str, int]] = {}
         self._render_cache: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._restore()
         self.app = Starlette(
             routes=[
                 Route(f"{API_PREFIX}/models", self.list_models, methods=["GET"]),
@@ -138,6 +147,35 @@ class Emulator:
     def balance(self, api_key: str) -> float:
         with self._lock:
             return self.credits.get(api_key, self.config.initial_credits)
+
+    # --- Remembered state ---------------------------------------------------------
+
+    def _restore(self) -> None:
+        if self.state_file is None or not self.state_file.exists():
+            return
+        try:
+            saved = json.loads(self.state_file.read_text())
+            jobs = [EmulatedJob(**item) for item in saved["jobs"]]
+            credits = {str(key): float(value) for key, value in saved["credits"].items()}
+        except (ValueError, KeyError, TypeError):
+            # A torn or foreign file is not worth refusing to start over: begin afresh.
+            return
+        self.credits = credits
+        for job in jobs:
+            self.jobs[job.job_id] = job
+            for index, name in enumerate(job.image_names):
+                self._images_by_name[name] = (job.job_id, index)
+
+    def _persist(self) -> None:
+        """Write jobs and credits; called with the lock held, after each change."""
+        if self.state_file is None:
+            return
+        now = time.time()
+        # Expired jobs are of no use to anyone: the file stays as small as a day's jobs.
+        live = [asdict(job) for job in self.jobs.values() if job.expires_at > now]
+        scratch = self.state_file.with_name(self.state_file.name + ".tmp")
+        scratch.write_text(json.dumps({"jobs": live, "credits": self.credits}))
+        os.replace(scratch, self.state_file)
 
     # --- Helpers ----------------------------------------------------------------
 
@@ -232,6 +270,7 @@ class Emulator:
                 if not job.refunded:
                     job.refunded = True
                     self.credits[job.api_key] = self.credits.get(job.api_key, 0) + job.credit_cost
+                    self._persist()
             payload["status"] = "failed"
             payload["error"] = "Generation failed: the model could not complete this request."
         else:
@@ -335,6 +374,7 @@ class Emulator:
                 job.image_names.append(name)
                 self._images_by_name[name] = (job_id, index)
             self.jobs[job_id] = job
+            self._persist()
         return self._deliver(
             "run",
             {
