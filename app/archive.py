@@ -307,6 +307,12 @@ def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Co
         values = _from_json(JOBS, record)
         if values.get("user_id") is not None:
             values["user_id"] = user_ids.get(values["user_id"])
+        if values.get("remix_of_job_id") is not None and not keep_ids:
+            # Sources come first (jobs are written in id order); one not imported (already
+            # here, or purged before the export) cannot be named by its old number.
+            values["remix_of_job_id"] = job_ids.get(values["remix_of_job_id"])
+            if values["remix_of_job_id"] is None:
+                values["remix_of_image_index"] = None
         if values.get("upstream_job_id") in known_upstream or (
             values.get("idempotency_key") in known_keys
         ):

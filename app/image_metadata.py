@@ -63,6 +63,11 @@ def record(entry: GalleryEntry, job: Job, *, base_url: str) -> dict[str, Any]:
             "created_at": _iso(job.created_at),
             "submitted_at": _iso(job.submitted_at),
             "finished_at": _iso(job.finished_at),
+            "remix_of": (
+                {"job_id": job.remix_of_job_id, "image_index": job.remix_of_image_index}
+                if job.remix_of_job_id is not None
+                else None
+            ),
         },
         "parameters": {
             "prompt": job.prompt,

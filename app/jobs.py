@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.budgets import check_budget
 from app.database import Database
+from app.errors import InvalidParameters
 from app.models import (
     FINISHED_STATUSES,
     Image,
@@ -63,6 +64,7 @@ def create_job(
     lease_seconds: float,
     idempotency_key: str | None = None,
     user: User | None = None,
+    remix_of: RemixSource | None = None,
 ) -> tuple[Job, bool]:
     """Write the job before anything is sent upstream, leased to the submitting worker.
 
@@ -90,6 +92,8 @@ def create_job(
         idempotency_key=idempotency_key,
         user_id=user.id if user is not None else None,
         estimated_credits=params.estimated_credits,
+        remix_of_job_id=remix_of.job_id if remix_of else None,
+        remix_of_image_index=remix_of.image_index if remix_of else None,
     )
     try:
         with db.write() as session:
@@ -97,6 +101,8 @@ def create_job(
                 earlier = _with_key(session, idempotency_key)
                 if earlier is not None:
                     return _replayed(earlier, job), False
+            if remix_of is not None:
+                _check_remix_source(session, remix_of)
             if user is not None and user.id is not None:
                 current = session.get(User, user.id)
                 if current is not None:
@@ -112,6 +118,25 @@ def create_job(
         earlier = _with_key(session, idempotency_key)
     assert earlier is not None
     return _replayed(earlier, job), False
+
+
+@dataclass(frozen=True)
+class RemixSource:
+    """The job a new one was remixed from, and which of its images (None: the job)."""
+
+    job_id: int
+    image_index: int | None = None
+
+
+def _check_remix_source(session: Session, remix_of: RemixSource) -> None:
+    source = session.get(Job, remix_of.job_id)
+    if source is None:
+        raise InvalidParameters({"remix_of": f"there is no job {remix_of.job_id}"})
+    index = remix_of.image_index
+    if index is not None and not 0 <= index < source.num_images:
+        raise InvalidParameters(
+            {"remix_image": f"job {source.id} has images 0 to {source.num_images - 1}"}
+        )
 
 
 def _with_key(session: Session, idempotency_key: str) -> Job | None:
@@ -541,6 +566,8 @@ class JobSummary:
     submitted_at: datetime | None
     finished_at: datetime | None
     expires_at: datetime | None
+    remix_of_job_id: int | None
+    remix_of_image_index: int | None
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,11 @@ class Job(SQLModel, table=True):
     num_images: int
     request_body: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
     idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    # Where a remix (or "same prompt, new seed") came from: the job, and the image the
+    # person was looking at. Not a foreign key: a source purged from the trash later
+    # still leaves the remix saying where it came from.
+    remix_of_job_id: int | None = None
+    remix_of_image_index: int | None = None
 
     # What happened.
     status: JobStatus = Field(default=JobStatus.SUBMITTING, sa_type=_status_type, nullable=False)
@@ -367,6 +372,12 @@ class JobParameters(BaseModel):
     num_images: int
 
 
+class RemixOfPublic(BaseModel):
+    job_id: int
+    image_index: int | None = Field(description="Which of its images, from 0; None: the job")
+    url: str
+
+
 class JobPublic(BaseModel):
     id: int
     author: str | None = None
@@ -386,6 +397,7 @@ class JobPublic(BaseModel):
     expires_at: datetime | None
     images: list[ImagePublic]
     url: str
+    remix_of: RemixOfPublic | None = None
 
 
 class JobPage(BaseModel):

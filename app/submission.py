@@ -79,6 +79,7 @@ async def submit_job(
     idempotency_key: str | None = None,
     user: User | None = None,
     ip: str | None = None,
+    remix_of: jobs.RemixSource | None = None,
 ) -> tuple[Job, bool]:
     """Create the job and submit it at most once; returns the job and whether it is new.
 
@@ -105,6 +106,7 @@ async def submit_job(
                 lease_seconds=lease_seconds,
                 idempotency_key=idempotency_key,
                 user=user,
+                remix_of=remix_of,
             )
         )
     except jobs.IdempotencyConflict as conflict:

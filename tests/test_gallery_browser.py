@@ -163,7 +163,8 @@ def test_remix_opens_the_playground_with_the_parameters(page: Any, gallery_app: 
     page.locator(f"#image-{night} a.tile-link").click()
     page.locator("#lightbox").get_by_role("link", name="Remix").click()
     job_id = gallery_app.client.get(f"/api/gallery/images/{night}").json()["job_id"]
-    expect(page).to_have_url(f"{gallery_app.url}/?remix={job_id}#generate-form")
+    expect(page).to_have_url(f"{gallery_app.url}/?remix={job_id}&image=0#generate-form")
+    expect(page.locator("#generate-form")).to_contain_text(f"Remix of job #{job_id}, image 1")
     expect(page.locator("#prompt")).to_have_value(BODIES[1]["prompt"])
     expect(page.locator('input[name="image_size"][value="square_hd"]')).to_be_checked()
     expect(page.locator("#seed")).to_have_value("3")

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import Field, field_validator
 
 from app import jobs
-from app.errors import NotFoundError
+from app.errors import InvalidParameters, NotFoundError
 from app.models import JobPage, JobPublic, PresetPublic
 from app.parameters import UPSTREAM_FIELDS, GenerationParams, ModelId
 from app.presets import PRESETS, PRESETS_BY_SLUG
@@ -31,6 +31,10 @@ class JobCreate(GenerationParams):
 
     model: ModelId | None = Field(None, description="Model apiId; default: the configured one")
     preset: str | None = Field(None, description="Slug of the preset the request came from")
+    remix_of: int | None = Field(None, ge=1, description="The job this one is a remix of")
+    remix_image: int | None = Field(
+        None, ge=0, description="With remix_of: which of its images (from 0)"
+    )
 
     @field_validator("preset")
     @classmethod
@@ -43,6 +47,14 @@ class JobCreate(GenerationParams):
 @router.get("/presets", response_model=list[PresetPublic])
 def list_presets() -> list[PresetPublic]:
     return [preset_public(preset) for preset in PRESETS]
+
+
+def _remix_source(body: JobCreate) -> jobs.RemixSource | None:
+    if body.remix_of is None:
+        if body.remix_image is not None:
+            raise InvalidParameters({"remix_image": "needs remix_of, the job it belongs to"})
+        return None
+    return jobs.RemixSource(job_id=body.remix_of, image_index=body.remix_image)
 
 
 @router.post("/jobs", status_code=202, response_model=JobPublic)
@@ -70,6 +82,7 @@ async def create_job(
         idempotency_key=f"api:{idempotency_key}" if idempotency_key else None,
         user=user,
         ip=ip,
+        remix_of=_remix_source(body),
     )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"

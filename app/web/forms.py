@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from app.errors import InvalidParameters
+from app.jobs import RemixSource
 from app.models import Job
 from app.parameters import (
     CUSTOM_SIZE,
@@ -43,6 +44,9 @@ class GenerateForm:
     preset: str | None = None
     errors: dict[str, str] = field(default_factory=dict)
     token: str = field(default_factory=new_submission_token)
+    # A remix's source job and image, as posted back by the form (strings, like values).
+    remix_of: str = ""
+    remix_image: str = ""
 
     @classmethod
     def blank(cls, *, model: str) -> GenerateForm:
@@ -59,8 +63,9 @@ class GenerateForm:
         return cls(values=_as_strings(params.model_dump()), model=model, preset=preset)
 
     @classmethod
-    def from_job(cls, job: Job) -> GenerateForm:
-        """An earlier job's parameters, its model and preset: the start of a remix."""
+    def from_job(cls, job: Job, *, image_index: int | None = None) -> GenerateForm:
+        """An earlier job's parameters, its model and preset: the start of a remix, which
+        remembers where it came from."""
         values = {
             "prompt": job.prompt,
             "image_size": job.image_size,
@@ -70,7 +75,13 @@ class GenerateForm:
             "num_images": job.num_images,
         }
         preset = job.preset if job.preset in PRESETS_BY_SLUG else None
-        return cls(values=_as_strings(values), model=job.model, preset=preset)
+        return cls(
+            values=_as_strings(values),
+            model=job.model,
+            preset=preset,
+            remix_of=str(job.id),
+            remix_image="" if image_index is None else str(image_index),
+        )
 
     @classmethod
     def from_post(cls, form: Mapping[str, Any], *, model: str) -> GenerateForm:
@@ -85,11 +96,27 @@ class GenerateForm:
             model=chosen_model,
             preset=preset if preset in PRESETS_BY_SLUG else None,
             token=token[:TOKEN_MAX] if token else new_submission_token(),
+            remix_of=str(form.get("remix_of", "") or "").strip(),
+            remix_image=str(form.get("remix_image", "") or "").strip(),
         )
 
     @property
     def idempotency_key(self) -> str:
         return f"form:{self.token}"
+
+    def remix_source(self) -> RemixSource | None:
+        """The remix's source, if the form came from one; bad values in the hidden fields
+        (a hand-edited form) are field errors, like any other."""
+        if not self.remix_of:
+            return None
+        if not self.remix_of.isdigit():
+            raise InvalidParameters({"remix_of": "must be a job number"})
+        if self.remix_image and not self.remix_image.isdigit():
+            raise InvalidParameters({"remix_image": "must be an image number"})
+        return RemixSource(
+            job_id=int(self.remix_of),
+            image_index=int(self.remix_image) if self.remix_image else None,
+        )
 
     def to_params(self) -> GenerationParams:
         """The validated parameters; on failure, fills `errors` and raises InvalidParameters."""

@@ -222,6 +222,7 @@ async def submit_new_seed(
         idempotency_key=f"new-seed:{job_id}:{token}" if token else None,
         user=user,
         ip=ip,
+        remix_of=jobs.RemixSource(job_id=job_id),
     )
 
 

@@ -27,11 +27,15 @@ def _form_for(
     preset: str | None,
     team_preset: int | None = None,
     remix: int | None = None,
+    image: int | None = None,
 ) -> GenerateForm:
     model = services.settings.model
     if remix is not None:
         # Remix: the playground filled in with an earlier job's parameters.
-        return GenerateForm.from_job(_job_or_404(services, remix).job)
+        source = _job_or_404(services, remix).job
+        if image is not None and image >= source.num_images:
+            raise NotFoundError(f"Job {remix} has no image {image + 1}.")
+        return GenerateForm.from_job(source, image_index=image)
     if team_preset is not None:
         saved = team_presets.get_preset(services.db, preset_id=team_preset)
         return GenerateForm.from_params(team_presets.preset_params(saved), model=model)
@@ -64,8 +68,11 @@ def playground(
     remix: Annotated[
         int | None, Query(ge=1, description="Job whose parameters fill the form")
     ] = None,
+    image: Annotated[
+        int | None, Query(ge=0, description="With remix: which of its images (from 0)")
+    ] = None,
 ) -> Response:
-    form = _form_for(services, preset, team_preset, remix)
+    form = _form_for(services, preset, team_preset, remix, image)
     return templates.TemplateResponse(
         request, "playground.html", _playground_context(services, form)
     )
@@ -88,10 +95,7 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
     form = GenerateForm.from_post(await request.form(), model=services.settings.model)
     try:
         params = form.to_params()
-    except InvalidParameters:
-        return await run_in_threadpool(_form_with_errors, request, services, templates, form)
-    created = True
-    try:
+        remix_of = form.remix_source()
         job, created = await submit_job(
             services,
             params=params,
@@ -100,9 +104,14 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
             idempotency_key=form.idempotency_key,
             user=current_user(request),
             ip=client_ip(request),
+            remix_of=remix_of,
         )
         job_id = job.id
+    except InvalidParameters as invalid:
+        form.errors = {**invalid.field_errors, **form.errors}
+        return await run_in_threadpool(_form_with_errors, request, services, templates, form)
     except SubmissionFailed as failure:
+        created = True
         # The job exists and says what went wrong; show it like any other.
         job_id = failure.job_id
     assert job_id is not None

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from app.jobs import ImageSummary, JobListItem, JobSummary, JobWithImages
-from app.models import Image, ImagePublic, Job, JobParameters, JobPublic, PresetPublic
+from app.models import (
+    Image,
+    ImagePublic,
+    Job,
+    JobParameters,
+    JobPublic,
+    PresetPublic,
+    RemixOfPublic,
+)
 from app.presets import Preset
 
 
@@ -65,6 +73,13 @@ def job_public(item: JobWithImages | JobListItem) -> JobPublic:
         expires_at=job.expires_at,
         images=[image_public(image) for image in item.images],
         url=f"/jobs/{job.id}",
+        remix_of=RemixOfPublic(
+            job_id=job.remix_of_job_id,
+            image_index=job.remix_of_image_index,
+            url=f"/jobs/{job.remix_of_job_id}",
+        )
+        if job.remix_of_job_id is not None
+        else None,
     )
 
 
