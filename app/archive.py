@@ -293,29 +293,38 @@ def _insert(connection: sa.Connection, table: sa.Table, values: dict[str, Any], 
 
 def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Counts) -> None:
     keep_ids = connection.execute(sa.select(sa.func.count()).select_from(JOBS)).scalar_one() == 0
+    # Jobs already here, by what names them across galleries: their local numbers.
     known_upstream = {
-        value for (value,) in connection.execute(sa.select(JOBS.c.upstream_job_id)) if value
+        value: job_id
+        for job_id, value in connection.execute(sa.select(JOBS.c.id, JOBS.c.upstream_job_id))
+        if value
     }
     known_keys = {
-        value for (value,) in connection.execute(sa.select(JOBS.c.idempotency_key)) if value
+        value: job_id
+        for job_id, value in connection.execute(sa.select(JOBS.c.id, JOBS.c.idempotency_key))
+        if value
     }
 
     user_ids = _import_people(connection, archive, counts)
 
     job_ids: dict[int, int] = {}
+    # Where each exported job is now, also those already here (a remix names its source).
+    local_ids: dict[int, int] = {}
     for record in _records(archive, "jobs.jsonl"):
         values = _from_json(JOBS, record)
         if values.get("user_id") is not None:
             values["user_id"] = user_ids.get(values["user_id"])
         if values.get("remix_of_job_id") is not None and not keep_ids:
-            # Sources come first (jobs are written in id order); one not imported (already
-            # here, or purged before the export) cannot be named by its old number.
-            values["remix_of_job_id"] = job_ids.get(values["remix_of_job_id"])
+            # Sources come first (jobs are written in id order); one purged before the
+            # export cannot be named by its old number.
+            values["remix_of_job_id"] = local_ids.get(values["remix_of_job_id"])
             if values["remix_of_job_id"] is None:
                 values["remix_of_image_index"] = None
-        if values.get("upstream_job_id") in known_upstream or (
-            values.get("idempotency_key") in known_keys
-        ):
+        here = known_upstream.get(values.get("upstream_job_id") or "") or known_keys.get(
+            values.get("idempotency_key") or ""
+        )
+        if here is not None:
+            local_ids[record["id"]] = here
             counts.skipped_jobs += 1
             continue
         if values.get("status") not in (
@@ -327,7 +336,9 @@ def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Co
             # This instance's worker takes over an unfinished job as soon as it is due.
             values["lease_owner"] = None
             values["lease_expires_at"] = None
-        job_ids[record["id"]] = _insert(connection, JOBS, values, keep_ids)
+        job_ids[record["id"]] = local_ids[record["id"]] = _insert(
+            connection, JOBS, values, keep_ids
+        )
         counts.jobs += 1
 
     image_ids: dict[int, int] = {}

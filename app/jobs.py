@@ -146,7 +146,12 @@ def _with_key(session: Session, idempotency_key: str) -> Job | None:
 def _replayed(earlier: Job, request: Job) -> Job:
     """The earlier job for a repeated key, if the repeat asks for the same thing."""
     assert earlier.id is not None
-    if earlier.request_body != request.request_body or earlier.model != request.model:
+    if (
+        earlier.request_body != request.request_body
+        or earlier.model != request.model
+        or earlier.remix_of_job_id != request.remix_of_job_id
+        or earlier.remix_of_image_index != request.remix_of_image_index
+    ):
         raise IdempotencyConflict(earlier.id)
     return earlier
 
@@ -376,6 +381,7 @@ def reschedule(
     delay_seconds: float,
     status: JobStatus,
     upstream_status: str | None = None,
+    seen_running_seconds: float | None = None,
     error: str | None = None,
 ) -> None:
     """Release the lease and look at the job again after `delay_seconds`."""
@@ -390,9 +396,9 @@ def reschedule(
         "error": error,
     }
     if upstream_status is not None:
-        # PixelDojo answered: it is still running.
         values["upstream_status"] = upstream_status
-        values["seen_running_at"] = now
+    if seen_running_seconds is not None:
+        values["seen_running_seconds"] = seen_running_seconds
     with db.write() as session:
         session.execute(
             sa.update(Job)
@@ -416,27 +422,22 @@ def postpone(db: Database, *, job_id: int, owner: str, delay_seconds: float) -> 
         )
 
 
-# A poll this much later than planned still dates the completion when it was planned.
-LATE_POLL_TOLERANCE = timedelta(seconds=5)
-
-
 def record_upstream_completion(
-    db: Database, *, job_id: int, owner: str, upstream: UpstreamJob, due_at: datetime | None
+    db: Database,
+    *,
+    job_id: int,
+    owner: str,
+    upstream: UpstreamJob,
+    done_by_seconds: float | None,
 ) -> None:
-    """Remember the image URLs at once: after a restart the images are fetched, not re-polled.
-
-    The completion is dated when this poll was due, not when it ran: a poll made late by a
-    busy moment must not teach later jobs that PixelDojo is slower than it is. A poll
-    late by more than a moment (the app was down) is dated when it ran: the job may have
-    ended any time in between, and the date also bounds how long its images are kept.
-    """
+    """Remember the image URLs at once: after a restart the images are fetched, not re-polled."""
     now = utcnow()
-    on_time = due_at is not None and now - due_at <= LATE_POLL_TOLERANCE
     values: dict[str, object] = {
         "status": JobStatus.DOWNLOADING,
         "upstream_status": upstream.status,
         "output_urls": upstream.image_urls,
-        "upstream_completed_at": min(now, due_at) if on_time and due_at is not None else now,
+        "upstream_completed_at": now,
+        "done_by_seconds": done_by_seconds,
         "updated_at": now,
         "poll_count": col(Job.poll_count) + 1,
     }

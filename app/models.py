@@ -51,6 +51,10 @@ def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
     return Field(default=None, sa_type=UTCDateTime, nullable=nullable, index=index)
 
 
+# The largest record number the database can hold (SQLite's and PostgreSQL's BIGINT).
+ROW_ID_MAX = 2**63 - 1
+
+
 class JobStatus(StrEnum):
     # The row exists and the upstream call is under way (or its process died).
     SUBMITTING = "submitting"
@@ -145,9 +149,12 @@ class Job(SQLModel, table=True):
     upstream_status: str | None = Field(default=None, max_length=50)
     error: str | None = None
     submitted_at: datetime | None = _utc_column()
-    # The last poll that found it still running, and when the poll that found it done was
-    # due: together they bracket how long PixelDojo took, which times the next jobs' polls.
-    seen_running_at: datetime | None = _utc_column()
+    # How long PixelDojo took, as far as polls can tell, in seconds after submission: the
+    # last poll that found it running, and when the poll that found it done was due (None
+    # when that poll ran late: the app was down, and the job ended some time before).
+    # They time the next jobs' polls (app/timing.py).
+    seen_running_seconds: float | None = None
+    done_by_seconds: float | None = None
     upstream_completed_at: datetime | None = _utc_column()
     finished_at: datetime | None = _utc_column()
     expires_at: datetime | None = _utc_column()

@@ -131,13 +131,22 @@ class Poller:
             if task.get_name() == "poller":
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        busy = {**self._in_flight, **self._storing}
-        if busy:
-            _, unfinished = await asyncio.wait(list(busy), timeout=grace_seconds)
-            left = [busy[task] for task in unfinished]
-            for task in unfinished:
+        deadline = time.monotonic() + grace_seconds
+        left: list[int] = []
+        # Looped: a poll finishing in the grace period hands its job to the storing lane.
+        while busy := {**self._in_flight, **self._storing}:
+            remaining = deadline - time.monotonic()
+            if remaining > 0:
+                await asyncio.wait(list(busy), timeout=remaining)
+                continue
+            for task in busy:
                 task.cancel()
-            await asyncio.gather(*unfinished, return_exceptions=True)
+            await asyncio.gather(*busy, return_exceptions=True)
+            left += [busy[task] for task in busy if task.cancelled()]
+            for task in busy:
+                self._in_flight.pop(task, None)
+                self._storing.pop(task, None)
+        if left:
             # Released, not left to expire: the next start resumes them at once.
             await anyio.to_thread.run_sync(
                 lambda: jobs.release_leases(self.db, owner=self.worker_id, job_ids=left)
@@ -283,7 +292,12 @@ class Poller:
                 )
                 return
             delay = await anyio.to_thread.run_sync(self._poll_delay, job)
-            await self._reschedule(job, delay, upstream_status=upstream.status)
+            await self._reschedule(
+                job,
+                delay,
+                upstream_status=upstream.status,
+                seen_running_seconds=_seconds_since(_started(job)),
+            )
         elif upstream.state is UpstreamState.FAILED:
             await self._finish(job, JobStatus.FAILED, f"PixelDojo: {upstream.error}")
         else:
@@ -293,7 +307,9 @@ class Poller:
                     job_id=_id(job),
                     owner=self.worker_id,
                     upstream=upstream,
-                    due_at=due_at,
+                    done_by_seconds=timing.done_by_seconds(
+                        started=_started(job), due=due_at, now=utcnow()
+                    ),
                 )
             )
             job.status = JobStatus.DOWNLOADING
@@ -349,7 +365,7 @@ class Poller:
         )
         if found is None:
             return False
-        wait = found.first_poll - _seconds_since(job.submitted_at or job.created_at)
+        wait = found.first_poll - _seconds_since(_started(job))
         if wait <= found.step / 2:
             return False
         await anyio.to_thread.run_sync(
@@ -360,7 +376,7 @@ class Poller:
         return True
 
     def _poll_delay(self, job: Job) -> float:
-        started = job.submitted_at or job.created_at
+        started = _started(job)
         return timing.next_poll_in(
             timing=self._timing(job.model, job.image_size, job.num_images),
             elapsed=(utcnow() - started).total_seconds(),
@@ -529,6 +545,7 @@ class Poller:
         *,
         note: str | None = None,
         upstream_status: str | None = None,
+        seen_running_seconds: float | None = None,
     ) -> None:
         await anyio.to_thread.run_sync(
             lambda: jobs.reschedule(
@@ -538,6 +555,7 @@ class Poller:
                 delay_seconds=delay,
                 status=job.status,
                 upstream_status=upstream_status,
+                seen_running_seconds=seen_running_seconds,
                 error=note,
             )
         )
@@ -553,6 +571,10 @@ class Poller:
 def _id(job: Job) -> int:
     assert job.id is not None
     return job.id
+
+
+def _started(job: Job) -> datetime:
+    return job.submitted_at or job.created_at
 
 
 def _seconds_since(moment: datetime) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import statistics
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlmodel import col, select
 
@@ -42,26 +43,37 @@ def typical_seconds(
 BACKOFF = 1.5
 STEP_SHARE = 0.1
 STEP_MIN, STEP_MAX = 0.25, 2.0
-# The fastest recent completions, a tenth of them (one freak fast job does not count).
+# The fastest recent completions: a tenth of them, so that with enough history one freak
+# fast job does not count.
 EARLY_QUANTILE = 0.1
 # Past this share of the usual time the job is unusually slow: back off again.
 CLOSE_WATCH_SHARE = 1.5
 # Fewer would be one odd job's whim.
 MIN_SAMPLES = 3
+# A poll this much later than planned still tells when the job was done by: when it was
+# planned. Later than that (the app was down, polls were held back), it tells nothing.
+LATE_POLL_TOLERANCE_SECONDS = 5.0
+
+
+def done_by_seconds(*, started: datetime, due: datetime | None, now: datetime) -> float | None:
+    """What a poll that found a job done teaches about how long it took, in seconds after
+    submission: when the poll was due, not when it ran (a poll made late by a busy moment
+    must not teach later jobs that PixelDojo is slower than it is); nothing if it ran late."""
+    if due is None or (now - due).total_seconds() > LATE_POLL_TOLERANCE_SECONDS:
+        return None
+    return (min(now, due) - started).total_seconds()
 
 
 @dataclass(frozen=True)
 class UpstreamTiming:
     """How long PixelDojo took for recent jobs of a kind, in seconds after submission.
 
-    Each job is bracketed by the last poll that found it running and the poll that found
-    it done, dated when that poll was *due* (a poll made late by a busy moment must not
-    teach later jobs that PixelDojo is slower than it is). `running`: the median lower
-    edge, of the jobs seen running at all; `early` and `done`: a tenth and half of the
-    jobs were done by then.
+    Each job is bracketed by the last poll that found it running (0 if the first poll
+    already found it done) and the poll that found it done. `running`: the median lower
+    edge; `early` and `done`: a tenth and half of the jobs were done by then.
     """
 
-    running: float | None
+    running: float
     early: float
     done: float
 
@@ -71,13 +83,13 @@ class UpstreamTiming:
 
     @property
     def first_poll(self) -> float:
-        # When jobs like it were last seen running; but always a step before the fastest
-        # were done. Without that cap, first polls that creep up to the jobs' end find
-        # them done, such jobs teach no lower edge, and the estimate loses its footing;
-        # with it, each job found done by its first poll moves the next ones earlier.
-        latest = self.early - self.step
-        first = latest if self.running is None else min(self.running, latest)
-        return max(self.step, first)
+        # When jobs like it were last seen running; but a step before the fastest were
+        # done at the latest. Without that cap, first polls creep up to the jobs' end,
+        # find most of them done, and those teach no lower edge. With it, first polls
+        # find most jobs running unless PixelDojo got faster; then more than half are
+        # found done at once, the median lower edge drops to 0, and the next jobs are
+        # asked early and bisect their way to the new end.
+        return max(self.step, min(self.running, self.early - self.step))
 
 
 def upstream_timing(
@@ -92,29 +104,16 @@ def upstream_timing(
     with db.read() as session:
         for conditions in kinds:
             rows = session.exec(
-                select(
-                    col(Job.submitted_at), col(Job.seen_running_at), col(Job.upstream_completed_at)
-                )
-                .where(
-                    *conditions,
-                    col(Job.upstream_completed_at).is_not(None),
-                    col(Job.submitted_at).is_not(None),
-                )
+                select(col(Job.seen_running_seconds), col(Job.done_by_seconds))
+                .where(*conditions, col(Job.done_by_seconds).is_not(None))
                 .order_by(col(Job.id).desc())
                 .limit(sample)
             ).all()
-            running: list[float] = []
-            done: list[float] = []
-            for submitted, seen_running, completed in rows:
-                if submitted is None or completed is None:
-                    continue
-                done.append((completed - submitted).total_seconds())
-                if seen_running is not None:
-                    running.append((seen_running - submitted).total_seconds())
+            running = [seen or 0.0 for seen, _ in rows]
+            done = sorted(done for _, done in rows if done is not None)
             if len(done) >= MIN_SAMPLES:
-                done.sort()
                 return UpstreamTiming(
-                    running=statistics.median(running) if running else None,
+                    running=statistics.median(running),
                     early=done[min(len(done) - 1, int(EARLY_QUANTILE * len(done)))],
                     done=statistics.median(done),
                 )
@@ -146,7 +145,7 @@ def next_poll_in(
     if elapsed < timing.done:
         # Far from the usual end: halve the distance; close to it: small steps.
         gap = timing.done - elapsed
-        return gap / 2 if gap > 2 * step else step
+        return min(maximum, gap / 2) if gap > 2 * step else step
     if elapsed < timing.done * CLOSE_WATCH_SHARE:
         return step
     # Unusually slow: wait half as long again as it has overrun, within the maximum.

@@ -10,7 +10,13 @@ import pytest
 
 from app.database import Database
 from app.models import Job, JobStatus, utcnow
-from app.timing import UpstreamTiming, first_poll_at, next_poll_in, upstream_timing
+from app.timing import (
+    UpstreamTiming,
+    done_by_seconds,
+    first_poll_at,
+    next_poll_in,
+    upstream_timing,
+)
 from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job
 
 
@@ -36,10 +42,13 @@ def test_with_history_polls_close_in_on_the_usual_end() -> None:
     assert plan(usual, 125.0) == pytest.approx(2.0)
     # Half as long again as usual: unusually slow, so back off.
     assert plan(usual, 200.0) == pytest.approx(10.0)
-    assert UpstreamTiming(running=None, early=1.0, done=1.5).step == pytest.approx(0.25)
-    # ...but a step (a tenth, at most 2 s) before the fastest were done, at the latest.
+    assert UpstreamTiming(running=0.0, early=1.0, done=1.5).step == pytest.approx(0.25)
+    # ...but a step (a tenth, at most 2 s) before the fastest were done, at the latest...
     assert UpstreamTiming(running=119.0, early=110.0, done=120.0).first_poll == 108.0
-    assert UpstreamTiming(running=None, early=110.0, done=120.0).first_poll == 108.0
+    # ...and a step after submission at the earliest.
+    assert UpstreamTiming(running=0.0, early=110.0, done=120.0).first_poll == 2.0
+    # Far from the end, the halving never waits longer than PLAYGROUND_POLL_MAX_SECONDS.
+    assert plan(UpstreamTiming(running=0.0, early=110.0, done=120.0), 2.0) == 10.0
 
 
 def test_a_first_poll_planned_on_an_older_estimate_is_not_followed_by_another_at_once() -> None:
@@ -61,9 +70,8 @@ def simulate(
     for _ in range(jobs):
         recent = history[-20:]
         done = sorted(d for _, d in recent)
-        running = [r for r, _ in recent if r is not None]
         timing = UpstreamTiming(
-            running=statistics.median(running) if running else None,
+            running=statistics.median(r or 0.0 for r, _ in recent),
             early=done[2],
             done=statistics.median(done),
         )
@@ -85,12 +93,25 @@ def test_polls_settle_at_two_a_job_within_a_step_of_its_end() -> None:
 
 
 def test_when_first_polls_find_jobs_done_the_next_ones_come_earlier() -> None:
-    # PixelDojo got faster: jobs once seen running at 128 s now end at 100 s. Each job
-    # found done by its first poll moves the first poll a step earlier.
-    polls, history = simulate(100.0, [(128.0, 130.0)] * 20, jobs=60)
+    # PixelDojo got faster: jobs once seen running at 128 s now end at 60 s. Jobs found
+    # done by their first poll teach no lower edge; once they are half the history, the
+    # next jobs are asked early and find the new end.
+    polls, history = simulate(60.0, [(128.0, 130.0)] * 20, jobs=80)
     assert polls[:3] == [1, 1, 1]
     assert polls[-10:] == [2] * 10
-    assert all(100.0 <= done < 102.0 for _, done in history[-10:])
+    assert all(60.0 <= done < 62.0 for _, done in history[-10:])
+    assert sum(polls) <= 80 * 3, "relearning costs a few polls, not many"
+
+
+def test_a_late_poll_teaches_nothing_about_how_long_jobs_take() -> None:
+    started = utcnow()
+    due = started + timedelta(seconds=30)
+    # On time, or late by a busy moment: done by when the poll was due.
+    assert done_by_seconds(started=started, due=due, now=due) == 30.0
+    assert done_by_seconds(started=started, due=due, now=due + timedelta(seconds=2)) == 30.0
+    # Late by minutes (the app was down): it ended some time before; nothing learned.
+    assert done_by_seconds(started=started, due=due, now=due + timedelta(minutes=10)) is None
+    assert done_by_seconds(started=started, due=None, now=due) is None
 
 
 def test_the_timing_is_the_spread_of_recent_jobs_of_the_kind(tmp_path: Path) -> None:
@@ -102,6 +123,7 @@ def test_the_timing_is_the_spread_of_recent_jobs_of_the_kind(tmp_path: Path) -> 
             (8, 10, "square"),
             (9, 12, "square"),
             (None, 30, "square"),
+            (5, None, "square"),
             (90, 99, "auto_4K"),
         ):
             session.add(
@@ -113,16 +135,18 @@ def test_the_timing_is_the_spread_of_recent_jobs_of_the_kind(tmp_path: Path) -> 
                     request_body={},
                     status=JobStatus.COMPLETED,
                     submitted_at=now,
-                    seen_running_at=now + timedelta(seconds=running) if running else None,
-                    upstream_completed_at=now + timedelta(seconds=done),
+                    seen_running_seconds=running,
+                    done_by_seconds=done,
+                    upstream_completed_at=now,
                 )
             )
     square = upstream_timing(db, model="seedream-4", image_size="square", num_images=1)
-    # Jobs never seen running (found done by the first poll) give no lower edge.
-    assert square == UpstreamTiming(running=8.5, early=10.0, done=12.0)
+    # A job found done by its first poll has a lower edge of 0; one whose end came to light
+    # late (done_by_seconds None) is left out.
+    assert square == UpstreamTiming(running=8.0, early=10.0, done=12.0)
     # Too few of a kind: the model's jobs of any size speak for it.
     other = upstream_timing(db, model="seedream-4", image_size="auto_4K", num_images=1)
-    assert other == UpstreamTiming(running=9.0, early=10.0, done=21.0)
+    assert other == UpstreamTiming(running=8.5, early=10.0, done=21.0)
     assert upstream_timing(db, model="other", image_size="square", num_images=1) is None
     db.dispose()
 

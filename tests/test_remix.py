@@ -42,6 +42,8 @@ def test_a_remix_from_the_api_records_its_source(app: RunningApp) -> None:
         ({"remix_of": 99_999}, "remix_of"),
         ({"remix_image": 0}, "remix_image"),
         ({"remix_of": "SOURCE", "remix_image": 1}, "remix_image"),
+        ({"remix_of": 10**20}, "remix_of"),
+        ({"remix_of": "SOURCE", "remix_image": -1}, "remix_image"),
     ],
 )
 def test_a_remix_of_nothing_is_refused_before_any_upstream_request(
@@ -81,6 +83,23 @@ def test_the_playground_remembers_the_remix_source_through_the_form(app: Running
     refused = app.client.post("/jobs", data={**form, "remix_of": "99999"})
     assert refused.status_code == 422
     assert "there is no job 99999" in refused.text
+    for odd in ("²", "1e3", "9" * 30):
+        refused = app.client.post("/jobs", data={**form, "remix_of": odd})
+        assert refused.status_code == 422, odd
+        assert "must be a job number" in refused.text
+    refused = app.client.post("/jobs", data={**form, "remix_image": "٣"})
+    assert refused.status_code == 422
+    assert "must be an image number" in refused.text
+
+
+def test_a_repeated_idempotency_key_with_another_source_is_a_conflict(app: RunningApp) -> None:
+    first, second = make_job(app), make_job(app)
+    body = {"prompt": "one key, one job", "remix_of": first["id"]}
+    headers = {"Idempotency-Key": "remix-once"}
+    assert app.client.post("/api/jobs", json=body, headers=headers).status_code == 202
+    again = app.client.post("/api/jobs", json={**body, "remix_of": second["id"]}, headers=headers)
+    assert again.status_code == 422
+    assert again.json()["error"]["code"] == "idempotency_key_reused"
 
 
 def test_same_prompt_new_seed_records_its_source(app: RunningApp) -> None:
@@ -116,3 +135,29 @@ def test_an_imported_remix_points_at_the_imported_source(
         imported_source = by_prompt["the source"]
         assert imported_source["id"] != source["id"], "the import gave new ids"
         assert by_prompt["the remix"]["remix_of"]["job_id"] == imported_source["id"]
+
+
+def test_a_remix_imported_after_its_source_points_at_the_copy_already_here(
+    tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first = make_settings(tmp_path / "first", emulator)
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "first"))
+    with serve_app(first) as app:
+        source = make_job(app, prompt="the source")
+    assert cli.main(["export", str(tmp_path / "before.zip")]) == 0
+    with serve_app(first) as app:
+        make_job(app, prompt="the remix", remix_of=source["id"])
+    assert cli.main(["export", str(tmp_path / "after.zip")]) == 0
+
+    second = make_settings(tmp_path / "second", emulator)
+    with serve_app(second) as app:
+        make_job(app, prompt="already here")
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "second"))
+    assert cli.main(["import", str(tmp_path / "before.zip")]) == 0
+    # The source is already here and is skipped; the remix still finds it.
+    assert cli.main(["import", str(tmp_path / "after.zip")]) == 0
+    with serve_app(second) as app:
+        listed = app.client.get("/api/gallery/jobs", params={"limit": 100}).json()["items"]
+        by_prompt = {job["parameters"]["prompt"]: job for job in listed}
+        assert len(listed) == 3
+        assert by_prompt["the remix"]["remix_of"]["job_id"] == by_prompt["the source"]["id"]

@@ -135,3 +135,23 @@ def test_a_graceful_shutdown_lets_an_in_flight_download_finish(
     assert job.job.status is JobStatus.COMPLETED
     assert job.job.lease_owner is None
     assert len(job.images) == 1
+
+
+def test_a_poll_that_finds_the_job_done_during_shutdown_still_stores_its_images(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    # The status poll is under way when the server is told to stop; its answer, "done",
+    # arrives in the grace period and hands the job to the storing lane.
+    emulator.config.job_seconds = 0
+    emulator.emulator.faults.add(Fault("job", kind="delay", delay_seconds=1.0))
+    settings = make_settings(tmp_path / "data", emulator)
+    with serve_app(settings) as running:
+        job_id = running.client.post("/api/jobs", json={"prompt": "done at the door"}).json()["id"]
+        wait_until(lambda: emulator.emulator.requests_to("job"), what="the status poll to start")
+    db = Database.at_path(settings.database_path)
+    job = jobs.get_job(db, job_id=job_id)
+    db.dispose()
+    assert job is not None
+    assert job.job.status is JobStatus.COMPLETED
+    assert job.job.lease_owner is None
+    assert len(job.images) == 1

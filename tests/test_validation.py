@@ -108,3 +108,23 @@ def test_a_bad_model_id_in_the_form_is_refused_naming_the_field(
     assert answer.status_code == 422
     assert 'id="model-error"' in answer.text
     assert app.client.get("/api/jobs").json()["items"] == [], "no job is recorded"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/jobs/100000000000000000000",
+        "/api/images/100000000000000000000",
+        "/api/gallery/images/100000000000000000000",
+        "/api/jobs?cursor=100000000000000000000",
+    ],
+)
+def test_a_record_number_too_large_for_the_database_is_not_found(
+    app: RunningApp, path: str
+) -> None:
+    answer = app.client.get(path)
+    assert answer.status_code == 404
+    assert answer.json()["error"]["code"] == "not_found"
+    page = app.client.get("/jobs/100000000000000000000")
+    assert page.status_code == 404
+    assert "There is nothing with a number that large." in page.text

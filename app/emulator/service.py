@@ -16,10 +16,12 @@ Knobs live on `EmulatorConfig` (change them at any time, also over HTTP at
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import secrets
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -157,7 +159,7 @@ class Emulator:
             saved = json.loads(self.state_file.read_text())
             jobs = [EmulatedJob(**item) for item in saved["jobs"]]
             credits = {str(key): float(value) for key, value in saved["credits"].items()}
-        except (ValueError, KeyError, TypeError):
+        except (ValueError, KeyError, TypeError, AttributeError):
             # A torn or foreign file is not worth refusing to start over: begin afresh.
             return
         self.credits = credits
@@ -173,9 +175,19 @@ class Emulator:
         now = time.time()
         # Expired jobs are of no use to anyone: the file stays as small as a day's jobs.
         live = [asdict(job) for job in self.jobs.values() if job.expires_at > now]
-        scratch = self.state_file.with_name(self.state_file.name + ".tmp")
-        scratch.write_text(json.dumps({"jobs": live, "credits": self.credits}))
-        os.replace(scratch, self.state_file)
+        # A new file each time, synced, then renamed over the old one: a crash leaves the
+        # old state or the new, never half of one.
+        handle, scratch = tempfile.mkstemp(dir=self.state_file.parent, prefix=".demo-upstream-")
+        try:
+            with os.fdopen(handle, "w") as stream:
+                json.dump({"jobs": live, "credits": self.credits}, stream)
+                stream.flush()
+                os.fsync(stream.fileno())
+            os.replace(scratch, self.state_file)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(scratch)
+            raise
 
     # --- Helpers ----------------------------------------------------------------
 

@@ -11,8 +11,8 @@ from pydantic import Field, field_validator
 
 from app import jobs
 from app.errors import InvalidParameters, NotFoundError
-from app.models import JobPage, JobPublic, PresetPublic
-from app.parameters import UPSTREAM_FIELDS, GenerationParams, ModelId
+from app.models import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
+from app.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams, ModelId
 from app.presets import PRESETS, PRESETS_BY_SLUG
 from app.services import Services
 from app.submission import submit_job
@@ -31,9 +31,11 @@ class JobCreate(GenerationParams):
 
     model: ModelId | None = Field(None, description="Model apiId; default: the configured one")
     preset: str | None = Field(None, description="Slug of the preset the request came from")
-    remix_of: int | None = Field(None, ge=1, description="The job this one is a remix of")
+    remix_of: int | None = Field(
+        None, ge=1, le=ROW_ID_MAX, description="The job this one is a remix of"
+    )
     remix_image: int | None = Field(
-        None, ge=0, description="With remix_of: which of its images (from 0)"
+        None, ge=0, lt=NUM_IMAGES_MAX, description="With remix_of: which of its images (from 0)"
     )
 
     @field_validator("preset")

@@ -10,7 +10,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
-from app.errors import InvalidParameters, PlaygroundError, SubmissionFailed
+from app.errors import InvalidParameters, NotFoundError, PlaygroundError, SubmissionFailed
 from app.submission import field_errors
 
 
@@ -18,6 +18,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PlaygroundError, _playground_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(OverflowError, _number_too_large)
 
 
 def _wants_json(request: Request) -> bool:
@@ -68,6 +69,19 @@ async def _playground_error(request: Request, exc: Exception) -> Response:
         message=exc.message,
         extra=extra,
         headers=headers or None,
+    )
+
+
+async def _number_too_large(request: Request, exc: Exception) -> Response:
+    # A record number past the database's 64-bit integers, in a path or a query: no
+    # record can have it. Any other overflow is a bug, and stays a 500.
+    if "SQLite INTEGER" not in str(exc):
+        raise exc
+    return _answer(
+        request,
+        status_code=404,
+        code=NotFoundError.code,
+        message="There is nothing with a number that large.",
     )
 
 

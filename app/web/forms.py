@@ -11,10 +11,11 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.errors import InvalidParameters
 from app.jobs import RemixSource
-from app.models import Job
+from app.models import ROW_ID_MAX, Job
 from app.parameters import (
     CUSTOM_SIZE,
     DEFAULT_IMAGE_SIZE,
+    NUM_IMAGES_MAX,
     UPSTREAM_FIELDS,
     GenerationParams,
     ModelId,
@@ -109,14 +110,13 @@ class GenerateForm:
         (a hand-edited form) are field errors, like any other."""
         if not self.remix_of:
             return None
-        if not self.remix_of.isdigit():
+        job_id = _whole_number(self.remix_of, maximum=ROW_ID_MAX)
+        if job_id is None:
             raise InvalidParameters({"remix_of": "must be a job number"})
-        if self.remix_image and not self.remix_image.isdigit():
+        image_index = _whole_number(self.remix_image, maximum=NUM_IMAGES_MAX - 1)
+        if self.remix_image and image_index is None:
             raise InvalidParameters({"remix_image": "must be an image number"})
-        return RemixSource(
-            job_id=int(self.remix_of),
-            image_index=int(self.remix_image) if self.remix_image else None,
-        )
+        return RemixSource(job_id=job_id, image_index=image_index)
 
     def to_params(self) -> GenerationParams:
         """The validated parameters; on failure, fills `errors` and raises InvalidParameters."""
@@ -147,6 +147,14 @@ class GenerateForm:
             self.errors = errors
             raise InvalidParameters(errors)
         return params
+
+
+def _whole_number(text: str, *, maximum: int) -> int | None:
+    # isdecimal, not isdigit: "²" is a digit that int() refuses.
+    if not text.isascii() or not text.isdecimal() or len(text) > len(str(maximum)):
+        return None
+    number = int(text)
+    return number if number <= maximum else None
 
 
 def _as_strings(values: Mapping[str, Any]) -> dict[str, str]:

@@ -10,6 +10,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import jobs, team_presets, timing
 from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
+from app.models import ROW_ID_MAX
+from app.parameters import NUM_IMAGES_MAX
 from app.presets import PRESETS_BY_SLUG
 from app.services import Services
 from app.submission import submit_job
@@ -66,10 +68,11 @@ def playground(
     preset: Annotated[str | None, Query()] = None,
     team_preset: Annotated[int | None, Query()] = None,
     remix: Annotated[
-        int | None, Query(ge=1, description="Job whose parameters fill the form")
+        int | None, Query(ge=1, le=ROW_ID_MAX, description="Job whose parameters fill the form")
     ] = None,
     image: Annotated[
-        int | None, Query(ge=0, description="With remix: which of its images (from 0)")
+        int | None,
+        Query(ge=0, lt=NUM_IMAGES_MAX, description="With remix: which of its images (from 0)"),
     ] = None,
 ) -> Response:
     form = _form_for(services, preset, team_preset, remix, image)
