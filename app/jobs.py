@@ -19,6 +19,7 @@ from app.database import Database
 from app.errors import InvalidParameters
 from app.models import (
     FINISHED_STATUSES,
+    ROW_ID_MAX,
     Image,
     Job,
     JobStatus,
@@ -596,7 +597,6 @@ _JOB_SUMMARY_COLUMNS = [col(getattr(Job, f.name)) for f in fields(JobSummary)]
 _IMAGE_SUMMARY_COLUMNS: list[sa.Label[Any]] = [
     col(getattr(Image, f.name)).label(f"image_{f.name}") for f in fields(ImageSummary)
 ]
-_NO_CURSOR = 2**63 - 1
 
 
 def _job_page_statement() -> sa.Select[Any]:
@@ -630,7 +630,7 @@ def list_jobs(
     with db.read() as session:
         rows = session.execute(
             _JOB_PAGE,
-            {"before_id": _NO_CURSOR if before_id is None else before_id, "limit": limit + 1},
+            {"before_id": ROW_ID_MAX if before_id is None else before_id, "limit": limit + 1},
         ).all()
     items: dict[int, JobListItem] = {}
     job_width = len(_JOB_SUMMARY_COLUMNS)

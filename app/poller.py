@@ -365,8 +365,8 @@ class Poller:
         )
         if found is None:
             return False
-        wait = found.first_poll - _seconds_since(_started(job))
-        if wait <= found.step / 2:
+        wait = found.wait_for_window(_seconds_since(_started(job)))
+        if not wait:
             return False
         await anyio.to_thread.run_sync(
             lambda: jobs.postpone(

@@ -13,7 +13,9 @@ live the parts that are SQLite's own:
 - prompt search: an FTS5 index over `jobs.prompt` with rowid = job id (created
   by the gallery migration, kept in step by triggers). `app.gallery` asks
   `matching_job_ids` for job ids newest first, a chunk at a time; on any other
-  database it filters prompts with LIKE instead.
+  database it filters prompts with LIKE instead;
+- `is_integer_overflow`: how the driver refuses a number past 64 bits (the web
+  layer answers 404: no record can have it).
 """
 
 from __future__ import annotations
@@ -33,6 +35,11 @@ from sqlalchemy import event
 BUSY_TIMEOUT_MS = 30_000
 BLOB_PAGE_SIZE = 65_536
 BLOB_CHUNK_BYTES = 1024 * 1024
+
+
+def is_integer_overflow(exc: BaseException) -> bool:
+    """Whether `exc` is the sqlite3 driver refusing an int too large for an INTEGER."""
+    return isinstance(exc, OverflowError) and "SQLite INTEGER" in str(exc)
 
 
 def configure_engine(engine: sa.Engine, *, writer: bool) -> None:

@@ -91,6 +91,12 @@ class UpstreamTiming:
         # asked early and bisect their way to the new end.
         return max(self.step, min(self.running, self.early - self.step))
 
+    def wait_for_window(self, elapsed: float) -> float:
+        """Seconds until the first poll is due, for a job submitted `elapsed` seconds ago;
+        0 within a step of it (asking a moment later would learn nothing new)."""
+        wait = self.first_poll - elapsed
+        return wait if wait >= self.step else 0.0
+
 
 def upstream_timing(
     db: Database, *, model: str, image_size: str, num_images: int, sample: int = SAMPLE_SIZE
@@ -138,10 +144,9 @@ def next_poll_in(
     if timing is None:
         return min(maximum, initial * BACKOFF ** max(0, poll_count - 1))
     step = timing.step
-    # Less than a step before the window: the estimate moved since this poll was planned,
-    # and asking again so soon would learn nothing.
-    if elapsed + step <= timing.first_poll:
-        return timing.first_poll - elapsed
+    # Before the window: the estimate moved later since this poll was planned.
+    if wait := timing.wait_for_window(elapsed):
+        return wait
     if elapsed < timing.done:
         # Far from the usual end: halve the distance; close to it: small steps.
         gap = timing.done - elapsed

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from app import jobs
 from app.database import Database
 from app.emulator import Fault
@@ -119,35 +121,27 @@ def test_a_crashed_workers_jobs_are_taken_over_before_their_leases_end(tmp_path:
     db.dispose()
 
 
-def test_a_graceful_shutdown_lets_an_in_flight_download_finish(
-    tmp_path: Path, emulator: RunningEmulator
+@pytest.mark.parametrize(
+    ("route", "job_seconds"),
+    [
+        # A download under way when the server is told to stop is allowed to finish.
+        ("image", None),
+        # A status poll under way finds the job done in the grace period and hands it to
+        # the storing lane: that store is waited for too.
+        ("job", 0.0),
+    ],
+)
+def test_a_graceful_shutdown_lets_in_flight_work_store_its_images(
+    tmp_path: Path, emulator: RunningEmulator, route: str, job_seconds: float | None
 ) -> None:
-    emulator.emulator.faults.add(Fault("image", kind="delay", delay_seconds=1.0))
+    if job_seconds is not None:
+        emulator.config.job_seconds = job_seconds
+    emulator.emulator.faults.add(Fault(route, kind="delay", delay_seconds=1.0))
     settings = make_settings(tmp_path / "data", emulator)
     with serve_app(settings) as running:
         job_id = running.client.post("/api/jobs", json={"prompt": "finish me"}).json()["id"]
-        wait_until(lambda: emulator.emulator.requests_to("image"), what="the download to start")
-    # The server has stopped; the download it had under way was allowed to finish.
-    db = Database.at_path(settings.database_path)
-    job = jobs.get_job(db, job_id=job_id)
-    db.dispose()
-    assert job is not None
-    assert job.job.status is JobStatus.COMPLETED
-    assert job.job.lease_owner is None
-    assert len(job.images) == 1
-
-
-def test_a_poll_that_finds_the_job_done_during_shutdown_still_stores_its_images(
-    tmp_path: Path, emulator: RunningEmulator
-) -> None:
-    # The status poll is under way when the server is told to stop; its answer, "done",
-    # arrives in the grace period and hands the job to the storing lane.
-    emulator.config.job_seconds = 0
-    emulator.emulator.faults.add(Fault("job", kind="delay", delay_seconds=1.0))
-    settings = make_settings(tmp_path / "data", emulator)
-    with serve_app(settings) as running:
-        job_id = running.client.post("/api/jobs", json={"prompt": "done at the door"}).json()["id"]
-        wait_until(lambda: emulator.emulator.requests_to("job"), what="the status poll to start")
+        wait_until(lambda: emulator.emulator.requests_to(route), what=f"the {route} request")
+    # The server has stopped; what it had under way was allowed to finish.
     db = Database.at_path(settings.database_path)
     job = jobs.get_job(db, job_id=job_id)
     db.dispose()

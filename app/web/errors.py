@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from app.errors import InvalidParameters, NotFoundError, PlaygroundError, SubmissionFailed
+from app.sqlite import is_integer_overflow
 from app.submission import field_errors
 
 
@@ -75,7 +76,7 @@ async def _playground_error(request: Request, exc: Exception) -> Response:
 async def _number_too_large(request: Request, exc: Exception) -> Response:
     # A record number past the database's 64-bit integers, in a path or a query: no
     # record can have it. Any other overflow is a bug, and stays a 500.
-    if "SQLite INTEGER" not in str(exc):
+    if not is_integer_overflow(exc):
         raise exc
     return _answer(
         request,
