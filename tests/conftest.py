@@ -151,6 +151,34 @@ def chromium_path() -> str | None:
     )
 
 
+@pytest.fixture(scope="session")
+def postgres_cluster() -> Iterator[Any]:
+    """One PostgreSQL server for the whole run (tests/postgres.py); skipped where absent.
+
+    CI sets PLAYGROUND_REQUIRE_POSTGRES=1, so there a missing server fails instead.
+    """
+    from tests.postgres import PostgresCluster, find_bin_dir
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        message = "PostgreSQL server binaries not found (apt install postgresql)"
+        if os.environ.get("PLAYGROUND_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    cluster = PostgresCluster.start_new(bin_dir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_cluster: Any) -> str:
+    """The URL of a new, empty PostgreSQL database of this test's own."""
+    url: str = postgres_cluster.create_database()
+    return url
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
