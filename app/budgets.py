@@ -65,8 +65,10 @@ def spend_of(session: Session, *, user_id: int, now: datetime) -> Spend:
     )
 
 
-def check_budget(session: Session, *, user: User, cost: float, now: datetime) -> None:
-    """Refuse a job that would take the person over a limit.
+def check_budget(
+    session: Session, *, user: User, cost: float, now: datetime, what: str = "This job"
+) -> None:
+    """Refuse a job (or, named by `what`, several) that would take the person over a limit.
 
     Runs inside the transaction that writes the job, so two submissions at once
     cannot both fit in what is left.
@@ -81,7 +83,7 @@ def check_budget(session: Session, *, user: User, cost: float, now: datetime) ->
     ):
         if limit is not None and used + cost > limit:
             raise BudgetExceeded(
-                f"This job would use {cost:g} credits, but your {label} budget is {limit:g} "
+                f"{what} would use {cost:g} credits, but your {label} budget is {limit:g} "
                 f"and {used:g} are spent already. Nothing was sent to PixelDojo; ask an admin "
                 "to raise your budget."
             )
@@ -141,3 +143,14 @@ def spend_by_day(db: Database, *, now: datetime, days: int = 30) -> list[tuple[d
             .order_by(day.desc(), User.name)
         ).all()
     return [(date.fromisoformat(str(d)), str(name), float(total)) for d, name, total in rows]
+
+
+def check_budget_before(db: Database, *, user: User | None, cost: float, what: str) -> None:
+    """Refuse at once what the person's budget cannot pay for as a whole (a batch, a grid),
+    before any of it is submitted; each job is still checked as it is written."""
+    if user is None or user.id is None:
+        return
+    with db.read() as session:
+        current = session.get(User, user.id)
+        if current is not None:
+            check_budget(session, user=current, cost=cost, now=datetime.now(UTC), what=what)

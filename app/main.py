@@ -30,6 +30,7 @@ from app.config import PUBLIC_IMAGE_HOSTS, Settings
 from app.database import Database
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
 from app.events import JobEvents
+from app.grid_runner import GridRunner
 from app.keystatus import KeyHealth
 from app.loopback import LoopbackServer
 from app.models import utcnow
@@ -39,7 +40,18 @@ from app.services import Services
 from app.sqlite import SQLiteBlobStore
 from app.storage import clear_scratch, return_image_memory_promptly
 from app.upstream import PixelDojoClient
-from app.web import admin, api, auth, code, gallery_api, gallery_pages, live, pages, presets
+from app.web import (
+    admin,
+    api,
+    auth,
+    code,
+    gallery_api,
+    gallery_pages,
+    grids_api,
+    live,
+    pages,
+    presets,
+)
 from app.web.errors import install_error_handlers
 from app.web.gate import Gate
 from app.web.templating import build_templates
@@ -61,6 +73,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     api.router,
     presets.api_router,
     gallery_api.router,
+    grids_api.router,
     auth.router,
     auth.api_router,
     admin.router,
@@ -156,8 +169,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker_id=worker_id,
         demo_mode=settings.demo_mode,
         events=events,
+        grid_runner=GridRunner(),
     )
     poller.start()
+    await app.state.services.grid_runner.resume(app.state.services)
     purger = asyncio.create_task(
         trash.purge_periodically(db, blobs, days=settings.trash_days), name="trash purge"
     )
@@ -167,6 +182,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         purger.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await purger
+        await app.state.services.grid_runner.stop()
         await poller.stop()
         events.detach()
         await client.aclose()

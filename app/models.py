@@ -351,6 +351,53 @@ class CollectionImage(SQLModel, table=True):
     added_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 
+class Grid(SQLModel, table=True):
+    """Jobs made along up to three axes (app/grids.py): what was asked, and who runs it.
+
+    Its cells are ordinary jobs; `grid_cells` says which job fills which cell.
+    """
+
+    __tablename__ = "grids"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    model: str = Field(max_length=100)
+    # The base prompt, for listings; each cell's own prompt is in its parameters.
+    prompt: str
+    # The request as asked (base parameters, preset, axes as typed), to replay or remix it.
+    request: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    # The axes as planned: each one's parameter, title, values and their labels.
+    axes: list[dict[str, Any]] = Field(sa_type=sa.JSON, nullable=False)
+    estimated_credits: float = 0.0
+    idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
+    # Not a foreign key, like a job's remix source: the source may be gone one day.
+    remix_of_grid_id: int | None = None
+    # The worker submitting its cells now; another takes over if that one stops beating.
+    runner: str | None = Field(default=None, max_length=200)
+
+
+class GridCell(SQLModel, table=True):
+    """One cell of a grid: where it sits, what it asks for, and the job that made it."""
+
+    __tablename__ = "grid_cells"
+
+    grid_id: int = Field(foreign_key="grids.id", primary_key=True, ondelete="CASCADE")
+    # Submission order: row by row, tab by tab.
+    position: int = Field(primary_key=True)
+    x: int
+    y: int
+    z: int
+    preset: str | None = Field(default=None, max_length=100)
+    # The run body exactly as it is sent upstream (GenerationParams.upstream_body()).
+    parameters: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+    # None until submitted. Not a foreign key: the cell keeps its place whatever happens.
+    job_id: int | None = Field(default=None, unique=True)
+    # Why it was never submitted (a budget, a refused key), if so.
+    refused: str | None = None
+
+
 # --- What the API answers with -------------------------------------------------
 
 

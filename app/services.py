@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from app.access import Access
 from app.config import Settings
@@ -12,6 +13,10 @@ from app.keystatus import KeyHealth
 from app.poller import Poller
 from app.sqlite import SQLiteBlobStore
 from app.upstream import PixelDojoClient
+
+if TYPE_CHECKING:
+    # Only a type here: the runner submits through app/submission.py, which needs Services.
+    from app.grid_runner import GridRunner
 
 
 @dataclass
@@ -26,3 +31,4 @@ class Services:
     worker_id: str
     demo_mode: bool
     events: JobEvents
+    grid_runner: GridRunner

@@ -7,15 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from app import jobs
-from app.errors import InvalidParameters, NotFoundError
+from app.budgets import BudgetExceeded, check_budget_before
+from app.errors import InvalidParameters, NotFoundError, OverBudget
 from app.models import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
 from app.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams, ModelId
 from app.presets import PRESETS, PRESETS_BY_SLUG
 from app.services import Services
-from app.submission import submit_job
+from app.submission import submit_job, validate_parameters
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.views import job_public, preset_public
 
@@ -90,6 +91,45 @@ async def create_job(
         response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
     return await run_in_threadpool(_load_job, services, job.id)
+
+
+# A batch is checked whole before its first job; larger ones are checked in parts.
+CHECK_MAX_JOBS = 1000
+
+
+class JobBatch(BaseModel):
+    jobs: list[JobCreate] = Field(min_length=1, max_length=CHECK_MAX_JOBS)
+
+
+class BatchCheck(BaseModel):
+    jobs: int
+    images: int
+    estimated_credits: float
+
+
+@router.post("/jobs/check", response_model=BatchCheck)
+def check_jobs(body: JobBatch, services: ServicesDep, user: CurrentUser) -> BatchCheck:
+    """Check jobs without submitting any: each against the rules, and all of them together
+    against the person's budget. Errors name the job by its place in the list."""
+    errors: dict[str, str] = {}
+    images, credits = 0, 0.0
+    for number, job in enumerate(body.jobs):
+        try:
+            params = validate_parameters(job.model_dump(include=set(UPSTREAM_FIELDS)))
+        except InvalidParameters as invalid:
+            errors.update({f"jobs.{number}.{f}": m for f, m in invalid.field_errors.items()})
+            continue
+        images += params.num_images
+        credits += params.estimated_credits
+    if errors:
+        raise InvalidParameters(errors)
+    try:
+        check_budget_before(
+            services.db, user=user, cost=credits, what=f"These {len(body.jobs)} jobs"
+        )
+    except BudgetExceeded as over:
+        raise OverBudget(over.message) from None
+    return BatchCheck(jobs=len(body.jobs), images=images, estimated_credits=credits)
 
 
 @router.get("/jobs", response_model=JobPage)
