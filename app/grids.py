@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from itertools import product
 from typing import Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
 from app.errors import InvalidParameters
 from app.parameters import (
@@ -153,7 +153,11 @@ class AxisSpec(BaseModel):
         if canonical == SEED and found:
             return cls(param=canonical, random=int(found.group(1) or found.group(2)))
         values = [value.strip() for value in next(csv.reader([text], skipinitialspace=True), [])]
-        return cls(param=canonical, values=[value for value in values if value])
+        try:
+            return cls(param=canonical, values=[value for value in values if value])
+        except ValidationError as invalid:
+            problems = invalid.errors(include_url=False, include_input=False)
+            raise ValueError(f"{canonical}: {problems[0]['msg']}") from None
 
     def as_text(self) -> str:
         """The axis as `parse` reads it."""
@@ -340,9 +344,13 @@ def plan_grid(
         cells.append(PlannedCell(position, x, y, z, params, preset))
     if errors:
         raise InvalidParameters(errors)
+    presets = next((axis for axis in axes if axis.param == PRESET), None)
     return GridPlan(
         model=request.model or default_model,
-        prompt=str(base.get(PROMPT) or cells[0].params.prompt),
+        # What a listing calls it: the prompt, unless presets replace it.
+        prompt=f"Presets: {', '.join(presets.labels)}"
+        if presets is not None
+        else str(base.get(PROMPT) or cells[0].params.prompt),
         axes=tuple(axes),
         cells=tuple(cells),
     )
