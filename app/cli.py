@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
+import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -232,6 +235,193 @@ def import_command(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- Working through a running server ---------------------------------------------------
+
+
+def _remote(args: argparse.Namespace, work: Any) -> int:
+    """Run a command against a server: its errors in one line, a non-zero exit code."""
+    from app.remote import RemoteError
+
+    try:
+        result: int = asyncio.run(work)
+    except RemoteError as error:
+        if args.json:
+            document = {"error": {"code": error.code, "message": error.message}}
+            print(json.dumps(document), file=sys.stdout)
+        print(f"seedream-playground {args.command}: {error.message}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:
+        # The reader went away (`| head`): say nothing more, on a stream nobody reads.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except KeyboardInterrupt:
+        print(
+            f"seedream-playground {args.command}: interrupted. Run the same command again to "
+            "carry on; nothing already sent is paid for twice.",
+            file=sys.stderr,
+        )
+        return 130
+    return result
+
+
+def _output(args: argparse.Namespace) -> Any:
+    from app.commands import Output
+
+    return Output(json=args.json)
+
+
+def generate_command(args: argparse.Namespace) -> int:
+    from app.commands import generate
+
+    return _remote(
+        args,
+        generate(
+            server=args.server,
+            prompt=args.prompt,
+            preset=args.preset,
+            size=args.size,
+            width=args.width,
+            height=args.height,
+            num_images=args.num_images,
+            seed=args.seed,
+            model=args.model,
+            out=args.out,
+            output=_output(args),
+        ),
+    )
+
+
+def batch_command(args: argparse.Namespace) -> int:
+    from app.commands import batch
+
+    return _remote(
+        args,
+        batch(
+            server=args.server,
+            file=args.file,
+            concurrency=args.concurrency,
+            out=args.out,
+            retry_failed=args.retry_failed,
+            output=_output(args),
+        ),
+    )
+
+
+def _confirm(question: str) -> bool:
+    from app.remote import RemoteError
+
+    if not sys.stdin.isatty():
+        raise RemoteError("No terminal to ask for confirmation on: pass --yes to go ahead.")
+    return input(f"{question} [y/N] ").strip().lower() in ("y", "yes")
+
+
+def grid_command(args: argparse.Namespace) -> int:
+    from app.commands import grid, size_fields
+    from app.remote import RemoteError
+
+    try:
+        base = {**size_fields(args.size, args.width, args.height)}
+    except RemoteError as error:
+        print(f"seedream-playground grid: {error.message}", file=sys.stderr)
+        return 1
+    base.update(num_images=args.num_images, seed=args.seed)
+    axes = [axis for axis in (args.x, args.y, args.z) if axis]
+    return _remote(
+        args,
+        grid(
+            server=args.server,
+            prompt=args.prompt,
+            axes=axes,
+            base=base,
+            model=args.model,
+            preset=args.preset,
+            yes=args.yes,
+            new=args.new,
+            out=args.out,
+            output=_output(args),
+            confirm=_confirm,
+        ),
+    )
+
+
+def _server_options(parser: argparse.ArgumentParser) -> None:
+    from app.remote import DEFAULT_SERVER
+
+    parser.add_argument(
+        "--server",
+        default=DEFAULT_SERVER,
+        help=f"the playground to work through (default {DEFAULT_SERVER}); "
+        "its API token, if it has sign-in, in PLAYGROUND_TOKEN",
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+
+
+def _run_options(parser: argparse.ArgumentParser, *, prompt_required: bool = False) -> None:
+    parser.add_argument(
+        "prompt",
+        nargs=None if prompt_required else "?",
+        metavar="PROMPT",
+        help="what to draw (with --preset, replaces the preset's prompt)",
+    )
+    parser.add_argument("--preset", metavar="SLUG", help="start from a built-in preset")
+    parser.add_argument(
+        "--size", metavar="S", help="a named size (square_hd, landscape_16_9, ...) or WxH"
+    )
+    parser.add_argument("--width", type=int, metavar="W", help="custom width, with --height")
+    parser.add_argument("--height", type=int, metavar="H", help="custom height, with --width")
+    parser.add_argument("--num-images", type=int, metavar="N", help="images per job")
+    parser.add_argument("--seed", type=int, metavar="N", help="a fixed seed")
+    parser.add_argument("--model", metavar="M", help="PixelDojo model apiId")
+    parser.add_argument(
+        "--out", type=Path, default=Path("."), metavar="DIR", help="where to write (default: .)"
+    )
+
+
+def _add_remote_commands(commands: Any) -> None:
+    generate_parser = commands.add_parser(
+        "generate", help="make images through a running server and write them here"
+    )
+    _run_options(generate_parser)
+    _server_options(generate_parser)
+    generate_parser.set_defaults(handler=generate_command)
+
+    batch_parser = commands.add_parser(
+        "batch", help="make one job per row of a CSV or JSONL file; rerun to carry on"
+    )
+    batch_parser.add_argument("file", type=Path, metavar="FILE", help="CSV or JSONL, one job a row")
+    batch_parser.add_argument(
+        "--concurrency", type=int, default=4, metavar="N", help="jobs at once (default 4)"
+    )
+    batch_parser.add_argument(
+        "--out", type=Path, default=Path("."), metavar="DIR", help="where to write (default: .)"
+    )
+    batch_parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="submit rows that failed last time again (failed jobs cost nothing)",
+    )
+    _server_options(batch_parser)
+    batch_parser.set_defaults(handler=batch_command)
+
+    grid_parser = commands.add_parser(
+        "grid", help="make a grid along up to three axes and save its contact sheet"
+    )
+    _run_options(grid_parser)
+    for axis, where in (("x", "columns"), ("y", "rows"), ("z", "tabs")):
+        grid_parser.add_argument(
+            f"--{axis}",
+            metavar="NAME=V1,V2",
+            help=f"the {where}: preset=, seed= (or seed=random:N), size=, num_images=, "
+            "width=, height=, prompt=FIND,REPLACEMENT,...",
+        )
+    grid_parser.add_argument("--yes", "-y", action="store_true", help="do not ask first")
+    grid_parser.add_argument(
+        "--new", action="store_true", help="a new grid, even if this command made one before"
+    )
+    _server_options(grid_parser)
+    grid_parser.set_defaults(handler=grid_command)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seedream-playground",
@@ -300,10 +490,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     import_parser.add_argument("file", help="a file written by `seedream-playground export`")
     import_parser.set_defaults(handler=import_command)
+    _add_remote_commands(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "grid" and not args.x:
+        parser.error("grid needs at least --x NAME=VALUE,VALUE,...")
+    if args.command == "batch" and args.concurrency < 1:
+        parser.error("--concurrency must be 1 or more")
     result: int = args.handler(args)
     return result
