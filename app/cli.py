@@ -10,14 +10,18 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
 from pydantic import ValidationError
 
-from app import __version__, accounts, audit
+from app import __version__
 from app.config import Settings, is_loopback_host
-from app.database import Database
+
+if TYPE_CHECKING:
+    from app.database import Database
+
+# The commands import what they need when they run: `generate` and its kind talk to a
+# server over HTTP and should start in a moment, without the database or web stack.
 
 CLI_ACTOR = "(command line)"
 
@@ -36,6 +40,8 @@ def load_settings() -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
     from app.main import create_app
 
     settings = load_settings()
@@ -70,12 +76,16 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _open_database(settings: Settings) -> Database:
+    from app.database import Database
+
     db = Database.at_path(settings.database_path)
     db.migrate()
     return db
 
 
 def _sign_in_on(settings: Settings) -> bool:
+    from app import accounts
+
     db = _open_database(settings)
     try:
         return accounts.users_exist(db)
@@ -95,6 +105,8 @@ def _read_password(args: argparse.Namespace) -> str:
 
 
 def users(args: argparse.Namespace) -> int:
+    from app import accounts
+
     settings = load_settings()
     db = _open_database(settings)
     try:
@@ -106,6 +118,8 @@ def users(args: argparse.Namespace) -> int:
 
 
 def _users(args: argparse.Namespace, db: Database) -> int:
+    from app import accounts, audit
+
     if args.users_command == "list":
         for user in accounts.list_users(db):
             role = "admin" if user.is_admin else "member"
@@ -151,6 +165,8 @@ def _users(args: argparse.Namespace, db: Database) -> int:
 
 
 def emulator(args: argparse.Namespace) -> int:
+    import uvicorn
+
     from app.emulator import Emulator, EmulatorConfig
 
     config = EmulatorConfig(

@@ -22,7 +22,7 @@ from typing import Any, TextIO
 from tqdm import tqdm
 
 from app.batch import BatchFileError, BatchRow, Results, keyed_rows, read_rows
-from app.grids import AxisSpec
+from app.grid_axes import AxisSpec
 from app.remote import Remote, RemoteError, token_from_environment
 
 RESULTS_FILE = "results.csv"
