@@ -47,6 +47,7 @@ from app.web import (
     code,
     gallery_api,
     gallery_pages,
+    grids,
     grids_api,
     live,
     pages,
@@ -66,6 +67,7 @@ DEMO_UPSTREAM_FILE = "demo-upstream.json"
 # otherwise be taken for a job id). The route-by-route access test reads this list.
 ROUTERS: tuple[APIRouter, ...] = (
     live.router,
+    grids.router,
     pages.router,
     presets.router,
     code.router,

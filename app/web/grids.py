@@ -1,0 +1,222 @@
+"""Grids in the browser: build one (its cost shown before anything is sent), watch it
+fill in live, find it again among the grids, remix it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
+from fastapi.templating import Jinja2Templates
+
+from app import grid_records, grid_submission, team_presets
+from app.errors import InvalidParameters, NotFoundError
+from app.events import HEARTBEAT_SECONDS, format_event, next_look
+from app.grid_axes import axis_parameters
+from app.grids import MAX_CELLS
+from app.models import ROW_ID_MAX
+from app.presets import PRESETS_BY_SLUG
+from app.services import Services
+from app.web.deps import ServicesDep, TemplatesDep, current_user, is_htmx
+from app.web.grid_form import GridForm
+from app.web.grids_api import grid_or_404, shape
+from app.web.live import RECONNECT_MILLISECONDS
+
+router = APIRouter(include_in_schema=False)
+
+GRIDS_PER_PAGE = 24
+PARAM_LABELS = {
+    "preset": "Presets",
+    "seed": "Seeds",
+    "image_size": "Sizes",
+    "prompt": "Prompt search and replace",
+    "num_images": "Number of images",
+    "customWidth": "Width (custom size)",
+    "customHeight": "Height (custom size)",
+}
+PARAM_HINTS = {
+    "preset": "tick the presets",
+    "seed": "1, 2, 3 — or random 4",
+    "image_size": "square_hd, landscape_16_9, 2560x1440",
+    "prompt": "the word to find, then what replaces it: cat, dog, fox",
+    "num_images": "1, 2, 4",
+    "customWidth": "2560, 3072",
+    "customHeight": "1440, 2048",
+}
+
+
+def _form_context(services: Services, form: GridForm) -> dict[str, Any]:
+    return {
+        "form": form,
+        "axis_params": [(name, PARAM_LABELS.get(name, name)) for name in axis_parameters()],
+        "param_hints": PARAM_HINTS,
+        "team_presets": team_presets.list_presets(services.db),
+        "max_cells": MAX_CELLS,
+    }
+
+
+@router.get("/grids", response_class=HTMLResponse)
+def grids_page(
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    cursor: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None,
+) -> Response:
+    items, next_cursor = grid_records.list_grids(
+        services.db, before_id=cursor, limit=GRIDS_PER_PAGE
+    )
+    return templates.TemplateResponse(
+        request,
+        "grids.html",
+        {"items": items, "next_cursor": next_cursor, "active": "grids", "section": "grids"},
+    )
+
+
+@router.get("/grids/new", response_class=HTMLResponse)
+def new_grid_page(
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    preset: Annotated[str | None, Query()] = None,
+    remix: Annotated[
+        int | None, Query(ge=1, le=ROW_ID_MAX, description="Grid to start from")
+    ] = None,
+) -> Response:
+    if remix is not None:
+        form = GridForm.from_grid(grid_or_404(services, remix).grid)
+    elif preset is not None:
+        if preset not in PRESETS_BY_SLUG:
+            raise NotFoundError(f"There is no preset called {preset!r}.")
+        form = GridForm.from_preset(PRESETS_BY_SLUG[preset])
+    else:
+        form = GridForm.blank()
+    context = _form_context(services, form)
+    context["plan"] = _plan_or_errors(services, form)
+    context["active"] = "grids"
+    return templates.TemplateResponse(request, "grid_new.html", context)
+
+
+def _plan_or_errors(services: Services, form: GridForm) -> Any:
+    """The plan of what the form asks for; its problems go to `form.errors` instead."""
+    try:
+        return grid_submission.plan(services, form.to_request(), token=form.token)
+    except InvalidParameters as invalid:
+        form.errors = {**invalid.field_errors, **form.errors}
+        return None
+
+
+@router.post("/grids/plan", response_class=HTMLResponse)
+async def plan_fragment(
+    request: Request, services: ServicesDep, templates: TemplatesDep
+) -> Response:
+    """The count and the cost of what the form asks for, as it is typed: nothing is sent."""
+    posted = await request.form()
+    form = GridForm.from_post(posted, getlist=posted.getlist)
+    plan = await run_in_threadpool(_plan_or_errors, services, form)
+    return templates.TemplateResponse(
+        request, "partials/_grid_plan.html", {"form": form, "plan": plan}
+    )
+
+
+@router.post("/grids", response_class=HTMLResponse)
+async def create_grid(request: Request, services: ServicesDep, templates: TemplatesDep) -> Response:
+    posted = await request.form()
+    form = GridForm.from_post(posted, getlist=posted.getlist)
+    try:
+        grid, _ = await grid_submission.make_grid(
+            services,
+            form.to_request(),
+            token=form.token,
+            idempotency_key=form.idempotency_key,
+            user=current_user(request),
+        )
+    except InvalidParameters as invalid:
+        form.errors = {**invalid.field_errors, **form.errors}
+        context = await run_in_threadpool(_form_context, services, form)
+        context.update(plan=None, active="grids")
+        return templates.TemplateResponse(request, "grid_new.html", context, status_code=422)
+    url = f"/grids/{grid.id}"
+    if is_htmx(request):
+        return Response(status_code=204, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+@router.get("/grids/{grid_id}", response_class=HTMLResponse)
+async def grid_page(
+    grid_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
+) -> Response:
+    view = await run_in_threadpool(grid_or_404, services, grid_id)
+    grid_submission.keep_going(services, view)
+    columns, rows, tabs = shape(view.grid.axes)
+    return templates.TemplateResponse(
+        request,
+        "grid.html",
+        {"view": view, "columns": columns, "rows": rows, "tabs": tabs, "active": "grids"},
+    )
+
+
+def render_cells(
+    services: Services, templates: Jinja2Templates, grid_id: int, positions: set[int] | None
+) -> str:
+    """The grid's cells (those in `positions`, or all) and its progress, each swapping out
+    its namesake on the page."""
+    view = grid_or_404(services, grid_id)
+    cell_template = templates.get_template("partials/_grid_cell.html")
+    progress = templates.get_template("partials/_grid_progress.html")
+    parts = [
+        cell_template.render(view=view, item=cell, oob=True)
+        for cell in view.cells
+        if positions is None or cell.cell.position in positions
+    ]
+    parts.append(progress.render(view=view, oob=True))
+    return "".join(parts)
+
+
+@router.get("/events/grids/{grid_id}")
+async def grid_events(
+    grid_id: int, services: ServicesDep, templates: TemplatesDep
+) -> StreamingResponse:
+    """The grid's cells as they change, until every one has finished."""
+    await run_in_threadpool(grid_or_404, services, grid_id)
+    return StreamingResponse(
+        _stream(services, templates, grid_id),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _stream(
+    services: Services, templates: Jinja2Templates, grid_id: int
+) -> AsyncIterator[str]:
+    yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
+    sent: dict[int, grid_records.CellState] = {}
+    with services.events.listen() as listener:
+        last_sent = time.monotonic()
+        while True:
+            states = await run_in_threadpool(
+                lambda: grid_records.cell_states(services.db, grid_id=grid_id)
+            )
+            changed = {
+                position for position, state in states.items() if sent.get(position) != state
+            }
+            if changed:
+                cells = await run_in_threadpool(render_cells, services, templates, grid_id, changed)
+                sent.update((position, states[position]) for position in changed)
+                yield format_event("cells", cells)
+                last_sent = time.monotonic()
+            if all(grid_records.state_finished(state) for state in states.values()):
+                yield format_event("done", "")
+                return
+            if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
+                yield ": keep-alive\n\n"
+                last_sent = time.monotonic()
+            await next_look(listener)
+
+
+@router.get("/grids/{grid_id}/cells", response_class=HTMLResponse)
+def grid_cells(grid_id: int, services: ServicesDep, templates: TemplatesDep) -> HTMLResponse:
+    """The fallback when a page cannot stream: every cell and the progress, in one answer."""
+    return HTMLResponse(render_cells(services, templates, grid_id, None))
