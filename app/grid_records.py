@@ -136,7 +136,13 @@ class GridView:
 
     @property
     def credit_cost(self) -> float:
-        return sum(cell.job.credit_cost or 0.0 for cell in self.cells if cell.job is not None)
+        """What its jobs cost as reported, refunded failures left out (as budgets count)."""
+        return sum(
+            cell.job.credit_cost or 0.0
+            for cell in self.cells
+            if cell.job is not None
+            and not (cell.job.status is JobStatus.FAILED and cell.job.upstream_completed_at is None)
+        )
 
 
 def get_grid(db: Database, *, grid_id: int) -> GridView | None:

@@ -69,6 +69,7 @@ class SampleSite:
 
     completed_job_id: int
     failed_job_id: int
+    grid_id: int
 
 
 # Every page of the app, in one place: a page added here is screenshotted at both
@@ -81,6 +82,9 @@ PAGES: tuple[Page, ...] = (
     Page("collections", lambda site: "/collections"),
     Page("trash", lambda site: "/trash"),
     Page("usage", lambda site: "/usage"),
+    Page("grids", lambda site: "/grids"),
+    Page("grid-new", lambda site: "/grids/new"),
+    Page("grid", lambda site: f"/grids/{site.grid_id}"),
     Page("job", lambda site: f"/jobs/{site.completed_job_id}"),
     Page("job-failed", lambda site: f"/jobs/{site.failed_job_id}"),
     Page("error", lambda site: "/no-such-page"),

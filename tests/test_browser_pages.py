@@ -37,6 +37,7 @@ from tests.conftest import (
     serve_app,
     serve_emulator,
     wait_for_job,
+    wait_until,
 )
 
 pytestmark = pytest.mark.browser
@@ -54,8 +55,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningApp,
         failed = app.client.post(
             "/api/jobs", json={"prompt": "a storm over the harbour [[fail]]", "num_images": 2}
         ).json()
+        grid = app.client.post(
+            "/api/grids",
+            json={
+                "parameters": {"prompt": "a harbour at night"},
+                # One cell done, one failed: the page shows both.
+                "axes": [{"param": "prompt", "values": ["night", "night [[fail]]"]}],
+            },
+        ).json()
         wait_for_job(app.client, done["id"])
         wait_for_job(app.client, failed["id"])
+        wait_until(lambda: app.client.get(f"/api/grids/{grid['id']}").json()["finished"])
         db = Database.at_path(app.settings.database_path)
         team_presets.create_preset(
             db,
@@ -69,7 +79,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningApp,
             "/api/users", json={"name": ADMIN_NAME, "password": ADMIN_PASSWORD, "is_admin": True}
         )
         assert added.status_code == 201, added.text
-        yield app, SampleSite(completed_job_id=done["id"], failed_job_id=failed["id"])
+        yield (
+            app,
+            SampleSite(completed_job_id=done["id"], failed_job_id=failed["id"], grid_id=grid["id"]),
+        )
 
 
 @pytest.fixture(scope="module")
