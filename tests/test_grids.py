@@ -179,6 +179,11 @@ def test_a_grid_fills_in_is_paid_once_and_goes_away_as_zip_and_contact_sheet(
     assert other.status_code == 422
     assert len(emulator.emulator.requests_to("run")) == 6, "a replay sends nothing"
 
+    job_page = app.client.get(f"/jobs/{grid['cells'][0]['job_id']}").text
+    assert f'href="/grids/{grid_id}"' in job_page, "a job says which grid it belongs to"
+    grid_page = app.client.get(f"/grids/{grid_id}").text
+    assert grid_page.count('class="grid-cell status-completed"') == 6
+
     listed = app.client.get("/api/grids").json()["items"]
     assert [(item["id"], item["cells"], item["done"]) for item in listed] == [(grid_id, 6, 6)]
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app import jobs, team_presets, timing
+from app import grid_records, jobs, team_presets, timing
 from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
 from app.models import ROW_ID_MAX
 from app.parameters import NUM_IMAGES_MAX
@@ -158,7 +158,8 @@ def job_page(
     job_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
 ) -> Response:
     item = _job_or_404(services, job_id)
-    return templates.TemplateResponse(request, "job.html", {"item": item})
+    grid_cell = grid_records.grid_of_job(services.db, job_id=job_id)
+    return templates.TemplateResponse(request, "job.html", {"item": item, "grid_cell": grid_cell})
 
 
 @router.get("/jobs/{job_id}/card", response_class=HTMLResponse)
