@@ -257,3 +257,34 @@ def test_a_grid_left_half_submitted_is_taken_up_at_the_next_start(
     assert [cell["status"] for cell in finished["cells"]] == ["completed"] * 6
     assert len(emulator.emulator.requests_to("run")) == 6
     db.dispose()
+
+
+def test_the_grid_form_shows_the_cost_as_typed_and_refuses_by_axis(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    form = {
+        "prompt": "a cat on a mat",
+        "image_size": "square",
+        "num_images": "2",
+        "axis_x": "prompt",
+        "axis_x_values": "cat, dog, fox",
+        "axis_y": "seed",
+        "axis_y_values": "random 2",
+        "submission_token": "tok-1",
+    }
+    plan = app.client.post("/grids/plan", data=form)
+    assert 'data-jobs="6"' in plan.text and 'data-credits="12"' in plan.text
+    refused = app.client.post("/grids", data={**form, "axis_y_values": "1, x"})
+    assert refused.status_code == 422
+    assert "&#39;x&#39; is not a whole number" in refused.text
+    assert emulator.emulator.requests_to("run") == []
+    made = app.client.post("/grids", data=form)
+    assert made.status_code == 303
+    again = app.client.post("/grids", data=form)
+    assert again.headers["location"] == made.headers["location"], "one token, one grid"
+    grid = wait_for_grid(app.client, int(made.headers["location"].rsplit("/", 1)[1]))
+    # The seeds drawn are kept: a remix starts from them, not from new ones.
+    seeds = {cell["parameters"]["seed"] for cell in grid["cells"]}
+    assert len(seeds) == 2
+    remix = app.client.get(f"/grids/new?remix={grid['id']}").text
+    assert all(str(seed) in remix for seed in seeds)
