@@ -277,6 +277,11 @@ def test_the_grid_form_shows_the_cost_as_typed_and_refuses_by_axis(
     refused = app.client.post("/grids", data={**form, "axis_y_values": "1, x"})
     assert refused.status_code == 422
     assert "&#39;x&#39; is not a whole number" in refused.text
+    swapped = app.client.post(
+        "/grids", data={**form, "axis_y_values": "1, x"}, headers={"HX-Request": "true"}
+    )
+    assert swapped.status_code == 422 and swapped.headers["HX-Retarget"] == "#grid-form"
+    assert swapped.text.lstrip().startswith("<form"), "the form alone, not a page inside it"
     assert emulator.emulator.requests_to("run") == []
     made = app.client.post("/grids", data=form)
     assert made.status_code == 303

@@ -71,7 +71,7 @@ def grids_page(
     return templates.TemplateResponse(
         request,
         "grids.html",
-        {"items": items, "next_cursor": next_cursor, "active": "grids", "section": "grids"},
+        {"items": items, "next_cursor": next_cursor},
     )
 
 
@@ -95,7 +95,6 @@ def new_grid_page(
         form = GridForm.blank()
     context = _form_context(services, form)
     context["plan"] = _plan_or_errors(services, form)
-    context["active"] = "grids"
     return templates.TemplateResponse(request, "grid_new.html", context)
 
 
@@ -136,7 +135,15 @@ async def create_grid(request: Request, services: ServicesDep, templates: Templa
     except InvalidParameters as invalid:
         form.errors = {**invalid.field_errors, **form.errors}
         context = await run_in_threadpool(_form_context, services, form)
-        context.update(plan=None, active="grids")
+        context.update(plan=None)
+        if is_htmx(request):
+            return templates.TemplateResponse(
+                request,
+                "partials/_grid_form.html",
+                context,
+                status_code=422,
+                headers={"HX-Retarget": "#grid-form", "HX-Reswap": "outerHTML"},
+            )
         return templates.TemplateResponse(request, "grid_new.html", context, status_code=422)
     url = f"/grids/{grid.id}"
     if is_htmx(request):
@@ -154,7 +161,7 @@ async def grid_page(
     return templates.TemplateResponse(
         request,
         "grid.html",
-        {"view": view, "columns": columns, "rows": rows, "tabs": tabs, "active": "grids"},
+        {"view": view, "columns": columns, "rows": rows, "tabs": tabs},
     )
 
 
