@@ -183,6 +183,49 @@ def emulator(args: argparse.Namespace) -> int:
     return 0
 
 
+def doctor(args: argparse.Namespace) -> int:
+    """Check the way to PixelDojo; exit 0 if the app can work, 1 if something blocks it."""
+    import asyncio
+    import json
+
+    from app.doctor import EXIT_NOTHING_TO_CHECK, diagnose, save_report
+
+    settings = load_settings()
+    if args.model:
+        from pydantic import TypeAdapter
+
+        from app.parameters import ModelId
+
+        try:
+            model = TypeAdapter(ModelId).validate_python(args.model)
+        except ValidationError:
+            raise SystemExit(f"--model {args.model!r} is not a PixelDojo model id") from None
+        settings = settings.model_copy(update={"model": model})
+    if settings.pixeldojo_api_key is None:
+        message = (
+            "No PixelDojo key: PIXELDOJO_API_KEY is unset, so the app runs in demo mode "
+            "and there is nothing upstream to check. Set it and run doctor again."
+        )
+        if args.json:
+            print(
+                json.dumps({"exit_code": EXIT_NOTHING_TO_CHECK, "ok": False, "headline": message})
+            )
+        else:
+            print(message, file=sys.stderr)
+        return EXIT_NOTHING_TO_CHECK
+    db = _open_database(settings)
+    try:
+        result = asyncio.run(diagnose(settings, db=db, run=args.run))
+        save_report(db, upstream=settings.upstream_name, result=result)
+    finally:
+        db.dispose()
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print(result.render(), end="")
+    return result.exit_code
+
+
 def backup(args: argparse.Namespace) -> int:
     from app.backup import BackupError
     from app.backup import backup as make_backup
@@ -468,6 +511,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     emulator_parser.add_argument("--log-level", default="info", help="uvicorn log level")
     emulator_parser.set_defaults(handler=emulator)
+
+    doctor_parser = commands.add_parser(
+        "doctor",
+        help="check the key, the model and its live schema against PixelDojo (spends nothing)",
+        description="Check that the app can work with PixelDojo: the base URL, the key, the "
+        "model, its live schema and every way it differs from the built-in rules, the rate-limit "
+        "headers and the clock. Spends nothing unless --run. Exit status: 0 the app can work, "
+        "1 something blocks it (the reason in the last line), 2 no key to check.",
+    )
+    doctor_parser.add_argument(
+        "--run", action="store_true", help="also spend one 1-image job at the cheapest size"
+    )
+    doctor_parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    doctor_parser.add_argument("--model", help="check this model apiId instead of PLAYGROUND_MODEL")
+    doctor_parser.set_defaults(handler=doctor)
 
     backup_parser = commands.add_parser(
         "backup", help="copy the data dir consistently into a tar file, even while the app runs"

@@ -19,8 +19,8 @@ from app.parameters import DEFAULT_MODEL, ModelId
 
 PUBLIC_API_BASE_URL = "https://pixeldojo.ai/api/v1"
 DEFAULT_RATE_LIMIT_PER_MINUTE = 10.0
-# Where the real service hands out its temporary image URLs (contract: temp.pixeldojo.ai).
-PUBLIC_IMAGE_HOSTS = ("temp.pixeldojo.ai",)
+# What the demo mode's upstream is called where the app remembers things about it.
+DEMO_UPSTREAM = "demo"
 
 
 class Settings(BaseSettings):
@@ -75,7 +75,13 @@ class Settings(BaseSettings):
     )
     image_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Extra hosts image downloads may come from, besides the API's own",
+        description="Extra hosts image downloads may come from, besides the API's domain "
+        "and its sub-domains (comma-separated; *.example.com names every sub-domain)",
+    )
+    schema_refresh_minutes: float = Field(
+        15.0,
+        ge=0,
+        description="How often the model's live schema is read again (0: only at start)",
     )
     poll_initial_seconds: float = Field(
         2.0, gt=0, description="Delay before the first status poll of a job"
@@ -159,6 +165,12 @@ class Settings(BaseSettings):
     @property
     def demo_mode(self) -> bool:
         return self.pixeldojo_api_key is None
+
+    @property
+    def upstream_name(self) -> str:
+        """Which upstream the app talks to, for what it remembers of it (schemas, checks):
+        demo mode's emulator, or the base URL."""
+        return DEMO_UPSTREAM if self.demo_mode else self.pixeldojo_base_url
 
     @property
     def database_path(self) -> Path:

@@ -22,6 +22,7 @@ from app import __version__
 from app.code_examples import run_url
 from app.gallery import GalleryEntry
 from app.models import Job
+from app.parameters import GenerationParams
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_CONTENT_TYPE = "image/png"
@@ -69,14 +70,7 @@ def record(entry: GalleryEntry, job: Job, *, base_url: str) -> dict[str, Any]:
                 else None
             ),
         },
-        "parameters": {
-            "prompt": job.prompt,
-            "image_size": job.image_size,
-            "customWidth": job.custom_width,
-            "customHeight": job.custom_height,
-            "seed": job.seed,
-            "num_images": job.num_images,
-        },
+        "parameters": GenerationParams.from_columns(job).model_dump(),
         "request": {
             "method": "POST",
             "url": run_url(base_url, job.model),

@@ -78,12 +78,7 @@ def create_job(
     job = Job(
         model=model,
         preset=preset,
-        prompt=params.prompt,
-        image_size=params.image_size,
-        custom_width=params.customWidth,
-        custom_height=params.customHeight,
-        seed=params.seed,
-        num_images=params.num_images,
+        **params.columns(),
         request_body=params.upstream_body(),
         status=JobStatus.SUBMITTING,
         created_at=now,

@@ -17,7 +17,6 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
 
 import anyio
 from fastapi import APIRouter, FastAPI
@@ -26,12 +25,14 @@ from pydantic import SecretStr
 
 from app import __version__, jobs, trash
 from app.access import Access, load_secret
-from app.config import PUBLIC_IMAGE_HOSTS, Settings
+from app.config import Settings
 from app.database import Database
+from app.doctor import LastDoctorReport
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
 from app.events import JobEvents
 from app.grid_runner import GridRunner
 from app.keystatus import KeyHealth
+from app.live_rules import LiveRules
 from app.loopback import LoopbackServer
 from app.models import utcnow
 from app.poller import Poller
@@ -142,7 +143,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     client = PixelDojoClient(
         base_url=base_url,
         api_key=api_key,
-        image_hosts=image_hosts_for(base_url, settings.image_hosts),
+        image_hosts=settings.image_hosts,
         timeout_seconds=settings.request_timeout_seconds,
         download_timeout_seconds=settings.download_timeout_seconds,
         rate_limit_per_minute=settings.upstream_rate_limit(),
@@ -160,6 +161,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker_id=worker_id,
         key_health=key_health,
     )
+    rules = LiveRules(
+        db=db,
+        client=client,
+        upstream=settings.upstream_name,
+        model=settings.model,
+        minutes=settings.schema_refresh_minutes,
+    )
     app.state.services = Services(
         settings=settings,
         db=db,
@@ -172,7 +180,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         demo_mode=settings.demo_mode,
         events=events,
         grid_runner=GridRunner(),
+        rules=rules,
+        doctor_reports=LastDoctorReport(db, settings.upstream_name),
     )
+    rules.start()
+    await rules.first_read()
     poller.start()
     await app.state.services.grid_runner.resume(app.state.services)
     purger = asyncio.create_task(
@@ -185,6 +197,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         with contextlib.suppress(asyncio.CancelledError):
             await purger
         await app.state.services.grid_runner.stop()
+        await rules.stop()
         await poller.stop()
         events.detach()
         await client.aclose()
@@ -192,12 +205,3 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await anyio.to_thread.run_sync(emulator_server.stop)
         blobs.close()
         db.dispose()
-
-
-def image_hosts_for(base_url: str, extra_hosts: list[str]) -> list[str]:
-    """The real service serves images from its temporary host; anything else is opt-in."""
-    hosts = list(extra_hosts)
-    host = (urlsplit(base_url).hostname or "").lower()
-    if host == "pixeldojo.ai" or host.endswith(".pixeldojo.ai"):
-        hosts.extend(PUBLIC_IMAGE_HOSTS)
-    return hosts

@@ -16,6 +16,8 @@ from pydantic import BaseModel
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from app.parameters import GenerationParams
+
 # Named constraints, so migrations can alter them on every backend.
 SQLModel.metadata.naming_convention = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -269,6 +271,42 @@ class KeyStatus(SQLModel, table=True):
     message: str
 
 
+class ModelSchema(SQLModel, table=True):
+    """The last good copy of a model's live schema, and how the latest fetch went.
+
+    One row per upstream (demo mode's emulator, or a base URL) and model, shared by
+    every worker: a fetch by one process serves all of them, and survives a restart
+    (the rules stay as narrow as PixelDojo last said while it cannot be reached).
+    """
+
+    __tablename__ = "model_schemas"
+
+    upstream: str = Field(primary_key=True, max_length=500)
+    model: str = Field(primary_key=True, max_length=100)
+    # The run body's JSON Schema and the model's card, as last read; None before any.
+    json_schema: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    model_card: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    fetched_at: datetime | None = _utc_column()
+    # The latest attempt, good or not, and why it failed (None: it worked).
+    checked_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    error: str | None = None
+    # False once PixelDojo said it has no such model (a 404), None when not known.
+    model_found: bool | None = None
+
+
+class DoctorReport(SQLModel, table=True):
+    """The latest `seedream-playground doctor` result for an upstream (never the key)."""
+
+    __tablename__ = "doctor_reports"
+
+    upstream: str = Field(primary_key=True, max_length=500)
+    ran_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    exit_code: int
+    # One line: what the app can do, or what blocks it.
+    headline: str
+    report: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
+
+
 class Image(SQLModel, table=True):
     __tablename__ = "images"
     __table_args__ = (
@@ -415,17 +453,6 @@ class ImagePublic(BaseModel):
     deleted_at: datetime | None = None
 
 
-class JobParameters(BaseModel):
-    """The run parameters under the upstream's names, as they were sent."""
-
-    prompt: str
-    image_size: str
-    customWidth: int | None = None
-    customHeight: int | None = None
-    seed: int | None = None
-    num_images: int
-
-
 class RemixOfPublic(BaseModel):
     job_id: int
     image_index: int | None = Field(description="Which of its images, from 0; None: the job")
@@ -440,7 +467,7 @@ class JobPublic(BaseModel):
     finished: bool
     model: str
     preset: str | None
-    parameters: JobParameters
+    parameters: GenerationParams
     upstream_job_id: str | None
     error: str | None
     credit_cost: float | None
@@ -463,7 +490,7 @@ class PresetPublic(BaseModel):
     slug: str
     name: str
     description: str
-    parameters: JobParameters
+    parameters: GenerationParams
     estimated_credits: int
 
 
@@ -471,6 +498,6 @@ class TeamPresetPublic(BaseModel):
     id: int
     name: str
     description: str
-    parameters: JobParameters
+    parameters: GenerationParams
     estimated_credits: int
     created_at: datetime

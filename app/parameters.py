@@ -1,31 +1,31 @@
-"""The Seedream 4.5 run parameters: names, ranges, enums and cost, in one place.
+"""The Seedream 4.5 run parameters: the record, its built-in rules and cost, in one place.
 
-Every rule here comes from the upstream contract (docs/upstream-contract.md):
-the server validates requests with it before any upstream call, the browser
-form renders its limits from it, and the emulator refuses what it refuses.
-Field names are the upstream's own (`customWidth`, `num_images`), so a request
-body can be copied between this app and PixelDojo unchanged.
+`GenerationParams` is the parameter record, declared once: the upstream's own field
+names (`customWidth`, `num_images`), so a request body can be copied between this app
+and PixelDojo unchanged, and the built-in rules (enums, ranges, lengths) as the JSON
+Schema keywords of each field. The record itself checks only types; what a run may
+ask for is decided by the effective rules (app/rules.py): PixelDojo's live schema
+where it speaks, these built-in rules where it is silent.
+
+The mapping between a job and its upstream body lives here too, once:
+`upstream_body()` is the exact body sent (stored as `Job.request_body`), `from_body()`
+reads it back, and `from_columns()` reads the columns a job row keeps for filtering.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Annotated, Any, Literal, get_args
+from collections.abc import Mapping
+from typing import Annotated, Any
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictInt,
-    ValidationInfo,
-    field_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
 DEFAULT_MODEL = "seedream-4"
 
 PROMPT_MAX_CHARS = 4000
 
-ImageSize = Literal[
+# The named sizes, in the order the form offers them.
+IMAGE_SIZES: tuple[str, ...] = (
     "auto_2K",
     "auto_4K",
     "square_hd",
@@ -35,9 +35,8 @@ ImageSize = Literal[
     "landscape_4_3",
     "landscape_16_9",
     "custom",
-]
-IMAGE_SIZES: tuple[str, ...] = get_args(ImageSize)
-DEFAULT_IMAGE_SIZE: ImageSize = "auto_2K"
+)
+DEFAULT_IMAGE_SIZE = "auto_2K"
 CUSTOM_SIZE = "custom"
 
 # Pixel sizes of the named sizes. PixelDojo documents none of them; these are
@@ -76,6 +75,9 @@ SIDE_MIN = math.ceil(TOTAL_PIXELS_MIN / SIDE_MAX)
 
 SEED_MIN = -1
 SEED_MAX = 2_147_483_647
+# The seeds the app draws when the person leaves the seed random: ModelArk's range
+# without its "random" value, so every image records the seed that made it.
+DRAWN_SEED_MIN = 0
 
 NUM_IMAGES_MIN = 1
 NUM_IMAGES_MAX = 6
@@ -84,9 +86,6 @@ NUM_IMAGES_MAX = 6
 # sizes cost more is unknown, so the estimate is per image and the figure the
 # upstream reports is what gets stored.
 CREDITS_PER_IMAGE = 1
-
-# The upstream names fields this way; the run body takes nothing else.
-UPSTREAM_FIELDS = ("prompt", "image_size", "customWidth", "customHeight", "seed", "num_images")
 
 ModelId = Annotated[
     str,
@@ -99,63 +98,53 @@ ModelId = Annotated[
 ]
 
 
+def _rules(**keywords: Any) -> Any:
+    """A field's built-in rules as JSON Schema keywords (app/rules.py enforces them)."""
+    return {"json_schema_extra": keywords}
+
+
 class GenerationParams(BaseModel):
-    """One Seedream run, under the upstream's field names, validated before spending."""
+    """One Seedream run under the upstream's field names: the parameter record.
+
+    Types are checked here; the limits in each field's JSON Schema are the built-in
+    rules, enforced (or overridden by PixelDojo's live schema) by app/rules.py.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(max_length=PROMPT_MAX_CHARS, description="What to draw")
-    image_size: ImageSize = Field(DEFAULT_IMAGE_SIZE, description="Named size, or custom")
+    prompt: str = Field(
+        description="What to draw", **_rules(minLength=1, maxLength=PROMPT_MAX_CHARS)
+    )
+    image_size: str = Field(
+        DEFAULT_IMAGE_SIZE, description="Named size, or custom", **_rules(enum=list(IMAGE_SIZES))
+    )
     customWidth: StrictInt | None = Field(
         None,
-        ge=SIDE_MIN,
-        le=SIDE_MAX,
-        validate_default=True,
         description="Width in pixels when image_size is custom",
+        **_rules(minimum=SIDE_MIN, maximum=SIDE_MAX),
     )
     customHeight: StrictInt | None = Field(
         None,
-        ge=SIDE_MIN,
-        le=SIDE_MAX,
-        validate_default=True,
         description="Height in pixels when image_size is custom",
+        **_rules(minimum=SIDE_MIN, maximum=SIDE_MAX),
     )
     seed: StrictInt | None = Field(
-        None, ge=SEED_MIN, le=SEED_MAX, description="Fixed seed; omit for a random one"
+        None,
+        description="Fixed seed; omit it and the app draws one (and records it)",
+        **_rules(minimum=SEED_MIN, maximum=SEED_MAX),
     )
     num_images: StrictInt = Field(
-        1, ge=NUM_IMAGES_MIN, le=NUM_IMAGES_MAX, description="Separate generations"
+        1,
+        description="Separate generations",
+        **_rules(minimum=NUM_IMAGES_MIN, maximum=NUM_IMAGES_MAX),
     )
 
     @field_validator("prompt")
     @classmethod
-    def _prompt_not_blank(cls, prompt: str) -> str:
-        prompt = prompt.strip()
-        if not prompt:
-            raise ValueError("must not be empty")
-        return prompt
+    def _prompt_trimmed(cls, prompt: str) -> str:
+        return prompt.strip()
 
-    @field_validator("customWidth", "customHeight")
-    @classmethod
-    def _only_with_custom_size(cls, value: int | None, info: ValidationInfo) -> int | None:
-        # Runs on the default too (validate_default), so a missing side is named.
-        is_custom = info.data.get("image_size", CUSTOM_SIZE) == CUSTOM_SIZE
-        if is_custom and value is None and "image_size" in info.data:
-            raise ValueError("is required when image_size is custom")
-        if not is_custom and value is not None:
-            raise ValueError("applies only when image_size is custom")
-        return value
-
-    @field_validator("customHeight")
-    @classmethod
-    def _custom_size_in_budget(cls, height: int | None, info: ValidationInfo) -> int | None:
-        width = info.data.get("customWidth")
-        if height is None or width is None:
-            return height
-        problem = custom_size_problem(width, height)
-        if problem:
-            raise ValueError(problem)
-        return height
+    # --- The one mapping between a run, its upstream body and a job row ------------
 
     def upstream_body(self) -> dict[str, Any]:
         """The run body exactly as sent upstream: the documented fields and nothing else."""
@@ -168,6 +157,28 @@ class GenerationParams(BaseModel):
         body["num_images"] = self.num_images
         return body
 
+    def values(self) -> dict[str, Any]:
+        """Every field set, sent or not (custom sides with a named size are kept, so the
+        rules can say they do not apply)."""
+        return self.model_dump(exclude_none=True)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> GenerationParams:
+        """A stored upstream body read back as the record (fields it does not know are
+        left out: they were never the form's)."""
+        return cls.model_validate({name: body[name] for name in cls.model_fields if name in body})
+
+    def columns(self) -> dict[str, Any]:
+        """The job row's columns for these parameters (kept for filtering and listing)."""
+        return {column: getattr(self, name) for name, column in JOB_COLUMNS.items()}
+
+    @classmethod
+    def from_columns(cls, row: object) -> GenerationParams:
+        """The parameters of a job row, or of any listing row with its columns."""
+        return cls.model_construct(
+            **{name: getattr(row, column) for name, column in JOB_COLUMNS.items()}
+        )
+
     @property
     def pixel_size(self) -> tuple[int, int]:
         return pixel_size(self.image_size, self.customWidth, self.customHeight)
@@ -177,16 +188,33 @@ class GenerationParams(BaseModel):
         return self.num_images * CREDITS_PER_IMAGE
 
 
+# The record's fields and the job columns that keep them.
+JOB_COLUMNS: dict[str, str] = {
+    "prompt": "prompt",
+    "image_size": "image_size",
+    "customWidth": "custom_width",
+    "customHeight": "custom_height",
+    "seed": "seed",
+    "num_images": "num_images",
+}
+
+# The upstream names fields this way; the run body takes nothing else.
+UPSTREAM_FIELDS: tuple[str, ...] = tuple(GenerationParams.model_fields)
+
+
 def custom_size_problem(width: int, height: int) -> str | None:
     """Why a custom size is outside the model's pixel budget, or None if it fits."""
     total = width * height
     if total < TOTAL_PIXELS_MIN or total > TOTAL_PIXELS_MAX:
         return (
             f"customWidth × customHeight is {total:,} pixels; it must be between "
-            f"{TOTAL_PIXELS_MIN:,} (2560×1440) and {TOTAL_PIXELS_MAX:,} (4096×4096)"
+            f"{TOTAL_PIXELS_MIN:,} and {TOTAL_PIXELS_MAX:,}"
         )
     if max(width / height, height / width) > ASPECT_RATIO_MAX:
-        return "customWidth and customHeight must keep the aspect ratio between 1:16 and 16:1"
+        return (
+            "customWidth and customHeight must keep the aspect ratio between "
+            f"1:{ASPECT_RATIO_MAX:g} and {ASPECT_RATIO_MAX:g}:1"
+        )
     return None
 
 
@@ -196,18 +224,6 @@ def pixel_size(image_size: str, width: int | None, height: int | None) -> tuple[
     return NAMED_SIZE_PIXELS.get(image_size, NAMED_SIZE_PIXELS[DEFAULT_IMAGE_SIZE])
 
 
-def form_limits() -> dict[str, Any]:
-    """The limits the browser form enforces, rendered into the page from the same constants."""
-    return {
-        "prompt_max": PROMPT_MAX_CHARS,
-        "side_min": SIDE_MIN,
-        "side_max": SIDE_MAX,
-        "total_pixels_min": TOTAL_PIXELS_MIN,
-        "total_pixels_max": TOTAL_PIXELS_MAX,
-        "aspect_max": ASPECT_RATIO_MAX,
-        "seed_min": SEED_MIN,
-        "seed_max": SEED_MAX,
-        "num_images_min": NUM_IMAGES_MIN,
-        "num_images_max": NUM_IMAGES_MAX,
-        "credits_per_image": CREDITS_PER_IMAGE,
-    }
+def size_label(image_size: str) -> str:
+    """How the form names a size; a size only the live schema knows is shown by its name."""
+    return IMAGE_SIZE_LABELS.get(image_size, image_size.replace("_", " "))

@@ -322,12 +322,6 @@ class Poller:
             await self._finish(
                 job, JobStatus.FAILED, f"PixelDojo no longer knows this job: {exc.message}"
             )
-        elif isinstance(exc, MalformedResponse):
-            await self._finish(
-                job,
-                JobStatus.FAILED,
-                f"PixelDojo sent an answer that cannot be read: {exc.message}",
-            )
         elif isinstance(exc, AuthenticationFailed):
             await self._key_refused(exc)
             await self._retry(
@@ -343,6 +337,12 @@ class Poller:
             )
         elif isinstance(exc, RateLimited):
             await self._retry(job, None, delay=exc.retry_after)
+        elif isinstance(exc, MalformedResponse):
+            # An answer a strict parser chokes on (an HTML error page, cut-off JSON, no
+            # status) says nothing about the job: ask again. It never fails a paid job.
+            await self._retry(
+                job, f"Retrying: PixelDojo's answer could not be read ({exc.message})"
+            )
         else:
             await self._retry(job, f"Retrying: {exc.message}")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from app.parameters import GenerationParams, ImageSize
+from app.parameters import GenerationParams
 
 
 class Preset(BaseModel):
@@ -19,7 +19,7 @@ class Preset(BaseModel):
     name: str
     description: str
     prompt: str
-    image_size: ImageSize
+    image_size: str
 
     def params(self) -> GenerationParams:
         return GenerationParams(prompt=self.prompt, image_size=self.image_size)

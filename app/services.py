@@ -8,8 +8,10 @@ from typing import TYPE_CHECKING
 from app.access import Access
 from app.config import Settings
 from app.database import Database
+from app.doctor import LastDoctorReport
 from app.events import JobEvents
 from app.keystatus import KeyHealth
+from app.live_rules import LiveRules
 from app.poller import Poller
 from app.sqlite import SQLiteBlobStore
 from app.upstream import PixelDojoClient
@@ -32,3 +34,5 @@ class Services:
     demo_mode: bool
     events: JobEvents
     grid_runner: GridRunner
+    rules: LiveRules
+    doctor_reports: LastDoctorReport

@@ -1,5 +1,11 @@
 """Submitting a job: validate, write the row, then (and only then) call the upstream once.
 
+Every path that submits (the form, the API, try-all, new seed, remix, anything added
+later) comes through `submit_job`, which checks the run against the rules in force
+for its model (PixelDojo's live schema over the built-in rules, app/live_rules.py)
+before anything else, and draws the seed when the person left it random, so the
+seed that made every image is sent and recorded.
+
 What happens to the job depends on what the upstream's answer tells us:
 
     accepted (2xx)                        -> pending: the poller takes it from here
@@ -12,23 +18,20 @@ What happens to the job depends on what the upstream's answer tells us:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 import anyio
-from pydantic import ValidationError
 
 from app import audit, jobs
 from app.budgets import BudgetExceeded
 from app.errors import (
     IdempotencyKeyReused,
-    InvalidParameters,
     KeyRefused,
     OverBudget,
     SubmissionFailed,
 )
 from app.models import Job, JobStatus, User
 from app.parameters import GenerationParams
+from app.runs import check_run, with_known_seed
 from app.services import Services
 from app.upstream import (
     AuthenticationFailed,
@@ -50,26 +53,6 @@ BUY_CREDITS_URL = "https://pixeldojo.ai"
 LOOK_UPSTREAM_AFTER_SECONDS = 2.0
 
 
-def validate_parameters(values: Mapping[str, Any]) -> GenerationParams:
-    """Check run parameters; the error names every field that is wrong."""
-    try:
-        return GenerationParams.model_validate(dict(values))
-    except ValidationError as exc:
-        raise InvalidParameters(field_errors(exc.errors(include_input=False))) from None
-
-
-def field_errors(errors: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Pydantic's error list as {field name: message}, the first message per field."""
-    by_field: dict[str, str] = {}
-    for error in errors:
-        where = [str(part) for part in error["loc"] if part not in ("body", "query", "path")]
-        message = str(error["msg"]).removeprefix("Value error, ")
-        if error["type"] == "extra_forbidden":
-            message = "is not a parameter of this model"
-        by_field.setdefault(".".join(where) or "body", message)
-    return by_field
-
-
 async def submit_job(
     services: Services,
     *,
@@ -88,6 +71,8 @@ async def submit_job(
     stops the submission before any upstream request.
     """
     settings = services.settings
+    in_force = await services.rules.for_submission(model)
+    check_run(params, in_force.rules)
     problem = await anyio.to_thread.run_sync(services.key_health.problem)
     if problem is not None:
         raise KeyRefused(problem)
@@ -95,6 +80,7 @@ async def submit_job(
     if idempotency_key is not None and user is not None:
         # Keys are each person's own: the same key from two people names two jobs.
         idempotency_key = f"u{user.id}:{idempotency_key}"
+    params = with_known_seed(params, in_force.rules, key=idempotency_key)
     try:
         job, created = await anyio.to_thread.run_sync(
             lambda: jobs.create_job(

@@ -1,7 +1,7 @@
 """Presets the team saves for itself: validated like a run, shown beside the built-in eight.
 
-The parameters are checked with the same `GenerationParams` rules as a submission,
-so a saved preset can always be run, and stored as the exact upstream body.
+The parameters are checked against the same rules in force as a submission, so a
+saved preset can be run, and stored as the exact upstream body.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ from sqlmodel import col, select
 from app.database import Database
 from app.errors import InvalidParameters, NotFoundError
 from app.models import TeamPreset
-from app.parameters import GenerationParams
-from app.submission import validate_parameters
+from app.parameters import DEFAULT_MODEL, GenerationParams
+from app.rules import ModelRules, builtin_rules
+from app.runs import validate_parameters
 
 NAME_MAX_CHARS = 80
 DESCRIPTION_MAX_CHARS = 300
@@ -37,13 +38,17 @@ def clean_labels(*, name: str, description: str) -> tuple[str, str, dict[str, st
 
 
 def check_preset(
-    *, name: str, description: str, parameters: Mapping[str, Any]
+    *,
+    name: str,
+    description: str,
+    parameters: Mapping[str, Any],
+    rules: ModelRules | None = None,
 ) -> tuple[str, str, GenerationParams]:
     """The cleaned name, description and run parameters; every problem is named at once."""
     name, description, errors = clean_labels(name=name, description=description)
     params: GenerationParams | None = None
     try:
-        params = validate_parameters(parameters)
+        params = validate_parameters(parameters, rules or builtin_rules(DEFAULT_MODEL))
     except InvalidParameters as exc:
         errors.update(exc.field_errors)
     if errors or params is None:
@@ -58,9 +63,10 @@ def create_preset(
     description: str,
     parameters: Mapping[str, Any],
     created_by: int | None = None,
+    rules: ModelRules | None = None,
 ) -> TeamPreset:
     name, description, params = check_preset(
-        name=name, description=description, parameters=parameters
+        name=name, description=description, parameters=parameters, rules=rules
     )
     preset = TeamPreset(
         name=name,
@@ -99,4 +105,4 @@ def delete_preset(db: Database, *, preset_id: int) -> None:
 
 
 def preset_params(preset: TeamPreset) -> GenerationParams:
-    return GenerationParams.model_validate(preset.parameters)
+    return GenerationParams.from_body(preset.parameters)

@@ -68,15 +68,18 @@
 
   function formatNumber(value) { return value.toLocaleString("en-US"); }
 
-  // Mirrors custom_size_problem() in app/parameters.py, with the limits rendered from it.
+  // Mirrors custom_size_problem() in app/parameters.py. Every number comes from the
+  // form's data-limits (the rules in force, rendered by the server) or its inputs' own
+  // min, max and maxlength: none is written here.
   function customSizeProblem(limits, width, height) {
     var total = width * height;
     if (total < limits.total_pixels_min || total > limits.total_pixels_max) {
       return "customWidth × customHeight is " + formatNumber(total) + " pixels; it must be between " +
-        formatNumber(limits.total_pixels_min) + " (2560×1440) and " + formatNumber(limits.total_pixels_max) + " (4096×4096)";
+        formatNumber(limits.total_pixels_min) + " and " + formatNumber(limits.total_pixels_max);
     }
     if (Math.max(width / height, height / width) > limits.aspect_max) {
-      return "customWidth and customHeight must keep the aspect ratio between 1:16 and 16:1";
+      return "customWidth and customHeight must keep the aspect ratio between 1:" + limits.aspect_max +
+        " and " + limits.aspect_max + ":1";
     }
     return "";
   }
@@ -155,8 +158,8 @@
     var prompt = $("#prompt", form), counter = $("[data-prompt-count]", form);
     if (!prompt || !counter) return;
     var max = prompt.maxLength > 0 ? prompt.maxLength : limitsOf(form).prompt_max;
-    counter.textContent = prompt.value.length + " / " + max + " characters";
-    counter.classList.toggle("is-near-limit", prompt.value.length > max * 0.9);
+    counter.textContent = prompt.value.length + (max ? " / " + max : "") + " characters";
+    counter.classList.toggle("is-near-limit", !!max && prompt.value.length > max * 0.9);
   }
 
   function syncSeed(form) {
@@ -166,16 +169,20 @@
     if (hint) hint.textContent = lock.checked ? "kept for every run" : "random each run";
   }
 
+  // A seed within the rules in force, never their "random" value (below 0), so the
+  // image records the seed that made it, as the server's own draw does.
   function randomSeed(form) {
     var limits = limitsOf(form);
-    var max = Math.min(limits.seed_max || 2147483647, 2147483647);
+    var low = Math.max(0, Number(limits.seed_min) || 0);
+    var span = Number(limits.seed_max) - low + 1;
+    if (!(span > 0)) span = 1;
     var value = 0;
     if (window.crypto && window.crypto.getRandomValues) {
-      value = window.crypto.getRandomValues(new Uint32Array(1))[0] % (max + 1);
+      value = window.crypto.getRandomValues(new Uint32Array(1))[0] % span;
     } else {
-      value = Math.floor(Math.random() * (max + 1));
+      value = Math.floor(Math.random() * span);
     }
-    return value;
+    return low + value;
   }
 
   function enhanceForm(form) {

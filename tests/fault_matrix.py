@@ -47,6 +47,7 @@ class Expect:
     message: str | None = None  # a phrase the job's error must contain
     submissions: int = 1  # jobs the upstream created for this one
     images: int = 0
+    expires_at: bool = False  # the job must record PixelDojo's expiresAt
 
 
 def _nothing(emulator: Emulator) -> None:
@@ -127,10 +128,75 @@ SCENARIOS: list[Scenario] = [
         Expect("completed", images=1),
         _faults(Fault("job", kind="truncate", times=2)),
     ),
+    # Answers a strict parser chokes on never fail a paid job: unreadable polls are asked
+    # again, odd words and formats are understood.
     Scenario(
-        "malformed poll answer",
-        Expect("failed", "cannot be read"),
-        _faults(Fault("job", kind="malformed")),
+        "poll answered 200 with an HTML error page",
+        Expect("completed", images=1),
+        _faults(Fault("job", kind="malformed", times=2)),
+    ),
+    Scenario(
+        "poll answer is truncated JSON",
+        Expect("completed", images=1),
+        _faults(Fault("job", kind="malformed", body='{"jobId": "job_1", "stat', times=2)),
+    ),
+    Scenario(
+        "poll answer is empty",
+        Expect("completed", images=1),
+        _faults(Fault("job", kind="malformed", body="", times=2)),
+    ),
+    Scenario(
+        "poll answer has no status",
+        Expect("completed", images=1),
+        _faults(Fault("job", kind="edit", drop=["status"], times=2)),
+    ),
+    Scenario(
+        "finished job says succeeded",
+        Expect("completed", images=2),
+        _config(completed_word="succeeded"),
+        num_images=2,
+    ),
+    Scenario(
+        "finished job says done",
+        Expect("completed", images=1),
+        _config(completed_word="done"),
+    ),
+    Scenario(
+        "images come with a running status word",
+        Expect("completed", images=1),
+        _config(completed_word="processing"),
+    ),
+    Scenario(
+        "expiresAt in Unix seconds",
+        Expect("completed", images=1, expires_at=True),
+        _config(expires_format="unix"),
+    ),
+    Scenario(
+        "expiresAt in Unix milliseconds",
+        Expect("completed", images=1, expires_at=True),
+        _config(expires_format="unix_ms"),
+    ),
+    Scenario(
+        "fractional Retry-After on polls",
+        Expect("completed", images=1),
+        _faults(Fault("job", status=429, headers={"Retry-After": "0.4"}, times=2)),
+    ),
+    Scenario(
+        "X-RateLimit-Reset in seconds from now",
+        Expect("completed", images=1),
+        _faults(Fault("job", status=429, headers={"X-RateLimit-Reset": "1"})),
+    ),
+    Scenario(
+        "X-RateLimit-Reset as a Unix time",
+        Expect("completed", images=1),
+        lambda emulator: emulator.faults.add(
+            Fault("job", status=429, headers={"X-RateLimit-Reset": str(int(time.time()) + 1)})
+        ),
+    ),
+    Scenario(
+        "submit answer with a jobId but no status",
+        Expect("completed", images=1),
+        _faults(Fault("run", kind="edit", drop=["status"])),
     ),
     Scenario("job fails upstream", Expect("failed", "Generation failed"), marker="[[fail]]"),
     Scenario(
@@ -210,6 +276,11 @@ SCENARIOS: list[Scenario] = [
         Expect("failed", "Buy credits", submissions=0),
         _config(initial_credits=0),
     ),
+    Scenario(
+        "out of credits, its code in capitals",
+        Expect("failed", "Buy credits", submissions=0),
+        _config(initial_credits=0, error_codes_upper=True, error_style="flat"),
+    ),
     Scenario("killed mid-poll", Expect("completed", images=1), kill_during="job"),
     Scenario(
         "killed mid-download",
@@ -238,6 +309,7 @@ class Report:
     duplicate_images: int = 0
     lost: bool = False
     credit_cost: float | None = None
+    expires_at: str | None = None
     problems: list[str] = field(default_factory=list)
 
     def check(self) -> list[str]:
@@ -258,6 +330,8 @@ class Report:
             problems.append(f"{self.corrupt_images} corrupt or partial images")
         if self.duplicate_images:
             problems.append(f"{self.duplicate_images} duplicate images")
+        if expect.expires_at and self.expires_at is None:
+            problems.append("PixelDojo's expiresAt was not recorded")
         return problems
 
 
@@ -328,6 +402,7 @@ def _report(
     report.status = job["status"]
     report.error = job["error"]
     report.credit_cost = job["credit_cost"]
+    report.expires_at = job["expires_at"]
     report.submissions = sum(
         1
         for upstream in list(emulator.emulator.jobs.values())

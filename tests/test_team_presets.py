@@ -69,6 +69,7 @@ def test_a_preset_is_created_listed_read_and_deleted(app: RunningApp) -> None:
 def test_bad_presets_are_refused_naming_the_field(
     app: RunningApp, emulator: RunningEmulator, change: dict[str, Any], field: str
 ) -> None:
+    emulator.emulator.reset_log()
     answer = app.client.post("/api/team-presets", json={**GOOD, **change})
     assert answer.status_code == 422
     assert field in answer.json()["error"]["fields"], answer.json()

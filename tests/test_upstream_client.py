@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from app.emulator import Fault
 from app.upstream import (
     AuthenticationFailed,
+    ImageHosts,
     DownloadRefused,
     InsufficientCredits,
     InvalidRequest,
@@ -25,6 +26,7 @@ from app.upstream import (
     UpstreamState,
     UpstreamUnreachable,
     parse_job,
+    registrable_domain,
     retry_delay,
 )
 from app.upstream.errors import MAX_RETRY_DELAY_SECONDS
@@ -165,9 +167,54 @@ async def test_server_errors_and_malformed_answers(
     emulator.emulator.faults.add(Fault(route="job", status=503))
     with pytest.raises(ServerError):
         await client.get_job("job_x")
-    emulator.emulator.faults.add(Fault(route="job", kind="malformed"))
-    with pytest.raises(MalformedResponse):
-        await client.get_job("job_x")
+    # Unreadable answers are MalformedResponse: a passing fault to the poller.
+    for body in (None, "", '{"jobId": "job_x", "sta'):
+        emulator.emulator.faults.add(Fault(route="job", kind="malformed", body=body))
+        with pytest.raises(MalformedResponse):
+            await client.get_job("job_x")
+
+
+async def test_a_submit_answer_without_a_status_is_a_pending_job(
+    client: PixelDojoClient, emulator: RunningEmulator
+) -> None:
+    emulator.emulator.faults.add(Fault(route="run", kind="edit", drop=["status"]))
+    job = await client.submit("seedream-4", BODY)
+    assert job.state is UpstreamState.RUNNING
+    assert job.status == "pending"
+    assert len(emulator.emulator.jobs) == 1
+
+
+@pytest.mark.parametrize("form", ["unix", "unix_ms"])
+async def test_expires_at_as_unix_seconds_or_milliseconds(
+    form: str, client: PixelDojoClient, emulator: RunningEmulator
+) -> None:
+    emulator.config.expires_format = form  # type: ignore[assignment]
+    job = await client.submit("seedream-4", BODY)
+    (upstream,) = emulator.emulator.jobs.values()
+    assert job.expires_at is not None
+    assert job.expires_at.timestamp() == pytest.approx(upstream.expires_at, abs=1)
+
+
+async def test_error_codes_match_whatever_their_case(
+    client: PixelDojoClient, emulator: RunningEmulator
+) -> None:
+    emulator.config.initial_credits = 0
+    emulator.config.error_codes_upper = True
+    with pytest.raises(InsufficientCredits) as error:
+        await client.submit("seedream-4", BODY)
+    assert error.value.code == "insufficient_credits"
+    assert error.value.status_code == 403
+
+
+async def test_the_model_card_and_schema_are_read(
+    client: PixelDojoClient, emulator: RunningEmulator
+) -> None:
+    card = await client.model("seedream-4")
+    assert card["apiId"] == "seedream-4"
+    schema = await client.model_schema("seedream-4")
+    assert schema["schema"]["additionalProperties"] is False
+    with pytest.raises(NotFound):
+        await client.model("no-such-model")
 
 
 async def test_a_dropped_answer_is_ambiguous_a_refused_connection_is_not(
@@ -232,14 +279,72 @@ def test_parse_job_accepts_every_documented_shape() -> None:
         parse_job({"jobId": "job_1", "status": "completed", "output": {}})
 
 
+def test_parse_job_reads_odd_answers_by_policy() -> None:
+    url = "https://temp.pixeldojo.ai/pixeldojotemp/1.png"
+    for word in ("succeeded", "success", "complete", "done", "finished", "COMPLETED", " Done "):
+        job = parse_job({"jobId": "job_1", "status": word, "output": {"images": [url]}})
+        assert job.state is UpstreamState.COMPLETED, word
+    # Images mean finished whatever the word, unless the word is a failure; no word at all too.
+    for word in ("processing", "queued", "running", None):
+        answer: dict[str, Any] = {"jobId": "job_1", "output": {"images": [url]}}
+        if word:
+            answer["status"] = word
+        assert parse_job(answer).state is UpstreamState.COMPLETED, word
+        assert parse_job(answer).output_shape == "output.images[]"
+    failed = parse_job({"jobId": "job_1", "status": "failed", "output": {"images": [url]}})
+    assert failed.state is UpstreamState.FAILED
+    assert parse_job({"jobId": "job_1", "status": "processing"}).state is UpstreamState.RUNNING
+    with pytest.raises(MalformedResponse):
+        parse_job({"jobId": "job_1"})  # no status, no images: unreadable
+    assert parse_job({"jobId": "job_1"}, default_status="pending").status == "pending"
+    assert parse_job(
+        {"jobId": "job_1", "status": "completed", "assets": [{"url": url}]}
+    ).output_shape == ("assets[].url")
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2025-01-23T12:00:00Z", 1737633600, 1737633600000, "1737633600", 1737633600.0],
+    ids=["iso", "unix", "unix-ms", "unix-text", "unix-float"],
+)
+def test_expires_at_is_read_in_every_form(value: Any) -> None:
+    job = parse_job({"jobId": "job_1", "status": "pending", "expiresAt": value})
+    assert job.expires_at is not None
+    assert job.expires_at.isoformat() == "2025-01-23T12:00:00+00:00"
+
+
 def test_retry_delay_reads_seconds_dates_and_reset_headers() -> None:
-    now = 1_000_000.0
+    now = 1_737_633_600.0  # 2025-01-23 12:00:00 UTC
     assert retry_delay(httpx.Headers({"Retry-After": "12"}), now=now) == 12
-    date = "Mon, 12 Jan 1970 13:46:50 GMT"  # 1,000,010 seconds after the epoch
+    assert retry_delay(httpx.Headers({"Retry-After": "0.5"}), now=now) == 0.5
+    assert retry_delay(httpx.Headers({"Retry-After": " 1.25 "}), now=now) == 1.25
+    date = "Thu, 23 Jan 2025 12:00:10 GMT"
     assert retry_delay(httpx.Headers({"Retry-After": date}), now=now) == pytest.approx(10)
+    # X-RateLimit-Reset: a Unix time (seconds or milliseconds) or seconds from now, by size.
     assert retry_delay(httpx.Headers({"X-RateLimit-Reset": str(now + 30)}), now=now) == 30
+    assert retry_delay(httpx.Headers({"X-RateLimit-Reset": "30"}), now=now) == 30
+    assert retry_delay(httpx.Headers({"X-RateLimit-Reset": "2.5"}), now=now) == 2.5
+    in_ms = httpx.Headers({"X-RateLimit-Reset": str(int((now + 7) * 1000))})
+    assert retry_delay(in_ms, now=now) == pytest.approx(7)
+    assert retry_delay(httpx.Headers({"X-RateLimit-Reset": str(now - 5)}), now=now) == 0
     assert retry_delay(httpx.Headers({}), now=now) is None
-    # However long a server asks (a day; a reset given in milliseconds), the wait is bounded.
+    assert retry_delay(httpx.Headers({"Retry-After": "soon"}), now=now) is None
+    # However long a server asks (a day), the wait is bounded.
     assert retry_delay(httpx.Headers({"Retry-After": "86400"}), now=now) == MAX_RETRY_DELAY_SECONDS
-    in_ms = httpx.Headers({"X-RateLimit-Reset": str(int(now * 1000))})
-    assert retry_delay(in_ms, now=now) == MAX_RETRY_DELAY_SECONDS
+
+
+def test_image_hosts_are_the_api_s_domain_its_sub_domains_and_the_setting() -> None:
+    hosts = ImageHosts("pixeldojo.ai", ["cdn.example.com", "*.images.example.org"])
+    for allowed in ("pixeldojo.ai", "temp.pixeldojo.ai", "a.b.pixeldojo.ai", "cdn.example.com"):
+        assert hosts.allows(allowed), allowed
+    assert hosts.allows("x.images.example.org")
+    for refused in ("evilpixeldojo.ai", "pixeldojo.ai.evil.com", "example.com", "ai", ""):
+        assert not hosts.allows(refused), refused
+    assert registrable_domain("api.pixeldojo.ai") == "pixeldojo.ai"
+    assert registrable_domain("api.example.co.uk") == "example.co.uk"
+    assert registrable_domain("127.0.0.1") == "127.0.0.1"
+    loopback = ImageHosts("127.0.0.1")
+    assert loopback.allows("127.0.0.1") and not loopback.allows("0.0.1")
+    message = hosts.refusal("images.elsewhere.net")
+    assert "'images.elsewhere.net'" in message
+    assert "PLAYGROUND_IMAGE_HOSTS" in message

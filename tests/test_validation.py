@@ -59,6 +59,7 @@ INVALID_BODIES: list[tuple[str, dict[str, Any], str]] = [
 def test_invalid_api_input_is_422_naming_the_field_and_sends_nothing(
     body: dict[str, Any], field: str, app: RunningApp, emulator: RunningEmulator
 ) -> None:
+    emulator.emulator.reset_log()  # the schema read at start; from here, not one request
     answer = app.client.post("/api/jobs", json=body)
     assert answer.status_code == 422
     error = answer.json()["error"]
@@ -72,6 +73,7 @@ def test_invalid_api_input_is_422_naming_the_field_and_sends_nothing(
 def test_invalid_form_input_shows_inline_errors_and_sends_nothing(
     app: RunningApp, emulator: RunningEmulator
 ) -> None:
+    emulator.emulator.reset_log()
     form = {
         "prompt": "",
         "image_size": "custom",
@@ -97,7 +99,9 @@ def test_hidden_custom_fields_are_ignored_when_the_size_is_named(
     answer = app.client.post("/jobs", data=form)
     assert answer.status_code == 303
     (run,) = emulator.emulator.requests_to("run")
+    seed = run.body.pop("seed")  # drawn by the app: the seed left random is still known
     assert run.body == {"prompt": "a cat", "image_size": "square_hd", "num_images": 1}
+    assert 0 <= seed <= 2_147_483_647
 
 
 def test_a_bad_model_id_in_the_form_is_refused_naming_the_field(

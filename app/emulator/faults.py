@@ -1,16 +1,20 @@
 """Scripted faults for the emulator: what the real service might do on a bad day.
 
-A `Fault` names a route (`run`, `job`, `jobs`, `image`, `models`, or `*`) and
-what happens to the next `times` requests to it:
+A `Fault` names a route (`run`, `job`, `jobs`, `image`, `models`, `schema`, or
+`*`) and what happens to the next `times` requests to it:
 
 - `delay`: the answer comes late (longer than a client's timeout, if you like);
 - `status`: an error status with its headers (a 429 with Retry-After, a burst
   of 5xx, a 302 to another host);
-- `malformed`: a 200 whose body is not JSON;
+- `malformed`: a 200 whose body cannot be read: an HTML error page by default,
+  or `body` as given (truncated JSON, an empty body);
 - `truncate`: the connection breaks mid-answer, before anything was done;
 - `lose_answer`: the request is carried out (the job exists, credits are
   spent), then the answer is cut off;
-- `payload`: any body, say an oversized or non-image download.
+- `payload`: any body, say an oversized or non-image download;
+- `edit`: the request is carried out, and its JSON answer changed: the keys in
+  `drop` removed, `body` (a dict) merged in (a submit answer without `status`, a
+  poll answer whose status word is odd).
 
 Jobs that fail or never finish are asked for by prompt markers (`[[fail]]`,
 `[[never]]`); expired or foreign image URLs by the `retention_seconds` and
@@ -19,6 +23,7 @@ Jobs that fail or never finish are asked for by prompt markers (`[[fail]]`,
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -26,9 +31,9 @@ from typing import Any, Literal
 from starlette.responses import JSONResponse, Response
 from starlette.types import Receive, Scope, Send
 
-FaultKind = Literal["status", "malformed", "truncate", "delay", "payload", "lose_answer"]
+FaultKind = Literal["status", "malformed", "truncate", "delay", "payload", "lose_answer", "edit"]
 # Faults that act on the normal answer, after the request was processed.
-LATE_KINDS = frozenset({"lose_answer"})
+LATE_KINDS = frozenset({"lose_answer", "edit"})
 
 
 @dataclass
@@ -43,9 +48,19 @@ class Fault:
     # For "payload": answer 200 with this many bytes of junk (or `body`) as `content_type`.
     size: int = 0
     content_type: str = "image/png"
+    # For "edit": keys removed from the JSON answer.
+    drop: list[str] = field(default_factory=list)
 
     def spoil(self, answer: Response) -> Response:
-        """A late fault: the request was carried out, then its answer is cut off."""
+        """A late fault: the request was carried out, then its answer cut off or changed."""
+        if self.kind == "edit":
+            payload = json.loads(bytes(answer.body))
+            if isinstance(payload, dict):
+                for key in self.drop:
+                    payload.pop(key, None)
+                if isinstance(self.body, dict):
+                    payload.update(self.body)
+            return JSONResponse(payload, status_code=answer.status_code)
         return TruncatedResponse(bytes(answer.body)[:12])
 
     def response(self) -> Response | None:
@@ -54,7 +69,8 @@ class Fault:
             return None
         if self.kind == "malformed":
             body = self.body if isinstance(self.body, str) else "<html>Bad gateway</html>"
-            return Response(body, status_code=200, media_type="application/json")
+            media = "text/html" if body.lstrip().startswith("<") else "application/json"
+            return Response(body, status_code=200, media_type=media)
         if self.kind == "payload":
             junk = b"\x89PNG" + bytes(self.size)  # a PNG signature, then nothing decodable
             data = self.body.encode() if isinstance(self.body, str) else junk

@@ -8,6 +8,13 @@ answers the contract lists. Where the contract has a gap, this follows its
 policy lines: `aspect_ratio` is accepted and ignored unless `strict`, other
 unknown fields are refused by name.
 
+Its model's run schema (`GET /models/seedream-4/schema`) is the app's own built-in
+one unless narrowed or widened with `schema_overrides`, and runs are checked
+against the schema it serves, as PixelDojo's are: so the app's live-schema code
+runs the same in demo mode and in tests. Knobs for answers a strict parser would
+choke on: `completed_word`, `expires_format`, `error_codes_upper`, and the `edit`
+and `malformed` faults (app/emulator/faults.py).
+
 Knobs live on `EmulatorConfig` (change them at any time, also over HTTP at
 `/_emulator/config`); scripted faults on `Emulator.faults`. Everything under
 `/_emulator/` is the emulator's own and not part of the upstream contract.
@@ -25,7 +32,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -41,10 +48,10 @@ from app.emulator.faults import Fault, FaultPlan
 from app.emulator.render import render_png
 from app.parameters import (
     CREDITS_PER_IMAGE,
-    UPSTREAM_FIELDS,
     GenerationParams,
     pixel_size,
 )
+from app.rules import SEEDREAM_RULES, ModelRules
 
 API_PREFIX = "/api/v1"
 IMAGE_PREFIX = "/pixeldojotemp"
@@ -71,6 +78,16 @@ class EmulatorConfig:
     # Jobs whose prompt contains these markers fail upstream, or never finish.
     fail_marker: str = "[[fail]]"
     never_marker: str = "[[never]]"
+    # The run schema served: per property, keywords to change (a None value removes the
+    # keyword; a None property removes the property; an unknown name adds one).
+    schema_overrides: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    schema_required: list[str] | None = None
+    # `wrapped`: {"apiId": ..., "schema": {...}} (the SDK's `.schema`); `bare`: the schema.
+    schema_shape: Literal["wrapped", "bare"] = "wrapped"
+    # Odd answers: the word a finished job says, how expiresAt is written, code casing.
+    completed_word: str = "completed"
+    expires_format: Literal["iso", "unix", "unix_ms"] = "iso"
+    error_codes_upper: bool = False
 
 
 @dataclass
@@ -138,7 +155,8 @@ class Emulator:
     # --- Inspection, for tests and benchmarks -------------------------------------
 
     def requests_to(self, route: str) -> list[RecordedRequest]:
-        """Recorded requests for one route: `run`, `job`, `jobs`, `image` or `models`."""
+        """Recorded requests for one route: `run`, `job`, `jobs`, `image`, `models` or
+        `schema`."""
         with self._lock:
             return [r for r in self.requests if r.route == route]
 
@@ -235,6 +253,8 @@ class Emulator:
         headers: dict[str, str] | None = None,
         **extra: Any,
     ) -> JSONResponse:
+        if self.config.error_codes_upper:
+            code = code.upper()
         if self.config.error_style == "flat":
             payload: dict[str, Any] = {"error": message, "code": code, **extra}
         else:
@@ -271,7 +291,7 @@ class Emulator:
             "jobId": job.job_id,
             "statusUrl": f"{str(request.base_url).rstrip('/')}{API_PREFIX}/jobs/{job.job_id}",
             "creditCost": job.credit_cost,
-            "expiresAt": _iso(job.expires_at),
+            "expiresAt": self._expiry(job.expires_at),
         }
         if elapsed < job_seconds / 3:
             payload["status"] = "pending"
@@ -286,7 +306,7 @@ class Emulator:
             payload["status"] = "failed"
             payload["error"] = "Generation failed: the model could not complete this request."
         else:
-            payload["status"] = "completed"
+            payload["status"] = self.config.completed_word
             urls = [f"{self._image_base(request)}/{name}" for name in job.image_names]
             payload.update(_output_in_shape(urls, self.config.output_shape))
         return payload
@@ -309,15 +329,42 @@ class Emulator:
         return missing or JSONResponse(_model_card())
 
     async def get_schema(self, request: Request) -> Response:
-        _, early = await self._enter(request, "models")
+        _, early = await self._enter(request, "schema")
         if early:
             return early
         missing = self._model_or_404(request.path_params["api_id"])
         if missing:
             return missing
+        schema = self.served_schema()
+        if self.config.schema_shape == "bare":
+            return self._deliver("schema", schema)
+        return self._deliver("schema", {"apiId": MODEL_ID, "schema": schema})
+
+    def served_schema(self) -> dict[str, Any]:
+        """The model's run schema as served: the built-in one with the knobs applied."""
         schema = GenerationParams.model_json_schema()
         schema["additionalProperties"] = False
-        return JSONResponse({"apiId": MODEL_ID, "schema": schema})
+        properties: dict[str, Any] = schema["properties"]
+        for name, change in self.config.schema_overrides.items():
+            if change is None:
+                properties.pop(name, None)
+                continue
+            prop = properties.setdefault(name, {})
+            for keyword, value in change.items():
+                if value is None:
+                    prop.pop(keyword, None)
+                else:
+                    prop[keyword] = value
+        if self.config.schema_required is not None:
+            schema["required"] = list(self.config.schema_required)
+        return schema
+
+    def run_rules(self) -> ModelRules:
+        """What a run may hold: the schema served, and Seedream's cross-field checks."""
+        return replace(
+            ModelRules.from_json_schema(self.served_schema(), model=MODEL_ID),
+            extra_checks=SEEDREAM_RULES.extra_checks,
+        )
 
     async def run(self, request: Request) -> Response:
         body, early = await self._enter(request, "run")
@@ -332,20 +379,24 @@ class Emulator:
             return missing
         if not isinstance(body, dict):
             return self._error(400, "invalid_request", "The request body must be a JSON object.")
+        rules = self.run_rules()
         tolerated = set() if self.config.strict else TOLERATED_FIELDS
-        unknown = sorted(set(body) - set(UPSTREAM_FIELDS) - RUN_EXTRA_FIELDS - tolerated)
+        unknown = sorted(set(body) - set(rules.properties) - RUN_EXTRA_FIELDS - tolerated)
         if unknown:
             return self._error(
                 400, "invalid_request", f"Unknown parameter(s): {', '.join(unknown)}."
             )
-        run_params = {k: v for k, v in body.items() if k in UPSTREAM_FIELDS}
+        run_params = {k: v for k, v in body.items() if k in rules.properties}
+        problems = rules.check(run_params)
+        if problems:
+            field_name, message = next(iter(problems.items()))
+            return self._error(400, "invalid_request", f"Invalid parameter {field_name}: {message}")
         try:
-            params = GenerationParams.model_validate(run_params)
+            params = GenerationParams.from_body(run_params)
         except ValidationError as exc:
             first = exc.errors(include_url=False, include_input=False)[0]
             field_name = ".".join(str(part) for part in first["loc"]) or "body"
-            message = first["msg"].removeprefix("Value error, ")
-            return self._error(400, "invalid_request", f"Invalid parameter {field_name}: {message}")
+            return self._error(400, "invalid_request", f"Invalid parameter {field_name}")
 
         cost = float(params.num_images * CREDITS_PER_IMAGE)
         with self._lock:
@@ -395,7 +446,7 @@ class Emulator:
                 "statusUrl": f"{str(request.base_url).rstrip('/')}{API_PREFIX}/jobs/{job_id}",
                 "creditCost": cost,
                 "creditsRemaining": remaining,
-                "expiresAt": _iso(job.expires_at),
+                "expiresAt": self._expiry(job.expires_at),
             },
             status_code=202,
         )
@@ -498,6 +549,13 @@ class Emulator:
         spec = await request.json()
         self.faults.add(Fault(**spec))
         return JSONResponse({"pending": self.faults.pending()})
+
+    def _expiry(self, timestamp: float) -> str | float | int:
+        if self.config.expires_format == "unix":
+            return int(timestamp)
+        if self.config.expires_format == "unix_ms":
+            return int(timestamp * 1000)
+        return _iso(timestamp)
 
 
 def _iso(timestamp: float) -> str:

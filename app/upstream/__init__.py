@@ -19,12 +19,15 @@ from app.upstream.errors import (
     error_from_response,
     retry_delay,
 )
+from app.upstream.hosts import IMAGE_HOSTS_SETTING, ImageHosts, registrable_domain
 from app.upstream.ratelimit import RateLimiter
 
 __all__ = [
+    "IMAGE_HOSTS_SETTING",
     "AuthenticationFailed",
     "Download",
     "DownloadRefused",
+    "ImageHosts",
     "InsufficientCredits",
     "InvalidRequest",
     "ListedJob",
@@ -44,5 +47,6 @@ __all__ = [
     "error_from_response",
     "parse_job",
     "parse_job_list",
+    "registrable_domain",
     "retry_delay",
 ]

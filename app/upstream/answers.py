@@ -13,8 +13,15 @@ from app.upstream.errors import MalformedResponse, error_text, redact
 
 JOB_ID_PATTERN = re.compile(r"^[A-Za-z0-9_.:-]{1,200}$")
 
-# The contract evidences pending/completed/failed; anything unknown is still running.
-_FAILED_STATUSES = frozenset({"failed", "error", "cancelled", "canceled", "expired"})
+# The contract evidences pending/completed/failed. Policy: these words also mean done,
+# an answer with output images is done whatever its word unless the word is a failure,
+# and any other word means "still running".
+COMPLETED_STATUSES = frozenset(
+    {"completed", "succeeded", "success", "complete", "done", "finished"}
+)
+FAILED_STATUSES = frozenset({"failed", "failure", "error", "cancelled", "canceled", "expired"})
+# Unix times in milliseconds are this large; seconds will not be for 3,000 years.
+_MILLISECONDS_FROM = 1e11
 
 
 class UpstreamState(StrEnum):
@@ -33,6 +40,8 @@ class UpstreamJob:
     credits_remaining: float | None = None
     expires_at: datetime | None = None
     error: str | None = None
+    # Where the image URLs were found (`output.images`, `assets[].url`, ...): doctor shows it.
+    output_shape: str | None = None
 
 
 @dataclass(frozen=True)
@@ -46,23 +55,32 @@ class ListedJob:
     prompt: str | None
 
 
-def parse_job(payload: Any, secret: str = "") -> UpstreamJob:
+def parse_job(payload: Any, secret: str = "", *, default_status: str | None = None) -> UpstreamJob:
+    """Read a job answer. Raises MalformedResponse for one that cannot be read; for a poll
+    that is a passing fault (the job is asked about again), never the job's end.
+
+    `default_status` stands in for a missing status word: a submit answer with a jobId
+    and no status is a job accepted and pending.
+    """
     if not isinstance(payload, dict):
         raise MalformedResponse("PixelDojo's answer is not a JSON object")
     job_id = _job_id(payload)
     status = payload.get("status")
-    if not isinstance(status, str) or not status:
-        raise MalformedResponse(f"PixelDojo's answer for {job_id} has no status")
-    status = status.lower()
-    if status == "completed":
-        state = UpstreamState.COMPLETED
-    elif status in _FAILED_STATUSES:
+    # Kept as a column of 50 characters; no word that long means anything to us.
+    status = status.strip().lower()[:50] if isinstance(status, str) else ""
+    found, shape = _image_urls(payload)
+    if status in FAILED_STATUSES:
         state = UpstreamState.FAILED
-    else:
+    elif found or status in COMPLETED_STATUSES:
+        state = UpstreamState.COMPLETED
+    elif status or default_status:
+        status = status or str(default_status)
         state = UpstreamState.RUNNING
-    image_urls = _image_urls(payload) if state is UpstreamState.COMPLETED else []
+    else:
+        raise MalformedResponse(f"PixelDojo's answer for {job_id} has no status")
+    image_urls = found if state is UpstreamState.COMPLETED else []
     if state is UpstreamState.COMPLETED and not image_urls:
-        raise MalformedResponse(f"PixelDojo says {job_id} is completed but lists no image")
+        raise MalformedResponse(f"PixelDojo says {job_id} is {status} but lists no image")
     error = None
     if state is UpstreamState.FAILED:
         error = redact(error_text(payload.get("error")) or f"the job {status}", secret)
@@ -75,6 +93,7 @@ def parse_job(payload: Any, secret: str = "") -> UpstreamJob:
         credits_remaining=_number(payload.get("creditsRemaining")),
         expires_at=_timestamp(payload.get("expiresAt")),
         error=error,
+        output_shape=shape if image_urls else None,
     )
 
 
@@ -116,26 +135,33 @@ def _job_id(payload: dict[str, Any]) -> str:
     return job_id
 
 
-def _image_urls(payload: dict[str, Any]) -> list[str]:
-    # output.images (the page), output.image (other models), assets[].url (the SDK),
-    # lists of {url} objects (fal): all accepted.
-    candidates: list[Any] = []
+def _image_urls(payload: dict[str, Any]) -> tuple[list[str], str | None]:
+    """The image URLs of an answer, and where they were: output.images (the page),
+    output.image (other models), assets[].url (the SDK), lists of {url} objects (fal)."""
+    candidates: list[tuple[str, Any]] = []
     output = payload.get("output")
     if isinstance(output, dict):
         for key in ("images", "image"):
             value = output.get(key)
-            candidates.extend(value if isinstance(value, list) else [value])
+            if isinstance(value, list):
+                candidates.extend((f"output.{key}[]", item) for item in value)
+            elif value is not None:
+                candidates.append((f"output.{key}", value))
     elif isinstance(output, list):
-        candidates.extend(output)
+        candidates.extend(("output[]", item) for item in output)
     assets = payload.get("assets")
     if isinstance(assets, list):
-        candidates.extend(assets)
+        candidates.extend(("assets[]", item) for item in assets)
     urls: list[str] = []
-    for item in candidates:
+    shapes: list[str] = []
+    for where, item in candidates:
         url = item.get("url") if isinstance(item, dict) else item
         if isinstance(url, str) and urlsplit(url).scheme in ("http", "https") and url not in urls:
             urls.append(url)
-    return urls
+            shape = f"{where}.url" if isinstance(item, dict) else where
+            if shape not in shapes:
+                shapes.append(shape)
+    return urls, (", ".join(shapes) or None)
 
 
 def _number(value: Any) -> float | None:
@@ -145,10 +171,22 @@ def _number(value: Any) -> float | None:
 
 
 def _timestamp(value: Any) -> datetime | None:
-    if not isinstance(value, str):
+    """An ISO 8601 string (documented), or Unix seconds or milliseconds (told apart by
+    size), as a number or a string of digits."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = float(text)
+        except ValueError:
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            except ValueError:
+                return None
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
         return None
+    seconds = value / 1000 if value >= _MILLISECONDS_FROM else value
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return datetime.fromtimestamp(seconds, UTC)
+    except (OverflowError, OSError, ValueError):
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import quote, urljoin, urlsplit
@@ -26,6 +26,7 @@ from app.upstream.errors import (
     error_from_response,
     snippet,
 )
+from app.upstream.hosts import ImageHosts
 from app.upstream.ratelimit import RateLimiter
 
 USER_AGENT = "seedream-playground"
@@ -51,20 +52,21 @@ class PixelDojoClient:
         download_timeout_seconds: float = 120.0,
         rate_limit_per_minute: float | None = None,
         max_submit_wait_seconds: float = 30.0,
+        on_response: Callable[[httpx.Response], Awaitable[None]] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        # Images may come from the API's own host and the hosts named here, no others.
-        self.image_hosts = frozenset(
-            {(urlsplit(self.base_url).hostname or "").lower()}
-            | {host.lower() for host in image_hosts}
-        )
+        # Images may come from the API's domain and the hosts named here, no others.
+        self.image_hosts = ImageHosts(urlsplit(self.base_url).hostname or "", image_hosts)
         self._secret = api_key.get_secret_value()
         timeout = httpx.Timeout(timeout_seconds, connect=min(10.0, timeout_seconds))
+        # `on_response` sees every API answer (doctor reads rate-limit headers and Date).
+        hooks = {"response": [on_response]} if on_response is not None else {}
         self._api = httpx.AsyncClient(
             base_url=self.base_url + "/",
             headers={"Authorization": f"Bearer {self._secret}", "User-Agent": USER_AGENT},
             timeout=timeout,
             follow_redirects=False,
+            event_hooks=hooks,
         )
         self._downloads = httpx.AsyncClient(
             headers={"User-Agent": USER_AGENT},
@@ -96,7 +98,8 @@ class PixelDojoClient:
                 refused_connections += 1
                 continue
             if response.status_code in (200, 201, 202):
-                return parse_job(self._json(response), self._secret)
+                # An accepted job with no status word is pending, never a lost answer.
+                return parse_job(self._json(response), self._secret, default_status="pending")
             error = error_from_response(response, self._secret)
             if not isinstance(error, RateLimited):
                 raise error
@@ -117,10 +120,24 @@ class PixelDojoClient:
         return parse_job_list(self._json(response))
 
     async def check_key(self) -> None:
-        """Raise AuthenticationFailed if the key is refused; a cheap read with no side effect."""
+        """Raise AuthenticationFailed if the key is refused; a cheap read with no side effect
+        (a job that cannot exist: 404 with a good key, 401 with a bad one)."""
         response = await self._request("GET", "jobs/job_keycheck")
         if response.status_code not in (200, 404):
             raise error_from_response(response, self._secret)
+
+    async def model(self, model: str) -> dict[str, Any]:
+        """The model's card: name, modality, credit cost (NotFound for an unknown model)."""
+        response = await self._limited("GET", f"models/{quote(model, safe='')}")
+        payload = self._json(response)
+        if not isinstance(payload, dict):
+            raise MalformedResponse("PixelDojo's model answer is not a JSON object")
+        return payload
+
+    async def model_schema(self, model: str) -> Any:
+        """The JSON Schema of the model's run body, as PixelDojo answers it."""
+        response = await self._limited("GET", f"models/{quote(model, safe='')}/schema")
+        return self._json(response)
 
     async def _limited(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         await self.limiter.acquire(submit=False)
@@ -163,8 +180,8 @@ class PixelDojoClient:
         """Refuse image URLs off the allowed hosts before any byte is requested."""
         parts = urlsplit(url)
         host = (parts.hostname or "").lower()
-        if parts.scheme not in ("http", "https") or host not in self.image_hosts:
-            raise DownloadRefused(f"the image host {host or '(none)'!r} is not an allowed host")
+        if parts.scheme not in ("http", "https") or not self.image_hosts.allows(host):
+            raise DownloadRefused(self.image_hosts.refusal(host))
 
     async def download(self, url: str, destination: BinaryIO, *, max_bytes: int) -> Download:
         """Stream `url` into `destination`, hashing as it goes.

@@ -18,12 +18,17 @@ UpstreamError                    `message` is safe to show a person
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from typing import Any
 
 import httpx
 
 MESSAGE_MAX_CHARS = 500
+# X-RateLimit-Reset is either seconds from now or a Unix time, in seconds or milliseconds:
+# told apart by size (a reset a few minutes away is far below any Unix time since 1973).
+_UNIX_SECONDS_FROM = 1e8
+_UNIX_MILLISECONDS_FROM = 1e11
 # However long a server asks us to wait, wait no longer than this: a Retry-After of a
 # day, or an X-RateLimit-Reset in milliseconds, must not stall every job for that long.
 MAX_RETRY_DELAY_SECONDS = 300.0
@@ -131,13 +136,15 @@ def error_from_response(response: httpx.Response, secret: str = "") -> UpstreamH
             code = _str_or_none(error.get("code"))
         code = code or _str_or_none(payload.get("code"))
         message = error_text(error) or _str_or_none(payload.get("message"))
+    # Codes are matched whatever their case: INSUFFICIENT_CREDITS is insufficient_credits.
+    code = code.strip().lower() if code else None
     if message is None:
         message = snippet(response.text, secret) or f"HTTP {status}"
     message = redact(message, secret)
 
     if status == 401:
         return AuthenticationFailed(message, status_code=status, code=code)
-    if status == 402 or (status == 403 and code == "insufficient_credits"):
+    if status == 402 or (400 <= status < 500 and code == "insufficient_credits"):
         remaining = payload.get("creditsRemaining") if isinstance(payload, dict) else None
         return InsufficientCredits(
             message,
@@ -170,21 +177,31 @@ def _asked_delay(headers: httpx.Headers, *, now: float) -> float | None:
     retry_after = headers.get("retry-after")
     if retry_after:
         value = retry_after.strip()
-        if value.isdigit():
-            return float(value)
+        seconds = _finite(value)
+        if seconds is not None:  # seconds, fractional ones too
+            return max(0.0, seconds)
         try:
             when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, IndexError):
             when = None
         if when is not None:
             return max(0.0, when.timestamp() - now)
-    reset = headers.get("x-ratelimit-reset")
-    if reset:
-        try:
-            return max(0.0, float(reset) - now)
-        except ValueError:
-            return None
-    return None
+    reset = _finite(headers.get("x-ratelimit-reset", ""))
+    if reset is None:
+        return None
+    if reset >= _UNIX_MILLISECONDS_FROM:
+        return max(0.0, reset / 1000 - now)
+    if reset >= _UNIX_SECONDS_FROM:
+        return max(0.0, reset - now)
+    return max(0.0, reset)
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def error_text(error: Any) -> str | None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -15,6 +16,7 @@ from app.errors import InvalidParameters, NotFoundError, OverBudget
 from app.models import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
 from app.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams, ModelId
 from app.presets import PRESETS, PRESETS_BY_SLUG
+from app.rules import form_limits, offered_sizes
 from app.services import Services
 from app.submission import submit_job, validate_parameters
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
@@ -28,7 +30,11 @@ IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 
 
 class JobCreate(GenerationParams):
-    """The upstream's run parameters, plus which model and preset to record."""
+    """The upstream's run parameters, plus which model and preset to record.
+
+    The limits shown are the built-in rules; PixelDojo's live schema wins where it
+    speaks (GET /api/rules says what is in force).
+    """
 
     model: ModelId | None = Field(None, description="Model apiId; default: the configured one")
     preset: str | None = Field(None, description="Slug of the preset the request came from")
@@ -45,6 +51,37 @@ class JobCreate(GenerationParams):
         if slug is not None and slug not in PRESETS_BY_SLUG:
             raise ValueError(f"unknown preset; one of: {', '.join(PRESETS_BY_SLUG)}")
         return slug
+
+
+class RulesPublic(BaseModel):
+    """The rules a model's runs are checked against, and where they came from."""
+
+    model: str
+    source: str = Field(description="live, last good copy, or built-in")
+    label: str = Field(description="As the playground shows it")
+    fetched_at: datetime | None = Field(description="When the live schema in force was read")
+    problem: str | None = Field(description="Why the latest read of the schema failed")
+    sizes: list[str] = Field(description="The image sizes a run may ask for")
+    limits: dict[str, Any] = Field(description="The form's limits under these rules")
+    differences: list[str] = Field(description="How the live schema differs from the built-in")
+
+
+@router.get("/rules", response_model=RulesPublic)
+def rules_in_force(
+    services: ServicesDep,
+    model: Annotated[ModelId | None, Query(description="Default: the configured model")] = None,
+) -> RulesPublic:
+    in_force = services.rules.in_force(model or services.settings.model)
+    return RulesPublic(
+        model=in_force.model,
+        source=in_force.source,
+        label=in_force.label(),
+        fetched_at=in_force.fetched_at,
+        problem=in_force.problem,
+        sizes=offered_sizes(in_force.rules),
+        limits=form_limits(in_force.rules),
+        differences=in_force.differences(),
+    )
 
 
 @router.get("/presets", response_model=list[PresetPublic])

@@ -18,7 +18,8 @@ def form_as_code(request: Request, services: ServicesDep, templates: TemplatesDe
     form = GenerateForm.from_post(request.query_params, model=services.settings.model)
     context: dict[str, object] = {"form": form, "key_variable": KEY_VARIABLE, "examples": []}
     try:
-        body = form.to_params().upstream_body()
+        model = form.model if form.model_id_is_valid() else services.settings.model
+        body = form.to_params(services.rules.in_force(model).rules).upstream_body()
     except InvalidParameters:
         pass  # the fragment lists form.errors instead
     else:

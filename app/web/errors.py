@@ -11,8 +11,8 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from app.errors import InvalidParameters, NotFoundError, PlaygroundError, SubmissionFailed
+from app.runs import field_errors
 from app.sqlite import is_integer_overflow
-from app.submission import field_errors
 
 
 def install_error_handlers(app: FastAPI) -> None:

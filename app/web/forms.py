@@ -15,15 +15,20 @@ from app.models import ROW_ID_MAX, Job
 from app.parameters import (
     CUSTOM_SIZE,
     DEFAULT_IMAGE_SIZE,
-    NUM_IMAGES_MAX,
     UPSTREAM_FIELDS,
     GenerationParams,
     ModelId,
 )
 from app.presets import PRESETS_BY_SLUG, Preset
-from app.submission import validate_parameters
+from app.rules import SEEDREAM_RULES, ModelRules
+from app.runs import parse_parameters, validate_parameters
 
-INTEGER_FIELDS = ("customWidth", "customHeight", "seed", "num_images")
+# The record's whole-number fields: the form posts them as text.
+INTEGER_FIELDS = tuple(
+    name for name, prop in SEEDREAM_RULES.properties.items() if "integer" in prop.get("type", ())
+)
+# Images a remix may name: any job's, not just today's rules' maximum.
+REMIX_IMAGE_MAX = 999
 TOKEN_MAX = 64
 _model_id = TypeAdapter(ModelId)
 
@@ -65,16 +70,9 @@ class GenerateForm:
 
     @classmethod
     def from_job(cls, job: Job, *, image_index: int | None = None) -> GenerateForm:
-        """An earlier job's parameters, its model and preset: the start of a remix, which
-        remembers where it came from."""
-        values = {
-            "prompt": job.prompt,
-            "image_size": job.image_size,
-            "customWidth": job.custom_width,
-            "customHeight": job.custom_height,
-            "seed": job.seed,
-            "num_images": job.num_images,
-        }
+        """An earlier job's parameters (the body it sent), its model and preset: the start
+        of a remix, which remembers where it came from."""
+        values = GenerationParams.from_body(job.request_body).model_dump()
         preset = job.preset if job.preset in PRESETS_BY_SLUG else None
         return cls(
             values=_as_strings(values),
@@ -101,6 +99,13 @@ class GenerateForm:
             remix_image=str(form.get("remix_image", "") or "").strip(),
         )
 
+    def model_id_is_valid(self) -> bool:
+        try:
+            _model_id.validate_python(self.model)
+        except ValidationError:
+            return False
+        return True
+
     @property
     def idempotency_key(self) -> str:
         return f"form:{self.token}"
@@ -113,13 +118,14 @@ class GenerateForm:
         job_id = _whole_number(self.remix_of, maximum=ROW_ID_MAX)
         if job_id is None:
             raise InvalidParameters({"remix_of": "must be a job number"})
-        image_index = _whole_number(self.remix_image, maximum=NUM_IMAGES_MAX - 1)
+        image_index = _whole_number(self.remix_image, maximum=REMIX_IMAGE_MAX)
         if self.remix_image and image_index is None:
             raise InvalidParameters({"remix_image": "must be an image number"})
         return RemixSource(job_id=job_id, image_index=image_index)
 
-    def to_params(self) -> GenerationParams:
-        """The validated parameters; on failure, fills `errors` and raises InvalidParameters."""
+    def to_params(self, rules: ModelRules | None = None) -> GenerationParams:
+        """The parameters, checked against `rules` when given (submitting checks them
+        anyway); on failure, fills `errors` and raises InvalidParameters."""
         parsed: dict[str, Any] = {"prompt": self.values.get("prompt", "")}
         errors: dict[str, str] = {}
         image_size = self.values.get("image_size") or DEFAULT_IMAGE_SIZE
@@ -135,12 +141,10 @@ class GenerateForm:
                 parsed[name] = int(raw)
             except ValueError:
                 errors[name] = "must be a whole number"
-        try:
-            _model_id.validate_python(self.model)
-        except ValidationError:
+        if not self.model_id_is_valid():
             errors["model"] = "must be a PixelDojo model id, like seedream-4"
         try:
-            params = validate_parameters(parsed)
+            params = validate_parameters(parsed, rules) if rules else parse_parameters(parsed)
         except InvalidParameters as exc:
             errors = {**exc.field_errors, **errors}
         if errors:

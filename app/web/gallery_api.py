@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
-import secrets
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -20,7 +18,8 @@ from app.errors import InvalidParameters, NotFoundError
 from app.gallery import GalleryEntry, GalleryFilters
 from app.image_metadata import file_stem, sidecar_bytes
 from app.models import Job, JobPage, JobPublic, User, utcnow
-from app.parameters import SEED_MAX, GenerationParams
+from app.parameters import GenerationParams
+from app.runs import with_known_seed
 from app.services import Services
 from app.submission import submit_job
 from app.usage import usage
@@ -185,17 +184,6 @@ def reproduce(job_id: int, services: ServicesDep) -> ReproducePublic:
     return reproduce_for(services, _job_or_404(services, job_id))
 
 
-def new_seed(old: int | None, *, token: str | None = None) -> int:
-    """A random seed other than `old`; with a token, always the same one for that token,
-    so a repeated request (a double click, a retry) repeats the same parameters."""
-    if token is None:
-        seed = secrets.randbelow(SEED_MAX + 1)
-    else:
-        digest = hashlib.sha256(token.encode()).digest()
-        seed = int.from_bytes(digest[:8], "big") % (SEED_MAX + 1)
-    return seed if seed != old else (seed + 1) % (SEED_MAX + 1)
-
-
 async def submit_new_seed(
     services: Services,
     job_id: int,
@@ -206,20 +194,17 @@ async def submit_new_seed(
 ) -> tuple[Job, bool]:
     """Submit the job's parameters again with a new seed; at most once per token."""
     job = await run_in_threadpool(_job_or_404, services, job_id)
-    params = GenerationParams(
-        prompt=job.prompt,
-        image_size=job.image_size,
-        customWidth=job.custom_width,
-        customHeight=job.custom_height,
-        seed=new_seed(job.seed, token=token),
-        num_images=job.num_images,
-    )
+    key = f"new-seed:{job_id}:{token}" if token else None
+    # The body it sent, with a seed drawn afresh: the key's own, so a repeat asks the same.
+    params = GenerationParams.from_body(job.request_body).model_copy(update={"seed": None})
+    rules = (await services.rules.for_submission(job.model)).rules
+    params = with_known_seed(params, rules, key=key, avoid=job.seed)
     return await submit_job(
         services,
         params=params,
         model=job.model,
         preset=job.preset,
-        idempotency_key=f"new-seed:{job_id}:{token}" if token else None,
+        idempotency_key=key,
         user=user,
         ip=ip,
         remix_of=jobs.RemixSource(job_id=job_id),

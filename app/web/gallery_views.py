@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 from app.boards import Board
 from app.compare import CompareRow
 from app.gallery import GalleryEntry
-from app.models import JobParameters, JobStatus
+from app.models import JobStatus
+from app.parameters import GenerationParams
 from app.trash import purge_time
 from app.usage import Usage
 from app.web.views import image_url, thumbnail_url
@@ -20,7 +21,7 @@ class GalleryJobSummary(BaseModel):
     model: str
     preset: str | None
     status: JobStatus
-    parameters: JobParameters
+    parameters: GenerationParams
     credit_cost: float | None
     created_at: datetime
     url: str
@@ -175,14 +176,7 @@ def gallery_image(entry: GalleryEntry, *, trash_days: float) -> GalleryImage:
             model=entry.model,
             preset=entry.preset,
             status=entry.status,
-            parameters=JobParameters(
-                prompt=entry.prompt,
-                image_size=entry.image_size,
-                customWidth=entry.custom_width,
-                customHeight=entry.custom_height,
-                seed=entry.seed,
-                num_images=entry.num_images,
-            ),
+            parameters=GenerationParams.from_columns(entry),
             credit_cost=entry.credit_cost,
             created_at=entry.created_at,
             url=f"/jobs/{entry.job_id}",

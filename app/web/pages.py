@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -13,6 +14,7 @@ from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
 from app.models import ROW_ID_MAX
 from app.parameters import NUM_IMAGES_MAX
 from app.presets import PRESETS_BY_SLUG
+from app.rules import ModelRules
 from app.services import Services
 from app.submission import submit_job
 from app.upstream import AuthenticationFailed, UpstreamError
@@ -37,15 +39,21 @@ def _form_for(
         source = _job_or_404(services, remix).job
         if image is not None and image >= source.num_images:
             raise NotFoundError(f"Job {remix} has no image {image + 1}.")
-        return GenerateForm.from_job(source, image_index=image)
-    if team_preset is not None:
+        form = GenerateForm.from_job(source, image_index=image)
+    elif team_preset is not None:
         saved = team_presets.get_preset(services.db, preset_id=team_preset)
-        return GenerateForm.from_params(team_presets.preset_params(saved), model=model)
-    if preset is None:
+        form = GenerateForm.from_params(team_presets.preset_params(saved), model=model)
+    elif preset is None:
         return GenerateForm.blank(model=model)
-    if preset not in PRESETS_BY_SLUG:
+    elif preset not in PRESETS_BY_SLUG:
         raise NotFoundError(f"There is no preset called {preset!r}.")
-    return GenerateForm.from_preset(PRESETS_BY_SLUG[preset], model=model)
+    else:
+        form = GenerateForm.from_preset(PRESETS_BY_SLUG[preset], model=model)
+    # Parameters from before (a remix, a saved preset) may ask what the rules in force no
+    # longer allow (a size PixelDojo dropped): say so now, not after pressing Generate.
+    with contextlib.suppress(InvalidParameters):
+        form.to_params(services.rules.in_force(form.model).rules)
+    return form
 
 
 def _playground_context(services: Services, form: GenerateForm) -> dict[str, Any]:
@@ -97,7 +105,8 @@ def playground_form(
 async def submit_form(request: Request, services: ServicesDep, templates: TemplatesDep) -> Response:
     form = GenerateForm.from_post(await request.form(), model=services.settings.model)
     try:
-        params = form.to_params()
+        # Checked here too (submit_job checks again), so every wrong field shows at once.
+        params = form.to_params(await _rules_for_form(services, form))
         remix_of = form.remix_source()
         job, created = await submit_job(
             services,
@@ -128,6 +137,11 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
         {"item": item, "next_token": new_submission_token()},
         headers=headers,
     )
+
+
+async def _rules_for_form(services: Services, form: GenerateForm) -> ModelRules:
+    model = form.model if form.model_id_is_valid() else services.settings.model
+    return (await services.rules.for_submission(model)).rules
 
 
 def _form_with_errors(
@@ -168,6 +182,21 @@ def job_card(
 ) -> Response:
     item = _job_or_404(services, job_id)
     return templates.TemplateResponse(request, "partials/_job_card.html", {"item": item})
+
+
+@router.post("/upstream/rules/refresh", response_class=HTMLResponse)
+async def refresh_rules(
+    request: Request, services: ServicesDep, templates: TemplatesDep
+) -> Response:
+    """Read PixelDojo's schema for the form's model now; answers the form under the new rules."""
+    form = GenerateForm.from_post(await request.form(), model=services.settings.model)
+    if not form.model_id_is_valid():
+        form.model = services.settings.model
+    await services.rules.refresh(form.model)
+    if not is_htmx(request):
+        back = request.headers.get("referer") or "/"
+        return RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
+    return templates.TemplateResponse(request, "partials/_generate_form.html", {"form": form})
 
 
 @router.post("/upstream/check-key", response_class=HTMLResponse)

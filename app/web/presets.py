@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app import jobs, team_presets
 from app.errors import InvalidParameters, PlaygroundError, SubmissionFailed
-from app.models import JobParameters, TeamPreset, TeamPresetPublic, User
+from app.models import TeamPreset, TeamPresetPublic, User
 from app.parameters import GenerationParams
 from app.presets import PRESETS
 from app.services import Services
@@ -76,6 +76,17 @@ async def submit_all_presets(
     refusals: list[PlaygroundError] = []
     created = [False] * len(PRESETS)
     model = services.settings.model
+    # All eight are checked before any is sent: the person confirmed eight jobs, so a
+    # preset the rules in force refuse stops them all, naming it, and nothing is spent.
+    rules = (await services.rules.for_submission(model)).rules
+    refused: dict[str, str] = {}
+    for preset in PRESETS:
+        values = preset.params().values()
+        for field, problem in rules.check(values).items():
+            asked = f" {values[field]!r}" if field in values and field != "prompt" else ""
+            refused[f"{preset.name}: {field}"] = f"{field}{asked} {problem}"
+    if refused:
+        raise InvalidParameters(refused)
 
     async def submit(index: int) -> None:
         preset = PRESETS[index]
@@ -117,8 +128,10 @@ async def save_team_preset(
     description = str(posted.get("description", "") or "")
     *_, errors = team_presets.clean_labels(name=name, description=description)
     form = GenerateForm.from_post(posted, model=services.settings.model)
+    model = form.model if form.model_id_is_valid() else services.settings.model
+    rules = (await services.rules.for_submission(model)).rules
     try:
-        body = form.to_params().upstream_body()
+        body = form.to_params(rules).upstream_body()
     except InvalidParameters as exc:
         errors = {**errors, **exc.field_errors}
     if not errors:
@@ -130,6 +143,7 @@ async def save_team_preset(
                     description=description,
                     parameters=body,
                     created_by=_user_id(request),
+                    rules=rules,
                 )
             )
         except InvalidParameters as exc:
@@ -200,7 +214,7 @@ def team_preset_public(preset: TeamPreset) -> TeamPresetPublic:
         id=preset.id,
         name=preset.name,
         description=preset.description,
-        parameters=JobParameters.model_validate(params.model_dump()),
+        parameters=params,
         estimated_credits=params.estimated_credits,
         created_at=preset.created_at,
     )
@@ -215,13 +229,24 @@ def list_team_presets(services: ServicesDep) -> list[TeamPresetPublic]:
 def create_team_preset(
     body: TeamPresetCreate, request: Request, services: ServicesDep
 ) -> TeamPresetPublic:
-    preset = team_presets.create_preset(
-        services.db,
-        name=body.name,
-        description=body.description,
-        parameters=body.parameters.upstream_body(),
-        created_by=_user_id(request),
-    )
+    try:
+        preset = team_presets.create_preset(
+            services.db,
+            name=body.name,
+            description=body.description,
+            parameters=body.parameters.values(),
+            created_by=_user_id(request),
+            rules=services.rules.in_force().rules,
+        )
+    except InvalidParameters as exc:
+        # Named where the request has them, under `parameters`.
+        labels = ("name", "description")
+        raise InvalidParameters(
+            {
+                name if name in labels else f"parameters.{name}": message
+                for name, message in exc.field_errors.items()
+            }
+        ) from None
     return team_preset_public(preset)
 
 

@@ -17,11 +17,12 @@ from app.parameters import (
     IMAGE_SIZE_LABELS,
     IMAGE_SIZES,
     NAMED_SIZE_PIXELS,
-    form_limits,
     pixel_size,
+    size_label,
 )
 from app.presets import PRESETS
 from app.resources import TEMPLATES_DIR
+from app.rules import SEEDREAM_RULES, form_limits, offered_sizes
 
 
 def build_templates(settings: Settings) -> Jinja2Templates:
@@ -37,10 +38,16 @@ def build_templates(settings: Settings) -> Jinja2Templates:
         demo_mode=settings.demo_mode,
         presets=PRESETS,
         preset_names={preset.slug: preset.name for preset in PRESETS},
+        # Every size a stored job may have (the gallery's filter); the form offers the
+        # sizes the rules in force allow (offered_sizes).
         image_sizes=IMAGE_SIZES,
         image_size_labels=IMAGE_SIZE_LABELS,
+        size_label=size_label,
         named_size_pixels=NAMED_SIZE_PIXELS,
-        limits=form_limits(),
+        # The built-in limits; the form renders the limits of the rules in force.
+        limits=form_limits(SEEDREAM_RULES),
+        form_limits=form_limits,
+        offered_sizes=offered_sizes,
         pixel_size=pixel_size,
         JobStatus=JobStatus,
     )
@@ -53,11 +60,14 @@ def build_templates(settings: Settings) -> Jinja2Templates:
 
 
 def upstream_state(request: Request) -> dict[str, Any]:
-    """What every page shows: a refused key blocks everything; who is signed in."""
+    """What every page shows: a refused key blocks everything; the rules in force and the
+    last doctor check (looked up only by the templates that show them); who is signed in."""
     services = getattr(request.app.state, "services", None)
     state = request.state
     return {
         "key_problem": services.key_health.problem() if services is not None else None,
+        "rules_for": services.rules.in_force if services is not None else None,
+        "doctor_report": services.doctor_reports.latest if services is not None else None,
         "user": getattr(state, "user", None),
         "sign_in_on": getattr(state, "sign_in_on", False),
         "csrf_token": getattr(state, "csrf_token", ""),

@@ -7,11 +7,11 @@ from app.models import (
     Image,
     ImagePublic,
     Job,
-    JobParameters,
     JobPublic,
     PresetPublic,
     RemixOfPublic,
 )
+from app.parameters import GenerationParams
 from app.presets import Preset
 
 
@@ -23,15 +23,8 @@ def thumbnail_url(image_id: int) -> str:
     return f"/api/images/{image_id}/thumbnail"
 
 
-def job_parameters(job: Job | JobSummary) -> JobParameters:
-    return JobParameters(
-        prompt=job.prompt,
-        image_size=job.image_size,
-        customWidth=job.custom_width,
-        customHeight=job.custom_height,
-        seed=job.seed,
-        num_images=job.num_images,
-    )
+def job_parameters(job: Job | JobSummary) -> GenerationParams:
+    return GenerationParams.from_columns(job)
 
 
 def image_public(image: Image | ImageSummary) -> ImagePublic:
@@ -89,6 +82,6 @@ def preset_public(preset: Preset) -> PresetPublic:
         slug=preset.slug,
         name=preset.name,
         description=preset.description,
-        parameters=JobParameters.model_validate(params.model_dump()),
+        parameters=params,
         estimated_credits=params.estimated_credits,
     )

@@ -1,0 +1,211 @@
+"""`seedream-playground doctor` against the emulator: a good key, a bad key, an unknown model,
+an unreachable base, a schema that differs; `--run` spends exactly one 1-image job; the page
+where the key's status shows says what the last check found."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.cli import main
+from app.emulator import Fault
+from app.parameters import NAMED_SIZE_PIXELS
+from tests.conftest import TEST_KEY, RunningEmulator, make_settings, serve_app, serve_emulator
+
+NARROW = {"num_images": {"maximum": 4}, "prompt": {"maxLength": 2000}}
+
+
+def doctor(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base_url: str,
+    data_dir: Path,
+    *args: str,
+    key: str = TEST_KEY,
+    **env: str,
+) -> tuple[int, str]:
+    monkeypatch.setenv("PIXELDOJO_API_KEY", key)
+    monkeypatch.setenv("PIXELDOJO_BASE_URL", base_url)
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("PLAYGROUND_POLL_INITIAL_SECONDS", "0.1")
+    monkeypatch.setenv("PIXELDOJO_RATE_LIMIT_PER_MINUTE", "0")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code = main(["doctor", *args])
+    out, err = capsys.readouterr()
+    assert key not in out + err, "the key is never printed"
+    return code, out
+
+
+def assert_fits_80_columns(text: str) -> None:
+    for line in text.splitlines():
+        assert len(line) <= 80, line
+
+
+def test_a_good_key_passes_spending_nothing(
+    emulator: RunningEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out = doctor(monkeypatch, capsys, emulator.base_url, tmp_path / "data")
+    assert code == 0
+    assert_fits_80_columns(out)
+    assert "Nothing was spent" in out
+    for name in ("base URL", "API key", "model", "schema", "rate limits", "clock"):
+        assert f" {name} " in out, name
+    assert "read; the same as the built-in rules" in out
+    assert out.rstrip().endswith("The app can work with this key.")
+    assert emulator.emulator.requests_to("run") == [], "spends nothing"
+    assert emulator.emulator.jobs == {}
+
+
+def test_a_bad_key_blocks_with_the_reason_in_one_line(
+    emulator: RunningEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out = doctor(monkeypatch, capsys, emulator.base_url, tmp_path / "data", key="pd_wrong")
+    assert code == 1
+    assert_fits_80_columns(out)
+    assert "FAIL  API key" in out
+    headline = out.rstrip().split("\n\n")[-1].replace("\n", " ")
+    assert headline.startswith("Blocked: PixelDojo refused the API key (HTTP 401")
+    assert "PIXELDOJO_API_KEY" in headline
+
+
+def test_an_unknown_model_blocks(
+    emulator: RunningEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out = doctor(
+        monkeypatch, capsys, emulator.base_url, tmp_path / "data", PLAYGROUND_MODEL="no-such-model"
+    )
+    assert code == 1
+    assert "FAIL  model" in out
+    assert "PixelDojo has no model 'no-such-model'" in out
+    assert "PLAYGROUND_MODEL" in out.rstrip().split("\n\n")[-1]
+
+
+def test_an_unreachable_base_blocks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}/api/v1"
+    code, out = doctor(monkeypatch, capsys, closed, tmp_path / "data", "--json")
+    report = json.loads(out)
+    assert code == report["exit_code"] == 1
+    assert report["ok"] is False
+    assert report["checks"][0]["name"] == "base URL"
+    assert report["checks"][0]["status"] == "FAIL"
+    assert "cannot be reached" in report["blocked"]
+    assert "PIXELDOJO_BASE_URL" in report["headline"]
+
+
+def test_a_schema_that_differs_is_reported_not_fatal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serve_emulator(schema_overrides=NARROW) as narrowed:
+        narrowed.emulator.faults.add(
+            Fault("models", status=200, headers={"X-RateLimit-Limit": "60"}, body={"apiId": "x"})
+        )
+        code, out = doctor(monkeypatch, capsys, narrowed.base_url, tmp_path / "data")
+    assert code == 0
+    assert_fits_80_columns(out)
+    assert "note  schema" in out
+    assert "- num_images: maximum 4 (built-in: 6)" in out
+    assert "- prompt: maxLength 2,000 (built-in: 4,000)" in out
+    assert "x-ratelimit-limit: 60" in out.lower()
+    assert "2 differences from the built-in rules" in out.rstrip().split("\n\n")[-1]
+
+
+def test_json_output_is_for_scripts(
+    emulator: RunningEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out = doctor(monkeypatch, capsys, emulator.base_url, tmp_path / "data", "--json")
+    report: dict[str, Any] = json.loads(out)
+    assert code == report["exit_code"] == 0
+    assert report["spent"] is False
+    assert report["differences"] == []
+    assert report["run"] is None
+    assert abs(report["clock_skew_seconds"]) < 5
+    assert {check["name"] for check in report["checks"]} >= {"base URL", "API key", "schema"}
+
+
+def test_doctor_run_spends_exactly_one_one_image_job_at_the_cheapest_size(
+    emulator: RunningEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out = doctor(monkeypatch, capsys, emulator.base_url, tmp_path / "data", "--run")
+    assert code == 0, out
+    assert_fits_80_columns(out)
+    (run,) = emulator.emulator.requests_to("run")
+    assert len(emulator.emulator.jobs) == 1
+    assert run.body["num_images"] == 1
+    cheapest = min(NAMED_SIZE_PIXELS.values(), key=lambda wh: wh[0] * wh[1])
+    assert NAMED_SIZE_PIXELS[run.body["image_size"]] == cheapest
+    assert isinstance(run.body["seed"], int), "the test job's seed is known too"
+    assert emulator.emulator.balance(TEST_KEY) == emulator.config.initial_credits - 1
+    assert "One 1-image job was spent." in out
+    assert "status words  pending" in out or "status words  processing" in out
+    assert "completed" in out.split("status words", 1)[1].split("\n", 1)[0]
+    assert "output.images[]" in out
+    assert "127.0.0.1 (allowed)" in out
+    assert "images expire in 24.0 h" in out
+    assert "creditCost 1 for 1 image; 999 credits left" in out
+
+
+def test_doctor_run_reports_a_refused_image_host_naming_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with serve_emulator(image_base_url="http://images.example.net") as running:
+        code, out = doctor(monkeypatch, capsys, running.base_url, tmp_path / "data", "--run")
+        assert len(running.emulator.jobs) == 1
+    assert code == 1
+    assert "'images.example.net' is not an allowed host" in out
+    assert "PLAYGROUND_IMAGE_HOSTS" in out.rstrip().split("\n\n")[-1]
+
+
+def test_no_key_is_nothing_to_check(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "data"))
+    assert main(["doctor"]) == 2
+    assert "PIXELDOJO_API_KEY is unset" in capsys.readouterr().err
+
+
+def test_the_page_shows_the_last_result_where_the_key_status_shows(
+    emulator: RunningEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data = tmp_path / "data"
+    code, _ = doctor(monkeypatch, capsys, emulator.base_url, data, key="pd_wrong")
+    assert code == 1
+    with serve_app(make_settings(data, emulator)) as app:
+        page = app.client.get("/").text
+        assert 'id="doctor-report" data-exit-code="1"' in page
+        assert "Blocked: PixelDojo refused the API key" in page
+        code, _ = doctor(monkeypatch, capsys, emulator.base_url, data)
+        assert code == 0
+
+        def shows_success() -> bool:
+            return "The app can work with this key." in app.client.get("/").text
+
+        from tests.conftest import wait_until
+
+        wait_until(shows_success, timeout=10, what="the page to show the new report")

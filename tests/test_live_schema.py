@@ -1,0 +1,211 @@
+"""The live schema wins: with PixelDojo's schema narrowed (at most 4 images, no auto_4K,
+prompts of at most 2,000 characters), every path that submits refuses what it forbids with
+no upstream call, the form offers only what it allows, and what it allows still works."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from app.emulator import Fault
+from app.parameters import IMAGE_SIZES
+from tests.conftest import (
+    RunningApp,
+    RunningEmulator,
+    make_settings,
+    serve_app,
+    serve_emulator,
+    wait_for_job,
+)
+
+ALLOWED_SIZES = [size for size in IMAGE_SIZES if size != "auto_4K"]
+NARROW: dict[str, Any] = {
+    "num_images": {"maximum": 4},
+    "image_size": {"enum": ALLOWED_SIZES},
+    "prompt": {"maxLength": 2000},
+}
+HTMX = {"HX-Request": "true"}
+
+
+@pytest.fixture
+def narrowed() -> Iterator[RunningEmulator]:
+    with serve_emulator(schema_overrides=NARROW) as running:
+        yield running
+
+
+@pytest.fixture
+def narrowed_app(tmp_path: Path, narrowed: RunningEmulator) -> Iterator[RunningApp]:
+    with serve_app(make_settings(tmp_path / "data", narrowed)) as running:
+        yield running
+
+
+class _Elements(HTMLParser):
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.elements: list[tuple[str, dict[str, str | None]]] = []
+        self.texts: dict[str, str] = {}
+        self._open: list[str] = []
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        found = dict(attrs)
+        self.elements.append((tag, found))
+        ident = found.get("id")
+        if ident:
+            self._open.append(ident)
+            self.texts.setdefault(ident, "")
+
+    def handle_data(self, data: str) -> None:
+        for ident in self._open:
+            self.texts[ident] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "p" and self._open:
+            self._open.pop()
+
+    def by_id(self, ident: str) -> dict[str, str | None]:
+        return next(attrs for _, attrs in self.elements if attrs.get("id") == ident)
+
+    def named(self, name: str) -> list[dict[str, str | None]]:
+        return [attrs for _, attrs in self.elements if attrs.get("name") == name]
+
+
+FORBIDDEN: list[tuple[str, dict[str, Any], str]] = [
+    ("five images", {"prompt": "a cat", "num_images": 5}, "num_images"),
+    ("auto_4K", {"prompt": "a cat", "image_size": "auto_4K"}, "image_size"),
+    ("2,001 characters", {"prompt": "x" * 2001}, "prompt"),
+]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"), [(b, f) for _, b, f in FORBIDDEN], ids=[n for n, _, _ in FORBIDDEN]
+)
+def test_the_api_refuses_what_the_live_schema_forbids_with_no_upstream_call(
+    narrowed_app: RunningApp, narrowed: RunningEmulator, body: dict[str, Any], field: str
+) -> None:
+    narrowed.emulator.reset_log()  # the schema read at start
+    answer = narrowed_app.client.post("/api/jobs", json=body)
+    assert answer.status_code == 422
+    assert field in answer.json()["error"]["fields"]
+    assert narrowed.emulator.requests == [], "0 upstream calls"
+    assert narrowed_app.client.get("/api/jobs").json()["items"] == []
+
+
+@pytest.mark.parametrize(
+    ("body", "field"), [(b, f) for _, b, f in FORBIDDEN], ids=[n for n, _, _ in FORBIDDEN]
+)
+def test_the_form_refuses_what_the_live_schema_forbids_with_no_upstream_call(
+    narrowed_app: RunningApp, narrowed: RunningEmulator, body: dict[str, Any], field: str
+) -> None:
+    narrowed.emulator.reset_log()
+    posted = {"image_size": "auto_2K", "num_images": "1", **{k: str(v) for k, v in body.items()}}
+    answer = narrowed_app.client.post("/jobs", data=posted, headers=HTMX)
+    assert answer.status_code == 422
+    page = _Elements(answer.text)
+    assert page.by_id(f"{field}-error") is not None
+    assert narrowed.emulator.requests == [], "0 upstream calls"
+
+
+def test_the_form_offers_only_what_the_live_schema_allows(narrowed_app: RunningApp) -> None:
+    page = _Elements(narrowed_app.client.get("/").text)
+    offered = [attrs["value"] for attrs in page.named("image_size")]
+    assert offered == ALLOWED_SIZES
+    assert page.by_id("num_images")["max"] == "4"
+    assert page.by_id("prompt")["maxlength"] == "2000"
+    limits = json.loads(page.by_id("generate-form")["data-limits"] or "")
+    assert limits["num_images_max"] == 4
+    assert limits["prompt_max"] == 2000
+    assert page.texts["rules-status"].split()[:3] == ["rules:", "live,", "fetched"]
+    rules = narrowed_app.client.get("/api/rules").json()
+    assert rules["source"] == "live"
+    assert rules["sizes"] == ALLOWED_SIZES
+    assert "num_images: maximum 4 (built-in: 6)" in rules["differences"]
+
+
+def test_four_images_still_work(narrowed_app: RunningApp, narrowed: RunningEmulator) -> None:
+    answer = narrowed_app.client.post("/api/jobs", json={"prompt": "four foxes", "num_images": 4})
+    assert answer.status_code == 202
+    job = wait_for_job(narrowed_app.client, answer.json()["id"])
+    assert job["status"] == "completed"
+    assert len(job["images"]) == 4
+    (run,) = narrowed.emulator.requests_to("run")
+    assert run.body["num_images"] == 4
+
+
+def test_new_seed_remix_and_try_all_are_held_to_the_rules_refreshed_on_demand(
+    app: RunningApp, emulator: RunningEmulator
+) -> None:
+    made = app.client.post("/api/jobs", json={"prompt": "six owls", "num_images": 6})
+    assert made.status_code == 202, "the built-in rules allow six"
+    job = wait_for_job(app.client, made.json()["id"])
+    # PixelDojo narrows its schema; a refresh (what the form's Refresh button asks) reads it.
+    emulator.config.schema_overrides = {
+        **NARROW,
+        "image_size": {"enum": [s for s in ALLOWED_SIZES if s != "landscape_4_3"]},
+    }
+    refreshed = app.client.post("/upstream/rules/refresh", data={}, headers=HTMX)
+    assert refreshed.status_code == 200
+    assert "rules: live, fetched just now" in refreshed.text
+    assert app.client.get("/api/rules").json()["limits"]["num_images_max"] == 4
+    emulator.emulator.reset_log()
+
+    new_seed = app.client.post(f"/api/jobs/{job['id']}/new-seed")
+    assert new_seed.status_code == 422
+    assert "num_images" in new_seed.json()["error"]["fields"]
+
+    remix = {**{k: str(v) for k, v in job["parameters"].items() if v is not None}}
+    remix["remix_of"] = str(job["id"])
+    answer = app.client.post("/jobs", data=remix, headers=HTMX)
+    assert answer.status_code == 422
+    assert 'id="num_images-error"' in answer.text
+    remix_page = _Elements(app.client.get(f"/?remix={job['id']}").text)
+    assert remix_page.by_id("num_images-error") is not None, "said on opening the remix"
+
+    try_all = app.client.post("/playground/try-all", data={"submission_token": "t"})
+    assert try_all.status_code == 422
+    assert "landscape_4_3" in try_all.text
+    assert emulator.emulator.requests == [], "0 upstream calls on every path"
+    assert len(app.client.get("/api/jobs").json()["items"]) == 1
+
+
+def test_the_last_good_copy_stays_in_force_while_the_schema_cannot_be_read(
+    tmp_path: Path, narrowed: RunningEmulator
+) -> None:
+    settings = make_settings(tmp_path / "data", narrowed)
+    with serve_app(settings) as first:
+        assert first.client.get("/api/rules").json()["source"] == "live"
+    narrowed.emulator.faults.add(Fault("schema", status=503, times=100))
+    with serve_app(settings) as second:
+        rules = second.client.get("/api/rules").json()
+        assert rules["source"] == "last good copy"
+        assert rules["label"].startswith("rules: last good copy, fetched")
+        assert "503" in rules["problem"] or "Injected" in rules["problem"]
+        narrowed.emulator.reset_log()
+        refused = second.client.post("/api/jobs", json={"prompt": "a cat", "num_images": 5})
+        assert refused.status_code == 422, "never looser than the live schema"
+        assert narrowed.emulator.requests_to("run") == []
+
+
+def test_with_no_copy_and_no_schema_the_built_in_rules_apply(tmp_path: Path) -> None:
+    with serve_emulator() as running:
+        running.emulator.faults.add(Fault("schema", kind="malformed", times=100))
+        with serve_app(make_settings(tmp_path / "data", running)) as app:
+            rules = app.client.get("/api/rules").json()
+            assert rules["source"] == "built-in"
+            assert rules["label"] == "rules: built-in"
+            assert "could not be read" in rules["problem"]
+            page = _Elements(app.client.get("/").text)
+            assert page.texts["rules-status"].split()[:2] == ["rules:", "built-in"]
+            assert len(page.named("image_size")) == len(IMAGE_SIZES)
+
+
+def test_demo_mode_reads_the_emulator_s_schema_the_same_way(tmp_path: Path) -> None:
+    with serve_app(make_settings(tmp_path / "data", None)) as demo:
+        rules = demo.client.get("/api/rules").json()
+        assert rules["source"] == "live"
+        assert rules["differences"] == []
