@@ -73,7 +73,10 @@ def test_each_preset_completes_and_stores_the_bytes_the_emulator_served(
     ]
     assert len(runs) == 1
     assert runs[0].authorization == f"Bearer {TEST_KEY}"
-    assert runs[0].body == preset.params().upstream_body()
+    sent = dict(runs[0].body)
+    seed = sent.pop("seed")  # left random: drawn by the app, and recorded
+    assert sent == preset.params().upstream_body()
+    assert job["parameters"]["seed"] == seed
     assert "aspect_ratio" not in runs[0].body
 
     image = job["images"][0]

@@ -82,3 +82,16 @@ def test_every_package_the_app_imports_is_a_declared_dependency() -> None:
     for module in sorted(third_party):
         dists = {name.lower().replace("_", "-") for name in providers.get(module, [])}
         assert dists & declared, f"app imports {module} ({dists}) but pyproject does not declare it"
+
+
+def test_the_real_service_section_starts_with_doctor_and_its_output_fits_80_columns() -> None:
+    section = README.split("## Using the real PixelDojo", 1)[1].split("\n## ", 1)[0]
+    first_command = section.split("```sh", 1)[1].split("```", 1)[0].strip()
+    assert first_command.endswith("seedream-playground doctor")
+    assert section.index("doctor") < section.index("seedream-playground serve")
+    captured = (ROOT / "docs" / "doctor.md").read_text()
+    blocks = re.findall(r"```text\n(.*?)```", captured, flags=re.DOTALL)
+    assert len(blocks) >= 3
+    for block in blocks:
+        assert "Seedream Playground doctor" in block
+        assert max(len(line) for line in block.splitlines()) <= 80

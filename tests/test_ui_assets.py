@@ -9,8 +9,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from app.rules import SEEDREAM_RULES, form_limits
 from app.resources import TEMPLATES_DIR
+from app.rules import SEEDREAM_RULES, form_limits
 from tests.conftest import RunningApp
 
 TESTS = Path(__file__).resolve().parent

@@ -14,8 +14,8 @@ from pydantic import SecretStr
 from app.emulator import Fault
 from app.upstream import (
     AuthenticationFailed,
-    ImageHosts,
     DownloadRefused,
+    ImageHosts,
     InsufficientCredits,
     InvalidRequest,
     MalformedResponse,
@@ -285,11 +285,11 @@ def test_parse_job_reads_odd_answers_by_policy() -> None:
         job = parse_job({"jobId": "job_1", "status": word, "output": {"images": [url]}})
         assert job.state is UpstreamState.COMPLETED, word
     # Images mean finished whatever the word, unless the word is a failure; no word at all too.
-    for word in ("processing", "queued", "running", None):
+    for running_word in ("processing", "queued", "running", None):
         answer: dict[str, Any] = {"jobId": "job_1", "output": {"images": [url]}}
-        if word:
-            answer["status"] = word
-        assert parse_job(answer).state is UpstreamState.COMPLETED, word
+        if running_word:
+            answer["status"] = running_word
+        assert parse_job(answer).state is UpstreamState.COMPLETED, running_word
         assert parse_job(answer).output_shape == "output.images[]"
     failed = parse_job({"jobId": "job_1", "status": "failed", "output": {"images": [url]}})
     assert failed.state is UpstreamState.FAILED
