@@ -157,11 +157,6 @@ SCENARIOS: list[Scenario] = [
         num_images=2,
     ),
     Scenario(
-        "finished job says done",
-        Expect("completed", images=1),
-        _config(completed_word="done"),
-    ),
-    Scenario(
         "images come with a running status word",
         Expect("completed", images=1),
         _config(completed_word="processing"),

@@ -21,6 +21,7 @@ from tests.conftest import (
     serve_app,
     serve_emulator,
     wait_for_job,
+    wait_until,
 )
 
 ALLOWED_SIZES = [size for size in IMAGE_SIZES if size != "auto_4K"]
@@ -32,15 +33,20 @@ NARROW: dict[str, Any] = {
 HTMX = {"HX-Request": "true"}
 
 
-@pytest.fixture
+# One narrowed upstream and one app for the tests that only read or are refused: a start
+# costs more than the test.
+@pytest.fixture(scope="module")
 def narrowed() -> Iterator[RunningEmulator]:
     with serve_emulator(schema_overrides=NARROW) as running:
         yield running
 
 
-@pytest.fixture
-def narrowed_app(tmp_path: Path, narrowed: RunningEmulator) -> Iterator[RunningApp]:
-    with serve_app(make_settings(tmp_path / "data", narrowed)) as running:
+@pytest.fixture(scope="module")
+def narrowed_app(
+    tmp_path_factory: pytest.TempPathFactory, narrowed: RunningEmulator
+) -> Iterator[RunningApp]:
+    data = tmp_path_factory.mktemp("narrowed") / "data"
+    with serve_app(make_settings(data, narrowed)) as running:
         yield running
 
 
@@ -88,12 +94,13 @@ FORBIDDEN: list[tuple[str, dict[str, Any], str]] = [
 def test_the_api_refuses_what_the_live_schema_forbids_with_no_upstream_call(
     narrowed_app: RunningApp, narrowed: RunningEmulator, body: dict[str, Any], field: str
 ) -> None:
-    narrowed.emulator.reset_log()  # the schema read at start
+    before = narrowed_app.client.get("/api/jobs").json()["items"]
+    narrowed.emulator.reset_log()  # the schema read at start; from here, not one request
     answer = narrowed_app.client.post("/api/jobs", json=body)
     assert answer.status_code == 422
     assert field in answer.json()["error"]["fields"]
     assert narrowed.emulator.requests == [], "0 upstream calls"
-    assert narrowed_app.client.get("/api/jobs").json()["items"] == []
+    assert narrowed_app.client.get("/api/jobs").json()["items"] == before, "no job recorded"
 
 
 @pytest.mark.parametrize(
@@ -133,16 +140,17 @@ def test_four_images_still_work(narrowed_app: RunningApp, narrowed: RunningEmula
     job = wait_for_job(narrowed_app.client, answer.json()["id"])
     assert job["status"] == "completed"
     assert len(job["images"]) == 4
-    (run,) = narrowed.emulator.requests_to("run")
+    (run,) = [r for r in narrowed.emulator.requests_to("run") if r.body["prompt"] == "four foxes"]
     assert run.body["num_images"] == 4
 
 
 def test_new_seed_remix_and_try_all_are_held_to_the_rules_refreshed_on_demand(
     app: RunningApp, emulator: RunningEmulator
 ) -> None:
-    made = app.client.post("/api/jobs", json={"prompt": "six owls", "num_images": 6})
+    # Six images, under the built-in rules; it never finishes upstream (nothing to render).
+    made = app.client.post("/api/jobs", json={"prompt": "six owls [[never]]", "num_images": 6})
     assert made.status_code == 202, "the built-in rules allow six"
-    job = wait_for_job(app.client, made.json()["id"])
+    job = made.json()
     # PixelDojo narrows its schema; a refresh (what the form's Refresh button asks) reads it.
     emulator.config.schema_overrides = {
         **NARROW,
@@ -169,26 +177,29 @@ def test_new_seed_remix_and_try_all_are_held_to_the_rules_refreshed_on_demand(
     try_all = app.client.post("/playground/try-all", data={"submission_token": "t"})
     assert try_all.status_code == 422
     assert "landscape_4_3" in try_all.text
-    assert emulator.emulator.requests == [], "0 upstream calls on every path"
+    # The six-image job's own polls go on; nothing else reached PixelDojo.
+    calls = [r for r in emulator.emulator.requests if r.route != "job"]
+    assert calls == [], "0 upstream calls on every path"
     assert len(app.client.get("/api/jobs").json()["items"]) == 1
 
 
 def test_the_last_good_copy_stays_in_force_while_the_schema_cannot_be_read(
-    tmp_path: Path, narrowed: RunningEmulator
+    tmp_path: Path,
 ) -> None:
-    settings = make_settings(tmp_path / "data", narrowed)
-    with serve_app(settings) as first:
-        assert first.client.get("/api/rules").json()["source"] == "live"
-    narrowed.emulator.faults.add(Fault("schema", status=503, times=100))
-    with serve_app(settings) as second:
-        rules = second.client.get("/api/rules").json()
-        assert rules["source"] == "last good copy"
-        assert rules["label"].startswith("rules: last good copy, fetched")
-        assert "503" in rules["problem"] or "Injected" in rules["problem"]
-        narrowed.emulator.reset_log()
-        refused = second.client.post("/api/jobs", json={"prompt": "a cat", "num_images": 5})
-        assert refused.status_code == 422, "never looser than the live schema"
-        assert narrowed.emulator.requests_to("run") == []
+    with serve_emulator(schema_overrides=NARROW) as upstream:
+        settings = make_settings(tmp_path / "data", upstream)
+        with serve_app(settings) as first:
+            assert first.client.get("/api/rules").json()["source"] == "live"
+        upstream.emulator.faults.add(Fault("schema", status=503, times=100))
+        with serve_app(settings) as second:
+            rules = second.client.get("/api/rules").json()
+            assert rules["source"] == "last good copy"
+            assert rules["label"].startswith("rules: last good copy, fetched")
+            assert "Injected fault 503" in rules["problem"]
+            upstream.emulator.reset_log()
+            refused = second.client.post("/api/jobs", json={"prompt": "a cat", "num_images": 5})
+            assert refused.status_code == 422, "never looser than the live schema"
+            assert upstream.emulator.requests == []
 
 
 def test_with_no_copy_and_no_schema_the_built_in_rules_apply(tmp_path: Path) -> None:
@@ -209,3 +220,16 @@ def test_demo_mode_reads_the_emulator_s_schema_the_same_way(tmp_path: Path) -> N
         rules = demo.client.get("/api/rules").json()
         assert rules["source"] == "live"
         assert rules["differences"] == []
+
+
+def test_the_schema_is_read_again_on_the_timer(tmp_path: Path, emulator: RunningEmulator) -> None:
+    # 0.3 s instead of 15 min: the loop itself, not a stand-in, picks up the change.
+    settings = make_settings(tmp_path / "data", emulator, schema_refresh_minutes=0.005)
+    with serve_app(settings) as app:
+        assert app.client.get("/api/rules").json()["limits"]["num_images_max"] == 6
+        emulator.config.schema_overrides = NARROW
+        wait_until(
+            lambda: app.client.get("/api/rules").json()["limits"]["num_images_max"] == 4,
+            timeout=20,
+            what="the timer to read the narrowed schema",
+        )

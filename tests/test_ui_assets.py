@@ -57,3 +57,17 @@ def test_the_form_carries_the_server_s_limits_and_labels_every_control(app: Runn
             assert attrs.get("id") in labelled, attrs
     sizes = [attrs for tag, attrs in parser.elements if attrs.get("name") == "image_size"]
     assert len(sizes) == 9 and sum("checked" in attrs for attrs in sizes) == 1
+
+
+def test_no_limit_is_written_in_the_javascript() -> None:
+    """The browser checks the numbers the server renders (data-limits, min, max, maxlength)."""
+    from app.resources import STATIC_DIR
+
+    script = (STATIC_DIR / "app.js").read_text()
+    numbers = set(re.findall(r"(?<![\w.])\d[\d_]*(?:\.\d+)?", script))
+    limits = {
+        str(value)
+        for value in form_limits(SEEDREAM_RULES).values()
+        if isinstance(value, int | float) and value not in (0, 1)
+    } | {"2560", "1440", "4096", "4000", "2147483647", "6"}
+    assert numbers & limits == set(), "limits belong to the rules, rendered into the page"
