@@ -346,3 +346,45 @@ def test_everything_works_from_the_keyboard(page: Any, emulator_m: RunningEmulat
     expect(card).to_have_attribute("data-status", "completed", timeout=DONE_TIMEOUT)
     assert runs(emulator_m) == before + 1
     assert emulator_m.emulator.requests_to("run")[-1].body["image_size"] == "portrait_16_9"
+
+
+def test_the_browser_checks_the_live_schema_s_limits(
+    browser: Any, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Narrowed upstream: the form offers no auto_4K, and the browser refuses a fifth image
+    and a 2,001st character with the numbers the server rendered, before anything is sent."""
+    from playwright.sync_api import expect
+
+    narrow = {
+        "num_images": {"maximum": 4},
+        "image_size": {"enum": ["auto_2K", "square_hd", "custom"]},
+        "prompt": {"maxLength": 2000},
+    }
+    data_dir = tmp_path_factory.mktemp("narrow") / "data"
+    with (
+        serve_emulator(schema_overrides=narrow) as upstream,
+        serve_app(make_settings(data_dir, upstream)) as app,
+    ):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        page = context.new_page()
+        page.goto(app.url + "/")
+        wait_for_htmx(page)
+        expect(page.locator("#rules-status")).to_contain_text("rules: live, fetched")
+        offered = page.locator("input[name=image_size]")
+        expect(offered).to_have_count(3)
+        assert page.locator("input[name=image_size][value=auto_4K]").count() == 0
+        page.locator("#prompt").fill("x" * 2100)
+        expect(page.locator("[data-prompt-count]")).to_have_text("2000 / 2000 characters")
+        page.locator("#prompt").fill("a red kite")
+        page.locator("#num_images").fill("5")
+        expect(page.locator("#num_images-error")).to_be_visible()
+        expect(page.locator("#num_images")).to_have_attribute("aria-invalid", "true")
+        upstream.emulator.reset_log()
+        page.locator("#prompt").press("Control+Enter")
+        expect(page.locator("#num_images-error")).to_be_visible()
+        assert upstream.emulator.requests_to("run") == [], "the browser stopped it"
+        page.locator("#num_images").fill("4")
+        page.locator("#prompt").press("Control+Enter")
+        wait_until(lambda: upstream.emulator.requests_to("run"), what="the 4-image run")
+        assert upstream.emulator.requests_to("run")[0].body["num_images"] == 4
+        context.close()
