@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import anyio
+import sqlalchemy as sa
 from sqlmodel import col, select
 
 from app.database import Database
@@ -109,20 +110,28 @@ def record_read(
 ) -> None:
     """Keep how a read went; a schema read keeps its copy, a failed one keeps the old copy."""
     now = utcnow()
-    with db.write() as session:
-        row = session.get(ModelSchema, (upstream, model))
-        if row is None:
-            row = ModelSchema(upstream=upstream, model=model, checked_at=now)
-        row.checked_at = now
-        row.error = error[:ERROR_MAX_CHARS] if error else None
-        if model_found is not None:
-            row.model_found = model_found
-        if card is not None:
-            row.model_card = card
-        if schema is not None:
-            row.json_schema = schema
-            row.fetched_at = now
-        session.add(row)
+    # Twice at most: two workers starting together may both insert the first row; on a
+    # server database the second one's insert fails, and it updates the row instead.
+    for attempt in range(2):
+        try:
+            with db.write() as session:
+                row = session.get(ModelSchema, (upstream, model))
+                if row is None:
+                    row = ModelSchema(upstream=upstream, model=model, checked_at=now)
+                row.checked_at = now
+                row.error = error[:ERROR_MAX_CHARS] if error else None
+                if model_found is not None:
+                    row.model_found = model_found
+                if card is not None:
+                    row.model_card = card
+                if schema is not None:
+                    row.json_schema = schema
+                    row.fetched_at = now
+                session.add(row)
+            return
+        except sa.exc.IntegrityError:
+            if attempt:
+                raise
 
 
 def rules_from_row(row: ModelSchema | None, model: str) -> RulesInForce:

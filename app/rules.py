@@ -85,18 +85,14 @@ class ModelRules:
         }
         required = schema.get("required")
         additional = schema.get("additionalProperties")
+        if additional is not None and not isinstance(additional, bool):
+            # A schema for the extra properties (not a boolean) allows some: say "allowed".
+            additional = True
         return cls(
             model=model,
             properties=properties,
-            required=frozenset(str(name) for name in required)
-            if isinstance(required, list)
-            else None,
-            # An additionalProperties schema (not a boolean) allows extras: say "allowed".
-            additional_properties=additional
-            if isinstance(additional, bool)
-            else None
-            if additional is None
-            else True,
+            required=frozenset(map(str, required)) if isinstance(required, list) else None,
+            additional_properties=additional,
         )
 
     def allows(self, name: str) -> bool:
@@ -321,6 +317,9 @@ def _normalize(prop: Any, definitions: Mapping[str, Any], depth: int) -> dict[st
         elif real:
             types = tuple(dict.fromkeys(t for option in real for t in option.get("type", ())))
             merged["type"] = types
+            if all(option.get("enum") is not None for option in real):
+                # Either list of values: the union, never looser than the schema.
+                merged["enum"] = list(dict.fromkeys(v for o in real for v in o["enum"]))
     for keyword in _KEPT_KEYWORDS:
         if keyword in prop:
             merged[keyword] = prop[keyword]

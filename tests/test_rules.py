@@ -71,6 +71,7 @@ def test_refs_nullable_any_of_type_lists_const_and_draft_4_bounds_are_understood
                 "seed": {"anyOf": [{"type": "integer", "maximum": 99}, {"type": "null"}]},
                 "count": {"type": ["integer", "null"], "minimum": 0, "exclusiveMaximum": 5},
                 "mode": {"const": "fast"},
+                "tone": {"anyOf": [{"enum": ["warm", "cool"]}, {"const": "none"}]},
                 "old": {"type": "number", "minimum": 1, "exclusiveMinimum": True},
             },
             "$defs": {"Size": {"type": "string", "enum": ["a", "b"]}},
@@ -80,6 +81,7 @@ def test_refs_nullable_any_of_type_lists_const_and_draft_4_bounds_are_understood
     assert rules.bounds("seed") == (None, 99)
     assert rules.bounds("count") == (0, 4)  # exclusive 5, for an integer
     assert rules.enum("mode") == ("fast",)
+    assert rules.enum("tone") == ("warm", "cool", "none")
     assert rules.check({"size": "c", "seed": 100, "count": 5, "mode": "slow", "old": 1}) == {
         "size": "must be one of: a, b",
         "seed": "must be at most 99",
