@@ -134,15 +134,23 @@ async def submit_job(
             model=model, image_size=params.image_size, num_images=params.num_images
         )
     )
-    job = await anyio.to_thread.run_sync(
-        lambda: jobs.record_submitted(
-            services.db,
-            job_id=job_id,
-            owner=services.worker_id,
-            upstream=upstream,
-            first_poll_in=first_poll_in,
+    try:
+        job = await anyio.to_thread.run_sync(
+            lambda: jobs.record_submitted(
+                services.db,
+                job_id=job_id,
+                owner=services.worker_id,
+                upstream=upstream,
+                first_poll_in=first_poll_in,
+            )
         )
-    )
+    except jobs.LeaseLost:
+        # Another worker took the job over while its answer was on the way (this process
+        # looked dead to it) and found it upstream: it is accepted and in that worker's
+        # hands. Say so, not a server error.
+        item = await anyio.to_thread.run_sync(lambda: jobs.get_job(services.db, job_id=job_id))
+        assert item is not None
+        return item.job, True
     services.poller.wake()
     return job, True
 
