@@ -31,7 +31,8 @@ from app.errors import (
     PlaygroundError,
     SubmissionFailed,
 )
-from app.submission import submit_job, validate_parameters
+from app.runs import validate_parameters
+from app.submission import submit_job
 
 if TYPE_CHECKING:
     from app.services import Services
@@ -135,7 +136,8 @@ class GridRunner:
             position = cell.position
             try:
                 # Validated again: the rules may have changed since the grid was planned.
-                params = validate_parameters(cell.parameters)
+                in_force = await services.rules.for_submission(grid.model)
+                params = validate_parameters(cell.parameters, in_force.rules)
                 job, _ = await submit_job(
                     services,
                     params=params,

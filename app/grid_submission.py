@@ -45,6 +45,7 @@ def plan(services: Services, request: GridRequest, *, token: str | None) -> Grid
         default_model=services.settings.model,
         token=token,
         team_preset=_team_preset_lookup(services),
+        rules=services.rules.in_force(request.model or services.settings.model).rules,
     )
 
 

@@ -56,7 +56,8 @@ from app.parameters import (
     GenerationParams,
 )
 from app.presets import PRESETS_BY_SLUG
-from app.submission import validate_parameters
+from app.rules import ModelRules, builtin_rules
+from app.runs import validate_parameters
 
 __all__ = ["MAX_CELLS", "AxisSpec", "GridRequest"]
 
@@ -170,8 +171,10 @@ def plan_grid(
     default_model: str,
     token: str | None = None,
     team_preset: TeamPresetLookup = _no_team_presets,
+    rules: ModelRules | None = None,
 ) -> GridPlan:
-    """Every cell's run parameters, validated; InvalidParameters names the axis at fault.
+    """Every cell's run parameters, validated against `rules` (the rules in force for the
+    grid's model; default: the built-in ones); InvalidParameters names the axis at fault.
 
     `token` draws random seeds: the same token draws the same seeds, so a plan shown
     before submitting is the grid that a submission with the same token makes.
@@ -183,6 +186,7 @@ def plan_grid(
             {"axes": f"{cols * rows * tabs} cells is more than {MAX_CELLS}; use fewer values"}
         )
     base = dict(request.parameters)
+    rules = rules or builtin_rules(request.model or default_model)
     errors: dict[str, str] = {}
     cells: list[PlannedCell] = []
     for position, (z, y, x) in enumerate(product(range(tabs), range(rows), range(cols))):
@@ -199,7 +203,7 @@ def plan_grid(
             if axis.param == PRESET:
                 preset = axis.presets[index].slug
         try:
-            params = validate_parameters(values)
+            params = validate_parameters(values, rules)
         except InvalidParameters as invalid:
             for field, message in invalid.field_errors.items():
                 axis_name = set_by.get(field)

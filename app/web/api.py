@@ -17,8 +17,9 @@ from app.models import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
 from app.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams, ModelId
 from app.presets import PRESETS, PRESETS_BY_SLUG
 from app.rules import form_limits, offered_sizes
+from app.runs import validate_parameters
 from app.services import Services
-from app.submission import submit_job, validate_parameters
+from app.submission import submit_job
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.views import job_public, preset_public
 
@@ -152,7 +153,8 @@ def check_jobs(body: JobBatch, services: ServicesDep, user: CurrentUser) -> Batc
     images, credits = 0, 0.0
     for number, job in enumerate(body.jobs):
         try:
-            params = validate_parameters(job.model_dump(include=set(UPSTREAM_FIELDS)))
+            rules = services.rules.in_force(job.model or services.settings.model).rules
+            params = validate_parameters(job.model_dump(include=set(UPSTREAM_FIELDS)), rules)
         except InvalidParameters as invalid:
             errors.update({f"jobs.{number}.{f}": m for f, m in invalid.field_errors.items()})
             continue
