@@ -167,6 +167,21 @@ def add_images(db: Database, *, collection_id: int, image_ids: Iterable[int]) ->
     return len(added)
 
 
+def images_on_board(db: Database, *, collection_id: int, image_ids: Iterable[int]) -> set[int]:
+    """Which of these images are on the board already."""
+    ids = list(dict.fromkeys(image_ids))
+    if not ids:
+        return set()
+    with db.read() as session:
+        found = session.exec(
+            select(CollectionImage.image_id).where(
+                CollectionImage.collection_id == collection_id,
+                col(CollectionImage.image_id).in_(ids),
+            )
+        ).all()
+        return set(found)
+
+
 def remove_images(db: Database, *, collection_id: int, image_ids: Iterable[int]) -> int:
     ids = list(dict.fromkeys(image_ids))
     with db.write() as session:

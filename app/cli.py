@@ -7,6 +7,7 @@ import asyncio
 import getpass
 import json
 import os
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from app import __version__
-from app.config import Settings, is_loopback_host
+from app.config import Settings, default_data_dir, is_loopback_host
 
 if TYPE_CHECKING:
     from app.database import Database
@@ -27,9 +28,13 @@ CLI_ACTOR = "(command line)"
 
 
 def load_settings() -> Settings:
-    """Settings from the environment and `.env`; a bad value exits with a readable message."""
+    """Settings from the environment and `.env`; a bad value exits with a readable message.
+
+    Says which data dir it is: a command run against the wrong one is the first
+    thing to rule out when a playground looks empty.
+    """
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as exc:
         # Never echo the input: it may be the API key.
         lines = [
@@ -37,6 +42,41 @@ def load_settings() -> Settings:
             for error in exc.errors(include_input=False, include_url=False)
         ]
         raise SystemExit("Invalid settings:\n" + "\n".join(lines)) from None
+    where = "PLAYGROUND_DATA_DIR" if os.environ.get("PLAYGROUND_DATA_DIR") else "default"
+    print(f"Data dir: {settings.data_dir.resolve()} ({where})", file=sys.stderr)
+    return settings
+
+
+def reachable_addresses() -> list[str]:
+    """This machine's own IPv4 addresses that a teammate could open, loopback left out."""
+    found: list[str] = []
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+        found += [str(info[4][0]) for info in infos]
+    except OSError:
+        pass
+    # The address the default route leaves from: connecting a UDP socket sends nothing.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: never routed anywhere real
+            found.append(str(probe.getsockname()[0]))
+        except OSError:
+            pass
+    return [
+        address
+        for address in dict.fromkeys(found)
+        if not is_loopback_host(address) and address != "0.0.0.0"
+    ]
+
+
+def open_urls(host: str, port: int) -> list[str]:
+    """Where to open the app: for a wildcard address, each of the machine's addresses."""
+    if host in ("0.0.0.0", "::", ""):
+        return [f"http://127.0.0.1:{port}/"] + [
+            f"http://{address}:{port}/" for address in reachable_addresses()
+        ]
+    shown = f"[{host}]" if ":" in host else host
+    return [f"http://{shown}:{port}/"]
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -59,8 +99,10 @@ def serve(args: argparse.Namespace) -> int:
         else f"using PixelDojo at {settings.pixeldojo_base_url}"
     )
     print(f"Seedream Playground {__version__}: {mode}", file=sys.stderr)
-    print(f"Data in {settings.data_dir.resolve()}", file=sys.stderr)
-    print(f"Open http://{args.host}:{args.port}/", file=sys.stderr)
+    urls = open_urls(args.host, args.port)
+    print(f"Open {urls[0]}", file=sys.stderr)
+    for url in urls[1:]:
+        print(f"  or, from another machine, {url}", file=sys.stderr)
     uvicorn.run(
         create_app(settings),
         host=args.host,
@@ -72,12 +114,18 @@ def serve(args: argparse.Namespace) -> int:
         # Open live-update streams would otherwise hold a Ctrl+C until every tab closes.
         timeout_graceful_shutdown=5,
     )
-    return 0
+    # The app has shut down (lifespan closed the database, the poller, the emulator);
+    # what is left is the interpreter's teardown of every module, close to a second on
+    # a busy machine. Ctrl+C on an idle server should end it at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def _open_database(settings: Settings) -> Database:
     from app.database import Database
 
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database.at_path(settings.database_path)
     db.migrate()
     return db
@@ -485,18 +533,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seedream-playground",
         description="A playground and shared gallery for Seedream 4.5 through the PixelDojo API.",
+        epilog="Data lives in PLAYGROUND_DATA_DIR, or else in your own data folder "
+        f"({default_data_dir()}); every command says which one it uses.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve_parser = commands.add_parser("serve", help="run the web app")
-    serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve_parser = commands.add_parser(
+        "serve",
+        help="run the web app",
+        description="Run the web app: demo mode without PIXELDOJO_API_KEY.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    serve_parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (0.0.0.0: every address of this machine; needs sign-in)",
+    )
     serve_parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve_parser.add_argument("--log-level", default="info", help="uvicorn log level")
     serve_parser.set_defaults(handler=serve)
 
     emulator_parser = commands.add_parser(
-        "emulator", help="run the PixelDojo emulator on its own, for local development"
+        "emulator",
+        help="run the PixelDojo emulator on its own, for local development",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     emulator_parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     emulator_parser.add_argument("--port", type=int, default=9100, help="port to listen on")

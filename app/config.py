@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
 
+import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -21,6 +22,16 @@ PUBLIC_API_BASE_URL = "https://pixeldojo.ai/api/v1"
 DEFAULT_RATE_LIMIT_PER_MINUTE = 10.0
 # What the demo mode's upstream is called where the app remembers things about it.
 DEMO_UPSTREAM = "demo"
+APP_NAME = "seedream-playground"
+
+
+def default_data_dir() -> Path:
+    """The person's own data folder (e.g. ~/.local/share/seedream-playground on Linux).
+
+    Not a path relative to the current directory: every command, run from any folder,
+    finds the same playground. PLAYGROUND_DATA_DIR overrides it.
+    """
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 class Settings(BaseSettings):
@@ -44,7 +55,9 @@ class Settings(BaseSettings):
         description="Base URL of the PixelDojo API",
     )
     data_dir: Path = Field(
-        Path("data"), description="Where the database and everything the app writes live"
+        default_factory=default_data_dir,
+        description="Where the database and everything the app writes live; "
+        "unset: the per-user data folder",
     )
     model: ModelId = Field(DEFAULT_MODEL, description="PixelDojo model apiId to run")
 

@@ -516,6 +516,18 @@ def set_favourite(db: Database, *, image_ids: Iterable[int], favourite: bool) ->
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+def favourite_ids(db: Database, *, image_ids: Iterable[int]) -> set[int]:
+    """Which of these images are starred."""
+    ids = list(dict.fromkeys(image_ids))
+    if not ids:
+        return set()
+    with db.read() as session:
+        found = session.exec(
+            select(Image.id).where(col(Image.id).in_(ids), col(Image.favourite).is_(True))
+        ).all()
+        return {image_id for image_id in found if image_id is not None}
+
+
 def existing_image_ids(db: Database, *, image_ids: Iterable[int]) -> set[int]:
     ids = list(dict.fromkeys(image_ids))
     if not ids:
@@ -526,3 +538,25 @@ def existing_image_ids(db: Database, *, image_ids: Iterable[int]) -> set[int]:
             for image_id in session.exec(select(Image.id).where(col(Image.id).in_(ids))).all()
             if image_id is not None
         }
+
+
+def latest_preset_images(db: Database, *, slugs: Sequence[str]) -> dict[str, int]:
+    """For each preset, the id of the newest image made from it that is not in the trash.
+
+    One short query per preset, each walking `jobs` backwards through its (preset, id)
+    index and stopping at the first job with a stored image: the cost stays the same
+    however large the gallery grows.
+    """
+    latest: dict[str, int] = {}
+    with db.read() as session:
+        for slug in slugs:
+            image_id = session.exec(
+                select(Image.id)
+                .join(Job, col(Job.id) == col(Image.job_id))
+                .where(col(Job.preset) == slug, col(Image.deleted_at).is_(None))
+                .order_by(col(Job.id).desc(), col(Image.index))
+                .limit(1)
+            ).first()
+            if image_id is not None:
+                latest[slug] = image_id
+    return latest

@@ -19,14 +19,16 @@ THREAD_PREFIX = "loopback-server-"
 
 
 class _QuietLoopbackInfo(logging.Filter):
-    """Keep a loopback server's start-up chatter ("Uvicorn running on ...") out of the app's log."""
+    """Keep a loopback server's chatter ("Uvicorn running on ...", its access lines) out of
+    the app's log: demo mode's emulator is an implementation detail, not a second server."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         thread = record.threadName or ""
         return record.levelno >= logging.WARNING or not thread.startswith(THREAD_PREFIX)
 
 
-logging.getLogger("uvicorn.error").addFilter(_QuietLoopbackInfo())
+for _name in ("uvicorn.error", "uvicorn.access"):
+    logging.getLogger(_name).addFilter(_QuietLoopbackInfo())
 
 
 class LoopbackServer:
@@ -39,8 +41,11 @@ class LoopbackServer:
         self._socket.bind((host, port))
         self.host, self.port = self._socket.getsockname()[:2]
         # log_config=None: a second uvicorn must not reconfigure the host process's logging.
+        # access_log stays on: uvicorn turns it off by emptying the process-wide
+        # "uvicorn.access" logger, which silenced the app's own request log in demo mode.
+        # The filter above keeps this server's lines out instead.
         config = uvicorn.Config(
-            app, log_config=None, access_log=False, lifespan="auto", timeout_graceful_shutdown=5
+            app, log_config=None, access_log=True, lifespan="auto", timeout_graceful_shutdown=5
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

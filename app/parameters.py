@@ -207,12 +207,12 @@ def custom_size_problem(width: int, height: int) -> str | None:
     total = width * height
     if total < TOTAL_PIXELS_MIN or total > TOTAL_PIXELS_MAX:
         return (
-            f"customWidth × customHeight is {total:,} pixels; it must be between "
+            f"Width × height is {total:,} pixels; it must be between "
             f"{TOTAL_PIXELS_MIN:,} and {TOTAL_PIXELS_MAX:,}"
         )
     if max(width / height, height / width) > ASPECT_RATIO_MAX:
         return (
-            "customWidth and customHeight must keep the aspect ratio between "
+            "Width and height must keep the aspect ratio between "
             f"1:{ASPECT_RATIO_MAX:g} and {ASPECT_RATIO_MAX:g}:1"
         )
     return None

@@ -6,31 +6,81 @@
   var POLL_MS = 3000;          // the fallback's pace while the live stream is down
   var CODE_REFRESH_MS = 300;   // debounce of the code examples while typing
   var TOAST_MS = 8000;
+  var UNDO_TOAST_MS = 12000;  // long enough to read it and reach the Undo button
+  var NARROW = "(max-width: 1023px)";  // below this the canvas is one column
 
   function $(selector, root) { return (root || document).querySelector(selector); }
   function $$(selector, root) { return Array.prototype.slice.call((root || document).querySelectorAll(selector)); }
 
-  // --- Messages: toasts for failures, one polite voice for progress -----------------
+  // --- Messages: a toast for every action and failure, one polite voice for progress ---
 
-  function toast(message, kind) {
+  // The toast region is aria-live (polite); an error is an alert of its own.
+  // `undo`, when given, is {label, run}: an Undo button that runs it and closes the toast.
+  function toast(message, kind, undo) {
     var box = document.getElementById("toasts");
-    if (!box) return;
+    if (!box) return null;
     var item = document.createElement("div");
     item.className = "toast toast-" + (kind || "error");
-    item.setAttribute("role", kind === "info" ? "status" : "alert");
+    if (kind !== "info") item.setAttribute("role", "alert");
     var text = document.createElement("span");
     text.textContent = message;
+    item.appendChild(text);
+    if (undo) {
+      var again = document.createElement("button");
+      again.type = "button";
+      again.className = "toast-undo";
+      again.textContent = "Undo";
+      again.addEventListener("click", function () { item.remove(); undo.run(); });
+      // "Moved 2 images to the trash · Undo", read as one line.
+      text.textContent = message + " · ";
+      item.appendChild(again);
+    }
     var close = document.createElement("button");
     close.type = "button";
     close.className = "toast-close";
     close.setAttribute("aria-label", "Dismiss");
     close.textContent = "×";
     close.addEventListener("click", function () { item.remove(); });
-    item.appendChild(text);
     item.appendChild(close);
     box.appendChild(item);
-    setTimeout(function () { item.remove(); }, TOAST_MS);
+    setTimeout(function () { item.remove(); }, undo ? UNDO_TOAST_MS : TOAST_MS);
+    return item;
   }
+
+  // The server answers a change to images with an HX-Trigger `toast`: what was done, and
+  // how to undo it (another change, through the same route).
+  document.addEventListener("toast", function (event) {
+    var detail = event.detail || {};
+    if (!detail.message) return;
+    var undo = null;
+    if (detail.undo && detail.undo.ids && detail.undo.ids.length) {
+      undo = {
+        run: function () {
+          var values = { action: detail.undo.action, ids: detail.undo.ids };
+          if (detail.undo.board) values.board = detail.undo.board;
+          htmx.ajax("POST", "/gallery/selection", { source: document.body, values: values, swap: "none" });
+        }
+      };
+    }
+    toast(detail.message, "info", undo);
+  });
+
+  // Stars follow a change wherever the image shows: a tile, the lightbox, the output.
+  document.addEventListener("images-changed", function (event) {
+    var detail = event.detail || {};
+    if (detail.favourite === null || detail.favourite === undefined) return;
+    (detail.ids || []).forEach(function (id) {
+      $$('[data-fav-image="' + id + '"]').forEach(function (form) {
+        var button = $(".fav-button", form), next = $("input[name=favourite]", form);
+        if (!button) return;
+        button.classList.toggle("is-on", !!detail.favourite);
+        button.setAttribute("aria-pressed", detail.favourite ? "true" : "false");
+        button.setAttribute("title", detail.favourite ? "Remove from favourites" : "Add to favourites");
+        button.textContent = detail.favourite ? "★" : "☆";
+        if (next) next.value = detail.favourite ? "false" : "true";
+      });
+    });
+  });
 
   function announce(message) {
     var voice = document.getElementById("announcer");
@@ -74,11 +124,11 @@
   function customSizeProblem(limits, width, height) {
     var total = width * height;
     if (total < limits.total_pixels_min || total > limits.total_pixels_max) {
-      return "customWidth × customHeight is " + formatNumber(total) + " pixels; it must be between " +
+      return "Width × height is " + formatNumber(total) + " pixels; it must be between " +
         formatNumber(limits.total_pixels_min) + " and " + formatNumber(limits.total_pixels_max);
     }
     if (Math.max(width / height, height / width) > limits.aspect_max) {
-      return "customWidth and customHeight must keep the aspect ratio between 1:" + limits.aspect_max +
+      return "Width and height must keep the aspect ratio between 1:" + limits.aspect_max +
         " and " + limits.aspect_max + ":1";
     }
     return "";
@@ -149,9 +199,59 @@
     var count = $("#num_images", form);
     var cost = $("[data-cost]", form);
     if (!count || !cost) return;
+    if (cost.hasAttribute("data-demo")) { cost.textContent = "· 0 credits (demo)"; return; }
     var perImage = Number(cost.getAttribute("data-credits-per-image")) || 1;
     var images = Math.max(1, parseInt(count.value, 10) || 1);
     cost.textContent = "· " + plural(images * perImage, "credit");
+  }
+
+  // The settings' summary line says what is chosen while they are folded away.
+  function syncSettingsSummary(form) {
+    var summary = $("[data-settings-summary]", form);
+    if (!summary) return;
+    var size = $("input[name=image_size]:checked", form);
+    var sizeName = size ? $(".size-name", size.closest("label")) : null;
+    var sizeText = sizeName ? sizeName.textContent.trim() : "";
+    if (size && size.value === "custom") {
+      var pixels = $("[data-custom-pixels]", form);
+      if (pixels && /\d/.test(pixels.textContent)) sizeText = pixels.textContent.trim();
+    }
+    var images = Math.max(1, parseInt(($("#num_images", form) || {}).value, 10) || 1);
+    var seed = $("#seed", form);
+    var seedText = seed && !seed.disabled && seed.value ? "seed " + seed.value : "random seed";
+    summary.textContent = [sizeText, plural(images, "image"), seedText].filter(Boolean).join(" · ");
+  }
+
+  // A preset's label stays only while the prompt is the preset's own; a prompt of your
+  // own is not filed under it (the server applies the same rule).
+  function normalised(text) { return text.trim().split(/\s+/).join(" "); }
+
+  function syncPresetLabel(form) {
+    var input = $("[data-preset-input]", form), label = $("[data-preset-label]", form), prompt = $("#prompt", form);
+    if (!input || !prompt) return;
+    var slug = input.getAttribute("data-preset-slug");
+    if (slug === null) { slug = input.value; input.setAttribute("data-preset-slug", slug); }
+    var presetPrompt = form.getAttribute("data-preset-prompt") || "";
+    var follows = !!slug && !!presetPrompt && normalised(prompt.value) === normalised(presetPrompt);
+    input.value = follows ? slug : "";
+    if (label) label.hidden = !follows;
+    $$(".preset-chip[data-preset]", form).forEach(function (chip) {
+      var on = follows && chip.getAttribute("data-preset") === slug;
+      chip.classList.toggle("is-selected", on);
+      if (on) chip.setAttribute("aria-current", "true"); else chip.removeAttribute("aria-current");
+    });
+  }
+
+  // Folded on a phone, so the output follows the presets; open on a desktop. A choice the
+  // person made stands until the page is reloaded, through every preset they load.
+  var settingsOpen = null;
+  function syncSettingsFold(form) {
+    var details = $("[data-settings]", form);
+    if (!details) return;
+    var hasError = !!$("[aria-invalid=true], .field-error:not([hidden])", details);
+    var open = settingsOpen !== null ? settingsOpen : !window.matchMedia(NARROW).matches;
+    details.open = open || hasError;
+    details.addEventListener("toggle", function () { settingsOpen = details.open; });
   }
 
   function syncPromptCount(form) {
@@ -200,6 +300,9 @@
     syncCost(form);
     syncPromptCount(form);
     syncSeed(form);
+    syncPresetLabel(form);
+    syncSettingsFold(form);
+    syncSettingsSummary(form);
   }
 
   var codeTimer = null;
@@ -219,8 +322,9 @@
     if (!form) return;
     var target = event.target;
     if (target.id === "num_images") syncCost(form);
-    if (target.id === "prompt") syncPromptCount(form);
+    if (target.id === "prompt") { syncPromptCount(form); syncPresetLabel(form); }
     if (target.id === "customWidth" || target.id === "customHeight") syncCustomSize(form);
+    syncSettingsSummary(form);
     if (target.type === "number" && target.value !== "") {
       // Numbers are checked as they are typed, against the limits the server enforces.
       showFieldError(target, target.validity.valid ? "" : target.validationMessage);
@@ -241,6 +345,7 @@
       syncSeed(form);
     }
     syncCost(form);
+    syncSettingsSummary(form);
     refreshCode();
   });
 
@@ -253,8 +358,26 @@
     seed.value = String(randomSeed(form));
     if (lock) lock.checked = true;
     syncSeed(form);
+    syncSettingsSummary(form);
     showFieldError(seed, "");
     refreshCode();
+  });
+
+  // "Same seed" on an image: its seed goes in the form, kept for every run.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-same-seed]");
+    if (!button) return;
+    var form = document.getElementById("generate-form");
+    if (!form) return;
+    var seed = $("#seed", form), lock = $("[data-seed-lock]", form);
+    seed.disabled = false;
+    seed.value = button.getAttribute("data-same-seed");
+    if (lock) lock.checked = true;
+    syncSeed(form);
+    syncSettingsSummary(form);
+    showFieldError(seed, "");
+    refreshCode();
+    toast("Seed " + seed.value + " is in the form, kept for every run.", "info");
   });
 
   // Ctrl+Enter (⌘+Enter on a Mac) submits from anywhere in the form.
@@ -288,7 +411,8 @@
       var dialog = document.getElementById(opener.getAttribute("data-open-dialog"));
       if (dialog && dialog.showModal) {
         dialog.showModal();
-        var first = $("input:not([type=hidden]), button[type=submit]", dialog);
+        // A dialog that spends credits starts on Cancel; a form starts on its first field.
+        var first = $("[data-autofocus]", dialog) || $("input:not([type=hidden]), button[type=submit]", dialog);
         if (first) first.focus();
       }
       return;
@@ -307,9 +431,9 @@
       syncLive();
       return;
     }
-    var card = target.closest(".preset-card");
+    var card = target.closest(".preset-chip");
     if (card) {
-      $$(".preset-card").forEach(function (other) {
+      $$(".preset-chip").forEach(function (other) {
         other.classList.toggle("is-selected", other === card);
         if (other === card) other.setAttribute("aria-current", "true");
         else other.removeAttribute("aria-current");
@@ -326,12 +450,38 @@
     toast(name + " is saved for the team.", "info");
   });
 
+  // A new job takes the output; the one it replaces moves to the head of the recent strip.
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "output" || !event.detail.shouldSwap) return;
+    var xhr = event.detail.xhr;
+    if (xhr && xhr.getResponseHeader("HX-Reswap") === "none") return;  // the same job again
+    var strip = document.getElementById("jobs");
+    var empty = document.getElementById("no-jobs");
+    if (empty) empty.remove();
+    $$(".job-card", target).forEach(function (card) {
+      if (strip) {
+        strip.insertBefore(card, strip.firstChild);
+        var none = document.getElementById("no-recent");
+        if (none) none.hidden = true;
+      } else {
+        card.remove();
+      }
+    });
+  });
+
   document.addEventListener("htmx:afterSwap", function (event) {
     var target = event.detail.target;
     if (!target) return;
-    if (target.id === "jobs") {
-      var empty = document.getElementById("no-jobs");
-      if (empty) empty.remove();
+    if (target.id === "generate-form" || (event.detail.elt && event.detail.elt.id === "generate-form")) {
+      // The form filled in place (a preset, a remix): its prompt stays in view.
+      var prompt = document.getElementById("prompt");
+      if (prompt) {
+        var box = prompt.getBoundingClientRect();
+        if (box.top < 0 || box.bottom > window.innerHeight) prompt.scrollIntoView({ block: "center" });
+      }
+    }
+    if (target.id === "output") {
       // A submission PixelDojo refused comes back as a card that has already failed.
       var added = $(".job-card", target);
       if (added && !added.hasAttribute("data-running") && added.getAttribute("data-status") !== "completed") {
@@ -382,12 +532,53 @@
     if (!copy) return;
     var code = $("[data-code]", document.getElementById(copy.getAttribute("data-copy")));
     if (!code) return;
-    var done = function () { toast("Copied to the clipboard.", "info"); };
+    var done = function () { toast("Copied to the clipboard", "info"); };
     if (navigator.clipboard && navigator.clipboard.writeText) {
       navigator.clipboard.writeText(code.textContent).then(done, function () {
         toast("The browser refused the clipboard; select the code and copy it instead.");
       });
     }
+  });
+
+  // --- Compare: images picked on their cards, compared side by side in the gallery ---
+
+  var COMPARE_KEY = "seedream-compare";
+  function comparePicks() {
+    try { return JSON.parse(sessionStorage.getItem(COMPARE_KEY) || "[]"); } catch (e) { return []; }
+  }
+  function syncCompare() {
+    var picks = comparePicks();
+    $$("[data-compare]").forEach(function (button) {
+      var on = picks.indexOf(button.getAttribute("data-compare")) >= 0;
+      button.setAttribute("aria-pressed", on ? "true" : "false");
+    });
+    var tray = $("[data-compare-tray]");
+    if (!tray) return;
+    tray.hidden = picks.length === 0;
+    var link = $("[data-compare-link]", tray);
+    if (picks.length >= 2) {
+      link.setAttribute("href", "/compare?" + picks.map(function (id) { return "ids=" + encodeURIComponent(id); }).join("&"));
+      link.removeAttribute("aria-disabled");
+      link.textContent = "Compare " + picks.length + " images";
+    } else {
+      link.removeAttribute("href");
+      link.setAttribute("aria-disabled", "true");
+      link.textContent = "1 picked: pick another to compare";
+    }
+  }
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-compare]");
+    var clear = event.target.closest && event.target.closest("[data-compare-clear]");
+    if (!button && !clear) return;
+    var picks = clear ? [] : comparePicks();
+    if (button) {
+      var id = button.getAttribute("data-compare");
+      var at = picks.indexOf(id);
+      if (at >= 0) picks.splice(at, 1); else picks.push(id);
+      toast(at >= 0 ? "Left out of the comparison" : "Picked to compare (" + picks.length + ")", "info");
+    }
+    try { sessionStorage.setItem(COMPARE_KEY, JSON.stringify(picks.slice(-8))); } catch (e) { /* private mode */ }
+    syncCompare();
   });
 
   // --- Live job cards: one stream per page, polling only while it is down ------------
@@ -577,6 +768,7 @@
     $$("[data-js-only]", root.parentNode || root).forEach(function (el) { el.hidden = false; });
     var form = root.id === "generate-form" ? root : $("#generate-form", root);
     if (form) enhanceForm(form);
+    syncCompare();
     syncLive();
     tick();
   });

@@ -93,7 +93,7 @@ class GenerateForm:
         return cls(
             values=values,
             model=chosen_model,
-            preset=preset if preset in PRESETS_BY_SLUG else None,
+            preset=preset if prompt_follows_preset(values["prompt"], preset) else None,
             token=token[:TOKEN_MAX] if token else new_submission_token(),
             remix_of=str(form.get("remix_of", "") or "").strip(),
             remix_image=str(form.get("remix_image", "") or "").strip(),
@@ -105,6 +105,11 @@ class GenerateForm:
         except ValidationError:
             return False
         return True
+
+    @property
+    def preset_prompt(self) -> str:
+        """The prompt of the form's preset, for the page to notice when it is edited away."""
+        return PRESETS_BY_SLUG[self.preset].prompt if self.preset in PRESETS_BY_SLUG else ""
 
     @property
     def idempotency_key(self) -> str:
@@ -163,3 +168,11 @@ def _whole_number(text: str, *, maximum: int) -> int | None:
 
 def _as_strings(values: Mapping[str, Any]) -> dict[str, str]:
     return {name: "" if value is None else str(value) for name, value in values.items()}
+
+
+def prompt_follows_preset(prompt: str, preset: str | None) -> bool:
+    """A job is filed under a preset only while its prompt is still the preset's own:
+    a prompt of one's own, written over a preset, is not that preset's work."""
+    if preset not in PRESETS_BY_SLUG:
+        return False
+    return " ".join(prompt.split()) == " ".join(PRESETS_BY_SLUG[preset].prompt.split())

@@ -4,10 +4,13 @@ static/gallery.js make them smoother."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Form, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
@@ -18,6 +21,7 @@ from app.config import Settings
 from app.downloads import jobs_for
 from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
 from app.gallery import Cursor, GalleryFilters, GalleryPage
+from app.jobs import get_job
 from app.models import Job, JobStatus
 from app.trash import purge_time
 from app.usage import usage
@@ -234,12 +238,45 @@ def toggle_favourite(
     if not gallery.set_favourite(services.db, image_ids=[image_id], favourite=favourite):
         raise NotFoundError(f"There is no image {image_id}.")
     if is_htmx(request):
+        answer = SelectionAnswer(
+            action="favourite" if favourite else "unfavourite",
+            message="Added to favourites" if favourite else "Removed from favourites",
+            ids=[image_id],
+            favourite=favourite,
+            undo=("unfavourite" if favourite else "favourite", [image_id], None),
+        )
         return templates.TemplateResponse(
             request,
             "partials/_favourite_button.html",
             {"image_id": image_id, "favourite": favourite},
+            headers=answer.headers(),
         )
     return RedirectResponse(_back(request, next), status_code=303)
+
+
+@dataclass
+class SelectionAnswer:
+    """What a change to images tells the page: a toast (with Undo where it can be undone)
+    and which images changed, so the page updates them in place."""
+
+    action: str
+    message: str
+    ids: list[int]
+    favourite: bool | None = None
+    undo: tuple[str, list[int], str | None] | None = None  # action, ids, board
+
+    def headers(self) -> dict[str, str]:
+        toast: dict[str, Any] = {"message": self.message}
+        if self.undo is not None and self.undo[1]:
+            action, ids, board = self.undo
+            toast["undo"] = {"action": action, "ids": ids, "board": board or ""}
+        changed = {"action": self.action, "ids": self.ids, "favourite": self.favourite}
+        # ASCII JSON: a header carries Latin-1 at most, and collection names are any text.
+        return {"HX-Trigger": json.dumps({"toast": toast, "images-changed": changed})}
+
+
+def _images(count: int) -> str:
+    return f"{count} image{'' if count == 1 else 's'}"
 
 
 @router.post("/gallery/selection")
@@ -251,24 +288,75 @@ def selection_action(
     board: Annotated[str | None, Form()] = None,
     next: Annotated[str | None, Form()] = None,
 ) -> Response:
-    """What the selection bar's buttons do to the ticked images."""
-    image_ids = ids or []
+    """What the selection bar's buttons do to the ticked images. A page with htmx gets a
+    toast to show (with Undo where the change can be undone); without, it goes back."""
+    image_ids = list(dict.fromkeys(ids or []))
     if action not in SELECTION_ACTIONS:
         raise InvalidParameters({"action": f"must be one of {', '.join(SELECTION_ACTIONS)}"})
     if not image_ids:
         raise InvalidParameters({"ids": "tick at least one image first"})
     db = services.db
+    answer: SelectionAnswer
     if action in ("favourite", "unfavourite"):
-        gallery.set_favourite(db, image_ids=image_ids, favourite=action == "favourite")
+        starred = action == "favourite"
+        # Undo puts back only what this changed: images already starred stay starred.
+        before = gallery.favourite_ids(db, image_ids=image_ids)
+        changed = [i for i in image_ids if (i in before) != starred]
+        gallery.set_favourite(db, image_ids=image_ids, favourite=starred)
+        answer = SelectionAnswer(
+            action=action,
+            message=f"Starred {_images(len(image_ids))}"
+            if starred
+            else f"Unstarred {_images(len(image_ids))}",
+            ids=image_ids,
+            favourite=starred,
+            undo=("unfavourite" if starred else "favourite", changed, None),
+        )
     elif action in ("collect", "uncollect"):
         if not board or not board.isdigit():
             raise InvalidParameters({"board": "choose a collection"})
+        collection = boards.get_board(db, collection_id=int(board))
+        already = boards.images_on_board(db, collection_id=collection.id, image_ids=image_ids)
         if action == "collect":
-            boards.add_images(db, collection_id=int(board), image_ids=image_ids)
+            boards.add_images(db, collection_id=collection.id, image_ids=image_ids)
+            added = [i for i in image_ids if i not in already]
+            answer = SelectionAnswer(
+                action=action,
+                message=f"Added {_images(len(image_ids))} to “{collection.name}”",
+                ids=image_ids,
+                undo=("uncollect", added, board),
+            )
         else:
-            boards.remove_images(db, collection_id=int(board), image_ids=image_ids)
+            boards.remove_images(db, collection_id=collection.id, image_ids=image_ids)
+            removed = [i for i in image_ids if i in already]
+            answer = SelectionAnswer(
+                action=action,
+                message=f"Removed {_images(len(removed))} from “{collection.name}”",
+                ids=removed,
+                undo=("collect", removed, board),
+            )
     else:
-        change_trash(request, services, action=TRASH_ACTIONS[action], image_ids=image_ids)
+        count = change_trash(request, services, action=TRASH_ACTIONS[action], image_ids=image_ids)
+        if action == "trash":
+            answer = SelectionAnswer(
+                action=action,
+                message=f"Moved {_images(count)} to the trash",
+                ids=image_ids,
+                undo=("restore", image_ids, None),
+            )
+        elif action == "restore":
+            answer = SelectionAnswer(
+                action=action,
+                message=f"Restored {_images(count)}",
+                ids=image_ids,
+                undo=("trash", image_ids, None),
+            )
+        else:
+            answer = SelectionAnswer(
+                action=action, message=f"Deleted {_images(count)} for good", ids=image_ids
+            )
+    if is_htmx(request):
+        return Response(status_code=204, headers=answer.headers())
     return RedirectResponse(_back(request, next), status_code=303)
 
 
@@ -277,20 +365,32 @@ async def new_seed_page(
     job_id: int,
     request: Request,
     services: ServicesDep,
+    templates: TemplatesDep,
     user: CurrentUser,
     ip: ClientIP,
     token: Annotated[str | None, Form(max_length=100)] = None,
 ) -> Response:
     """Same prompt, new seed: submitted at once; the browser goes to the new job.
     The form's one-time token makes a double click one job, not two."""
+    created = True
     try:
-        job, _ = await submit_new_seed(
+        job, created = await submit_new_seed(
             services, job_id, token=f"form:{token}" if token else None, user=user, ip=ip
         )
         new_id = job.id
     except SubmissionFailed as failure:
         new_id = failure.job_id
+    assert new_id is not None
     url = f"/jobs/{new_id}"
+    if is_htmx(request) and request.headers.get("HX-Target") == "output":
+        # From the playground's output: the new job takes its place there.
+        item = await run_in_threadpool(lambda: get_job(services.db, job_id=new_id))
+        return templates.TemplateResponse(
+            request,
+            "partials/_job_card.html",
+            {"item": item},
+            headers={} if created else {"HX-Reswap": "none"},
+        )
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)

@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app import grid_records, jobs, team_presets, timing
+from app import gallery, grid_records, jobs, team_presets, timing
 from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
 from app.models import ROW_ID_MAX
 from app.parameters import NUM_IMAGES_MAX
-from app.presets import PRESETS_BY_SLUG
+from app.presets import PRESETS, PRESETS_BY_SLUG
 from app.rules import ModelRules
 from app.services import Services
 from app.submission import submit_job
@@ -56,13 +56,25 @@ def _form_for(
     return form
 
 
+def _form_context(services: Services, form: GenerateForm) -> dict[str, Any]:
+    """What the form partial shows: the form, and the presets that fill it in place."""
+    return {
+        "form": form,
+        "team_presets": team_presets.list_presets(services.db),
+        "preset_images": gallery.latest_preset_images(
+            services.db, slugs=[preset.slug for preset in PRESETS]
+        ),
+    }
+
+
 def _playground_context(services: Services, form: GenerateForm) -> dict[str, Any]:
     recent, _ = jobs.list_jobs(services.db, limit=RECENT_JOBS_ON_PLAYGROUND)
     models = sorted({form.model, services.settings.model} | {item.job.model for item in recent})
     return {
-        "form": form,
-        "recent": recent,
-        "team_presets": team_presets.list_presets(services.db),
+        **_form_context(services, form),
+        # The newest job shows large in the output; the others go in the strip below.
+        "current": recent[0] if recent else None,
+        "recent": recent[1:],
         "typical_seconds": timing.typical_seconds(services.db, models=models),
         "try_all_token": new_submission_token(),
     }
@@ -96,9 +108,14 @@ def playground_form(
     templates: TemplatesDep,
     preset: Annotated[str | None, Query()] = None,
     team_preset: Annotated[int | None, Query()] = None,
+    remix: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None,
+    image: Annotated[int | None, Query(ge=0, lt=NUM_IMAGES_MAX)] = None,
 ) -> Response:
-    form = _form_for(services, preset, team_preset)
-    return templates.TemplateResponse(request, "partials/_generate_form.html", {"form": form})
+    """The form filled from a preset, a team preset or an earlier job, swapped in place."""
+    form = _form_for(services, preset, team_preset, remix, image)
+    return templates.TemplateResponse(
+        request, "partials/_generate_form.html", _form_context(services, form)
+    )
 
 
 @router.post("/jobs", response_class=HTMLResponse)
@@ -151,7 +168,7 @@ def _form_with_errors(
         return templates.TemplateResponse(
             request,
             "partials/_generate_form.html",
-            {"form": form},
+            _form_context(services, form),
             status_code=422,
             headers={"HX-Retarget": "#generate-form", "HX-Reswap": "outerHTML"},
         )
@@ -196,7 +213,8 @@ async def refresh_rules(
     if not is_htmx(request):
         back = request.headers.get("referer") or "/"
         return RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
-    return templates.TemplateResponse(request, "partials/_generate_form.html", {"form": form})
+    context = await run_in_threadpool(_form_context, services, form)
+    return templates.TemplateResponse(request, "partials/_generate_form.html", context)
 
 
 @router.post("/upstream/check-key", response_class=HTMLResponse)

@@ -51,7 +51,10 @@ def build_templates(settings: Settings) -> Jinja2Templates:
         pixel_size=pixel_size,
         JobStatus=JobStatus,
     )
+    env.globals["credits_text"] = credits_text_for(settings.demo_mode)
     env.filters["when"] = format_when
+    env.filters["day"] = format_day
+    env.filters["sentence"] = as_sentence
     env.filters["credits"] = format_credits
     env.filters["filesize"] = format_filesize
     env.filters["seconds_since"] = seconds_since
@@ -88,6 +91,40 @@ def format_when(moment: datetime | None) -> str:
     if moment is None:
         return "—"
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def format_day(moment: datetime | None) -> str:
+    """A date as people say it: "30 Dec", with the year only when it is not this one."""
+    if moment is None:
+        return "—"
+    if moment.year == datetime.now(UTC).year:
+        return f"{moment.day} {moment:%b}"
+    return f"{moment.day} {moment:%b %Y}"
+
+
+def as_sentence(text: str) -> str:
+    """A field's message ("a collection with this name exists already") as a sentence."""
+    text = text.strip()
+    if not text:
+        return text
+    return text[0].upper() + text[1:] + ("" if text.endswith((".", "!", "?")) else ".")
+
+
+DEMO_CREDITS = "0 credits (demo)"
+
+
+def credits_text_for(demo_mode: bool) -> Any:
+    """How every page words an amount of credits; in demo mode nothing is spent, and
+    every page says so the same way."""
+
+    def credits_text(amount: float | None) -> str:
+        if demo_mode:
+            return DEMO_CREDITS
+        if amount is None:
+            return "—"
+        return f"{amount:g} credit{'' if amount == 1 else 's'}"
+
+    return credits_text
 
 
 def seconds_since(moment: datetime) -> float:
