@@ -77,8 +77,9 @@ def sample_site(data_dir: Path, *, job_seconds: float = 0.3) -> Iterator[Running
 def wait_for_images(page: Any) -> None:
     """Every image on the page decoded (lazy ones included, once in view)."""
     page.wait_for_function(
-        "() => [...document.images].filter(i => i.loading !== 'lazy' || i.getBoundingClientRect().top"
-        " < innerHeight).every(i => i.complete && i.naturalWidth > 0)",
+        "() => [...document.images]"
+        ".filter(i => i.loading !== 'lazy' || i.getBoundingClientRect().top < innerHeight)"
+        ".every(i => i.complete && i.naturalWidth > 0)",
         timeout=DONE_MS,
     )
 

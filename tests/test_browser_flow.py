@@ -150,7 +150,7 @@ def test_counter_cost_seed_lock_and_ctrl_enter(
     expect(page.locator("[data-cost]")).to_have_text("· 3 credits")
     page.locator("#num_images").fill("1")
 
-    page.get_by_role("button", name="New seed").click()
+    page.locator("#settings").get_by_role("button", name="New seed").click()
     seed = page.locator("#seed").input_value()
     assert seed.isdigit()
     expect(page.get_by_label("Keep this seed for every run")).to_be_checked()

@@ -178,8 +178,10 @@ def test_compare_shows_the_differences(page: Any, gallery_app: RunningApp) -> No
     ramen = gallery_ids(gallery_app, q="ramen")
     page.goto(gallery_app.url + "/gallery")
     compare = page.get_by_role("button", name="Compare")
-    expect(compare).to_be_disabled()
+    # Nothing ticked: no selection bar at all; one ticked: compare needs a second.
+    expect(page.locator("#selection")).to_be_hidden()
     page.locator(f"#image-{ramen[0]} input.tile-select").check()
+    expect(page.locator("[data-selection-count]")).to_have_text("1 selected")
     expect(compare).to_be_disabled()
     page.locator(f"#image-{bicycle[0]} input.tile-select").check()
     expect(page.locator("[data-selection-count]")).to_have_text("2 selected")
