@@ -107,6 +107,14 @@ def test_every_page_passes_axe_fits_a_phone_and_runs_under_a_strict_csp(
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda error, errors=errors: errors.append(str(error)))
+        # No page logs an error to the console either (a refused style, a missing file...).
+        page.on(
+            "console",
+            lambda message, errors=errors: (
+                message.type == "error"
+                and errors.append(f"console: {message.text} at {message.location.get('url')}")
+            ),
+        )
         for entry in PAGES:
             where = f"{entry.name} ({theme}, {width} px)"
             page.goto(app.url + entry.path(sample))

@@ -70,6 +70,8 @@ def test_the_installed_app_serves_pages_from_another_directory(wheel: Path, tmp_
     }
     env["PYTHONPATH"] = str(target)
     env["PLAYGROUND_DEMO_JOB_SECONDS"] = "0.2"
+    # The per-user data folder (platformdirs), kept inside the test.
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
     probe = subprocess.run(
         [sys.executable, "-c", "import app.resources as r; print(r.TEMPLATES_DIR)"],
         cwd=elsewhere,
@@ -110,7 +112,10 @@ def test_the_installed_app_serves_pages_from_another_directory(wheel: Path, tmp_
     assert server.returncode in (0, -15), output
     assert "Application startup complete" in output
     assert "Finished server process" in output
-    assert (elsewhere / "data" / "playground.db").is_file(), "the data dir is relative to the cwd"
+    data_dir = tmp_path / "xdg" / "seedream-playground"
+    assert (data_dir / "playground.db").is_file(), "the data dir is the person's own"
+    assert not (elsewhere / "data").exists(), "nothing is written where the command runs"
+    assert f"Data dir: {data_dir} (default)" in output
 
 
 def _answers(url: str) -> bool:
