@@ -97,32 +97,27 @@ def run_try_all(page: Any) -> None:
 
 def shoot(app: RunningApp, out: Path, browser: Any) -> list[Path]:
     written = []
-    for theme in THEMES:
-        for width, viewport in VIEWPORTS.items():
-            context = browser.new_context(
-                viewport=viewport, color_scheme=theme, reduced_motion="reduce"
-            )
-            page = context.new_page()
-            page.goto(app.url + "/")
-            page.wait_for_function("() => window.htmx !== undefined")
-            wait_for_images(page)
-            path = out / f"playground-{theme}-{width}.png"
-            page.screenshot(path=str(path))
-            written.append(path)
-
-            run_try_all(page)
-            page.locator("#comparison").scroll_into_view_if_needed()
-            wait_for_images(page)
-            path = out / f"try-all-{theme}-{width}.png"
-            page.locator("#comparison").screenshot(path=str(path))
-            written.append(path)
-
-            page.goto(app.url + "/gallery")
-            wait_for_images(page)
-            path = out / f"gallery-{theme}-{width}.png"
-            page.screenshot(path=str(path))
-            written.append(path)
-            context.close()
+    # The playground first, everywhere: each try-all run adds newer jobs to the output.
+    for phase in ("playground", "try-all", "gallery"):
+        for theme in THEMES:
+            for width, viewport in VIEWPORTS.items():
+                context = browser.new_context(
+                    viewport=viewport, color_scheme=theme, reduced_motion="reduce"
+                )
+                page = context.new_page()
+                page.goto(app.url + ("/gallery" if phase == "gallery" else "/"))
+                page.wait_for_function("() => window.htmx !== undefined")
+                wait_for_images(page)
+                path = out / f"{phase}-{theme}-{width}.png"
+                if phase == "try-all":
+                    run_try_all(page)
+                    page.locator("#comparison").scroll_into_view_if_needed()
+                    wait_for_images(page)
+                    page.locator("#comparison").screenshot(path=str(path))
+                else:
+                    page.screenshot(path=str(path))
+                written.append(path)
+                context.close()
     return written
 
 

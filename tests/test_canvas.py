@@ -142,7 +142,7 @@ def test_changes_to_images_answer_with_a_toast_and_undo(app: RunningApp) -> None
     assert trashed["toast"]["message"] == "Moved 2 images to the trash"
     assert trashed["toast"]["undo"] == {"action": "restore", "ids": ids, "board": ""}
     assert trashed["images-changed"] == {"action": "trash", "ids": ids, "favourite": None}
-    undone = act(**{"action": "restore", "image_ids": ids})
+    undone = act("restore", ids)
     assert undone["toast"]["message"] == "Restored 2 images"
     assert client.get("/api/trash").json()["items"] == []
 
