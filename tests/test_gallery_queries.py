@@ -218,3 +218,16 @@ def test_listing_columns_are_read_in_the_entry_fields_order() -> None:
     from app.gallery import _ENTRY_COLUMNS, GalleryEntry
 
     assert [column.name for column in _ENTRY_COLUMNS] == [f.name for f in fields(GalleryEntry)]
+
+
+def test_each_presets_latest_image_is_found_through_an_index(
+    seeded: tuple[Database, list[SeededImage]],
+) -> None:
+    """The playground asks this on every load: it must not grow with the gallery."""
+    db, _ = seeded
+    plans = plans_of(db, lambda: gallery.latest_preset_images(db, slugs=["neon-city", "none"]))
+    assert len(plans) == 2
+    for plan in plans:
+        assert "ix_jobs_preset_id" in plan, plan
+        assert "SCAN jobs" not in plan and "SCAN images" not in plan, plan
+        assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
