@@ -75,7 +75,9 @@ def sample_site(data_dir: Path, *, job_seconds: float = 0.3) -> Iterator[Running
 
 
 def wait_for_images(page: Any) -> None:
-    """Every image on the page decoded (lazy ones included, once in view)."""
+    """Every image on the page decoded (lazy ones included, once in view), the full-size
+    ones the output switches to included."""
+    page.wait_for_load_state("networkidle")
     page.wait_for_function(
         "() => [...document.images]"
         ".filter(i => i.loading !== 'lazy' || i.getBoundingClientRect().top < innerHeight)"
