@@ -8,6 +8,7 @@ Environment names are `PIXELDOJO_*` for the upstream and `PLAYGROUND_*` for the 
 from __future__ import annotations
 
 import ipaddress
+import re
 from pathlib import Path
 from typing import Annotated
 from urllib.parse import urlsplit
@@ -22,6 +23,11 @@ PUBLIC_API_BASE_URL = "https://pixeldojo.ai/api/v1"
 DEFAULT_RATE_LIMIT_PER_MINUTE = 10.0
 # What the demo mode's upstream is called where the app remembers things about it.
 DEMO_UPSTREAM = "demo"
+# S3 refuses presigned URLs that live longer than a week.
+S3_PRESIGN_MAX_SECONDS = 7 * 24 * 3600
+# S3's own rule for bucket names (3–63 lowercase letters, digits, dots and hyphens).
+_BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
 APP_NAME = "seedream-playground"
 
 
@@ -126,6 +132,23 @@ class Settings(BaseSettings):
     trash_days: int = Field(
         30, ge=0, description="Days a deleted image can be restored from the trash before purge"
     )
+    blob_url: str | None = Field(
+        None,
+        description="Where image bytes live: s3://bucket/prefix for an S3-compatible store; "
+        "unset: beside the database (images.db in the data dir, or tables in PostgreSQL)",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        description="The S3-compatible service to use (MinIO, R2); unset: AWS. Credentials "
+        "and region come from the standard AWS variables",
+    )
+    s3_redirect_seconds: int = Field(
+        0,
+        ge=0,
+        le=S3_PRESIGN_MAX_SECONDS,
+        description="With an S3 store: send browsers to a presigned URL valid this many "
+        "seconds instead of streaming images through the app; 0: stream",
+    )
 
     @field_validator("pixeldojo_api_key", mode="before")
     @classmethod
@@ -148,6 +171,46 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [host.strip().lower() for host in value.split(",") if host.strip()]
         return value
+
+    @field_validator("blob_url", "s3_endpoint_url", mode="before")
+    @classmethod
+    def _blank_means_unset(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("blob_url")
+    @classmethod
+    def _blob_url_names_a_bucket(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        scheme, _, rest = url.partition("://")
+        bucket = rest.partition("/")[0]
+        if scheme != "s3" or not _BUCKET_NAME.match(bucket):
+            raise ValueError(
+                "PLAYGROUND_BLOB_URL must be s3://bucket or s3://bucket/prefix "
+                "(unset keeps images beside the database)"
+            )
+        return url
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _endpoint_is_http(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("PLAYGROUND_S3_ENDPOINT_URL must be an http(s) URL")
+        return url.rstrip("/")
+
+    @model_validator(mode="after")
+    def _s3_settings_need_an_s3_store(self) -> Settings:
+        if self.blob_url is None and (self.s3_endpoint_url or self.s3_redirect_seconds):
+            raise ValueError(
+                "PLAYGROUND_S3_ENDPOINT_URL and PLAYGROUND_S3_REDIRECT_SECONDS apply to an "
+                "S3 store: set PLAYGROUND_BLOB_URL=s3://bucket/prefix as well"
+            )
+        return self
 
     @model_validator(mode="after")
     def _key_never_travels_in_clear(self) -> Settings:

@@ -19,7 +19,7 @@ from alembic import command
 from alembic.config import Config
 from sqlmodel import Session
 
-from app import sqlite
+from app import postgres, sqlite
 from app.resources import MIGRATIONS_DIR
 
 
@@ -61,8 +61,12 @@ class Database:
 
 
 def include_in_comparison(name: str | None, type_: str, parent_names: Any) -> bool:
-    """What schema comparisons look at: everything but the SQLite search index's tables."""
-    return not (type_ == "table" and sqlite.is_search_index_table(name))
+    """What schema comparisons look at: everything but the SQLite search index's tables
+    and the PostgreSQL blob store's (migrations make them; the models do not describe them)."""
+    return not (
+        type_ == "table"
+        and (sqlite.is_search_index_table(name) or postgres.is_blob_store_table(name))
+    )
 
 
 def migrations_config() -> Config:

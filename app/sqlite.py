@@ -6,10 +6,11 @@ live the parts that are SQLite's own:
 - connection pragmas (WAL, `synchronous=FULL`, busy timeout, foreign keys) and
   write transactions begun as `BEGIN IMMEDIATE`, so a writer takes the lock up
   front instead of failing halfway with "database is locked";
-- `SQLiteBlobStore`, the image bytes, in a file of their own with 64 KiB pages
-  read and written through incremental blob I/O (docs: performance notes: large
-  pages and `blobopen` make full-size images several times faster than a plain
-  `SELECT`, and keep memory flat);
+- `SQLiteBlobStore`, the default `BlobStore` (app.blobs): image bytes in a file
+  of their own with 64 KiB pages, read and written through incremental blob I/O
+  (docs: performance notes: large pages and `blobopen` make full-size images
+  several times faster than a plain `SELECT`, and keep memory flat), and each
+  image's thumbnail beside it in the same file;
 - prompt search: an FTS5 index over `jobs.prompt` with rowid = job id (created
   by the gallery migration, kept in step by triggers). `app.gallery` asks
   `matching_job_ids` for job ids newest first, a chunk at a time; on any other
@@ -32,9 +33,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from app.blobs import CHUNK_BYTES, SWEEP_GRACE_SECONDS, BlobNotFound, DigestMismatch
+
 BUSY_TIMEOUT_MS = 30_000
 BLOB_PAGE_SIZE = 65_536
-BLOB_CHUNK_BYTES = 1024 * 1024
 
 
 def is_integer_overflow(exc: BaseException) -> bool:
@@ -109,17 +111,17 @@ def matching_job_ids(
     return [row[0] for row in connection.execute(sa.text(sql), params)]
 
 
-class BlobNotFound(KeyError):
-    pass
-
-
 class SQLiteBlobStore:
-    """Content-addressed image bytes: one row per distinct sha256, written once.
+    """Content-addressed image bytes in a SQLite file: one row per distinct sha256, written once.
 
     Bytes are committed before the job rows that point at them, in a separate
     transaction; storing the same content again is a no-op. A crash between the
     two leaves an unreferenced blob, never a job pointing at missing bytes, and
     `sweep` removes such orphans.
+
+    Thumbnails sit in a table of their own beside the blobs, keyed by the image's
+    digest: a 24 KB thumbnail fits in one 64 KiB page, so serving one is a single
+    indexed read.
     """
 
     def __init__(self, path: Path, *, pool_size: int = 8) -> None:
@@ -157,6 +159,18 @@ class SQLiteBlobStore:
             connection.execute(
                 "CREATE INDEX IF NOT EXISTS ix_blobs_created_at ON blobs (created_at, sha256)"
             )
+            # A store made before thumbnails moved here gains the table on its next start.
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS thumbnails ("
+                " id INTEGER PRIMARY KEY,"
+                " sha256 TEXT NOT NULL UNIQUE,"
+                " created_at REAL NOT NULL,"
+                " data BLOB NOT NULL)"
+            )
+            connection.execute(
+                "CREATE INDEX IF NOT EXISTS ix_thumbnails_created_at"
+                " ON thumbnails (created_at, sha256)"
+            )
         finally:
             connection.close()
 
@@ -181,6 +195,9 @@ class SQLiteBlobStore:
             except queue.Empty:
                 return
 
+    def describe(self) -> str:
+        return f"the SQLite file {self.path}"
+
     def put_file(self, sha256: str, path: Path) -> None:
         """Store the file's bytes under `sha256`, streaming in chunks; no-op if present."""
         size = path.stat().st_size
@@ -199,15 +216,28 @@ class SQLiteBlobStore:
                 assert rowid is not None
                 digest = hashlib.sha256()
                 with connection.blobopen("blobs", "data", rowid) as blob, path.open("rb") as source:
-                    while chunk := source.read(BLOB_CHUNK_BYTES):
+                    while chunk := source.read(CHUNK_BYTES):
                         digest.update(chunk)
                         blob.write(chunk)
                 if digest.hexdigest() != sha256:
-                    raise ValueError("the file changed while it was being stored")
+                    raise DigestMismatch(f"the bytes stored as {sha256[:12]}… hash otherwise")
                 connection.execute("COMMIT")
             except BaseException:
                 connection.execute("ROLLBACK")
                 raise
+
+    def put_thumbnail(self, sha256: str, data: bytes) -> None:
+        with self._connection() as connection:
+            connection.execute(
+                "INSERT INTO thumbnails (sha256, created_at, data) VALUES (?, ?, ?)"
+                " ON CONFLICT (sha256) DO NOTHING",
+                (sha256, time.time(), data),
+            )
+
+    def contains(self, sha256: str) -> bool:
+        with self._connection() as connection:
+            row = connection.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
+        return row is not None
 
     def size(self, sha256: str) -> int:
         with self._connection() as connection:
@@ -218,7 +248,7 @@ class SQLiteBlobStore:
             raise BlobNotFound(sha256)
         return int(row[0])
 
-    def iter_chunks(self, sha256: str, chunk_bytes: int = BLOB_CHUNK_BYTES) -> Iterator[bytes]:
+    def iter_chunks(self, sha256: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
         """Yield the bytes in chunks, holding one connection and one chunk at a time."""
         with self._connection() as connection:
             row = connection.execute("SELECT id FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
@@ -231,6 +261,17 @@ class SQLiteBlobStore:
     def read(self, sha256: str) -> bytes:
         return b"".join(self.iter_chunks(sha256))
 
+    def read_thumbnail(self, sha256: str) -> bytes | None:
+        # A plain SELECT: below ~100 KB it beats incremental I/O (performance notes).
+        with self._connection() as connection:
+            row = connection.execute(
+                "SELECT data FROM thumbnails WHERE sha256 = ?", (sha256,)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def redirect_url(self, sha256: str, *, content_type: str, thumbnail: bool = False) -> None:
+        return None
+
     def digests(self) -> set[str]:
         with self._connection() as connection:
             return {row[0] for row in connection.execute("SELECT sha256 FROM blobs")}
@@ -241,9 +282,10 @@ class SQLiteBlobStore:
         with self._connection() as connection:
             for sha in digests:
                 removed += connection.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,)).rowcount
+                connection.execute("DELETE FROM thumbnails WHERE sha256 = ?", (sha,))
         return removed
 
-    def sweep(self, referenced: set[str], *, older_than_seconds: float = 3600.0) -> int:
+    def sweep(self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS) -> int:
         """Delete blobs no image points at; recent ones are spared, a writer may be mid-commit."""
         cutoff = time.time() - older_than_seconds
         with self._connection() as connection:
@@ -256,7 +298,22 @@ class SQLiteBlobStore:
             ]
             for sha in candidates:
                 connection.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
+            # Thumbnails whose image went (or never came: a crash between the two writes).
+            orphans = [
+                sha
+                for (sha,) in connection.execute(
+                    "SELECT sha256 FROM thumbnails WHERE created_at < ?", (cutoff,)
+                )
+                if sha not in referenced
+            ]
+            for sha in orphans:
+                connection.execute("DELETE FROM thumbnails WHERE sha256 = ?", (sha,))
         return len(candidates)
+
+    def backup_to(self, directory: Path) -> Path:
+        copy = directory / self.path.name
+        backup_database(self.path, copy)
+        return copy
 
 
 def backup_database(source: Path, destination: Path) -> None:

@@ -28,7 +28,7 @@ TEST_KEY = "pd_test_" + secrets.token_hex(16)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never see the developer's own key or settings, nor a `.env` in the checkout."""
     for name in list(os.environ):
-        if name.startswith(("PIXELDOJO_", "PLAYGROUND_")):
+        if name.startswith(("PIXELDOJO_", "PLAYGROUND_", "AWS_")):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
 
@@ -177,6 +177,38 @@ def postgres_url(postgres_cluster: Any) -> str:
     """The URL of a new, empty PostgreSQL database of this test's own."""
     url: str = postgres_cluster.create_database()
     return url
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[Any]:
+    """One S3-compatible server (moto's server mode, tests/s3server.py) for the whole run."""
+    from tests.s3server import S3Server
+
+    server = S3Server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    endpoint_url: str
+    name: str
+
+    def settings(self, prefix: str = "gallery") -> dict[str, Any]:
+        """The settings that put a gallery's images in this bucket."""
+        return {"blob_url": f"s3://{self.name}/{prefix}", "s3_endpoint_url": self.endpoint_url}
+
+
+@pytest.fixture
+def s3_bucket(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
+    """A new, empty bucket of this test's own, with the AWS variables that reach it."""
+    from tests.s3server import AWS_ENVIRONMENT
+
+    for name, value in AWS_ENVIRONMENT.items():
+        monkeypatch.setenv(name, value)
+    return S3Bucket(s3_server.endpoint_url, s3_server.create_bucket())
 
 
 @pytest.fixture

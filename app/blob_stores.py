@@ -1,0 +1,34 @@
+"""Choosing the blob store (app.blobs) from the settings: the one place that knows the classes.
+
+- `PLAYGROUND_BLOB_URL=s3://bucket/prefix`: an S3-compatible bucket (app.s3);
+- otherwise, a PostgreSQL database: tables in that database (app.postgres);
+- otherwise the SQLite file `images.db` in the data dir (app.sqlite).
+
+Everything else takes a `BlobStore` and never asks which one it has.
+"""
+
+from __future__ import annotations
+
+from app import postgres
+from app.blobs import BlobStore
+from app.config import Settings
+
+
+def open_blob_store(settings: Settings, *, database_url: str) -> BlobStore:
+    """The store the settings name, for a gallery whose rows are at `database_url`."""
+    if settings.blob_url is not None:
+        # Imported here: boto3 costs start-up time nobody else should pay.
+        from app.s3 import S3BlobStore, parse_blob_url
+
+        bucket, prefix = parse_blob_url(settings.blob_url)
+        return S3BlobStore(
+            bucket=bucket,
+            prefix=prefix,
+            endpoint_url=settings.s3_endpoint_url,
+            redirect_seconds=settings.s3_redirect_seconds,
+        )
+    if postgres.is_postgres_url(database_url):
+        return postgres.PostgresBlobStore(database_url)
+    from app.sqlite import SQLiteBlobStore
+
+    return SQLiteBlobStore(settings.image_store_path)

@@ -1,0 +1,223 @@
+"""One contract, three stores: SQLite, PostgreSQL and S3 keep the same promises (app.blobs).
+
+Every test here runs against each store as the app would open it from its
+settings: a SQLite file in the data dir, tables in a real PostgreSQL 15, and a
+bucket of moto's S3 server on loopback.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from app.blob_stores import open_blob_store
+from app.blobs import CHUNK_BYTES, BlobNotFound, BlobStore, DigestMismatch
+from app.config import Settings
+from app.database import Database
+from app.postgres import engine_url
+from tests.conftest import S3Bucket
+
+STORES = ("sqlite", "postgres", "s3")
+# Larger than several chunks and than a whole-image buffer would hide in.
+LARGE_BYTES = 8 * 1024 * 1024
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+    data_dir = tmp_path / "data"
+    if request.param == "sqlite":
+        settings = Settings(_env_file=None, data_dir=data_dir)
+        database_url = f"sqlite:///{settings.database_path}"
+    elif request.param == "postgres":
+        settings = Settings(_env_file=None, data_dir=data_dir)
+        db = Database(engine_url(request.getfixturevalue("postgres_url")))
+        db.migrate()  # the store's tables are the migrations' to make
+        db.dispose()
+        database_url = db.url
+    else:
+        bucket: S3Bucket = request.getfixturevalue("s3_bucket")
+        settings = Settings(_env_file=None, data_dir=data_dir, **bucket.settings())
+        database_url = f"sqlite:///{settings.database_path}"
+    blobs = open_blob_store(settings, database_url=database_url)
+    try:
+        yield blobs
+    finally:
+        blobs.close()
+
+
+def write(path: Path, data: bytes) -> tuple[str, Path]:
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest(), path
+
+
+def test_each_store_is_the_one_its_settings_name(store: BlobStore, request: Any) -> None:
+    kind = request.node.callspec.params["store"]
+    expected = {"sqlite": "images.db", "postgres": "PostgreSQL", "s3": "s3://gallery-"}[kind]
+    assert expected in store.describe()
+
+
+def test_an_image_comes_back_byte_identical_a_chunk_at_a_time(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    payload = os.urandom(2 * CHUNK_BYTES + 12_345)
+    sha, path = write(tmp_path / "image.png", payload)
+    assert not store.contains(sha)
+    store.put_file(sha, path)
+    assert store.contains(sha)
+    assert store.size(sha) == len(payload)
+    chunks = list(store.iter_chunks(sha))
+    assert len(chunks) == 3 and all(len(chunk) <= CHUNK_BYTES for chunk in chunks)
+    assert b"".join(chunks) == payload
+    small = list(store.iter_chunks(sha, chunk_bytes=256 * 1024))
+    assert all(len(chunk) <= 256 * 1024 for chunk in small)
+    assert b"".join(small) == payload
+
+
+def test_storing_the_same_image_again_is_a_no_op_even_at_the_same_moment(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    payload = os.urandom(CHUNK_BYTES + 1)
+    sha, path = write(tmp_path / "image.png", payload)
+    store.put_file(sha, path)
+    store.put_file(sha, path)
+    # Two workers that downloaded the same image store it together: both succeed.
+    errors: list[BaseException] = []
+
+    def put() -> None:
+        try:
+            store.put_file(sha, path)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    workers = [threading.Thread(target=put) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert errors == []
+    assert store.size(sha) == len(payload)
+    assert b"".join(store.iter_chunks(sha)) == payload
+    assert store.discard([sha]) == 1, "one copy, however often it was stored"
+    assert not store.contains(sha)
+
+
+def test_bytes_that_do_not_hash_to_their_name_are_refused_and_nothing_is_kept(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    sha, _ = write(tmp_path / "expected.png", b"the bytes we were promised")
+    _, other = write(tmp_path / "other.png", b"something else entirely")
+    with pytest.raises(DigestMismatch):
+        store.put_file(sha, other)
+    assert not store.contains(sha)
+    with pytest.raises(BlobNotFound):
+        store.size(sha)
+
+
+def test_a_missing_image_is_reported_as_missing(store: BlobStore) -> None:
+    sha = hashlib.sha256(b"never stored").hexdigest()
+    assert not store.contains(sha)
+    with pytest.raises(BlobNotFound):
+        store.size(sha)
+    with pytest.raises(BlobNotFound):
+        next(iter(store.iter_chunks(sha)))
+    assert store.read_thumbnail(sha) is None
+    assert store.discard([sha]) == 0
+
+
+def test_thumbnails_sit_beside_their_image_and_go_with_it(store: BlobStore, tmp_path: Path) -> None:
+    sha, path = write(tmp_path / "image.png", b"\x89PNG pretend image bytes")
+    store.put_file(sha, path)
+    store.put_thumbnail(sha, b"RIFF pretend webp")
+    store.put_thumbnail(sha, b"RIFF pretend webp")  # again: no error, one copy
+    assert store.read_thumbnail(sha) == b"RIFF pretend webp"
+    assert store.discard([sha, sha]) == 1
+    assert not store.contains(sha)
+    assert store.read_thumbnail(sha) is None
+
+
+def test_the_sweep_removes_only_old_unreferenced_images_and_their_thumbnails(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    kept, kept_path = write(tmp_path / "kept.png", b"an image a job points at")
+    orphan, orphan_path = write(tmp_path / "orphan.png", b"an image nothing points at")
+    for sha, path in ((kept, kept_path), (orphan, orphan_path)):
+        store.put_file(sha, path)
+        store.put_thumbnail(sha, b"thumbnail of " + sha.encode())
+    # A thumbnail whose image never arrived (a crash between the two writes).
+    lone = hashlib.sha256(b"lost").hexdigest()
+    store.put_thumbnail(lone, b"thumbnail without an image")
+
+    assert store.sweep({kept}) == 0, "recent bytes are spared: a writer may be mid-commit"
+    assert store.contains(orphan)
+    assert store.sweep({kept}, older_than_seconds=-60) == 1
+    assert store.contains(kept) and store.read_thumbnail(kept) is not None
+    assert not store.contains(orphan) and store.read_thumbnail(orphan) is None
+    assert store.read_thumbnail(lone) is None
+
+
+def test_a_large_image_is_streamed_both_ways_without_being_held_whole(
+    store: BlobStore, tmp_path: Path
+) -> None:
+    sha, path = write(tmp_path / "large.png", os.urandom(LARGE_BYTES))
+    digest = hashlib.sha256()
+    tracemalloc.start()
+    try:
+        store.put_file(sha, path)
+        _, stored_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for chunk in store.iter_chunks(sha):
+            digest.update(chunk)
+        _, served_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert digest.hexdigest() == sha
+    # A chunk or two at a time; the whole image would be 8 MiB.
+    assert stored_peak < LARGE_BYTES / 2, f"storing peaked at {stored_peak / 2**20:.1f} MiB"
+    assert served_peak < LARGE_BYTES / 2, f"serving peaked at {served_peak / 2**20:.1f} MiB"
+
+
+def test_only_an_s3_store_set_to_redirect_hands_out_urls(store: BlobStore, tmp_path: Path) -> None:
+    sha, path = write(tmp_path / "image.png", b"bytes")
+    store.put_file(sha, path)
+    assert store.redirect_url(sha, content_type="image/png") is None
+
+
+def test_an_s3_store_set_to_redirect_presigns_expiring_urls_to_the_bytes(
+    s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    settings = Settings(
+        _env_file=None, data_dir=tmp_path, s3_redirect_seconds=300, **s3_bucket.settings()
+    )
+    store = open_blob_store(settings, database_url="sqlite:///unused.db")
+    try:
+        payload = os.urandom(300_000)
+        sha, path = write(tmp_path / "image.png", payload)
+        store.put_file(sha, path)
+        store.put_thumbnail(sha, b"RIFF thumbnail")
+        url = store.redirect_url(sha, content_type="image/png")
+        assert url is not None
+        request = httpx.URL(url)
+        assert url.startswith(f"{s3_bucket.endpoint_url}/{s3_bucket.name}/gallery/images/{sha}")
+        assert request.params["X-Amz-Expires"] == "300"
+        assert request.params["X-Amz-Algorithm"] == "AWS4-HMAC-SHA256"
+        assert "playground-tests-secret" not in url
+        answer = httpx.get(url)
+        assert answer.status_code == 200
+        assert answer.content == payload
+        assert answer.headers["content-type"] == "image/png"
+        assert "immutable" in answer.headers["cache-control"]
+        thumbnail_url = store.redirect_url(sha, content_type="image/webp", thumbnail=True)
+        assert thumbnail_url is not None
+        thumbnail = httpx.get(thumbnail_url)
+        assert thumbnail.content == b"RIFF thumbnail"
+        assert thumbnail.headers["content-type"] == "image/webp"
+    finally:
+        store.close()
