@@ -69,13 +69,17 @@ class BlobStore(Protocol):
     def read_thumbnail(self, sha256: str) -> bytes | None:
         """The thumbnail stored beside the image `sha256`, or None."""
 
-    def redirect_url(self, sha256: str, *, content_type: str, thumbnail: bool = False) -> str | None:
+    def redirect_url(
+        self, sha256: str, *, content_type: str, thumbnail: bool = False
+    ) -> str | None:
         """A URL a browser may fetch the bytes from directly, or None: stream them instead."""
 
     def discard(self, digests: Iterable[str]) -> int:
         """Delete these images and their thumbnails; returns how many images went."""
 
-    def sweep(self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS) -> int:
+    def sweep(
+        self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS
+    ) -> int:
         """Delete images (and thumbnails) not in `referenced` stored longer ago than the grace."""
 
     def backup_to(self, directory: Path) -> Path | None:

@@ -192,7 +192,9 @@ class PostgresBlobStore:
                 removed += _delete(connection, batch)
         return removed
 
-    def sweep(self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS) -> int:
+    def sweep(
+        self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS
+    ) -> int:
         cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
         with self._engine.connect() as connection:
             candidates = [
@@ -215,7 +217,9 @@ class PostgresBlobStore:
             for batch in _batches(candidates):
                 removed += _delete(connection, batch)
             for batch in _batches(orphans):
-                connection.execute(sa.delete(BLOB_THUMBNAILS).where(BLOB_THUMBNAILS.c.sha256.in_(batch)))
+                connection.execute(
+                    sa.delete(BLOB_THUMBNAILS).where(BLOB_THUMBNAILS.c.sha256.in_(batch))
+                )
         return removed
 
     def backup_to(self, directory: Path) -> None:

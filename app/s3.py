@@ -180,7 +180,9 @@ class S3BlobStore:
         with answer["Body"] as body:
             return body.read()
 
-    def redirect_url(self, sha256: str, *, content_type: str, thumbnail: bool = False) -> str | None:
+    def redirect_url(
+        self, sha256: str, *, content_type: str, thumbnail: bool = False
+    ) -> str | None:
         if not self._redirect_seconds:
             return None
         key = self._thumbnail_key(sha256) if thumbnail else self._image_key(sha256)
@@ -203,7 +205,9 @@ class S3BlobStore:
         self._delete(keys)
         return len(present)
 
-    def sweep(self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS) -> int:
+    def sweep(
+        self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS
+    ) -> int:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
         images = self._unreferenced(IMAGES, referenced, cutoff)
         # Thumbnails whose image went (or never came: a crash between the two writes).

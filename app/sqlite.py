@@ -285,7 +285,9 @@ class SQLiteBlobStore:
                 connection.execute("DELETE FROM thumbnails WHERE sha256 = ?", (sha,))
         return removed
 
-    def sweep(self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS) -> int:
+    def sweep(
+        self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS
+    ) -> int:
         """Delete blobs no image points at; recent ones are spared, a writer may be mid-commit."""
         cutoff = time.time() - older_than_seconds
         with self._connection() as connection:

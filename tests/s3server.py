@@ -28,11 +28,6 @@ AWS_ENVIRONMENT = {
     "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
     "AWS_EC2_METADATA_DISABLED": "true",
 }
-_CREDENTIALS = {
-    "aws_access_key_id": AWS_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
-    "aws_secret_access_key": AWS_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
-    "region_name": AWS_ENVIRONMENT["AWS_DEFAULT_REGION"],
-}
 START_TIMEOUT_SECONDS = 60
 
 
@@ -60,9 +55,10 @@ class S3Server:
                 text=True,
                 env={**os.environ, **AWS_ENVIRONMENT},
             )
-        assert process.stdout is not None
+        stdout = process.stdout
+        assert stdout is not None
         lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: lines.put(process.stdout.readline()), daemon=True).start()
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
         try:
             line = lines.get(timeout=START_TIMEOUT_SECONDS)
         except queue.Empty:
@@ -70,7 +66,7 @@ class S3Server:
         if not line.strip().isdigit():
             process.kill()
             process.wait()
-            process.stdout.close()
+            stdout.close()
             raise RuntimeError(f"the S3 test server did not start: {log.read_text()[-2000:]}")
         return cls(process, int(line), log)
 
@@ -78,9 +74,11 @@ class S3Server:
         if self._client is None:
             import boto3
 
-            self._client = boto3.session.Session(**_CREDENTIALS).client(
-                "s3", endpoint_url=self.endpoint_url
-            )
+            self._client = boto3.session.Session(
+                aws_access_key_id=AWS_ENVIRONMENT["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=AWS_ENVIRONMENT["AWS_SECRET_ACCESS_KEY"],
+                region_name=AWS_ENVIRONMENT["AWS_DEFAULT_REGION"],
+            ).client("s3", endpoint_url=self.endpoint_url)
         name = f"gallery-{uuid.uuid4().hex[:12]}"
         self._client.create_bucket(Bucket=name)
         return name
