@@ -5,19 +5,22 @@ The file is a zip:
     manifest.json            format, version, app version, row counts
     jobs.jsonl               one row a line, every column
     images.jsonl             (favourites and trash state included)
-    thumbnails.jsonl         the thumbnails' columns; their bytes in thumbnails/<image id>
     collections.jsonl
     collection_images.jsonl
     users.jsonl              the people who made the jobs: names only, never passwords
     blobs/<sha256>           each distinct image's bytes, once
+    thumbnails/<sha256>      its WebP thumbnail, beside it as in the blob store
+
+Version 1 files, from before thumbnails moved into the blob store, held them as
+`thumbnails.jsonl` rows and `thumbnails/<image id>` bytes; they import as well.
 
 Rows are written column by column from the tables themselves, so a column a
 later migration adds travels without a change here. Importing into an empty
 gallery keeps every id, so links keep working; importing into one that has jobs
 gives the newcomers fresh ids (and skips jobs it has already, by their upstream
 job id), and merges collections by name. Image bytes are checked against their
-sha256 as they are stored; rows are written in one transaction, so an import
-that fails leaves the gallery as it was.
+sha256 as they are stored, in whichever blob store the target uses; rows are
+written in one transaction, so an import that fails leaves the gallery as it was.
 
 People travel as names, so each job stays attributed: someone the target knows
 (by name) is matched; anyone else arrives as a removed account that cannot sign
@@ -27,6 +30,7 @@ in, and importing never turns sign-in on or gives anybody access.
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -39,6 +43,7 @@ from typing import IO, Any
 import sqlalchemy as sa
 
 from app import __version__
+from app.blobs import BlobStore, DigestMismatch
 from app.database import Database
 from app.models import (
     Collection,
@@ -46,20 +51,22 @@ from app.models import (
     Image,
     Job,
     JobStatus,
-    Thumbnail,
     User,
     UTCDateTime,
     utcnow,
 )
-from app.sqlite import SQLiteBlobStore
+from app.thumbnails import Thumbnails
 
 FORMAT = "seedream-playground-gallery"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)
 _BATCH = 1000
+# Thumbnails are 512 px WebP files of tens of kilobytes; anything far larger is not one.
+THUMBNAIL_MAX_BYTES = 4 * 1024 * 1024
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 JOBS = Job.__table__  # type: ignore[attr-defined]
 IMAGES = Image.__table__  # type: ignore[attr-defined]
-THUMBNAILS = Thumbnail.__table__  # type: ignore[attr-defined]
 COLLECTIONS = Collection.__table__  # type: ignore[attr-defined]
 COLLECTION_IMAGES = CollectionImage.__table__  # type: ignore[attr-defined]
 USERS = User.__table__  # type: ignore[attr-defined]
@@ -123,8 +130,9 @@ def _rows(connection: sa.Connection, table: sa.Table) -> Iterator[dict[str, Any]
         last = tuple(batch[-1][key.name] for key in keys)
 
 
-def export_gallery(db: Database, blobs: SQLiteBlobStore, path: Path) -> Counts:
+def export_gallery(db: Database, blobs: BlobStore, path: Path) -> Counts:
     """Write the whole gallery to `path` (a zip), from one consistent snapshot."""
+    thumbnails = Thumbnails(db, blobs)
     counts = Counts()
     partial = path.with_name(path.name + ".partial")
     with (
@@ -149,20 +157,6 @@ def export_gallery(db: Database, blobs: SQLiteBlobStore, path: Path) -> Counts:
             for row in _rows(connection, USERS):
                 out.write(_line({k: _to_json(row[k]) for k in USER_COLUMNS}))
                 counts.users += 1
-        # One member is written at a time, so the thumbnails' rows wait in a spool file.
-        with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-            for row in _rows(connection, THUMBNAILS):
-                data = row.pop("data")
-                archive.writestr(
-                    zipfile.ZipInfo(f"thumbnails/{row['image_id']}"),
-                    data,
-                    compress_type=zipfile.ZIP_STORED,
-                )
-                spool.write(_line({k: _to_json(v) for k, v in row.items()}))
-                counts.thumbnails += 1
-            spool.seek(0)
-            with archive.open("thumbnails.jsonl", "w") as out:
-                _copy(spool, out)
         for sha in sorted(digests):
             # Stored, not deflated: image formats are compressed already.
             info = zipfile.ZipInfo(f"blobs/{sha}")
@@ -171,6 +165,14 @@ def export_gallery(db: Database, blobs: SQLiteBlobStore, path: Path) -> Counts:
                 for chunk in blobs.iter_chunks(sha):
                     out.write(chunk)
             counts.blobs += 1
+            thumbnail = thumbnails.read(sha)
+            if thumbnail is not None:
+                archive.writestr(
+                    zipfile.ZipInfo(f"thumbnails/{sha}"),
+                    thumbnail,
+                    compress_type=zipfile.ZIP_STORED,
+                )
+                counts.thumbnails += 1
         manifest = {
             "format": FORMAT,
             "version": VERSION,
@@ -225,24 +227,23 @@ def _read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
         raise ArchiveError("this file is not a gallery export: it has no manifest.json") from None
     if manifest.get("format") != FORMAT:
         raise ArchiveError("this file is not a Seedream Playground gallery export")
-    if manifest.get("version") != VERSION:
+    if manifest.get("version") not in READABLE_VERSIONS:
         raise ArchiveError(
             f"this export is format version {manifest.get('version')}; "
-            f"this app reads version {VERSION}"
+            f"this app reads versions {', '.join(map(str, READABLE_VERSIONS))}"
         )
     return manifest
 
 
 def _store_blobs(
-    archive: zipfile.ZipFile, blobs: SQLiteBlobStore, scratch_dir: Path, counts: Counts
+    archive: zipfile.ZipFile, blobs: BlobStore, scratch_dir: Path, counts: Counts
 ) -> None:
-    present = blobs.digests()
     scratch_dir.mkdir(parents=True, exist_ok=True)
     for info in archive.infolist():
         if not info.filename.startswith("blobs/") or info.is_dir():
             continue
         sha = info.filename.removeprefix("blobs/")
-        if sha in present:
+        if blobs.contains(sha):
             continue
         with tempfile.NamedTemporaryFile(dir=scratch_dir, prefix="import-", delete=False) as out:
             temporary = Path(out.name)
@@ -251,11 +252,44 @@ def _store_blobs(
         try:
             # put_file checks the bytes against their digest: a damaged file is refused.
             blobs.put_file(sha, temporary)
-        except ValueError:
+        except DigestMismatch:
             raise ArchiveError(f"the image bytes {sha[:12]}… do not match their digest") from None
         finally:
             temporary.unlink(missing_ok=True)
         counts.blobs += 1
+
+
+def _store_thumbnails(
+    archive: zipfile.ZipFile, blobs: BlobStore, version: int, counts: Counts
+) -> None:
+    """Each image's thumbnail into the store beside it, under the image's digest."""
+    digests = {record["id"]: record["sha256"] for record in _records(archive, "images.jsonl")}
+    members: dict[str, str] = {}  # member name → the digest of the image it belongs to
+    if version == 1:
+        # thumbnails/<image id>, each named in thumbnails.jsonl.
+        for record in _records(archive, "thumbnails.jsonl"):
+            sha = digests.get(record.get("image_id"))
+            if isinstance(sha, str):
+                members.setdefault(f"thumbnails/{record['image_id']}", sha)
+    else:
+        known = set(digests.values())
+        for info in archive.infolist():
+            sha = info.filename.removeprefix("thumbnails/")
+            if info.filename.startswith("thumbnails/") and sha in known:
+                members[info.filename] = sha
+    stored: set[str] = set()
+    for name, sha in members.items():
+        if sha in stored or not _SHA256.match(sha):
+            continue
+        try:
+            info = archive.getinfo(name)
+        except KeyError:
+            raise ArchiveError(f"{name} is named but missing") from None
+        if info.file_size > THUMBNAIL_MAX_BYTES:
+            raise ArchiveError(f"{name} is {info.file_size:,} bytes: too large for a thumbnail")
+        blobs.put_thumbnail(sha, archive.read(info))
+        stored.add(sha)
+        counts.thumbnails += 1
 
 
 def _copy(source: IO[bytes], target: IO[bytes]) -> None:
@@ -263,9 +297,7 @@ def _copy(source: IO[bytes], target: IO[bytes]) -> None:
         target.write(chunk)
 
 
-def import_gallery(
-    db: Database, blobs: SQLiteBlobStore, path: Path, *, scratch_dir: Path
-) -> Counts:
+def import_gallery(db: Database, blobs: BlobStore, path: Path, *, scratch_dir: Path) -> Counts:
     """Add the gallery in `path` to this one (see the module docstring for how ids are kept)."""
     counts = Counts()
     try:
@@ -273,8 +305,10 @@ def import_gallery(
     except (OSError, zipfile.BadZipFile) as exc:
         raise ArchiveError(f"cannot read {path}: {exc}") from None
     with archive:
-        _read_manifest(archive)
+        manifest = _read_manifest(archive)
+        # Bytes first, rows after: no row ever names bytes the store lacks.
         _store_blobs(archive, blobs, scratch_dir, counts)
+        _store_thumbnails(archive, blobs, manifest["version"], counts)
         with db.write() as session:
             connection = session.connection()
             _import_rows(connection, archive, counts)
@@ -349,15 +383,6 @@ def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Co
         values["job_id"] = job_ids[record["job_id"]]
         image_ids[record["id"]] = _insert(connection, IMAGES, values, keep_ids)
         counts.images += 1
-
-    for record in _records(archive, "thumbnails.jsonl"):
-        if record["image_id"] not in image_ids:
-            continue
-        values = _from_json(THUMBNAILS, record)
-        values["image_id"] = image_ids[record["image_id"]]
-        values["data"] = archive.read(f"thumbnails/{record['image_id']}")
-        connection.execute(sa.insert(THUMBNAILS), values)
-        counts.thumbnails += 1
 
     by_name = {
         name: collection_id

@@ -1,10 +1,15 @@
 """`seedream-playground backup FILE`: a consistent copy of a running app's data.
 
-The gallery is two SQLite files: job rows, and the image bytes they point at.
-Each is copied from one snapshot; the rows first, then the bytes, so every
-image a copied row names is in the copied bytes (bytes are written before the
-rows that name them). Only a purge running between the two copies could break
-that; the result is checked, and copied again if it happened.
+With the default stores the gallery is two SQLite files: job rows, and the
+image bytes they point at (with their thumbnails). Each is copied from one
+snapshot; the rows first, then the bytes, so every image a copied row names is
+in the copied bytes (bytes are written before the rows that name them). Only a
+purge running between the two copies could break that; the result is checked,
+and copied again if it happened.
+
+A blob store that is not a file of ours (a bucket) is not copied: the archive
+holds the rows, and the bytes stay where they are, content-addressed and never
+rewritten, to be backed up with that service's own tools.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from app.blobs import BlobStore
 from app.config import Settings
 from app.sqlite import backup_database, blob_digests_in, image_digests_in
 
@@ -23,8 +29,9 @@ class BackupError(Exception):
     pass
 
 
-def backup(settings: Settings, destination: Path) -> dict[str, int]:
-    """Write a tar archive holding `playground.db` and `images.db`; returns what it holds."""
+def backup(settings: Settings, destination: Path, *, blobs: BlobStore) -> dict[str, int | None]:
+    """Write a tar archive holding `playground.db` and, when the image bytes are a file of
+    ours, that file (`images.db`); returns what it holds (`stored_files` None: not copied)."""
     if not settings.database_path.is_file():
         raise BackupError(f"there is no database at {settings.database_path}")
     # The copy keeps the schema it has: migrating here could change a database under an
@@ -32,25 +39,24 @@ def backup(settings: Settings, destination: Path) -> dict[str, int]:
     destination.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".backup-") as scratch:
         rows = Path(scratch) / settings.database_path.name
-        blobs = Path(scratch) / settings.image_store_path.name
+        stored: set[str] | None = None
         for _ in range(ATTEMPTS):
             backup_database(settings.database_path, rows)
-            if settings.image_store_path.is_file():
-                backup_database(settings.image_store_path, blobs)
-                stored = blob_digests_in(blobs)
-            else:
-                stored = set()
+            copied = blobs.backup_to(Path(scratch))
             referenced = image_digests_in(rows)
+            if copied is None:
+                break
+            stored = blob_digests_in(copied)
             if referenced <= stored:
                 break
             rows.unlink()
-            blobs.unlink(missing_ok=True)
+            copied.unlink()
         else:
             raise BackupError("the images kept changing while they were copied; try again")
         partial = destination.with_name(destination.name + ".part")
         with tarfile.open(partial, "w") as archive:
             archive.add(rows, arcname=rows.name)
-            if blobs.exists():
-                archive.add(blobs, arcname=blobs.name)
+            if copied is not None:
+                archive.add(copied, arcname=copied.name)
         partial.replace(destination)
-    return {"images": len(referenced), "stored_files": len(stored)}
+    return {"images": len(referenced), "stored_files": None if stored is None else len(stored)}

@@ -277,27 +277,39 @@ def doctor(args: argparse.Namespace) -> int:
 def backup(args: argparse.Namespace) -> int:
     from app.backup import BackupError
     from app.backup import backup as make_backup
+    from app.blob_stores import open_blob_store
 
     settings = load_settings()
+    if not settings.database_path.is_file():
+        raise SystemExit(f"Backup failed: there is no database at {settings.database_path}")
+    blobs = open_blob_store(settings, database_url=f"sqlite:///{settings.database_path}")
     try:
-        summary = make_backup(settings, args.file)
+        summary = make_backup(settings, args.file, blobs=blobs)
     except BackupError as exc:
         raise SystemExit(f"Backup failed: {exc}") from None
+    finally:
+        blobs.close()
     print(
         f"Backed up {settings.data_dir} to {args.file} "
         f"({summary['images']} images). Restore with: tar -xf {args.file} -C <data dir>",
         file=sys.stderr,
     )
+    if summary["stored_files"] is None:
+        print(
+            f"The image bytes stay in {blobs.describe()}: back that up with its own tools "
+            "(bucket versioning or replication), or use `export` for one file with everything.",
+            file=sys.stderr,
+        )
     return 0
 
 
 def _open_gallery(settings: Settings) -> tuple[Any, Any]:
+    from app.blob_stores import open_blob_store
     from app.database import Database
-    from app.sqlite import SQLiteBlobStore
 
     db = Database.at_path(settings.database_path)
     db.migrate()
-    return db, SQLiteBlobStore(settings.image_store_path)
+    return db, open_blob_store(settings, database_url=db.url)
 
 
 def export_command(args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from app.blobs import BlobStore
 from app.database import Database
 from app.gallery import GalleryEntry
 from app.image_metadata import (
@@ -30,7 +31,6 @@ from app.image_metadata import (
     splice_after_header,
 )
 from app.models import Job, utcnow
-from app.sqlite import SQLiteBlobStore
 
 # A selection larger than this is refused with a pointer to `export`.
 ZIP_MAX_IMAGES = 1000
@@ -58,7 +58,7 @@ def jobs_for(db: Database, entries: Sequence[GalleryEntry]) -> dict[int, Job]:
 
 
 def image_download(
-    blobs: SQLiteBlobStore, entry: GalleryEntry, job: Job, *, base_url: str
+    blobs: BlobStore, entry: GalleryEntry, job: Job, *, base_url: str
 ) -> ImageDownload:
     """The stored image, with its parameters in text chunks when it is a PNG."""
     chunks = blobs.iter_chunks(entry.sha256)
@@ -94,7 +94,7 @@ class _Sink(io.RawIOBase):
 
 
 def zip_stream(
-    blobs: SQLiteBlobStore,
+    blobs: BlobStore,
     entries: Sequence[GalleryEntry],
     jobs: dict[int, Job],
     *,

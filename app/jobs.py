@@ -14,6 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from app.blobs import BlobStore
 from app.budgets import check_budget
 from app.database import Database
 from app.errors import InvalidParameters
@@ -23,13 +24,11 @@ from app.models import (
     Image,
     Job,
     JobStatus,
-    Thumbnail,
     User,
     Worker,
     utcnow,
 )
 from app.parameters import GenerationParams
-from app.sqlite import SQLiteBlobStore
 from app.storage import StagedImage
 from app.upstream import UpstreamJob
 
@@ -451,18 +450,20 @@ def record_upstream_completion(
 
 def store_images(
     db: Database,
-    blobs: SQLiteBlobStore,
+    blobs: BlobStore,
     *,
     job_id: int,
     owner: str,
     staged: list[StagedImage],
 ) -> bool:
-    """Store the bytes, then in one transaction the image rows, thumbnails and the job's end.
+    """Store the bytes and their thumbnails, then in one transaction the image rows and the
+    job's end.
 
     Returns False, writing no rows, if this worker no longer owns the job.
     """
     for image in staged:
         blobs.put_file(image.sha256, image.path)
+        blobs.put_thumbnail(image.sha256, image.checked.thumbnail.data)
     now = utcnow()
     with db.write() as session:
         job = session.get(Job, job_id)
@@ -481,18 +482,6 @@ def store_images(
                 created_at=now,
             )
             session.add(row)
-            session.flush()
-            assert row.id is not None
-            thumb = image.checked.thumbnail
-            session.add(
-                Thumbnail(
-                    image_id=row.id,
-                    content_type=thumb.content_type,
-                    width=thumb.width,
-                    height=thumb.height,
-                    data=thumb.data,
-                )
-            )
         job.status = JobStatus.COMPLETED
         job.error = None
         job.finished_at = now
@@ -654,11 +643,6 @@ def get_image(db: Database, *, image_id: int) -> StoredImage | None:
             select(Image.content_type, Image.sha256, Image.byte_size).where(Image.id == image_id)
         ).first()
     return StoredImage(*row) if row else None
-
-
-def get_thumbnail(db: Database, *, image_id: int) -> Thumbnail | None:
-    with db.read() as session:
-        return session.get(Thumbnail, image_id)
 
 
 def unfinished_count(db: Database) -> int:

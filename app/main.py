@@ -3,6 +3,8 @@
 Everything with a lifetime (database engines, blob store, the HTTP client, the
 poller, demo mode's emulator) is created in the lifespan and closed after it,
 so tests can build as many apps as they like, each with its own data dir.
+The blob store is the one the settings name (app.blob_stores); everything it is
+handed to knows only the `BlobStore` protocol.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr
 
-from app import __version__, jobs, trash
+from app import __version__, jobs, thumbnails, trash
 from app.access import Access, load_secret
+from app.blob_stores import open_blob_store
 from app.config import Settings
 from app.database import Database
 from app.doctor import LastDoctorReport
@@ -38,7 +41,6 @@ from app.models import utcnow
 from app.poller import Poller
 from app.resources import STATIC_DIR
 from app.services import Services
-from app.sqlite import SQLiteBlobStore
 from app.storage import clear_scratch, return_image_memory_promptly
 from app.upstream import PixelDojoClient
 from app.web import (
@@ -109,7 +111,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     db = Database.at_path(settings.database_path)
     await anyio.to_thread.run_sync(db.migrate)
-    blobs = SQLiteBlobStore(settings.image_store_path)
+    blobs = await anyio.to_thread.run_sync(lambda: open_blob_store(settings, database_url=db.url))
+    log.info("images are kept in %s", blobs.describe())
+    thumbnail_store = thumbnails.Thumbnails(db, blobs)
     live = await anyio.to_thread.run_sync(
         lambda: jobs.live_worker_ids(db, now=utcnow(), lease_seconds=settings.lease_seconds)
     )
@@ -172,6 +176,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings=settings,
         db=db,
         blobs=blobs,
+        thumbnails=thumbnail_store,
         client=client,
         poller=poller,
         key_health=key_health,
@@ -190,12 +195,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     purger = asyncio.create_task(
         trash.purge_periodically(db, blobs, days=settings.trash_days), name="trash purge"
     )
+    mover = asyncio.create_task(
+        thumbnails.move_legacy_in_background(thumbnail_store), name="thumbnail move"
+    )
     try:
         yield
     finally:
-        purger.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purger
+        for task in (purger, mover):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await app.state.services.grid_runner.stop()
         await rules.stop()
         await poller.stop()

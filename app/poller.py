@@ -24,11 +24,11 @@ from datetime import datetime, timedelta
 import anyio
 
 from app import jobs, timing
+from app.blobs import BlobStore
 from app.config import Settings
 from app.database import Database
 from app.keystatus import KeyHealth
 from app.models import Job, JobStatus, utcnow
-from app.sqlite import SQLiteBlobStore
 from app.storage import StagedImage, check_image, scratch_file, worker_scratch_dir
 from app.upstream import (
     AuthenticationFailed,
@@ -67,7 +67,7 @@ class Poller:
         self,
         *,
         db: Database,
-        blobs: SQLiteBlobStore,
+        blobs: BlobStore,
         client: PixelDojoClient,
         settings: Settings,
         worker_id: str,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.access import Access
+from app.blobs import BlobStore
 from app.config import Settings
 from app.database import Database
 from app.doctor import LastDoctorReport
@@ -13,7 +14,7 @@ from app.events import JobEvents
 from app.keystatus import KeyHealth
 from app.live_rules import LiveRules
 from app.poller import Poller
-from app.sqlite import SQLiteBlobStore
+from app.thumbnails import Thumbnails
 from app.upstream import PixelDojoClient
 
 if TYPE_CHECKING:
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 class Services:
     settings: Settings
     db: Database
-    blobs: SQLiteBlobStore
+    blobs: BlobStore
+    thumbnails: Thumbnails
     client: PixelDojoClient
     poller: Poller
     key_health: KeyHealth

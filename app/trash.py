@@ -17,9 +17,9 @@ import anyio
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from app.blobs import BlobStore
 from app.database import Database
 from app.models import Image, utcnow
-from app.sqlite import SQLiteBlobStore
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ class PurgeResult:
 
 
 def purge_expired(
-    db: Database, blobs: SQLiteBlobStore, *, days: float, now: datetime | None = None
+    db: Database, blobs: BlobStore, *, days: float, now: datetime | None = None
 ) -> PurgeResult:
     """Purge every image that has been in the trash for `days` days or more."""
     cutoff = (now or utcnow()) - timedelta(days=days)
@@ -82,7 +82,7 @@ def purge_expired(
     return purge(db, blobs, image_ids=[image_id for image_id in expired if image_id is not None])
 
 
-def purge(db: Database, blobs: SQLiteBlobStore, *, image_ids: Iterable[int]) -> PurgeResult:
+def purge(db: Database, blobs: BlobStore, *, image_ids: Iterable[int]) -> PurgeResult:
     """Delete these trashed images for good; images not in the trash are left alone."""
     digests: set[str] = set()
     deleted = 0
@@ -110,7 +110,7 @@ def _batches(ids: Iterable[int]) -> Iterable[list[int]]:
 
 
 async def purge_periodically(
-    db: Database, blobs: SQLiteBlobStore, *, days: float, every_seconds: float = 3600.0
+    db: Database, blobs: BlobStore, *, days: float, every_seconds: float = 3600.0
 ) -> None:
     """Purge what has outstayed the trash, at start-up and then every `every_seconds`."""
     while True:

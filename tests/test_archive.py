@@ -5,6 +5,7 @@ overwrites."""
 from __future__ import annotations
 
 import hashlib
+import json
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from app import cli
-from app.archive import COLLECTION_IMAGES, COLLECTIONS, IMAGES, JOBS, THUMBNAILS
+from app.archive import COLLECTION_IMAGES, COLLECTIONS, IMAGES, JOBS
 from app.database import Database
 from app.sqlite import SQLiteBlobStore
 from tests.conftest import TEST_KEY, RunningEmulator, make_settings, serve_app, wait_for_job
@@ -80,16 +81,17 @@ def table_rows(settings: Any) -> dict[str, list[dict[str, Any]]]:
                         sa.select(table).order_by(*table.primary_key.columns)
                     ).mappings()
                 ]
-                for table in (JOBS, IMAGES, THUMBNAILS, COLLECTIONS, COLLECTION_IMAGES)
+                for table in (JOBS, IMAGES, COLLECTIONS, COLLECTION_IMAGES)
             }
     finally:
         db.dispose()
 
 
-def stored_bytes(settings: Any) -> dict[str, bytes]:
+def stored_bytes(settings: Any) -> dict[str, tuple[bytes, bytes | None]]:
+    """Each stored image's bytes and its thumbnail's."""
     blobs = SQLiteBlobStore(settings.image_store_path)
     try:
-        return {sha: blobs.read(sha) for sha in blobs.digests()}
+        return {sha: (blobs.read(sha), blobs.read_thumbnail(sha)) for sha in blobs.digests()}
     finally:
         blobs.close()
 
@@ -116,11 +118,12 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
         names = contents.namelist()
         assert "manifest.json" in names and "jobs.jsonl" in names
         assert sum(name.startswith("blobs/") for name in names) == 5
+        assert sum(name.startswith("thumbnails/") for name in names) == 5, "one per image"
     assert run_cli(monkeypatch, tmp_path / "copy", "import", str(archive)) == 0
 
     copy = make_settings(tmp_path / "copy", emulator)
     assert table_rows(copy) == table_rows(source), "every row and column came across"
-    assert stored_bytes(copy) == stored_bytes(source), "byte-identical images"
+    assert stored_bytes(copy) == stored_bytes(source), "byte-identical images and thumbnails"
     with serve_app(copy) as app:
         after = snapshot(app.client)
         # The copy is a working gallery, not a museum: it makes new images too.
@@ -128,6 +131,15 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
         assert new["id"] > max(job["id"] for job in made["jobs"])
         assert wait_for_job(app.client, new["id"])["status"] == "completed"
     assert after == before
+
+    # The same export as version 1 wrote it, before thumbnails moved into the blob store.
+    version_1 = tmp_path / "version-1.zip"
+    as_version_1(archive, version_1)
+    assert run_cli(monkeypatch, tmp_path / "old", "import", str(version_1)) == 0
+    old = make_settings(tmp_path / "old", emulator)
+    assert stored_bytes(old) == stored_bytes(source), "thumbnails landed beside their images"
+    with serve_app(old) as app:
+        assert snapshot(app.client) == before
 
 
 def test_importing_into_a_gallery_with_jobs_adds_them_once(
@@ -209,3 +221,22 @@ def test_an_export_cannot_smuggle_text_into_number_columns() -> None:
         "id": 1,
         "width": 640,
     }
+
+
+def as_version_1(export: Path, target: Path) -> None:
+    """The same export in the layout of version 1, from before thumbnails moved into the
+    blob store: their columns in thumbnails.jsonl and their bytes once per image row."""
+    with zipfile.ZipFile(export) as new, zipfile.ZipFile(target, "w") as old:
+        manifest = json.loads(new.read("manifest.json"))
+        old.writestr("manifest.json", json.dumps({**manifest, "version": 1}))
+        rows = []
+        for line in new.read("images.jsonl").splitlines():
+            image = json.loads(line)
+            old.writestr(f"thumbnails/{image['id']}", new.read(f"thumbnails/{image['sha256']}"))
+            rows.append(
+                {"image_id": image["id"], "content_type": "image/webp", "width": 1, "height": 1}
+            )
+        old.writestr("thumbnails.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+        for info in new.infolist():
+            if info.filename != "manifest.json" and not info.filename.startswith("thumbnails/"):
+                old.writestr(info, new.read(info))

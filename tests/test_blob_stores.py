@@ -17,12 +17,14 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from alembic import command
 
 from app.blob_stores import open_blob_store
 from app.blobs import CHUNK_BYTES, BlobNotFound, BlobStore, DigestMismatch
 from app.config import Settings
-from app.database import Database
-from app.postgres import engine_url
+from app.database import Database, migrations_config
+from app.postgres import BLOB_STORE_TABLES, engine_url
 from tests.conftest import S3Bucket
 
 STORES = ("sqlite", "postgres", "s3")
@@ -221,3 +223,37 @@ def test_an_s3_store_set_to_redirect_presigns_expiring_urls_to_the_bytes(
         assert thumbnail.headers["content-type"] == "image/webp"
     finally:
         store.close()
+
+
+def test_the_postgres_store_tables_come_and_go_with_their_migration(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    db = Database(engine_url(postgres_url))
+    db.migrate()
+    with db.write_engine.begin() as connection:
+        assert tables(connection) >= BLOB_STORE_TABLES
+        storage: dict[str, str] = dict(
+            connection.exec_driver_sql(
+                "SELECT c.relname, a.attstorage FROM pg_attribute a"
+                " JOIN pg_class c ON c.oid = a.attrelid"
+                " WHERE a.attname = 'data' AND c.relname IN ('blob_chunks', 'blob_thumbnails')"
+            ).all()
+        )
+        assert storage == {"blob_chunks": "e", "blob_thumbnails": "e"}, "stored uncompressed"
+        config = migrations_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "0007")
+        assert not BLOB_STORE_TABLES & tables(connection)
+        command.upgrade(config, "head")
+        assert tables(connection) >= BLOB_STORE_TABLES
+    db.dispose()
+    # A SQLite gallery keeps its bytes in a file of their own, never in its database.
+    sqlite_db = Database.at_path(tmp_path / "playground.db")
+    sqlite_db.migrate()
+    with sqlite_db.read_engine.connect() as connection:
+        assert not BLOB_STORE_TABLES & tables(connection)
+    sqlite_db.dispose()
+
+
+def tables(connection: sa.Connection) -> set[str]:
+    return set(sa.inspect(connection).get_table_names())

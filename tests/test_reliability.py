@@ -17,6 +17,7 @@ from sqlmodel import select
 
 from app import jobs
 from app.backup import backup
+from app.blob_stores import open_blob_store
 from app.database import Database
 from app.emulator import Fault
 from app.models import Job, JobStatus, utcnow
@@ -288,8 +289,12 @@ def test_a_backup_taken_while_jobs_run_is_consistent_and_restores(
         # More jobs are running while the copy is made.
         for n in range(5):
             app.client.post("/api/jobs", json={"prompt": f"running during backup {n}"})
-        summary = backup(settings, tmp_path / "gallery.tar")
-    assert summary["images"] >= 2
+        store = open_blob_store(settings, database_url=f"sqlite:///{settings.database_path}")
+        try:
+            summary = backup(settings, tmp_path / "gallery.tar", blobs=store)
+        finally:
+            store.close()
+    assert (summary["images"] or 0) >= 2
 
     restored = tmp_path / "restored"
     restored.mkdir()
@@ -310,6 +315,9 @@ def test_a_backup_taken_while_jobs_run_is_consistent_and_restores(
         assert {job["id"] for job in done} <= listed
         image = done[0]["images"][0]
         assert hashlib.sha256(copy.client.get(image["url"]).content).hexdigest() == image["sha256"]
+        thumbnail = copy.client.get(image["thumbnail_url"])
+        assert thumbnail.status_code == 200, "thumbnails are in the copied store, beside the bytes"
+        assert thumbnail.headers["content-type"] == "image/webp"
 
 
 def test_confirming_try_all_twice_submits_the_eight_presets_once(

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import StreamingResponse
+from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, Field, field_validator
 
 from app import jobs
@@ -201,6 +201,9 @@ def get_image(image_id: int, request: Request, services: ServicesDep) -> Respons
     headers = {"Cache-Control": IMMUTABLE_CACHE, "ETag": f'"{stored.sha256}"'}
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
+    url = services.blobs.redirect_url(stored.sha256, content_type=stored.content_type)
+    if url is not None:
+        return _redirect(url, services)
     headers["Content-Length"] = str(stored.byte_size)
     return StreamingResponse(
         services.blobs.iter_chunks(stored.sha256), media_type=stored.content_type, headers=headers
@@ -213,13 +216,26 @@ def get_image(image_id: int, request: Request, services: ServicesDep) -> Respons
     responses={200: {"content": {"image/webp": {}}}},
 )
 def get_thumbnail(image_id: int, services: ServicesDep) -> Response:
-    thumbnail = jobs.get_thumbnail(services.db, image_id=image_id)
-    if thumbnail is None:
+    stored = jobs.get_image(services.db, image_id=image_id)
+    if stored is None:
         raise NotFoundError(f"There is no image {image_id}.")
+    thumbnail = services.thumbnails.find(image_id=image_id, sha256=stored.sha256)
+    if thumbnail is None:
+        raise NotFoundError(f"Image {image_id} has no thumbnail.")
+    if thumbnail.redirect is not None:
+        return _redirect(thumbnail.redirect, services)
     return Response(
         thumbnail.data,
         media_type=thumbnail.content_type,
         headers={"Cache-Control": IMMUTABLE_CACHE},
+    )
+
+
+def _redirect(url: str, services: Services) -> Response:
+    """To the bytes in the S3 store: a presigned URL, cached no longer than half its life."""
+    max_age = services.settings.s3_redirect_seconds // 2
+    return RedirectResponse(
+        url, status_code=307, headers={"Cache-Control": f"private, max-age={max_age}"}
     )
 
 

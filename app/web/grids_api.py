@@ -307,8 +307,10 @@ def contact_sheet(
         raise InvalidParameters({"tab": f"the grid has tabs 0 to {tabs - 1}"})
 
     def thumbnail(image_id: int) -> bytes | None:
-        found = jobs.get_thumbnail(services.db, image_id=image_id)
-        return found.data if found is not None else None
+        stored = jobs.get_image(services.db, image_id=image_id)
+        if stored is None:
+            return None
+        return services.thumbnails.data_for(image_id=image_id, sha256=stored.sha256)
 
     png = render_contact_sheet(view, thumbnail, tab=tab)
     name = f"seedream-grid-{grid_id}" + (f"-tab-{tab + 1}" if tab is not None else "") + ".png"
