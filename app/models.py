@@ -340,7 +340,11 @@ class Image(SQLModel, table=True):
 
 
 class Thumbnail(SQLModel, table=True):
-    """Small previews beside, not inside, the image rows: listings never read them."""
+    """Where galleries made before thumbnails moved into the blob store kept them.
+
+    Nothing writes here any more: the app moves these rows into the store in the
+    background and serves them from here until then (app.thumbnails).
+    """
 
     __tablename__ = "thumbnails"
 

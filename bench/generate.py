@@ -2,11 +2,10 @@
 
 Rows go in with bulk inserts through SQLAlchemy against a database migrated the
 way the app migrates it, so the schema, indexes and column types are the app's
-own; the image bytes go through the app's blob store. The blob store is
-content-addressed, so a small pool of distinct images serves every row (a
-gallery of 100,000 images holds a few tens of megabytes of full-size bytes
-here), while every image row gets its own copy of a real thumbnail, because the
-thumbnails table is what a real gallery's database is mostly made of.
+own; the image bytes and their thumbnails go through the app's blob store (the
+SQLite one, the default). The blob store is content-addressed, so a small pool
+of distinct images serves every row (a gallery of 100,000 images holds a few
+tens of megabytes of full-size bytes here, each with its one thumbnail beside it).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from app import accounts
 from app.config import Settings
 from app.database import Database
 from app.emulator.service import IMAGE_PREFIX
-from app.models import Image, Job, JobStatus, Thumbnail
+from app.models import Image, Job, JobStatus
 from app.parameters import CREDITS_PER_IMAGE, DEFAULT_MODEL, NAMED_SIZE_PIXELS
 from app.presets import PRESETS
 from app.sqlite import SQLiteBlobStore
@@ -95,6 +94,7 @@ def generate(
     blobs = SQLiteBlobStore(settings.image_store_path)
     for image in pool:
         blobs.put_file(image.sha256, image.path)
+        blobs.put_thumbnail(image.sha256, image.thumbnail)
     blobs.close()
     user_ids: list[int | None] = [None]
     token = None
@@ -119,7 +119,6 @@ def generate(
     while job_id < jobs:
         job_rows: list[dict[str, Any]] = []
         image_rows: list[dict[str, Any]] = []
-        thumbnail_rows: list[dict[str, Any]] = []
         for _ in range(min(BATCH_JOBS, jobs - job_id)):
             job_id += 1
             created = newest - step * (jobs - job_id)
@@ -147,20 +146,10 @@ def generate(
                         "created_at": row["finished_at"],
                     }
                 )
-                thumbnail_rows.append(
-                    {
-                        "image_id": image_id,
-                        "content_type": "image/webp",
-                        "width": picture.thumbnail_width,
-                        "height": picture.thumbnail_height,
-                        "data": picture.thumbnail,
-                    }
-                )
         with db.write_engine.begin() as connection:
             connection.execute(sa.insert(Job), job_rows)
             if image_rows:
                 connection.execute(sa.insert(Image), image_rows)
-                connection.execute(sa.insert(Thumbnail), thumbnail_rows)
     # The prompt search index (FTS5) is kept by triggers: these rows were indexed as they
     # went in, as the app's own would be.
     db.dispose()

@@ -19,12 +19,14 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from alembic import command
+from pydantic import ValidationError
 
 from app.blob_stores import open_blob_store
 from app.blobs import CHUNK_BYTES, BlobNotFound, BlobStore, DigestMismatch
 from app.config import Settings
 from app.database import Database, migrations_config
 from app.postgres import BLOB_STORE_TABLES, engine_url
+from app.s3 import S3Unavailable
 from tests.conftest import S3Bucket
 
 STORES = ("sqlite", "postgres", "s3")
@@ -257,3 +259,35 @@ def test_the_postgres_store_tables_come_and_go_with_their_migration(
 
 def tables(connection: sa.Connection) -> set[str]:
     return set(sa.inspect(connection).get_table_names())
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"blob_url": "https://bucket.example/images"}, "PLAYGROUND_BLOB_URL"),
+        ({"blob_url": "s3://No_Such_Bucket!"}, "PLAYGROUND_BLOB_URL"),
+        ({"s3_endpoint_url": "http://127.0.0.1:9000"}, "PLAYGROUND_BLOB_URL"),
+        ({"s3_redirect_seconds": 60}, "PLAYGROUND_BLOB_URL"),
+        ({"blob_url": "s3://bucket", "s3_endpoint_url": "minio:9000"}, "ENDPOINT_URL"),
+        ({"blob_url": "s3://bucket", "s3_redirect_seconds": 8 * 24 * 3600}, "s3_redirect"),
+    ],
+)
+def test_store_settings_that_cannot_work_are_refused_by_name(
+    values: dict[str, Any], named: str, tmp_path: Path
+) -> None:
+    with pytest.raises(ValidationError, match=named):
+        Settings(_env_file=None, data_dir=tmp_path, **values)
+
+
+def test_a_bucket_that_cannot_be_used_stops_the_app_from_starting(
+    s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        blob_url="s3://no-such-bucket/gallery",
+        s3_endpoint_url=s3_bucket.endpoint_url,
+    )
+    with pytest.raises(S3Unavailable, match="no-such-bucket") as refused:
+        open_blob_store(settings, database_url="sqlite:///unused.db")
+    assert "playground-tests-secret" not in str(refused.value)

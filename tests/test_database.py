@@ -94,13 +94,14 @@ def test_sweep_removes_only_old_unreferenced_blobs(tmp_path: Path) -> None:
 
 def test_the_blob_sweep_lists_blobs_without_reading_their_rows(tmp_path: Path) -> None:
     store = SQLiteBlobStore(tmp_path / "images.db")
-    with store._connection() as connection:
-        plan = " ".join(
-            str(row[3])
-            for row in connection.execute(
-                "EXPLAIN QUERY PLAN SELECT sha256 FROM blobs WHERE created_at < 0"
+    for table in ("blobs", "thumbnails"):
+        with store._connection() as connection:
+            plan = " ".join(
+                str(row[3])
+                for row in connection.execute(
+                    f"EXPLAIN QUERY PLAN SELECT sha256 FROM {table} WHERE created_at < 0"
+                )
             )
-        )
-    # A row holds the first kilobytes of its image: a scan would read them all.
-    assert "COVERING INDEX" in plan, plan
+        # A row holds the first kilobytes of its image: a scan would read them all.
+        assert "COVERING INDEX" in plan, plan
     store.close()
