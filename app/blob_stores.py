@@ -9,12 +9,14 @@ Everything else takes a `BlobStore` and never asks which one it has.
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from app import postgres
 from app.blobs import BlobStore
 from app.config import Settings
 
 
-def open_blob_store(settings: Settings, *, database_url: str) -> BlobStore:
+def open_blob_store(settings: Settings, *, database_url: str | sa.URL) -> BlobStore:
     """The store the settings name, for a gallery whose rows are at `database_url`."""
     if settings.blob_url is not None:
         # Imported here: boto3 costs start-up time nobody else should pay.

@@ -32,11 +32,11 @@ POSTGRES_SCHEMES = ("postgresql", "postgres")
 DRIVER = "psycopg"
 
 
-def is_postgres_url(url: str) -> bool:
+def is_postgres_url(url: str | sa.URL) -> bool:
     return make_url(url).get_backend_name() in POSTGRES_SCHEMES
 
 
-def engine_url(url: str) -> str:
+def engine_url(url: str | sa.URL) -> str:
     """`postgresql://…` (or `postgres://…`) as SQLAlchemy's name for it with psycopg 3."""
     parsed = make_url(url)
     if parsed.get_backend_name() not in POSTGRES_SCHEMES:
@@ -93,7 +93,7 @@ class PostgresBlobStore:
     stored uncompressed (STORAGE EXTERNAL): image formats are compressed already.
     """
 
-    def __init__(self, url: str, *, pool_size: int = 4) -> None:
+    def __init__(self, url: str | sa.URL, *, pool_size: int = 4) -> None:
         self._url = make_url(engine_url(url))
         self._engine = sa.create_engine(self._url, pool_size=pool_size, max_overflow=pool_size)
 

@@ -16,8 +16,8 @@ import sqlalchemy as sa
 
 from app import cli
 from app.archive import COLLECTION_IMAGES, COLLECTIONS, IMAGES, JOBS
+from app.blob_stores import open_blob_store
 from app.database import Database
-from app.sqlite import SQLiteBlobStore
 from tests.conftest import TEST_KEY, RunningEmulator, make_settings, serve_app, wait_for_job
 
 
@@ -88,12 +88,17 @@ def table_rows(settings: Any) -> dict[str, list[dict[str, Any]]]:
 
 
 def stored_bytes(settings: Any) -> dict[str, tuple[bytes, bytes | None]]:
-    """Each stored image's bytes and its thumbnail's."""
-    blobs = SQLiteBlobStore(settings.image_store_path)
+    """Each image's bytes and its thumbnail's, from the store the gallery uses."""
+    digests = {row["sha256"] for row in table_rows(settings)["images"]}
+    db = Database.at_path(settings.database_path)
+    blobs = open_blob_store(settings, database_url=db.url)
     try:
-        return {sha: (blobs.read(sha), blobs.read_thumbnail(sha)) for sha in blobs.digests()}
+        return {
+            sha: (b"".join(blobs.iter_chunks(sha)), blobs.read_thumbnail(sha)) for sha in digests
+        }
     finally:
         blobs.close()
+        db.dispose()
 
 
 def run_cli(monkeypatch: pytest.MonkeyPatch, data_dir: Path, *args: str) -> int:

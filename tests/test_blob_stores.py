@@ -39,7 +39,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]
     data_dir = tmp_path / "data"
     if request.param == "sqlite":
         settings = Settings(_env_file=None, data_dir=data_dir)
-        database_url = f"sqlite:///{settings.database_path}"
+        database_url: str | sa.URL = f"sqlite:///{settings.database_path}"
     elif request.param == "postgres":
         settings = Settings(_env_file=None, data_dir=data_dir)
         db = Database(engine_url(request.getfixturevalue("postgres_url")))

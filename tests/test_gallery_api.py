@@ -24,11 +24,11 @@ import pytest
 from PIL import Image
 
 from app import gallery, trash
+from app.blob_stores import open_blob_store
 from app.database import Database
 from app.gallery import GalleryFilters
 from app.models import utcnow
 from app.presets import PRESETS_BY_SLUG
-from app.sqlite import SQLiteBlobStore
 from tests.conftest import (
     TEST_KEY,
     RunningApp,
@@ -393,14 +393,15 @@ def test_images_are_purged_after_the_configured_days(
         )
     image = job["images"][0]
     db = Database.at_path(settings.database_path)
-    blobs = SQLiteBlobStore(settings.image_store_path)
+    blobs = open_blob_store(settings, database_url=db.url)
     try:
         now = utcnow()
         trash.move_to_trash(db, image_ids=[image["id"]], now=now)
         assert trash.purge_expired(db, blobs, days=7, now=now + timedelta(days=6)).images == 0
         result = trash.purge_expired(db, blobs, days=7, now=now + timedelta(days=7))
         assert (result.images, result.blobs) == (1, 1)
-        assert image["sha256"] not in blobs.digests()
+        assert not blobs.contains(image["sha256"])
+        assert blobs.read_thumbnail(image["sha256"]) is None, "its thumbnail went with it"
         assert gallery.get_entry(db, image_id=image["id"]) is None
     finally:
         blobs.close()
