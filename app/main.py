@@ -19,6 +19,7 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import anyio
 from fastapi import APIRouter, FastAPI
@@ -28,6 +29,7 @@ from pydantic import SecretStr
 from app import __version__, jobs, thumbnails, trash
 from app.access import Access, load_secret
 from app.blob_stores import open_blob_store
+from app.blobs import BlobStore
 from app.config import Settings
 from app.database import Database
 from app.doctor import LastDoctorReport
@@ -187,6 +189,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         grid_runner=GridRunner(),
         rules=rules,
         doctor_reports=LastDoctorReport(db, settings.upstream_name),
+        image_origin=redirect_origin(blobs),
     )
     rules.start()
     await rules.first_read()
@@ -214,3 +217,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             await anyio.to_thread.run_sync(emulator_server.stop)
         blobs.close()
         db.dispose()
+
+
+def redirect_origin(blobs: BlobStore) -> str | None:
+    """The origin of the URLs the store redirects browsers to, if it does (pages must let
+    images load from there): that of a URL it makes for an image it need not hold."""
+    url = blobs.redirect_url("0" * 64, content_type="image/png")
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"

@@ -38,3 +38,5 @@ class Services:
     grid_runner: GridRunner
     rules: LiveRules
     doctor_reports: LastDoctorReport
+    # Where image routes send browsers (an S3 store's origin, in redirect mode), or None.
+    image_origin: str | None = None

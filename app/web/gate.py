@@ -11,7 +11,9 @@ is protected without anyone remembering to. In order:
    current browsers) or else `Origin` must say so; a request with neither must be
    JSON (a cross-site form cannot send JSON) or carry the CSRF token. Requests
    authenticated by an API token carry no ambient credential and skip this.
-5. Every answer gets a Content-Security-Policy and its companions.
+5. Every answer gets a Content-Security-Policy and its companions. With images
+   served by redirect to an S3-compatible store, its pages may load images from that
+   store's origin as well.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ PUBLIC_PREFIXES = ("/static/",)
 # Reading a form body only to find the token; larger posts must send the header.
 CSRF_BODY_LIMIT = 1024 * 1024
 
+IMG_SRC = "img-src 'self' data: blob:"
 CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    f"default-src 'self'; script-src 'self'; style-src 'self'; {IMG_SRC}; "
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
@@ -74,7 +77,9 @@ class Gate:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        send = _with_security_headers(send, docs=scope["path"] in DOCS_PATHS)
+        send = _with_security_headers(
+            send, docs=scope["path"] in DOCS_PATHS, image_origin=services.image_origin
+        )
 
         sign_in_on = await anyio.to_thread.run_sync(services.access.sign_in_on)
         if not sign_in_on and not host_is_loopback(request.headers.get("host", "")):
@@ -227,8 +232,17 @@ async def _refuse_host(scope: Scope, receive: Receive, send: Send) -> None:
     await response(scope, receive, send)
 
 
-def _with_security_headers(send: Send, *, docs: bool) -> Callable[[Message], Awaitable[None]]:
-    policy = DOCS_CONTENT_SECURITY_POLICY if docs else CONTENT_SECURITY_POLICY
+def page_policy(image_origin: str | None) -> str:
+    """The pages' policy; images may also come from where image routes redirect to."""
+    if image_origin is None:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace(IMG_SRC, f"{IMG_SRC} {image_origin}")
+
+
+def _with_security_headers(
+    send: Send, *, docs: bool, image_origin: str | None
+) -> Callable[[Message], Awaitable[None]]:
+    policy = DOCS_CONTENT_SECURITY_POLICY if docs else page_policy(image_origin)
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
