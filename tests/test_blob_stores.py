@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tarfile
 import threading
 import tracemalloc
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 from alembic import command
 from pydantic import ValidationError
 
+from app import cli
 from app.blob_stores import open_blob_store
 from app.blobs import CHUNK_BYTES, BlobNotFound, BlobStore, DigestMismatch
 from app.config import Settings
@@ -291,3 +293,23 @@ def test_a_bucket_that_cannot_be_used_stops_the_app_from_starting(
     with pytest.raises(S3Unavailable, match="no-such-bucket") as refused:
         open_blob_store(settings, database_url="sqlite:///unused.db")
     assert "playground-tests-secret" not in str(refused.value)
+
+
+def test_a_backup_with_an_s3_store_holds_the_rows_and_says_where_the_bytes_stay(
+    s3_bucket: S3Bucket,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data_dir = tmp_path / "data"
+    db = Database.at_path(data_dir / "playground.db")
+    db.migrate()
+    db.dispose()
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("PLAYGROUND_BLOB_URL", f"s3://{s3_bucket.name}/gallery")
+    monkeypatch.setenv("PLAYGROUND_S3_ENDPOINT_URL", s3_bucket.endpoint_url)
+    assert cli.main(["backup", str(tmp_path / "gallery.tar")]) == 0
+    with tarfile.open(tmp_path / "gallery.tar") as archive:
+        assert archive.getnames() == ["playground.db"]
+    said = capsys.readouterr().err
+    assert f"s3://{s3_bucket.name}/gallery/" in said and "export" in said
