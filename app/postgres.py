@@ -8,7 +8,7 @@ the parts that are PostgreSQL's own:
 - `PostgresBlobStore`, the `BlobStore` (app.blobs) of a gallery whose database is
   PostgreSQL: image bytes as `bytea` rows of at most 1 MiB in the same database,
   so one backup of the database holds the rows and the bytes they name. Its
-  tables are made by migration 0009 on PostgreSQL only.
+  tables are made by migration 0010 on PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ def engine_url(url: str | sa.URL) -> str:
 
 # --- Blob store ------------------------------------------------------------------------
 
-# The tables migration 0009 makes; the models do not describe them (they are the store's).
+# The tables migration 0010 makes; the models do not describe them (they are the store's).
 _blob_metadata = sa.MetaData()
 BLOBS = sa.Table(
     "blobs",

@@ -246,7 +246,7 @@ def test_the_postgres_store_tables_come_and_go_with_their_migration(
         assert storage == {"blob_chunks": "e", "blob_thumbnails": "e"}, "stored uncompressed"
         config = migrations_config()
         config.attributes["connection"] = connection
-        command.downgrade(config, "0008")
+        command.downgrade(config, "0009")
         assert not BLOB_STORE_TABLES & tables(connection)
         command.upgrade(config, "head")
         assert tables(connection) >= BLOB_STORE_TABLES

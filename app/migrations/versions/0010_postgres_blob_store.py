@@ -4,8 +4,8 @@ A gallery on SQLite keeps its bytes in a file of their own beside the database
 (app.sqlite); on PostgreSQL they are tables of the same database (app.postgres),
 chunked so that no statement moves more than 1 MiB.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-12-01
 """
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
