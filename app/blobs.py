@@ -45,6 +45,10 @@ class DigestMismatch(ValueError):
     """The bytes do not hash to the digest they were to be stored under."""
 
 
+class BlobStoreUnavailable(RuntimeError):
+    """The store the settings name cannot be reached or used (said when it is opened)."""
+
+
 class BlobStore(Protocol):
     """Content-addressed image bytes, with each image's thumbnail beside it."""
 

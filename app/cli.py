@@ -277,12 +277,11 @@ def doctor(args: argparse.Namespace) -> int:
 def backup(args: argparse.Namespace) -> int:
     from app.backup import BackupError
     from app.backup import backup as make_backup
-    from app.blob_stores import open_blob_store
 
     settings = load_settings()
     if not settings.database_path.is_file():
         raise SystemExit(f"Backup failed: there is no database at {settings.database_path}")
-    blobs = open_blob_store(settings, database_url=f"sqlite:///{settings.database_path}")
+    blobs = _open_blob_store(settings, database_url=f"sqlite:///{settings.database_path}")
     try:
         summary = make_backup(settings, args.file, blobs=blobs)
     except BackupError as exc:
@@ -304,12 +303,26 @@ def backup(args: argparse.Namespace) -> int:
 
 
 def _open_gallery(settings: Settings) -> tuple[Any, Any]:
-    from app.blob_stores import open_blob_store
     from app.database import Database
 
     db = Database.at_path(settings.database_path)
     db.migrate()
-    return db, open_blob_store(settings, database_url=db.url)
+    try:
+        return db, _open_blob_store(settings, database_url=db.url)
+    except SystemExit:
+        db.dispose()
+        raise
+
+
+def _open_blob_store(settings: Settings, *, database_url: Any) -> Any:
+    """The store the settings name; one that cannot be used ends the command with why."""
+    from app.blob_stores import open_blob_store
+    from app.blobs import BlobStoreUnavailable
+
+    try:
+        return open_blob_store(settings, database_url=database_url)
+    except BlobStoreUnavailable as exc:
+        raise SystemExit(f"Cannot use the image store: {exc}") from None
 
 
 def export_command(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ from app.blobs import (
     CHUNK_BYTES,
     SWEEP_GRACE_SECONDS,
     BlobNotFound,
+    BlobStoreUnavailable,
     DigestMismatch,
     file_sha256,
 )
@@ -47,7 +48,7 @@ DELETE_BATCH = 1000
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 
 
-class S3Unavailable(RuntimeError):
+class S3Unavailable(BlobStoreUnavailable):
     """The bucket cannot be reached or used with the credentials at hand."""
 
 

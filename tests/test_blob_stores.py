@@ -295,6 +295,20 @@ def test_a_bucket_that_cannot_be_used_stops_the_app_from_starting(
     assert "playground-tests-secret" not in str(refused.value)
 
 
+def test_commands_say_in_one_line_when_the_bucket_cannot_be_used(
+    s3_bucket: S3Bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = Database.at_path(tmp_path / "data" / "playground.db")
+    db.migrate()
+    db.dispose()
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("PLAYGROUND_BLOB_URL", "s3://no-such-bucket/gallery")
+    monkeypatch.setenv("PLAYGROUND_S3_ENDPOINT_URL", s3_bucket.endpoint_url)
+    for name in ("export", "backup"):
+        with pytest.raises(SystemExit, match=r"Cannot use the image store: .*no-such-bucket"):
+            cli.main([name, str(tmp_path / "out")])
+
+
 def test_a_backup_with_an_s3_store_holds_the_rows_and_says_where_the_bytes_stay(
     s3_bucket: S3Bucket,
     tmp_path: Path,
