@@ -22,13 +22,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from app import accounts
+from app.blob_stores import open_blob_store
 from app.config import Settings
 from app.database import Database
 from app.emulator.service import IMAGE_PREFIX
 from app.models import Image, Job, JobStatus
 from app.parameters import CREDITS_PER_IMAGE, DEFAULT_MODEL, NAMED_SIZE_PIXELS
 from app.presets import PRESETS
-from app.sqlite import SQLiteBlobStore
 from bench import prompts
 from bench.imagery import PoolImage, make_pool_image
 
@@ -91,7 +91,7 @@ def generate(
     with db.read_engine.connect() as connection:
         if connection.execute(sa.select(sa.func.count()).select_from(Job)).scalar():
             raise SystemExit(f"{data_dir} already holds jobs; generate into an empty data dir")
-    blobs = SQLiteBlobStore(settings.image_store_path)
+    blobs = open_blob_store(settings, database_url=db.url)
     for image in pool:
         blobs.put_file(image.sha256, image.path)
         blobs.put_thumbnail(image.sha256, image.thumbnail)
