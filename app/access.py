@@ -13,6 +13,7 @@ import hmac
 import os
 import secrets
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from app import accounts
@@ -84,6 +85,46 @@ class Access:
 
     def csrf_valid(self, session_hash: str | None, presented: str) -> bool:
         return hmac.compare_digest(presented, self.csrf_token(session_hash))
+
+
+# Headers in which proxies name the address they forwarded a request for.
+FORWARDING_HEADERS = ("forwarded", "x-forwarded-for", "x-real-ip")
+
+
+def caller_is_local(peer: str | None, headers: Mapping[str, str]) -> bool:
+    """Whether a request comes from this machine: its peer address is loopback, and so is
+    every address a proxy says it forwarded for (a proxy on this machine connects from
+    loopback itself, so its peer address alone would let the world in)."""
+    if peer is None or not is_loopback_host(peer):
+        return False
+    for name in FORWARDING_HEADERS:
+        value = headers.get(name)
+        if value is not None and not all(
+            is_loopback_host(address) for address in _forwarded_addresses(name, value)
+        ):
+            return False
+    return True
+
+
+def _forwarded_addresses(name: str, value: str) -> list[str]:
+    """The addresses in a forwarding header; anything unreadable comes back as itself, which
+    is not a loopback address, so it refuses."""
+    if name != "forwarded":
+        return [part.strip() for part in value.split(",")]
+    addresses = []
+    for element in value.split(","):
+        for pair in element.split(";"):
+            key, _, raw = pair.strip().partition("=")
+            if key.strip().lower() == "for":
+                addresses.append(_strip_port(raw.strip().strip('"')))
+    return addresses
+
+
+def _strip_port(node: str) -> str:
+    """`[::1]:8080` → `::1`, `127.0.0.1:8080` → `127.0.0.1` (RFC 7239 node syntax)."""
+    if node.startswith("["):
+        return node[1 : node.find("]")] if "]" in node else node
+    return node.split(":", 1)[0] if node.count(":") == 1 else node
 
 
 def host_is_loopback(host_header: str) -> bool:

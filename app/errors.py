@@ -8,6 +8,7 @@
     ├── OverBudget              403: the job would take its author over their credit budget
     ├── SignInRequired          401: sign-in is on and nobody is signed in
     ├── Forbidden               403: signed in, but not allowed to do this
+    ├── CrossSiteRequest        403: a state-changing request that did not come from this site
     └── SubmissionFailed        the upstream refused the job (the job row says why)
 
 They are turned into answers in one place (app/web/errors.py): JSON for the
@@ -77,6 +78,16 @@ class SignInRequired(PlaygroundError):
 class Forbidden(PlaygroundError):
     status_code = 403
     code = "forbidden"
+
+
+class CrossSiteRequest(PlaygroundError):
+    status_code = 403
+    code = "cross_site_request"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(
+            f"This request was refused because {reason}. Reload the page and try again."
+        )
 
 
 class SubmissionFailed(PlaygroundError):

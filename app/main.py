@@ -22,7 +22,7 @@ from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import anyio
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr
 
@@ -50,6 +50,7 @@ from app.web import (
     api,
     auth,
     code,
+    docs,
     gallery_api,
     gallery_pages,
     grids,
@@ -58,8 +59,9 @@ from app.web import (
     pages,
     presets,
 )
+from app.web.bodies import BodyLimit
 from app.web.errors import install_error_handlers
-from app.web.gate import Gate
+from app.web.gate import Gate, check_same_site
 from app.web.templating import build_templates
 
 log = logging.getLogger(__name__)
@@ -85,6 +87,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     auth.api_router,
     admin.router,
     admin.api_router,
+    docs.router,
 )
 
 
@@ -94,15 +97,23 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Try Seedream 4.5 through PixelDojo and keep every image in a shared gallery.",
         lifespan=_lifespan,
+        # Swagger UI is served from the app (app/web/docs.py); ReDoc would need a CDN.
+        docs_url=None,
+        redoc_url=None,
+        # Every route, including any added later: state changes only from this site.
+        dependencies=[Depends(check_same_site)],
     )
     app.state.settings = settings
     app.state.templates = build_templates(settings)
     gallery_pages.install_template_helpers(app.state.templates, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    docs.mount_assets(app)
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
     app.add_middleware(Gate)
+    # Outermost: bodies are counted before anything (the gate included) could read them.
+    app.add_middleware(BodyLimit)
     return app
 
 

@@ -15,6 +15,10 @@ from app.runs import field_errors
 from app.sqlite import is_integer_overflow
 
 
+# Codes that read the same whatever Python's name for the status (413's changed in 3.13).
+HTTP_ERROR_CODES = {400: "bad_request", 413: "request_too_large"}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PlaygroundError, _playground_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
@@ -108,10 +112,11 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404:
         message = "There is nothing at this address."
+    code = HTTP_ERROR_CODES.get(exc.status_code) or HTTPStatus(exc.status_code).phrase
     return _answer(
         request,
         status_code=exc.status_code,
-        code=HTTPStatus(exc.status_code).phrase.lower().replace(" ", "_"),
+        code=code.lower().replace(" ", "_"),
         message=message,
         headers=getattr(exc, "headers", None),
     )

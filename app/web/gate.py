@@ -1,25 +1,29 @@
-"""The gate every HTTP request passes: host check, sign-in, cross-site protection, headers.
+"""The gate every HTTP request passes: who may call, who is calling, and the answer's headers.
 
 It is middleware rather than a per-route dependency so that a route added later
 is protected without anyone remembering to. In order:
 
-1. Without sign-in (no accounts yet), only loopback host names are answered.
+1. Without sign-in (no accounts yet), only this machine is answered: the Host
+   header must name loopback, and so must the caller's address and any address
+   a proxy says it forwarded for.
 2. The person is found from their session cookie or an API token (Bearer).
 3. With sign-in on, anonymous requests are refused, except the sign-in page,
    static files and /healthz: 401 for the API and htmx, a redirect for pages.
-4. State-changing requests must come from this site: `Sec-Fetch-Site` (sent by
-   current browsers) or else `Origin` must say so; a request with neither must be
-   JSON (a cross-site form cannot send JSON) or carry the CSRF token. Requests
-   authenticated by an API token carry no ambient credential and skip this.
-5. Every answer gets a Content-Security-Policy and its companions. With images
-   served by redirect to an S3-compatible store, its pages may load images from that
-   store's origin as well.
+4. Every answer gets a Content-Security-Policy and its companions (with images
+   served by redirect to an S3-compatible store, pages may load images from that
+   store's origin as well); signed-in pages and API answers are marked
+   `Cache-Control: no-store`.
+
+The gate never reads a request body. The cross-site check (`check_same_site`)
+runs after routing, as a dependency of every route: an undeclared method gets
+its 405 from the router, and a form is parsed once, by the route's own bounded
+parser (app/web/bodies.py counts the bytes), never by the gate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from urllib.parse import parse_qs, quote
+from urllib.parse import quote
 
 import anyio
 from starlette.datastructures import MutableHeaders
@@ -28,18 +32,21 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import accounts
-from app.access import host_is_loopback
+from app.access import caller_is_local, host_is_loopback
+from app.errors import CrossSiteRequest
 from app.models import User
 from app.services import Services
 
 SESSION_COOKIE = "playground_session"
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Methods that may change something. Others (GET, HEAD, OPTIONS, and ones no route
+# declares, which the router answers 405) need no cross-site check.
+STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 PUBLIC_PATHS = frozenset({"/sign-in", "/healthz"})
 PUBLIC_PREFIXES = ("/static/",)
-# Reading a form body only to find the token; larger posts must send the header.
-CSRF_BODY_LIMIT = 1024 * 1024
+# Files that are the same for everyone may be cached; nothing else a signed-in person sees.
+CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")
 
 IMG_SRC = "img-src 'self' data: blob:"
 CONTENT_SECURITY_POLICY = (
@@ -47,14 +54,14 @@ CONTENT_SECURITY_POLICY = (
     "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-# FastAPI's interactive docs load Swagger UI / ReDoc from a CDN with an inline bootstrap
-# script; they render only the schema, never user text.
+# Swagger UI (served from the app, app/web/docs.py) sets inline styles on its elements;
+# its script is ours and external, like every page's.
 DOCS_CONTENT_SECURITY_POLICY = (
-    "default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https:; "
-    "object-src 'none'; base-uri 'self'; frame-ancestors 'none'"
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
 )
-DOCS_PATHS = frozenset({"/docs", "/redoc", "/docs/oauth2-redirect"})
+DOCS_PATHS = frozenset({"/docs"})
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
@@ -77,35 +84,42 @@ class Gate:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
-        send = _with_security_headers(
-            send, docs=scope["path"] in DOCS_PATHS, image_origin=services.image_origin
-        )
 
         sign_in_on = await anyio.to_thread.run_sync(services.access.sign_in_on)
-        if not sign_in_on and not host_is_loopback(request.headers.get("host", "")):
-            await _refuse_host(scope, receive, send)
+        if not sign_in_on and not _from_this_machine(scope, request):
+            send = _with_headers(send, scope, signed_in=False, image_origin=services.image_origin)
+            await _refuse_caller(scope, receive, send)
             return
 
         identity = await _identify(services, request, sign_in_on=sign_in_on)
         if isinstance(identity, Response):
-            await identity(scope, receive, send)
+            refused = _with_headers(
+                send, scope, signed_in=False, image_origin=services.image_origin
+            )
+            await identity(scope, receive, refused)
             return
         user, session_hash, by_token = identity
         state = scope.setdefault("state", {})
         state["user"] = user
         state["session_hash"] = session_hash
         state["sign_in_on"] = sign_in_on
+        state["by_token"] = by_token
         state["csrf_token"] = services.access.csrf_token(session_hash)
+        send = _with_headers(
+            send, scope, signed_in=user is not None, image_origin=services.image_origin
+        )
 
         if sign_in_on and user is None and not _is_public(scope["path"]):
             await _ask_to_sign_in(request)(scope, receive, send)
             return
-        if scope["method"] not in SAFE_METHODS and not by_token:
-            verdict, receive = await _check_same_site(services, request, session_hash, receive)
-            if verdict is not None:
-                await verdict(scope, receive, send)
-                return
         await self.app(scope, receive, send)
+
+
+def _from_this_machine(scope: Scope, request: Request) -> bool:
+    client = scope.get("client")
+    return host_is_loopback(request.headers.get("host", "")) and caller_is_local(
+        client[0] if client else None, request.headers
+    )
 
 
 async def _identify(
@@ -163,69 +177,60 @@ def _ask_to_sign_in(request: Request) -> Response:
     return RedirectResponse(f"/sign-in?next={quote(here)}", status_code=303)
 
 
-async def _check_same_site(
-    services: Services, request: Request, session_hash: str | None, receive: Receive
-) -> tuple[Response | None, Receive]:
-    """None if the request may go on (and the receive to pass on), else the refusal."""
+# --- Cross-site requests: a dependency of every route -------------------------------------
+
+
+async def check_same_site(request: Request) -> None:
+    """Refuse a state-changing request that did not come from this site's own pages.
+
+    `Sec-Fetch-Site` (sent by current browsers) or else `Origin` must say so; a
+    request with neither must be JSON (a cross-site form cannot send JSON) or
+    carry the CSRF token, in the `X-CSRF-Token` header or the form's
+    `csrf_token` field. Requests authenticated by an API token carry no ambient
+    credential and skip this.
+    """
+    if request.method not in STATE_CHANGING_METHODS or getattr(request.state, "by_token", False):
+        return
     site = request.headers.get("sec-fetch-site")
     if site is not None:
         if site in ("same-origin", "none"):
-            return None, receive
-        return _csrf_refusal(f"it came from another site (Sec-Fetch-Site: {site})"), receive
+            return
+        raise CrossSiteRequest(f"it came from another site (Sec-Fetch-Site: {site})")
     origin = request.headers.get("origin")
     if origin is not None:
-        own = f"{request.url.scheme}://{request.headers.get('host', '')}"
-        if origin == own:
-            return None, receive
-        return _csrf_refusal(f"it came from {origin}"), receive
+        if origin == f"{request.url.scheme}://{request.headers.get('host', '')}":
+            return
+        raise CrossSiteRequest(f"it came from {origin}")
     # Neither header: an old browser, or a script.
-    if request.headers.get("content-type", "").startswith("application/json"):
-        return None, receive
-    presented = request.headers.get(CSRF_HEADER)
-    if presented is None:
-        presented, receive = await _token_from_form(request)
-    if presented and services.access.csrf_valid(session_hash, presented):
-        return None, receive
-    return _csrf_refusal("it carried no valid CSRF token"), receive
-
-
-async def _token_from_form(request: Request) -> tuple[str | None, Receive]:
-    """Read the form to find the token, then hand the same body on to the route."""
     content_type = request.headers.get("content-type", "")
-    length = int(request.headers.get("content-length") or 0)
-    if length > CSRF_BODY_LIMIT:
-        return None, request.receive
-    body = await request.body()
+    if content_type.startswith("application/json"):
+        return
+    presented = request.headers.get(CSRF_HEADER)
+    if presented is None and content_type.startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        # The route's own parser (Starlette's, bounded, cached on the request): the route
+        # reads the same parsed form, and a malformed one is its 400, not ours.
+        value = (await request.form()).get(CSRF_FIELD)
+        presented = value if isinstance(value, str) else None
+    services: Services = request.app.state.services
+    session_hash: str | None = getattr(request.state, "session_hash", None)
+    if presented and services.access.csrf_valid(session_hash, presented):
+        return
+    raise CrossSiteRequest("it carried no valid CSRF token")
 
-    async def replay() -> Message:
-        return {"type": "http.request", "body": body, "more_body": False}
 
-    token: str | None = None
-    if content_type.startswith("application/x-www-form-urlencoded"):
-        token = parse_qs(body.decode("latin-1")).get(CSRF_FIELD, [None])[0]
-    elif content_type.startswith("multipart/form-data"):
-        form = await Request(request.scope, replay).form()
-        value = form.get(CSRF_FIELD)
-        token = value if isinstance(value, str) else None
-    return token, replay
-
-
-def _csrf_refusal(reason: str) -> Response:
-    return _json_error(
-        403,
-        "cross_site_request",
-        f"This request was refused because {reason}. Reload the page and try again.",
-    )
+# --- Answers --------------------------------------------------------------------------------
 
 
 def _json_error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
 
 
-async def _refuse_host(scope: Scope, receive: Receive, send: Send) -> None:
+async def _refuse_caller(scope: Scope, receive: Receive, send: Send) -> None:
     response = PlainTextResponse(
         "This Seedream Playground runs without sign-in, so it answers only on this machine "
-        "(localhost, 127.0.0.1). To share it, create an admin account "
+        "(localhost, 127.0.0.1), not through a proxy. To share it, create an admin account "
         "(seedream-playground users add NAME --admin) and start it again.",
         status_code=403,
     )
@@ -239,10 +244,13 @@ def page_policy(image_origin: str | None) -> str:
     return CONTENT_SECURITY_POLICY.replace(IMG_SRC, f"{IMG_SRC} {image_origin}")
 
 
-def _with_security_headers(
-    send: Send, *, docs: bool, image_origin: str | None
+def _with_headers(
+    send: Send, scope: Scope, *, signed_in: bool, image_origin: str | None
 ) -> Callable[[Message], Awaitable[None]]:
-    policy = DOCS_CONTENT_SECURITY_POLICY if docs else page_policy(image_origin)
+    path: str = scope["path"]
+    policy = DOCS_CONTENT_SECURITY_POLICY if path in DOCS_PATHS else page_policy(image_origin)
+    # Whatever a signed-in person sees, and every API answer, may hold what is theirs.
+    no_store = not path.startswith(CACHEABLE_PREFIXES) and (signed_in or path.startswith("/api/"))
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -250,6 +258,8 @@ def _with_security_headers(
             headers.setdefault("content-security-policy", policy)
             for name, value in SECURITY_HEADERS.items():
                 headers.setdefault(name, value)
+            if no_store:
+                headers.setdefault("cache-control", "no-store")
         await send(message)
 
     return send_with_headers
