@@ -1,4 +1,4 @@
-"""People, their passwords, sessions and API tokens, and slowing down password guessing.
+"""People, their passwords, sessions and API tokens (slowing down guessing: app/throttle.py).
 
 Passwords are hashed with Argon2id (argon2-cffi). Session and API tokens are
 random; the database keeps only their SHA-256, so a copy of the database opens
@@ -12,7 +12,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -20,14 +20,11 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, select
 
 from app.database import Database
-from app.models import ApiToken, SignInFailure, User, UserSession, utcnow
+from app.models import ApiToken, User, UserSession, utcnow
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@-]{0,63}$")
 PASSWORD_MIN_CHARS = 10
 API_TOKEN_PREFIX = "sp_"
-# A few mistakes are free; after that each failure doubles the wait, up to 15 minutes.
-FREE_SIGN_IN_FAILURES = 5
-MAX_SIGN_IN_DELAY_SECONDS = 900.0
 # last_used_at is written at most this often, so a busy script does not write every call.
 TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 
@@ -321,45 +318,3 @@ def user_for_api_token(db: Database, *, secret: str) -> User | None:
                 sa.update(ApiToken).where(col(ApiToken.id) == token.id).values(last_used_at=now)
             )
     return user
-
-
-# --- Slowing down guessing ---------------------------------------------------------
-
-
-def throttle_keys(*, name: str, ip: str | None) -> list[str]:
-    keys = [f"name:{name_key(name)}"]
-    if ip:
-        keys.append(f"ip:{ip}")
-    return keys
-
-
-def sign_in_wait(db: Database, *, keys: list[str], now: datetime | None = None) -> float:
-    """Seconds before another attempt on these keys is even checked (0: go ahead)."""
-    now = now or utcnow()
-    with db.read() as session:
-        rows = session.exec(select(SignInFailure).where(col(SignInFailure.key).in_(keys))).all()
-    wait = 0.0
-    for row in rows:
-        extra = row.failures - FREE_SIGN_IN_FAILURES
-        if extra < 0:
-            continue
-        delay = min(MAX_SIGN_IN_DELAY_SECONDS, 2.0**extra)
-        wait = max(wait, (row.last_failure_at + timedelta(seconds=delay) - now).total_seconds())
-    return max(0.0, wait)
-
-
-def record_sign_in_failure(db: Database, *, keys: list[str]) -> None:
-    now = utcnow()
-    with db.write() as session:
-        for key in keys:
-            row = session.get(SignInFailure, key)
-            if row is None:
-                row = SignInFailure(key=key, failures=0, last_failure_at=now)
-            row.failures += 1
-            row.last_failure_at = now
-            session.add(row)
-
-
-def clear_sign_in_failures(db: Database, *, keys: list[str]) -> None:
-    with db.write() as session:
-        session.execute(sa.delete(SignInFailure).where(col(SignInFailure.key).in_(keys)))

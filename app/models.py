@@ -220,14 +220,16 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = _utc_column()
 
 
-class SignInFailure(SQLModel, table=True):
-    """Failed sign-ins by name and by address: repeated failures are slowed down."""
+class SignInThrottle(SQLModel, table=True):
+    """Failed sign-ins per name at an address, and per address (app/throttle.py)."""
 
-    __tablename__ = "sign_in_failures"
+    __tablename__ = "sign_in_throttles"
 
-    key: str = Field(primary_key=True, max_length=200)
+    key: str = Field(primary_key=True, max_length=300)
     failures: int = 0
     last_failure_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # No attempt on this key is checked before then.
+    blocked_until: datetime | None = _utc_column()
 
 
 class AuditEvent(SQLModel, table=True):

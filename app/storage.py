@@ -28,6 +28,8 @@ from PIL import ImageOps
 from app.upstream import DownloadRefused
 
 FORMAT_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+# The only types an image or thumbnail is ever stored or served as.
+IMAGE_CONTENT_TYPES = frozenset(FORMAT_CONTENT_TYPES.values())
 # Larger than any size the model makes (4096×4096) and far below Pillow's own
 # decompression-bomb threshold, which would let 89 million pixels through.
 MAX_IMAGE_PIXELS = 4096 * 4096 + 1

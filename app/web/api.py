@@ -21,7 +21,7 @@ from app.runs import validate_parameters
 from app.services import Services
 from app.submission import submit_job
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
-from app.web.views import job_public, preset_public
+from app.web.views import image_headers, job_public, preset_public
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -198,16 +198,18 @@ def get_image(image_id: int, request: Request, services: ServicesDep) -> Respons
     stored = jobs.get_image(services.db, image_id=image_id)
     if stored is None:
         raise NotFoundError(f"There is no image {image_id}.")
-    headers = {"Cache-Control": IMMUTABLE_CACHE, "ETag": f'"{stored.sha256}"'}
+    headers = {
+        **image_headers(image_id, stored.content_type),
+        "Cache-Control": IMMUTABLE_CACHE,
+        "ETag": f'"{stored.sha256}"',
+    }
     if request.headers.get("if-none-match") == headers["ETag"]:
         return Response(status_code=304, headers=headers)
     url = services.blobs.redirect_url(stored.sha256, content_type=stored.content_type)
     if url is not None:
         return _redirect(url, services)
     headers["Content-Length"] = str(stored.byte_size)
-    return StreamingResponse(
-        services.blobs.iter_chunks(stored.sha256), media_type=stored.content_type, headers=headers
-    )
+    return StreamingResponse(services.blobs.iter_chunks(stored.sha256), headers=headers)
 
 
 @router.get(
@@ -226,8 +228,10 @@ def get_thumbnail(image_id: int, services: ServicesDep) -> Response:
         return _redirect(thumbnail.redirect, services)
     return Response(
         thumbnail.data,
-        media_type=thumbnail.content_type,
-        headers={"Cache-Control": IMMUTABLE_CACHE},
+        headers={
+            **image_headers(image_id, thumbnail.content_type),
+            "Cache-Control": IMMUTABLE_CACHE,
+        },
     )
 
 

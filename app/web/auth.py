@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from app import accounts, audit, budgets
+from app import accounts, audit, budgets, throttle
 from app.errors import InvalidParameters, NotFoundError, SignInRequired
 from app.models import User, utcnow
 from app.web.deps import ClientIP, CurrentUser, ServicesDep, TemplatesDep
@@ -52,28 +53,28 @@ def sign_in(
     next_page: Annotated[str, Form(alias="next")] = "/",
 ) -> Response:
     db = services.db
-    keys = accounts.throttle_keys(name=name, ip=ip)
+    attempt = throttle.Attempt(name=name, address=ip)
     context: dict[str, Any] = {"next_page": safe_next(next_page), "name": name}
-    wait = accounts.sign_in_wait(db, keys=keys)
+    wait = throttle.wait_seconds(db, attempt)
     if wait > 0:
-        context["error"] = f"Too many failed sign-ins. Try again in {wait:.0f} seconds."
+        context["error"] = throttle.wait_message(wait)
         return templates.TemplateResponse(
             request,
             "sign_in.html",
             context,
             status_code=429,
-            headers={"Retry-After": str(int(wait) + 1)},
+            headers={"Retry-After": str(math.ceil(wait))},
         )
     user = accounts.authenticate(db, name=name, password=password)
     if user is None:
-        accounts.record_sign_in_failure(db, keys=keys)
+        throttle.record_failure(db, attempt)
         audit.record(
             db, action=audit.Action.SIGN_IN_FAILED, user=None, actor=name[:64] or "?", ip=ip
         )
         context["error"] = "Wrong name or password."
         return templates.TemplateResponse(request, "sign_in.html", context, status_code=401)
     assert user.id is not None
-    accounts.clear_sign_in_failures(db, keys=keys)
+    throttle.record_success(db, attempt)
     token = accounts.start_session(db, user_id=user.id, ip=ip, days=services.settings.session_days)
     audit.record(db, action=audit.Action.SIGN_IN, user=user, ip=ip)
     response = RedirectResponse(safe_next(next_page), status_code=303)

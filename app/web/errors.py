@@ -14,7 +14,6 @@ from app.errors import InvalidParameters, NotFoundError, PlaygroundError, Submis
 from app.runs import field_errors
 from app.sqlite import is_integer_overflow
 
-
 # Codes that read the same whatever Python's name for the status (413's changed in 3.13).
 HTTP_ERROR_CODES = {400: "bad_request", 413: "request_too_large"}
 

@@ -51,7 +51,7 @@ from app.web.gallery_views import (
     gallery_image,
     usage_public,
 )
-from app.web.views import job_public
+from app.web.views import image_headers, job_public
 
 router = APIRouter(prefix="/api", tags=["gallery"])
 
@@ -410,8 +410,8 @@ def download_image(image_id: int, services: ServicesDep) -> Response:
     )
     return StreamingResponse(
         download.chunks,
-        media_type=download.content_type,
         headers={
+            **image_headers(image_id, download.content_type),
             "Content-Length": str(download.length),
             "Content-Disposition": _attachment(download.name),
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from app.errors import NotFoundError
 from app.jobs import ImageSummary, JobListItem, JobSummary, JobWithImages
 from app.models import (
     Image,
@@ -13,6 +14,24 @@ from app.models import (
 )
 from app.parameters import GenerationParams
 from app.presets import Preset
+from app.storage import IMAGE_CONTENT_TYPES
+
+# An image answer is only ever an image: a browser may not sniff it into something else,
+# and opened on its own it is a sandboxed document that can run nothing and load nothing.
+IMAGE_SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "sandbox; default-src 'none'",
+}
+
+
+def image_headers(image_id: int, content_type: str) -> dict[str, str]:
+    """The headers every image and thumbnail answer carries; refuses a type not on the
+    allow-list (only a row written before imports were checked could have one)."""
+    if content_type not in IMAGE_CONTENT_TYPES:
+        raise NotFoundError(
+            f"Image {image_id} is not stored as a PNG, JPEG or WebP image, so it is not served."
+        )
+    return {"Content-Type": content_type, **IMAGE_SECURITY_HEADERS}
 
 
 def image_url(image_id: int) -> str:

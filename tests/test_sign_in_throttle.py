@@ -1,0 +1,90 @@
+"""Sign-in throttling: per name at an address and per address, kept in the database, with
+the real wait in the message. Knowing someone's name no longer locks them out."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import httpx
+
+from app import throttle
+from app.database import Database
+from app.models import utcnow
+from app.throttle import Attempt
+from tests.conftest import SAME_ORIGIN
+from tests.test_team import PASSWORD, Team, team  # noqa: F401 (the fixture)
+
+
+def fresh_db(tmp_path: Path) -> Database:
+    db = Database.at_path(tmp_path / "data" / "playground.db")
+    db.migrate()
+    return db
+
+
+def test_a_guesser_slows_down_only_their_own_address(tmp_path: Path) -> None:
+    db = fresh_db(tmp_path)
+    now = utcnow()
+    guesser = Attempt(name="Max", address="203.0.113.7")
+    for _ in range(throttle.NAME_AT_ADDRESS_FREE_FAILURES + 1):
+        throttle.record_failure(db, guesser, now=now)
+    # Six failures: the sixth doubles the first wait of a second.
+    assert throttle.wait_seconds(db, guesser, now=now) == 2.0
+    assert throttle.wait_seconds(db, Attempt("max", "203.0.113.7"), now=now) == 2.0
+    assert throttle.wait_seconds(db, Attempt("Max", "198.51.100.2"), now=now) == 0, (
+        "the real Max, elsewhere, signs in as usual"
+    )
+    assert throttle.wait_seconds(db, Attempt("Zoe", "203.0.113.7"), now=now) == 0
+    assert throttle.wait_seconds(db, guesser, now=now + timedelta(seconds=2)) == 0
+    db.dispose()
+
+
+def test_an_address_trying_name_after_name_is_slowed_down(tmp_path: Path) -> None:
+    db = fresh_db(tmp_path)
+    now = utcnow()
+    for number in range(throttle.ADDRESS_FREE_FAILURES):
+        throttle.record_failure(db, Attempt(f"person{number}", "203.0.113.7"), now=now)
+    assert throttle.wait_seconds(db, Attempt("anyone", "203.0.113.7"), now=now) == 1.0
+    assert throttle.wait_seconds(db, Attempt("anyone", "198.51.100.2"), now=now) == 0
+    # An hour later the count starts again.
+    later = now + throttle.FORGET_AFTER + timedelta(seconds=1)
+    throttle.record_failure(db, Attempt("person0", "203.0.113.7"), now=later)
+    assert throttle.wait_seconds(db, Attempt("anyone", "203.0.113.7"), now=later) == 0
+    db.dispose()
+
+
+def test_the_wait_is_shared_by_every_process_on_the_database(tmp_path: Path) -> None:
+    """Two engines on one database stand for two web processes: nothing is in memory."""
+    first, second = fresh_db(tmp_path), fresh_db(tmp_path)
+    now = utcnow()
+    attempt = Attempt("Ada", "203.0.113.7")
+    for db in [first, second] * 3:
+        throttle.record_failure(db, attempt, now=now)
+    assert throttle.wait_seconds(first, attempt, now=now) == 2.0
+    assert throttle.wait_seconds(second, attempt, now=now) == 2.0
+    throttle.record_success(second, attempt, now=now)
+    assert throttle.wait_seconds(first, attempt, now=now) == 0
+    first.dispose()
+    second.dispose()
+
+
+def test_the_message_gives_the_real_wait_rounded_up() -> None:
+    assert throttle.wait_message(27.2) == "Too many failed sign-ins. Try again in 28 s."
+    assert throttle.wait_message(0.3) == "Too many failed sign-ins. Try again in 1 s."
+
+
+def test_a_locked_name_still_signs_in_from_another_address(team: Team) -> None:  # noqa: F811
+    def sign_in(address: str, password: str) -> httpx.Response:
+        # The test server trusts X-Forwarded-For from loopback, as behind a proxy.
+        return httpx.post(
+            team.app.url + "/sign-in",
+            data={"name": "Max", "password": password},
+            headers={**SAME_ORIGIN, "X-Forwarded-For": address},
+        )
+
+    for _ in range(throttle.NAME_AT_ADDRESS_FREE_FAILURES):
+        assert sign_in("203.0.113.7", "not the password").status_code == 401
+    refused = sign_in("203.0.113.7", PASSWORD)
+    assert refused.status_code == 429
+    assert f"Try again in {refused.headers['retry-after']} s." in refused.text
+    assert sign_in("198.51.100.2", PASSWORD).status_code == 303, "Max at their own desk"
