@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -118,15 +119,21 @@ def set_admin(db: Database, *, user_id: int, is_admin: bool) -> User:
     return user
 
 
-def set_budgets(db: Database, *, user_id: int, daily: float | None, monthly: float | None) -> User:
-    """Credit limits per UTC day and month; None means no limit."""
-    for field, value in (("daily_budget", daily), ("monthly_budget", monthly)):
+BUDGET_FIELDS = ("daily_budget", "monthly_budget")
+
+
+def set_budgets(db: Database, *, user_id: int, changes: Mapping[str, float | None]) -> User:
+    """Change the credit limits named in `changes` (per UTC day, per month; None: no limit).
+    A limit not named stays as it is."""
+    for field, value in changes.items():
+        if field not in BUDGET_FIELDS:
+            raise AccountError(field, "is not a budget")
         if value is not None and value < 0:
             raise AccountError(field, "must be a number of credits, 0 or more")
     with db.write() as session:
         user = _active(session, user_id)
-        user.daily_budget = daily
-        user.monthly_budget = monthly
+        for field, value in changes.items():
+            setattr(user, field, value)
         session.add(user)
     return user
 

@@ -79,7 +79,9 @@ def test_same_prompt_new_seed_is_the_person_s_job_within_their_budget(team: Team
     wait_for_job(team.member, again.json()["id"])
     max_user = accounts.find_user(team.db, name="Max")
     assert max_user is not None and max_user.id is not None
-    accounts.set_budgets(team.db, user_id=max_user.id, daily=2, monthly=None)
+    accounts.set_budgets(
+        team.db, user_id=max_user.id, changes={"daily_budget": 2, "monthly_budget": None}
+    )
     over = team.member.post(f"/api/jobs/{first['id']}/new-seed")
     assert over.status_code == 403 and over.json()["error"]["code"] == "budget_exceeded"
 

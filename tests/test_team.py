@@ -389,3 +389,25 @@ def test_users_are_managed_from_the_command_line(tmp_path: Path) -> None:
     assert run("remove", "Max").returncode == 0
     assert run("list").stdout.splitlines() == ["Ada\tadmin"]
     assert run("remove", "Ada").returncode != 0, "the last admin stays"
+
+
+def test_patch_changes_only_the_fields_it_names(team: Team) -> None:
+    max_id = accounts.find_user(team.db, name="Max").id  # type: ignore[union-attr]
+
+    def patch(body: dict[str, Any]) -> dict[str, Any]:
+        answer = team.admin.patch(f"/api/users/{max_id}", json=body)
+        assert answer.status_code == 200, answer.text
+        return {key: answer.json()[key] for key in ("is_admin", "daily_budget", "monthly_budget")}
+
+    both = {"is_admin": False, "daily_budget": 5.0, "monthly_budget": 100.0}
+    assert patch({"daily_budget": 5, "monthly_budget": 100}) == both
+    assert patch({"daily_budget": 7}) == {**both, "daily_budget": 7.0}, "monthly stays"
+    assert patch({"monthly_budget": None}) == {**both, "daily_budget": 7.0, "monthly_budget": None}
+    assert patch({"is_admin": True}) == {
+        "is_admin": True,
+        "daily_budget": 7.0,
+        "monthly_budget": None,
+    }
+    board = team.admin.post("/api/collections", json={"name": "Keep", "description": "d"}).json()
+    renamed = team.admin.patch(f"/api/collections/{board['id']}", json={"name": "Kept"}).json()
+    assert (renamed["name"], renamed["description"]) == ("Kept", "d")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -57,10 +58,9 @@ def change_person(
     ip: str | None,
     user_id: int,
     is_admin: bool | None,
-    daily: float | None,
-    monthly: float | None,
-    budgets_given: bool,
+    budget_changes: Mapping[str, float | None],
 ) -> User:
+    """Change what is given: the role unless None, the budgets named in `budget_changes`."""
     try:
         if is_admin is not None:
             user = accounts.set_admin(services.db, user_id=user_id, is_admin=is_admin)
@@ -71,14 +71,15 @@ def change_person(
                 ip=ip,
                 detail=f"{user.name}: {'admin' if is_admin else 'member'}",
             )
-        if budgets_given:
-            user = accounts.set_budgets(services.db, user_id=user_id, daily=daily, monthly=monthly)
+        if budget_changes:
+            user = accounts.set_budgets(services.db, user_id=user_id, changes=budget_changes)
             audit.record(
                 services.db,
                 action=audit.Action.BUDGET_CHANGED,
                 user=actor,
                 ip=ip,
-                detail=f"{user.name}: daily {_limit(daily)}, monthly {_limit(monthly)}",
+                detail=f"{user.name}: daily {_limit(user.daily_budget)}, "
+                f"monthly {_limit(user.monthly_budget)}",
             )
     except accounts.AccountError as exc:
         if exc.field == "user":
@@ -186,9 +187,11 @@ def change_person_page(
             ip=ip,
             user_id=user_id,
             is_admin={"admin": True, "member": False}.get(role),
-            daily=_credits_field(daily_budget, "daily_budget"),
-            monthly=_credits_field(monthly_budget, "monthly_budget"),
-            budgets_given=True,
+            # The page's form shows both budgets, so both are given.
+            budget_changes={
+                "daily_budget": _credits_field(daily_budget, "daily_budget"),
+                "monthly_budget": _credits_field(monthly_budget, "monthly_budget"),
+            },
         )
     except InvalidParameters as exc:
         return _people_page(request, services, templates, errors=exc.field_errors)
@@ -308,7 +311,7 @@ def create_person(
 def update_person(
     user_id: int, body: PersonChange, services: ServicesDep, admin: AdminUser, ip: ClientIP
 ) -> PersonPublic:
-    given = body.model_fields_set
+    """Change what the body names; a field left out stays as it is (`null` budget: no limit)."""
     return _public(
         change_person(
             services,
@@ -316,9 +319,9 @@ def update_person(
             ip=ip,
             user_id=user_id,
             is_admin=body.is_admin,
-            daily=body.daily_budget,
-            monthly=body.monthly_budget,
-            budgets_given=bool({"daily_budget", "monthly_budget"} & given),
+            budget_changes=body.model_dump(
+                include=set(accounts.BUDGET_FIELDS) & body.model_fields_set
+            ),
         )
     )
 
