@@ -25,6 +25,8 @@ class Action(StrEnum):
     PASSWORD_CHANGED = "password_changed"
     TOKEN_CREATED = "token_created"
     TOKEN_REVOKED = "token_revoked"
+    COLLECTION_RENAMED = "collection_renamed"
+    COLLECTION_DELETED = "collection_deleted"
 
 
 # Who acts when nobody is signed in (a single person on this machine) or from the CLI.

@@ -15,9 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
+from app import audit
 from app.database import Database
 from app.errors import InvalidParameters, NotFoundError
 from app.models import Collection, CollectionImage, Image, utcnow
+from app.permissions import Actor
 
 NAME_MAX = 100
 DESCRIPTION_MAX = 1000
@@ -104,33 +106,58 @@ def create_board(db: Database, *, name: str, description: str = "") -> Board:
 
 
 def update_board(
-    db: Database, *, collection_id: int, name: str | None = None, description: str | None = None
+    db: Database,
+    *,
+    collection_id: int,
+    actor: Actor,
+    name: str | None = None,
+    description: str | None = None,
 ) -> Board:
+    """Change what is given (None: unchanged); a rename is recorded in the audit log."""
     try:
         with db.write() as session:
             collection = session.get(Collection, collection_id)
             if collection is None:
                 raise NotFoundError(f"There is no collection {collection_id}.")
+            old_name = collection.name
             if name is not None:
                 collection.name = clean_name(name)
             if description is not None:
                 collection.description = clean_description(description)
             collection.updated_at = utcnow()
             session.add(collection)
+            new_name = collection.name
     except IntegrityError:
         raise InvalidParameters({"name": "a collection with this name exists already"}) from None
+    if new_name != old_name:
+        audit.record(
+            db,
+            action=audit.Action.COLLECTION_RENAMED,
+            user=actor.user,
+            ip=actor.ip,
+            detail=f"{collection_id}: {old_name} → {new_name}",
+        )
     return get_board(db, collection_id=collection_id)
 
 
-def delete_board(db: Database, *, collection_id: int) -> None:
+def delete_board(db: Database, *, collection_id: int, actor: Actor) -> None:
+    """Delete a board (its images stay in the gallery); recorded in the audit log."""
     with db.write() as session:
         collection = session.get(Collection, collection_id)
         if collection is None:
             raise NotFoundError(f"There is no collection {collection_id}.")
+        name = collection.name
         session.execute(
             sa.delete(CollectionImage).where(col(CollectionImage.collection_id) == collection_id)
         )
         session.delete(collection)
+    audit.record(
+        db,
+        action=audit.Action.COLLECTION_DELETED,
+        user=actor.user,
+        ip=actor.ip,
+        detail=f"{collection_id}: {name}",
+    )
 
 
 def add_images(db: Database, *, collection_id: int, image_ids: Iterable[int]) -> int:

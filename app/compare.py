@@ -5,8 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from app import gallery
+from app.database import Database
+from app.errors import InvalidParameters, NotFoundError
 from app.gallery import GalleryEntry
 from app.models import Job
+
+COMPARE_MAX = 12
 
 
 @dataclass(frozen=True)
@@ -56,3 +61,17 @@ def prompt_words(prompts: Sequence[str]) -> list[list[tuple[str, bool]]]:
     word_sets = [set(prompt.lower().split()) for prompt in prompts]
     common = set.intersection(*word_sets) if word_sets else set()
     return [[(word, word.lower() not in common) for word in prompt.split()] for prompt in prompts]
+
+
+def compare_entries(db: Database, ids: Sequence[int]) -> list[GalleryEntry]:
+    """The images to compare, in the order asked: at least two, at most COMPARE_MAX."""
+    unique = list(dict.fromkeys(ids))
+    if len(unique) < 2:
+        raise InvalidParameters({"ids": "pick at least two images"})
+    if len(unique) > COMPARE_MAX:
+        raise InvalidParameters({"ids": f"compare at most {COMPARE_MAX} images at once"})
+    entries = gallery.get_entries(db, image_ids=unique)
+    missing = sorted(set(unique) - {entry.image_id for entry in entries})
+    if missing:
+        raise NotFoundError(f"There is no image {', '.join(map(str, missing[:20]))}.")
+    return entries

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -17,9 +18,11 @@ from typing import Any
 
 from sqlmodel import col, select
 
+from app import boards, gallery
 from app.blobs import BlobStore
 from app.database import Database
-from app.gallery import GalleryEntry
+from app.errors import InvalidParameters, NotFoundError
+from app.gallery import GalleryEntry, GalleryFilters
 from app.image_metadata import (
     GENERATOR,
     PNG_CONTENT_TYPE,
@@ -72,6 +75,46 @@ def image_download(
         entry.byte_size + len(extra),
         splice_after_header(chunks, extra),
     )
+
+
+@dataclass(frozen=True)
+class ZipSelection:
+    entries: list[GalleryEntry]
+    # What the manifest says was asked for.
+    selection: dict[str, Any]
+    name: str
+
+
+def zip_selection(db: Database, ids: Sequence[int], filters: GalleryFilters) -> ZipSelection:
+    """The images a zip holds: the picked ones, or everything the filters match."""
+    if ids:
+        if len(set(ids)) > ZIP_MAX_IMAGES:
+            raise InvalidParameters({"ids": f"pick at most {ZIP_MAX_IMAGES} images"})
+        entries = gallery.get_entries(db, image_ids=ids)
+        missing = sorted(set(ids) - {entry.image_id for entry in entries})
+        if missing:
+            raise NotFoundError(f"There is no image {', '.join(map(str, missing[:20]))}.")
+        return ZipSelection(
+            entries, {"image_ids": list(dict.fromkeys(ids))}, "seedream-selection.zip"
+        )
+    page = gallery.search_images(db, filters=filters, limit=ZIP_MAX_IMAGES)
+    if page.next_cursor is not None:
+        raise InvalidParameters(
+            {
+                "selection": f"more than {ZIP_MAX_IMAGES} images match; narrow the search, "
+                "or export the whole gallery with `seedream-playground export`"
+            }
+        )
+    if not page.items:
+        raise NotFoundError("No images match, so there is nothing to put in a zip.")
+    name = "seedream-gallery.zip"
+    if filters.collection is not None:
+        board = boards.get_board(db, collection_id=filters.collection)
+        slug = re.sub(r"[^a-z0-9]+", "-", board.name.lower()).strip("-") or str(board.id)
+        name = f"seedream-{slug}.zip"
+    elif not filters.is_empty:
+        name = "seedream-search.zip"
+    return ZipSelection(page.items, {"filters": dict(filters.query_items())}, name)
 
 
 class _Sink(io.RawIOBase):

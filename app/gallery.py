@@ -257,6 +257,7 @@ def _images_statement(
     trash: bool,
     use_fts: bool,
     job_ids: Sequence[int] | None = None,
+    trashed_after: datetime | None = None,
 ) -> sa.Select[Any]:
     job_conditions = _job_conditions(filters, use_fts=use_fts)
     # Walk the table whose index yields page order directly (see the module docstring):
@@ -279,6 +280,8 @@ def _images_statement(
     )
     if job_ids is not None:
         statement = statement.where(col(Job.id).in_(job_ids))
+    if trash and trashed_after is not None:
+        statement = statement.where(col(Image.deleted_at) > trashed_after)
     if filters.favourite:
         statement = statement.where(col(Image.favourite).is_(True))
     if filters.collection is not None:
@@ -304,9 +307,11 @@ def search_images(
     cursor: Cursor | None = None,
     limit: int = DEFAULT_PAGE_SIZE,
     trash: bool = False,
+    trashed_after: datetime | None = None,
     full_text: bool | None = None,
 ) -> GalleryPage:
-    """One page of images matching `filters`, newest first; `trash` lists the trash instead."""
+    """One page of images matching `filters`, newest first; `trash` lists the trash instead
+    (only what was trashed after `trashed_after`: older is due to be purged)."""
     filters = filters or GalleryFilters()
     use_fts = _use_fts(db, filters, full_text)
     wanted = limit + 1
@@ -314,7 +319,12 @@ def search_images(
         connection = session.connection()
         if not use_fts:
             statement = _images_statement(
-                filters, cursor=cursor, limit=wanted, trash=trash, use_fts=False
+                filters,
+                cursor=cursor,
+                limit=wanted,
+                trash=trash,
+                use_fts=False,
+                trashed_after=trashed_after,
             )
             rows = list(connection.execute(statement))
         else:
@@ -334,6 +344,7 @@ def search_images(
                     trash=trash,
                     use_fts=True,
                     job_ids=job_ids,
+                    trashed_after=trashed_after,
                 )
                 rows.extend(connection.execute(statement))
                 if len(job_ids) < chunk:

@@ -21,11 +21,12 @@ import asyncio
 
 import anyio
 
-from app import audit, jobs
+from app import audit, gallery, jobs
 from app.budgets import BudgetExceeded
 from app.errors import (
     IdempotencyKeyReused,
     KeyRefused,
+    NotFoundError,
     OverBudget,
     SubmissionFailed,
 )
@@ -153,6 +154,36 @@ async def submit_job(
         return item.job, True
     services.poller.wake()
     return job, True
+
+
+async def submit_new_seed(
+    services: Services,
+    job_id: int,
+    *,
+    token: str | None = None,
+    user: User | None = None,
+    ip: str | None = None,
+) -> tuple[Job, bool]:
+    """Submit a job's parameters again with a new seed ("same prompt, new seed"); at most
+    once per token. The new job says it came from the old one."""
+    job = await anyio.to_thread.run_sync(lambda: gallery.get_job_detail(services.db, job_id=job_id))
+    if job is None:
+        raise NotFoundError(f"There is no job {job_id}.")
+    key = f"new-seed:{job_id}:{token}" if token else None
+    # The body it sent, with a seed drawn afresh: the key's own, so a repeat asks the same.
+    params = GenerationParams.from_body(job.request_body).model_copy(update={"seed": None})
+    rules = (await services.rules.for_submission(job.model)).rules
+    params = with_known_seed(params, rules, key=key, avoid=job.seed)
+    return await submit_job(
+        services,
+        params=params,
+        model=job.model,
+        preset=job.preset,
+        idempotency_key=key,
+        user=user,
+        ip=ip,
+        remix_of=jobs.RemixSource(job_id=job_id),
+    )
 
 
 def answer_was_lost(exc: UpstreamError) -> bool:

@@ -16,6 +16,7 @@ from app.database import Database
 from app.errors import InvalidParameters, NotFoundError
 from app.models import TeamPreset
 from app.parameters import DEFAULT_MODEL, GenerationParams
+from app.permissions import Actor
 from app.rules import ModelRules, builtin_rules
 from app.runs import validate_parameters
 
@@ -97,7 +98,9 @@ def get_preset(db: Database, *, preset_id: int) -> TeamPreset:
     return preset
 
 
-def delete_preset(db: Database, *, preset_id: int) -> None:
+def delete_preset(db: Database, *, preset_id: int, actor: Actor) -> None:
+    """Delete a saved preset: only whoever saved it, or an admin, may."""
+    actor.ensure_may_change(get_preset(db, preset_id=preset_id).created_by, what="this team preset")
     with db.write() as session:
         deleted = session.execute(sa.delete(TeamPreset).where(col(TeamPreset.id) == preset_id))
         if not deleted.rowcount:  # type: ignore[attr-defined]

@@ -4,6 +4,10 @@ Trashing only stamps `images.deleted_at`; every listing leaves such rows out.
 Purging deletes the image rows (their thumbnails and collection entries go with
 them) and then the stored bytes no other image shares. Jobs stay: what was
 asked for and what it cost remain in the usage figures.
+
+Only the periodic purge (and an explicit purge) deletes: reading the trash
+never does. An image past its days is no longer listed or restorable while it
+waits for the next purge.
 """
 
 from __future__ import annotations
@@ -17,9 +21,11 @@ import anyio
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from app import audit, gallery
 from app.blobs import BlobStore
 from app.database import Database
 from app.models import Image, utcnow
+from app.permissions import Actor
 
 log = logging.getLogger(__name__)
 
@@ -46,16 +52,21 @@ def move_to_trash(db: Database, *, image_ids: Iterable[int], now: datetime | Non
     return moved
 
 
-def restore(db: Database, *, image_ids: Iterable[int]) -> int:
-    """Take these images out of the trash; returns how many came back."""
+def expiry_cutoff(*, days: float, now: datetime | None = None) -> datetime:
+    """Images trashed at or before this moment are due to be purged."""
+    return (now or utcnow()) - timedelta(days=days)
+
+
+def restore(db: Database, *, image_ids: Iterable[int], days: float | None = None) -> int:
+    """Take these images out of the trash (those still within their `days`); returns how
+    many came back."""
     restored = 0
     with db.write() as session:
         for batch in _batches(image_ids):
-            result = session.execute(
-                sa.update(Image)
-                .where(col(Image.id).in_(batch), col(Image.deleted_at).is_not(None))
-                .values(deleted_at=None)
-            )
+            condition = sa.and_(col(Image.id).in_(batch), col(Image.deleted_at).is_not(None))
+            if days is not None:
+                condition = sa.and_(condition, col(Image.deleted_at) > expiry_cutoff(days=days))
+            result = session.execute(sa.update(Image).where(condition).values(deleted_at=None))
             restored += int(result.rowcount)  # type: ignore[attr-defined]
     return restored
 
@@ -70,7 +81,7 @@ def purge_expired(
     db: Database, blobs: BlobStore, *, days: float, now: datetime | None = None
 ) -> PurgeResult:
     """Purge every image that has been in the trash for `days` days or more."""
-    cutoff = (now or utcnow()) - timedelta(days=days)
+    cutoff = expiry_cutoff(days=days, now=now)
     with db.read() as session:
         expired = list(
             session.exec(
@@ -101,6 +112,42 @@ def purge(db: Database, blobs: BlobStore, *, image_ids: Iterable[int]) -> PurgeR
             ).all()
         )
     return PurgeResult(deleted, blobs.discard(digests - still_used))
+
+
+# What people do to images in the trash, each recorded in the audit log as itself.
+TRASH_ACTIONS = (audit.Action.DELETE, audit.Action.RESTORE, audit.Action.PURGE)
+
+
+def change(
+    db: Database,
+    blobs: BlobStore,
+    *,
+    actor: Actor,
+    action: audit.Action,
+    image_ids: list[int],
+    days: float,
+) -> int:
+    """Trash, restore or purge images: only their makers or an admin may; the log says who.
+    Returns how many images changed."""
+    if action not in TRASH_ACTIONS:
+        raise ValueError(f"{action} is not something done to the trash")
+    for image_id, owner in gallery.image_owners(db, image_ids=image_ids).items():
+        actor.ensure_may_change(owner, what=f"image {image_id}")
+    if action is audit.Action.DELETE:
+        count = move_to_trash(db, image_ids=image_ids)
+    elif action is audit.Action.RESTORE:
+        count = restore(db, image_ids=image_ids, days=days)
+    else:
+        count = purge(db, blobs, image_ids=image_ids).images
+    if count:
+        audit.record(
+            db,
+            action=action,
+            user=actor.user,
+            ip=actor.ip,
+            detail=f"{count} image(s): {', '.join(map(str, image_ids[:50]))}",
+        )
+    return count
 
 
 def _batches(ids: Iterable[int]) -> Iterable[list[int]]:

@@ -15,8 +15,23 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from app.database import Database
+from app.errors import InvalidParameters
 from app.gallery import author_names
-from app.models import Job, JobStatus
+from app.models import Job, JobStatus, utcnow
+
+DEFAULT_DAYS = 30
+MAX_DAYS = 366
+
+
+def usage_range(since: date | None, until: date | None) -> tuple[date, date]:
+    """The days a usage query covers: the last DEFAULT_DAYS by default, at most MAX_DAYS."""
+    last = until or utcnow().date()
+    first = since or last - timedelta(days=DEFAULT_DAYS - 1)
+    if first > last:
+        raise InvalidParameters({"until": "must not be before since"})
+    if (last - first).days >= MAX_DAYS:
+        raise InvalidParameters({"since": f"the range can span at most {MAX_DAYS} days"})
+    return first, last
 
 
 @dataclass(frozen=True)

@@ -612,9 +612,9 @@ def test_a_search_and_a_collection_download_as_zips(shared_app: RunningApp, made
     assert [entry["image"]["id"] for entry in manifest["images"]] == [made.image("food")]
 
     empty = client.get("/api/zip", params={"q": "no such thing anywhere"})
-    assert empty.status_code == 422 and "selection" in empty.json()["error"]["fields"]
+    assert empty.status_code == 404 and "No images match" in empty.json()["error"]["message"]
     unknown = client.get("/api/zip", params={"ids": [999999]})
-    assert unknown.status_code == 422 and "ids" in unknown.json()["error"]["fields"]
+    assert unknown.status_code == 404 and "999999" in unknown.json()["error"]["message"]
 
 
 # --- Usage -------------------------------------------------------------------------------
@@ -646,3 +646,26 @@ def test_usage_counts_credits_per_day_preset_and_model(shared_app: RunningApp, m
         client.get("/api/usage", params={"since": "2020-01-01", "until": "2026-01-01"}).status_code
         == 422
     )
+
+
+def test_reading_the_trash_never_deletes(tmp_path: Path, emulator: RunningEmulator) -> None:
+    """Only the periodic purge deletes: an image past its days is no longer listed or
+    restorable, but GET /trash and GET /api/trash leave it for the purge."""
+    settings = make_settings(tmp_path / "data", emulator, trash_days=7)
+    with serve_app(settings) as app:
+        job = wait_for_job(
+            app.client, app.client.post("/api/jobs", json={"prompt": "expired"}).json()["id"]
+        )
+        image_id = job["images"][0]["id"]
+        db = Database.at_path(settings.database_path)
+        trash.move_to_trash(db, image_ids=[image_id], now=utcnow() - timedelta(days=8))
+        assert app.client.get("/api/trash").json()["items"] == []
+        assert f"/api/images/{image_id}/thumbnail" not in app.client.get("/trash").text
+        assert app.client.get(f"/api/images/{image_id}").status_code == 200, "still there"
+        restored = app.client.post("/api/trash/restore", json={"image_ids": [image_id]})
+        assert restored.json() == {"count": 0}, "past its days: not restorable"
+        blobs = SQLiteBlobStore(settings.image_store_path)
+        assert trash.purge_expired(db, blobs, days=7).images == 1, "the purge deletes it"
+        assert app.client.get(f"/api/images/{image_id}").status_code == 404
+        blobs.close()
+        db.dispose()

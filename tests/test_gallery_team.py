@@ -107,3 +107,20 @@ def test_a_team_gallery_moves_with_its_authors_but_no_accounts(
         moved = app.client.get(f"/api/jobs/{job['id']}").json()
         assert moved["author"] == "Max"
         assert app.client.get(f"/api/gallery/images/{image_of(job)}").json()["author"] == "Max"
+
+
+def test_the_audit_log_records_renamed_and_deleted_collections(team: Team) -> None:
+    board = team.member.post("/api/collections", json={"name": "Moodboard"}).json()
+    team.member.patch(f"/api/collections/{board['id']}", json={"description": "no rename"})
+    team.member.patch(f"/api/collections/{board['id']}", json={"name": "Mood board"})
+    other = team.other.post("/api/collections", json={"name": "Scratch"}).json()
+    team.other.post(f"/collections/{other['id']}/edit", data={"name": "Scratch pad"})
+    team.other.post(f"/collections/{other['id']}/delete")
+    events = [
+        (event["actor"], event["action"], event["detail"])
+        for event in team.admin.get("/api/audit").json()
+    ]
+    assert ("Max", "collection_renamed", f"{board['id']}: Moodboard → Mood board") in events
+    assert ("Zoe", "collection_renamed", f"{other['id']}: Scratch → Scratch pad") in events
+    assert ("Zoe", "collection_deleted", f"{other['id']}: Scratch pad") in events
+    assert len([e for e in events if e[1] == "collection_renamed"]) == 2, "a description is not"

@@ -7,9 +7,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 
-from app import permissions
 from app.errors import Forbidden
 from app.models import User
+from app.permissions import Actor
 from app.services import Services
 
 
@@ -46,11 +46,9 @@ def sign_in_on(request: Request) -> bool:
     return bool(getattr(request.state, "sign_in_on", False))
 
 
-def ensure_may_change(request: Request, owner_id: int | None, *, what: str) -> None:
-    """Refuse (403) unless the person may change something made by `owner_id`."""
-    permissions.ensure_may_change(
-        current_user(request), owner_id, sign_in_on=sign_in_on(request), what=what
-    )
+def actor(request: Request) -> Actor:
+    """Who makes this request; domain functions ask it whether they may change a thing."""
+    return Actor(user=current_user(request), sign_in_on=sign_in_on(request), ip=client_ip(request))
 
 
 def client_ip(request: Request) -> str | None:
@@ -70,10 +68,15 @@ async def _client_ip_dependency(request: Request) -> str | None:
     return client_ip(request)
 
 
+async def _actor_dependency(request: Request) -> Actor:
+    return actor(request)
+
+
 ServicesDep = Annotated[Services, Depends(get_services)]
 CurrentUser = Annotated[User | None, Depends(_current_user_dependency)]
 AdminUser = Annotated[User | None, Depends(_require_admin_dependency)]
 ClientIP = Annotated[str | None, Depends(_client_ip_dependency)]
+ActorDep = Annotated[Actor, Depends(_actor_dependency)]
 TemplatesDep = Annotated[Jinja2Templates, Depends(get_templates)]
 
 

@@ -2,35 +2,26 @@
 
 from __future__ import annotations
 
-import re
-from datetime import date, timedelta
-from typing import Annotated, Any
+from datetime import date
+from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
 from app import audit, boards, gallery, jobs, trash
 from app.code_examples import code_examples, run_url
-from app.compare import compare_rows
-from app.downloads import ZIP_MAX_IMAGES, image_download, jobs_for, zip_stream
-from app.errors import InvalidParameters, NotFoundError
-from app.gallery import GalleryEntry, GalleryFilters
+from app.compare import compare_entries, compare_rows
+from app.downloads import image_download, jobs_for, zip_selection, zip_stream
+from app.errors import NotFoundError
+from app.gallery import GalleryEntry
 from app.image_metadata import file_stem, sidecar_bytes
-from app.models import Job, JobPage, JobPublic, User, utcnow
-from app.parameters import GenerationParams
-from app.runs import with_known_seed
+from app.models import Job, JobPage, JobPublic
+from app.permissions import Actor
 from app.services import Services
-from app.submission import submit_job
-from app.usage import usage
-from app.web.deps import (
-    ClientIP,
-    CurrentUser,
-    ServicesDep,
-    client_ip,
-    current_user,
-    ensure_may_change,
-)
+from app.submission import submit_new_seed
+from app.usage import usage, usage_range
+from app.web.deps import ActorDep, ClientIP, CurrentUser, ServicesDep
 from app.web.gallery_params import DEFAULT_LIMIT, CursorDep, FiltersDep, LimitQuery
 from app.web.gallery_views import (
     CollectionCreate,
@@ -54,9 +45,6 @@ from app.web.gallery_views import (
 from app.web.views import image_headers, job_public
 
 router = APIRouter(prefix="/api", tags=["gallery"])
-
-USAGE_DEFAULT_DAYS = 30
-USAGE_MAX_DAYS = 366
 
 
 def _image(services: Services, entry: GalleryEntry) -> GalleryImage:
@@ -184,33 +172,6 @@ def reproduce(job_id: int, services: ServicesDep) -> ReproducePublic:
     return reproduce_for(services, _job_or_404(services, job_id))
 
 
-async def submit_new_seed(
-    services: Services,
-    job_id: int,
-    *,
-    token: str | None = None,
-    user: User | None = None,
-    ip: str | None = None,
-) -> tuple[Job, bool]:
-    """Submit the job's parameters again with a new seed; at most once per token."""
-    job = await run_in_threadpool(_job_or_404, services, job_id)
-    key = f"new-seed:{job_id}:{token}" if token else None
-    # The body it sent, with a seed drawn afresh: the key's own, so a repeat asks the same.
-    params = GenerationParams.from_body(job.request_body).model_copy(update={"seed": None})
-    rules = (await services.rules.for_submission(job.model)).rules
-    params = with_known_seed(params, rules, key=key, avoid=job.seed)
-    return await submit_job(
-        services,
-        params=params,
-        model=job.model,
-        preset=job.preset,
-        idempotency_key=key,
-        user=user,
-        ip=ip,
-        remix_of=jobs.RemixSource(job_id=job_id),
-    )
-
-
 @router.post("/jobs/{job_id}/new-seed", status_code=202, response_model=JobPublic)
 async def same_prompt_new_seed(
     job_id: int,
@@ -251,28 +212,12 @@ def compare(
     ids: Annotated[list[int], Query(description="Two or more image ids")],
 ) -> ComparePublic:
     """Images side by side, with the parameters that differ between them marked."""
-    entries = compare_entries(services, ids)
+    entries = compare_entries(services.db, ids)
     jobs = jobs_for(services.db, entries)
     return ComparePublic(
         images=[_image(services, entry) for entry in entries],
         rows=[compare_row_public(row) for row in compare_rows(entries, jobs)],
     )
-
-
-COMPARE_MAX = 12
-
-
-def compare_entries(services: Services, ids: list[int]) -> list[GalleryEntry]:
-    unique = list(dict.fromkeys(ids))
-    if len(unique) < 2:
-        raise InvalidParameters({"ids": "pick at least two images"})
-    if len(unique) > COMPARE_MAX:
-        raise InvalidParameters({"ids": f"compare at most {COMPARE_MAX} images at once"})
-    entries = gallery.get_entries(services.db, image_ids=unique)
-    missing = sorted(set(unique) - {entry.image_id for entry in entries})
-    if missing:
-        raise InvalidParameters({"ids": f"there is no image {', '.join(map(str, missing))}"})
-    return entries
 
 
 # --- Collections -------------------------------------------------------------------------
@@ -296,18 +241,23 @@ def get_collection(collection_id: int, services: ServicesDep) -> CollectionPubli
 
 @router.patch("/collections/{collection_id}", response_model=CollectionPublic)
 def update_collection(
-    collection_id: int, body: CollectionUpdate, services: ServicesDep
+    collection_id: int, body: CollectionUpdate, services: ServicesDep, actor: ActorDep
 ) -> CollectionPublic:
+    """Change the fields the body names; one left out stays as it is."""
     board = boards.update_board(
-        services.db, collection_id=collection_id, name=body.name, description=body.description
+        services.db,
+        collection_id=collection_id,
+        actor=actor,
+        name=body.name,
+        description=body.description,
     )
     return collection_public(board)
 
 
 @router.delete("/collections/{collection_id}", status_code=204)
-def delete_collection(collection_id: int, services: ServicesDep) -> Response:
+def delete_collection(collection_id: int, services: ServicesDep, actor: ActorDep) -> Response:
     """Delete the collection; its images stay in the gallery."""
-    boards.delete_board(services.db, collection_id=collection_id)
+    boards.delete_board(services.db, collection_id=collection_id, actor=actor)
     return Response(status_code=204)
 
 
@@ -326,67 +276,53 @@ def remove_from_collection(collection_id: int, image_id: int, services: Services
 # --- Trash -------------------------------------------------------------------------------
 
 
-def purge_expired(services: Services) -> None:
-    """Anything past its days in the trash is gone before the trash is shown or restored."""
-    trash.purge_expired(services.db, services.blobs, days=services.settings.trash_days)
-
-
 @router.get("/trash", response_model=GalleryImagePage)
 def list_trash(
     services: ServicesDep, cursor: CursorDep, limit: LimitQuery = DEFAULT_LIMIT
 ) -> GalleryImagePage:
-    """Trashed images, each with the moment it will be purged."""
-    purge_expired(services)
-    page = gallery.search_images(services.db, cursor=cursor, limit=limit, trash=True)
+    """Trashed images, each with the moment it will be purged (reading never purges)."""
+    page = gallery.search_images(
+        services.db,
+        cursor=cursor,
+        limit=limit,
+        trash=True,
+        trashed_after=trash.expiry_cutoff(days=services.settings.trash_days),
+    )
     return GalleryImagePage(
         items=[_image(services, entry) for entry in page.items],
         next_cursor=str(page.next_cursor) if page.next_cursor else None,
     )
 
 
-def change_trash(
-    request: Request, services: Services, *, action: audit.Action, image_ids: list[int]
-) -> int:
-    """Trash, restore or purge images: only their makers or an admin may; the log says who."""
-    for image_id, owner in gallery.image_owners(services.db, image_ids=image_ids).items():
-        ensure_may_change(request, owner, what=f"image {image_id}")
-    db = services.db
-    if action is audit.Action.DELETE:
-        count = trash.move_to_trash(db, image_ids=image_ids)
-    elif action is audit.Action.RESTORE:
-        purge_expired(services)
-        count = trash.restore(db, image_ids=image_ids)
-    else:
-        count = trash.purge(db, services.blobs, image_ids=image_ids).images
-    if count:
-        audit.record(
-            db,
-            action=action,
-            user=current_user(request),
-            ip=client_ip(request),
-            detail=f"{count} image(s): {', '.join(map(str, image_ids[:50]))}",
-        )
-    return count
+def _change_trash(
+    services: Services, actor: Actor, action: audit.Action, image_ids: list[int]
+) -> CountAnswer:
+    count = trash.change(
+        services.db,
+        services.blobs,
+        actor=actor,
+        action=action,
+        image_ids=image_ids,
+        days=services.settings.trash_days,
+    )
+    return CountAnswer(count=count)
 
 
 @router.post("/trash", response_model=CountAnswer)
-def move_to_trash(body: ImageIds, request: Request, services: ServicesDep) -> CountAnswer:
+def move_to_trash(body: ImageIds, services: ServicesDep, actor: ActorDep) -> CountAnswer:
     """Move images to the trash; they can be restored for `PLAYGROUND_TRASH_DAYS` days."""
-    count = change_trash(request, services, action=audit.Action.DELETE, image_ids=body.image_ids)
-    return CountAnswer(count=count)
+    return _change_trash(services, actor, audit.Action.DELETE, body.image_ids)
 
 
 @router.post("/trash/restore", response_model=CountAnswer)
-def restore(body: ImageIds, request: Request, services: ServicesDep) -> CountAnswer:
-    count = change_trash(request, services, action=audit.Action.RESTORE, image_ids=body.image_ids)
-    return CountAnswer(count=count)
+def restore(body: ImageIds, services: ServicesDep, actor: ActorDep) -> CountAnswer:
+    return _change_trash(services, actor, audit.Action.RESTORE, body.image_ids)
 
 
 @router.post("/trash/purge", response_model=CountAnswer)
-def purge(body: ImageIds, request: Request, services: ServicesDep) -> CountAnswer:
+def purge(body: ImageIds, services: ServicesDep, actor: ActorDep) -> CountAnswer:
     """Delete trashed images for good, now."""
-    count = change_trash(request, services, action=audit.Action.PURGE, image_ids=body.image_ids)
-    return CountAnswer(count=count)
+    return _change_trash(services, actor, audit.Action.PURGE, body.image_ids)
 
 
 # --- Taking images away ------------------------------------------------------------------
@@ -430,38 +366,6 @@ def download_sidecar(image_id: int, services: ServicesDep) -> Response:
     )
 
 
-def zip_selection(
-    services: Services, ids: list[int], filters: GalleryFilters
-) -> tuple[list[GalleryEntry], dict[str, Any], str]:
-    """The images a zip holds: the picked ones, or everything the filters match."""
-    if ids:
-        if len(set(ids)) > ZIP_MAX_IMAGES:
-            raise InvalidParameters({"ids": f"pick at most {ZIP_MAX_IMAGES} images"})
-        entries = gallery.get_entries(services.db, image_ids=ids)
-        missing = sorted(set(ids) - {entry.image_id for entry in entries})
-        if missing:
-            raise InvalidParameters({"ids": f"there is no image {', '.join(map(str, missing))}"})
-        return entries, {"image_ids": list(dict.fromkeys(ids))}, "seedream-selection.zip"
-    page = gallery.search_images(services.db, filters=filters, limit=ZIP_MAX_IMAGES)
-    if page.next_cursor is not None:
-        raise InvalidParameters(
-            {
-                "selection": f"more than {ZIP_MAX_IMAGES} images match; narrow the search, "
-                "or export the whole gallery with `seedream-playground export`"
-            }
-        )
-    if not page.items:
-        raise InvalidParameters({"selection": "no images match"})
-    name = "seedream-gallery.zip"
-    if filters.collection is not None:
-        board = boards.get_board(services.db, collection_id=filters.collection)
-        slug = re.sub(r"[^a-z0-9]+", "-", board.name.lower()).strip("-") or str(board.id)
-        name = f"seedream-{slug}.zip"
-    elif not filters.is_empty:
-        name = "seedream-search.zip"
-    return page.items, {"filters": dict(filters.query_items())}, name
-
-
 @router.get(
     "/zip", response_class=StreamingResponse, responses={200: {"content": {"application/zip": {}}}}
 )
@@ -474,32 +378,22 @@ def download_zip(
 ) -> Response:
     """A zip of a selection (`ids`), a collection or a search result (the filters), with
     each image's parameters embedded, a JSON sidecar each, and `manifest.json`."""
-    entries, selection, name = zip_selection(services, ids or [], filters)
-    jobs = jobs_for(services.db, entries)
+    chosen = zip_selection(services.db, ids or [], filters)
+    jobs = jobs_for(services.db, chosen.entries)
     return StreamingResponse(
         zip_stream(
             services.blobs,
-            entries,
+            chosen.entries,
             jobs,
             base_url=services.settings.pixeldojo_base_url,
-            selection=selection,
+            selection=chosen.selection,
         ),
         media_type="application/zip",
-        headers={"Content-Disposition": _attachment(name)},
+        headers={"Content-Disposition": _attachment(chosen.name)},
     )
 
 
 # --- Usage -------------------------------------------------------------------------------
-
-
-def usage_range(since: date | None, until: date | None) -> tuple[date, date]:
-    last = until or utcnow().date()
-    first = since or last - timedelta(days=USAGE_DEFAULT_DAYS - 1)
-    if first > last:
-        raise InvalidParameters({"until": "must not be before since"})
-    if (last - first).days >= USAGE_MAX_DAYS:
-        raise InvalidParameters({"since": f"the range can span at most {USAGE_MAX_DAYS} days"})
-    return first, last
 
 
 @router.get("/usage", response_model=UsagePublic)

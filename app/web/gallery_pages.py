@@ -14,19 +14,21 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app import accounts, audit, boards, gallery
+from app import accounts, audit, boards, gallery, trash
 from app.code_examples import KEY_VARIABLE, CodeExample, code_examples
-from app.compare import compare_rows, prompt_words
+from app.compare import compare_entries, compare_rows, prompt_words
 from app.config import Settings
 from app.downloads import jobs_for
 from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
 from app.gallery import Cursor, GalleryFilters, GalleryPage
 from app.jobs import get_job
 from app.models import Job, JobStatus
+from app.submission import submit_new_seed
 from app.trash import purge_time
-from app.usage import usage
+from app.usage import usage, usage_range
 from app.web.charts import credits_chart
 from app.web.deps import (
+    ActorDep,
     ClientIP,
     CurrentUser,
     ServicesDep,
@@ -35,13 +37,6 @@ from app.web.deps import (
     sign_in_on,
 )
 from app.web.forms import new_submission_token
-from app.web.gallery_api import (
-    change_trash,
-    compare_entries,
-    purge_expired,
-    submit_new_seed,
-    usage_range,
-)
 from app.web.gallery_params import (
     DEFAULT_LIMIT,
     CursorDep,
@@ -283,6 +278,7 @@ def _images(count: int) -> str:
 def selection_action(
     request: Request,
     services: ServicesDep,
+    actor: ActorDep,
     action: Annotated[str, Form()],
     ids: Annotated[list[int] | None, Form()] = None,
     board: Annotated[str | None, Form()] = None,
@@ -336,7 +332,14 @@ def selection_action(
                 undo=("collect", removed, board),
             )
     else:
-        count = change_trash(request, services, action=TRASH_ACTIONS[action], image_ids=image_ids)
+        count = trash.change(
+            db,
+            services.blobs,
+            actor=actor,
+            action=TRASH_ACTIONS[action],
+            image_ids=image_ids,
+            days=services.settings.trash_days,
+        )
         if action == "trash":
             answer = SelectionAnswer(
                 action=action,
@@ -403,7 +406,7 @@ def compare_page(
     templates: TemplatesDep,
     ids: Annotated[list[int] | None, Query()] = None,
 ) -> Response:
-    entries = compare_entries(services, ids or [])
+    entries = compare_entries(services.db, ids or [])
     jobs = jobs_for(services.db, entries)
     rows = compare_rows(entries, jobs)
     words = prompt_words([jobs[entry.job_id].prompt for entry in entries])
@@ -444,18 +447,23 @@ def create_collection_page(
 def edit_collection_page(
     collection_id: int,
     services: ServicesDep,
+    actor: ActorDep,
     name: Annotated[str, Form()] = "",
     description: Annotated[str, Form()] = "",
 ) -> Response:
     boards.update_board(
-        services.db, collection_id=collection_id, name=name, description=description
+        services.db,
+        collection_id=collection_id,
+        actor=actor,
+        name=name,
+        description=description,
     )
     return RedirectResponse(f"/gallery?collection={collection_id}", status_code=303)
 
 
 @router.post("/collections/{collection_id}/delete")
-def delete_collection_page(collection_id: int, services: ServicesDep) -> Response:
-    boards.delete_board(services.db, collection_id=collection_id)
+def delete_collection_page(collection_id: int, services: ServicesDep, actor: ActorDep) -> Response:
+    boards.delete_board(services.db, collection_id=collection_id, actor=actor)
     return RedirectResponse("/collections", status_code=303)
 
 
@@ -470,8 +478,13 @@ def trash_page(
     cursor: CursorDep,
     limit: LimitQuery = DEFAULT_LIMIT,
 ) -> Response:
-    purge_expired(services)
-    page = gallery.search_images(services.db, cursor=cursor, limit=limit, trash=True)
+    page = gallery.search_images(
+        services.db,
+        cursor=cursor,
+        limit=limit,
+        trash=True,
+        trashed_after=trash.expiry_cutoff(days=services.settings.trash_days),
+    )
     next_query = urlencode([("cursor", str(page.next_cursor))]) if page.next_cursor else None
     context = {"page": page, "next_query": next_query}
     return templates.TemplateResponse(request, "trash.html", context)

@@ -19,11 +19,11 @@ from app.presets import PRESETS
 from app.services import Services
 from app.submission import submit_job
 from app.web.deps import (
+    ActorDep,
     ServicesDep,
     TemplatesDep,
     client_ip,
     current_user,
-    ensure_may_change,
     is_htmx,
 )
 from app.web.forms import TOKEN_MAX, GenerateForm, new_submission_token
@@ -164,16 +164,16 @@ async def save_team_preset(
 
 @router.delete("/presets/{preset_id}", response_class=HTMLResponse)
 async def delete_team_preset(
-    preset_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
+    preset_id: int,
+    request: Request,
+    services: ServicesDep,
+    templates: TemplatesDep,
+    actor: ActorDep,
 ) -> Response:
-    await run_in_threadpool(_delete_preset, request, services, preset_id)
+    await run_in_threadpool(
+        lambda: team_presets.delete_preset(services.db, preset_id=preset_id, actor=actor)
+    )
     return await _team_presets_fragment(request, services, templates)
-
-
-def _delete_preset(request: Request, services: Services, preset_id: int) -> None:
-    preset = team_presets.get_preset(services.db, preset_id=preset_id)
-    ensure_may_change(request, preset.created_by, what="this team preset")
-    team_presets.delete_preset(services.db, preset_id=preset_id)
 
 
 def _user_id(request: Request) -> int | None:
@@ -256,6 +256,6 @@ def get_team_preset(preset_id: int, services: ServicesDep) -> TeamPresetPublic:
 
 
 @api_router.delete("/team-presets/{preset_id}", status_code=204)
-def remove_team_preset(preset_id: int, request: Request, services: ServicesDep) -> Response:
-    _delete_preset(request, services, preset_id)
+def remove_team_preset(preset_id: int, services: ServicesDep, actor: ActorDep) -> Response:
+    team_presets.delete_preset(services.db, preset_id=preset_id, actor=actor)
     return Response(status_code=204)
