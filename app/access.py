@@ -16,7 +16,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from app import accounts
+from app import accounts, datadir
 from app.config import Settings, is_loopback_host
 from app.database import Database
 
@@ -30,11 +30,12 @@ def load_secret(settings: Settings) -> bytes:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     path = settings.data_dir / SECRET_FILE
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    datadir.make_private_dir(settings.data_dir)
     try:
         # O_EXCL: two workers starting at once agree on one key.
         handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
+        datadir.create_private_file(path)  # an older copy may be readable by others
         return _read_secret(path)
     with os.fdopen(handle, "w") as stream:
         stream.write(secrets.token_hex(32))

@@ -138,15 +138,26 @@ def set_budgets(db: Database, *, user_id: int, changes: Mapping[str, float | Non
     return user
 
 
-def set_password(db: Database, *, user_id: int, password: str) -> User:
-    """A new password also signs the person out of every other browser."""
+def set_password(db: Database, *, user_id: int, password: str, revoke_tokens: bool = False) -> User:
+    """A new password also signs the person out of every browser; with `revoke_tokens`,
+    their API tokens stop working too (an admin's reset always asks for that)."""
     check_password(password)
     with db.write() as session:
         user = _active(session, user_id)
         user.password_hash = _hasher.hash(password)
         session.add(user)
         session.execute(sa.delete(UserSession).where(col(UserSession.user_id) == user_id))
+        if revoke_tokens:
+            _revoke_all_tokens(session, user_id)
     return user
+
+
+def _revoke_all_tokens(session: Session, user_id: int) -> None:
+    session.execute(
+        sa.update(ApiToken)
+        .where(col(ApiToken.user_id) == user_id, col(ApiToken.revoked_at).is_(None))
+        .values(revoked_at=utcnow())
+    )
 
 
 def remove_user(db: Database, *, user_id: int) -> User:
@@ -159,11 +170,7 @@ def remove_user(db: Database, *, user_id: int) -> User:
         user.removed_at = now
         session.add(user)
         session.execute(sa.delete(UserSession).where(col(UserSession.user_id) == user_id))
-        session.execute(
-            sa.update(ApiToken)
-            .where(col(ApiToken.user_id) == user_id, col(ApiToken.revoked_at).is_(None))
-            .values(revoked_at=now)
-        )
+        _revoke_all_tokens(session, user_id)
     return user
 
 

@@ -30,6 +30,7 @@ in, and importing never turns sign-in on or gives anybody access.
 from __future__ import annotations
 
 import json
+import os
 import re
 import tempfile
 import zipfile
@@ -45,6 +46,7 @@ import sqlalchemy as sa
 from app import __version__
 from app.blobs import BlobStore, DigestMismatch
 from app.database import Database
+from app.datadir import open_private
 from app.models import (
     Collection,
     CollectionImage,
@@ -137,7 +139,9 @@ def export_gallery(db: Database, blobs: BlobStore, path: Path) -> Counts:
     partial = path.with_name(path.name + ".partial")
     with (
         db.read() as session,
-        zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        # Only we can read it: it holds every image and prompt of the gallery.
+        os.fdopen(open_private(partial), "wb") as stream,
+        zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as archive,
     ):
         connection = session.connection()
         digests: set[str] = set()

@@ -1,4 +1,4 @@
-"""`seedream-playground backup FILE`: a consistent copy of a running app's data.
+"""`seedream-playground backup FILE`: a consistent copy of a running app's data, 0600.
 
 With the default stores the gallery is two SQLite files: job rows, and the
 image bytes they point at (with their thumbnails). Each is copied from one
@@ -14,12 +14,14 @@ rewritten, to be backed up with that service's own tools.
 
 from __future__ import annotations
 
+import os
 import tarfile
 import tempfile
 from pathlib import Path
 
 from app.blobs import BlobStore
 from app.config import Settings
+from app.datadir import create_private_file, open_private
 from app.sqlite import backup_database, blob_digests_in, image_digests_in
 
 ATTEMPTS = 3
@@ -41,8 +43,12 @@ def backup(settings: Settings, destination: Path, *, blobs: BlobStore) -> dict[s
         rows = Path(scratch) / settings.database_path.name
         stored: set[str] | None = None
         for _ in range(ATTEMPTS):
+            # Made 0600 first: the copies keep that mode, in the archive and once restored.
+            create_private_file(rows)
             backup_database(settings.database_path, rows)
             copied = blobs.backup_to(Path(scratch))
+            if copied is not None:
+                create_private_file(copied)  # the copy's mode travels in the archive
             referenced = image_digests_in(rows)
             if copied is None:
                 break
@@ -54,7 +60,10 @@ def backup(settings: Settings, destination: Path, *, blobs: BlobStore) -> dict[s
         else:
             raise BackupError("the images kept changing while they were copied; try again")
         partial = destination.with_name(destination.name + ".part")
-        with tarfile.open(partial, "w") as archive:
+        with (
+            os.fdopen(open_private(partial), "wb") as stream,
+            tarfile.open(fileobj=stream, mode="w") as archive,
+        ):
             archive.add(rows, arcname=rows.name)
             if copied is not None:
                 archive.add(copied, arcname=copied.name)

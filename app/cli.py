@@ -123,9 +123,10 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def _open_database(settings: Settings) -> Database:
+    from app import datadir
     from app.database import Database
 
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    datadir.prepare(settings)
     db = Database.at_path(settings.database_path)
     db.migrate()
     return db
@@ -204,11 +205,20 @@ def _users(args: argparse.Namespace, db: Database) -> int:
         )
         print(f"Removed {found.name}; their work stays in the gallery.", file=sys.stderr)
         return 0
-    accounts.set_password(db, user_id=found.id, password=_read_password(args))
+    # An admin's reset: whoever knew the old password may have made tokens with it.
+    accounts.set_password(db, user_id=found.id, password=_read_password(args), revoke_tokens=True)
     audit.record(
-        db, action=audit.Action.PASSWORD_CHANGED, user=None, actor=CLI_ACTOR, detail=found.name
+        db,
+        action=audit.Action.PASSWORD_CHANGED,
+        user=None,
+        actor=CLI_ACTOR,
+        detail=f"{found.name}; API tokens revoked",
     )
-    print(f"Changed {found.name}'s password and signed them out everywhere.", file=sys.stderr)
+    print(
+        f"Changed {found.name}'s password, signed them out everywhere and revoked their "
+        "API tokens.",
+        file=sys.stderr,
+    )
     return 0
 
 
@@ -303,8 +313,10 @@ def backup(args: argparse.Namespace) -> int:
 
 
 def _open_gallery(settings: Settings) -> tuple[Any, Any]:
+    from app import datadir
     from app.database import Database
 
+    datadir.prepare(settings)
     db = Database.at_path(settings.database_path)
     db.migrate()
     try:
@@ -349,7 +361,6 @@ def import_command(args: argparse.Namespace) -> int:
     from app.archive import ArchiveError, import_gallery
 
     settings = load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
     db, blobs = _open_gallery(settings)
     try:
         counts = import_gallery(db, blobs, Path(args.file), scratch_dir=settings.scratch_dir)

@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr
 
-from app import __version__, jobs, thumbnails, trash
+from app import __version__, datadir, jobs, thumbnails, trash
 from app.access import Access, load_secret
 from app.blob_stores import open_blob_store
 from app.blobs import BlobStore
@@ -121,7 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     return_image_memory_promptly()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    datadir.prepare(settings)
     db = Database.at_path(settings.database_path)
     await anyio.to_thread.run_sync(db.migrate)
     blobs = await anyio.to_thread.run_sync(lambda: open_blob_store(settings, database_url=db.url))

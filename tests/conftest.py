@@ -109,6 +109,57 @@ def serve_app(settings: Settings) -> Iterator[RunningApp]:
         yield RunningApp(server.url, client, settings)
 
 
+class InProcessClient:
+    """A synchronous client for an app driven in-process (httpx's ASGI transport): the
+    requests run on the event loop of a portal thread, where the app's lifespan runs too."""
+
+    def __init__(self, portal: Any, client: httpx.AsyncClient) -> None:
+        self._portal = portal
+        self._client = client
+
+    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        response: httpx.Response = self._portal.call(
+            lambda: self._client.request(method, url, **kwargs)
+        )
+        return response
+
+    def get(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("POST", url, **kwargs)
+
+    def put(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PUT", url, **kwargs)
+
+    def patch(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("PATCH", url, **kwargs)
+
+    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
+        return self.request("DELETE", url, **kwargs)
+
+
+@contextmanager
+def in_process(settings: Settings, *, peer: str = "127.0.0.1") -> Iterator[InProcessClient]:
+    """The app driven in-process, its lifespan run, for tests where a real server is not the
+    point: requests come from `peer` to http://127.0.0.1."""
+    from anyio.from_thread import start_blocking_portal
+
+    app = create_app(settings)
+    transport = httpx.ASGITransport(app=app, client=(peer, 50000))
+    with (
+        start_blocking_portal() as portal,
+        portal.wrap_async_context_manager(app.router.lifespan_context(app)),
+    ):
+        client = httpx.AsyncClient(
+            transport=transport, base_url="http://127.0.0.1", headers=SAME_ORIGIN, timeout=30
+        )
+        try:
+            yield InProcessClient(portal, client)
+        finally:
+            portal.call(client.aclose)
+
+
 @pytest.fixture
 def settings(tmp_path: Path, emulator: RunningEmulator) -> Settings:
     return make_settings(tmp_path / "data", emulator)
@@ -134,7 +185,9 @@ def wait_until(
         time.sleep(interval)
 
 
-def wait_for_job(client: httpx.Client, job_id: int, *, timeout: float = 20.0) -> dict[str, Any]:
+def wait_for_job(
+    client: httpx.Client | InProcessClient, job_id: int, *, timeout: float = 20.0
+) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
         job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
         return job if job["finished"] else None

@@ -14,16 +14,10 @@ from app.errors import InvalidParameters, NotFoundError, SignInRequired
 from app.models import User, utcnow
 from app.web.deps import ClientIP, CurrentUser, ServicesDep, TemplatesDep
 from app.web.gate import SESSION_COOKIE
+from app.web.redirects import safe_next
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api", tags=["account"])
-
-
-def safe_next(target: str | None) -> str:
-    """Only a path on this site: never send someone elsewhere after signing in."""
-    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
-        return "/"
-    return target
 
 
 # --- Signing in and out ------------------------------------------------------------
@@ -175,6 +169,7 @@ def change_password_page(
     ip: ClientIP,
     current: Annotated[str, Form()] = "",
     new: Annotated[str, Form()] = "",
+    revoke_tokens: Annotated[bool, Form()] = False,
 ) -> Response:
     person = _signed_in(user)
     assert person.id is not None
@@ -183,11 +178,19 @@ def change_password_page(
         context["password_error"] = "The current password is not right."
         return templates.TemplateResponse(request, "account.html", context, status_code=422)
     try:
-        accounts.set_password(services.db, user_id=person.id, password=new)
+        accounts.set_password(
+            services.db, user_id=person.id, password=new, revoke_tokens=revoke_tokens
+        )
     except accounts.AccountError as exc:
         context["password_error"] = f"New password: {exc.message}."
         return templates.TemplateResponse(request, "account.html", context, status_code=422)
-    audit.record(services.db, action=audit.Action.PASSWORD_CHANGED, user=person, ip=ip)
+    audit.record(
+        services.db,
+        action=audit.Action.PASSWORD_CHANGED,
+        user=person,
+        ip=ip,
+        detail="API tokens revoked" if revoke_tokens else "",
+    )
     # The new password signed every session out, this one too.
     return RedirectResponse("/sign-in", status_code=303)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -44,6 +44,7 @@ from app.web.gallery_params import (
     LimitQuery,
     optional_day,
 )
+from app.web.redirects import back
 
 router = APIRouter(include_in_schema=False)
 
@@ -204,23 +205,6 @@ def lightbox(
     return templates.TemplateResponse(request, "partials/_lightbox.html", context)
 
 
-def _back(request: Request, next: str | None, fallback: str = "/gallery") -> str:
-    """Where a form goes back to: its `next`, else the page it came from, only on this site."""
-    if next:
-        parts = urlsplit(next)
-        if (
-            not (parts.scheme or parts.netloc)
-            and next.startswith("/")
-            and not next.startswith("//")
-        ):
-            return next
-        return fallback
-    referer = urlsplit(request.headers.get("referer", ""))
-    if referer.netloc == request.url.netloc and referer.path.startswith("/"):
-        return referer.path + (f"?{referer.query}" if referer.query else "")
-    return fallback
-
-
 @router.post("/gallery/images/{image_id}/favourite", response_class=HTMLResponse)
 def toggle_favourite(
     image_id: int,
@@ -246,7 +230,7 @@ def toggle_favourite(
             {"image_id": image_id, "favourite": favourite},
             headers=answer.headers(),
         )
-    return RedirectResponse(_back(request, next), status_code=303)
+    return RedirectResponse(back(request, next, fallback="/gallery"), status_code=303)
 
 
 @dataclass
@@ -360,7 +344,7 @@ def selection_action(
             )
     if is_htmx(request):
         return Response(status_code=204, headers=answer.headers())
-    return RedirectResponse(_back(request, next), status_code=303)
+    return RedirectResponse(back(request, next, fallback="/gallery"), status_code=303)
 
 
 @router.post("/jobs/{job_id}/new-seed")

@@ -20,6 +20,7 @@ from app.submission import submit_job
 from app.upstream import AuthenticationFailed, UpstreamError
 from app.web.deps import ServicesDep, TemplatesDep, client_ip, current_user, is_htmx
 from app.web.forms import GenerateForm, new_submission_token
+from app.web.redirects import back
 
 router = APIRouter(include_in_schema=False)
 
@@ -229,10 +230,9 @@ async def check_key(request: Request, services: ServicesDep) -> Response:
         pass  # PixelDojo is unreachable or unwell: that says nothing about the key
     else:
         await run_in_threadpool(services.key_health.accepted)
-    back = request.headers.get("referer") or "/"
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Refresh": "true"})
-    return RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
+    return RedirectResponse(back(request, None), 303)
 
 
 @router.get("/healthz", include_in_schema=True, tags=["health"])
