@@ -18,8 +18,11 @@ Rows are written column by column from the tables themselves, so a column a
 later migration adds travels without a change here. Importing into an empty
 gallery keeps every id, so links keep working; importing into one that has jobs
 gives the newcomers fresh ids (and skips jobs it has already, by their upstream
-job id), and merges collections by name. Image bytes are checked against their
-sha256 as they are stored, in whichever blob store the target uses; rows are
+job id), and merges collections by name. An archive is read as hostile until it
+has proved otherwise: before anything is written, every member is checked
+(app/archive_checks.py: names, sizes, counts, rows, and every image and thumbnail
+through the same checks as a download); the first bad member refuses the whole
+archive. Image bytes go into whichever blob store the target uses; rows are
 written in one transaction, so an import that fails leaves the gallery as it was.
 
 People travel as names, so each job stays attributed: someone the target knows
@@ -31,7 +34,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -39,47 +41,51 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import sqlalchemy as sa
 
-from app import __version__
+from app import __version__, jobs
+from app.archive_checks import (
+    COLLECTION_IMAGES,
+    COLLECTIONS,
+    FORMAT,
+    IMAGES,
+    JOBS,
+    USER_COLUMNS,
+    USERS,
+    VERSION,
+    ArchiveError,
+    ImportLimits,
+    Inventory,
+    from_json,
+    inspect,
+    open_archive,
+    read_member,
+    records,
+    stream_member,
+)
 from app.blobs import BlobStore, DigestMismatch
 from app.database import Database
 from app.datadir import open_private
-from app.models import (
-    Collection,
-    CollectionImage,
-    Image,
-    Job,
-    JobStatus,
-    User,
-    UTCDateTime,
-    utcnow,
-)
+from app.models import JobStatus, utcnow
 from app.thumbnails import Thumbnails
 
-FORMAT = "seedream-playground-gallery"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)
-_BATCH = 1000
-# Thumbnails are 512 px WebP files of tens of kilobytes; anything far larger is not one.
-THUMBNAIL_MAX_BYTES = 4 * 1024 * 1024
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+__all__ = [
+    "COLLECTIONS",
+    "COLLECTION_IMAGES",
+    "IMAGES",
+    "JOBS",
+    "ArchiveError",
+    "Counts",
+    "ImportLimits",
+    "export_gallery",
+    "import_gallery",
+]
 
-JOBS = Job.__table__  # type: ignore[attr-defined]
-IMAGES = Image.__table__  # type: ignore[attr-defined]
-COLLECTIONS = Collection.__table__  # type: ignore[attr-defined]
-COLLECTION_IMAGES = CollectionImage.__table__  # type: ignore[attr-defined]
-USERS = User.__table__  # type: ignore[attr-defined]
-# What travels of a person: enough to name them, nothing to sign in with.
-USER_COLUMNS = ("id", "name", "name_key", "created_at", "removed_at")
+_BATCH = 1000
 # Not an argon2 hash, so no password ever matches it.
 NO_PASSWORD = "!imported"
-
-
-class ArchiveError(Exception):
-    pass
 
 
 @dataclass
@@ -196,129 +202,88 @@ def _line(record: dict[str, Any]) -> bytes:
 # --- Import ------------------------------------------------------------------------------
 
 
-def _from_json(table: sa.Table, record: dict[str, Any]) -> dict[str, Any]:
-    """The record's values for the columns this table has, in Python types."""
-    values: dict[str, Any] = {}
-    for column in table.columns:
-        if column.name not in record:
-            continue
-        value = record[column.name]
-        if (
-            value is not None
-            and isinstance(column.type, sa.Integer)
-            and (isinstance(value, bool) or not isinstance(value, int))
-        ):
-            raise ArchiveError(f"{table.name}.{column.name} holds {value!r}, not a whole number")
-        if value is not None and isinstance(column.type, UTCDateTime):
-            value = datetime.fromisoformat(value)
-        elif value is not None and column.name == "status" and table is JOBS:
-            value = JobStatus(value)
-        values[column.name] = value
-    return values
+def import_gallery(
+    db: Database,
+    blobs: BlobStore,
+    path: Path,
+    *,
+    scratch_dir: Path,
+    limits: ImportLimits | None = None,
+) -> Counts:
+    """Add the gallery in `path` to this one (see the module docstring for how ids are kept).
 
-
-def _records(archive: zipfile.ZipFile, name: str) -> Iterator[dict[str, Any]]:
-    with archive.open(name) as stream:
-        for line in stream:
-            if line.strip():
-                yield json.loads(line)
-
-
-def _read_manifest(archive: zipfile.ZipFile) -> dict[str, Any]:
-    try:
-        manifest: dict[str, Any] = json.loads(archive.read("manifest.json"))
-    except KeyError:
-        raise ArchiveError("this file is not a gallery export: it has no manifest.json") from None
-    if manifest.get("format") != FORMAT:
-        raise ArchiveError("this file is not a Seedream Playground gallery export")
-    if manifest.get("version") not in READABLE_VERSIONS:
-        raise ArchiveError(
-            f"this export is format version {manifest.get('version')}; "
-            f"this app reads versions {', '.join(map(str, READABLE_VERSIONS))}"
-        )
-    return manifest
+    Raises ArchiveError, one line, for anything wrong with the archive; the gallery is
+    then as it was, and nothing is left in `scratch_dir`.
+    """
+    limits = limits or ImportLimits()
+    scratch_dir.mkdir(parents=True, exist_ok=True)
+    with (
+        tempfile.TemporaryDirectory(dir=scratch_dir, prefix="import-") as scratch,
+        open_archive(path, limits) as archive,
+    ):
+        inventory = inspect(archive, limits, scratch_dir=Path(scratch))
+        counts = Counts()
+        stored: list[str] = []
+        try:
+            # Bytes first, rows after: no row ever names bytes the store lacks.
+            _store_blobs(archive, inventory, blobs, Path(scratch), limits, counts, stored)
+            _store_thumbnails(archive, inventory, blobs, limits, counts)
+            with db.write() as session:
+                connection = session.connection()
+                _import_rows(connection, archive, inventory, limits, counts)
+                if connection.dialect.name == "postgresql":
+                    _advance_sequences(connection)
+        except Exception as exc:
+            # Bytes stored for rows that never arrived: take them out again.
+            if stored:
+                blobs.discard(set(stored) - jobs.referenced_digests(db))
+            if isinstance(exc, ArchiveError):
+                raise
+            raise ArchiveError(f"the rows could not be written ({exc})") from None
+    return counts
 
 
 def _store_blobs(
-    archive: zipfile.ZipFile, blobs: BlobStore, scratch_dir: Path, counts: Counts
+    archive: zipfile.ZipFile,
+    inventory: Inventory,
+    blobs: BlobStore,
+    scratch_dir: Path,
+    limits: ImportLimits,
+    counts: Counts,
+    stored: list[str],
 ) -> None:
-    scratch_dir.mkdir(parents=True, exist_ok=True)
-    for info in archive.infolist():
-        if not info.filename.startswith("blobs/") or info.is_dir():
-            continue
-        sha = info.filename.removeprefix("blobs/")
+    """Store the checked images this gallery lacks, adding their digests to `stored`."""
+    for sha, info in inventory.blobs.items():
         if blobs.contains(sha):
             continue
-        with tempfile.NamedTemporaryFile(dir=scratch_dir, prefix="import-", delete=False) as out:
-            temporary = Path(out.name)
-            with archive.open(info) as source:
-                _copy(source, out)
+        temporary = scratch_dir / "store.part"
         try:
-            # put_file checks the bytes against their digest: a damaged file is refused.
+            with temporary.open("wb") as out:
+                for chunk in stream_member(archive, info, limit=limits.max_image_bytes):
+                    out.write(chunk)
+            # put_file checks the bytes against their digest again: they are the ones checked.
             blobs.put_file(sha, temporary)
         except DigestMismatch:
-            raise ArchiveError(f"the image bytes {sha[:12]}… do not match their digest") from None
+            raise ArchiveError(f"{info.filename}: the bytes changed while being read") from None
         finally:
             temporary.unlink(missing_ok=True)
+        stored.append(sha)
         counts.blobs += 1
 
 
 def _store_thumbnails(
-    archive: zipfile.ZipFile, blobs: BlobStore, version: int, counts: Counts
+    archive: zipfile.ZipFile,
+    inventory: Inventory,
+    blobs: BlobStore,
+    limits: ImportLimits,
+    counts: Counts,
 ) -> None:
-    """Each image's thumbnail into the store beside it, under the image's digest."""
-    digests = {record["id"]: record["sha256"] for record in _records(archive, "images.jsonl")}
-    members: dict[str, str] = {}  # member name → the digest of the image it belongs to
-    if version == 1:
-        # thumbnails/<image id>, each named in thumbnails.jsonl.
-        for record in _records(archive, "thumbnails.jsonl"):
-            sha = digests.get(record.get("image_id"))
-            if isinstance(sha, str):
-                members.setdefault(f"thumbnails/{record['image_id']}", sha)
-    else:
-        known = set(digests.values())
-        for info in archive.infolist():
-            sha = info.filename.removeprefix("thumbnails/")
-            if info.filename.startswith("thumbnails/") and sha in known:
-                members[info.filename] = sha
-    stored: set[str] = set()
-    for name, sha in members.items():
-        if sha in stored or not _SHA256.match(sha):
+    """Each image's (checked) thumbnail into the store beside it, under the image's digest."""
+    for sha, info in inventory.thumbnail_of.items():
+        if sha not in inventory.blobs:
             continue
-        try:
-            info = archive.getinfo(name)
-        except KeyError:
-            raise ArchiveError(f"{name} is named but missing") from None
-        if info.file_size > THUMBNAIL_MAX_BYTES:
-            raise ArchiveError(f"{name} is {info.file_size:,} bytes: too large for a thumbnail")
-        blobs.put_thumbnail(sha, archive.read(info))
-        stored.add(sha)
+        blobs.put_thumbnail(sha, read_member(archive, info, limit=limits.max_thumbnail_bytes))
         counts.thumbnails += 1
-
-
-def _copy(source: IO[bytes], target: IO[bytes]) -> None:
-    while chunk := source.read(1024 * 1024):
-        target.write(chunk)
-
-
-def import_gallery(db: Database, blobs: BlobStore, path: Path, *, scratch_dir: Path) -> Counts:
-    """Add the gallery in `path` to this one (see the module docstring for how ids are kept)."""
-    counts = Counts()
-    try:
-        archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise ArchiveError(f"cannot read {path}: {exc}") from None
-    with archive:
-        manifest = _read_manifest(archive)
-        # Bytes first, rows after: no row ever names bytes the store lacks.
-        _store_blobs(archive, blobs, scratch_dir, counts)
-        _store_thumbnails(archive, blobs, manifest["version"], counts)
-        with db.write() as session:
-            connection = session.connection()
-            _import_rows(connection, archive, counts)
-            if connection.dialect.name == "postgresql":
-                _advance_sequences(connection)
-    return counts
 
 
 def _insert(connection: sa.Connection, table: sa.Table, values: dict[str, Any], keep: bool) -> Any:
@@ -329,7 +294,19 @@ def _insert(connection: sa.Connection, table: sa.Table, values: dict[str, Any], 
     return connection.execute(sa.insert(table).returning(table.c.id), values).scalar_one()
 
 
-def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Counts) -> None:
+def _import_rows(
+    connection: sa.Connection,
+    archive: zipfile.ZipFile,
+    inventory: Inventory,
+    limits: ImportLimits,
+    counts: Counts,
+) -> None:
+    def rows(name: str) -> Iterator[dict[str, Any]]:
+        info = inventory.rows.get(name)
+        if info is not None:
+            for _, record in records(archive, info, limit=limits.max_row_bytes):
+                yield record
+
     keep_ids = connection.execute(sa.select(sa.func.count()).select_from(JOBS)).scalar_one() == 0
     # Jobs already here, by what names them across galleries: their local numbers.
     known_upstream = {
@@ -343,13 +320,13 @@ def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Co
         if value
     }
 
-    user_ids = _import_people(connection, archive, counts)
+    user_ids = _import_people(connection, rows("users.jsonl"), counts)
 
     job_ids: dict[int, int] = {}
     # Where each exported job is now, also those already here (a remix names its source).
     local_ids: dict[int, int] = {}
-    for record in _records(archive, "jobs.jsonl"):
-        values = _from_json(JOBS, record)
+    for record in rows("jobs.jsonl"):
+        values = from_json(JOBS, record)
         if values.get("user_id") is not None:
             values["user_id"] = user_ids.get(values["user_id"])
         if values.get("remix_of_job_id") is not None and not keep_ids:
@@ -380,10 +357,10 @@ def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Co
         counts.jobs += 1
 
     image_ids: dict[int, int] = {}
-    for record in _records(archive, "images.jsonl"):
+    for record in rows("images.jsonl"):
         if record["job_id"] not in job_ids:
             continue
-        values = _from_json(IMAGES, record)
+        values = from_json(IMAGES, record)
         values["job_id"] = job_ids[record["job_id"]]
         image_ids[record["id"]] = _insert(connection, IMAGES, values, keep_ids)
         counts.images += 1
@@ -395,13 +372,13 @@ def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Co
         )
     }
     collection_ids: dict[int, int] = {}
-    for record in _records(archive, "collections.jsonl"):
+    for record in rows("collections.jsonl"):
         if record["name"] in by_name:
             collection_ids[record["id"]] = by_name[record["name"]]
             continue
         keep = keep_ids and not by_name
         collection_ids[record["id"]] = _insert(
-            connection, COLLECTIONS, _from_json(COLLECTIONS, record), keep
+            connection, COLLECTIONS, from_json(COLLECTIONS, record), keep
         )
         counts.collections += 1
 
@@ -411,10 +388,10 @@ def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Co
             sa.select(COLLECTION_IMAGES.c.collection_id, COLLECTION_IMAGES.c.image_id)
         )
     }
-    for record in _records(archive, "collection_images.jsonl"):
+    for record in rows("collection_images.jsonl"):
         if record["image_id"] not in image_ids or record["collection_id"] not in collection_ids:
             continue
-        values = _from_json(COLLECTION_IMAGES, record)
+        values = from_json(COLLECTION_IMAGES, record)
         values["collection_id"] = collection_ids[record["collection_id"]]
         values["image_id"] = image_ids[record["image_id"]]
         if (values["collection_id"], values["image_id"]) in present:
@@ -424,19 +401,17 @@ def _import_rows(connection: sa.Connection, archive: zipfile.ZipFile, counts: Co
 
 
 def _import_people(
-    connection: sa.Connection, archive: zipfile.ZipFile, counts: Counts
+    connection: sa.Connection, people: Iterator[dict[str, Any]], counts: Counts
 ) -> dict[int, int]:
     """Exported user id -> this gallery's user id (see the module docstring)."""
-    if "users.jsonl" not in archive.namelist():
-        return {}
     known = {
         key: user_id for user_id, key in connection.execute(sa.select(USERS.c.id, USERS.c.name_key))
     }
     keep_ids = not known
     now = utcnow()
     mapping: dict[int, int] = {}
-    for record in _records(archive, "users.jsonl"):
-        values = _from_json(USERS, {k: record.get(k) for k in USER_COLUMNS})
+    for record in people:
+        values = from_json(USERS, {k: record.get(k) for k in USER_COLUMNS})
         if values["name_key"] in known:
             mapping[record["id"]] = known[values["name_key"]]
             continue

@@ -358,12 +358,19 @@ def export_command(args: argparse.Namespace) -> int:
 
 
 def import_command(args: argparse.Namespace) -> int:
-    from app.archive import ArchiveError, import_gallery
+    from app.archive import ArchiveError, ImportLimits, import_gallery
 
     settings = load_settings()
+    limits = ImportLimits(
+        max_members=args.max_members,
+        max_total_bytes=args.max_bytes,
+        max_image_bytes=settings.download_max_bytes,
+    )
     db, blobs = _open_gallery(settings)
     try:
-        counts = import_gallery(db, blobs, Path(args.file), scratch_dir=settings.scratch_dir)
+        counts = import_gallery(
+            db, blobs, Path(args.file), scratch_dir=settings.scratch_dir, limits=limits
+        )
     except ArchiveError as exc:
         raise SystemExit(f"Import failed, nothing was changed: {exc}") from None
     finally:
@@ -660,6 +667,19 @@ def build_parser() -> argparse.ArgumentParser:
         "import", help="add a gallery written by `export` to this one"
     )
     import_parser.add_argument("file", help="a file written by `seedream-playground export`")
+    import_parser.add_argument(
+        "--max-members",
+        type=int,
+        default=1_000_000,
+        help="refuse an archive with more members than this (default 1,000,000)",
+    )
+    import_parser.add_argument(
+        "--max-bytes",
+        type=int,
+        default=None,
+        help="refuse an archive holding more bytes uncompressed than this "
+        "(default: the free space of the data dir)",
+    )
     import_parser.set_defaults(handler=import_command)
     _add_remote_commands(commands)
     return parser

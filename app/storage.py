@@ -78,14 +78,36 @@ class StagedImage:
     checked: CheckedImage
 
 
+@dataclass(frozen=True)
+class ImageFacts:
+    content_type: str
+    width: int
+    height: int
+
+
 def check_image(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> CheckedImage:
     """Refuse anything but a whole PNG, JPEG or WebP within the pixel cap; make its thumbnail."""
     # Opened outside the try: a local I/O error is ours, retried, never a refused image.
-    with path.open("rb") as source:
-        return _check_image(source, max_pixels=max_pixels)
+    with path.open("rb") as source, _decoded(source, max_pixels=max_pixels) as (image, facts):
+        thumbnail = make_thumbnail(image)
+    return CheckedImage(
+        content_type=facts.content_type,
+        width=facts.width,
+        height=facts.height,
+        thumbnail=thumbnail,
+    )
 
 
-def _check_image(source: BinaryIO, *, max_pixels: int) -> CheckedImage:
+def verify_image(source: BinaryIO, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageFacts:
+    """The same checks as `check_image` (the same refusals), without making a thumbnail."""
+    with _decoded(source, max_pixels=max_pixels) as (_, facts):
+        return facts
+
+
+@contextmanager
+def _decoded(source: BinaryIO, *, max_pixels: int) -> Iterator[tuple[PILImage.Image, ImageFacts]]:
+    """The image decoded to the end (at thumbnail scale where the format allows), within
+    the process-wide decode slots; anything unfit is refused with DownloadRefused."""
     try:
         with _decode_slots, warnings.catch_warnings():
             # Our own cap below is tighter; Pillow's warning would only repeat it.
@@ -93,19 +115,20 @@ def _check_image(source: BinaryIO, *, max_pixels: int) -> CheckedImage:
             with PILImage.open(source) as image:
                 if image.format not in FORMAT_CONTENT_TYPES:
                     raise DownloadRefused(
-                        f"the download is a {image.format or 'unknown'} file, not a PNG, "
+                        f"the file is a {image.format or 'unknown'} file, not a PNG, "
                         "JPEG or WebP image"
                     )
                 width, height = image.size
+                # Checked from the header, before a pixel is decoded.
                 if width * height > max_pixels:
                     raise DownloadRefused(
                         f"the image is {width}×{height} pixels, over the {max_pixels:,}-pixel cap"
                     )
-                content_type = FORMAT_CONTENT_TYPES[image.format]
+                facts = ImageFacts(FORMAT_CONTENT_TYPES[image.format], width, height)
                 image.draft("RGB", (THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE))
                 # load() decodes to the end: a truncated or corrupt file fails here.
                 image.load()
-                thumbnail = make_thumbnail(image)
+                yield image, facts
     except DownloadRefused:
         raise
     except PILImage.DecompressionBombError:
@@ -113,8 +136,7 @@ def _check_image(source: BinaryIO, *, max_pixels: int) -> CheckedImage:
             f"the image is over the {max_pixels:,}-pixel cap (a possible decompression bomb)"
         ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DownloadRefused(f"the download is not a readable image ({exc})") from None
-    return CheckedImage(content_type=content_type, width=width, height=height, thumbnail=thumbnail)
+        raise DownloadRefused(f"the file is not a readable image ({exc})") from None
 
 
 def make_thumbnail(image: PILImage.Image) -> Thumbnail:

@@ -202,7 +202,7 @@ def test_a_damaged_export_is_refused_and_changes_nothing(
             if info.filename.startswith("blobs/"):
                 data = data[:-10] + b"0123456789"
             copy.writestr(info, data)
-    with pytest.raises(SystemExit, match="do not match their digest"):
+    with pytest.raises(SystemExit, match="do not match their sha256"):
         run_cli(monkeypatch, tmp_path / "target", "import", str(damaged))
     not_an_export = tmp_path / "notes.zip"
     with zipfile.ZipFile(not_an_export, "w") as other:
@@ -216,7 +216,8 @@ def test_a_damaged_export_is_refused_and_changes_nothing(
 
 
 def test_an_export_cannot_smuggle_text_into_number_columns() -> None:
-    from app.archive import ArchiveError, _from_json
+    from app.archive_checks import ArchiveError
+    from app.archive_checks import from_json as _from_json
 
     with pytest.raises(ArchiveError, match=r"images\.width"):
         _from_json(IMAGES, {"id": 1, "width": "<b>wide</b>"})

@@ -1,0 +1,320 @@
+"""A hostile gallery export is refused whole, in one clear line: HTML and JavaScript labelled
+as images, zip bombs, a 1 GB member, traversal names, a 50,000 × 50,000 thumbnail, a
+missing member, bad JSON. The gallery it was imported into is unchanged, and nothing is
+written outside its data dir's tmp/, which is left empty."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import SQLModel
+
+from app import archive, cli
+from app.database import Database
+from app.sqlite import SQLiteBlobStore
+from tests.conftest import in_process, make_settings, serve_emulator, wait_for_job
+from tests.hostile_zip import RawZip, huge_png
+
+
+@dataclass(frozen=True)
+class Export:
+    members: dict[str, bytes]
+
+    def rows(self, name: str) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self.members[name].splitlines() if line.strip()]
+
+    def first(self, prefix: str) -> str:
+        return next(name for name in self.members if name.startswith(prefix))
+
+
+@pytest.fixture(scope="module")
+def export_and_target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Export, Path]]:
+    """An honest export of a small gallery, and a gallery (one job of its own) to import into."""
+    root = tmp_path_factory.mktemp("galleries")
+    with serve_emulator() as emulator:
+        for name, prompts in (("source", ["a lighthouse", "two foxes"]), ("target", ["mine"])):
+            with in_process(make_settings(root / name, emulator)) as client:
+                for prompt in prompts:
+                    job = client.post("/api/jobs", json={"prompt": prompt, "num_images": 2})
+                    wait_for_job(client, job.json()["id"])
+    # The worker's own scratch folder, left behind: the imports below must leave nothing.
+    shutil.rmtree(root / "target" / "tmp", ignore_errors=True)
+    source = make_settings(root / "source", None)
+    db = Database.at_path(source.database_path)
+    blobs = SQLiteBlobStore(source.image_store_path)
+    archive.export_gallery(db, blobs, root / "honest.zip")
+    blobs.close()
+    db.dispose()
+    with zipfile.ZipFile(root / "honest.zip") as honest:
+        members = {name: honest.read(name) for name in honest.namelist()}
+    yield Export(members), root / "target"
+
+
+def rebuilt(export: Export, change: Callable[[dict[str, bytes], RawZip], None]) -> RawZip:
+    """The export written again member by member, after `change` has had its way."""
+    members = dict(export.members)
+    extra = RawZip()
+    change(members, extra)
+    out = RawZip()
+    for name, data in members.items():
+        out.add(name, data)
+    out.members.extend(extra.members)
+    return out
+
+
+def swap_blob(content: bytes) -> Callable[[dict[str, bytes], RawZip], None]:
+    """Replace an image's bytes with `content`, its rows agreeing (labelled image/png)."""
+
+    def change(members: dict[str, bytes], extra: RawZip) -> None:
+        old = next(name for name in members if name.startswith("blobs/"))
+        new_sha = hashlib.sha256(content).hexdigest()
+        members[f"blobs/{new_sha}"] = content
+        del members[old]
+        members["images.jsonl"] = members["images.jsonl"].replace(
+            old.removeprefix("blobs/").encode(), new_sha.encode()
+        )
+        rows = [json.loads(line) for line in members["images.jsonl"].splitlines()]
+        for row in rows:
+            if row["sha256"] == new_sha:
+                row["byte_size"] = len(content)
+        members["images.jsonl"] = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+    return change
+
+
+def swap_thumbnail(content: bytes) -> Callable[[dict[str, bytes], RawZip], None]:
+    def change(members: dict[str, bytes], extra: RawZip) -> None:
+        name = next(name for name in members if re.fullmatch(r"thumbnails/\d+", name))
+        members[name] = content
+
+    return change
+
+
+HTML = b"<!doctype html><html><body><script>fetch('/api/me')</script></body></html>\n"
+JAVASCRIPT = b"fetch('/api/tokens',{method:'POST',body:'{\"name\":\"x\"}'}).then(r=>r.json())\n"
+ONE_GIB = 1024
+
+
+def zip_bomb_in_rows(members: dict[str, bytes], extra: RawZip) -> None:
+    """jobs.jsonl as 1 GiB of zeros in a thousandth of that: one endless line."""
+    del members["jobs.jsonl"]
+    extra.add_zeros("jobs.jsonl", ONE_GIB)
+
+
+def zip_bomb_with_a_lying_header(members: dict[str, bytes], extra: RawZip) -> None:
+    """An image whose headers say 1,000 bytes, whose data inflates to 64 MiB."""
+    for name in [name for name in members if name.startswith("blobs/")][:1]:
+        del members[name]
+        extra.add_zeros(name, 64, declared_size=1000)
+
+
+def one_gib_member(members: dict[str, bytes], extra: RawZip) -> None:
+    extra.add_zeros("blobs/" + "ab" * 32, ONE_GIB)
+
+
+def traversal_names(members: dict[str, bytes], extra: RawZip) -> None:
+    for name in ("../../outside.txt", "/tmp/absolute.txt", "blobs/../../../outside.png"):
+        extra.add(name, b"written where it should not be")
+
+
+def huge_thumbnail(members: dict[str, bytes], extra: RawZip) -> None:
+    swap_thumbnail(huge_png(50_000, 50_000))(members, extra)
+
+
+def missing_member(members: dict[str, bytes], extra: RawZip) -> None:
+    del members[next(name for name in members if name.startswith("blobs/"))]
+
+
+def bad_json(members: dict[str, bytes], extra: RawZip) -> None:
+    members["collections.jsonl"] = b'{"id": 1, "name": "unfinished\n'
+
+
+HOSTILE = {
+    "html labelled as an image": (
+        swap_blob(HTML),
+        r"blobs/[0-9a-f]{64}: the file is not a readable image",
+    ),
+    "javascript labelled as an image": (
+        swap_blob(JAVASCRIPT),
+        r"blobs/[0-9a-f]{64}: the file is not a readable image",
+    ),
+    "javascript labelled as a thumbnail": (
+        swap_thumbnail(JAVASCRIPT),
+        r"thumbnails/\d+: the file is not a readable image",
+    ),
+    "zip bomb in the rows": (
+        zip_bomb_in_rows,
+        r"jobs\.jsonl line 1: over 1,048,576 bytes|more than the [\d,]+ an import may write",
+    ),
+    "zip bomb with a lying header": (
+        zip_bomb_with_a_lying_header,
+        r"blobs/[0-9a-f]{64}: cannot be read \(Bad CRC-32",
+    ),
+    "a 1 GB member": (
+        one_gib_member,
+        r"'blobs/(ab){32}' is 1,073,741,824 bytes uncompressed, over the 67,108,864-byte limit",
+    ),
+    "traversal names": (
+        traversal_names,
+        r"the archive holds '\.\./\.\./outside\.txt', which an export never does",
+    ),
+    "a 50,000 × 50,000 thumbnail": (
+        huge_thumbnail,
+        r"thumbnails/\d+: the image is (over|50000×50000 pixels, over) the [\d,]+-pixel cap",
+    ),
+    "a missing member": (missing_member, r"images\.jsonl line \d+: the archive has no blobs/"),
+    "bad JSON": (bad_json, r"collections\.jsonl line 1: not valid JSON"),
+}
+
+
+def gallery_state(data_dir: Path) -> dict[str, Any]:
+    """Every row of every table, every stored image, and which files the data dir holds."""
+    db = Database.at_path(data_dir / "playground.db")
+    try:
+        with db.read() as session:
+            connection = session.connection()
+            rows = {
+                table.name: [
+                    dict(row)
+                    for row in connection.execute(
+                        sa.select(table).order_by(*table.primary_key.columns)
+                    ).mappings()
+                ]
+                for table in SQLModel.metadata.sorted_tables
+            }
+    finally:
+        db.dispose()
+    blobs = SQLiteBlobStore(data_dir / "images.db")
+    try:
+        stored = {sha: hashlib.sha256(blobs.read(sha)).hexdigest() for sha in blobs.digests()}
+    finally:
+        blobs.close()
+    files = sorted(
+        str(path.relative_to(data_dir))
+        for path in data_dir.rglob("*")
+        if path.is_file() and not path.name.endswith(("-wal", "-shm", "-journal"))
+    )
+    return {"rows": rows, "blobs": stored, "files": files}
+
+
+def files_under(root: Path, *, leaving_out: Path) -> list[str]:
+    return sorted(
+        str(path.relative_to(root))
+        for path in root.rglob("*")
+        if path != leaving_out and leaving_out not in path.parents
+    )
+
+
+@pytest.mark.parametrize("hostility", list(HOSTILE))
+def test_a_hostile_export_is_refused_whole(
+    hostility: str,
+    export_and_target: tuple[Export, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    export, template = export_and_target
+    change, expected = HOSTILE[hostility]
+    data_dir = tmp_path / "data"
+    shutil.copytree(template, data_dir)
+    hostile = tmp_path / "hostile.zip"
+    rebuilt(export, change).write(hostile)
+    before = gallery_state(data_dir)
+    around = files_under(tmp_path, leaving_out=data_dir)
+
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(data_dir))
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["import", str(hostile)])
+    message = str(refused.value)
+    assert message.startswith("Import failed, nothing was changed: ")
+    assert "\n" not in message
+    assert re.search(expected, message), message
+
+    assert gallery_state(data_dir) == before, "the gallery is as it was"
+    assert list((data_dir / "tmp").iterdir()) == [], "tmp/ is left empty"
+    assert files_under(tmp_path, leaving_out=data_dir) == around, "nothing written elsewhere"
+
+
+def test_every_hostility_at_once_fails_in_one_line_and_writes_nothing(
+    export_and_target: tuple[Export, Path], tmp_path: Path
+) -> None:
+    """From the command line, as a person runs it: one line, no traceback, exit status 1."""
+    export, template = export_and_target
+    data_dir = tmp_path / "data"
+    shutil.copytree(template, data_dir)
+
+    def everything(members: dict[str, bytes], extra: RawZip) -> None:
+        for change, _ in HOSTILE.values():
+            if change is not missing_member:
+                change(members, extra)
+
+    hostile = tmp_path / "hostile.zip"
+    rebuilt(export, everything).write(hostile)
+    assert hostile.stat().st_size < 5 * 1024 * 1024
+    before = gallery_state(data_dir)
+    home, temp, cwd = (tmp_path / name for name in ("home", "temp", "cwd"))
+    for folder in (home, temp, cwd):
+        folder.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-m", "app", "import", str(hostile)],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(home),
+            "TMPDIR": str(temp),
+            "PLAYGROUND_DATA_DIR": str(data_dir),
+        },
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Import failed, nothing was changed: "), (
+        result.stderr
+    )
+    assert "Traceback" not in result.stderr
+    assert gallery_state(data_dir) == before
+    assert list((data_dir / "tmp").iterdir()) == []
+    for folder in (home, temp, cwd):
+        assert list(folder.iterdir()) == [], folder
+
+
+def test_the_honest_export_still_imports(
+    export_and_target: tuple[Export, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    export, template = export_and_target
+    data_dir = tmp_path / "data"
+    shutil.copytree(template, data_dir)
+    honest = tmp_path / "honest.zip"
+    rebuilt(export, lambda members, extra: None).write(honest)
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(data_dir))
+    assert cli.main(["import", str(honest)]) == 0
+    state = gallery_state(data_dir)
+    assert len(state["rows"]["jobs"]) == 3 and len(state["rows"]["images"]) == 6
+    assert list((data_dir / "tmp").iterdir()) == []
+
+
+def test_an_archive_with_too_many_members_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    many = RawZip()
+    for number in range(50):
+        many.add(f"thumbnails/{number + 1}", b"")
+    path = tmp_path / "many.zip"
+    many.write(path)
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(SystemExit, match=r"has 50 members, more than the 10 an import reads"):
+        cli.main(["import", str(path), "--max-members", "10"])
