@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from app.database import Database
-from app.models import FINISHED_STATUSES, Job, JobStatus
+from app.models import FINISHED_STATUSES, ROW_ID_MAX, Job, JobStatus
 
 # How often a stream looks for changes nobody told it about (another process's).
 RECHECK_SECONDS = 2.0
@@ -131,6 +131,8 @@ def parse_job_ids(raw: str) -> list[int]:
         ids = sorted({int(part) for part in parts})
     except ValueError:
         raise ValueError("must be job ids separated by commas") from None
+    if ids[0] < 1 or ids[-1] > ROW_ID_MAX:
+        raise ValueError("must be job ids, from 1 up")
     if len(ids) > MAX_WATCHED:
         raise ValueError(f"at most {MAX_WATCHED} jobs at once")
     return ids

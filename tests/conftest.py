@@ -140,9 +140,12 @@ class InProcessClient:
 
 
 @contextmanager
-def in_process(settings: Settings, *, peer: str = "127.0.0.1") -> Iterator[InProcessClient]:
+def in_process(
+    settings: Settings, *, peer: str = "127.0.0.1", headers: dict[str, str] | None = None
+) -> Iterator[InProcessClient]:
     """The app driven in-process, its lifespan run, for tests where a real server is not the
-    point: requests come from `peer` to http://127.0.0.1."""
+    point: requests come from `peer` to http://127.0.0.1, with `headers` (by default what a
+    browser sends from the app's own pages)."""
     from anyio.from_thread import start_blocking_portal
 
     app = create_app(settings)
@@ -152,7 +155,10 @@ def in_process(settings: Settings, *, peer: str = "127.0.0.1") -> Iterator[InPro
         portal.wrap_async_context_manager(app.router.lifespan_context(app)),
     ):
         client = httpx.AsyncClient(
-            transport=transport, base_url="http://127.0.0.1", headers=SAME_ORIGIN, timeout=30
+            transport=transport,
+            base_url="http://127.0.0.1",
+            headers=SAME_ORIGIN if headers is None else headers,
+            timeout=30,
         )
         try:
             yield InProcessClient(portal, client)
