@@ -43,6 +43,10 @@ class AccountError(ValueError):
         self.message = message
 
 
+class AccountConflict(AccountError):
+    """Well-formed, but it clashes with the accounts there are: a name taken, the last admin."""
+
+
 def name_key(name: str) -> str:
     return name.strip().casefold()
 
@@ -73,7 +77,7 @@ def create_user(db: Database, *, name: str, password: str, is_admin: bool = Fals
             session.add(user)
             session.flush()
     except sa.exc.IntegrityError:
-        raise AccountError("name", f"there is already an account called {name!r}") from None
+        raise AccountConflict("name", f"there is already an account called {name!r}") from None
     return user
 
 
@@ -188,7 +192,7 @@ def _keep_an_admin(session: Session, *, leaving: int) -> None:
         )
     ).first()
     if others is None:
-        raise AccountError("is_admin", "the team needs at least one admin; make another first")
+        raise AccountConflict("is_admin", "the team needs at least one admin; make another first")
 
 
 def authenticate(db: Database, *, name: str, password: str) -> User | None:

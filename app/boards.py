@@ -17,7 +17,7 @@ from sqlmodel import col, select
 
 from app import audit
 from app.database import Database
-from app.errors import InvalidParameters, NotFoundError
+from app.errors import Conflict, InvalidParameters, NotFoundError
 from app.models import Collection, CollectionImage, Image, utcnow
 from app.permissions import Actor
 
@@ -101,7 +101,7 @@ def create_board(db: Database, *, name: str, description: str = "") -> Board:
             session.add(collection)
             session.flush()
     except IntegrityError:
-        raise InvalidParameters({"name": "a collection with this name exists already"}) from None
+        raise Conflict({"name": "a collection with this name exists already"}) from None
     return _board(collection, 0, None)
 
 
@@ -128,7 +128,7 @@ def update_board(
             session.add(collection)
             new_name = collection.name
     except IntegrityError:
-        raise InvalidParameters({"name": "a collection with this name exists already"}) from None
+        raise Conflict({"name": "a collection with this name exists already"}) from None
     if new_name != old_name:
         audit.record(
             db,
@@ -172,9 +172,7 @@ def add_images(db: Database, *, collection_id: int, image_ids: Iterable[int]) ->
         existing = set(session.exec(select(Image.id).where(col(Image.id).in_(ids))).all())
         missing = [image_id for image_id in ids if image_id not in existing]
         if missing:
-            raise InvalidParameters(
-                {"image_ids": f"there is no image {', '.join(map(str, missing[:5]))}"}
-            )
+            raise NotFoundError(f"There is no image {', '.join(map(str, missing[:5]))}.")
         already = set(
             session.exec(
                 select(CollectionImage.image_id).where(

@@ -3,6 +3,7 @@
     PlaygroundError
     ├── NotFoundError           404: no such job or image
     ├── InvalidParameters       422: a field failed validation (nothing was sent upstream)
+    │   └── Conflict            409: valid, but it clashes with what is there (a name taken)
     ├── IdempotencyKeyReused    422: the key was used before for a different request
     ├── KeyRefused              503: PixelDojo refuses the API key; nothing is sent until it works
     ├── OverBudget              403: the job would take its author over their credit budget
@@ -40,6 +41,14 @@ class InvalidParameters(PlaygroundError):
         self.field_errors = field_errors
         summary = "; ".join(f"{field}: {message}" for field, message in field_errors.items())
         super().__init__(summary)
+
+
+class Conflict(InvalidParameters):
+    """The request is well-formed but clashes with the current state: a name already taken,
+    the team's last admin. Still names the field, so a form can show it."""
+
+    status_code = 409
+    code = "conflict"
 
 
 class IdempotencyKeyReused(PlaygroundError):

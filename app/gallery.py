@@ -132,7 +132,7 @@ class Cursor:
     @classmethod
     def parse(cls, text: str) -> Cursor:
         job_id, sep, index = text.partition(".")
-        if not (sep and job_id.isdigit() and index.isdigit()):
+        if not (sep and f"{job_id}{index}".isascii() and job_id.isdigit() and index.isdigit()):
             raise ValueError("is not a cursor this gallery handed out")
         return cls(int(job_id), int(index))
 

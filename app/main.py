@@ -60,7 +60,7 @@ from app.web import (
     presets,
 )
 from app.web.bodies import BodyLimit
-from app.web.errors import install_error_handlers
+from app.web.errors import API_ERRORS, install_error_handlers
 from app.web.gate import Gate, check_same_site
 from app.web.templating import build_templates
 
@@ -109,7 +109,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     docs.mount_assets(app)
     for router in ROUTERS:
-        app.include_router(router)
+        # Documented on every API route (page routers are left out of the schema).
+        app.include_router(router, responses=API_ERRORS)
     install_error_handlers(app)
     app.add_middleware(Gate)
     # Outermost: bodies are counted before anything (the gate included) could read them.

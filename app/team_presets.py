@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from app.database import Database
-from app.errors import InvalidParameters, NotFoundError
+from app.errors import Conflict, InvalidParameters, NotFoundError
 from app.models import TeamPreset
 from app.parameters import DEFAULT_MODEL, GenerationParams
 from app.permissions import Actor
@@ -81,7 +81,7 @@ def create_preset(
             session.add(preset)
             session.flush()
     except sa.exc.IntegrityError:
-        raise InvalidParameters({"name": "a team preset with this name exists"}) from None
+        raise Conflict({"name": "a team preset with this name exists"}) from None
     return preset
 
 

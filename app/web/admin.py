@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app import accounts, audit, budgets
-from app.errors import InvalidParameters, NotFoundError
+from app.errors import Conflict, InvalidParameters, NotFoundError
 from app.models import User, utcnow
 from app.web.deps import AdminUser, ClientIP, ServicesDep, TemplatesDep
 
@@ -38,7 +38,7 @@ def add_person(
             services.db, name=name, password=password, is_admin=is_admin or first
         )
     except accounts.AccountError as exc:
-        raise InvalidParameters({exc.field: exc.message}) from None
+        raise _refusal(exc) from None
     services.access.forget()
     role = "admin" if user.is_admin else "member"
     audit.record(
@@ -84,9 +84,10 @@ def change_person(
     except accounts.AccountError as exc:
         if exc.field == "user":
             raise NotFoundError(exc.message) from None
-        raise InvalidParameters({exc.field: exc.message}) from None
+        raise _refusal(exc) from None
     found = accounts.get_user(services.db, user_id=user_id)
-    assert found is not None
+    if found is None or found.removed_at is not None:
+        raise NotFoundError(f"There is no account {user_id}.")
     return found
 
 
@@ -98,10 +99,16 @@ def remove_person(
     except accounts.AccountError as exc:
         if exc.field == "user":
             raise NotFoundError(exc.message) from None
-        raise InvalidParameters({exc.field: exc.message}) from None
+        raise _refusal(exc) from None
     services.access.forget()
     audit.record(services.db, action=audit.Action.USER_REMOVED, user=actor, ip=ip, detail=user.name)
     return user
+
+
+def _refusal(exc: accounts.AccountError) -> InvalidParameters:
+    if isinstance(exc, accounts.AccountConflict):
+        return Conflict({exc.field: exc.message})
+    return InvalidParameters({exc.field: exc.message})
 
 
 def _limit(value: float | None) -> str:
@@ -253,12 +260,18 @@ class PersonPublic(BaseModel):
 
 
 class PersonCreate(BaseModel):
-    name: str
-    password: str
+    model_config = ConfigDict(strict=True)
+
+    name: str = Field(pattern=accounts.NAME_PATTERN.pattern)
+    password: str = Field(min_length=accounts.PASSWORD_MIN_CHARS)
     is_admin: bool = False
 
 
 class PersonChange(BaseModel):
+    """Fields left out stay as they are; a `null` budget means no limit."""
+
+    model_config = ConfigDict(strict=True)
+
     is_admin: bool | None = None
     daily_budget: float | None = Field(None, ge=0)
     monthly_budget: float | None = Field(None, ge=0)

@@ -21,6 +21,7 @@ from app.runs import validate_parameters
 from app.services import Services
 from app.submission import submit_job
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
+from app.web.errors import SUBMISSION_ERRORS
 from app.web.views import image_headers, job_public, preset_public
 
 router = APIRouter(prefix="/api", tags=["api"])
@@ -38,7 +39,11 @@ class JobCreate(GenerationParams):
     """
 
     model: ModelId | None = Field(None, description="Model apiId; default: the configured one")
-    preset: str | None = Field(None, description="Slug of the preset the request came from")
+    preset: str | None = Field(
+        None,
+        description="Slug of the preset the request came from",
+        json_schema_extra={"enum": [*PRESETS_BY_SLUG, None]},
+    )
     remix_of: int | None = Field(
         None, ge=1, le=ROW_ID_MAX, description="The job this one is a remix of"
     )
@@ -98,7 +103,7 @@ def _remix_source(body: JobCreate) -> jobs.RemixSource | None:
     return jobs.RemixSource(job_id=body.remix_of, image_index=body.remix_image)
 
 
-@router.post("/jobs", status_code=202, response_model=JobPublic)
+@router.post("/jobs", status_code=202, response_model=JobPublic, responses=SUBMISSION_ERRORS)
 async def create_job(
     body: JobCreate,
     services: ServicesDep,
@@ -192,7 +197,10 @@ def get_job(job_id: int, services: ServicesDep) -> JobPublic:
 @router.get(
     "/images/{image_id}",
     response_class=StreamingResponse,
-    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
+    responses={
+        200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+        304: {"description": "Not modified: the If-None-Match ETag is this image's"},
+    },
 )
 def get_image(image_id: int, request: Request, services: ServicesDep) -> Response:
     stored = jobs.get_image(services.db, image_id=image_id)

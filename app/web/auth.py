@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from app import accounts, audit, budgets, throttle
 from app.errors import InvalidParameters, NotFoundError, SignInRequired
@@ -218,7 +218,10 @@ class Me(BaseModel):
 
 
 class TokenCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=80)
+    model_config = ConfigDict(strict=True)
+
+    # Not only spaces: the schema says so, create_api_token refuses it.
+    name: str = Field(min_length=1, max_length=80, json_schema_extra={"pattern": r"\S"})
 
 
 class TokenPublic(BaseModel):

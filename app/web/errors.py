@@ -8,7 +8,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from app.errors import InvalidParameters, NotFoundError, PlaygroundError, SubmissionFailed
 from app.runs import field_errors
@@ -16,6 +18,51 @@ from app.sqlite import is_integer_overflow
 
 # Codes that read the same whatever Python's name for the status (413's changed in 3.13).
 HTTP_ERROR_CODES = {400: "bad_request", 413: "request_too_large"}
+
+
+class ErrorBody(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    code: str
+    message: str
+    fields: dict[str, str] | None = None
+
+
+class ErrorAnswer(BaseModel):
+    """What every error of the API looks like."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: ErrorBody
+    detail: list[dict[str, Any]] | None = None
+
+
+_ERROR_MEANINGS = {
+    400: "The body could not be read (malformed JSON or form)",
+    401: "Sign-in is on: sign in, or send an API token",
+    402: "PixelDojo says the credits have run out",
+    403: "Not allowed: another person's work, a budget, or a request from another site",
+    404: "No such record",
+    409: "Valid, but it clashes with what is there (a name taken, the last admin)",
+    413: "The request body is too large",
+    422: "A parameter failed validation; `fields` names each",
+    429: "PixelDojo's rate limit: retry after Retry-After seconds",
+    502: "PixelDojo refused or did not answer; the job says why",
+    503: "PixelDojo refuses the API key: nothing is sent until it works",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, all answered as ErrorAnswer."""
+    return {
+        status: {"model": ErrorAnswer, "description": _ERROR_MEANINGS[status]}
+        for status in statuses
+    }
+
+
+# What any API route may answer besides its success; job submissions add SUBMISSION_ERRORS.
+API_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
+SUBMISSION_ERRORS = error_responses(402, 429, 502, 503)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -109,13 +156,29 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     message = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    headers = getattr(exc, "headers", None)
     if exc.status_code == 404:
         message = "There is nothing at this address."
+    elif exc.status_code == 405:
+        # The router names only the first route at this path; a path may have several.
+        allowed = _allowed_methods(request)
+        headers = {**(headers or {}), "Allow": allowed}
+        message = f"This address answers {allowed}."
     code = HTTP_ERROR_CODES.get(exc.status_code) or HTTPStatus(exc.status_code).phrase
     return _answer(
         request,
         status_code=exc.status_code,
         code=code.lower().replace(" ", "_"),
         message=message,
-        headers=getattr(exc, "headers", None),
+        headers=headers,
     )
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route at this path answers, asked of the router itself."""
+    allowed = []
+    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
@@ -11,9 +10,9 @@ from fastapi.responses import StreamingResponse
 
 from app import audit, boards, gallery, jobs, trash
 from app.code_examples import code_examples, run_url
-from app.compare import compare_entries, compare_rows
-from app.downloads import image_download, jobs_for, zip_selection, zip_stream
-from app.errors import NotFoundError
+from app.compare import COMPARE_MAX, compare_entries, compare_rows
+from app.downloads import ZIP_MAX_IMAGES, image_download, jobs_for, zip_selection, zip_stream
+from app.errors import InvalidParameters, NotFoundError
 from app.gallery import GalleryEntry
 from app.image_metadata import file_stem, sidecar_bytes
 from app.models import Job, JobPage, JobPublic
@@ -22,7 +21,16 @@ from app.services import Services
 from app.submission import submit_new_seed
 from app.usage import usage, usage_range
 from app.web.deps import ActorDep, ClientIP, CurrentUser, ServicesDep
-from app.web.gallery_params import DEFAULT_LIMIT, CursorDep, FiltersDep, LimitQuery
+from app.web.errors import SUBMISSION_ERRORS
+from app.web.gallery_params import (
+    DAY_SCHEMA,
+    DEFAULT_LIMIT,
+    CursorDep,
+    FiltersDep,
+    ImageIdItem,
+    LimitQuery,
+    optional_day,
+)
 from app.web.gallery_views import (
     CollectionCreate,
     CollectionPublic,
@@ -172,7 +180,12 @@ def reproduce(job_id: int, services: ServicesDep) -> ReproducePublic:
     return reproduce_for(services, _job_or_404(services, job_id))
 
 
-@router.post("/jobs/{job_id}/new-seed", status_code=202, response_model=JobPublic)
+@router.post(
+    "/jobs/{job_id}/new-seed",
+    status_code=202,
+    response_model=JobPublic,
+    responses=SUBMISSION_ERRORS,
+)
 async def same_prompt_new_seed(
     job_id: int,
     services: ServicesDep,
@@ -206,13 +219,27 @@ async def same_prompt_new_seed(
 # --- Compare -----------------------------------------------------------------------------
 
 
+def _unique(ids: list[int]) -> list[int]:
+    if len(set(ids)) != len(ids):
+        raise InvalidParameters({"ids": "name each image once"})
+    return ids
+
+
 @router.get("/compare", response_model=ComparePublic)
 def compare(
     services: ServicesDep,
-    ids: Annotated[list[int], Query(description="Two or more image ids")],
+    ids: Annotated[
+        list[ImageIdItem],
+        Query(
+            min_length=2,
+            max_length=COMPARE_MAX,
+            description="Two or more image ids, each once",
+            json_schema_extra={"uniqueItems": True},
+        ),
+    ],
 ) -> ComparePublic:
     """Images side by side, with the parameters that differ between them marked."""
-    entries = compare_entries(services.db, ids)
+    entries = compare_entries(services.db, _unique(ids))
     jobs = jobs_for(services.db, entries)
     return ComparePublic(
         images=[_image(services, entry) for entry in entries],
@@ -373,7 +400,8 @@ def download_zip(
     services: ServicesDep,
     filters: FiltersDep,
     ids: Annotated[
-        list[int] | None, Query(description="Image ids; without them, the filters")
+        list[ImageIdItem] | None,
+        Query(max_length=ZIP_MAX_IMAGES, description="Image ids; without them, the filters"),
     ] = None,
 ) -> Response:
     """A zip of a selection (`ids`), a collection or a search result (the filters), with
@@ -399,9 +427,13 @@ def download_zip(
 @router.get("/usage", response_model=UsagePublic)
 def get_usage(
     services: ServicesDep,
-    since: Annotated[date | None, Query(description="First day, YYYY-MM-DD (UTC)")] = None,
-    until: Annotated[date | None, Query(description="Last day, YYYY-MM-DD (UTC)")] = None,
+    since: Annotated[
+        str | None, Query(description="First day, YYYY-MM-DD (UTC)", json_schema_extra=DAY_SCHEMA)
+    ] = None,
+    until: Annotated[
+        str | None, Query(description="Last day, YYYY-MM-DD (UTC)", json_schema_extra=DAY_SCHEMA)
+    ] = None,
 ) -> UsagePublic:
     """Credits spent per day, per preset and per model, and the balance last reported."""
-    first, last = usage_range(since, until)
+    first, last = usage_range(optional_day("since", since), optional_day("until", until))
     return usage_public(usage(services.db, since=first, until=last))

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from app import boards
 from app.boards import Board
 from app.compare import CompareRow
 from app.gallery import GalleryEntry
-from app.models import JobStatus
+from app.models import ROW_ID_MAX, JobStatus
 from app.parameters import GenerationParams
 from app.trash import purge_time
 from app.usage import Usage
@@ -86,22 +88,39 @@ class CollectionPublic(BaseModel):
     gallery_url: str
 
 
+# What the request bodies accept, declared as exactly as the rules enforce them, so the
+# OpenAPI schema tells a client (and a fuzzer) the truth. Strict: `0` is not `false`.
+ImageId = Annotated[StrictInt, Field(ge=1, le=ROW_ID_MAX)]
+# A name is something to read: not only spaces (the schema says so; boards.clean_name
+# refuses it, naming the field).
+BoardName = Annotated[str, Field(max_length=boards.NAME_MAX, json_schema_extra={"pattern": r"\S"})]
+BoardDescription = Annotated[str, Field(max_length=boards.DESCRIPTION_MAX)]
+
+
 class CollectionCreate(BaseModel):
-    name: str = Field(max_length=200)
-    description: str = Field("", max_length=2000)
+    model_config = ConfigDict(strict=True)
+
+    name: BoardName
+    description: BoardDescription = ""
 
 
 class CollectionUpdate(BaseModel):
-    name: str | None = Field(None, max_length=200)
-    description: str | None = Field(None, max_length=2000)
+    """Fields left out (or null) stay as they are."""
+
+    model_config = ConfigDict(strict=True)
+
+    name: BoardName | None = None
+    description: BoardDescription | None = None
 
 
 class ImageIds(BaseModel):
-    image_ids: list[int] = Field(min_length=1, max_length=1000)
+    model_config = ConfigDict(strict=True)
+
+    image_ids: list[ImageId] = Field(min_length=1, max_length=1000)
 
 
 class FavouriteUpdate(ImageIds):
-    favourite: bool = True
+    favourite: StrictBool = True
 
 
 class CountAnswer(BaseModel):

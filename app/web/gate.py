@@ -228,11 +228,15 @@ def _json_error(status: int, code: str, message: str) -> JSONResponse:
 
 
 async def _refuse_caller(scope: Scope, receive: Receive, send: Send) -> None:
-    response = PlainTextResponse(
+    message = (
         "This Seedream Playground runs without sign-in, so it answers only on this machine "
         "(localhost, 127.0.0.1), not through a proxy. To share it, create an admin account "
-        "(seedream-playground users add NAME --admin) and start it again.",
-        status_code=403,
+        "(seedream-playground users add NAME --admin) and start it again."
+    )
+    response: Response = (
+        _json_error(403, "local_only", message)
+        if wants_json(Request(scope))
+        else PlainTextResponse(message, status_code=403)
     )
     await response(scope, receive, send)
 

@@ -1,0 +1,207 @@
+"""Schemathesis over the app's own OpenAPI description, in-process: every phase it has
+(examples, coverage, fuzzing, and stateful sequences where it can link operations), with
+every check it offers. It must find no server error, and nothing else either.
+
+Two runs, as the API is used:
+
+- team: sign-in on, as a script with an admin's API token. The token is kept working
+  whatever the fuzzer does to it (it may revoke it, demote or remove its own person):
+  then a new admin and token stand in, so every request is tested, not refused.
+- local: one person without sign-in, with no browser headers, as a local script sends:
+  the cross-site check must read forms (or refuse) without ever failing on one.
+
+`PLAYGROUND_FUZZ_EXAMPLES` sets the examples per operation (default 8: the two runs take
+about a minute and a half together on two cores; raise it for a deeper run by hand).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from schemathesis.engine import Status, events, from_schema
+from schemathesis.python.asgi import shutdown_lifespans
+
+from app import accounts
+from app.config import Settings
+from app.database import Database
+from app.main import create_app
+from tests.conftest import in_process, make_settings, wait_for_job
+
+MAX_EXAMPLES = int(os.environ.get("PLAYGROUND_FUZZ_EXAMPLES", "5"))
+# Schema-valid requests these operations may still refuse (422), for rules that span
+# several fields or the data, which JSON Schema cannot say: a custom size's pixel budget
+# and its sides given together, a remix naming a job that exists, a date range (since
+# not after until, a usage range of at most 366 days), a zip of at most 1,000 matches.
+CROSS_FIELD_RULES = [
+    ("POST", "/api/jobs"),
+    ("POST", "/api/team-presets"),
+    ("GET", "/api/usage"),
+    ("GET", "/api/gallery"),
+    ("GET", "/api/gallery/jobs"),
+    ("GET", "/api/zip"),
+]
+ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
+
+
+class Loopback:
+    """The app as reached from this machine (schemathesis's ASGI client says `testclient`)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            scope = {**scope, "client": ("127.0.0.1", 50000)}
+        await self.app(scope, receive, send)
+
+
+@dataclass
+class StandingAdmin:
+    """An admin's API token that keeps working: if the fuzzer revokes it, or demotes or
+    removes its person, a new admin with a new token stands in before the next request."""
+
+    db: Database
+    secret: str = ""
+    made: int = 0
+
+    def token(self) -> str:
+        user = accounts.user_for_api_token(self.db, secret=self.secret) if self.secret else None
+        if user is None or not user.is_admin:
+            self.made += 1
+            admin = accounts.create_user(
+                self.db, name=f"fuzz-admin-{self.made}", password="fuzzing password", is_admin=True
+            )
+            assert admin.id is not None
+            self.secret = accounts.create_api_token(self.db, user_id=admin.id, name="fuzz").secret
+        return self.secret
+
+
+def seed_gallery(settings: Settings) -> None:
+    """A few finished jobs and a collection, so ids the fuzzer tries lead somewhere."""
+    with in_process(settings) as client:
+        for body in (
+            {"prompt": "a lighthouse at dawn", "num_images": 2},
+            {"prompt": "a red bicycle", "image_size": "square"},
+        ):
+            wait_for_job(client, client.post("/api/jobs", json=body).json()["id"])
+        client.post("/api/collections", json={"name": "Keepers"})
+
+
+def fuzz(
+    app: Any,
+    *,
+    headers: dict[str, str],
+    auth: StandingAdmin | None,
+    leave_out: tuple[tuple[str, str], ...] = (),
+) -> list[str]:
+    config = schemathesis.Config.from_dict(
+        {
+            "base-url": "http://127.0.0.1",
+            "headers": headers,
+            "seed": 20261130,
+            "generation": {"max-examples": MAX_EXAMPLES},
+            "operations": [
+                {
+                    "include-method": method,
+                    "include-path": path,
+                    "checks": {
+                        "positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "422"]}
+                    },
+                }
+                for method, path in CROSS_FIELD_RULES
+            ]
+            + [
+                {"include-method": method, "include-path": path, "enabled": False}
+                for method, path in leave_out
+            ],
+        }
+    )
+    loading = {**headers, "Authorization": f"Bearer {auth.token()}"} if auth else headers
+    schema = schemathesis.openapi.from_asgi(
+        "/openapi.json", Loopback(app), config=config, headers=loading
+    )
+    if auth is not None:
+        standing = auth
+
+        @schema.auth(refresh_interval=None)  # asked before every request
+        class Token:
+            def get(self, case: Any, context: Any) -> str:
+                return standing.token()
+
+            def set(self, case: Any, data: str, context: Any) -> None:
+                case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
+    found: list[str] = []
+    phases: list[str] = []
+    try:
+        for event in from_schema(schema).execute():
+            record(event, found, phases)
+    finally:
+        # The app's lifespan (poller, demo emulator) ends with the run, not with the process.
+        shutdown_lifespans()
+    print("\n" + ", ".join(phases))
+    return sorted(set(found))
+
+
+def record(event: events.EngineEvent, found: list[str], phases: list[str]) -> None:
+    if isinstance(event, events.ScenarioFinished):
+        for checks in event.recorder.checks.values():
+            for check in checks:
+                if check.status == Status.FAILURE and check.failure_info is not None:
+                    failure = check.failure_info.failure
+                    sample = check.failure_info.code_sample
+                    found.append(
+                        f"[{event.phase.value}] {event.label or 'a sequence'}: {check.name}: "
+                        f"{failure.title}: {failure.message[:300]}\n{sample}"
+                    )
+    elif isinstance(event, events.NonFatalError):
+        # In-process, an exception the app lets escape (a 500 over HTTP) arrives here.
+        found.append(f"{event.label}: the app raised: {event.info}")
+    elif isinstance(event, events.FatalError):
+        found.append(f"schemathesis could not run: {event.exception}")
+    elif isinstance(event, events.PhaseStarted) and isinstance(
+        event.payload, events.StatefulPhasePayload
+    ):
+        payload = event.payload
+        phases.append(
+            f"stateful links: {payload.transitions_selected} of {payload.transitions_total} "
+            f"({payload.inferred_transitions} inferred)"
+        )
+    elif isinstance(event, events.PhaseFinished):
+        phases.append(f"{event.phase.name}: {event.status.value} at {time.monotonic():.0f}")
+
+
+@pytest.fixture
+def team_app(tmp_path: Path) -> Iterator[tuple[Any, StandingAdmin]]:
+    data = tmp_path / "data"
+    seed_gallery(make_settings(data, None))
+    db = Database.at_path(data / "playground.db")
+    # Jobs the fuzzer submits stay pending: nothing to render or download meanwhile.
+    yield create_app(make_settings(data, None, demo_job_seconds=3600)), StandingAdmin(db)
+    db.dispose()
+
+
+def test_fuzzing_the_api_with_a_token_finds_nothing(
+    team_app: tuple[Any, StandingAdmin],
+) -> None:
+    app, admin = team_app
+    admin.token()
+    found = fuzz(app, headers={"Host": "127.0.0.1"}, auth=admin)
+    assert found == [], "\n\n".join(found)
+
+
+def test_fuzzing_the_local_api_without_browser_headers_finds_nothing(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    seed_gallery(make_settings(data, None))
+    app = create_app(make_settings(data, None, demo_job_seconds=3600))
+    # Adding the first person turns sign-in on, ending the single-person mode this run is
+    # about (everything after would be a 401); the team run fuzzes that operation.
+    found = fuzz(app, headers={"Host": "127.0.0.1"}, auth=None, leave_out=(("POST", "/api/users"),))
+    assert found == [], "\n\n".join(found)
