@@ -1,0 +1,46 @@
+"""Images are served as images only: a type from the allow-list, never sniffed, and
+sandboxed when opened on their own; a row naming any other type is not served at all."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from app.database import Database
+from app.models import Image
+from tests.conftest import RunningEmulator, in_process, make_settings, wait_for_job
+
+SANDBOX = "sandbox; default-src 'none'"
+
+
+def test_images_and_thumbnails_are_served_as_sandboxed_images(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    settings = make_settings(tmp_path / "data", emulator)
+    with in_process(settings) as client:
+        job = wait_for_job(client, client.post("/api/jobs", json={"prompt": "a kite"}).json()["id"])
+        image = job["images"][0]
+        for path, content_type in (
+            (image["url"], "image/png"),
+            (image["thumbnail_url"], "image/webp"),
+            (f"{image['url']}/download", "image/png"),
+        ):
+            answer = client.get(path)
+            assert answer.status_code == 200, path
+            assert answer.headers["content-type"] == content_type, path
+            assert answer.headers["x-content-type-options"] == "nosniff", path
+            assert answer.headers["content-security-policy"] == SANDBOX, path
+
+        # A row that says text/html (as a crafted import once could) is not served.
+        db = Database.at_path(settings.database_path)
+        with db.write() as session:
+            session.execute(
+                sa.update(Image).where(Image.id == image["id"]).values(content_type="text/html")
+            )
+        db.dispose()
+        for path in (image["url"], f"{image['url']}/download"):
+            refused = client.get(path)
+            assert refused.status_code == 404, path
+            assert "not stored as a PNG, JPEG or WebP image" in refused.json()["error"]["message"]
+            assert "text/html" not in refused.headers["content-type"]
