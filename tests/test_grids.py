@@ -223,7 +223,9 @@ def test_a_grid_over_the_budget_is_refused_whole(tmp_path: Path, emulator: Runni
     accounts.create_user(db, name="Ada", password="correct horse battery", is_admin=True)
     max_user = accounts.create_user(db, name="Max", password="correct horse battery")
     assert max_user.id is not None
-    accounts.set_budgets(db, user_id=max_user.id, daily=5, monthly=None)
+    accounts.set_budgets(
+        db, user_id=max_user.id, changes={"daily_budget": 5, "monthly_budget": None}
+    )
     with serve_app(settings) as app, httpx.Client(base_url=app.url, headers=SAME_ORIGIN) as max_:
         max_.post("/sign-in", data={"name": "Max", "password": "correct horse battery"})
         refused = max_.post("/api/grids", json=GRID)
