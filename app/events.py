@@ -33,6 +33,8 @@ from app.models import FINISHED_STATUSES, ROW_ID_MAX, Job, JobStatus
 RECHECK_SECONDS = 2.0
 # A comment line this often keeps proxies from closing a quiet stream.
 HEARTBEAT_SECONDS = 15.0
+# How long a browser waits before reconnecting a dropped stream.
+RECONNECT_MILLISECONDS = 2000
 # One page watches at most this many jobs in one stream ("try all presets" is eight).
 MAX_WATCHED = 50
 

@@ -16,7 +16,7 @@ from sqlmodel import Session, col, select
 
 from app.budgets import check_budget
 from app.database import Database
-from app.errors import InvalidParameters
+from app.errors import InvalidParameters, NotFoundError
 from app.grids import GridPlan, cell_records
 from app.models import (
     FINISHED_STATUSES,
@@ -143,6 +143,14 @@ class GridView:
             if cell.job is not None
             and not (cell.job.status is JobStatus.FAILED and cell.job.upstream_completed_at is None)
         )
+
+
+def require_grid(db: Database, *, grid_id: int) -> GridView:
+    """The grid (as `get_grid`), or NotFoundError."""
+    view = get_grid(db, grid_id=grid_id)
+    if view is None:
+        raise NotFoundError(f"There is no grid {grid_id}.")
+    return view
 
 
 def get_grid(db: Database, *, grid_id: int) -> GridView | None:

@@ -445,3 +445,9 @@ def cell_records(plan: GridPlan) -> list[dict[str, Any]]:
 
 def request_from_record(record: Mapping[str, Any]) -> GridRequest:
     return GridRequest.model_validate(record)
+
+
+def shape(axes: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:
+    """Columns, rows and tabs of a grid with these axes (a missing axis counts one)."""
+    sizes = [len(axis["values"]) for axis in axes] + [1, 1, 1]
+    return sizes[0], sizes[1], sizes[2]

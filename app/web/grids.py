@@ -12,9 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from app import grid_records, grid_submission, team_presets
+from app import grid_records, grid_submission, grids, team_presets
 from app.errors import InvalidParameters, NotFoundError
-from app.events import HEARTBEAT_SECONDS, format_event, next_look
+from app.events import HEARTBEAT_SECONDS, RECONNECT_MILLISECONDS, format_event, next_look
 from app.grid_axes import axis_parameters
 from app.grids import MAX_CELLS
 from app.models import ROW_ID_MAX
@@ -22,8 +22,6 @@ from app.presets import PRESETS_BY_SLUG
 from app.services import Services
 from app.web.deps import ServicesDep, TemplatesDep, current_user, is_htmx
 from app.web.grid_form import GridForm
-from app.web.grids_api import grid_or_404, shape
-from app.web.live import RECONNECT_MILLISECONDS
 
 router = APIRouter(include_in_schema=False)
 
@@ -86,7 +84,7 @@ def new_grid_page(
     ] = None,
 ) -> Response:
     if remix is not None:
-        form = GridForm.from_grid(grid_or_404(services, remix).grid)
+        form = GridForm.from_grid(grid_records.require_grid(services.db, grid_id=remix).grid)
     elif preset is not None:
         if preset not in PRESETS_BY_SLUG:
             raise NotFoundError(f"There is no preset called {preset!r}.")
@@ -155,9 +153,9 @@ async def create_grid(request: Request, services: ServicesDep, templates: Templa
 async def grid_page(
     grid_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
 ) -> Response:
-    view = await run_in_threadpool(grid_or_404, services, grid_id)
+    view = await run_in_threadpool(lambda: grid_records.require_grid(services.db, grid_id=grid_id))
     grid_submission.keep_going(services, view)
-    columns, rows, tabs = shape(view.grid.axes)
+    columns, rows, tabs = grids.shape(view.grid.axes)
     return templates.TemplateResponse(
         request,
         "grid.html",
@@ -170,7 +168,7 @@ def render_cells(
 ) -> str:
     """The grid's cells (those in `positions`, or all) and its progress, each swapping out
     its namesake on the page."""
-    view = grid_or_404(services, grid_id)
+    view = grid_records.require_grid(services.db, grid_id=grid_id)
     cell_template = templates.get_template("partials/_grid_cell.html")
     progress = templates.get_template("partials/_grid_progress.html")
     parts = [
@@ -187,7 +185,7 @@ async def grid_events(
     grid_id: int, services: ServicesDep, templates: TemplatesDep
 ) -> StreamingResponse:
     """The grid's cells as they change, until every one has finished."""
-    await run_in_threadpool(grid_or_404, services, grid_id)
+    await run_in_threadpool(lambda: grid_records.require_grid(services.db, grid_id=grid_id))
     return StreamingResponse(
         _stream(services, templates, grid_id),
         media_type="text/event-stream",

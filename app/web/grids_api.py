@@ -10,10 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from app import gallery, grid_records, grid_submission, jobs
+from app import gallery, grid_records, grid_submission, grids, jobs
 from app.contact_sheet import render_contact_sheet
 from app.downloads import jobs_for, zip_stream
-from app.errors import InvalidParameters, NotFoundError
+from app.errors import InvalidParameters
 from app.grids import GridPlan, GridRequest, cell_records, plan_summary
 from app.models import ImagePublic, JobStatus
 from app.services import Services
@@ -123,11 +123,6 @@ def plan_public(plan: GridPlan) -> GridPlanPublic:
     return GridPlanPublic.model_validate({**plan_summary(plan), "cells": cell_records(plan)})
 
 
-def shape(axes: list[dict[str, Any]]) -> tuple[int, int, int]:
-    sizes = [len(axis["values"]) for axis in axes] + [1, 1, 1]
-    return sizes[0], sizes[1], sizes[2]
-
-
 def cell_public(view: grid_records.CellView) -> GridCellPublic:
     cell, job = view.cell, view.job
     if cell.refused is not None:
@@ -156,7 +151,7 @@ def cell_public(view: grid_records.CellView) -> GridCellPublic:
 def grid_public(view: grid_records.GridView) -> GridPublic:
     grid = view.grid
     assert grid.id is not None
-    columns, rows, tabs = shape(grid.axes)
+    columns, rows, tabs = grids.shape(grid.axes)
     return GridPublic(
         id=grid.id,
         author=view.author,
@@ -180,10 +175,7 @@ def grid_public(view: grid_records.GridView) -> GridPublic:
 
 
 def grid_or_404(services: Services, grid_id: int) -> grid_records.GridView:
-    view = grid_records.get_grid(services.db, grid_id=grid_id)
-    if view is None:
-        raise NotFoundError(f"There is no grid {grid_id}.")
-    return view
+    return grid_records.require_grid(services.db, grid_id=grid_id)
 
 
 @router.post("/grids/plan", response_model=GridPlanPublic)
@@ -302,7 +294,7 @@ def contact_sheet(
 ) -> Response:
     """The grid as one PNG: images in rows and columns, labelled; every tab, or one."""
     view = grid_or_404(services, grid_id)
-    _, _, tabs = shape(view.grid.axes)
+    _, _, tabs = grids.shape(view.grid.axes)
     if tab is not None and tab >= tabs:
         raise InvalidParameters({"tab": f"the grid has tabs 0 to {tabs - 1}"})
 

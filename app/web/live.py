@@ -20,6 +20,7 @@ from app import jobs
 from app.errors import InvalidParameters
 from app.events import (
     HEARTBEAT_SECONDS,
+    RECONNECT_MILLISECONDS,
     JobWatch,
     format_event,
     next_look,
@@ -30,9 +31,6 @@ from app.services import Services
 from app.web.deps import ServicesDep, TemplatesDep
 
 router = APIRouter(include_in_schema=False)
-
-# How long a browser waits before reconnecting a dropped stream.
-RECONNECT_MILLISECONDS = 2000
 
 IdsQuery = Annotated[str, Query(max_length=1000, description="job ids, comma-separated")]
 
