@@ -188,6 +188,7 @@ def team_app(tmp_path: Path) -> Iterator[tuple[Any, StandingAdmin]]:
     db.dispose()
 
 
+@pytest.mark.timeout(600)
 def test_fuzzing_the_api_with_a_token_finds_nothing(
     team_app: tuple[Any, StandingAdmin],
 ) -> None:
@@ -197,6 +198,7 @@ def test_fuzzing_the_api_with_a_token_finds_nothing(
     assert found == [], "\n\n".join(found)
 
 
+@pytest.mark.timeout(600)
 def test_fuzzing_the_local_api_without_browser_headers_finds_nothing(tmp_path: Path) -> None:
     data = tmp_path / "data"
     seed_gallery(make_settings(data, None))

@@ -189,7 +189,8 @@ def list_jobs(
     )
 
 
-@router.get("/jobs/{job_id}", response_model=JobPublic)
+# `:int`: /api/jobs/check is another address, whatever the method asked of it.
+@router.get("/jobs/{job_id:int}", response_model=JobPublic)
 def get_job(job_id: int, services: ServicesDep) -> JobPublic:
     return _load_job(services, job_id)
 

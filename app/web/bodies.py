@@ -8,8 +8,8 @@ cross-site check. Nothing is buffered here; past the limit the reader gets
 `BodyTooLarge` (an HTTP 413) instead of the next chunk.
 
 Forms and JSON get 1 MiB, which no form or JSON document of this app comes
-near. A route that takes uploads names its own, larger limit in
-`UPLOAD_LIMITS` (path prefix → bytes).
+near. A route that takes more (an upload, a batch) names its own, larger limit
+in `UPLOAD_LIMITS` (path prefix → bytes).
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 FORM_AND_JSON_LIMIT = 1024 * 1024
-# Routes that take uploads, by path prefix, with their own limit. None so far.
-UPLOAD_LIMITS: Mapping[str, int] = {}
+# Routes that take more than a form, by path prefix, with their own limit: a batch check
+# holds up to 1,000 jobs, each with a prompt of up to 4,000 characters.
+UPLOAD_LIMITS: Mapping[str, int] = {"/api/jobs/check": 8 * 1024 * 1024}
 
 
 class BodyTooLarge(HTTPException):

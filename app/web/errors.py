@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
@@ -10,7 +11,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
-from starlette.routing import Match
 
 from app.errors import InvalidParameters, NotFoundError, PlaygroundError, SubmissionFailed
 from app.runs import field_errors
@@ -175,10 +175,27 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 def _allowed_methods(request: Request) -> str:
-    """Every method some route at this path answers, asked of the router itself."""
-    allowed = []
-    for method in ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"):
-        scope = {**request.scope, "method": method}
-        if any(route.matches(scope)[0] is Match.FULL for route in request.app.router.routes):
-            allowed.append(method)
-    return ", ".join(allowed)
+    """The methods some route at this path answers. Where a literal path and a template
+    both match (/api/jobs/check and /api/jobs/{job_id}), the literal one is this address:
+    only the routes with the fewest path parameters count."""
+    path = request.scope["path"]
+    found: dict[str, int] = {}
+    for route in _leaf_routes(request.app.router.routes):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is None or not pattern.match(path):
+            continue
+        parameters = len(getattr(route, "param_convertors", {}))
+        for method in getattr(route, "methods", None) or ():
+            found[method] = min(parameters, found.get(method, parameters))
+    fewest = min(found.values(), default=0)
+    return ", ".join(sorted(method for method, params in found.items() if params == fewest))
+
+
+def _leaf_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """Every route, inside included routers too (FastAPI keeps those as one route each)."""
+    for route in routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from _leaf_routes(inner.routes)
+        else:
+            yield route

@@ -237,7 +237,8 @@ def list_grids(
     )
 
 
-@router.get("/grids/{grid_id}", response_model=GridPublic)
+# `:int`: /api/grids/plan is another address, whatever the method asked of it.
+@router.get("/grids/{grid_id:int}", response_model=GridPublic)
 async def get_grid(grid_id: int, services: ServicesDep) -> GridPublic:
     """The grid, every cell with its job's state and images."""
     view = await run_in_threadpool(grid_or_404, services, grid_id)
