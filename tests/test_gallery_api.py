@@ -293,7 +293,7 @@ def test_collections_hold_images_everyone_sees(shared_app: RunningApp, made: Mad
     board = created.json()
     assert board["name"] == "Lighthouses"
     duplicate = client.post("/api/collections", json={"name": "Lighthouses"})
-    assert duplicate.status_code == 422 and "name" in duplicate.json()["error"]["fields"]
+    assert duplicate.status_code == 409 and "name" in duplicate.json()["error"]["fields"]
     assert client.post("/api/collections", json={"name": "   "}).status_code == 422
 
     images = [made.image("dawn"), made.image("night")]
@@ -302,7 +302,7 @@ def test_collections_hold_images_everyone_sees(shared_app: RunningApp, made: Mad
     again = client.post(f"/api/collections/{board['id']}/images", json={"image_ids": images})
     assert again.json() == {"count": 0}, "adding twice is harmless"
     missing = client.post(f"/api/collections/{board['id']}/images", json={"image_ids": [999999]})
-    assert missing.status_code == 422 and "image_ids" in missing.json()["error"]["fields"]
+    assert missing.status_code == 404 and "There is no image" in missing.json()["error"]["message"]
 
     listed = {c["name"]: c for c in client.get("/api/collections").json()}
     assert listed["Lighthouses"]["image_count"] == 2
