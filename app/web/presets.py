@@ -239,9 +239,9 @@ def create_team_preset(
             rules=services.rules.in_force().rules,
         )
     except InvalidParameters as exc:
-        # Named where the request has them, under `parameters`.
+        # Named where the request has them, under `parameters`; a clash stays a clash (409).
         labels = ("name", "description")
-        raise InvalidParameters(
+        raise type(exc)(
             {
                 name if name in labels else f"parameters.{name}": message
                 for name, message in exc.field_errors.items()
