@@ -664,7 +664,7 @@ def test_reading_the_trash_never_deletes(tmp_path: Path, emulator: RunningEmulat
         assert app.client.get(f"/api/images/{image_id}").status_code == 200, "still there"
         restored = app.client.post("/api/trash/restore", json={"image_ids": [image_id]})
         assert restored.json() == {"count": 0}, "past its days: not restorable"
-        blobs = SQLiteBlobStore(settings.image_store_path)
+        blobs = open_blob_store(settings, database_url=db.url)
         assert trash.purge_expired(db, blobs, days=7).images == 1, "the purge deletes it"
         assert app.client.get(f"/api/images/{image_id}").status_code == 404
         blobs.close()

@@ -4,8 +4,8 @@ The old table counted failures per name alone, so anyone who knew a name could
 lock its owner out from everywhere. Its counts mean nothing under the new rule
 and are dropped (at worst someone gets a few more tries).
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-30
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 import app.models
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
