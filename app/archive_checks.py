@@ -194,15 +194,14 @@ def inspect(archive: zipfile.ZipFile, limits: ImportLimits, *, scratch_dir: Path
     """Check everything in the archive (see the module docstring); nothing is written but
     scratch files under `scratch_dir`, each removed once checked."""
     inventory = _check_directory(archive, limits, scratch_dir=scratch_dir)
-    images, thumbnails = _check_rows(archive, inventory, limits)
+    images = _check_rows(archive, inventory, limits)
     for sha, info in inventory.blobs.items():
         _check_blob(archive, info, sha, images.get(sha), limits, scratch_dir=scratch_dir)
-    for key, info in inventory.thumbnails.items():
+    for info in inventory.thumbnails.values():
+        # Only the bytes count: they go into the blob store beside their image, and a
+        # version 1 row's columns are not kept.
         data = read_member(archive, info, limit=limits.max_thumbnail_bytes)
-        facts = _verified(info.filename, io.BytesIO(data), limits.max_thumbnail_pixels)
-        expected = thumbnails.get(key)
-        if expected is not None:
-            _agree(info.filename, facts, expected, len(data), check_size=False)
+        _verified(info.filename, io.BytesIO(data), limits.max_thumbnail_pixels)
     return inventory
 
 
@@ -295,11 +294,10 @@ Expected = tuple[str, int, int, int | None]
 
 def _check_rows(
     archive: zipfile.ZipFile, inventory: Inventory, limits: ImportLimits
-) -> tuple[dict[str, Expected], dict[str, Expected]]:
+) -> dict[str, Expected]:
     """Every row parses and fits its table; every image and thumbnail row names a member
-    the archive holds. Returns what the rows say of each blob and each thumbnail."""
+    the archive holds. Returns what the rows say of each blob."""
     images: dict[str, Expected] = {}
-    thumbnails: dict[str, Expected] = {}
     image_digests: dict[int, str] = {}
     for name, table in ROW_MEMBERS.items():
         info = inventory.rows.get(name)
@@ -324,11 +322,11 @@ def _check_rows(
                 key = str(values["image_id"])
                 if key not in inventory.thumbnails:
                     raise ArchiveError(f"{where}: the archive has no thumbnails/{key}")
-                thumbnails[key] = _expected({**values, "byte_size": None}, where=where)
+                _expected({**values, "byte_size": None}, where=where)  # an allowed type
                 sha = image_digests.get(values["image_id"])
                 if sha is not None:
                     inventory.thumbnail_of.setdefault(sha, inventory.thumbnails[key])
-    return images, thumbnails
+    return images
 
 
 def _expected(values: dict[str, Any], *, where: str) -> Expected:
@@ -385,7 +383,7 @@ def _check_blob(
     finally:
         scratch.unlink(missing_ok=True)
     if expected is not None:
-        _agree(info.filename, facts, expected, size, check_size=True)
+        _agree(info.filename, facts, expected, size)
 
 
 def _verified(name: str, source: BinaryIO, max_pixels: int) -> ImageFacts:
@@ -395,9 +393,7 @@ def _verified(name: str, source: BinaryIO, max_pixels: int) -> ImageFacts:
         raise ArchiveError(f"{name}: {refused.message}") from None
 
 
-def _agree(
-    name: str, facts: ImageFacts, expected: Expected, size: int, *, check_size: bool
-) -> None:
+def _agree(name: str, facts: ImageFacts, expected: Expected, size: int) -> None:
     content_type, width, height, byte_size = expected
     if facts.content_type != content_type:
         raise ArchiveError(f"{name}: it is {facts.content_type}, but its row says {content_type}")
@@ -405,7 +401,7 @@ def _agree(
         raise ArchiveError(
             f"{name}: it is {facts.width}×{facts.height} pixels, but its row says {width}×{height}"
         )
-    if check_size and byte_size != size:
+    if byte_size != size:
         raise ArchiveError(f"{name}: it is {size:,} bytes, but its row says {byte_size}")
 
 
