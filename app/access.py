@@ -56,6 +56,7 @@ class Access:
         self._db = db
         self._secret = secret
         self._cached: tuple[float, bool] | None = None
+        self.reference_key = reference_key(secret)
 
     def sign_in_on(self) -> bool:
         now = time.monotonic()
@@ -126,6 +127,12 @@ def _strip_port(node: str) -> str:
     if node.startswith("["):
         return node[1 : node.find("]")] if "]" in node else node
     return node.split(":", 1)[0] if node.count(":") == 1 else node
+
+
+def reference_key(secret: bytes) -> bytes:
+    """What signs reference-image links (app/references.py): a key of its own, derived from
+    the app's secret, so a link never helps forge a session or a CSRF token."""
+    return hmac.new(secret, b"reference image links", hashlib.sha256).digest()
 
 
 def host_is_loopback(host_header: str) -> bool:

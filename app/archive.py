@@ -323,6 +323,8 @@ def _import_rows(
     user_ids = _import_people(connection, rows("users.jsonl"), counts)
 
     job_ids: dict[int, int] = {}
+    # Jobs whose reference images name exported image ids, renumbered once images are in.
+    with_references: dict[int, list[int]] = {}
     # Where each exported job is now, also those already here (a remix names its source).
     local_ids: dict[int, int] = {}
     for record in rows("jobs.jsonl"):
@@ -354,16 +356,24 @@ def _import_rows(
         job_ids[record["id"]] = local_ids[record["id"]] = _insert(
             connection, JOBS, values, keep_ids
         )
+        if values.get("reference_images") and not keep_ids:
+            with_references[job_ids[record["id"]]] = list(values["reference_images"])
         counts.jobs += 1
 
     image_ids: dict[int, int] = {}
+    # Images of jobs this gallery has already: where they are here, by (job, index).
+    already: dict[int, tuple[int, int]] = {}
     for record in rows("images.jsonl"):
         if record["job_id"] not in job_ids:
+            if record["job_id"] in local_ids:
+                already[record["id"]] = (local_ids[record["job_id"]], record["index"])
             continue
         values = from_json(IMAGES, record)
         values["job_id"] = job_ids[record["job_id"]]
         image_ids[record["id"]] = _insert(connection, IMAGES, values, keep_ids)
         counts.images += 1
+
+    _renumber_references(connection, with_references, image_ids, already)
 
     by_name = {
         name: collection_id
@@ -398,6 +408,32 @@ def _import_rows(
             continue
         connection.execute(sa.insert(COLLECTION_IMAGES), values)
         counts.collection_images += 1
+
+
+def _renumber_references(
+    connection: sa.Connection,
+    with_references: dict[int, list[int]],
+    image_ids: dict[int, int],
+    already: dict[int, tuple[int, int]],
+) -> None:
+    """Point imported jobs' references at the images' numbers here; a reference to an image
+    the export did not hold (purged before it) is dropped."""
+    if not with_references:
+        return
+    found = dict(image_ids)
+    wanted = {image_id for references in with_references.values() for image_id in references}
+    for exported in wanted & already.keys():
+        job_id, index = already[exported]
+        here = connection.execute(
+            sa.select(IMAGES.c.id).where(IMAGES.c.job_id == job_id, IMAGES.c.index == index)
+        ).scalar_one_or_none()
+        if here is not None:
+            found[exported] = here
+    for job_id, references in with_references.items():
+        renumbered = [found[image_id] for image_id in references if image_id in found]
+        connection.execute(
+            sa.update(JOBS).where(JOBS.c.id == job_id).values(reference_images=renumbered or None)
+        )
 
 
 def _import_people(

@@ -271,11 +271,18 @@ def doctor(args: argparse.Namespace) -> int:
         else:
             print(message, file=sys.stderr)
         return EXIT_NOTHING_TO_CHECK
-    db = _open_database(settings)
+    from app.access import load_secret
+    from app.doctor import Gallery
+
+    db, blobs = _open_gallery(settings)
+    # With --run on a model that takes references and PLAYGROUND_PUBLIC_URL set, the test
+    # picture is kept in the gallery for the app to serve by a signed link.
+    gallery = Gallery(db, blobs, load_secret(settings), settings.scratch_dir)
     try:
-        result = asyncio.run(diagnose(settings, db=db, run=args.run))
+        result = asyncio.run(diagnose(settings, db=db, run=args.run, gallery=gallery))
         save_report(db, upstream=settings.upstream_name, result=result)
     finally:
+        blobs.close()
         db.dispose()
     if args.json:
         print(json.dumps(result.to_json(), indent=2))

@@ -8,6 +8,7 @@ must not reach a page.
 from __future__ import annotations
 
 import json
+import pprint
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +31,7 @@ def code_examples(*, base_url: str, model: str, body: dict[str, Any]) -> list[Co
     pretty = json.dumps(body, indent=2, ensure_ascii=False)
     return [
         CodeExample("curl", "curl", _curl(url, body)),
-        CodeExample("python", "Python", _python(url, pretty)),
+        CodeExample("python", "Python", _python(url, body)),
         CodeExample("javascript", "JavaScript", _javascript(url, pretty)),
     ]
 
@@ -46,9 +47,9 @@ def _curl(url: str, body: dict[str, Any]) -> str:
     )
 
 
-def _python(url: str, pretty: str) -> str:
-    # The body holds only strings and integers, whose JSON spelling is valid Python.
-    literal = pretty
+def _python(url: str, body: dict[str, Any]) -> str:
+    # Python's own spelling: another model's body may hold true, false or null.
+    literal = pprint.pformat(body, indent=4, width=88, sort_dicts=False)
     return (
         "import os\n\nimport httpx\n\n"
         f"body = {literal}\n"

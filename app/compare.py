@@ -37,6 +37,11 @@ def _text(value: object) -> str:
 _ROWS: tuple[tuple[str, str, Callable[[GalleryEntry, Job], object]], ...] = (
     ("prompt", "Prompt", lambda e, j: j.prompt),
     ("model", "Model", lambda e, j: j.model),
+    (
+        "references",
+        "References",
+        lambda e, j: ", ".join(f"#{image_id}" for image_id in j.reference_images or ()) or None,
+    ),
     ("preset", "Preset", lambda e, j: j.preset),
     ("image_size", "image_size", lambda e, j: j.image_size),
     ("pixels", "Pixels", lambda e, j: _size(e)),

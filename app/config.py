@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     demo_job_seconds: float = Field(
         3.0, ge=0, description="How long a demo-mode job takes in the built-in emulator"
     )
+    public_url: str | None = Field(
+        None,
+        description="The address PixelDojo can reach this app at (https://...); when set, "
+        "reference images go as signed, expiring links to it instead of inside the request",
+    )
     trash_days: int = Field(
         30, ge=0, description="Days a deleted image can be restored from the trash before purge"
     )
@@ -164,6 +169,20 @@ class Settings(BaseSettings):
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("PIXELDOJO_BASE_URL must be an http(s) URL")
         return url.rstrip("/")
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _public_url_is_http(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return None
+            parts = urlsplit(value.strip())
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("PLAYGROUND_PUBLIC_URL must be an http(s) URL")
+            if parts.query or parts.fragment:
+                raise ValueError("PLAYGROUND_PUBLIC_URL must have no query or fragment")
+            return value.strip().rstrip("/")
+        return value
 
     @field_validator("image_hosts", mode="before")
     @classmethod

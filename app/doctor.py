@@ -14,7 +14,9 @@ check (no key). The key is never printed, stored or sent anywhere but the API.
 
 from __future__ import annotations
 
+import base64
 import email.utils
+import io
 import tempfile
 import textwrap
 import time
@@ -27,19 +29,37 @@ from urllib.parse import urlsplit
 
 import anyio
 import httpx
+from PIL import Image as PILImage
+from PIL import ImageDraw
 
+from app import gallery as galleries
+from app import references
+from app.access import reference_key
+from app.blobs import BlobStore
 from app.config import Settings
 from app.database import Database
 from app.errors import InvalidParameters
 from app.live_rules import ago, record_read
+from app.model_params import IMAGE_COUNT_FIELDS, ModelParams, RunParams
 from app.models import DoctorReport, utcnow
 from app.parameters import NAMED_SIZE_PIXELS, GenerationParams
-from app.rules import ModelRules, SchemaUnreadable, builtin_rules, effective, offered_sizes
+from app.rules import (
+    BUILTIN_RULES,
+    ImageInput,
+    ModelRules,
+    SchemaUnreadable,
+    builtin_rules,
+    effective,
+    has_builtin_record,
+    image_input,
+    offered_sizes,
+)
 from app.runs import check_run, with_known_seed
 from app.storage import check_image
 from app.upstream import (
     AuthenticationFailed,
     DownloadRefused,
+    InvalidRequest,
     MalformedResponse,
     NotFound,
     PermissionDenied,
@@ -62,6 +82,8 @@ WIDTH = 80
 CLOCK_SKEW_WARN_SECONDS = 60.0
 DOCTOR_PROMPT = "doctor check: a single red apple on a plain white table, soft daylight"
 DOWNLOAD_MAX_BYTES = 64 * 1024 * 1024
+# What doctor's test reference is called in the gallery (kept there to be served by a link).
+DOCTOR_REFERENCE_NAME = "doctor test reference.png"
 
 Status = Literal["ok", "note", "warn", "FAIL"]
 
@@ -196,7 +218,11 @@ def client_for(settings: Settings, observer: _Observer) -> PixelDojoClient:
 
 
 async def diagnose(
-    settings: Settings, *, db: Database | None = None, run: bool = False
+    settings: Settings,
+    *,
+    db: Database | None = None,
+    run: bool = False,
+    gallery: Gallery | None = None,
 ) -> DoctorResult:
     """Every check, in order; stops early only where nothing further could be learned."""
     result = DoctorResult(base_url=settings.pixeldojo_base_url, model=settings.model, spent=False)
@@ -206,7 +232,7 @@ async def diagnose(
     try:
         live = await _check_reachable_key_model_schema(result, client, settings, db)
         if run and not result.blocked:
-            await _test_job(result, client, settings, live)
+            await _test_job(result, client, settings, live, gallery)
     finally:
         await client.aclose()
     if observer.answers:
@@ -284,6 +310,21 @@ async def _check_reachable_key_model_schema(
             error = f"could not be read: {exc.message if isinstance(exc, UpstreamError) else exc}"
         if live is None:
             result.add("schema", "warn", f"{error}; the built-in rules apply")
+        elif not has_builtin_record(model):
+            # A model the app knows only by its schema: its form is rendered from it.
+            found = image_input(live)
+            takes = (
+                f"; it takes reference images in {found.name} "
+                f"({found.min_items} to {found.max_items})"
+                if found is not None
+                else ""
+            )
+            result.add(
+                "schema",
+                "ok",
+                f"read: {len(live.properties)} fields, the playground's form is made from "
+                f"them{takes}",
+            )
         else:
             result.differences = live.differences(builtin_rules(model))
             if result.differences:
@@ -376,17 +417,30 @@ def cheapest_size(rules: ModelRules) -> str | None:
 
 
 async def _test_job(
-    result: DoctorResult, client: PixelDojoClient, settings: Settings, live: ModelRules | None
+    result: DoctorResult,
+    client: PixelDojoClient,
+    settings: Settings,
+    live: ModelRules | None,
+    gallery: Gallery | None,
 ) -> None:
     model = settings.model
-    rules = effective(builtin_rules(model), live)
-    size = cheapest_size(rules)
-    params = GenerationParams(
-        prompt=DOCTOR_PROMPT, num_images=1, **({"image_size": size} if size else {})
-    )
+    rules = effective(BUILTIN_RULES.get(model), live) if live is not None else builtin_rules(model)
+    found = image_input(rules)
+    params: RunParams
+    if has_builtin_record(model) or live is None:
+        size = cheapest_size(rules)
+        params = GenerationParams(
+            prompt=DOCTOR_PROMPT, num_images=1, **({"image_size": size} if size else {})
+        )
+    else:
+        made = schema_test_run(rules, found)
+        if isinstance(made, str):
+            result.block("test job", f"not sent: {made}", f"no test job can be made ({made}).")
+            return
+        params = made
     params = with_known_seed(params, rules)
     try:
-        check_run(params, rules)
+        check_run(params, rules, references=1 if found is not None else 0)
     except InvalidParameters as exc:  # the rules in force leave no run this form can make
         result.block(
             "test job", f"not sent: {exc.message}", f"no test job fits the rules ({exc.message})."
@@ -397,7 +451,15 @@ async def _test_job(
     result.run = run
     started = time.monotonic()
     try:
-        submitted = await client.submit(model, body)
+        if found is None:
+            submitted = await client.submit(model, body)
+        else:
+            with_reference = await _submit_with_reference(
+                result, client, settings, body, found, gallery, run
+            )
+            if with_reference is None:
+                return
+            submitted = with_reference
     except UpstreamError as exc:
         sent = not (isinstance(exc, UpstreamUnreachable) and not exc.request_sent)
         result.spent = sent and not isinstance(exc, UpstreamHTTPError)
@@ -417,7 +479,8 @@ async def _test_job(
     result.add(
         "test job",
         "ok",
-        f"accepted as {submitted.job_id} ({params.image_size}, 1 image, seed {params.seed})",
+        f"accepted as {submitted.job_id} ({params.image_size or 'its default size'}, "
+        f"1 image, seed {params.seed if params.seed is not None else 'none'})",
     )
     done = await _wait_for(client, submitted, settings, run, started)
     words = ", ".join(run["status_words"])
@@ -548,6 +611,155 @@ def _report_cost(result: DoctorResult, submitted: UpstreamJob, done: UpstreamJob
     text = f"creditCost {cost:g} for 1 image"
     text += f"; {left:g} credits left" if left is not None else "; no creditsRemaining reported"
     result.add("credits", "ok", text)
+
+
+# --- doctor --run on a model that takes reference images ------------------------------------
+
+
+@dataclass(frozen=True)
+class Gallery:
+    """Where doctor can keep its test reference, so the app can serve it by a signed link."""
+
+    db: Database
+    blobs: BlobStore
+    secret: bytes
+    scratch_dir: Path
+
+
+def schema_test_run(rules: ModelRules, found: ImageInput | None) -> ModelParams | str:
+    """The cheapest run a model known by its schema takes: the test prompt, one image, the
+    smallest size, and its required fields at their defaults; or why there is none."""
+    body: dict[str, Any] = {}
+    size = cheapest_size(rules)
+    for name, prop in rules.properties.items():
+        types = prop.get("type") or ()
+        if found is not None and name == found.name:
+            continue
+        if name == "prompt" and (not types or "string" in types):
+            body[name] = DOCTOR_PROMPT
+        elif name in IMAGE_COUNT_FIELDS and "integer" in types:
+            low, _ = rules.bounds(name)
+            body[name] = max(1, int(low or 1))
+        elif name == "image_size" and size is not None:
+            body[name] = size
+        elif name in rules.required_fields:
+            if "default" in prop:
+                body[name] = prop["default"]
+            elif prop.get("enum"):
+                body[name] = prop["enum"][0]
+            else:
+                return f"the schema requires {name}, which doctor cannot fill in"
+    return ModelParams(body)
+
+
+def test_reference_png() -> bytes:
+    """A small picture to send as the test reference: a red disc on a pale ground, 4:3."""
+    image = PILImage.new("RGB", (800, 600), (236, 232, 222))
+    ImageDraw.Draw(image).ellipse((250, 150, 550, 450), fill=(200, 30, 40))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+async def _submit_with_reference(
+    result: DoctorResult,
+    client: PixelDojoClient,
+    settings: Settings,
+    body: dict[str, Any],
+    found: ImageInput,
+    gallery: Gallery | None,
+    run: dict[str, Any],
+) -> UpstreamJob | None:
+    """Submit the test job with one reference, the way the app sends them (a signed link with
+    PLAYGROUND_PUBLIC_URL, else a data: URI), and the other way if that is refused; report
+    which PixelDojo accepts. A refused run costs nothing; at most one is accepted."""
+    picture = test_reference_png()
+    ways = ["signed link", "data: URI"] if settings.public_url else ["data: URI"]
+    outcomes: dict[str, str] = {}
+    run["references"] = outcomes
+    for way in ways:
+        if way == "data: URI":
+            value = "data:image/png;base64," + base64.b64encode(picture).decode("ascii")
+        else:
+            link = await anyio.to_thread.run_sync(
+                lambda: _reference_link(settings, gallery, picture, found)
+            )
+            if link is None:
+                outcomes[way] = "not tried: doctor needs the app's data dir to keep the picture"
+                continue
+            value = link
+        try:
+            submitted = await client.submit(
+                settings.model, {**body, found.name: found.body_value([value])}
+            )
+        except InvalidRequest as exc:
+            outcomes[way] = f"refused: {exc.message}"
+            continue
+        outcomes[way] = "accepted"
+        _report_references(result, settings, outcomes, way)
+        return submitted
+    _report_references(result, settings, outcomes, None)
+    return None
+
+
+def _reference_link(
+    settings: Settings, gallery: Gallery | None, picture: bytes, found: ImageInput
+) -> str | None:
+    if gallery is None or settings.public_url is None:
+        return None
+    gallery.scratch_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=gallery.scratch_dir, suffix=".png") as stream:
+        stream.write(picture)
+        stream.flush()
+        image_id = references.store_upload(
+            gallery.db, gallery.blobs, Path(stream.name), name=DOCTOR_REFERENCE_NAME, user=None
+        )
+    entry = galleries.get_entry(gallery.db, image_id=image_id)
+    assert entry is not None
+    return references.signed_url(settings.public_url, reference_key(gallery.secret), entry, found)
+
+
+def _report_references(
+    result: DoctorResult, settings: Settings, outcomes: dict[str, str], accepted: str | None
+) -> None:
+    details = [f"{way}: {outcome}" for way, outcome in outcomes.items()]
+    if accepted == "signed link":
+        result.add(
+            "references",
+            "ok",
+            "PixelDojo takes reference images as signed links to this app "
+            "(PLAYGROUND_PUBLIC_URL), the way the app sends them",
+            details,
+        )
+    elif accepted == "data: URI" and settings.public_url:
+        result.add(
+            "references",
+            "warn",
+            "PixelDojo takes reference images as data: URIs but not as signed links to "
+            f"{settings.public_url}: unset PLAYGROUND_PUBLIC_URL (or make it reachable) "
+            "for edits to work",
+            details,
+        )
+    elif accepted == "data: URI":
+        result.add(
+            "references",
+            "ok",
+            "PixelDojo takes reference images as data: URIs, the way the app sends them",
+            details,
+        )
+    else:
+        advice = (
+            "is the app running, and reachable at PLAYGROUND_PUBLIC_URL?"
+            if settings.public_url
+            else "set PLAYGROUND_PUBLIC_URL so references go as signed links, then run "
+            "doctor --run again"
+        )
+        result.block(
+            "references",
+            "PixelDojo refused the test reference every way tried",
+            f"PixelDojo refused reference images ({'; '.join(details)}); {advice}.",
+        )
+        result.checks[-1].details = details
 
 
 # --- Keeping the latest report ---------------------------------------------------------

@@ -10,6 +10,8 @@
     ├── SignInRequired          401: sign-in is on and nobody is signed in
     ├── Forbidden               403: signed in, but not allowed to do this
     ├── CrossSiteRequest        403: a state-changing request that did not come from this site
+    ├── UploadRefused           422: an uploaded file is not an image the gallery keeps
+    ├── UploadTooLarge          413: an uploaded file is over the byte cap
     └── SubmissionFailed        the upstream refused the job (the job row says why)
 
 They are turned into answers in one place (app/web/errors.py): JSON for the
@@ -97,6 +99,16 @@ class CrossSiteRequest(PlaygroundError):
         super().__init__(
             f"This request was refused because {reason}. Reload the page and try again."
         )
+
+
+class UploadRefused(PlaygroundError):
+    status_code = 422
+    code = "upload_refused"
+
+
+class UploadTooLarge(PlaygroundError):
+    status_code = 413
+    code = "upload_too_large"
 
 
 class SubmissionFailed(PlaygroundError):

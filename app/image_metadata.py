@@ -69,6 +69,8 @@ def record(entry: GalleryEntry, job: Job, *, base_url: str) -> dict[str, Any]:
                 if job.remix_of_job_id is not None
                 else None
             ),
+            # Gallery image ids, as `reference_images` takes them.
+            "reference_images": list(job.reference_images or ()),
         },
         "parameters": GenerationParams.from_columns(job).model_dump(),
         "request": {
@@ -89,6 +91,8 @@ def parameters_text(entry: GalleryEntry, job: Job) -> str:
     ]
     if job.preset:
         settings.append(f"Preset: {job.preset}")
+    if job.reference_images:
+        settings.append("References: " + " ".join(f"#{i}" for i in job.reference_images))
     settings.append(f"Image: {entry.index + 1} of {job.num_images}")
     if job.upstream_job_id:
         settings.append(f"Upstream job: {job.upstream_job_id}")

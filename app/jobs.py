@@ -18,6 +18,7 @@ from app.blobs import BlobStore
 from app.budgets import check_budget
 from app.database import Database
 from app.errors import InvalidParameters
+from app.model_params import RunParams
 from app.models import (
     FINISHED_STATUSES,
     ROW_ID_MAX,
@@ -28,7 +29,6 @@ from app.models import (
     Worker,
     utcnow,
 )
-from app.parameters import GenerationParams
 from app.storage import StagedImage
 from app.upstream import UpstreamJob
 
@@ -57,7 +57,7 @@ class IdempotencyConflict(Exception):
 def create_job(
     db: Database,
     *,
-    params: GenerationParams,
+    params: RunParams,
     model: str,
     preset: str | None,
     owner: str,
@@ -65,20 +65,27 @@ def create_job(
     idempotency_key: str | None = None,
     user: User | None = None,
     remix_of: RemixSource | None = None,
+    reference_images: list[int] | None = None,
+    estimated_credits: float | None = None,
+    request_body: dict[str, Any] | None = None,
 ) -> tuple[Job, bool]:
     """Write the job before anything is sent upstream, leased to the submitting worker.
 
     Returns the job and whether it is new. With an idempotency key already used for
     the same request, the earlier job comes back instead (the unique constraint
     decides, so two requests racing with one key cannot both create a job). The
-    person's budget is checked in the same transaction (BudgetExceeded).
+    person's budget is checked in the same transaction (BudgetExceeded), against
+    `estimated_credits` (the catalogue's figure; by default the built-in one).
+    `request_body` is what is kept of the body sent (by default the run's upstream body;
+    references are kept as notes naming their images, not their bytes).
     """
     now = utcnow()
+    cost = params.estimated_credits if estimated_credits is None else estimated_credits
     job = Job(
         model=model,
         preset=preset,
         **params.columns(),
-        request_body=params.upstream_body(),
+        request_body=params.upstream_body() if request_body is None else request_body,
         status=JobStatus.SUBMITTING,
         created_at=now,
         updated_at=now,
@@ -86,9 +93,10 @@ def create_job(
         lease_expires_at=now + timedelta(seconds=lease_seconds),
         idempotency_key=idempotency_key,
         user_id=user.id if user is not None else None,
-        estimated_credits=params.estimated_credits,
+        estimated_credits=cost,
         remix_of_job_id=remix_of.job_id if remix_of else None,
         remix_of_image_index=remix_of.image_index if remix_of else None,
+        reference_images=list(reference_images) if reference_images else None,
     )
     try:
         with db.write() as session:
@@ -101,7 +109,7 @@ def create_job(
             if user is not None and user.id is not None:
                 current = session.get(User, user.id)
                 if current is not None:
-                    check_budget(session, user=current, cost=params.estimated_credits, now=now)
+                    check_budget(session, user=current, cost=cost, now=now)
             session.add(job)
             session.flush()
         return job, True
@@ -146,6 +154,7 @@ def _replayed(earlier: Job, request: Job) -> Job:
         or earlier.model != request.model
         or earlier.remix_of_job_id != request.remix_of_job_id
         or earlier.remix_of_image_index != request.remix_of_image_index
+        or (earlier.reference_images or None) != (request.reference_images or None)
     ):
         raise IdempotencyConflict(earlier.id)
     return earlier
@@ -554,6 +563,7 @@ class JobSummary:
     expires_at: datetime | None
     remix_of_job_id: int | None
     remix_of_image_index: int | None
+    reference_images: list[int] | None
 
 
 @dataclass(frozen=True)

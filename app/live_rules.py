@@ -30,7 +30,16 @@ from sqlmodel import col, select
 
 from app.database import Database
 from app.models import ModelSchema, utcnow
-from app.rules import ModelRules, SchemaUnreadable, builtin_rules, effective
+from app.rules import (
+    BUILTIN_RULES,
+    ImageInput,
+    ModelRules,
+    SchemaUnreadable,
+    builtin_rules,
+    effective,
+    has_builtin_record,
+    image_input,
+)
 from app.upstream import MalformedResponse, NotFound, PixelDojoClient, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -69,7 +78,20 @@ class RulesInForce:
         return f"rules: {self.source}, fetched {ago(self.fetched_at, now or utcnow())}"
 
     def differences(self) -> list[str]:
-        return self.live.differences(builtin_rules(self.model)) if self.live else []
+        if self.live is None or not has_builtin_record(self.model):
+            return []
+        return self.live.differences(builtin_rules(self.model))
+
+    @property
+    def builtin_form(self) -> bool:
+        """Whether runs are the Seedream record and its hand-made form: Seedream's own, and
+        any model whose schema was never read. Other models' forms come from their schema."""
+        return has_builtin_record(self.model) or self.live is None
+
+    @property
+    def image_input(self) -> ImageInput | None:
+        """Where the model takes reference images, if it does."""
+        return image_input(self.rules)
 
 
 def ago(moment: datetime, now: datetime) -> str:
@@ -150,7 +172,9 @@ def rules_from_row(row: ModelSchema | None, model: str) -> RulesInForce:
         )
     return RulesInForce(
         model=model,
-        rules=effective(builtin, live),
+        # A model without a built-in record follows its schema alone (no Seedream field
+        # creeps into another model's form).
+        rules=effective(BUILTIN_RULES.get(model), live),
         source="live" if row.error is None else "last good copy",
         fetched_at=row.fetched_at,
         problem=row.error,

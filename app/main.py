@@ -30,6 +30,7 @@ from app import __version__, datadir, jobs, thumbnails, trash
 from app.access import Access, load_secret
 from app.blob_stores import open_blob_store
 from app.blobs import BlobStore
+from app.catalogue import ModelCatalogue
 from app.config import Settings
 from app.database import Database
 from app.doctor import LastDoctorReport
@@ -58,6 +59,7 @@ from app.web import (
     live,
     pages,
     presets,
+    references,
 )
 from app.web.bodies import BodyLimit
 from app.web.errors import API_ERRORS, install_error_handlers
@@ -77,6 +79,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     grids.router,
     pages.router,
     presets.router,
+    references.router,
     code.router,
     gallery_pages.router,
     api.router,
@@ -186,6 +189,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         model=settings.model,
         minutes=settings.schema_refresh_minutes,
     )
+    catalogue = ModelCatalogue(
+        db=db,
+        client=client,
+        upstream=settings.upstream_name,
+        minutes=settings.schema_refresh_minutes,
+    )
     app.state.services = Services(
         settings=settings,
         db=db,
@@ -202,9 +211,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         rules=rules,
         doctor_reports=LastDoctorReport(db, settings.upstream_name),
         image_origin=redirect_origin(blobs),
+        catalogue=catalogue,
     )
+    catalogue.start()
     rules.start()
-    await rules.first_read()
+    await asyncio.gather(catalogue.first_read(), rules.first_read())
     poller.start()
     await app.state.services.grid_runner.resume(app.state.services)
     purger = asyncio.create_task(
@@ -222,6 +233,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 await task
         await app.state.services.grid_runner.stop()
         await rules.stop()
+        await catalogue.stop()
         await poller.stop()
         events.detach()
         await client.aclose()

@@ -144,6 +144,10 @@ class Job(SQLModel, table=True):
     # still leaves the remix saying where it came from.
     remix_of_job_id: int | None = None
     remix_of_image_index: int | None = None
+    # The gallery images sent with the run as references (an edit), by image id, in the
+    # order sent; None: none. Ids, not foreign keys, for the reason above; the bytes sent
+    # are made from the images when the job is submitted, never stored twice.
+    reference_images: list[int] | None = Field(default=None, sa_type=sa.JSON)
 
     # What happened.
     status: JobStatus = Field(default=JobStatus.SUBMITTING, sa_type=_status_type, nullable=False)
@@ -294,6 +298,20 @@ class ModelSchema(SQLModel, table=True):
     error: str | None = None
     # False once PixelDojo said it has no such model (a 404), None when not known.
     model_found: bool | None = None
+
+
+class ModelCatalogue(SQLModel, table=True):
+    """The last good copy of the upstream's model catalogue (`GET /models`), and how the
+    latest read went; one row per upstream, shared by every worker like `model_schemas`."""
+
+    __tablename__ = "model_catalogues"
+
+    upstream: str = Field(primary_key=True, max_length=500)
+    # The answer's models as last read; None before any read worked.
+    models: list[dict[str, Any]] | None = Field(default=None, sa_type=sa.JSON)
+    fetched_at: datetime | None = _utc_column()
+    checked_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    error: str | None = None
 
 
 class DoctorReport(SQLModel, table=True):
@@ -465,6 +483,12 @@ class RemixOfPublic(BaseModel):
     url: str
 
 
+class ReferencePublic(BaseModel):
+    image_id: int
+    url: str
+    thumbnail_url: str
+
+
 class JobPublic(BaseModel):
     id: int
     author: str | None = None
@@ -485,6 +509,9 @@ class JobPublic(BaseModel):
     images: list[ImagePublic]
     url: str
     remix_of: RemixOfPublic | None = None
+    reference_images: list[ReferencePublic] = Field(
+        default_factory=list, description="Gallery images sent as references, in order"
+    )
 
 
 class JobPage(BaseModel):

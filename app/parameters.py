@@ -168,6 +168,9 @@ class GenerationParams(BaseModel):
         left out: they were never the form's)."""
         return cls.model_validate({name: body[name] for name in cls.model_fields if name in body})
 
+    def with_seed(self, seed: int) -> GenerationParams:
+        return self.model_copy(update={"seed": seed})
+
     def columns(self) -> dict[str, Any]:
         """The job row's columns for these parameters (kept for filtering and listing)."""
         return {column: getattr(self, name) for name, column in JOB_COLUMNS.items()}

@@ -16,6 +16,7 @@ anything is sent upstream.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,7 +47,21 @@ CHECKED_KEYWORDS = (
     "minItems",
     "maxItems",
 )
-_KEPT_KEYWORDS = (*CHECKED_KEYWORDS, "default", "description", "title", "format", "items")
+# Size limits some schemas put on an image input (read by `image_input`, never checked).
+IMAGE_LIMIT_KEYWORDS = {
+    "side": ("maxSide", "maxDimension", "maxWidth", "maxHeight"),
+    "bytes": ("maxFileSize", "maxBytes", "maxSizeBytes", "maxFileSizeBytes"),
+}
+_KEPT_KEYWORDS = (
+    *CHECKED_KEYWORDS,
+    "default",
+    "description",
+    "title",
+    "format",
+    "items",
+    *IMAGE_LIMIT_KEYWORDS["side"],
+    *IMAGE_LIMIT_KEYWORDS["bytes"],
+)
 # How deep `$ref`s and nested combinators are followed in one property.
 _MAX_DEPTH = 8
 
@@ -252,6 +267,108 @@ def seed_range(rules: ModelRules) -> tuple[int, int] | None:
     drawn_low = max(DRAWN_SEED_MIN, int(low) if low is not None else DRAWN_SEED_MIN)
     drawn_high = min(SEED_MAX, int(high) if high is not None else SEED_MAX)
     return (drawn_low, drawn_high) if drawn_low <= drawn_high else None
+
+
+# --- Image inputs (reference images) ---------------------------------------------------
+
+# What references are scaled to when the schema states no limit of its own.
+REFERENCE_SIDE_MAX = 4096
+REFERENCE_BYTES_MAX = 10 * 1024 * 1024
+# The longest `data:` prefix a reference carries (`data:image/jpeg;base64,`).
+_DATA_URI_PREFIX_CHARS = 23
+# Named like image_urls, image_url, reference_images, input_image, images...
+_IMAGE_INPUT_NAME = re.compile(
+    r"^(input_|init_|source_|reference_|ref_)?(image|images|reference|references)(_urls?|_uris?)?$",
+    re.IGNORECASE,
+)
+_URI_FORMATS = frozenset({"uri", "url", "uri-reference", "iri"})
+# URI fields that are never images.
+_NOT_IMAGE_NAME = re.compile(r"webhook|callback", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """The field of a model's run body that takes reference images, and its limits."""
+
+    name: str
+    # A list of URIs (`image_urls`), or one (`image_url`).
+    many: bool
+    min_items: int
+    max_items: int
+    required: bool
+    # What each image is scaled down to before it is sent.
+    max_side: int = REFERENCE_SIDE_MAX
+    max_bytes: int = REFERENCE_BYTES_MAX
+
+    def body_value(self, references: Sequence[str]) -> Any:
+        """The field's value for these references (a list, or the one string)."""
+        return list(references) if self.many else references[0]
+
+
+def image_input(rules: ModelRules) -> ImageInput | None:
+    """The model's image input, if its schema has one: a field named like an image input,
+    else an array of `format: uri` strings, else a single `format: uri` string."""
+
+    def uri(prop: Mapping[str, Any]) -> bool:
+        return str(prop.get("format", "")).lower() in _URI_FORMATS
+
+    def uri_items(prop: Mapping[str, Any]) -> bool:
+        items = prop.get("items")
+        return isinstance(items, Mapping) and uri(items)
+
+    candidates: list[tuple[int, str, Mapping[str, Any]]] = []
+    for name, prop in rules.properties.items():
+        types = prop.get("type") or ()
+        if types and not {"array", "string"} & set(types):
+            continue
+        if _IMAGE_INPUT_NAME.match(name):
+            candidates.append((0, name, prop))
+        elif "array" in types and uri_items(prop):
+            candidates.append((1, name, prop))
+        elif "string" in types and uri(prop) and not _NOT_IMAGE_NAME.search(name):
+            candidates.append((2, name, prop))
+    if not candidates:
+        return None
+    _, name, prop = min(candidates, key=lambda found: found[0])
+    types = prop.get("type") or ()
+    many = "array" in types or (not types and name.lower().endswith("s"))
+    required = name in rules.required_fields
+    low, high = prop.get("minItems"), prop.get("maxItems")
+    item: Mapping[str, Any] = prop["items"] if isinstance(prop.get("items"), Mapping) else {}
+    fewest = int(required)
+    most = 1
+    if many:
+        # Without maxItems, fal's figure for Seedream's edit model.
+        fewest = max(fewest, low) if isinstance(low, int) else fewest
+        most = high if isinstance(high, int) and high >= 1 else 10
+    return ImageInput(
+        name=name,
+        many=many,
+        min_items=fewest,
+        max_items=most,
+        required=required,
+        max_side=_image_limit(prop, item, "side") or REFERENCE_SIDE_MAX,
+        max_bytes=_image_limit(prop, item, "bytes")
+        or _bytes_in_data_uri(item.get("maxLength") if many else prop.get("maxLength"))
+        or REFERENCE_BYTES_MAX,
+    )
+
+
+def _image_limit(prop: Mapping[str, Any], item: Mapping[str, Any], kind: str) -> int | None:
+    values = [
+        source[keyword]
+        for source in (prop, item)
+        for keyword in IMAGE_LIMIT_KEYWORDS[kind]
+        if isinstance(source.get(keyword), int) and source[keyword] > 0
+    ]
+    return min(values) if values else None
+
+
+def _bytes_in_data_uri(max_length: Any) -> int | None:
+    """The image bytes a `data:` URI of at most `max_length` characters can carry."""
+    if not isinstance(max_length, int) or max_length <= _DATA_URI_PREFIX_CHARS:
+        return None
+    return (max_length - _DATA_URI_PREFIX_CHARS) // 4 * 3
 
 
 def describe(prop: Mapping[str, Any]) -> str:
@@ -468,9 +585,15 @@ def _seedream_rules() -> ModelRules:
 
 
 SEEDREAM_RULES = _seedream_rules()
-# Models whose rules this app knows without asking. Other models' rules come from
-# their live schema; until one is read, the Seedream record is all the form sends.
+# Models whose rules this app knows without asking, and which keep their hand-made form.
+# Other models' rules come from their live schema alone, and the form is rendered from
+# it; until one is read, the Seedream record is all the form sends.
 BUILTIN_RULES: dict[str, ModelRules] = {DEFAULT_MODEL: SEEDREAM_RULES}
+
+
+def has_builtin_record(model: str) -> bool:
+    """Whether the model's runs are the Seedream record with its hand-made form."""
+    return model in BUILTIN_RULES
 
 
 def builtin_rules(model: str) -> ModelRules:

@@ -9,13 +9,28 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, Self, TypeVar
 
 from pydantic import ValidationError
 
 from app.errors import InvalidParameters
+from app.model_params import ModelParams, RunParams
 from app.parameters import GenerationParams
-from app.rules import ModelRules, seed_range
+from app.rules import ImageInput, ModelRules, image_input, seed_range
+
+# Where a request names its reference images (gallery image ids), whatever the model
+# calls its image input.
+REFERENCES_FIELD = "reference_images"
+
+
+class Seeded(Protocol):
+    @property
+    def seed(self) -> int | None: ...
+
+    def with_seed(self, seed: int) -> Self: ...
+
+
+Run = TypeVar("Run", bound=Seeded)
 
 
 def parse_parameters(values: Mapping[str, Any]) -> GenerationParams:
@@ -26,11 +41,57 @@ def parse_parameters(values: Mapping[str, Any]) -> GenerationParams:
         raise InvalidParameters(field_errors(exc.errors(include_input=False))) from None
 
 
-def check_run(params: GenerationParams, rules: ModelRules) -> None:
-    """Refuse a run the rules in force forbid, naming every field (nothing is sent)."""
-    problems = rules.check(params.values())
+def parse_run(values: Mapping[str, Any], *, builtin_record: bool) -> RunParams:
+    """Read a run: the Seedream record (types checked here), or another model's values as
+    they are (their types are its schema's, checked by `check_run`)."""
+    if builtin_record:
+        return parse_parameters(values)
+    return ModelParams({name: value for name, value in values.items() if value is not None})
+
+
+def check_run(params: RunParams, rules: ModelRules, *, references: int = 0) -> None:
+    """Refuse a run the rules in force forbid, naming every field (nothing is sent).
+
+    `references` is how many gallery images go with it: refused for a model whose schema
+    has no image input, and held to the number its image input takes.
+    """
+    values = params.values()
+    problems: dict[str, str] = {}
+    found = image_input(rules)
+    if found is None:
+        if references:
+            problems[REFERENCES_FIELD] = (
+                f"{rules.model} takes no reference images (its schema has no image input)"
+            )
+    elif references or found.name not in values:
+        if references and found.name in values:
+            problems[REFERENCES_FIELD] = f"give reference_images or {found.name}, not both"
+        else:
+            problem = references_problem(found, references)
+            if problem:
+                problems[REFERENCES_FIELD] = problem
+            # Stand-ins within its limits, so the schema's own check of the field passes.
+            count = min(max(references, found.min_items), found.max_items)
+            if count:
+                values[found.name] = found.body_value(["reference"] * count)
+    problems.update(
+        (name, problem)
+        for name, problem in rules.check(values).items()
+        if found is None or name != found.name or REFERENCES_FIELD not in problems
+    )
     if problems:
         raise InvalidParameters(problems)
+
+
+def references_problem(found: ImageInput, count: int) -> str | None:
+    """Why `count` reference images do not fit the model's image input, if they don't."""
+    if count > found.max_items:
+        return f"at most {found.max_items} reference image{'s' if found.max_items != 1 else ''}"
+    if count < found.min_items:
+        return f"needs at least {found.min_items} reference image" + (
+            "s" if found.min_items != 1 else ""
+        )
+    return None
 
 
 def validate_parameters(values: Mapping[str, Any], rules: ModelRules) -> GenerationParams:
@@ -41,12 +102,12 @@ def validate_parameters(values: Mapping[str, Any], rules: ModelRules) -> Generat
 
 
 def with_known_seed(
-    params: GenerationParams,
+    params: Run,
     rules: ModelRules,
     *,
     key: str | None = None,
     avoid: int | None = None,
-) -> GenerationParams:
+) -> Run:
     """The run with a seed the app drew, when the person left it random (no seed, or -1,
     "random" to the model): sent and recorded, so every image can be made again.
 
@@ -67,7 +128,7 @@ def with_known_seed(
         seed = low + int.from_bytes(digest[:8], "big") % (high - low + 1)
     if seed == avoid and high > low:
         seed = low + (seed - low + 1) % (high - low + 1)
-    return params.model_copy(update={"seed": seed})
+    return params.with_seed(seed)
 
 
 def field_errors(errors: Sequence[Mapping[str, Any]]) -> dict[str, str]:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from app.access import Access
 from app.blobs import BlobStore
+from app.catalogue import ModelCatalogue
 from app.config import Settings
 from app.database import Database
 from app.doctor import LastDoctorReport
@@ -38,5 +39,6 @@ class Services:
     grid_runner: GridRunner
     rules: LiveRules
     doctor_reports: LastDoctorReport
+    catalogue: ModelCatalogue
     # Where image routes send browsers (an S3 store's origin, in redirect mode), or None.
     image_origin: str | None = None

@@ -18,20 +18,24 @@ What happens to the job depends on what the upstream's answer tells us:
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 
 import anyio
 
-from app import audit, gallery, jobs
+from app import audit, gallery, jobs, references
 from app.budgets import BudgetExceeded
 from app.errors import (
     IdempotencyKeyReused,
+    InvalidParameters,
     KeyRefused,
     NotFoundError,
     OverBudget,
     SubmissionFailed,
 )
+from app.gallery import GalleryEntry
+from app.model_params import RunParams, run_from_body
 from app.models import Job, JobStatus, User
-from app.parameters import GenerationParams
+from app.rules import ImageInput, has_builtin_record
 from app.runs import check_run, with_known_seed
 from app.services import Services
 from app.upstream import (
@@ -57,23 +61,31 @@ LOOK_UPSTREAM_AFTER_SECONDS = 2.0
 async def submit_job(
     services: Services,
     *,
-    params: GenerationParams,
+    params: RunParams,
     model: str,
     preset: str | None,
     idempotency_key: str | None = None,
     user: User | None = None,
     ip: str | None = None,
     remix_of: jobs.RemixSource | None = None,
+    reference_images: Sequence[int] = (),
 ) -> tuple[Job, bool]:
     """Create the job and submit it at most once; returns the job and whether it is new.
 
     A request repeating an idempotency key gets the first request's job back and
     causes no upstream call. A refused API key, or a job over the person's budget,
-    stops the submission before any upstream request.
+    stops the submission before any upstream request. `reference_images` are gallery
+    image ids sent through the model's image input (refused, before anything is sent,
+    for a model that has none).
     """
     settings = services.settings
+    if references.is_upload(model):
+        raise InvalidParameters({"model": "marks uploaded images; it is not a PixelDojo model"})
     in_force = await services.rules.for_submission(model)
-    check_run(params, in_force.rules)
+    check_run(params, in_force.rules, references=len(reference_images))
+    entries = await anyio.to_thread.run_sync(
+        lambda: references.load_references(services.db, list(reference_images))
+    )
     problem = await anyio.to_thread.run_sync(services.key_health.problem)
     if problem is not None:
         raise KeyRefused(problem)
@@ -82,6 +94,14 @@ async def submit_job(
         # Keys are each person's own: the same key from two people names two jobs.
         idempotency_key = f"u{user.id}:{idempotency_key}"
     params = with_known_seed(params, in_force.rules, key=idempotency_key)
+    estimated = services.catalogue.in_force().estimate(model, params.num_images)
+    image_input = in_force.image_input
+    kept_body = params.upstream_body()
+    if entries:
+        assert image_input is not None  # check_run refused references without one
+        kept_body[image_input.name] = image_input.body_value(
+            [references.placeholder(entry.image_id) for entry in entries]
+        )
     try:
         job, created = await anyio.to_thread.run_sync(
             lambda: jobs.create_job(
@@ -94,6 +114,9 @@ async def submit_job(
                 idempotency_key=idempotency_key,
                 user=user,
                 remix_of=remix_of,
+                reference_images=list(reference_images),
+                estimated_credits=estimated,
+                request_body=kept_body,
             )
         )
     except jobs.IdempotencyConflict as conflict:
@@ -111,15 +134,20 @@ async def submit_job(
             user=user,
             ip=ip,
             detail=f"job {job_id}: {params.num_images} image(s), {model}, "
-            f"{params.estimated_credits:g} credit(s) estimated",
+            f"{estimated:g} credit(s) estimated"
+            + (f", {len(entries)} reference image(s)" if entries else ""),
         )
     )
+    body = params.upstream_body()
+    if entries:
+        assert image_input is not None
+        body[image_input.name] = await _reference_values(services, job_id, entries, image_input)
     try:
         # Bounded within the lease, so the row is never taken over while its submit runs.
         async with asyncio.timeout(
             settings.submit_window_seconds + SUBMIT_LEASE_MARGIN_SECONDS / 2
         ):
-            upstream = await services.client.submit(model, params.upstream_body())
+            upstream = await services.client.submit(model, body)
     except TimeoutError:
         lost = UpstreamUnreachable("the submission took too long", request_sent=True)
         return await _record_lost_answer(services, job_id, lost), True
@@ -170,10 +198,14 @@ async def submit_new_seed(
     if job is None:
         raise NotFoundError(f"There is no job {job_id}.")
     key = f"new-seed:{job_id}:{token}" if token else None
-    # The body it sent, with a seed drawn afresh: the key's own, so a repeat asks the same.
-    params = GenerationParams.from_body(job.request_body).model_copy(update={"seed": None})
-    rules = (await services.rules.for_submission(job.model)).rules
-    params = with_known_seed(params, rules, key=key, avoid=job.seed)
+    # The body it sent, with a seed drawn afresh: the key's own, so a repeat asks the same;
+    # its references go again (the body keeps only notes naming them).
+    in_force = await services.rules.for_submission(job.model)
+    body = {name: value for name, value in job.request_body.items() if name != "seed"}
+    if in_force.image_input is not None and job.reference_images:
+        body.pop(in_force.image_input.name, None)
+    params = run_from_body(body, builtin_record=has_builtin_record(job.model))
+    params = with_known_seed(params, in_force.rules, key=key, avoid=job.seed)
     return await submit_job(
         services,
         params=params,
@@ -183,7 +215,43 @@ async def submit_new_seed(
         user=user,
         ip=ip,
         remix_of=jobs.RemixSource(job_id=job_id),
+        reference_images=job.reference_images or (),
     )
+
+
+async def _reference_values(
+    services: Services, job_id: int, entries: list[GalleryEntry], image_input: ImageInput
+) -> object:
+    """The image input's value: each reference made to fit and encoded (a data: URI), or a
+    signed link to it. A reference whose bytes cannot be read fails the job unsent."""
+    try:
+        values = await anyio.to_thread.run_sync(
+            lambda: references.body_references(
+                services.blobs,
+                entries,
+                image_input,
+                public_url=services.settings.public_url,
+                secret=services.access.reference_key,
+            )
+        )
+    except Exception as exc:  # a missing blob, an image Pillow cannot read again
+        message = (
+            f"A reference image could not be read ({exc.__class__.__name__}). "
+            "Nothing was sent to PixelDojo, nothing was charged."
+        )
+        await anyio.to_thread.run_sync(
+            lambda: jobs.finish(
+                services.db,
+                job_id=job_id,
+                status=JobStatus.FAILED,
+                error=message,
+                owner=services.worker_id,
+            )
+        )
+        raise SubmissionFailed(
+            message, job_id=job_id, status_code=500, code="reference_unreadable"
+        ) from exc
+    return image_input.body_value(values)
 
 
 def answer_was_lost(exc: UpstreamError) -> bool:

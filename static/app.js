@@ -100,6 +100,11 @@
     return text;
   }
 
+  // Other scripts (references.js) ask for a toast by event.
+  document.addEventListener("playground-toast", function (event) {
+    toast(event.detail.message, event.detail.kind);
+  });
+
   document.addEventListener("htmx:responseError", function (event) {
     toast(errorText(event.detail.xhr));
   });
@@ -195,14 +200,19 @@
     if (problem || $("#customHeight-error", form)) showFieldError(height, problem || (height.validity.valid ? "" : height.validationMessage));
   }
 
+  // The catalogue's price for the model (per image, or per job), times the image count
+  // field the server names (Seedream's num_images, or another model's own).
   function syncCost(form) {
-    var count = $("#num_images", form);
     var cost = $("[data-cost]", form);
-    if (!count || !cost) return;
+    if (!cost) return;
     if (cost.hasAttribute("data-demo")) { cost.textContent = "· 0 credits (demo)"; return; }
-    var perImage = Number(cost.getAttribute("data-credits-per-image")) || 1;
-    var images = Math.max(1, parseInt(count.value, 10) || 1);
-    cost.textContent = "· " + plural(images * perImage, "credit");
+    var countId = cost.getAttribute("data-count-input");
+    var count = countId ? document.getElementById(countId) : null;
+    var perImage = Number(cost.getAttribute("data-credits-per-image")) || 0;
+    var perJob = Number(cost.getAttribute("data-credits-per-job")) || 0;
+    var images = count ? Math.max(1, parseInt(count.value || count.placeholder, 10) || 1) : 1;
+    var total = Math.round((perJob + images * perImage) * 100) / 100;
+    cost.textContent = "· " + plural(total, "credit");
   }
 
   // The settings' summary line says what is chosen while they are folded away.
@@ -321,7 +331,7 @@
     var form = formOf(event);
     if (!form) return;
     var target = event.target;
-    if (target.id === "num_images") syncCost(form);
+    if (target.id === "num_images" || target.type === "number") syncCost(form);
     if (target.id === "prompt") { syncPromptCount(form); syncPresetLabel(form); }
     if (target.id === "customWidth" || target.id === "customHeight") syncCustomSize(form);
     syncSettingsSummary(form);

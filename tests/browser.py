@@ -76,6 +76,8 @@ class SampleSite:
 # widths in both themes, audited by axe, checked at 360 px and under the strict CSP.
 PAGES: tuple[Page, ...] = (
     Page("playground", lambda site: "/"),
+    # Another model's form, made from its schema, with its References row.
+    Page("playground-edit-model", lambda site: "/?model=seedream-4-edit"),
     Page("gallery", lambda site: "/gallery"),
     Page("gallery-search", lambda site: "/gallery?q=landscape&image_size=landscape_16_9"),
     Page("gallery-failed", lambda site: "/gallery?status=failed"),

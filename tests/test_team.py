@@ -116,6 +116,8 @@ def test_every_route_refuses_anonymous_requests_once_sign_in_is_on(
     team: Team, emulator: RunningEmulator
 ) -> None:
     public = {("GET", "/sign-in"), ("POST", "/sign-in"), ("GET", "/healthz")}
+    # A signed link for PixelDojo: its signature is its permission (tests/test_references.py).
+    public.add(("GET", "/references/{image_id}"))
     routes = all_routes()
     assert len(routes) > 40
     with team.anonymous(**SAME_ORIGIN) as anonymous:

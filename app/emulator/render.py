@@ -48,3 +48,44 @@ def render_png(*, prompt: str, seed: int, index: int, width: int, height: int) -
     buffer = io.BytesIO()
     image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
+
+
+def render_edit_png(
+    *, reference: bytes, prompt: str, seed: int, index: int, width: int, height: int
+) -> bytes:
+    """An edit's stand-in: the first reference, scaled to the output and tinted by the seed,
+    with the prompt written over it, so demo mode shows what an edit does."""
+    tint, _ = _palette(seed * 31 + index)
+    with Image.open(io.BytesIO(reference)) as opened:
+        source = opened.convert("RGB")
+    base = source.resize((width, height), Image.Resampling.BILINEAR)
+    image = Image.blend(base, Image.new("RGB", (width, height), tint), 0.35)
+    draw = ImageDraw.Draw(image)
+    scale = min(width, height)
+    font = ImageFont.load_default(size=max(12, scale // 28))
+    small = ImageFont.load_default(size=max(10, scale // 40))
+    margin = scale // 16
+    columns = max(16, int(width / (scale / 28) * 1.6))
+    y = margin
+    for line in textwrap.wrap(prompt, width=columns)[:6]:
+        draw.text(
+            (margin, y),
+            line,
+            fill=(255, 255, 255),
+            font=font,
+            stroke_width=2,
+            stroke_fill=(0, 0, 0),
+        )
+        y += int(scale / 28 * 1.3)
+    footer = f"edit of reference 1 · seed {seed} · image {index + 1} · {width}x{height} · emulated"
+    draw.text(
+        (margin, height - margin - scale // 40),
+        footer,
+        fill=(255, 255, 240),
+        font=small,
+        stroke_width=1,
+        stroke_fill=(0, 0, 0),
+    )
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()

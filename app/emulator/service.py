@@ -23,8 +23,11 @@ Knobs live on `EmulatorConfig` (change them at any time, also over HTTP at
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import hashlib
+import io
 import json
 import os
 import secrets
@@ -37,6 +40,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import httpx
+from PIL import Image as PILImage
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -44,18 +49,25 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.emulator.catalogue import SEEDREAM, EmulatedModel, default_models
 from app.emulator.faults import Fault, FaultPlan
-from app.emulator.render import render_png
+from app.emulator.render import render_edit_png, render_png
+from app.model_params import ModelParams
 from app.parameters import (
-    CREDITS_PER_IMAGE,
+    NAMED_SIZE_PIXELS,
     GenerationParams,
     pixel_size,
 )
-from app.rules import SEEDREAM_RULES, ModelRules
+from app.rules import SEEDREAM_RULES, ModelRules, image_input
 
 API_PREFIX = "/api/v1"
 IMAGE_PREFIX = "/pixeldojotemp"
-MODEL_ID = "seedream-4"
+MODEL_ID = SEEDREAM
+# A reference fetched from a URL may be at most this large.
+REFERENCE_FETCH_MAX_BYTES = 32 * 1024 * 1024
+REFERENCE_FETCH_TIMEOUT_SECONDS = 15.0
+# Outputs whose size the run leaves to the model have this long side (4K: twice it).
+AUTO_LONG_SIDE = 2048
 # Fields the run body may carry besides the model's parameters.
 RUN_EXTRA_FIELDS = frozenset({"webhook_url"})
 # Sent by the page's own curl example and the founder's scripts; tolerated unless strict.
@@ -88,6 +100,12 @@ class EmulatorConfig:
     completed_word: str = "completed"
     expires_format: Literal["iso", "unix", "unix_ms"] = "iso"
     error_codes_upper: bool = False
+    # Models added to (or replacing in) the catalogue: apiId -> {"card": {...}, "schema":
+    # {...}}; the card needs at least a name.
+    extra_models: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # Whether references may come as data: URIs, and as URLs (what doctor --run finds out).
+    accept_data_uris: bool = True
+    accept_reference_urls: bool = True
 
 
 @dataclass
@@ -116,6 +134,23 @@ class EmulatedJob:
     never_finishes: bool = False
     refunded: bool = False
     image_names: list[str] = field(default_factory=list)
+    # The first reference image (an edit), by sha256: what the output is made from.
+    reference_sha: str | None = None
+
+
+@dataclass
+class ReceivedReference:
+    """A reference image as the emulator received it, decoded."""
+
+    model: str
+    position: int
+    # "data" (a data: URI) or "url" (fetched from the link sent).
+    sent_as: str
+    format: str
+    width: int
+    height: int
+    byte_size: int
+    sha256: str
 
 
 class Emulator:
@@ -133,6 +168,9 @@ class Emulator:
         self.credits: dict[str, float] = {}
         # sha256 of every image body served, by image path: what a client should have stored.
         self.served_images: dict[str, str] = {}
+        # Every reference image received, decoded, in order; their bytes by sha256.
+        self.received_references: list[ReceivedReference] = []
+        self.reference_bytes: dict[str, bytes] = {}
         self._images_by_name: dict[str, tuple[str, int]] = {}
         self._render_cache: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
@@ -274,8 +312,17 @@ class Emulator:
             return self._error(401, "invalid_api_key", "Invalid API key.")
         return key
 
+    def models(self) -> dict[str, EmulatedModel]:
+        """The catalogue: the built-in models, with `extra_models` added or replacing."""
+        models = default_models()
+        for api_id, spec in self.config.extra_models.items():
+            card = {"apiId": api_id, "modality": "image", **spec.get("card", {})}
+            card.setdefault("name", api_id)
+            models[api_id] = EmulatedModel(card, spec.get("schema"))
+        return models
+
     def _model_or_404(self, api_id: str) -> Response | None:
-        if api_id != MODEL_ID:
+        if api_id not in self.models():
             return self._error(404, "model_not_found", f"Model '{api_id}' not found.")
         return None
 
@@ -317,28 +364,41 @@ class Emulator:
         _, early = await self._enter(request, "models")
         if early:
             return early
+        models = list(self.models().values())
+        images = sum(1 for model in models if model.makes_images)
         return JSONResponse(
-            {"models": [_model_card()], "total": 1, "imageCount": 1, "videoCount": 0}
+            {
+                "models": [model.card for model in models],
+                "total": len(models),
+                "imageCount": images,
+                "videoCount": len(models) - images,
+            }
         )
 
     async def get_model(self, request: Request) -> Response:
         _, early = await self._enter(request, "models")
         if early:
             return early
-        missing = self._model_or_404(request.path_params["api_id"])
-        return missing or JSONResponse(_model_card())
+        api_id = request.path_params["api_id"]
+        missing = self._model_or_404(api_id)
+        return missing or JSONResponse(self.models()[api_id].card)
 
     async def get_schema(self, request: Request) -> Response:
         _, early = await self._enter(request, "schema")
         if early:
             return early
-        missing = self._model_or_404(request.path_params["api_id"])
+        api_id = request.path_params["api_id"]
+        missing = self._model_or_404(api_id)
         if missing:
             return missing
-        schema = self.served_schema()
+        schema = self.schema_of(api_id)
         if self.config.schema_shape == "bare":
             return self._deliver("schema", schema)
-        return self._deliver("schema", {"apiId": MODEL_ID, "schema": schema})
+        return self._deliver("schema", {"apiId": api_id, "schema": schema})
+
+    def schema_of(self, api_id: str) -> dict[str, Any]:
+        model = self.models()[api_id]
+        return self.served_schema() if model.schema is None else model.schema
 
     def served_schema(self) -> dict[str, Any]:
         """The model's run schema as served: the built-in one with the knobs applied."""
@@ -359,12 +419,12 @@ class Emulator:
             schema["required"] = list(self.config.schema_required)
         return schema
 
-    def run_rules(self) -> ModelRules:
-        """What a run may hold: the schema served, and Seedream's cross-field checks."""
-        return replace(
-            ModelRules.from_json_schema(self.served_schema(), model=MODEL_ID),
-            extra_checks=SEEDREAM_RULES.extra_checks,
-        )
+    def run_rules(self, api_id: str = MODEL_ID) -> ModelRules:
+        """What a run may hold: the schema served (and Seedream's cross-field checks)."""
+        rules = ModelRules.from_json_schema(self.schema_of(api_id), model=api_id)
+        if api_id != MODEL_ID:
+            return rules
+        return replace(rules, extra_checks=SEEDREAM_RULES.extra_checks)
 
     async def run(self, request: Request) -> Response:
         body, early = await self._enter(request, "run")
@@ -379,7 +439,10 @@ class Emulator:
             return missing
         if not isinstance(body, dict):
             return self._error(400, "invalid_request", "The request body must be a JSON object.")
-        rules = self.run_rules()
+        model = self.models()[api_id]
+        if not model.makes_images:
+            return self._error(400, "invalid_request", f"{api_id} is not an image model.")
+        rules = self.run_rules(api_id)
         tolerated = set() if self.config.strict else TOLERATED_FIELDS
         unknown = sorted(set(body) - set(rules.properties) - RUN_EXTRA_FIELDS - tolerated)
         if unknown:
@@ -391,14 +454,37 @@ class Emulator:
         if problems:
             field_name, message = next(iter(problems.items()))
             return self._error(400, "invalid_request", f"Invalid parameter {field_name}: {message}")
-        try:
-            params = GenerationParams.from_body(run_params)
-        except ValidationError as exc:
-            first = exc.errors(include_url=False, include_input=False)[0]
-            field_name = ".".join(str(part) for part in first["loc"]) or "body"
-            return self._error(400, "invalid_request", f"Invalid parameter {field_name}")
-
-        cost = float(params.num_images * CREDITS_PER_IMAGE)
+        found = image_input(rules)
+        references: list[bytes] = []
+        if found is not None and run_params.get(found.name) is not None:
+            sent = run_params[found.name]
+            for position, value in enumerate(sent if isinstance(sent, list) else [sent]):
+                received = await self._receive_reference(api_id, position, value)
+                if isinstance(received, str):
+                    return self._error(
+                        400,
+                        "invalid_request",
+                        f"Invalid parameter {found.name}[{position}]: {received}",
+                    )
+                references.append(received)
+            # What is kept of the run: how many references, not their bytes.
+            run_params[found.name] = f"{len(references)} reference image(s)"
+        if api_id == MODEL_ID:
+            try:
+                params = GenerationParams.from_body(run_params)
+            except ValidationError as exc:
+                first = exc.errors(include_url=False, include_input=False)[0]
+                field_name = ".".join(str(part) for part in first["loc"]) or "body"
+                return self._error(400, "invalid_request", f"Invalid parameter {field_name}")
+            kept = params.upstream_body()
+            prompt, count, wanted_seed = params.prompt, params.num_images, params.seed
+            width, height = pixel_size(params.image_size, params.customWidth, params.customHeight)
+        else:
+            run = ModelParams(run_params)
+            kept = run_params
+            prompt, count, wanted_seed = run.prompt, run.num_images, run.seed
+            width, height = _output_size(run_params, references[0] if references else None)
+        cost = float(model.credits * count if model.per_image else model.credits)
         with self._lock:
             balance = self.credits.get(key, self.config.initial_credits)
             if balance < cost:
@@ -412,27 +498,27 @@ class Emulator:
             remaining = balance - cost
             now = time.time()
             job_id = "job_" + secrets.token_hex(12)
-            width, height = pixel_size(params.image_size, params.customWidth, params.customHeight)
-            base_seed = params.seed if params.seed is not None and params.seed >= 0 else None
+            base_seed = wanted_seed if wanted_seed is not None and wanted_seed >= 0 else None
             seeds = [
                 base_seed + i if base_seed is not None else secrets.randbelow(2**31)
-                for i in range(params.num_images)
+                for i in range(count)
             ]
             job = EmulatedJob(
                 job_id=job_id,
                 api_key=key,
                 model=api_id,
-                params=params.upstream_body(),
+                params=kept,
                 seeds=seeds,
                 width=width,
                 height=height,
                 created_at=now,
                 expires_at=now + self.config.retention_seconds,
                 credit_cost=cost,
-                will_fail=self.config.fail_marker in params.prompt,
-                never_finishes=self.config.never_marker in params.prompt,
+                will_fail=self.config.fail_marker in prompt,
+                never_finishes=self.config.never_marker in prompt,
+                reference_sha=self._keep_reference(references[0]) if references else None,
             )
-            for index in range(params.num_images):
+            for index in range(count):
                 name = f"{int(now)}-{job_id[4:]}{index}.png"
                 job.image_names.append(name)
                 self._images_by_name[name] = (job_id, index)
@@ -450,6 +536,76 @@ class Emulator:
             },
             status_code=202,
         )
+
+    async def _receive_reference(self, api_id: str, position: int, value: Any) -> bytes | str:
+        """A reference's bytes, decoded and checked to be an image; or what is wrong with it."""
+        if not isinstance(value, str):
+            return "must be a URL or a data: URI"
+        if value.startswith("data:"):
+            if not self.config.accept_data_uris:
+                return "data: URIs are not accepted; send a URL"
+            header, comma, payload = value.partition(",")
+            if not comma or not header.endswith(";base64"):
+                return "a data: URI must be base64 (data:image/png;base64,...)"
+            try:
+                data = base64.b64decode(payload, validate=True)
+            except (binascii.Error, ValueError):
+                return "the data: URI is not valid base64"
+            sent_as = "data"
+        elif value.startswith(("http://", "https://")):
+            if not self.config.accept_reference_urls:
+                return "URLs are not accepted; send a data: URI"
+            fetched = await _fetch_reference(value)
+            if isinstance(fetched, str):
+                return fetched
+            data, sent_as = fetched, "url"
+        else:
+            return "must be an http(s) URL or a data: URI"
+        try:
+            with PILImage.open(io.BytesIO(data)) as image:
+                image.load()
+                kind, (width, height) = image.format or "unknown", image.size
+        except Exception as exc:  # anything Pillow cannot decode is not an image
+            return f"is not a decodable image ({exc.__class__.__name__})"
+        digest = hashlib.sha256(data).hexdigest()
+        with self._lock:
+            self.received_references.append(
+                ReceivedReference(
+                    model=api_id,
+                    position=position,
+                    sent_as=sent_as,
+                    format=kind,
+                    width=width,
+                    height=height,
+                    byte_size=len(data),
+                    sha256=digest,
+                )
+            )
+            self.reference_bytes[digest] = data
+        return data
+
+    def _keep_reference(self, data: bytes) -> str:
+        """Keep a reference the output is made from (in the state folder, if any)."""
+        digest = hashlib.sha256(data).hexdigest()
+        self.reference_bytes[digest] = data
+        folder = self._reference_folder()
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / digest).write_bytes(data)
+        return digest
+
+    def _reference_folder(self) -> Path | None:
+        if self.state_file is None:
+            return None
+        return self.state_file.with_name(self.state_file.name + ".references")
+
+    def _reference(self, digest: str) -> bytes | None:
+        found = self.reference_bytes.get(digest)
+        folder = self._reference_folder()
+        if found is None and folder is not None and (folder / digest).is_file():
+            found = (folder / digest).read_bytes()
+            self.reference_bytes[digest] = found
+        return found
 
     async def get_job(self, request: Request) -> Response:
         _, early = await self._enter(request, "job")
@@ -512,13 +668,25 @@ class Emulator:
             if cached is not None:
                 self._render_cache.move_to_end(name)
                 return cached
-        data = render_png(
-            prompt=str(job.params["prompt"]),
-            seed=job.seeds[index],
-            index=index,
-            width=job.width,
-            height=job.height,
-        )
+        reference = self._reference(job.reference_sha) if job.reference_sha else None
+        prompt = str(job.params.get("prompt", ""))
+        if reference is not None:
+            data = render_edit_png(
+                reference=reference,
+                prompt=prompt,
+                seed=job.seeds[index],
+                index=index,
+                width=job.width,
+                height=job.height,
+            )
+        else:
+            data = render_png(
+                prompt=prompt,
+                seed=job.seeds[index],
+                index=index,
+                width=job.width,
+                height=job.height,
+            )
         with self._lock:
             self._render_cache[name] = data
             while len(self._render_cache) > 16:
@@ -572,15 +740,41 @@ def _output_in_shape(urls: list[str], shape: str) -> dict[str, Any]:
     return {"output": {"images": urls}}
 
 
-def _model_card() -> dict[str, Any]:
-    return {
-        "apiId": MODEL_ID,
-        "name": "Seedream 4.5",
-        "description": "ByteDance Seedream 4.5 (emulated locally)",
-        "modality": "image",
-        "creditCost": {
-            "default": CREDITS_PER_IMAGE,
-            "type": "per_image",
-            "amount": CREDITS_PER_IMAGE,
-        },
-    }
+def _output_size(values: dict[str, Any], reference: bytes | None) -> tuple[int, int]:
+    """The output's size for a model other than Seedream: a named size, else the first
+    reference's shape or the aspect ratio asked for, at AUTO_LONG_SIDE."""
+    size = values.get("image_size")
+    if isinstance(size, str) and size in NAMED_SIZE_PIXELS and not size.startswith("auto"):
+        return NAMED_SIZE_PIXELS[size]
+    long_side = AUTO_LONG_SIDE * 2 if size == "auto_4K" else AUTO_LONG_SIDE
+    ratio = 1.0
+    if reference is not None:
+        with PILImage.open(io.BytesIO(reference)) as image:
+            ratio = image.width / image.height
+    elif isinstance(values.get("aspect_ratio"), str):
+        wide, _, high = values["aspect_ratio"].partition(":")
+        with contextlib.suppress(ValueError, ZeroDivisionError):
+            ratio = float(wide) / float(high)
+    ratio = min(16.0, max(1 / 16, ratio))
+    if ratio >= 1:
+        return long_side, max(1, round(long_side / ratio))
+    return max(1, round(long_side * ratio)), long_side
+
+
+async def _fetch_reference(url: str) -> bytes | str:
+    """Fetch a reference sent as a link, as PixelDojo would."""
+    try:
+        async with (
+            httpx.AsyncClient(timeout=REFERENCE_FETCH_TIMEOUT_SECONDS) as client,
+            client.stream("GET", url) as response,
+        ):
+            if response.status_code != 200:
+                return f"the link answered HTTP {response.status_code}"
+            data = bytearray()
+            async for chunk in response.aiter_bytes():
+                data.extend(chunk)
+                if len(data) > REFERENCE_FETCH_MAX_BYTES:
+                    return "the linked image is too large"
+            return bytes(data)
+    except httpx.HTTPError as exc:
+        return f"the link could not be fetched ({exc.__class__.__name__})"

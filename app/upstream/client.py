@@ -126,6 +126,11 @@ class PixelDojoClient:
         if response.status_code not in (200, 404):
             raise error_from_response(response, self._secret)
 
+    async def list_models(self) -> Any:
+        """The catalogue (`GET /models`), as PixelDojo answers it (app/catalogue.py reads it)."""
+        response = await self._limited("GET", "models")
+        return self._json(response)
+
     async def model(self, model: str) -> dict[str, Any]:
         """The model's card: name, modality, credit cost (NotFound for an unknown model)."""
         response = await self._limited("GET", f"models/{quote(model, safe='')}")

@@ -8,16 +8,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, StreamingResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app import jobs
 from app.budgets import BudgetExceeded, check_budget_before
 from app.errors import InvalidParameters, NotFoundError, OverBudget
+from app.live_rules import RulesInForce
+from app.model_params import RunParams
 from app.models import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
 from app.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams, ModelId
 from app.presets import PRESETS, PRESETS_BY_SLUG
 from app.rules import form_limits, offered_sizes
-from app.runs import validate_parameters
+from app.runs import check_run, parse_run
 from app.services import Services
 from app.submission import submit_job
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
@@ -31,13 +33,25 @@ IDEMPOTENCY_KEY_MAX = 190  # stored with a short prefix in a 200-character colum
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 
 
-class JobCreate(GenerationParams):
-    """The upstream's run parameters, plus which model and preset to record.
+# More reference images than any model takes are refused before the model is asked.
+REFERENCES_MAX = 50
 
-    The limits shown are the built-in rules; PixelDojo's live schema wins where it
-    speaks (GET /api/rules says what is in force).
+
+class JobCreate(GenerationParams):
+    """A run: its parameters, plus which model, preset and references to record.
+
+    For Seedream (`seedream-4`) the parameters are the fields below; the limits shown
+    are the built-in rules, and PixelDojo's live schema wins where it speaks (GET
+    /api/rules says what is in force). Any other model takes the fields its own schema
+    names, as they are (GET /api/models lists the models, GET /api/rules?model= their
+    fields).
     """
 
+    model_config = ConfigDict(extra="allow")
+
+    prompt: str | None = Field(  # type: ignore[assignment]
+        None, description="What to draw; required by Seedream (and most models)"
+    )
     model: ModelId | None = Field(None, description="Model apiId; default: the configured one")
     preset: str | None = Field(
         None,
@@ -50,6 +64,18 @@ class JobCreate(GenerationParams):
     remix_image: int | None = Field(
         None, ge=0, lt=NUM_IMAGES_MAX, description="With remix_of: which of its images (from 0)"
     )
+    reference_images: list[Annotated[int, Field(ge=1, le=ROW_ID_MAX)]] = Field(
+        default_factory=list,
+        max_length=REFERENCES_MAX,
+        description="Gallery image ids sent as reference images, in order, through the "
+        "model's image input (refused for a model that has none; the number allowed is its "
+        "schema's maxItems)",
+    )
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_trimmed(cls, prompt: str | None) -> str | None:  # type: ignore[override]
+        return prompt.strip() if prompt is not None else None
 
     @field_validator("preset")
     @classmethod
@@ -57,6 +83,29 @@ class JobCreate(GenerationParams):
         if slug is not None and slug not in PRESETS_BY_SLUG:
             raise ValueError(f"unknown preset; one of: {', '.join(PRESETS_BY_SLUG)}")
         return slug
+
+    def run_values(self) -> dict[str, Any]:
+        """The run's parameters as given: the record's fields that were set, and any other
+        field (another model's own)."""
+        given = {
+            name: getattr(self, name) for name in UPSTREAM_FIELDS if name in self.model_fields_set
+        }
+        return {**given, **(self.model_extra or {})}
+
+
+async def run_of(services: Services, body: JobCreate) -> tuple[str, RunParams, RulesInForce]:
+    """The model, the run read for it (Seedream's record, or another model's values), and
+    the rules it is checked against."""
+    model = body.model or services.settings.model
+    in_force = await services.rules.for_submission(model)
+    return model, parse_run(body.run_values(), builtin_record=in_force.builtin_form), in_force
+
+
+class ImageInputPublic(BaseModel):
+    field: str = Field(description="The schema's field the references are sent in")
+    min_items: int
+    max_items: int
+    required: bool
 
 
 class RulesPublic(BaseModel):
@@ -70,6 +119,13 @@ class RulesPublic(BaseModel):
     sizes: list[str] = Field(description="The image sizes a run may ask for")
     limits: dict[str, Any] = Field(description="The form's limits under these rules")
     differences: list[str] = Field(description="How the live schema differs from the built-in")
+    form: str = Field(description="seedream: the hand-made form; schema: rendered from its schema")
+    fields: dict[str, dict[str, Any]] = Field(
+        description="Each field of the run body and its rules, as read from the schema"
+    )
+    image_input: ImageInputPublic | None = Field(
+        description="Where the model takes reference images; None: it takes none"
+    )
 
 
 @router.get("/rules", response_model=RulesPublic)
@@ -87,6 +143,62 @@ def rules_in_force(
         sizes=offered_sizes(in_force.rules),
         limits=form_limits(in_force.rules),
         differences=in_force.differences(),
+        form="seedream" if in_force.builtin_form else "schema",
+        fields={name: dict(prop) for name, prop in in_force.rules.properties.items()},
+        image_input=ImageInputPublic(
+            field=found.name,
+            min_items=found.min_items,
+            max_items=found.max_items,
+            required=found.required,
+        )
+        if (found := in_force.image_input) is not None
+        else None,
+    )
+
+
+class ModelPublic(BaseModel):
+    api_id: str
+    name: str
+    description: str
+    modality: str | None
+    credits: float | None = Field(description="What a run costs, per image unless per_job")
+    per_job: bool = Field(description="Whether the cost is per job rather than per image")
+    cost: str = Field(description="The cost in words: `1 credit an image`, `cost unknown`")
+    default: bool = Field(description="The playground's default model (PLAYGROUND_MODEL)")
+
+
+class ModelsPublic(BaseModel):
+    """The upstream's image models, the default first, then by name."""
+
+    models: list[ModelPublic]
+    source: str = Field(description="live, last good copy, or none (never read)")
+    fetched_at: datetime | None
+    problem: str | None = Field(description="Why the latest read of the catalogue failed")
+
+
+@router.get("/models", response_model=ModelsPublic)
+def list_models(services: ServicesDep) -> ModelsPublic:
+    """PixelDojo's image models with their cost (from its `GET /models`, read at start and
+    every PLAYGROUND_SCHEMA_REFRESH_MINUTES, the last good copy kept)."""
+    catalogue = services.catalogue.in_force()
+    default = services.settings.model
+    return ModelsPublic(
+        models=[
+            ModelPublic(
+                api_id=model.api_id,
+                name=model.name,
+                description=model.description,
+                modality=model.modality,
+                credits=model.credits,
+                per_job=model.per_job,
+                cost=model.cost_label(),
+                default=model.api_id == default,
+            )
+            for model in catalogue.image_models(first=[default])
+        ],
+        source=catalogue.source,
+        fetched_at=catalogue.fetched_at,
+        problem=catalogue.problem,
     )
 
 
@@ -119,16 +231,17 @@ async def create_job(
         ),
     ] = None,
 ) -> JobPublic:
-    params = GenerationParams.model_validate(body.model_dump(include=set(UPSTREAM_FIELDS)))
+    model, params, _ = await run_of(services, body)
     job, created = await submit_job(
         services,
         params=params,
-        model=body.model or services.settings.model,
+        model=model,
         preset=body.preset,
         idempotency_key=f"api:{idempotency_key}" if idempotency_key else None,
         user=user,
         ip=ip,
         remix_of=_remix_source(body),
+        reference_images=body.reference_images,
     )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
@@ -151,25 +264,28 @@ class BatchCheck(BaseModel):
 
 
 @router.post("/jobs/check", response_model=BatchCheck)
-def check_jobs(body: JobBatch, services: ServicesDep, user: CurrentUser) -> BatchCheck:
+async def check_jobs(body: JobBatch, services: ServicesDep, user: CurrentUser) -> BatchCheck:
     """Check jobs without submitting any: each against the rules, and all of them together
     against the person's budget. Errors name the job by its place in the list."""
     errors: dict[str, str] = {}
     images, credits = 0, 0.0
+    catalogue = await run_in_threadpool(services.catalogue.in_force)
     for number, job in enumerate(body.jobs):
         try:
-            rules = services.rules.in_force(job.model or services.settings.model).rules
-            params = validate_parameters(job.model_dump(include=set(UPSTREAM_FIELDS)), rules)
+            model, params, in_force = await run_of(services, job)
+            check_run(params, in_force.rules, references=len(job.reference_images))
         except InvalidParameters as invalid:
             errors.update({f"jobs.{number}.{f}": m for f, m in invalid.field_errors.items()})
             continue
         images += params.num_images
-        credits += params.estimated_credits
+        credits += catalogue.estimate(model, params.num_images)
     if errors:
         raise InvalidParameters(errors)
     try:
-        check_budget_before(
-            services.db, user=user, cost=credits, what=f"These {len(body.jobs)} jobs"
+        await run_in_threadpool(
+            lambda: check_budget_before(
+                services.db, user=user, cost=credits, what=f"These {len(body.jobs)} jobs"
+            )
         )
     except BudgetExceeded as over:
         raise OverBudget(over.message) from None

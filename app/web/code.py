@@ -7,6 +7,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.code_examples import KEY_VARIABLE, code_examples
 from app.errors import InvalidParameters
+from app.references import placeholder
 from app.web.deps import ServicesDep, TemplatesDep
 from app.web.forms import GenerateForm
 
@@ -19,7 +20,13 @@ def form_as_code(request: Request, services: ServicesDep, templates: TemplatesDe
     context: dict[str, object] = {"form": form, "key_variable": KEY_VARIABLE, "examples": []}
     try:
         model = form.model if form.model_id_is_valid() else services.settings.model
-        body = form.to_params(services.rules.in_force(model).rules).upstream_body()
+        in_force = services.rules.in_force(model)
+        body = form.to_run(in_force).upstream_body()
+        if form.references and in_force.image_input is not None:
+            # The images themselves go as data: URIs or signed links, made when submitting.
+            body[in_force.image_input.name] = in_force.image_input.body_value(
+                [placeholder(image_id) for image_id in form.reference_ids()]
+            )
     except InvalidParameters:
         pass  # the fragment lists form.errors instead
     else:

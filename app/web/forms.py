@@ -9,8 +9,11 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from app.catalogue import CatalogueInForce
 from app.errors import InvalidParameters
 from app.jobs import RemixSource
+from app.live_rules import RulesInForce
+from app.model_params import IMAGE_COUNT_FIELDS, ModelParams, RunParams
 from app.models import ROW_ID_MAX, Job
 from app.parameters import (
     CUSTOM_SIZE,
@@ -20,8 +23,9 @@ from app.parameters import (
     ModelId,
 )
 from app.presets import PRESETS_BY_SLUG, Preset
-from app.rules import SEEDREAM_RULES, ModelRules
-from app.runs import parse_parameters, validate_parameters
+from app.rules import SEEDREAM_RULES, ModelRules, has_builtin_record
+from app.runs import REFERENCES_FIELD, check_run, parse_parameters
+from app.web import schema_form
 
 # The record's whole-number fields: the form posts them as text.
 INTEGER_FIELDS = tuple(
@@ -29,12 +33,25 @@ INTEGER_FIELDS = tuple(
 )
 # Images a remix may name: any job's, not just today's rules' maximum.
 REMIX_IMAGE_MAX = 999
+# More references than any model takes are refused before the model is asked.
+REFERENCES_MAX = 50
 TOKEN_MAX = 64
 _model_id = TypeAdapter(ModelId)
 
 
 def new_submission_token() -> str:
     return secrets.token_urlsafe(18)
+
+
+@dataclass(frozen=True)
+class FormCost:
+    """The cost the form shows before submitting, and what the browser recounts it from."""
+
+    per_image: float
+    per_job: float
+    # The element whose value is the number of images (None: always one).
+    count_input: str | None
+    credits: float
 
 
 @dataclass
@@ -53,9 +70,13 @@ class GenerateForm:
     # A remix's source job and image, as posted back by the form (strings, like values).
     remix_of: str = ""
     remix_image: str = ""
+    # Gallery image ids picked as references, in order (strings, as posted).
+    references: list[str] = field(default_factory=list)
 
     @classmethod
     def blank(cls, *, model: str) -> GenerateForm:
+        if not has_builtin_record(model):
+            return cls(values={}, model=model)  # its schema's defaults, in its own form
         return cls(values={"image_size": DEFAULT_IMAGE_SIZE, "num_images": "1"}, model=model)
 
     @classmethod
@@ -70,23 +91,31 @@ class GenerateForm:
 
     @classmethod
     def from_job(cls, job: Job, *, image_index: int | None = None) -> GenerateForm:
-        """An earlier job's parameters (the body it sent), its model and preset: the start
-        of a remix, which remembers where it came from."""
-        values = GenerationParams.from_body(job.request_body).model_dump()
+        """An earlier job's parameters (the body it sent), its model, preset and references:
+        the start of a remix, which remembers where it came from."""
+        if has_builtin_record(job.model):
+            values = _as_strings(GenerationParams.from_body(job.request_body).model_dump())
+        else:
+            values = schema_form.as_form_values(job.request_body, ())
         preset = job.preset if job.preset in PRESETS_BY_SLUG else None
         return cls(
-            values=_as_strings(values),
+            values=values,
             model=job.model,
             preset=preset,
             remix_of=str(job.id),
             remix_image="" if image_index is None else str(image_index),
+            references=[str(image_id) for image_id in job.reference_images or ()],
         )
 
     @classmethod
-    def from_post(cls, form: Mapping[str, Any], *, model: str) -> GenerateForm:
-        values = {name: str(form.get(name, "") or "").strip() for name in UPSTREAM_FIELDS}
-        # The prompt keeps its inner whitespace; only the ends are trimmed by validation.
-        values["prompt"] = str(form.get("prompt", "") or "")
+    def from_post(cls, form: Any, *, model: str) -> GenerateForm:
+        # Another model's form posts its fields as `param.<name>`; Seedream's by their names.
+        values = schema_form.posted_values(form) or {
+            name: str(form.get(name, "") or "").strip() for name in UPSTREAM_FIELDS
+        }
+        if "prompt" in form:
+            # The prompt keeps its inner whitespace; only the ends are trimmed by validation.
+            values["prompt"] = str(form.get("prompt", "") or "")
         preset = str(form.get("preset", "") or "") or None
         chosen_model = str(form.get("model", "") or "").strip() or model
         token = str(form.get("submission_token", "") or "").strip()
@@ -97,7 +126,29 @@ class GenerateForm:
             token=token[:TOKEN_MAX] if token else new_submission_token(),
             remix_of=str(form.get("remix_of", "") or "").strip(),
             remix_image=str(form.get("remix_image", "") or "").strip(),
+            references=[
+                str(value).strip() for value in form.getlist(REFERENCES_FIELD) if str(value).strip()
+            ][: REFERENCES_MAX + 1],
         )
+
+    def cost(self, in_force: RulesInForce, catalogue: CatalogueInForce | None) -> FormCost:
+        """What this run would cost: the catalogue's figure for the model where it gives one,
+        else the built-in one credit an image."""
+        catalogue = catalogue or CatalogueInForce()
+        count_field: str | None = "num_images"
+        count_input: str | None = "num_images"
+        if not in_force.builtin_form:
+            count_field = next(
+                (n for n in IMAGE_COUNT_FIELDS if n in in_force.rules.properties), None
+            )
+            count_input = schema_form.dom_id(count_field) if count_field else None
+        count = 1
+        if count_field is not None:
+            typed = self.values.get(count_field) or in_force.rules.keyword(count_field, "default")
+            count = _whole_number(str(typed or 1), maximum=10**6) or 1
+        per_image = catalogue.credits_per_image(self.model)
+        per_job = catalogue.credits_per_job(self.model)
+        return FormCost(per_image, per_job, count_input, per_job + per_image * count)
 
     def model_id_is_valid(self) -> bool:
         try:
@@ -128,11 +179,53 @@ class GenerateForm:
             raise InvalidParameters({"remix_image": "must be an image number"})
         return RemixSource(job_id=job_id, image_index=image_index)
 
-    def to_params(self, rules: ModelRules | None = None) -> GenerationParams:
+    def reference_ids(self) -> list[int]:
+        """The references picked, as image ids; a hand-edited value is a field error."""
+        ids = [_whole_number(text, maximum=ROW_ID_MAX) for text in self.references]
+        if any(image_id is None or image_id < 1 for image_id in ids):
+            raise InvalidParameters({REFERENCES_FIELD: "must be image numbers"})
+        if len(ids) > REFERENCES_MAX:
+            raise InvalidParameters({REFERENCES_FIELD: f"at most {REFERENCES_MAX} images"})
+        return [image_id for image_id in ids if image_id is not None]
+
+    def to_run(self, in_force: RulesInForce) -> RunParams:
+        """The run this form asks for under the rules in force: Seedream's record from its
+        hand-made form, or another model's values typed by its schema. On failure, fills
+        `errors` (every wrong field at once) and raises InvalidParameters."""
+        errors: dict[str, str] = {}
+        try:
+            references = len(self.reference_ids())
+        except InvalidParameters as invalid:
+            errors.update(invalid.field_errors)
+            references = 0
+        if in_force.builtin_form:
+            return self.to_params(in_force.rules, references=references, errors=errors)
+        fields = schema_form.form_fields(in_force.rules, in_force.image_input)
+        values, typing_errors = schema_form.typed_values(fields, self.values)
+        errors.update(typing_errors)
+        if not self.model_id_is_valid():
+            errors["model"] = "must be a PixelDojo model id, like seedream-4"
+        params = ModelParams(values)
+        try:
+            check_run(params, in_force.rules, references=references)
+        except InvalidParameters as invalid:
+            errors = {**invalid.field_errors, **errors}
+        if errors:
+            self.errors = errors
+            raise InvalidParameters(errors)
+        return params
+
+    def to_params(
+        self,
+        rules: ModelRules | None = None,
+        *,
+        references: int = 0,
+        errors: dict[str, str] | None = None,
+    ) -> GenerationParams:
         """The parameters, checked against `rules` when given (submitting checks them
         anyway); on failure, fills `errors` and raises InvalidParameters."""
         parsed: dict[str, Any] = {"prompt": self.values.get("prompt", "")}
-        errors: dict[str, str] = {}
+        errors = dict(errors or {})
         image_size = self.values.get("image_size") or DEFAULT_IMAGE_SIZE
         parsed["image_size"] = image_size
         for name in INTEGER_FIELDS:
@@ -149,7 +242,9 @@ class GenerateForm:
         if not self.model_id_is_valid():
             errors["model"] = "must be a PixelDojo model id, like seedream-4"
         try:
-            params = validate_parameters(parsed, rules) if rules else parse_parameters(parsed)
+            params = parse_parameters(parsed)
+            if rules is not None:
+                check_run(params, rules, references=references)
         except InvalidParameters as exc:
             errors = {**exc.field_errors, **errors}
         if errors:

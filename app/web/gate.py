@@ -9,6 +9,8 @@ is protected without anyone remembering to. In order:
 2. The person is found from their session cookie or an API token (Bearer).
 3. With sign-in on, anonymous requests are refused, except the sign-in page,
    static files and /healthz: 401 for the API and htmx, a redirect for pages.
+   Signed reference-image links (/references/...) are answered to anyone, on any
+   host name: PixelDojo fetches them, and each names one image until it expires.
 4. Every answer gets a Content-Security-Policy and its companions (with images
    served by redirect to an S3-compatible store, pages may load images from that
    store's origin as well); signed-in pages and API answers are marked
@@ -47,6 +49,10 @@ PUBLIC_PATHS = frozenset({"/sign-in", "/healthz"})
 PUBLIC_PREFIXES = ("/static/",)
 # Files that are the same for everyone may be cached; nothing else a signed-in person sees.
 CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")
+# Links signed by the app for PixelDojo to fetch (app/references.py): their signature is
+# their permission, so neither the local-only check nor sign-in applies.
+SIGNED_PREFIX = "/references/"
+SIGNED_METHODS = frozenset({"GET", "HEAD"})
 
 IMG_SRC = "img-src 'self' data: blob:"
 CONTENT_SECURITY_POLICY = (
@@ -84,6 +90,10 @@ class Gate:
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
+        if scope["path"].startswith(SIGNED_PREFIX) and scope["method"] in SIGNED_METHODS:
+            send = _with_headers(send, scope, signed_in=False, image_origin=services.image_origin)
+            await self.app(scope, receive, send)
+            return
 
         sign_in_on = await anyio.to_thread.run_sync(services.access.sign_in_on)
         if not sign_in_on and not _from_this_machine(scope, request):

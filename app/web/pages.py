@@ -11,10 +11,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import gallery, grid_records, jobs, team_presets, timing
 from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
+from app.live_rules import RulesInForce
 from app.models import ROW_ID_MAX
-from app.parameters import NUM_IMAGES_MAX
+from app.parameters import NUM_IMAGES_MAX, ModelId
 from app.presets import PRESETS, PRESETS_BY_SLUG
-from app.rules import ModelRules
+from app.runs import REFERENCES_FIELD
 from app.services import Services
 from app.submission import submit_job
 from app.upstream import AuthenticationFailed, UpstreamError
@@ -33,8 +34,9 @@ def _form_for(
     team_preset: int | None = None,
     remix: int | None = None,
     image: int | None = None,
+    model: str | None = None,
 ) -> GenerateForm:
-    model = services.settings.model
+    model = model or services.settings.model
     if remix is not None:
         # Remix: the playground filled in with an earlier job's parameters.
         source = _job_or_404(services, remix).job
@@ -53,7 +55,7 @@ def _form_for(
     # Parameters from before (a remix, a saved preset) may ask what the rules in force no
     # longer allow (a size PixelDojo dropped): say so now, not after pressing Generate.
     with contextlib.suppress(InvalidParameters):
-        form.to_params(services.rules.in_force(form.model).rules)
+        form.to_run(services.rules.in_force(form.model))
     return form
 
 
@@ -82,7 +84,7 @@ def _playground_context(services: Services, form: GenerateForm) -> dict[str, Any
 
 
 @router.get("/", response_class=HTMLResponse)
-def playground(
+async def playground(
     request: Request,
     services: ServicesDep,
     templates: TemplatesDep,
@@ -95,15 +97,17 @@ def playground(
         int | None,
         Query(ge=0, lt=NUM_IMAGES_MAX, description="With remix: which of its images (from 0)"),
     ] = None,
+    model: Annotated[ModelId | None, Query(description="The model picked")] = None,
 ) -> Response:
-    form = _form_for(services, preset, team_preset, remix, image)
-    return templates.TemplateResponse(
-        request, "playground.html", _playground_context(services, form)
-    )
+    if model is not None:
+        await services.rules.for_submission(model)
+    form = await run_in_threadpool(_form_for, services, preset, team_preset, remix, image, model)
+    context = await run_in_threadpool(_playground_context, services, form)
+    return templates.TemplateResponse(request, "playground.html", context)
 
 
 @router.get("/playground/form", response_class=HTMLResponse)
-def playground_form(
+async def playground_form(
     request: Request,
     services: ServicesDep,
     templates: TemplatesDep,
@@ -111,12 +115,24 @@ def playground_form(
     team_preset: Annotated[int | None, Query()] = None,
     remix: Annotated[int | None, Query(ge=1, le=ROW_ID_MAX)] = None,
     image: Annotated[int | None, Query(ge=0, lt=NUM_IMAGES_MAX)] = None,
+    model: Annotated[ModelId | None, Query(description="The model picked")] = None,
+    prompt: Annotated[str | None, Query(max_length=100_000)] = None,
 ) -> Response:
-    """The form filled from a preset, a team preset or an earlier job, swapped in place."""
-    form = _form_for(services, preset, team_preset, remix, image)
-    return templates.TemplateResponse(
-        request, "partials/_generate_form.html", _form_context(services, form)
-    )
+    """The form filled from a preset, a team preset or an earlier job, swapped in place; or
+    the form of a model picked (its schema read first if it never was), the prompt and the
+    references already given carried over."""
+    if model is not None:
+        await services.rules.for_submission(model)
+    form = await run_in_threadpool(_form_for, services, preset, team_preset, remix, image, model)
+    if preset is None and team_preset is None and remix is None:
+        carried = request.query_params.get("param.prompt") or prompt
+        if carried:
+            form.values["prompt"] = carried
+        form.references = [
+            value for value in request.query_params.getlist(REFERENCES_FIELD) if value.strip()
+        ]
+    context = await run_in_threadpool(_form_context, services, form)
+    return templates.TemplateResponse(request, "partials/_generate_form.html", context)
 
 
 @router.post("/jobs", response_class=HTMLResponse)
@@ -124,7 +140,7 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
     form = GenerateForm.from_post(await request.form(), model=services.settings.model)
     try:
         # Checked here too (submit_job checks again), so every wrong field shows at once.
-        params = form.to_params(await _rules_for_form(services, form))
+        params = form.to_run(await _rules_for_form(services, form))
         remix_of = form.remix_source()
         job, created = await submit_job(
             services,
@@ -135,6 +151,7 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
             user=current_user(request),
             ip=client_ip(request),
             remix_of=remix_of,
+            reference_images=form.reference_ids(),
         )
         job_id = job.id
     except InvalidParameters as invalid:
@@ -157,9 +174,9 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
     )
 
 
-async def _rules_for_form(services: Services, form: GenerateForm) -> ModelRules:
+async def _rules_for_form(services: Services, form: GenerateForm) -> RulesInForce:
     model = form.model if form.model_id_is_valid() else services.settings.model
-    return (await services.rules.for_submission(model)).rules
+    return await services.rules.for_submission(model)
 
 
 def _form_with_errors(

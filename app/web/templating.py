@@ -12,6 +12,8 @@ from jinja2.filters import do_truncate
 
 from app import __version__
 from app.config import Settings
+from app.live_rules import RulesInForce
+from app.model_params import IMAGE_COUNT_FIELDS
 from app.models import JobStatus
 from app.parameters import (
     IMAGE_SIZE_LABELS,
@@ -21,8 +23,10 @@ from app.parameters import (
     size_label,
 )
 from app.presets import PRESETS
+from app.references import is_upload
 from app.resources import TEMPLATES_DIR
-from app.rules import SEEDREAM_RULES, form_limits, offered_sizes
+from app.rules import SEEDREAM_RULES, form_limits, has_builtin_record, offered_sizes
+from app.web.schema_form import FormField, form_fields
 
 
 def build_templates(settings: Settings) -> Jinja2Templates:
@@ -36,6 +40,7 @@ def build_templates(settings: Settings) -> Jinja2Templates:
     env.globals.update(
         version=__version__,
         demo_mode=settings.demo_mode,
+        settings_model=settings.model,
         presets=PRESETS,
         preset_names={preset.slug: preset.name for preset in PRESETS},
         # Every size a stored job may have (the gallery's filter); the form offers the
@@ -50,6 +55,10 @@ def build_templates(settings: Settings) -> Jinja2Templates:
         offered_sizes=offered_sizes,
         pixel_size=pixel_size,
         JobStatus=JobStatus,
+        schema_fields=schema_fields,
+        image_count_fields=IMAGE_COUNT_FIELDS,
+        is_upload=is_upload,
+        has_builtin_record=has_builtin_record,
     )
     env.globals["credits_text"] = credits_text_for(settings.demo_mode)
     env.filters["when"] = format_when
@@ -70,11 +79,17 @@ def upstream_state(request: Request) -> dict[str, Any]:
     return {
         "key_problem": services.key_health.problem() if services is not None else None,
         "rules_for": services.rules.in_force if services is not None else None,
+        "catalogue": services.catalogue.in_force if services is not None else None,
         "doctor_report": services.doctor_reports.latest if services is not None else None,
         "user": getattr(state, "user", None),
         "sign_in_on": getattr(state, "sign_in_on", False),
         "csrf_token": getattr(state, "csrf_token", ""),
     }
+
+
+def schema_fields(in_force: RulesInForce) -> list[FormField]:
+    """The form of a model without a hand-made one, from its schema (app/web/schema_form.py)."""
+    return form_fields(in_force.rules, in_force.image_input)
 
 
 ALT_TEXT_MAX_CHARS = 200

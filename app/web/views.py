@@ -10,6 +10,7 @@ from app.models import (
     Job,
     JobPublic,
     PresetPublic,
+    ReferencePublic,
     RemixOfPublic,
 )
 from app.parameters import GenerationParams
@@ -92,6 +93,12 @@ def job_public(item: JobWithImages | JobListItem) -> JobPublic:
         )
         if job.remix_of_job_id is not None
         else None,
+        reference_images=[
+            ReferencePublic(
+                image_id=image_id, url=image_url(image_id), thumbnail_url=thumbnail_url(image_id)
+            )
+            for image_id in job.reference_images or ()
+        ],
     )
 
 
