@@ -84,10 +84,10 @@ class CatalogueModel:
         return self.credits if self.per_job else self.credits * num_images
 
     def cost_label(self) -> str:
-        """`1 credit an image`, `4 credits a job`, or `cost unknown`."""
+        """`1 credit per image`, `4 credits per job`, or `cost unknown`."""
         if self.credits is None:
             return "cost unknown"
-        unit = "a job" if self.per_job else "an image"
+        unit = "per job" if self.per_job else "per image"
         return f"{self.credits:g} credit{'s' if self.credits != 1 else ''} {unit}"
 
     def to_json(self) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def test_the_catalogue_lists_the_image_models_with_their_cost_seedream_first(
     assert {FLUX, SEEDREAM_EDIT, EVERY_KIND} <= set(ids)
     assert VIDEO not in ids, "a video model is not offered"
     flux = next(model for model in listed["models"] if model["api_id"] == FLUX)
-    assert (flux["credits"], flux["per_job"], flux["cost"]) == (2, False, "2 credits an image")
+    assert (flux["credits"], flux["per_job"], flux["cost"]) == (2, False, "2 credits per image")
 
     picker = _Elements(site.client.get("/").text)
     options = [

@@ -163,7 +163,7 @@ class ModelPublic(BaseModel):
     modality: str | None
     credits: float | None = Field(description="What a run costs, per image unless per_job")
     per_job: bool = Field(description="Whether the cost is per job rather than per image")
-    cost: str = Field(description="The cost in words: `1 credit an image`, `cost unknown`")
+    cost: str = Field(description="The cost in words: `1 credit per image`, `cost unknown`")
     default: bool = Field(description="The playground's default model (PLAYGROUND_MODEL)")
 
 
