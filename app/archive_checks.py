@@ -41,6 +41,7 @@ from typing import Any, BinaryIO
 import sqlalchemy as sa
 
 from app.models import (
+    ROW_ID_MAX,
     Collection,
     CollectionImage,
     Image,
@@ -50,6 +51,7 @@ from app.models import (
     User,
     UTCDateTime,
 )
+from app.runs import REFERENCES_MAX
 from app.storage import (
     IMAGE_CONTENT_TYPES,
     MAX_IMAGE_PIXELS,
@@ -496,7 +498,24 @@ def from_json(
         and not re.fullmatch(r"[0-9a-f]{64}", str(values["sha256"]))
     ):
         raise ArchiveError(f"{where or 'images'}: sha256 is not a sha256")
+    if table is JOBS and values.get("reference_images") is not None:
+        _check_references(values["reference_images"], where or "jobs")
     return values
+
+
+def _check_references(value: Any, where: str) -> None:
+    """A job's references: a short list of image numbers (renumbered after import)."""
+    if (
+        not isinstance(value, list)
+        or len(value) > REFERENCES_MAX
+        or not all(
+            isinstance(item, int) and not isinstance(item, bool) and 1 <= item <= ROW_ID_MAX
+            for item in value
+        )
+    ):
+        raise ArchiveError(
+            f"{where}: jobs.reference_images is not a list of at most {REFERENCES_MAX} image ids"
+        )
 
 
 def _fit(column: sa.Column[Any], value: Any, label: str) -> Any:

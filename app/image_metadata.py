@@ -22,7 +22,7 @@ from app import __version__
 from app.code_examples import run_url
 from app.gallery import GalleryEntry
 from app.models import Job
-from app.parameters import GenerationParams
+from app.parameters import RecordedParameters
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_CONTENT_TYPE = "image/png"
@@ -72,7 +72,7 @@ def record(entry: GalleryEntry, job: Job, *, base_url: str) -> dict[str, Any]:
             # Gallery image ids, as `reference_images` takes them.
             "reference_images": list(job.reference_images or ()),
         },
-        "parameters": GenerationParams.from_columns(job).model_dump(),
+        "parameters": RecordedParameters.from_columns(job).model_dump(),
         "request": {
             "method": "POST",
             "url": run_url(base_url, job.model),

@@ -61,7 +61,7 @@ from app.web import (
     presets,
     references,
 )
-from app.web.bodies import BodyLimit
+from app.web.bodies import BodyLimit, body_limits
 from app.web.errors import API_ERRORS, install_error_handlers
 from app.web.gate import Gate, check_same_site
 from app.web.templating import build_templates
@@ -117,7 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)
     app.add_middleware(Gate)
     # Outermost: bodies are counted before anything (the gate included) could read them.
-    app.add_middleware(BodyLimit)
+    app.add_middleware(BodyLimit, uploads=body_limits(settings))
     return app
 
 

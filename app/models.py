@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
-from app.parameters import GenerationParams
+from app.parameters import GenerationParams, RecordedParameters
 
 # Named constraints, so migrations can alter them on every backend.
 SQLModel.metadata.naming_convention = {
@@ -497,7 +497,7 @@ class JobPublic(BaseModel):
     finished: bool
     model: str
     preset: str | None
-    parameters: GenerationParams
+    parameters: RecordedParameters
     upstream_job_id: str | None
     error: str | None
     credit_cost: float | None

@@ -9,7 +9,8 @@ where it speaks, these built-in rules where it is silent.
 
 The mapping between a job and its upstream body lives here too, once:
 `upstream_body()` is the exact body sent (stored as `Job.request_body`), `from_body()`
-reads it back, and `from_columns()` reads the columns a job row keeps for filtering.
+reads it back, and `RecordedParameters.from_columns()` reads the columns a job row
+keeps for filtering.
 """
 
 from __future__ import annotations
@@ -175,13 +176,6 @@ class GenerationParams(BaseModel):
         """The job row's columns for these parameters (kept for filtering and listing)."""
         return {column: getattr(self, name) for name, column in JOB_COLUMNS.items()}
 
-    @classmethod
-    def from_columns(cls, row: object) -> GenerationParams:
-        """The parameters of a job row, or of any listing row with its columns."""
-        return cls.model_construct(
-            **{name: getattr(row, column) for name, column in JOB_COLUMNS.items()}
-        )
-
     @property
     def pixel_size(self) -> tuple[int, int]:
         return pixel_size(self.image_size, self.customWidth, self.customHeight)
@@ -189,6 +183,26 @@ class GenerationParams(BaseModel):
     @property
     def estimated_credits(self) -> int:
         return self.num_images * CREDITS_PER_IMAGE
+
+
+class RecordedParameters(BaseModel):
+    """What a job's row keeps of its run, as answered: the record's fields for any model,
+    whatever the rules in force when it ran allowed (so no limits are promised here): an
+    uploaded image's own size, another model's size value, a live schema's wider range."""
+
+    prompt: str
+    image_size: str = Field(description="Named size, custom, or another model's size value")
+    customWidth: int | None = None
+    customHeight: int | None = None
+    seed: int | None = None
+    num_images: int
+
+    @classmethod
+    def from_columns(cls, row: object) -> RecordedParameters:
+        """The parameters of a job row, or of any listing row with its columns."""
+        return cls.model_construct(
+            **{name: getattr(row, column) for name, column in JOB_COLUMNS.items()}
+        )
 
 
 # The record's fields and the job columns that keep them.

@@ -21,6 +21,8 @@ from app.rules import ImageInput, ModelRules, image_input, seed_range
 # Where a request names its reference images (gallery image ids), whatever the model
 # calls its image input.
 REFERENCES_FIELD = "reference_images"
+# More references than any model takes are refused before the model is asked.
+REFERENCES_MAX = 50
 
 
 class Seeded(Protocol):

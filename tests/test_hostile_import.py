@@ -142,6 +142,14 @@ def bad_json(members: dict[str, bytes], extra: RawZip) -> None:
     members["collections.jsonl"] = b'{"id": 1, "name": "unfinished\n'
 
 
+def references_that_are_not_image_ids(members: dict[str, bytes], extra: RawZip) -> None:
+    if "jobs.jsonl" not in members:
+        return  # replaced by a zip bomb, when every hostility is at once
+    rows = [json.loads(line) for line in members["jobs.jsonl"].splitlines()]
+    rows[0]["reference_images"] = [{"id": 1}, "../../etc/passwd"]
+    members["jobs.jsonl"] = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+
 HOSTILE = {
     "html labelled as an image": (
         swap_blob(HTML),
@@ -178,6 +186,10 @@ HOSTILE = {
     ),
     "a missing member": (missing_member, r"images\.jsonl line \d+: the archive has no blobs/"),
     "bad JSON": (bad_json, r"collections\.jsonl line 1: not valid JSON"),
+    "references that are not image ids": (
+        references_that_are_not_image_ids,
+        r"jobs\.jsonl line 1: jobs\.reference_images is not a list of at most 50 image ids",
+    ),
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from app.emulator.catalogue import SEEDREAM_EDIT
 from app.loopback import LoopbackServer
 from app.main import create_app
 from app.models import Image, Job, JobStatus
+from app.web.bodies import FORM_AND_JSON_LIMIT
 from tests.conftest import (
     SAME_ORIGIN,
     TEST_KEY,
@@ -323,6 +325,24 @@ def test_uploads_that_are_not_images_we_keep_are_refused(
     assert after == before
 
 
+def test_uploads_have_a_body_limit_of_their_own_and_their_type_is_sniffed(
+    site: RunningApp,
+) -> None:
+    # A photo-sized upload, past the 1 MiB every form and JSON body is held to.
+    noise = PILImage.frombytes("RGB", (800, 800), os.urandom(800 * 800 * 3))
+    buffer = io.BytesIO()
+    noise.save(buffer, format="JPEG", quality=100)
+    photo = buffer.getvalue()
+    assert len(photo) > FORM_AND_JSON_LIMIT
+    # Labelled a PNG: what the bytes are decides, not the label.
+    answer = site.client.post("/api/uploads", content=photo, headers={"Content-Type": "image/png"})
+    assert answer.status_code == 201, answer.text
+    served = site.client.get(answer.json()["url"])
+    assert served.content == photo
+    assert served.headers["content-type"] == "image/jpeg"
+    assert served.headers["content-security-policy"] == "sandbox; default-src 'none'"
+
+
 def test_uploads_are_held_to_the_byte_and_pixel_caps(
     tmp_path: Path, emulator: RunningEmulator
 ) -> None:
@@ -336,6 +356,7 @@ def test_uploads_are_held_to_the_byte_and_pixel_caps(
             content=_png(400, 400) + bytes(60_000),
             headers={"Content-Type": "image/png"},
         )
+        # The upload's body limit is the download cap: past it, refused before it is read.
         assert too_large.status_code == 413
         assert "50,000" in too_large.json()["error"]["message"]
         too_many_pixels = app.client.post(
@@ -386,7 +407,11 @@ def test_with_a_public_url_references_go_as_signed_links_that_expire(
 
         # Anyone may fetch the link (no session), only as signed, only until it expires.
         anonymous = httpx.Client(timeout=10)
-        assert anonymous.get(link).status_code == 200
+        fetched = anonymous.get(link)
+        assert fetched.status_code == 200
+        # Served as an image only, like every image this app serves.
+        assert fetched.headers["content-security-policy"] == "sandbox; default-src 'none'"
+        assert fetched.headers["x-content-type-options"] == "nosniff"
         parts = urlsplit(link)
         query = {key: values[0] for key, values in parse_qs(parts.query).items()}
         base = f"{parts.scheme}://{parts.netloc}{parts.path}"

@@ -19,7 +19,7 @@ from app.models import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
 from app.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams, ModelId
 from app.presets import PRESETS, PRESETS_BY_SLUG
 from app.rules import form_limits, offered_sizes
-from app.runs import check_run, parse_run
+from app.runs import REFERENCES_MAX, check_run, parse_run
 from app.services import Services
 from app.submission import submit_job
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
@@ -31,10 +31,6 @@ router = APIRouter(prefix="/api", tags=["api"])
 IDEMPOTENCY_KEY_MAX = 190  # stored with a short prefix in a 200-character column
 # Stored images never change: their URL names one set of bytes forever.
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
-
-
-# More reference images than any model takes are refused before the model is asked.
-REFERENCES_MAX = 50
 
 
 class JobCreate(GenerationParams):

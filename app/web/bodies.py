@@ -9,7 +9,8 @@ cross-site check. Nothing is buffered here; past the limit the reader gets
 
 Forms and JSON get 1 MiB, which no form or JSON document of this app comes
 near. A route that takes more (an upload, a batch) names its own, larger limit
-in `UPLOAD_LIMITS` (path prefix → bytes).
+in `UPLOAD_LIMITS` (path prefix → bytes), or in `body_limits` when its limit
+is a setting.
 """
 
 from __future__ import annotations
@@ -20,10 +21,19 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.config import Settings
+
 FORM_AND_JSON_LIMIT = 1024 * 1024
 # Routes that take more than a form, by path prefix, with their own limit: a batch check
 # holds up to 1,000 jobs, each with a prompt of up to 4,000 characters.
 UPLOAD_LIMITS: Mapping[str, int] = {"/api/jobs/check": 8 * 1024 * 1024}
+# A reference image uploaded to be sent: its bytes, as large as a download may be.
+REFERENCE_UPLOAD_PATH = "/api/uploads"
+
+
+def body_limits(settings: Settings) -> dict[str, int]:
+    """Every route's own limit, those that follow a setting included."""
+    return {**UPLOAD_LIMITS, REFERENCE_UPLOAD_PATH: settings.download_max_bytes}
 
 
 class BodyTooLarge(HTTPException):

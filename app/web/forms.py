@@ -24,7 +24,7 @@ from app.parameters import (
 )
 from app.presets import PRESETS_BY_SLUG, Preset
 from app.rules import SEEDREAM_RULES, ModelRules, has_builtin_record
-from app.runs import REFERENCES_FIELD, check_run, parse_parameters
+from app.runs import REFERENCES_FIELD, REFERENCES_MAX, check_run, parse_parameters
 from app.web import schema_form
 
 # The record's whole-number fields: the form posts them as text.
@@ -33,8 +33,6 @@ INTEGER_FIELDS = tuple(
 )
 # Images a remix may name: any job's, not just today's rules' maximum.
 REMIX_IMAGE_MAX = 999
-# More references than any model takes are refused before the model is asked.
-REFERENCES_MAX = 50
 TOKEN_MAX = 64
 _model_id = TypeAdapter(ModelId)
 

@@ -12,7 +12,7 @@ from app.boards import Board
 from app.compare import CompareRow
 from app.gallery import GalleryEntry
 from app.models import ROW_ID_MAX, JobStatus
-from app.parameters import GenerationParams
+from app.parameters import RecordedParameters
 from app.trash import purge_time
 from app.usage import Usage
 from app.web.views import image_url, thumbnail_url
@@ -23,7 +23,7 @@ class GalleryJobSummary(BaseModel):
     model: str
     preset: str | None
     status: JobStatus
-    parameters: GenerationParams
+    parameters: RecordedParameters
     credit_cost: float | None
     created_at: datetime
     url: str
@@ -195,7 +195,7 @@ def gallery_image(entry: GalleryEntry, *, trash_days: float) -> GalleryImage:
             model=entry.model,
             preset=entry.preset,
             status=entry.status,
-            parameters=GenerationParams.from_columns(entry),
+            parameters=RecordedParameters.from_columns(entry),
             credit_cost=entry.credit_cost,
             created_at=entry.created_at,
             url=f"/jobs/{entry.job_id}",

@@ -16,7 +16,9 @@ from app.models import ROW_ID_MAX
 from app.references import SignedReference
 from app.storage import scratch_file
 from app.upstream import DownloadRefused
+from app.web.bodies import REFERENCE_UPLOAD_PATH
 from app.web.deps import CurrentUser, ServicesDep, TemplatesDep
+from app.web.views import image_headers
 
 router = APIRouter(tags=["references"])
 
@@ -34,7 +36,7 @@ class UploadPublic(BaseModel):
 
 
 @router.post(
-    "/api/uploads",
+    REFERENCE_UPLOAD_PATH,
     status_code=201,
     response_model=UploadPublic,
     openapi_extra={
@@ -109,8 +111,10 @@ def signed_reference(
     prepared = references.prepare(services.blobs, entry, max_side=side, max_bytes=bytes_)
     return Response(
         prepared.data,
-        media_type=prepared.content_type,
-        headers={"Cache-Control": "private, max-age=300"},
+        headers={
+            **image_headers(image_id, prepared.content_type),
+            "Cache-Control": "private, max-age=300",
+        },
     )
 
 

@@ -13,7 +13,7 @@ from app.models import (
     ReferencePublic,
     RemixOfPublic,
 )
-from app.parameters import GenerationParams
+from app.parameters import RecordedParameters
 from app.presets import Preset
 from app.storage import IMAGE_CONTENT_TYPES
 
@@ -43,8 +43,8 @@ def thumbnail_url(image_id: int) -> str:
     return f"/api/images/{image_id}/thumbnail"
 
 
-def job_parameters(job: Job | JobSummary) -> GenerationParams:
-    return GenerationParams.from_columns(job)
+def job_parameters(job: Job | JobSummary) -> RecordedParameters:
+    return RecordedParameters.from_columns(job)
 
 
 def image_public(image: Image | ImageSummary) -> ImagePublic:
