@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Iterator
 from typing import Any
@@ -10,6 +11,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from app.emulator.catalogue import SEEDREAM_EDIT
 from tests.conftest import TEST_KEY, RunningEmulator, wait_until
 
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
@@ -143,3 +145,22 @@ def test_knobs_can_be_changed_over_http(http: httpx.Client, emulator: RunningEmu
     http.post("/_emulator/faults", json={"route": "run", "status": 500, "times": 1})
     assert http.post(RUN, json={"prompt": "a fox"}, headers=AUTH).status_code == 500
     assert http.post(RUN, json={"prompt": "a fox"}, headers=AUTH).status_code == 202
+
+
+def test_the_edit_model_refuses_a_reference_that_does_not_decode_and_charges_nothing(
+    http: httpx.Client, emulator: RunningEmulator
+) -> None:
+    edit = f"/api/v1/models/{SEEDREAM_EDIT}/run"
+    jobs_before = len(emulator.emulator.jobs)
+    credits = dict(emulator.emulator.credits)
+    garbage = "data:image/png;base64," + base64.b64encode(b"<html>not a picture</html>").decode()
+    answer = http.post(
+        edit, json={"prompt": "the same, in red", "image_urls": [garbage]}, headers=AUTH
+    )
+    assert answer.status_code == 400
+    assert "image_urls[0]" in answer.json()["error"]["message"]
+    assert "not a decodable image" in answer.json()["error"]["message"]
+    assert len(emulator.emulator.jobs) == jobs_before, "no job made, nothing charged"
+    assert emulator.emulator.credits == credits
+    missing = http.post(edit, json={"prompt": "the same, in red"}, headers=AUTH)
+    assert missing.status_code == 400 and "image_urls" in missing.json()["error"]["message"]
