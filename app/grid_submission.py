@@ -16,6 +16,7 @@ from app.errors import KeyRefused, NotFoundError, OverBudget
 from app.grids import GridPlan, GridRequest, PresetChoice, TeamPresetLookup, plan_grid
 from app.models import Grid, User
 from app.services import Services
+from app.submission import rules_for_run
 
 
 def _team_preset_lookup(services: Services) -> TeamPresetLookup:
@@ -62,6 +63,7 @@ async def make_grid(
     The same key again gives the same grid back (and takes up its submitting, if the
     worker that had it stopped), paid for once.
     """
+    await rules_for_run(services, request.model or services.settings.model)
     problem = await anyio.to_thread.run_sync(services.key_health.problem)
     if problem is not None:
         raise KeyRefused(problem)

@@ -33,6 +33,7 @@ from app.errors import (
     SubmissionFailed,
 )
 from app.gallery import GalleryEntry
+from app.live_rules import RulesInForce
 from app.model_params import RunParams, run_from_body
 from app.models import Job, JobStatus, User
 from app.rules import ImageInput, has_builtin_record
@@ -58,6 +59,27 @@ BUY_CREDITS_URL = "https://pixeldojo.ai"
 LOOK_UPSTREAM_AFTER_SECONDS = 2.0
 
 
+async def rules_for_run(services: Services, model: str) -> RulesInForce:
+    """The rules a run of `model` is checked against. A model PixelDojo does not serve is
+    refused here, named as the `model` field, before anything is sent: when the catalogue
+    is known, before its schema is even asked for (so made-up names cost no request)."""
+    if references.is_upload(model):
+        raise InvalidParameters({"model": "marks uploaded images; it is not a PixelDojo model"})
+    catalogue = services.catalogue.in_force()
+    if (
+        catalogue.source != "none"
+        and model != services.settings.model
+        and catalogue.get(model) is None
+    ):
+        raise InvalidParameters(
+            {"model": f"PixelDojo lists no model {model!r}; GET /api/models lists those it has"}
+        )
+    in_force = await services.rules.for_submission(model)
+    if in_force.model_found is False:
+        raise InvalidParameters({"model": f"PixelDojo has no model {model!r}"})
+    return in_force
+
+
 async def submit_job(
     services: Services,
     *,
@@ -79,9 +101,7 @@ async def submit_job(
     for a model that has none).
     """
     settings = services.settings
-    if references.is_upload(model):
-        raise InvalidParameters({"model": "marks uploaded images; it is not a PixelDojo model"})
-    in_force = await services.rules.for_submission(model)
+    in_force = await rules_for_run(services, model)
     check_run(params, in_force.rules, references=len(reference_images))
     entries = await anyio.to_thread.run_sync(
         lambda: references.load_references(services.db, list(reference_images))
@@ -200,7 +220,7 @@ async def submit_new_seed(
     key = f"new-seed:{job_id}:{token}" if token else None
     # The body it sent, with a seed drawn afresh: the key's own, so a repeat asks the same;
     # its references go again (the body keeps only notes naming them).
-    in_force = await services.rules.for_submission(job.model)
+    in_force = await rules_for_run(services, job.model)
     body = {name: value for name, value in job.request_body.items() if name != "seed"}
     if in_force.image_input is not None and job.reference_images:
         body.pop(in_force.image_input.name, None)

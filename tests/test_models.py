@@ -246,3 +246,38 @@ def test_jobs_the_gallery_and_compare_show_the_model(site: RunningApp) -> None:
     assert row["values"] == [FLUX, "seedream-4"] and row["differs"]
     card = site.client.get(f"/jobs/{flux_job['id']}/card").text
     assert FLUX in card
+
+
+def test_a_model_pixeldojo_does_not_list_is_refused_by_name_at_no_cost(
+    site: RunningApp, upstream: RunningEmulator
+) -> None:
+    upstream.emulator.reset_log()
+    answer = site.client.post("/api/jobs", json={"model": "no-such-model", "prompt": "a cat"})
+    assert answer.status_code == 422
+    assert "no-such-model" in answer.json()["error"]["fields"]["model"]
+    grid = site.client.post(
+        "/api/grids",
+        json={
+            "model": "no-such-model",
+            "parameters": {"prompt": "a cat", "num_images": 1},
+            "axes": [{"param": "seed", "values": [1, 2]}],
+        },
+    )
+    assert grid.status_code == 422, grid.text
+    assert "no-such-model" in grid.json()["error"]["fields"]["model"]
+    # Refused from the catalogue: not even the made-up model's schema was asked for.
+    assert upstream.emulator.requests == []
+
+
+def test_without_a_catalogue_a_model_the_schema_says_is_missing_is_refused_unsent(
+    tmp_path: Path,
+) -> None:
+    with serve_emulator() as running:
+        # The catalogue read at start fails; the model card asked for later answers.
+        running.emulator.faults.add(Fault("models", status=503, times=1))
+        with serve_app(make_settings(tmp_path / "data", running)) as app:
+            assert app.client.get("/api/models").json()["source"] == "none"
+            answer = app.client.post("/api/jobs", json={"model": "no-such-model", "prompt": "x"})
+            assert answer.status_code == 422
+            assert "no-such-model" in answer.json()["error"]["fields"]["model"]
+            assert running.emulator.requests_to("run") == []

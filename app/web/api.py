@@ -21,7 +21,7 @@ from app.presets import PRESETS, PRESETS_BY_SLUG
 from app.rules import form_limits, offered_sizes
 from app.runs import REFERENCES_MAX, check_run, parse_run
 from app.services import Services
-from app.submission import submit_job
+from app.submission import rules_for_run, submit_job
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
 from app.web.views import image_headers, job_public, preset_public
@@ -93,7 +93,7 @@ async def run_of(services: Services, body: JobCreate) -> tuple[str, RunParams, R
     """The model, the run read for it (Seedream's record, or another model's values), and
     the rules it is checked against."""
     model = body.model or services.settings.model
-    in_force = await services.rules.for_submission(model)
+    in_force = await rules_for_run(services, model)
     return model, parse_run(body.run_values(), builtin_record=in_force.builtin_form), in_force
 
 
