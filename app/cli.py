@@ -99,6 +99,8 @@ def serve(args: argparse.Namespace) -> int:
         else f"using PixelDojo at {settings.pixeldojo_base_url}"
     )
     print(f"Seedream Playground {__version__}: {mode}", file=sys.stderr)
+    if settings.uses_postgres:
+        print(f"Database: {_database_name(settings)}", file=sys.stderr)
     urls = open_urls(args.host, args.port)
     print(f"Open {urls[0]}", file=sys.stderr)
     for url in urls[1:]:
@@ -127,9 +129,41 @@ def _open_database(settings: Settings) -> Database:
     from app.database import Database
 
     datadir.prepare(settings)
-    db = Database.at_path(settings.database_path)
+    db = Database.for_settings(settings)
     db.migrate()
     return db
+
+
+def migrate(args: argparse.Namespace) -> int:
+    from app.database import Database
+
+    settings = load_settings()
+    db = Database.for_settings(settings)
+    try:
+        before, after = db.migrate()
+    finally:
+        db.dispose()
+    where = _database_name(settings)
+    if before == after:
+        print(f"{where}: the schema is up to date (revision {after}).", file=sys.stderr)
+    else:
+        print(
+            f"{where}: migrated the schema from revision {before or '(none)'} to {after}.",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _database_name(settings: Settings) -> str:
+    from app.database import display_url
+
+    return display_url(settings.sqlalchemy_url)
+
+
+def _gallery_name(settings: Settings) -> str:
+    if settings.uses_postgres:
+        return _database_name(settings)
+    return str(settings.data_dir.resolve())
 
 
 def _sign_in_on(settings: Settings) -> bool:
@@ -320,12 +354,7 @@ def backup(args: argparse.Namespace) -> int:
 
 
 def _open_gallery(settings: Settings) -> tuple[Any, Any]:
-    from app import datadir
-    from app.database import Database
-
-    datadir.prepare(settings)
-    db = Database.at_path(settings.database_path)
-    db.migrate()
+    db = _open_database(settings)
     try:
         return db, _open_blob_store(settings, database_url=db.url)
     except SystemExit:
@@ -348,7 +377,7 @@ def export_command(args: argparse.Namespace) -> int:
     from app.archive import export_gallery
 
     settings = load_settings()
-    if not settings.database_path.exists():
+    if not settings.uses_postgres and not settings.database_path.exists():
         raise SystemExit(f"There is no gallery in {settings.data_dir.resolve()} to export.")
     db, blobs = _open_gallery(settings)
     try:
@@ -386,7 +415,7 @@ def import_command(args: argparse.Namespace) -> int:
     skipped = f"; {counts.skipped_jobs} jobs were here already" if counts.skipped_jobs else ""
     print(
         f"Imported {counts.jobs} jobs, {counts.images} images and {counts.collections} "
-        f"collections into {settings.data_dir.resolve()}{skipped}",
+        f"collections into {_gallery_name(settings)}{skipped}",
         file=sys.stderr,
     )
     return 0
@@ -637,6 +666,12 @@ def build_parser() -> argparse.ArgumentParser:
     doctor_parser.add_argument("--json", action="store_true", help="print the report as JSON")
     doctor_parser.add_argument("--model", help="check this model apiId instead of PLAYGROUND_MODEL")
     doctor_parser.set_defaults(handler=doctor)
+
+    migrate_parser = commands.add_parser(
+        "migrate",
+        help="bring the database schema up to date (the app also does it when it starts)",
+    )
+    migrate_parser.set_defaults(handler=migrate)
 
     backup_parser = commands.add_parser(
         "backup", help="copy the data dir consistently into a tar file, even while the app runs"

@@ -40,6 +40,11 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
+# PLAYGROUND_DATABASE_URL names PostgreSQL the way its own tools do; the app opens it
+# with psycopg 3 (app.postgres.engine_url).
+DATABASE_SCHEMES = ("postgresql", "postgres")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="PLAYGROUND_",
@@ -64,6 +69,12 @@ class Settings(BaseSettings):
         default_factory=default_data_dir,
         description="Where the database and everything the app writes live; "
         "unset: the per-user data folder",
+    )
+    # Secret: the URL may carry the database password.
+    database_url: SecretStr | None = Field(
+        None,
+        description="The database: unset, a SQLite file in the data dir; "
+        "postgresql://user:password@host:port/name for PostgreSQL (through psycopg 3)",
     )
     model: ModelId = Field(DEFAULT_MODEL, description="PixelDojo model apiId to run")
 
@@ -184,6 +195,20 @@ class Settings(BaseSettings):
             return value.strip().rstrip("/")
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_supported(cls, value: SecretStr | None) -> SecretStr | None:
+        url = value.get_secret_value().strip() if value is not None else ""
+        if not url:
+            return None
+        scheme = url.partition("://")[0].lower().partition("+")[0]
+        if scheme not in DATABASE_SCHEMES:
+            raise ValueError(
+                "PLAYGROUND_DATABASE_URL must be a postgresql:// URL; leave it unset for the "
+                "SQLite database in the data dir"
+            )
+        return SecretStr(url)
+
     @field_validator("image_hosts", mode="before")
     @classmethod
     def _comma_separated_hosts(cls, value: object) -> object:
@@ -269,7 +294,21 @@ class Settings(BaseSettings):
 
     @property
     def database_path(self) -> Path:
+        """The default SQLite database (see `database_url`)."""
         return self.data_dir / "playground.db"
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database to open, as SQLAlchemy names it: PostgreSQL through psycopg 3."""
+        if self.database_url is None:
+            return f"sqlite:///{self.database_path}"
+        from app.postgres import engine_url
+
+        return engine_url(self.database_url.get_secret_value())
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url is not None
 
     @property
     def image_store_path(self) -> Path:

@@ -1,10 +1,14 @@
-"""Engines, sessions and migrations.
+"""Engines, sessions and migrations, on SQLite or PostgreSQL.
 
 Two engines on the same database: readers run concurrently, and writes go
-through a writer engine whose pool holds one connection, so inside a process
-writes queue up instead of fighting over SQLite's lock (across processes,
-`BEGIN IMMEDIATE` and the busy timeout do the queueing). On a server database
-the writer is just a second ordinary pool.
+through a writer engine. On SQLite its pool holds one connection, so inside a
+process writes queue up instead of fighting over SQLite's lock (across
+processes, `BEGIN IMMEDIATE` and the busy timeout do the queueing). On
+PostgreSQL the writer is just a second ordinary pool: the server locks rows.
+
+Each database's own code lives behind its seam, `app/sqlite.py` and
+`app/postgres.py`; this module is the only one that chooses between them
+(besides the gallery's search and the job queue's claim, which say why).
 """
 
 from __future__ import annotations
@@ -17,32 +21,69 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
+from alembic.migration import MigrationContext
 from sqlmodel import Session
 
 from app import postgres, sqlite
+from app.config import Settings
 from app.resources import MIGRATIONS_DIR
 
 
 class Database:
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.read_engine = sa.create_engine(url, pool_size=8, max_overflow=8)
-        self.write_engine = sa.create_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)
-        if sqlite.is_sqlite(self.write_engine):
+    def __init__(self, url: str | sa.URL) -> None:
+        if postgres.is_postgres_url(url):
+            url = postgres.engine_url(url)
+        self.url = sa.make_url(url)
+        if self.url.get_backend_name() == "sqlite":
+            self.read_engine = sa.create_engine(self.url, pool_size=8, max_overflow=8)
+            self.write_engine = sa.create_engine(
+                self.url, pool_size=1, max_overflow=0, pool_timeout=60
+            )
             sqlite.configure_engine(self.read_engine, writer=False)
             sqlite.configure_engine(self.write_engine, writer=True)
+        elif self.url.get_backend_name() == "postgresql":
+            self.read_engine = sa.create_engine(self.url, **postgres.engine_options(writer=False))
+            self.write_engine = sa.create_engine(self.url, **postgres.engine_options(writer=True))
+        else:
+            raise ValueError(f"{self.url.get_backend_name()} databases are not supported")
 
     @classmethod
     def at_path(cls, path: Path) -> Database:
         path.parent.mkdir(parents=True, exist_ok=True)
         return cls(f"sqlite:///{path}")
 
-    def migrate(self) -> None:
-        """Bring the schema to the newest revision; safe to run from several processes."""
+    @classmethod
+    def for_settings(cls, settings: Settings) -> Database:
+        """The database the settings name: PLAYGROUND_DATABASE_URL, else the data dir's file."""
+        if settings.database_url is None:
+            return cls.at_path(settings.database_path)
+        return cls(settings.sqlalchemy_url)
+
+    @property
+    def dialect(self) -> str:
+        """The backend: sqlite or postgresql."""
+        return self.url.get_backend_name()
+
+    @property
+    def display_url(self) -> str:
+        return display_url(self.url)
+
+    def migrate(self) -> tuple[str | None, str | None]:
+        """Bring the schema to the newest revision; returns the revisions before and after.
+
+        Safe to run from many processes at once: on SQLite the writer's `BEGIN IMMEDIATE`
+        lets one migrate at a time, on PostgreSQL an advisory lock does; the others then
+        find nothing left to do.
+        """
         with self.write_engine.begin() as connection:
+            if self.dialect == "postgresql":
+                postgres.lock_for_migrations(connection)
+            before = MigrationContext.configure(connection).get_current_revision()
             config = migrations_config()
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
+            after = MigrationContext.configure(connection).get_current_revision()
+        return before, after
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -60,13 +101,26 @@ class Database:
         self.write_engine.dispose()
 
 
+def display_url(url: str | sa.URL) -> str:
+    """A database URL without its password, for messages."""
+    return sa.make_url(url).render_as_string(hide_password=True)
+
+
 def include_in_comparison(name: str | None, type_: str, parent_names: Any) -> bool:
-    """What schema comparisons look at: everything but the SQLite search index's tables
-    and the PostgreSQL blob store's (migrations make them; the models do not describe them)."""
-    return not (
-        type_ == "table"
-        and (sqlite.is_search_index_table(name) or postgres.is_blob_store_table(name))
-    )
+    """What schema comparisons look at: everything but the search indexes, which each
+    database builds its own way, and the PostgreSQL blob store's tables (migrations make
+    them; the models do not describe them)."""
+    if type_ == "table" and (
+        sqlite.is_search_index_table(name) or postgres.is_blob_store_table(name)
+    ):
+        return False
+    return not postgres.is_search_index_name(type_, name)
+
+
+def is_number_out_of_range(exc: BaseException) -> bool:
+    """Whether `exc` is the database (or its driver) refusing a number too large for a column:
+    no record can have it, so the web layer answers 404 rather than 500."""
+    return sqlite.is_integer_overflow(exc) or postgres.is_integer_overflow(exc)
 
 
 def migrations_config() -> Config:

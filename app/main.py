@@ -126,7 +126,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings: Settings = app.state.settings
     return_image_memory_promptly()
     datadir.prepare(settings)
-    db = Database.at_path(settings.database_path)
+    db = Database.for_settings(settings)
     await anyio.to_thread.run_sync(db.migrate)
     blobs = await anyio.to_thread.run_sync(lambda: open_blob_store(settings, database_url=db.url))
     log.info("images are kept in %s", blobs.describe())

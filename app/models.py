@@ -56,6 +56,15 @@ def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:
 # The largest record number the database can hold (SQLite's and PostgreSQL's BIGINT).
 ROW_ID_MAX = 2**63 - 1
 
+# Record numbers and the columns that point at them: BIGINT on PostgreSQL. On SQLite an
+# INTEGER PRIMARY KEY is already 64-bit and is the table's rowid (a BIGINT one would not
+# be), so it stays INTEGER there, as the first migrations made it.
+RecordId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
+def _id_column() -> Any:
+    return Field(default=None, primary_key=True, sa_type=RecordId)
+
 
 class JobStatus(StrEnum):
     # The row exists and the upstream call is under way (or its process died).
@@ -122,12 +131,12 @@ class Job(SQLModel, table=True):
         {"sqlite_autoincrement": True},
     )
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = _id_column()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
     # Who asked; None when the app runs for a single person without sign-in.
-    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True, sa_type=RecordId)
     # What was asked for, column by column for filtering, and the exact body sent.
     model: str = Field(max_length=100)
     preset: str | None = Field(default=None, max_length=100)
@@ -142,7 +151,7 @@ class Job(SQLModel, table=True):
     # Where a remix (or "same prompt, new seed") came from: the job, and the image the
     # person was looking at. Not a foreign key: a source purged from the trash later
     # still leaves the remix saying where it came from.
-    remix_of_job_id: int | None = None
+    remix_of_job_id: int | None = Field(default=None, sa_type=RecordId)
     remix_of_image_index: int | None = None
     # The gallery images sent with the run as references (an edit), by image id, in the
     # order sent; None: none. Ids, not foreign keys, for the reason above; the bytes sent
@@ -183,7 +192,7 @@ class User(SQLModel, table=True):
     __tablename__ = "users"
     __table_args__ = ({"sqlite_autoincrement": True},)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = _id_column()
     name: str = Field(max_length=64)
     # Lower-cased: "Alice" and "alice" are one person.
     name_key: str = Field(max_length=64, unique=True)
@@ -201,7 +210,7 @@ class UserSession(SQLModel, table=True):
     __tablename__ = "sessions"
 
     token_hash: str = Field(primary_key=True, max_length=64)
-    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE", sa_type=RecordId)
     created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     ip: str | None = Field(default=None, max_length=64)
@@ -213,8 +222,8 @@ class ApiToken(SQLModel, table=True):
     __tablename__ = "api_tokens"
     __table_args__ = ({"sqlite_autoincrement": True},)
 
-    id: int | None = Field(default=None, primary_key=True)
-    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE")
+    id: int | None = _id_column()
+    user_id: int = Field(foreign_key="users.id", index=True, ondelete="CASCADE", sa_type=RecordId)
     name: str = Field(max_length=80)
     token_hash: str = Field(max_length=64, unique=True)
     # The first characters, so a person can tell their tokens apart.
@@ -242,9 +251,9 @@ class AuditEvent(SQLModel, table=True):
     __tablename__ = "audit_events"
     __table_args__ = ({"sqlite_autoincrement": True},)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = _id_column()
     at: datetime = Field(sa_type=UTCDateTime, nullable=False)
-    user_id: int | None = Field(default=None, foreign_key="users.id")
+    user_id: int | None = Field(default=None, foreign_key="users.id", sa_type=RecordId)
     # The name at the time, so the log reads the same after a rename or removal.
     actor: str = Field(max_length=64)
     action: str = Field(max_length=50, index=True)
@@ -344,8 +353,8 @@ class Image(SQLModel, table=True):
         {"sqlite_autoincrement": True},
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    job_id: int = Field(foreign_key="jobs.id", ondelete="CASCADE")
+    id: int | None = _id_column()
+    job_id: int = Field(foreign_key="jobs.id", ondelete="CASCADE", sa_type=RecordId)
     index: int
     content_type: str = Field(max_length=50)
     width: int
@@ -368,7 +377,9 @@ class Thumbnail(SQLModel, table=True):
 
     __tablename__ = "thumbnails"
 
-    image_id: int = Field(foreign_key="images.id", primary_key=True, ondelete="CASCADE")
+    image_id: int = Field(
+        foreign_key="images.id", primary_key=True, ondelete="CASCADE", sa_type=RecordId
+    )
     content_type: str = Field(max_length=50)
     width: int
     height: int
@@ -381,7 +392,7 @@ class TeamPreset(SQLModel, table=True):
     __tablename__ = "team_presets"
     __table_args__ = ({"sqlite_autoincrement": True},)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = _id_column()
     name: str = Field(max_length=80)
     # The name case-folded: "Moody Portrait" and "moody portrait" are one preset.
     name_key: str = Field(max_length=80, unique=True)
@@ -389,7 +400,7 @@ class TeamPreset(SQLModel, table=True):
     # The run body exactly as it would be sent upstream (GenerationParams.upstream_body()).
     parameters: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
-    created_by: int | None = Field(default=None, foreign_key="users.id")
+    created_by: int | None = Field(default=None, foreign_key="users.id", sa_type=RecordId)
 
 
 class Collection(SQLModel, table=True):
@@ -397,7 +408,7 @@ class Collection(SQLModel, table=True):
 
     __tablename__ = "collections"
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = _id_column()
     name: str = Field(max_length=100, unique=True)
     description: str = Field(default="", max_length=1000)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
@@ -408,8 +419,12 @@ class CollectionImage(SQLModel, table=True):
     __tablename__ = "collection_images"
     __table_args__ = (sa.Index("ix_collection_images_image_id", "image_id"),)
 
-    collection_id: int = Field(foreign_key="collections.id", primary_key=True, ondelete="CASCADE")
-    image_id: int = Field(foreign_key="images.id", primary_key=True, ondelete="CASCADE")
+    collection_id: int = Field(
+        foreign_key="collections.id", primary_key=True, ondelete="CASCADE", sa_type=RecordId
+    )
+    image_id: int = Field(
+        foreign_key="images.id", primary_key=True, ondelete="CASCADE", sa_type=RecordId
+    )
     added_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
 
 

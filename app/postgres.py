@@ -1,14 +1,28 @@
-"""Everything that only PostgreSQL needs, behind one seam.
+"""Everything that only PostgreSQL needs, behind one seam (app/sqlite.py is SQLite's).
 
-The rest of the app speaks SQLAlchemy and runs on either database; here live
-the parts that are PostgreSQL's own:
+The rest of the app speaks SQLAlchemy and runs on either database; here live the
+parts that are PostgreSQL's own:
 
 - `engine_url`: the URL people write (`postgresql://…`) with the driver we ship,
   psycopg 3, named for SQLAlchemy;
+- engine options: ordinary connection pools (no single writer: the server takes row
+  locks, so writers in every process run side by side), checked before use;
+- `lock_for_migrations`: a transaction-level advisory lock, so processes starting
+  together run the migrations once, one after the other;
+- prompt search: a `tsvector` column generated from `jobs.prompt` with a GIN index
+  over it (created by the gallery migration). Its tokens are FTS5's `unicode61
+  remove_diacritics 2` tokens (letters and digits; lower case; accents taken off
+  Latin letters), so a search finds on PostgreSQL what it finds on SQLite: bare words
+  match as prefixes, "quoted phrases" exactly. `prompt_matches` is the condition;
+- `advance_id_sequences`: ids written explicitly (an import) do not move a sequence;
+- `is_integer_overflow`: how the server refuses a number too large for its column;
 - `PostgresBlobStore`, the `BlobStore` (app.blobs) of a gallery whose database is
   PostgreSQL: image bytes as `bytea` rows of at most 1 MiB in the same database,
   so one backup of the database holds the rows and the bytes they name. Its
   tables are made by migration 0010 on PostgreSQL only.
+
+Text search needs a UTF-8 database (the migration says so otherwise) and uses the ICU
+collation `und-x-icu` for Unicode case and letters where the server has it.
 """
 
 from __future__ import annotations
@@ -16,6 +30,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -42,6 +57,89 @@ def engine_url(url: str | sa.URL) -> str:
     if parsed.get_backend_name() not in POSTGRES_SCHEMES:
         raise ValueError("not a PostgreSQL URL")
     return parsed.set(drivername=f"postgresql+{DRIVER}").render_as_string(hide_password=False)
+
+
+# Pools per process and engine. The server's connection limit (100 by default) is
+# shared by every web process and worker, so each keeps its pools small.
+READ_POOL = {"pool_size": 5, "max_overflow": 5}
+WRITE_POOL = {"pool_size": 3, "max_overflow": 2}
+APPLICATION_NAME = "seedream-playground"
+
+# Any constant will do, as long as it is the same in every process of this app.
+MIGRATION_LOCK_KEY = 0x5EED_DEA3_0000_0001
+
+# SQLSTATE 22003, numeric_value_out_of_range: "integer out of range", "bigint out of range".
+NUMERIC_VALUE_OUT_OF_RANGE = "22003"
+
+# The search column and its index (made by the gallery migration, invisible to the models).
+PROMPT_SEARCH_COLUMN = "prompt_search"
+PROMPT_SEARCH_INDEX = "ix_jobs_prompt_search"
+
+
+def engine_options(*, writer: bool) -> dict[str, Any]:
+    return {
+        **(WRITE_POOL if writer else READ_POOL),
+        # A server restart or a proxy's idle timeout leaves dead connections in the pool.
+        "pool_pre_ping": True,
+        "connect_args": {"application_name": APPLICATION_NAME},
+    }
+
+
+def lock_for_migrations(connection: sa.Connection) -> None:
+    """Wait for any other process migrating this database; released when the transaction ends.
+
+    The second process then finds the schema at the newest revision and has nothing to do.
+    """
+    connection.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+
+
+def advance_id_sequences(connection: sa.Connection, tables: Sequence[sa.Table]) -> None:
+    """Move each table's id sequence past its largest id: rows written with explicit ids
+    (an import keeping them) do not move it, and the next new row would take a used id."""
+    for table in tables:
+        connection.execute(
+            sa.text(
+                "SELECT setval(pg_get_serial_sequence(:table, 'id'),"
+                f" COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
+            ),
+            {"table": table.name},
+        )
+
+
+def is_integer_overflow(exc: BaseException) -> bool:
+    """Whether `exc` is the server refusing a number too large for the column it meets."""
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return False
+    return getattr(exc.orig, "sqlstate", None) == NUMERIC_VALUE_OUT_OF_RANGE
+
+
+def is_search_index_name(type_: str, name: str | None) -> bool:
+    """The search column and its index: made by migration, invisible to the models."""
+    return (type_ == "column" and name == PROMPT_SEARCH_COLUMN) or (
+        type_ == "index" and name == PROMPT_SEARCH_INDEX
+    )
+
+
+def prompt_matches(terms: Sequence[tuple[str, bool]]) -> sa.ColumnElement[bool]:
+    """Jobs whose prompt holds every (text, is_phrase) term.
+
+    Each term becomes a `tsquery` in the database (the migration's function tokenizes it
+    as the prompts were tokenized): its tokens in a row, the last one a prefix unless the
+    term was quoted. Nothing the user types is tsquery syntax. A term with no letter or
+    digit in it matches nothing, as in FTS5.
+    """
+    prompt_search: sa.ColumnElement[Any] = sa.literal_column(f"jobs.{PROMPT_SEARCH_COLUMN}")
+    return sa.and_(
+        *(
+            prompt_search.op("@@", is_comparison=True)(
+                sa.func.playground_prompt_query(
+                    sa.bindparam(None, text, type_=sa.Text),
+                    sa.bindparam(None, not phrase, type_=sa.Boolean),
+                )
+            )
+            for text, phrase in terms
+        )
+    )
 
 
 # --- Blob store ------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Shared fixtures: a PixelDojo emulator and apps served over loopback HTTP, real SQLite files."""
+"""Shared fixtures: a PixelDojo emulator, apps served over loopback HTTP, and real databases:
+a SQLite file per test, or (for the tests marked `both_databases`) a PostgreSQL database
+per test as well, on a server the run starts itself (tests/postgres.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ import httpx
 import pytest
 
 from app.config import Settings
+from app.database import Database
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
 from app.loopback import LoopbackServer
 from app.main import create_app
@@ -72,7 +75,86 @@ def env_name(field: str) -> str:
     return alias if isinstance(alias, str) else f"PLAYGROUND_{field.upper()}"
 
 
-def make_settings(data_dir: Path, emulator: RunningEmulator | None, **overrides: Any) -> Settings:
+@dataclass(frozen=True)
+class DatabaseChoice:
+    """The database a test's apps use: the SQLite file in their data dir (url None), or a
+    PostgreSQL database of the test's own, already migrated."""
+
+    kind: str
+    url: str | None = None
+
+    def open(self, data_dir: Path) -> Database:
+        """The database an app with this data dir uses, opened directly."""
+        if self.url is None:
+            return Database.at_path(data_dir / "playground.db")
+        return Database(self.url)
+
+    def environment(self) -> dict[str, str]:
+        """What an app started as a process needs to use it."""
+        return {} if self.url is None else {"PLAYGROUND_DATABASE_URL": self.url}
+
+
+SQLITE = DatabaseChoice("sqlite")
+DATABASE_KINDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Tests marked `both_databases` run once on SQLite and once on PostgreSQL; the rest on
+    SQLite alone. `database` is a test's own; `module_database` is shared by a module's
+    tests (for a module-scoped app)."""
+    if not metafunc.definition.get_closest_marker("both_databases"):
+        return
+    wanted = [name for name in ("database", "module_database") if name in metafunc.fixturenames]
+    if len(wanted) > 1:
+        raise pytest.UsageError(f"{metafunc.definition.nodeid} uses {wanted}: pick one")
+    if wanted == ["database"]:
+        metafunc.parametrize("database", DATABASE_KINDS, indirect=True)
+    elif wanted == ["module_database"]:
+        metafunc.parametrize("module_database", DATABASE_KINDS, indirect=True, scope="module")
+
+
+@pytest.fixture
+def database(request: pytest.FixtureRequest) -> DatabaseChoice:
+    """The database this test's apps use (see `pytest_generate_tests`)."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return SQLITE
+    first, _ = request.getfixturevalue("postgres_test_databases")
+    request.getfixturevalue("postgres_cluster").empty_database(first)
+    return DatabaseChoice("postgresql", first)
+
+
+@pytest.fixture
+def other_database(request: pytest.FixtureRequest, database: DatabaseChoice) -> DatabaseChoice:
+    """A second, separate database of the same kind, for a second gallery (a SQLite one
+    lives in the other app's data dir)."""
+    if database.url is None:
+        return SQLITE
+    _, second = request.getfixturevalue("postgres_test_databases")
+    request.getfixturevalue("postgres_cluster").empty_database(second)
+    return DatabaseChoice("postgresql", second)
+
+
+@pytest.fixture(scope="module")
+def module_database(request: pytest.FixtureRequest) -> Iterator[DatabaseChoice]:
+    """A database of its own for a module's shared app."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        yield SQLITE
+        return
+    cluster = request.getfixturevalue("postgres_cluster")
+    url = cluster.create_database(template=request.getfixturevalue("postgres_template"))
+    try:
+        yield DatabaseChoice("postgresql", url)
+    finally:
+        cluster.drop_database(url.rsplit("/", 1)[1])
+
+
+def make_settings(
+    data_dir: Path,
+    emulator: RunningEmulator | None,
+    *,
+    database: DatabaseChoice = SQLITE,
+    **overrides: Any,
+) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "poll_initial_seconds": 0.1,
@@ -84,6 +166,8 @@ def make_settings(data_dir: Path, emulator: RunningEmulator | None, **overrides:
     if emulator is not None:
         values["pixeldojo_api_key"] = TEST_KEY
         values["pixeldojo_base_url"] = emulator.base_url
+    if database.url is not None:
+        values["database_url"] = database.url
     values.update(overrides)
     return Settings(_env_file=None, **values)
 
@@ -167,8 +251,8 @@ def in_process(
 
 
 @pytest.fixture
-def settings(tmp_path: Path, emulator: RunningEmulator) -> Settings:
-    return make_settings(tmp_path / "data", emulator)
+def settings(tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice) -> Settings:
+    return make_settings(tmp_path / "data", emulator, database=database)
 
 
 @pytest.fixture
@@ -232,10 +316,36 @@ def postgres_cluster() -> Iterator[Any]:
 
 
 @pytest.fixture
-def postgres_url(postgres_cluster: Any) -> str:
+def postgres_url(postgres_cluster: Any) -> Iterator[str]:
     """The URL of a new, empty PostgreSQL database of this test's own."""
     url: str = postgres_cluster.create_database()
-    return url
+    try:
+        yield url
+    finally:
+        postgres_cluster.drop_database(url.rsplit("/", 1)[1])
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_cluster: Any) -> str:
+    """A database migrated to the newest revision that nothing connects to again, so it
+    can be copied: the other test databases start as copies of it."""
+    name = "playground_template"
+    db = Database(postgres_cluster.create_database(name))
+    try:
+        db.migrate()
+    finally:
+        db.dispose()
+    return name
+
+
+@pytest.fixture(scope="session")
+def postgres_test_databases(postgres_cluster: Any, postgres_template: str) -> tuple[str, str]:
+    """Two migrated databases for the whole run, emptied for each test that uses one:
+    emptying takes a fraction of the second a new database takes."""
+    return (
+        postgres_cluster.create_database("playground_tests", template=postgres_template),
+        postgres_cluster.create_database("playground_tests_other", template=postgres_template),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -151,12 +151,31 @@ class PostgresCluster:
         """The URL a user would put in PLAYGROUND_DATABASE_URL."""
         return f"postgresql://{SERVER_USER}@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str | None = None) -> str:
-        """A new empty database; returns its URL."""
+    def create_database(self, name: str | None = None, *, template: str = "template0") -> str:
+        """A new database, empty or a copy of `template`; returns its URL."""
         name = name or "test_" + uuid.uuid4().hex[:12]
         with psycopg.connect(self.url(), autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
+            connection.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
         return self.url(name)
+
+    def empty_database(self, url: str) -> None:
+        """Delete every row of a migrated database and restart its id sequences, keeping
+        the schema: as good as a fresh copy, in a fraction of the time a copy takes.
+        Connections left open by an earlier test are closed first."""
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            tables = [
+                row[0]
+                for row in connection.execute(
+                    "SELECT quote_ident(tablename) FROM pg_tables"
+                    " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                )
+            ]
+            if tables:
+                connection.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
 
     def drop_database(self, name: str) -> None:
         with psycopg.connect(self.url(), autocommit=True) as connection:

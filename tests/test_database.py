@@ -1,10 +1,15 @@
-"""The schema comes from migrations, matches the models, and SQLite runs as designed."""
+"""The schema comes from migrations, matches the models, on SQLite and on PostgreSQL; many
+processes starting together migrate once; SQLite runs as designed."""
 
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -16,23 +21,51 @@ from app.database import Database, include_in_comparison, migrations_config
 from app.sqlite import BLOB_PAGE_SIZE, SQLiteBlobStore
 
 
-def test_migrations_build_the_schema_the_models_describe(tmp_path: Path) -> None:
-    db = Database.at_path(tmp_path / "playground.db")
-    db.migrate()
-    db.migrate()  # running again at the next start is a no-op
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database with no schema at all, of each kind."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'playground.db'}"
+    else:
+        yield request.getfixturevalue("postgres_url")
+
+
+def test_migrations_build_the_schema_the_models_describe(empty_database_url: str) -> None:
+    db = Database(empty_database_url)
+    assert db.migrate() == (None, head_revision())
+    # Running again at the next start is a no-op.
+    assert db.migrate() == (head_revision(), head_revision())
     with db.read_engine.connect() as connection:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "include_name": include_in_comparison}
         )
         assert compare_metadata(context, SQLModel.metadata) == []
-        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
-        assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        if db.dialect == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        else:
+            # Record numbers, and every column pointing at one, are 64-bit.
+            narrow = connection.execute(
+                sa.text(
+                    "SELECT table_name, column_name FROM information_schema.columns"
+                    " WHERE table_schema = 'public' AND data_type = 'integer'"
+                    " AND (column_name IN ('id', 'created_by') OR column_name LIKE :ids)"
+                ),
+                {"ids": "%\\_id"},
+            ).all()
+            assert narrow == []
     db.dispose()
 
 
-def test_every_migration_undoes_and_redoes(tmp_path: Path) -> None:
-    db = Database.at_path(tmp_path / "playground.db")
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(migrations_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def test_every_migration_undoes_and_redoes(empty_database_url: str) -> None:
+    db = Database(empty_database_url)
     db.migrate()
     revisions = [
         script.revision
@@ -57,6 +90,83 @@ def test_every_migration_undoes_and_redoes(tmp_path: Path) -> None:
 
 def sa_tables(connection: sa.Connection) -> set[str]:
     return set(sa.inspect(connection).get_table_names())
+
+
+def test_ten_processes_starting_together_migrate_once(empty_database_url: str) -> None:
+    """Ten apps start at once on an empty database, each with its own connections (as ten
+    processes would have): one migrates, the others wait for it and find nothing to do."""
+    starting = threading.Barrier(10)
+    results: list[tuple[str | None, str | None]] = []
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        db = Database(empty_database_url)
+        try:
+            starting.wait()
+            results.append(db.migrate())
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            db.dispose()
+
+    threads = [threading.Thread(target=start) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    head = head_revision()
+    assert Counter(results) == {(None, head): 1, (head, head): 9}
+
+
+def test_a_postgres_url_is_opened_with_psycopg_3(postgres_url: str) -> None:
+    assert postgres_url.startswith("postgresql://")
+    db = Database(postgres_url)
+    try:
+        assert db.url.drivername == "postgresql+psycopg"
+        with db.read() as session:
+            assert session.execute(sa.text("SELECT 1")).scalar() == 1
+    finally:
+        db.dispose()
+
+
+def test_the_database_url_setting_is_checked_and_hides_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.cli import load_settings
+    from app.config import Settings
+
+    settings = Settings(
+        _env_file=None,
+        data_dir=tmp_path,
+        database_url="postgresql://team:s3cret-pw@db.internal:5432/playground",
+    )
+    assert settings.sqlalchemy_url == (
+        "postgresql+psycopg://team:s3cret-pw@db.internal:5432/playground"
+    )
+    assert "s3cret-pw" not in repr(settings)
+    assert "s3cret-pw" not in Database(settings.sqlalchemy_url).display_url
+    assert Settings(_env_file=None, data_dir=tmp_path).sqlalchemy_url == (
+        f"sqlite:///{tmp_path / 'playground.db'}"
+    )
+    monkeypatch.setenv("PLAYGROUND_DATABASE_URL", "mysql://root:pw@host/db")
+    with pytest.raises(SystemExit, match="must be a postgresql:// URL") as refused:
+        load_settings()
+    assert "root:pw" not in str(refused.value)
+
+
+def test_sqlite_databases_made_by_the_old_revisions_keep_their_rowid_ids(tmp_path: Path) -> None:
+    """Ids are BIGINT on PostgreSQL, but SQLite's tables keep INTEGER PRIMARY KEY
+    AUTOINCREMENT: the rowid, never reused, as they always were."""
+    db = Database.at_path(tmp_path / "playground.db")
+    db.migrate()
+    with db.read_engine.connect() as connection:
+        for table in ("jobs", "images", "users", "api_tokens", "audit_events", "team_presets"):
+            sql = connection.exec_driver_sql(
+                "SELECT sql FROM sqlite_master WHERE name = ?", (table,)
+            ).scalar()
+            assert "id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT" in str(sql), table
+    db.dispose()
 
 
 def test_the_blob_store_uses_large_pages_and_round_trips_bytes(tmp_path: Path) -> None:

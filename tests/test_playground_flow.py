@@ -14,6 +14,7 @@ from app.parameters import NAMED_SIZE_PIXELS
 from app.presets import PRESETS
 from tests.conftest import (
     TEST_KEY,
+    DatabaseChoice,
     RunningApp,
     RunningEmulator,
     make_settings,
@@ -22,19 +23,25 @@ from tests.conftest import (
     wait_for_job,
 )
 
+pytestmark = pytest.mark.both_databases
+
 
 @pytest.fixture(scope="module")
-def shared_emulator() -> Iterator[RunningEmulator]:
+def shared_emulator(module_database: DatabaseChoice) -> Iterator[RunningEmulator]:
+    # One per database: the tests count what each app sent upstream.
     with serve_emulator() as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def shared_app(
-    tmp_path_factory: pytest.TempPathFactory, shared_emulator: RunningEmulator
+    tmp_path_factory: pytest.TempPathFactory,
+    shared_emulator: RunningEmulator,
+    module_database: DatabaseChoice,
 ) -> Iterator[RunningApp]:
     data_dir = tmp_path_factory.mktemp("flow") / "data"
-    with serve_app(make_settings(data_dir, shared_emulator)) as running:
+    settings = make_settings(data_dir, shared_emulator, database=module_database)
+    with serve_app(settings) as running:
         yield running
 
 
@@ -159,8 +166,10 @@ def test_images_are_served_with_long_lived_cache_headers(shared_app: RunningApp)
     assert again.status_code == 304
 
 
-def test_job_listing_is_newest_first_with_a_cursor(tmp_path: Path, emulator) -> None:
-    with serve_app(make_settings(tmp_path / "data", emulator)) as running:
+def test_job_listing_is_newest_first_with_a_cursor(
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
+) -> None:
+    with serve_app(make_settings(tmp_path / "data", emulator, database=database)) as running:
         client = running.client
         ids = [client.post("/api/jobs", json={"prompt": f"job {n}"}).json()["id"] for n in range(5)]
         first = client.get("/api/jobs", params={"limit": 2}).json()

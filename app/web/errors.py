@@ -6,15 +6,16 @@ from collections.abc import Iterable, Iterator
 from http import HTTPStatus
 from typing import Any
 
+import sqlalchemy as sa
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
+from app.database import is_number_out_of_range
 from app.errors import InvalidParameters, NotFoundError, PlaygroundError, SubmissionFailed
 from app.runs import field_errors
-from app.sqlite import is_integer_overflow
 
 # Codes that read the same whatever Python's name for the status (413's changed in 3.13).
 HTTP_ERROR_CODES = {400: "bad_request", 413: "request_too_large"}
@@ -69,7 +70,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PlaygroundError, _playground_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
+    # SQLite's driver refuses a number past 64 bits before it reaches the database;
+    # PostgreSQL refuses one too large for its column (a DataError, SQLSTATE 22003).
     app.add_exception_handler(OverflowError, _number_too_large)
+    app.add_exception_handler(sa.exc.DataError, _number_too_large)
 
 
 def _wants_json(request: Request) -> bool:
@@ -124,9 +128,9 @@ async def _playground_error(request: Request, exc: Exception) -> Response:
 
 
 async def _number_too_large(request: Request, exc: Exception) -> Response:
-    # A record number past the database's 64-bit integers, in a path or a query: no
-    # record can have it. Any other overflow is a bug, and stays a 500.
-    if not is_integer_overflow(exc):
+    # A number too large for the database's column, in a path or a query: no record can
+    # have it. Any other overflow or data error is a bug, and stays a 500.
+    if not is_number_out_of_range(exc):
         raise exc
     return _answer(
         request,

@@ -17,13 +17,17 @@ down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Record numbers: BIGINT on PostgreSQL. SQLite's INTEGER is 64-bit already (and an INTEGER
+# PRIMARY KEY is the rowid), so SQLite keeps the DDL this revision always made there.
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 UTC = app.models.UTCDateTime()
 
 
 def upgrade() -> None:
     op.create_table(
         "jobs",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", ID, nullable=False),
         sa.Column("created_at", UTC, nullable=False),
         sa.Column("updated_at", UTC, nullable=False),
         sa.Column("model", sa.String(length=100), nullable=False),
@@ -59,8 +63,8 @@ def upgrade() -> None:
     op.create_index("ix_jobs_status_next_poll", "jobs", ["status", "next_poll_at"])
     op.create_table(
         "images",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("job_id", sa.Integer(), nullable=False),
+        sa.Column("id", ID, nullable=False),
+        sa.Column("job_id", ID, nullable=False),
         sa.Column("index", sa.Integer(), nullable=False),
         sa.Column("content_type", sa.String(length=50), nullable=False),
         sa.Column("width", sa.Integer(), nullable=False),
@@ -79,7 +83,7 @@ def upgrade() -> None:
     op.create_index(op.f("ix_images_sha256"), "images", ["sha256"])
     op.create_table(
         "thumbnails",
-        sa.Column("image_id", sa.Integer(), nullable=False),
+        sa.Column("image_id", ID, nullable=False),
         sa.Column("content_type", sa.String(length=50), nullable=False),
         sa.Column("width", sa.Integer(), nullable=False),
         sa.Column("height", sa.Integer(), nullable=False),

@@ -17,13 +17,17 @@ down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Record numbers: BIGINT on PostgreSQL. SQLite's INTEGER is 64-bit already (and an INTEGER
+# PRIMARY KEY is the rowid), so SQLite keeps the DDL this revision always made there.
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 UTC = app.models.UTCDateTime()
 
 
 def upgrade() -> None:
     op.create_table(
         "team_presets",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", ID, nullable=False),
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("name_key", sa.String(length=80), nullable=False),
         sa.Column("description", sa.String(length=300), nullable=False),

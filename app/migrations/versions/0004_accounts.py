@@ -18,13 +18,17 @@ down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Record numbers: BIGINT on PostgreSQL. SQLite's INTEGER is 64-bit already (and an INTEGER
+# PRIMARY KEY is the rowid), so SQLite keeps the DDL this revision always made there.
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 UTC = app.models.UTCDateTime()
 
 
 def upgrade() -> None:
     op.create_table(
         "users",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", ID, nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("name_key", sa.String(length=64), nullable=False),
         sa.Column("password_hash", sa.String(), nullable=False),
@@ -40,7 +44,7 @@ def upgrade() -> None:
     op.create_table(
         "sessions",
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", ID, nullable=False),
         sa.Column("created_at", UTC, nullable=False),
         sa.Column("expires_at", UTC, nullable=False),
         sa.Column("ip", sa.String(length=64), nullable=True),
@@ -52,8 +56,8 @@ def upgrade() -> None:
     op.create_index(op.f("ix_sessions_user_id"), "sessions", ["user_id"])
     op.create_table(
         "api_tokens",
-        sa.Column("id", sa.Integer(), nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("id", ID, nullable=False),
+        sa.Column("user_id", ID, nullable=False),
         sa.Column("name", sa.String(length=80), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
         sa.Column("prefix", sa.String(length=16), nullable=False),
@@ -77,9 +81,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "audit_events",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", ID, nullable=False),
         sa.Column("at", UTC, nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("user_id", ID, nullable=True),
         sa.Column("actor", sa.String(length=64), nullable=False),
         sa.Column("action", sa.String(length=50), nullable=False),
         sa.Column("detail", sa.String(), nullable=False),
@@ -94,7 +98,7 @@ def upgrade() -> None:
     # SQLite rebuilds a table to add a foreign key; keep its ids never reused.
     keep_ids = {"sqlite_autoincrement": True}
     with op.batch_alter_table("jobs", table_kwargs=keep_ids) as jobs:
-        jobs.add_column(sa.Column("user_id", sa.Integer(), nullable=True))
+        jobs.add_column(sa.Column("user_id", ID, nullable=True))
         jobs.add_column(
             sa.Column("estimated_credits", sa.Float(), nullable=False, server_default="0")
         )
@@ -105,7 +109,7 @@ def upgrade() -> None:
     with op.batch_alter_table("jobs", table_kwargs=keep_ids) as jobs:
         jobs.alter_column("estimated_credits", server_default=None)
     with op.batch_alter_table("team_presets", table_kwargs=keep_ids) as presets:
-        presets.add_column(sa.Column("created_by", sa.Integer(), nullable=True))
+        presets.add_column(sa.Column("created_by", ID, nullable=True))
         presets.create_foreign_key(
             op.f("fk_team_presets_created_by_users"), "users", ["created_by"], ["id"]
         )

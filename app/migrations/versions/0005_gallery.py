@@ -4,12 +4,19 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-27
 
-The prompt search index (FTS5) is SQLite's own, so it is created only there; on
-another database the gallery searches prompts with LIKE (app/gallery.py). Its
-DDL is written out here rather than imported, so this revision stays what it
-was when it ran. It is an external-content index over `jobs.prompt`, with
-rowid = job id, kept in step by triggers: the same transaction that writes a
-job writes its index entry.
+Each database gets a prompt search index of its own; their DDL is written out
+here rather than imported, so this revision stays what it was when it ran.
+
+- SQLite: an FTS5 external-content index over `jobs.prompt`, with rowid = job
+  id, kept in step by triggers: the same transaction that writes a job writes
+  its index entry.
+- PostgreSQL: `jobs.prompt_search`, a `tsvector` column the server generates
+  from the prompt in the same transaction, with a GIN index. Its tokens are the
+  ones FTS5's `unicode61 remove_diacritics 2` tokenizer makes (runs of letters
+  and digits, lower-cased, accents taken off Latin letters, sigma folded as
+  FTS5 folds it), so both databases find the same jobs for the same search.
+  `playground_prompt_query` makes one search term a `tsquery` with the same
+  tokenizer: its tokens in a row, the last one a prefix for a bare word.
 """
 
 from collections.abc import Sequence
@@ -23,6 +30,10 @@ revision: str = "0005"
 down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
+
+# Record numbers: BIGINT on PostgreSQL. SQLite's INTEGER is 64-bit already (and an INTEGER
+# PRIMARY KEY is the rowid), so SQLite keeps the DDL this revision always made there.
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 UTC = app.models.UTCDateTime()
 
@@ -40,6 +51,47 @@ FTS_UP = (
     " INSERT INTO jobs_fts (rowid, prompt) VALUES (new.id, new.prompt); END",
     # Index the jobs that existed before this revision.
     "INSERT INTO jobs_fts (jobs_fts) VALUES ('rebuild')",
+)
+# PostgreSQL: the tokenizer, the generated column and its index. COLLATION is ICU's root
+# collation where the server has it (Unicode case and letter classes whatever the
+# database's locale), else the database's own.
+PG_SEARCH_UP = (
+    r"""CREATE FUNCTION playground_prompt_tokens(prompt text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+      SELECT coalesce(array_agg(token ORDER BY position), '{}')
+      FROM regexp_split_to_table(
+        normalize(
+          regexp_replace(
+            normalize(translate(lower(prompt COLLATE COLLATION), 'ς', 'σ'), NFD),
+            '([a-z])[\u0300-\u036f]+', '\1', 'g'),
+          NFC),
+        '[^[:alnum:]\u00b2\u00b3\u00b9\u00bc-\u00be\u2070-\u209f\u2150-\u218f\u2460-\u24ff]+'
+      ) WITH ORDINALITY AS t(token, position)
+      WHERE token <> '' AND octet_length(token) < 2048
+    $$""",
+    r"""CREATE FUNCTION playground_prompt_vector(prompt text) RETURNS tsvector
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+      SELECT coalesce(string_agg('''' || token || ''':' || position, ' '), '')::tsvector
+      FROM unnest(playground_prompt_tokens(prompt)) WITH ORDINALITY AS t(token, position)
+    $$""",
+    r"""CREATE FUNCTION playground_prompt_query(term text, prefix boolean) RETURNS tsquery
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE AS $$
+      SELECT CASE WHEN count(*) > 0 THEN
+        (string_agg('''' || token || '''', ' <-> ' ORDER BY position)
+         || CASE WHEN prefix THEN ':*' ELSE '' END)::tsquery END
+      FROM unnest(playground_prompt_tokens(term)) WITH ORDINALITY AS t(token, position)
+    $$""",
+    # Generated in the same transaction as the row, existing jobs included.
+    "ALTER TABLE jobs ADD COLUMN prompt_search tsvector"
+    " GENERATED ALWAYS AS (playground_prompt_vector(prompt)) STORED",
+    "CREATE INDEX ix_jobs_prompt_search ON jobs USING gin (prompt_search)",
+)
+PG_SEARCH_DOWN = (
+    "DROP INDEX IF EXISTS ix_jobs_prompt_search",
+    "ALTER TABLE jobs DROP COLUMN IF EXISTS prompt_search",
+    "DROP FUNCTION IF EXISTS playground_prompt_query(text, boolean)",
+    "DROP FUNCTION IF EXISTS playground_prompt_vector(text)",
+    "DROP FUNCTION IF EXISTS playground_prompt_tokens(text)",
 )
 FTS_DOWN = (
     "DROP TRIGGER IF EXISTS jobs_fts_after_update",
@@ -62,6 +114,28 @@ def _is_sqlite() -> bool:
     return op.get_bind().dialect.name == "sqlite"
 
 
+def _is_postgres() -> bool:
+    return op.get_bind().dialect.name == "postgresql"
+
+
+def _create_postgres_search() -> None:
+    bind = op.get_bind()
+    encoding = bind.exec_driver_sql(
+        "SELECT pg_encoding_to_char(encoding) FROM pg_database WHERE datname = current_database()"
+    ).scalar()
+    if encoding != "UTF8":
+        raise RuntimeError(
+            f"the database's encoding is {encoding}, and prompt search needs UTF8: "
+            "CREATE DATABASE ... ENCODING 'UTF8' TEMPLATE template0"
+        )
+    has_icu = bind.exec_driver_sql(
+        "SELECT 1 FROM pg_collation WHERE collname = 'und-x-icu'"
+    ).scalar()
+    collation = '"und-x-icu"' if has_icu else '"default"'
+    for statement in PG_SEARCH_UP:
+        op.execute(statement.replace("COLLATE COLLATION", f"COLLATE {collation}"))
+
+
 def upgrade() -> None:
     op.add_column(
         "images", sa.Column("favourite", sa.Boolean(), server_default=sa.false(), nullable=False)
@@ -80,7 +154,7 @@ def upgrade() -> None:
 
     op.create_table(
         "collections",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", ID, nullable=False),
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("description", sa.String(length=1000), nullable=False),
         sa.Column("created_at", UTC, nullable=False),
@@ -90,8 +164,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "collection_images",
-        sa.Column("collection_id", sa.Integer(), nullable=False),
-        sa.Column("image_id", sa.Integer(), nullable=False),
+        sa.Column("collection_id", ID, nullable=False),
+        sa.Column("image_id", ID, nullable=False),
         sa.Column("added_at", UTC, nullable=False),
         sa.ForeignKeyConstraint(
             ["collection_id"],
@@ -112,11 +186,16 @@ def upgrade() -> None:
     if _is_sqlite():
         for statement in FTS_UP:
             op.execute(statement)
+    elif _is_postgres():
+        _create_postgres_search()
 
 
 def downgrade() -> None:
     if _is_sqlite():
         for statement in FTS_DOWN:
+            op.execute(statement)
+    elif _is_postgres():
+        for statement in PG_SEARCH_DOWN:
             op.execute(statement)
     op.drop_index("ix_collection_images_image_id", table_name="collection_images")
     op.drop_table("collection_images")

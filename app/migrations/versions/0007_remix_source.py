@@ -15,10 +15,14 @@ down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Record numbers: BIGINT on PostgreSQL. SQLite's INTEGER is 64-bit already (and an INTEGER
+# PRIMARY KEY is the rowid), so SQLite keeps the DDL this revision always made there.
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 
 def upgrade() -> None:
     # Nullable columns: SQLite adds them in place, no table rebuild.
-    op.add_column("jobs", sa.Column("remix_of_job_id", sa.Integer(), nullable=True))
+    op.add_column("jobs", sa.Column("remix_of_job_id", ID, nullable=True))
     op.add_column("jobs", sa.Column("remix_of_image_index", sa.Integer(), nullable=True))
 
 
