@@ -12,8 +12,10 @@ Which index walks the rows is chosen by the filters:
   composite index `(filter, id)`, then each job's images;
 - a prompt search on SQLite: the FTS5 index hands over matching job ids newest
   first, a chunk at a time (`app.sqlite.matching_job_ids`), and each chunk is
-  joined as above. On any other database the prompt is matched with LIKE, one
-  condition per term, in the same query.
+  joined as above. On PostgreSQL the prompt's `tsvector` is matched in the same
+  query, one condition per term, through its GIN index
+  (`app.postgres.prompt_matches`). Both tokenize alike, so they find the same
+  jobs. (LIKE, substring matching, is only a reference for tests.)
 Either way the rows come out already in page order and the database stops after
 `limit + 1` of them; `tests/test_gallery_queries.py` checks the plans.
 
@@ -31,7 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app import sqlite
+from app import postgres, sqlite
 from app.database import Database
 from app.jobs import JobWithImages
 from app.models import CollectionImage, Image, Job, JobStatus, User
@@ -216,7 +218,11 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-def _job_conditions(filters: GalleryFilters, *, use_fts: bool) -> list[sa.ColumnElement[bool]]:
+# How a search matches prompts: the database's full-text index, or LIKE (tests only).
+FTS5, TSVECTOR, LIKE = "fts5", "tsvector", "like"
+
+
+def _job_conditions(filters: GalleryFilters, *, search: str | None) -> list[sa.ColumnElement[bool]]:
     conditions: list[sa.ColumnElement[bool]] = []
     if filters.preset:
         conditions.append(col(Job.preset) == filters.preset)
@@ -233,8 +239,10 @@ def _job_conditions(filters: GalleryFilters, *, use_fts: bool) -> list[sa.Column
     if filters.until:
         # Inclusive: the whole of the `until` day.
         conditions.append(col(Job.created_at) < _day_start(filters.until + timedelta(days=1)))
-    if not use_fts:
-        # The portable search: every term somewhere in the prompt, case-insensitively.
+    if search == TSVECTOR:
+        conditions.append(postgres.prompt_matches([(t.text, t.phrase) for t in filters.terms]))
+    elif search == LIKE:
+        # Every term somewhere in the prompt, case-insensitively.
         for term in filters.terms:
             conditions.append(
                 sa.func.lower(col(Job.prompt)).like(like_pattern(term.text), escape="\\")
@@ -242,11 +250,13 @@ def _job_conditions(filters: GalleryFilters, *, use_fts: bool) -> list[sa.Column
     return conditions
 
 
-def _use_fts(db: Database, filters: GalleryFilters, full_text: bool | None) -> bool:
-    """The seam: FTS5 on SQLite, LIKE elsewhere (`full_text=False` forces LIKE, for tests)."""
-    if full_text is None:
-        full_text = sqlite.is_sqlite(db.read_engine)
-    return bool(filters.terms) and full_text
+def _search(db: Database, filters: GalleryFilters, full_text: bool | None) -> str | None:
+    """The seam: FTS5 on SQLite, tsvector on PostgreSQL (`full_text=False`: LIKE, for tests)."""
+    if not filters.terms:
+        return None
+    if full_text is False:
+        return LIKE
+    return FTS5 if db.dialect == "sqlite" else TSVECTOR
 
 
 def _images_statement(
@@ -255,11 +265,11 @@ def _images_statement(
     cursor: Cursor | None,
     limit: int,
     trash: bool,
-    use_fts: bool,
+    search: str | None,
     job_ids: Sequence[int] | None = None,
     trashed_after: datetime | None = None,
 ) -> sa.Select[Any]:
-    job_conditions = _job_conditions(filters, use_fts=use_fts)
+    job_conditions = _job_conditions(filters, search=search)
     # Walk the table whose index yields page order directly (see the module docstring):
     # favourites by their own index, else jobs when a job-level filter narrows them.
     drive_by_jobs = (bool(job_conditions) or job_ids is not None) and not filters.favourite
@@ -313,17 +323,17 @@ def search_images(
     """One page of images matching `filters`, newest first; `trash` lists the trash instead
     (only what was trashed after `trashed_after`: older is due to be purged)."""
     filters = filters or GalleryFilters()
-    use_fts = _use_fts(db, filters, full_text)
+    search = _search(db, filters, full_text)
     wanted = limit + 1
     with db.read() as session:
         connection = session.connection()
-        if not use_fts:
+        if search != FTS5:
             statement = _images_statement(
                 filters,
                 cursor=cursor,
                 limit=wanted,
                 trash=trash,
-                use_fts=False,
+                search=search,
                 trashed_after=trashed_after,
             )
             rows = list(connection.execute(statement))
@@ -342,7 +352,7 @@ def search_images(
                     cursor=cursor,
                     limit=wanted - len(rows),
                     trash=trash,
-                    use_fts=True,
+                    search=FTS5,
                     job_ids=job_ids,
                     trashed_after=trashed_after,
                 )
@@ -376,8 +386,8 @@ def search_jobs(
     outcome unknown, still running.
     """
     filters = filters or GalleryFilters()
-    use_fts = _use_fts(db, filters, full_text)
-    conditions = _job_conditions(filters, use_fts=use_fts)
+    search = _search(db, filters, full_text)
+    conditions = _job_conditions(filters, search=search)
     image_conditions: list[sa.ColumnElement[bool]] = []
     if filters.favourite:
         image_conditions.append(col(Image.favourite).is_(True))
@@ -409,7 +419,7 @@ def search_jobs(
 
     with db.read() as session:
         found: list[Job] = []
-        if not use_fts:
+        if search != FTS5:
             found = list(session.exec(statement(None, wanted)).all())
         else:
             match = sqlite.fts_match_expression([(t.text, t.phrase) for t in filters.terms])
