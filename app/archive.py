@@ -45,7 +45,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import __version__, jobs
+from app import __version__
 from app.archive_checks import (
     COLLECTION_IMAGES,
     COLLECTIONS,
@@ -68,6 +68,7 @@ from app.archive_checks import (
 from app.blobs import BlobStore, DigestMismatch
 from app.database import Database
 from app.datadir import open_private
+from app.jobs import reads
 from app.models import JobStatus, utcnow
 from app.thumbnails import Thumbnails
 
@@ -236,7 +237,7 @@ def import_gallery(
         except Exception as exc:
             # Bytes stored for rows that never arrived: take them out again.
             if stored:
-                blobs.discard(set(stored) - jobs.referenced_digests(db))
+                blobs.discard(set(stored) - reads.referenced_digests(db))
             if isinstance(exc, ArchiveError):
                 raise
             raise ArchiveError(f"the rows could not be written ({exc})") from None

@@ -35,7 +35,7 @@ from sqlmodel import Session, col, select
 
 from app import postgres, sqlite
 from app.database import Database
-from app.jobs import JobWithImages
+from app.jobs.reads import JobWithImages
 from app.models import CollectionImage, Image, Job, JobStatus, User
 
 DEFAULT_PAGE_SIZE = 48

@@ -139,7 +139,7 @@ class GridRunner:
                 in_force = await services.rules.for_submission(grid.model)
                 params = validate_parameters(cell.parameters, in_force.rules)
                 job, _ = await submit_job(
-                    services,
+                    services.submitter,
                     params=params,
                     model=grid.model,
                     preset=cell.preset,

@@ -63,7 +63,7 @@ async def make_grid(
     The same key again gives the same grid back (and takes up its submitting, if the
     worker that had it stopped), paid for once.
     """
-    await rules_for_run(services, request.model or services.settings.model)
+    await rules_for_run(services.submitter, request.model or services.settings.model)
     problem = await anyio.to_thread.run_sync(services.key_health.problem)
     if problem is not None:
         raise KeyRefused(problem)

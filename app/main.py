@@ -26,7 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr
 
-from app import __version__, datadir, jobs, thumbnails, trash
+from app import __version__, datadir, thumbnails, trash
 from app.access import Access, load_secret
 from app.blob_stores import open_blob_store
 from app.blobs import BlobStore
@@ -37,6 +37,7 @@ from app.doctor import LastDoctorReport
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
 from app.events import JobEvents
 from app.grid_runner import GridRunner
+from app.jobs import queue, reads
 from app.keystatus import KeyHealth
 from app.live_rules import LiveRules
 from app.loopback import LoopbackServer
@@ -45,6 +46,7 @@ from app.poller import Poller
 from app.resources import STATIC_DIR
 from app.services import Services
 from app.storage import clear_scratch, return_image_memory_promptly
+from app.submission import Submitter
 from app.upstream import PixelDojoClient
 from app.web import (
     admin,
@@ -132,10 +134,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     log.info("images are kept in %s", blobs.describe())
     thumbnail_store = thumbnails.Thumbnails(db, blobs)
     live = await anyio.to_thread.run_sync(
-        lambda: jobs.live_worker_ids(db, now=utcnow(), lease_seconds=settings.lease_seconds)
+        lambda: queue.live_worker_ids(db, now=utcnow(), lease_seconds=settings.lease_seconds)
     )
     clear_scratch(settings.scratch_dir, live_worker_ids=live)
-    swept = await anyio.to_thread.run_sync(lambda: blobs.sweep(jobs.referenced_digests(db)))
+    swept = await anyio.to_thread.run_sync(lambda: blobs.sweep(reads.referenced_digests(db)))
     if swept:
         log.info("removed %d stored image(s) that no job referenced", swept)
 
@@ -195,6 +197,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         upstream=settings.upstream_name,
         minutes=settings.schema_refresh_minutes,
     )
+    access = Access(db, secret)
     app.state.services = Services(
         settings=settings,
         db=db,
@@ -203,7 +206,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         client=client,
         poller=poller,
         key_health=key_health,
-        access=Access(db, secret),
+        access=access,
         worker_id=worker_id,
         demo_mode=settings.demo_mode,
         events=events,
@@ -212,6 +215,20 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         doctor_reports=LastDoctorReport(db, settings.upstream_name),
         image_origin=redirect_origin(blobs),
         catalogue=catalogue,
+        submitter=Submitter(
+            db=db,
+            client=client,
+            key_health=key_health,
+            rules=rules,
+            scheduler=poller,
+            owner=worker_id,
+            submit_window_seconds=settings.submit_window_seconds,
+            catalogue=catalogue,
+            default_model=settings.model,
+            blobs=blobs,
+            public_url=settings.public_url,
+            reference_key=access.reference_key,
+        ),
     )
     catalogue.start()
     rules.start()

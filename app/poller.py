@@ -23,10 +23,11 @@ from datetime import datetime, timedelta
 
 import anyio
 
-from app import jobs, timing
+from app import timing
 from app.blobs import BlobStore
 from app.config import Settings
 from app.database import Database
+from app.jobs import queue
 from app.keystatus import KeyHealth
 from app.models import Job, JobStatus, utcnow
 from app.storage import StagedImage, check_image, scratch_file, worker_scratch_dir
@@ -91,7 +92,7 @@ class Poller:
         self._scratch_dir = worker_scratch_dir(settings.scratch_dir, worker_id)
 
     def start(self) -> None:
-        jobs.register_worker(self.db, worker_id=self.worker_id)
+        queue.register_worker(self.db, worker_id=self.worker_id)
         self._tasks = [
             asyncio.create_task(self._run(), name="poller"),
             asyncio.create_task(self._beat(), name="poller-heartbeat"),
@@ -149,13 +150,13 @@ class Poller:
         if left:
             # Released, not left to expire: the next start resumes them at once.
             await anyio.to_thread.run_sync(
-                lambda: jobs.release_leases(self.db, owner=self.worker_id, job_ids=left)
+                lambda: queue.release_leases(self.db, owner=self.worker_id, job_ids=left)
             )
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await anyio.to_thread.run_sync(
-            lambda: jobs.remove_worker(self.db, worker_id=self.worker_id)
+            lambda: queue.remove_worker(self.db, worker_id=self.worker_id)
         )
 
     # --- The loop -------------------------------------------------------------------
@@ -187,7 +188,7 @@ class Poller:
                 log.exception("could not record this worker's heartbeat; retrying")
 
     def _heartbeat(self) -> None:
-        jobs.heartbeat(
+        queue.heartbeat(
             self.db,
             worker_id=self.worker_id,
             job_ids=[*self._in_flight.values(), *self._storing.values()],
@@ -195,7 +196,7 @@ class Poller:
         )
 
     def _seconds_until_due(self) -> float:
-        due_in = jobs.seconds_until_next_due(self.db, now=utcnow())
+        due_in = queue.seconds_until_next_due(self.db, now=utcnow())
         if due_in is None:
             return IDLE_RECHECK_SECONDS
         return min(IDLE_RECHECK_SECONDS, due_in + 0.01)
@@ -211,7 +212,7 @@ class Poller:
         if free <= 0:
             return
         claimed = await anyio.to_thread.run_sync(
-            lambda: jobs.claim_due_jobs(
+            lambda: queue.claim_due_jobs(
                 self.db,
                 owner=self.worker_id,
                 now=utcnow(),
@@ -302,7 +303,7 @@ class Poller:
             await self._finish(job, JobStatus.FAILED, f"PixelDojo: {upstream.error}")
         else:
             await anyio.to_thread.run_sync(
-                lambda: jobs.record_upstream_completion(
+                lambda: queue.record_upstream_completion(
                     self.db,
                     job_id=_id(job),
                     owner=self.worker_id,
@@ -369,7 +370,7 @@ class Poller:
         if not wait:
             return False
         await anyio.to_thread.run_sync(
-            lambda: jobs.postpone(
+            lambda: queue.postpone(
                 self.db, job_id=_id(job), owner=self.worker_id, delay_seconds=wait
             )
         )
@@ -417,7 +418,7 @@ class Poller:
                         )
                     )
                 await anyio.to_thread.run_sync(
-                    lambda: jobs.store_images(
+                    lambda: queue.store_images(
                         self.db, self.blobs, job_id=_id(job), owner=self.worker_id, staged=staged
                     )
                 )
@@ -460,20 +461,20 @@ class Poller:
                 await self._retry(job, note)
             return
 
-        if await anyio.to_thread.run_sync(lambda: jobs.submitting_twins(self.db, job=job)):
+        if await anyio.to_thread.run_sync(lambda: queue.submitting_twins(self.db, job=job)):
             # Another job asking the same is mid-submit: its upstream job could look like ours.
             await self._retry(job, note, delay=RECONCILE_RETRY_SECONDS)
             return
         matches = [entry for entry in listed if self._could_be(job, entry)]
         linked = await anyio.to_thread.run_sync(
-            lambda: jobs.linked_upstream_ids(
+            lambda: queue.linked_upstream_ids(
                 self.db, upstream_job_ids=[entry.job_id for entry in matches]
             )
         )
         free = [entry for entry in matches if entry.job_id not in linked]
         if len(free) == 1:
             adopted = await anyio.to_thread.run_sync(
-                lambda: jobs.adopt_upstream_job(
+                lambda: queue.adopt_upstream_job(
                     self.db,
                     job_id=_id(job),
                     owner=self.worker_id,
@@ -548,7 +549,7 @@ class Poller:
         seen_running_seconds: float | None = None,
     ) -> None:
         await anyio.to_thread.run_sync(
-            lambda: jobs.reschedule(
+            lambda: queue.reschedule(
                 self.db,
                 job_id=_id(job),
                 owner=self.worker_id,
@@ -562,7 +563,7 @@ class Poller:
 
     async def _finish(self, job: Job, status: JobStatus, error: str | None) -> None:
         await anyio.to_thread.run_sync(
-            lambda: jobs.finish(
+            lambda: queue.finish(
                 self.db, job_id=_id(job), status=status, error=error, owner=self.worker_id
             )
         )

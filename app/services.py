@@ -15,11 +15,12 @@ from app.events import JobEvents
 from app.keystatus import KeyHealth
 from app.live_rules import LiveRules
 from app.poller import Poller
+from app.submission import Submitter
 from app.thumbnails import Thumbnails
 from app.upstream import PixelDojoClient
 
 if TYPE_CHECKING:
-    # Only a type here: the runner submits through app/submission.py, which needs Services.
+    # Only a type here: the runner takes the Services it is part of.
     from app.grid_runner import GridRunner
 
 
@@ -40,5 +41,6 @@ class Services:
     rules: LiveRules
     doctor_reports: LastDoctorReport
     catalogue: ModelCatalogue
+    submitter: Submitter
     # Where image routes send browsers (an S3 store's origin, in redirect mode), or None.
     image_origin: str | None = None

@@ -19,11 +19,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
 import anyio
 
-from app import audit, gallery, jobs, references
+from app import audit, gallery, references
+from app.blobs import BlobStore
 from app.budgets import BudgetExceeded
+from app.catalogue import ModelCatalogue
+from app.database import Database
 from app.errors import (
     IdempotencyKeyReused,
     InvalidParameters,
@@ -33,18 +38,20 @@ from app.errors import (
     SubmissionFailed,
 )
 from app.gallery import GalleryEntry
-from app.live_rules import RulesInForce
+from app.jobs import creation, queue, reads
+from app.keystatus import KeyHealth
+from app.live_rules import LiveRules, RulesInForce
 from app.model_params import RunParams, run_from_body
 from app.models import Job, JobStatus, User
 from app.rules import ImageInput, has_builtin_record
 from app.runs import check_run, with_known_seed
-from app.services import Services
 from app.upstream import (
     AuthenticationFailed,
     InsufficientCredits,
     InvalidRequest,
     LocalRateLimit,
     MalformedResponse,
+    PixelDojoClient,
     RateLimited,
     ServerError,
     UpstreamError,
@@ -59,29 +66,63 @@ BUY_CREDITS_URL = "https://pixeldojo.ai"
 LOOK_UPSTREAM_AFTER_SECONDS = 2.0
 
 
-async def rules_for_run(services: Services, model: str) -> RulesInForce:
+class PollScheduler(Protocol):
+    """What submitting needs of the workers: when to poll a job first, and a nudge that
+    one is waiting. The poller is one; a process that does not poll can hand in anything
+    that answers these two."""
+
+    def first_poll_delay(self, *, model: str, image_size: str, num_images: int) -> float: ...
+
+    def wake(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Submitter:
+    """The parts of the running app a submission uses, and nothing else."""
+
+    db: Database
+    client: PixelDojoClient
+    key_health: KeyHealth
+    # The rules in force for each model, checked before anything is written.
+    rules: LiveRules
+    scheduler: PollScheduler
+    # Who holds a job's lease while it is being submitted (this process's worker id).
+    owner: str
+    # The longest one submission may take: its wait for the rate limit and its request.
+    submit_window_seconds: float
+    # The upstream's model catalogue: which models there are, what a run is estimated to cost.
+    catalogue: ModelCatalogue
+    # The model a run names when it names none (always allowed, listed or not).
+    default_model: str
+    # Where reference images are read from, and how links to them are made and signed.
+    blobs: BlobStore
+    public_url: str | None
+    reference_key: bytes
+
+
+async def rules_for_run(submitter: Submitter, model: str) -> RulesInForce:
     """The rules a run of `model` is checked against. A model PixelDojo does not serve is
     refused here, named as the `model` field, before anything is sent: when the catalogue
     is known, before its schema is even asked for (so made-up names cost no request)."""
     if references.is_upload(model):
         raise InvalidParameters({"model": "marks uploaded images; it is not a PixelDojo model"})
-    catalogue = services.catalogue.in_force()
+    catalogue = submitter.catalogue.in_force()
     if (
         catalogue.source != "none"
-        and model != services.settings.model
+        and model != submitter.default_model
         and catalogue.get(model) is None
     ):
         raise InvalidParameters(
             {"model": f"PixelDojo lists no model {model!r}; GET /api/models lists those it has"}
         )
-    in_force = await services.rules.for_submission(model)
+    in_force = await submitter.rules.for_submission(model)
     if in_force.model_found is False:
         raise InvalidParameters({"model": f"PixelDojo has no model {model!r}"})
     return in_force
 
 
 async def submit_job(
-    services: Services,
+    submitter: Submitter,
     *,
     params: RunParams,
     model: str,
@@ -89,7 +130,7 @@ async def submit_job(
     idempotency_key: str | None = None,
     user: User | None = None,
     ip: str | None = None,
-    remix_of: jobs.RemixSource | None = None,
+    remix_of: creation.RemixSource | None = None,
     reference_images: Sequence[int] = (),
 ) -> tuple[Job, bool]:
     """Create the job and submit it at most once; returns the job and whether it is new.
@@ -100,21 +141,20 @@ async def submit_job(
     image ids sent through the model's image input (refused, before anything is sent,
     for a model that has none).
     """
-    settings = services.settings
-    in_force = await rules_for_run(services, model)
+    in_force = await rules_for_run(submitter, model)
     check_run(params, in_force.rules, references=len(reference_images))
     entries = await anyio.to_thread.run_sync(
-        lambda: references.load_references(services.db, list(reference_images))
+        lambda: references.load_references(submitter.db, list(reference_images))
     )
-    problem = await anyio.to_thread.run_sync(services.key_health.problem)
+    problem = await anyio.to_thread.run_sync(submitter.key_health.problem)
     if problem is not None:
         raise KeyRefused(problem)
-    lease_seconds = settings.submit_window_seconds + SUBMIT_LEASE_MARGIN_SECONDS
+    lease_seconds = submitter.submit_window_seconds + SUBMIT_LEASE_MARGIN_SECONDS
     if idempotency_key is not None and user is not None:
         # Keys are each person's own: the same key from two people names two jobs.
         idempotency_key = f"u{user.id}:{idempotency_key}"
     params = with_known_seed(params, in_force.rules, key=idempotency_key)
-    estimated = services.catalogue.in_force().estimate(model, params.num_images)
+    estimated = submitter.catalogue.in_force().estimate(model, params.num_images)
     image_input = in_force.image_input
     kept_body = params.upstream_body()
     if entries:
@@ -124,12 +164,12 @@ async def submit_job(
         )
     try:
         job, created = await anyio.to_thread.run_sync(
-            lambda: jobs.create_job(
-                services.db,
+            lambda: creation.create_job(
+                submitter.db,
                 params=params,
                 model=model,
                 preset=preset,
-                owner=services.worker_id,
+                owner=submitter.owner,
                 lease_seconds=lease_seconds,
                 idempotency_key=idempotency_key,
                 user=user,
@@ -139,7 +179,7 @@ async def submit_job(
                 request_body=kept_body,
             )
         )
-    except jobs.IdempotencyConflict as conflict:
+    except creation.IdempotencyConflict as conflict:
         raise IdempotencyKeyReused(conflict.job_id) from None
     except BudgetExceeded as over:
         raise OverBudget(over.message) from None
@@ -149,7 +189,7 @@ async def submit_job(
     job_id = job.id
     await anyio.to_thread.run_sync(
         lambda: audit.record(
-            services.db,
+            submitter.db,
             action=audit.Action.SUBMIT,
             user=user,
             ip=ip,
@@ -161,51 +201,51 @@ async def submit_job(
     body = params.upstream_body()
     if entries:
         assert image_input is not None
-        body[image_input.name] = await _reference_values(services, job_id, entries, image_input)
+        body[image_input.name] = await _reference_values(submitter, job_id, entries, image_input)
     try:
         # Bounded within the lease, so the row is never taken over while its submit runs.
         async with asyncio.timeout(
-            settings.submit_window_seconds + SUBMIT_LEASE_MARGIN_SECONDS / 2
+            submitter.submit_window_seconds + SUBMIT_LEASE_MARGIN_SECONDS / 2
         ):
-            upstream = await services.client.submit(model, body)
+            upstream = await submitter.client.submit(model, body)
     except TimeoutError:
         lost = UpstreamUnreachable("the submission took too long", request_sent=True)
-        return await _record_lost_answer(services, job_id, lost), True
+        return await _record_lost_answer(submitter, job_id, lost), True
     except UpstreamError as exc:
         if answer_was_lost(exc):
-            return await _record_lost_answer(services, job_id, exc), True
-        await _record_refusal(services, job_id, exc)
+            return await _record_lost_answer(submitter, job_id, exc), True
+        await _record_refusal(submitter, job_id, exc)
         raise _as_submission_failed(exc, job_id=job_id) from None
 
-    await anyio.to_thread.run_sync(services.key_health.accepted)
+    await anyio.to_thread.run_sync(submitter.key_health.accepted)
     first_poll_in = await anyio.to_thread.run_sync(
-        lambda: services.poller.first_poll_delay(
+        lambda: submitter.scheduler.first_poll_delay(
             model=model, image_size=params.image_size, num_images=params.num_images
         )
     )
     try:
         job = await anyio.to_thread.run_sync(
-            lambda: jobs.record_submitted(
-                services.db,
+            lambda: creation.record_submitted(
+                submitter.db,
                 job_id=job_id,
-                owner=services.worker_id,
+                owner=submitter.owner,
                 upstream=upstream,
                 first_poll_in=first_poll_in,
             )
         )
-    except jobs.LeaseLost:
+    except creation.LeaseLost:
         # Another worker took the job over while its answer was on the way (this process
         # looked dead to it) and found it upstream: it is accepted and in that worker's
         # hands. Say so, not a server error.
-        item = await anyio.to_thread.run_sync(lambda: jobs.get_job(services.db, job_id=job_id))
+        item = await anyio.to_thread.run_sync(lambda: reads.get_job(submitter.db, job_id=job_id))
         assert item is not None
         return item.job, True
-    services.poller.wake()
+    submitter.scheduler.wake()
     return job, True
 
 
 async def submit_new_seed(
-    services: Services,
+    submitter: Submitter,
     job_id: int,
     *,
     token: str | None = None,
@@ -214,44 +254,46 @@ async def submit_new_seed(
 ) -> tuple[Job, bool]:
     """Submit a job's parameters again with a new seed ("same prompt, new seed"); at most
     once per token. The new job says it came from the old one."""
-    job = await anyio.to_thread.run_sync(lambda: gallery.get_job_detail(services.db, job_id=job_id))
+    job = await anyio.to_thread.run_sync(
+        lambda: gallery.get_job_detail(submitter.db, job_id=job_id)
+    )
     if job is None:
         raise NotFoundError(f"There is no job {job_id}.")
     key = f"new-seed:{job_id}:{token}" if token else None
     # The body it sent, with a seed drawn afresh: the key's own, so a repeat asks the same;
     # its references go again (the body keeps only notes naming them).
-    in_force = await rules_for_run(services, job.model)
+    in_force = await rules_for_run(submitter, job.model)
     body = {name: value for name, value in job.request_body.items() if name != "seed"}
     if in_force.image_input is not None and job.reference_images:
         body.pop(in_force.image_input.name, None)
     params = run_from_body(body, builtin_record=has_builtin_record(job.model))
     params = with_known_seed(params, in_force.rules, key=key, avoid=job.seed)
     return await submit_job(
-        services,
+        submitter,
         params=params,
         model=job.model,
         preset=job.preset,
         idempotency_key=key,
         user=user,
         ip=ip,
-        remix_of=jobs.RemixSource(job_id=job_id),
+        remix_of=creation.RemixSource(job_id=job_id),
         reference_images=job.reference_images or (),
     )
 
 
 async def _reference_values(
-    services: Services, job_id: int, entries: list[GalleryEntry], image_input: ImageInput
+    submitter: Submitter, job_id: int, entries: list[GalleryEntry], image_input: ImageInput
 ) -> object:
     """The image input's value: each reference made to fit and encoded (a data: URI), or a
     signed link to it. A reference whose bytes cannot be read fails the job unsent."""
     try:
         values = await anyio.to_thread.run_sync(
             lambda: references.body_references(
-                services.blobs,
+                submitter.blobs,
                 entries,
                 image_input,
-                public_url=services.settings.public_url,
-                secret=services.access.reference_key,
+                public_url=submitter.public_url,
+                secret=submitter.reference_key,
             )
         )
     except Exception as exc:  # a missing blob, an image Pillow cannot read again
@@ -260,12 +302,12 @@ async def _reference_values(
             "Nothing was sent to PixelDojo, nothing was charged."
         )
         await anyio.to_thread.run_sync(
-            lambda: jobs.finish(
-                services.db,
+            lambda: queue.finish(
+                submitter.db,
                 job_id=job_id,
                 status=JobStatus.FAILED,
                 error=message,
-                owner=services.worker_id,
+                owner=submitter.owner,
             )
         )
         raise SubmissionFailed(
@@ -281,38 +323,38 @@ def answer_was_lost(exc: UpstreamError) -> bool:
     return isinstance(exc, MalformedResponse | ServerError)
 
 
-async def _record_lost_answer(services: Services, job_id: int, exc: UpstreamError) -> Job:
+async def _record_lost_answer(submitter: Submitter, job_id: int, exc: UpstreamError) -> Job:
     note = (
         f"PixelDojo's answer to the submission was lost ({exc.message}). Looking for the "
         "job in PixelDojo's recent jobs; it will not be sent again, to avoid paying twice."
     )
     await anyio.to_thread.run_sync(
-        lambda: jobs.record_lost_submission(
-            services.db,
+        lambda: creation.record_lost_submission(
+            submitter.db,
             job_id=job_id,
-            owner=services.worker_id,
+            owner=submitter.owner,
             note=note,
             first_look_in=LOOK_UPSTREAM_AFTER_SECONDS,
         )
     )
-    services.poller.wake()
-    item = await anyio.to_thread.run_sync(lambda: jobs.get_job(services.db, job_id=job_id))
+    submitter.scheduler.wake()
+    item = await anyio.to_thread.run_sync(lambda: reads.get_job(submitter.db, job_id=job_id))
     assert item is not None
     return item.job
 
 
-async def _record_refusal(services: Services, job_id: int, exc: UpstreamError) -> None:
+async def _record_refusal(submitter: Submitter, job_id: int, exc: UpstreamError) -> None:
     if isinstance(exc, AuthenticationFailed):
         refusal = exc.message
-        await anyio.to_thread.run_sync(lambda: services.key_health.refused(refusal))
+        await anyio.to_thread.run_sync(lambda: submitter.key_health.refused(refusal))
     message = failure_message(exc)
     await anyio.to_thread.run_sync(
-        lambda: jobs.finish(
-            services.db,
+        lambda: queue.finish(
+            submitter.db,
             job_id=job_id,
             status=JobStatus.FAILED,
             error=message,
-            owner=services.worker_id,
+            owner=submitter.owner,
         )
     )
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import jobs
 from app.database import Database
 from app.events import (
     RECHECK_SECONDS,
@@ -24,6 +23,7 @@ from app.events import (
     parse_job_ids,
     shown_states,
 )
+from app.jobs import creation, queue
 from app.models import Job, JobStatus, utcnow
 from app.parameters import GenerationParams
 from app.timing import typical_seconds
@@ -104,7 +104,7 @@ def test_parse_and_format_helpers() -> None:
 
 
 def _job(db: Database, prompt: str) -> int:
-    job, _ = jobs.create_job(
+    job, _ = creation.create_job(
         db,
         params=GenerationParams(prompt=prompt),
         model="seedream-4",
@@ -126,11 +126,11 @@ async def test_a_write_through_the_engine_wakes_listeners_and_detaching_stops_it
     events = JobEvents()
     events.attach(db.write_engine)
     with events.listen() as listener:
-        await asyncio.to_thread(jobs.finish, db, job_id=job_id, status=JobStatus.FAILED)
+        await asyncio.to_thread(queue.finish, db, job_id=job_id, status=JobStatus.FAILED)
         await asyncio.wait_for(listener.wait(), timeout=RECHECK_SECONDS / 2)
         listener.clear()
         events.detach()
-        await asyncio.to_thread(jobs.finish, db, job_id=job_id, status=JobStatus.COMPLETED)
+        await asyncio.to_thread(queue.finish, db, job_id=job_id, status=JobStatus.COMPLETED)
         # A wake is queued on the loop during the write, before the thread's result, so
         # had there been one it would have run by now.
         assert not listener.is_set()
@@ -152,7 +152,7 @@ async def test_without_any_wake_a_watch_still_sees_another_process_s_change(
     assert not watch.all_finished
 
     def finish_elsewhere() -> None:
-        jobs.finish(db, job_id=job_id, status=JobStatus.FAILED, error="elsewhere")
+        queue.finish(db, job_id=job_id, status=JobStatus.FAILED, error="elsewhere")
 
     threading.Timer(0.1, finish_elsewhere).start()
     started = time.monotonic()

@@ -15,11 +15,11 @@ import httpx
 import pytest
 from sqlmodel import select
 
-from app import jobs
 from app.backup import backup
 from app.blob_stores import open_blob_store
 from app.database import Database
 from app.emulator import Fault
+from app.jobs import creation, queue
 from app.models import Job, JobStatus, utcnow
 from app.upstream import LocalRateLimit, RateLimiter, parse_job
 from tests.conftest import (
@@ -355,7 +355,7 @@ def test_a_lost_submission_does_not_take_a_twin_still_being_submitted(
     )
     db = Database.at_path(settings.database_path)
     db.migrate()
-    jobs.register_worker(db, worker_id="busy-submitter")
+    queue.register_worker(db, worker_id="busy-submitter")
     body = {"prompt": prompt, "image_size": "auto_2K", "num_images": 1}
     now = utcnow()
     with db.write() as session:
@@ -392,9 +392,9 @@ def test_a_lost_submission_does_not_take_a_twin_still_being_submitted(
         assert first["status"] == "reconciling"
         assert first["upstream_job_id"] is None, "it waited for its twin"
         # The twin's submitter gets its answer: the upstream job is the twin's.
-        jobs.heartbeat(db, worker_id="busy-submitter", job_ids=[], lease_seconds=60)
+        queue.heartbeat(db, worker_id="busy-submitter", job_ids=[], lease_seconds=60)
         accepted = parse_job(upstream)
-        jobs.record_submitted(
+        creation.record_submitted(
             db, job_id=twin_id, owner="busy-submitter", upstream=accepted, first_poll_in=0
         )
         assert wait_for_job(app.client, twin_id)["status"] == "completed"

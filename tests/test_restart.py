@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from app import jobs
 from app.database import Database
 from app.emulator import Fault
+from app.jobs import queue, reads
 from app.models import Job, JobStatus, utcnow
 from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job, wait_until
 
@@ -94,17 +94,17 @@ def _leased_job(db: Database, owner: str) -> None:
 def test_a_job_leased_by_a_live_worker_is_left_alone(tmp_path: Path) -> None:
     db = Database.at_path(tmp_path / "playground.db")
     db.migrate()
-    jobs.register_worker(db, worker_id="other-worker")
+    queue.register_worker(db, worker_id="other-worker")
     _leased_job(db, "other-worker")
     now = utcnow()
-    assert jobs.claim_due_jobs(db, owner="me", now=now, lease_seconds=60, limit=10) == []
+    assert queue.claim_due_jobs(db, owner="me", now=now, lease_seconds=60, limit=10) == []
     # Its heartbeat keeps it alive...
-    jobs.heartbeat(db, worker_id="other-worker", job_ids=[], lease_seconds=60)
+    queue.heartbeat(db, worker_id="other-worker", job_ids=[], lease_seconds=60)
     later = now + timedelta(seconds=30)
-    assert jobs.claim_due_jobs(db, owner="me", now=later, lease_seconds=60, limit=10) == []
+    assert queue.claim_due_jobs(db, owner="me", now=later, lease_seconds=60, limit=10) == []
     # ...and once its heartbeat is stale, its leases mean nothing any more.
     much_later = now + timedelta(minutes=2)
-    claimed = jobs.claim_due_jobs(db, owner="me", now=much_later, lease_seconds=60, limit=10)
+    claimed = queue.claim_due_jobs(db, owner="me", now=much_later, lease_seconds=60, limit=10)
     assert [job.lease_owner for job in claimed] == ["me"]
     db.dispose()
 
@@ -113,11 +113,11 @@ def test_a_crashed_workers_jobs_are_taken_over_before_their_leases_end(tmp_path:
     db = Database.at_path(tmp_path / "playground.db")
     db.migrate()
     _leased_job(db, "crashed-worker")  # leased for 5 minutes, by a worker with no heartbeat
-    jobs.register_worker(db, worker_id="me")
-    claimed = jobs.claim_due_jobs(db, owner="me", now=utcnow(), lease_seconds=60, limit=10)
+    queue.register_worker(db, worker_id="me")
+    claimed = queue.claim_due_jobs(db, owner="me", now=utcnow(), lease_seconds=60, limit=10)
     assert [job.lease_owner for job in claimed] == ["me"]
     # Two workers racing for it: the second finds nothing left.
-    assert jobs.claim_due_jobs(db, owner="third", now=utcnow(), lease_seconds=60, limit=10) == []
+    assert queue.claim_due_jobs(db, owner="third", now=utcnow(), lease_seconds=60, limit=10) == []
     db.dispose()
 
 
@@ -143,7 +143,7 @@ def test_a_graceful_shutdown_lets_in_flight_work_store_its_images(
         wait_until(lambda: emulator.emulator.requests_to(route), what=f"the {route} request")
     # The server has stopped; what it had under way was allowed to finish.
     db = Database.at_path(settings.database_path)
-    job = jobs.get_job(db, job_id=job_id)
+    job = reads.get_job(db, job_id=job_id)
     db.dispose()
     assert job is not None
     assert job.job.status is JobStatus.COMPLETED

@@ -10,9 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app import jobs
 from app.budgets import BudgetExceeded, check_budget_before
 from app.errors import InvalidParameters, NotFoundError, OverBudget
+from app.jobs import creation, reads
 from app.live_rules import RulesInForce
 from app.model_params import RunParams
 from app.models import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
@@ -93,7 +93,7 @@ async def run_of(services: Services, body: JobCreate) -> tuple[str, RunParams, R
     """The model, the run read for it (Seedream's record, or another model's values), and
     the rules it is checked against."""
     model = body.model or services.settings.model
-    in_force = await rules_for_run(services, model)
+    in_force = await rules_for_run(services.submitter, model)
     return model, parse_run(body.run_values(), builtin_record=in_force.builtin_form), in_force
 
 
@@ -203,12 +203,12 @@ def list_presets() -> list[PresetPublic]:
     return [preset_public(preset) for preset in PRESETS]
 
 
-def _remix_source(body: JobCreate) -> jobs.RemixSource | None:
+def _remix_source(body: JobCreate) -> creation.RemixSource | None:
     if body.remix_of is None:
         if body.remix_image is not None:
             raise InvalidParameters({"remix_image": "needs remix_of, the job it belongs to"})
         return None
-    return jobs.RemixSource(job_id=body.remix_of, image_index=body.remix_image)
+    return creation.RemixSource(job_id=body.remix_of, image_index=body.remix_image)
 
 
 @router.post("/jobs", status_code=202, response_model=JobPublic, responses=SUBMISSION_ERRORS)
@@ -229,7 +229,7 @@ async def create_job(
 ) -> JobPublic:
     model, params, _ = await run_of(services, body)
     job, created = await submit_job(
-        services,
+        services.submitter,
         params=params,
         model=model,
         preset=body.preset,
@@ -294,7 +294,7 @@ def list_jobs(
     cursor: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> JobPage:
-    page, next_cursor = jobs.list_jobs(services.db, before_id=cursor, limit=limit)
+    page, next_cursor = reads.list_jobs(services.db, before_id=cursor, limit=limit)
     return JobPage(
         items=[job_public(item) for item in page],
         next_cursor=str(next_cursor) if next_cursor is not None else None,
@@ -316,7 +316,7 @@ def get_job(job_id: int, services: ServicesDep) -> JobPublic:
     },
 )
 def get_image(image_id: int, request: Request, services: ServicesDep) -> Response:
-    stored = jobs.get_image(services.db, image_id=image_id)
+    stored = reads.get_image(services.db, image_id=image_id)
     if stored is None:
         raise NotFoundError(f"There is no image {image_id}.")
     headers = {
@@ -339,7 +339,7 @@ def get_image(image_id: int, request: Request, services: ServicesDep) -> Respons
     responses={200: {"content": {"image/webp": {}}}},
 )
 def get_thumbnail(image_id: int, services: ServicesDep) -> Response:
-    stored = jobs.get_image(services.db, image_id=image_id)
+    stored = reads.get_image(services.db, image_id=image_id)
     if stored is None:
         raise NotFoundError(f"There is no image {image_id}.")
     thumbnail = services.thumbnails.find(image_id=image_id, sha256=stored.sha256)
@@ -365,7 +365,7 @@ def _redirect(url: str, services: Services) -> Response:
 
 
 def _load_job(services: Services, job_id: int) -> JobPublic:
-    item = jobs.get_job(services.db, job_id=job_id)
+    item = reads.get_job(services.db, job_id=job_id)
     if item is None:
         raise NotFoundError(f"There is no job {job_id}.")
     return job_public(item)

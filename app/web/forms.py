@@ -11,7 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.catalogue import CatalogueInForce
 from app.errors import InvalidParameters
-from app.jobs import RemixSource
+from app.jobs.creation import RemixSource
 from app.live_rules import RulesInForce
 from app.model_params import IMAGE_COUNT_FIELDS, ModelParams, RunParams
 from app.models import ROW_ID_MAX, Job

@@ -8,13 +8,14 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from app import audit, boards, gallery, jobs, trash
+from app import audit, boards, gallery, trash
 from app.code_examples import code_examples, run_url
 from app.compare import COMPARE_MAX, compare_entries, compare_rows
 from app.downloads import ZIP_MAX_IMAGES, image_download, jobs_for, zip_selection, zip_stream
 from app.errors import InvalidParameters, NotFoundError
 from app.gallery import GalleryEntry
 from app.image_metadata import file_stem, sidecar_bytes
+from app.jobs import reads
 from app.models import Job, JobPage, JobPublic
 from app.permissions import Actor
 from app.services import Services
@@ -202,14 +203,16 @@ async def same_prompt_new_seed(
     ] = None,
 ) -> JobPublic:
     """Submit the job's parameters again at once, with a new random seed (recorded)."""
-    job, created = await submit_new_seed(services, job_id, token=idempotency_key, user=user, ip=ip)
+    job, created = await submit_new_seed(
+        services.submitter, job_id, token=idempotency_key, user=user, ip=ip
+    )
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
     new_id = job.id
 
     def load() -> JobPublic:
-        item = jobs.get_job(services.db, job_id=new_id)
+        item = reads.get_job(services.db, job_id=new_id)
         assert item is not None
         return job_public(item)
 

@@ -21,7 +21,7 @@ from app.config import Settings
 from app.downloads import jobs_for
 from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
 from app.gallery import Cursor, GalleryFilters, GalleryPage
-from app.jobs import get_job
+from app.jobs.reads import get_job
 from app.models import Job, JobStatus
 from app.submission import submit_new_seed
 from app.trash import purge_time
@@ -362,7 +362,7 @@ async def new_seed_page(
     created = True
     try:
         job, created = await submit_new_seed(
-            services, job_id, token=f"form:{token}" if token else None, user=user, ip=ip
+            services.submitter, job_id, token=f"form:{token}" if token else None, user=user, ip=ip
         )
         new_id = job.id
     except SubmissionFailed as failure:

@@ -10,11 +10,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from app import gallery, grid_records, grid_submission, grids, jobs
+from app import gallery, grid_records, grid_submission, grids
 from app.contact_sheet import render_contact_sheet
 from app.downloads import jobs_for, zip_stream
 from app.errors import InvalidParameters
 from app.grids import GridPlan, GridRequest, cell_records, plan_summary
+from app.jobs import reads
 from app.models import ImagePublic, JobStatus
 from app.services import Services
 from app.web.deps import CurrentUser, ServicesDep
@@ -300,7 +301,7 @@ def contact_sheet(
         raise InvalidParameters({"tab": f"the grid has tabs 0 to {tabs - 1}"})
 
     def thumbnail(image_id: int) -> bytes | None:
-        stored = jobs.get_image(services.db, image_id=image_id)
+        stored = reads.get_image(services.db, image_id=image_id)
         if stored is None:
             return None
         return services.thumbnails.data_for(image_id=image_id, sha256=stored.sha256)

@@ -16,7 +16,6 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from app import jobs
 from app.errors import InvalidParameters
 from app.events import (
     HEARTBEAT_SECONDS,
@@ -27,6 +26,7 @@ from app.events import (
     parse_job_ids,
     shown_states,
 )
+from app.jobs import reads
 from app.services import Services
 from app.web.deps import ServicesDep, TemplatesDep
 
@@ -47,7 +47,7 @@ def render_cards(services: Services, templates: Jinja2Templates, job_ids: Sequen
     template = templates.get_template("partials/_job_card.html")
     cards = []
     for job_id in job_ids:
-        item = jobs.get_job(services.db, job_id=job_id)
+        item = reads.get_job(services.db, job_id=job_id)
         if item is not None:
             cards.append(template.render(item=item, oob=True))
     return "".join(cards)

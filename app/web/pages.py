@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app import gallery, grid_records, jobs, team_presets, timing
+from app import gallery, grid_records, team_presets, timing
 from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
+from app.jobs import reads
 from app.live_rules import RulesInForce
 from app.models import ROW_ID_MAX
 from app.parameters import NUM_IMAGES_MAX, ModelId
@@ -71,7 +72,7 @@ def _form_context(services: Services, form: GenerateForm) -> dict[str, Any]:
 
 
 def _playground_context(services: Services, form: GenerateForm) -> dict[str, Any]:
-    recent, _ = jobs.list_jobs(services.db, limit=RECENT_JOBS_ON_PLAYGROUND)
+    recent, _ = reads.list_jobs(services.db, limit=RECENT_JOBS_ON_PLAYGROUND)
     models = sorted({form.model, services.settings.model} | {item.job.model for item in recent})
     return {
         **_form_context(services, form),
@@ -143,7 +144,7 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
         params = form.to_run(await _rules_for_form(services, form))
         remix_of = form.remix_source()
         job, created = await submit_job(
-            services,
+            services.submitter,
             params=params,
             model=form.model,
             preset=form.preset,
@@ -165,7 +166,7 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
     if not is_htmx(request):
         return RedirectResponse(f"/jobs/{job_id}", status_code=303)
     headers = {} if created else {"HX-Reswap": "none"}
-    item = await run_in_threadpool(lambda: jobs.get_job(services.db, job_id=job_id))
+    item = await run_in_threadpool(lambda: reads.get_job(services.db, job_id=job_id))
     return templates.TemplateResponse(
         request,
         "partials/_submitted.html",
@@ -195,8 +196,8 @@ def _form_with_errors(
     )
 
 
-def _job_or_404(services: ServicesDep, job_id: int) -> jobs.JobWithImages:
-    item = jobs.get_job(services.db, job_id=job_id)
+def _job_or_404(services: ServicesDep, job_id: int) -> reads.JobWithImages:
+    item = reads.get_job(services.db, job_id=job_id)
     if item is None:
         raise NotFoundError(f"There is no job {job_id}.")
     return item

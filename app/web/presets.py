@@ -11,8 +11,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import jobs, team_presets
+from app import team_presets
 from app.errors import InvalidParameters, PlaygroundError, SubmissionFailed
+from app.jobs import reads
 from app.models import TeamPreset, TeamPresetPublic, User
 from app.parameters import GenerationParams
 from app.presets import PRESETS
@@ -52,7 +53,7 @@ async def try_all_presets(
     if not is_htmx(request):
         return RedirectResponse("/#comparison", status_code=303)
     items = await run_in_threadpool(
-        lambda: [jobs.get_job(services.db, job_id=job_id) for job_id in job_ids]
+        lambda: [reads.get_job(services.db, job_id=job_id) for job_id in job_ids]
     )
     entries = list(zip(PRESETS, items, strict=True))
     return templates.TemplateResponse(
@@ -92,7 +93,7 @@ async def submit_all_presets(
         preset = PRESETS[index]
         try:
             job, created[index] = await submit_job(
-                services,
+                services.submitter,
                 params=preset.params(),
                 model=model,
                 preset=preset.slug,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from app.errors import NotFoundError
-from app.jobs import ImageSummary, JobListItem, JobSummary, JobWithImages
+from app.jobs.reads import ImageSummary, JobListItem, JobSummary, JobWithImages
 from app.models import (
     Image,
     ImagePublic,
