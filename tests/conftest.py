@@ -124,6 +124,15 @@ def database(request: pytest.FixtureRequest) -> DatabaseChoice:
 
 
 @pytest.fixture
+def postgres_database(
+    postgres_cluster: Any, postgres_test_databases: tuple[str, str]
+) -> DatabaseChoice:
+    """For tests of what only PostgreSQL does: its migrated, emptied test database."""
+    postgres_cluster.empty_database(postgres_test_databases[0])
+    return DatabaseChoice("postgresql", postgres_test_databases[0])
+
+
+@pytest.fixture
 def other_database(request: pytest.FixtureRequest, database: DatabaseChoice) -> DatabaseChoice:
     """A second, separate database of the same kind, for a second gallery (a SQLite one
     lives in the other app's data dir)."""

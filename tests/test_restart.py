@@ -11,14 +11,23 @@ from app.database import Database
 from app.emulator import Fault
 from app.jobs import queue, reads
 from app.models import Job, JobStatus, utcnow
-from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job, wait_until
+from tests.conftest import (
+    DatabaseChoice,
+    RunningEmulator,
+    make_settings,
+    serve_app,
+    wait_for_job,
+    wait_until,
+)
+
+pytestmark = pytest.mark.both_databases
 
 
 def test_a_job_unfinished_at_shutdown_completes_after_a_restart(
-    tmp_path: Path, emulator: RunningEmulator
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
 ) -> None:
     emulator.config.job_seconds = 3600  # nothing finishes while the first server runs
-    settings = make_settings(tmp_path / "data", emulator)
+    settings = make_settings(tmp_path / "data", emulator, database=database)
     with serve_app(settings) as first:
         job_id = first.client.post("/api/jobs", json={"prompt": "survive a restart"}).json()["id"]
         wait_until(lambda: emulator.emulator.requests_to("job"), what="the first status poll")
@@ -34,16 +43,17 @@ def test_a_job_unfinished_at_shutdown_completes_after_a_restart(
 
 
 def test_a_submission_cut_short_by_a_crash_is_looked_for_upstream_not_resent(
-    tmp_path: Path, emulator: RunningEmulator
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
 ) -> None:
     settings = make_settings(
         tmp_path / "data",
         emulator,
+        database=database,
         request_timeout_seconds=1,
         max_submit_wait_seconds=0,
         reconcile_window_seconds=1,
     )
-    db = Database.at_path(settings.database_path)
+    db = Database.for_settings(settings)
     db.migrate()
     # What a crash mid-submit leaves behind: the row, leased to a dead worker.
     with db.write() as session:
@@ -91,8 +101,10 @@ def _leased_job(db: Database, owner: str) -> None:
         )
 
 
-def test_a_job_leased_by_a_live_worker_is_left_alone(tmp_path: Path) -> None:
-    db = Database.at_path(tmp_path / "playground.db")
+def test_a_job_leased_by_a_live_worker_is_left_alone(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
+    db = database.open(tmp_path)
     db.migrate()
     queue.register_worker(db, worker_id="other-worker")
     _leased_job(db, "other-worker")
@@ -109,8 +121,10 @@ def test_a_job_leased_by_a_live_worker_is_left_alone(tmp_path: Path) -> None:
     db.dispose()
 
 
-def test_a_crashed_workers_jobs_are_taken_over_before_their_leases_end(tmp_path: Path) -> None:
-    db = Database.at_path(tmp_path / "playground.db")
+def test_a_crashed_workers_jobs_are_taken_over_before_their_leases_end(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
+    db = database.open(tmp_path)
     db.migrate()
     _leased_job(db, "crashed-worker")  # leased for 5 minutes, by a worker with no heartbeat
     queue.register_worker(db, worker_id="me")
@@ -132,17 +146,21 @@ def test_a_crashed_workers_jobs_are_taken_over_before_their_leases_end(tmp_path:
     ],
 )
 def test_a_graceful_shutdown_lets_in_flight_work_store_its_images(
-    tmp_path: Path, emulator: RunningEmulator, route: str, job_seconds: float | None
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    database: DatabaseChoice,
+    route: str,
+    job_seconds: float | None,
 ) -> None:
     if job_seconds is not None:
         emulator.config.job_seconds = job_seconds
     emulator.emulator.faults.add(Fault(route, kind="delay", delay_seconds=1.0))
-    settings = make_settings(tmp_path / "data", emulator)
+    settings = make_settings(tmp_path / "data", emulator, database=database)
     with serve_app(settings) as running:
         job_id = running.client.post("/api/jobs", json={"prompt": "finish me"}).json()["id"]
         wait_until(lambda: emulator.emulator.requests_to(route), what=f"the {route} request")
     # The server has stopped; what it had under way was allowed to finish.
-    db = Database.at_path(settings.database_path)
+    db = Database.for_settings(settings)
     job = reads.get_job(db, job_id=job_id)
     db.dispose()
     assert job is not None
