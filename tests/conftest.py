@@ -93,6 +93,13 @@ class DatabaseChoice:
         """What an app started as a process needs to use it."""
         return {} if self.url is None else {"PLAYGROUND_DATABASE_URL": self.url}
 
+    def use_in_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Point commands run in this process (`cli.main`) at this database."""
+        if self.url is None:
+            monkeypatch.delenv("PLAYGROUND_DATABASE_URL", raising=False)
+        else:
+            monkeypatch.setenv("PLAYGROUND_DATABASE_URL", self.url)
+
 
 SQLITE = DatabaseChoice("sqlite")
 DATABASE_KINDS = ("sqlite", "postgresql")

@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import TEST_KEY, RunningEmulator, wait_until
+from tests.conftest import SQLITE, TEST_KEY, DatabaseChoice, RunningEmulator, wait_until
 
 
 def free_port() -> int:
@@ -24,7 +24,14 @@ def free_port() -> int:
 class AppProcess:
     """`python -m app serve` against the emulator, with its own data dir and settings."""
 
-    def __init__(self, data_dir: Path, emulator: RunningEmulator, **settings: Any) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        emulator: RunningEmulator,
+        *,
+        database: DatabaseChoice = SQLITE,
+        **settings: Any,
+    ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -44,6 +51,7 @@ class AppProcess:
                 "PLAYGROUND_LEASE_SECONDS": "1.5",
             }
         )
+        self.env.update(database.environment())
         self.env.update({name.upper(): str(value) for name, value in settings.items()})
         self.process: subprocess.Popen[str] | None = None
         self.output = ""

@@ -18,7 +18,17 @@ from app import cli
 from app.archive import COLLECTION_IMAGES, COLLECTIONS, IMAGES, JOBS
 from app.blob_stores import open_blob_store
 from app.database import Database
-from tests.conftest import TEST_KEY, RunningEmulator, make_settings, serve_app, wait_for_job
+from tests.conftest import (
+    SQLITE,
+    TEST_KEY,
+    DatabaseChoice,
+    RunningEmulator,
+    make_settings,
+    serve_app,
+    wait_for_job,
+)
+
+pytestmark = pytest.mark.both_databases
 
 
 def build_gallery(client: httpx.Client) -> dict[str, Any]:
@@ -70,7 +80,7 @@ def snapshot(client: httpx.Client) -> dict[str, Any]:
 
 
 def table_rows(settings: Any) -> dict[str, list[dict[str, Any]]]:
-    db = Database.at_path(settings.database_path)
+    db = Database.for_settings(settings)
     try:
         with db.read() as session:
             connection = session.connection()
@@ -90,7 +100,7 @@ def table_rows(settings: Any) -> dict[str, list[dict[str, Any]]]:
 def stored_bytes(settings: Any) -> dict[str, tuple[bytes, bytes | None]]:
     """Each image's bytes and its thumbnail's, from the store the gallery uses."""
     digests = {row["sha256"] for row in table_rows(settings)["images"]}
-    db = Database.at_path(settings.database_path)
+    db = Database.for_settings(settings)
     blobs = open_blob_store(settings, database_url=db.url)
     try:
         return {
@@ -101,15 +111,25 @@ def stored_bytes(settings: Any) -> dict[str, tuple[bytes, bytes | None]]:
         db.dispose()
 
 
-def run_cli(monkeypatch: pytest.MonkeyPatch, data_dir: Path, *args: str) -> int:
+def run_cli(
+    monkeypatch: pytest.MonkeyPatch,
+    data_dir: Path,
+    *args: str,
+    database: DatabaseChoice = SQLITE,
+) -> int:
     monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(data_dir))
+    database.use_in_environment(monkeypatch)
     return cli.main(list(args))
 
 
 def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
-    tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    database: DatabaseChoice,
+    other_database: DatabaseChoice,
 ) -> None:
-    source = make_settings(tmp_path / "source", emulator)
+    source = make_settings(tmp_path / "source", emulator, database=database)
     with serve_app(source) as app:
         made = build_gallery(app.client)
         before = snapshot(app.client)
@@ -117,16 +137,19 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
     assert len(before["jobs"]) == 4 and before["search"]
 
     archive = tmp_path / "gallery.zip"
-    assert run_cli(monkeypatch, tmp_path / "source", "export", str(archive)) == 0
+    assert run_cli(monkeypatch, tmp_path / "source", "export", str(archive), database=database) == 0
     assert TEST_KEY.encode() not in archive.read_bytes()
     with zipfile.ZipFile(archive) as contents:
         names = contents.namelist()
         assert "manifest.json" in names and "jobs.jsonl" in names
         assert sum(name.startswith("blobs/") for name in names) == 5
         assert sum(name.startswith("thumbnails/") for name in names) == 5, "one per image"
-    assert run_cli(monkeypatch, tmp_path / "copy", "import", str(archive)) == 0
+    assert (
+        run_cli(monkeypatch, tmp_path / "copy", "import", str(archive), database=other_database)
+        == 0
+    )
 
-    copy = make_settings(tmp_path / "copy", emulator)
+    copy = make_settings(tmp_path / "copy", emulator, database=other_database)
     assert table_rows(copy) == table_rows(source), "every row and column came across"
     assert stored_bytes(copy) == stored_bytes(source), "byte-identical images and thumbnails"
     with serve_app(copy) as app:
@@ -137,7 +160,8 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
         assert wait_for_job(app.client, new["id"])["status"] == "completed"
     assert after == before
 
-    # The same export as version 1 wrote it, before thumbnails moved into the blob store.
+    # The same export as version 1 wrote it, before thumbnails moved into the blob store,
+    # into a third gallery (SQLite in its data dir, whatever the first two are).
     version_1 = tmp_path / "version-1.zip"
     as_version_1(archive, version_1)
     assert run_cli(monkeypatch, tmp_path / "old", "import", str(version_1)) == 0
@@ -148,22 +172,26 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
 
 
 def test_importing_into_a_gallery_with_jobs_adds_them_once(
-    tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    database: DatabaseChoice,
+    other_database: DatabaseChoice,
 ) -> None:
-    first = make_settings(tmp_path / "first", emulator)
+    first = make_settings(tmp_path / "first", emulator, database=database)
     with serve_app(first) as app:
         build_gallery(app.client)
     archive = tmp_path / "first.zip"
-    run_cli(monkeypatch, tmp_path / "first", "export", str(archive))
+    run_cli(monkeypatch, tmp_path / "first", "export", str(archive), database=database)
 
-    second = make_settings(tmp_path / "second", emulator)
+    second = make_settings(tmp_path / "second", emulator, database=other_database)
     with serve_app(second) as app:
         own = wait_for_job(
             app.client, app.client.post("/api/jobs", json={"prompt": "mine"}).json()["id"]
         )
         app.client.post("/api/collections", json={"name": "Keepers"})
-    run_cli(monkeypatch, tmp_path / "second", "import", str(archive))
-    run_cli(monkeypatch, tmp_path / "second", "import", str(archive))  # again: nothing new
+    for _ in range(2):  # again: nothing new
+        run_cli(monkeypatch, tmp_path / "second", "import", str(archive), database=other_database)
 
     with serve_app(second) as app:
         jobs = app.client.get("/api/gallery/jobs", params={"limit": 100}).json()["items"]
@@ -187,13 +215,17 @@ def test_importing_into_a_gallery_with_jobs_adds_them_once(
 
 
 def test_a_damaged_export_is_refused_and_changes_nothing(
-    tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    database: DatabaseChoice,
+    other_database: DatabaseChoice,
 ) -> None:
-    source = make_settings(tmp_path / "source", emulator)
+    source = make_settings(tmp_path / "source", emulator, database=database)
     with serve_app(source) as app:
         build_gallery(app.client)
     archive = tmp_path / "gallery.zip"
-    run_cli(monkeypatch, tmp_path / "source", "export", str(archive))
+    run_cli(monkeypatch, tmp_path / "source", "export", str(archive), database=database)
 
     damaged = tmp_path / "damaged.zip"
     with zipfile.ZipFile(archive) as original, zipfile.ZipFile(damaged, "w") as copy:
@@ -203,16 +235,19 @@ def test_a_damaged_export_is_refused_and_changes_nothing(
                 data = data[:-10] + b"0123456789"
             copy.writestr(info, data)
     with pytest.raises(SystemExit, match="do not match their sha256"):
-        run_cli(monkeypatch, tmp_path / "target", "import", str(damaged))
+        run_cli(monkeypatch, tmp_path / "target", "import", str(damaged), database=other_database)
     not_an_export = tmp_path / "notes.zip"
     with zipfile.ZipFile(not_an_export, "w") as other:
         other.writestr("readme.txt", "hello")
     with pytest.raises(SystemExit, match="not a gallery export"):
-        run_cli(monkeypatch, tmp_path / "target", "import", str(not_an_export))
-    target = make_settings(tmp_path / "target", emulator)
+        run_cli(
+            monkeypatch, tmp_path / "target", "import", str(not_an_export), database=other_database
+        )
+    target = make_settings(tmp_path / "target", emulator, database=other_database)
     assert all(rows == [] for rows in table_rows(target).values())
-    with pytest.raises(SystemExit, match="no gallery"):
-        run_cli(monkeypatch, tmp_path / "nowhere", "export", str(tmp_path / "x.zip"))
+    if database.url is None:
+        with pytest.raises(SystemExit, match="no gallery"):
+            run_cli(monkeypatch, tmp_path / "nowhere", "export", str(tmp_path / "x.zip"))
 
 
 def test_an_export_cannot_smuggle_text_into_number_columns() -> None:

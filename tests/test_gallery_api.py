@@ -31,6 +31,7 @@ from app.models import utcnow
 from app.presets import PRESETS_BY_SLUG
 from tests.conftest import (
     TEST_KEY,
+    DatabaseChoice,
     RunningApp,
     RunningEmulator,
     make_settings,
@@ -39,6 +40,8 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
+
+pytestmark = pytest.mark.both_databases
 
 
 @dataclass
@@ -53,17 +56,21 @@ class Made:
 
 
 @pytest.fixture(scope="module")
-def shared_emulator() -> Iterator[RunningEmulator]:
+def shared_emulator(module_database: DatabaseChoice) -> Iterator[RunningEmulator]:
+    # One per database: tests count what the app sent upstream.
     with serve_emulator(job_seconds=0.1) as running:
         yield running
 
 
 @pytest.fixture(scope="module")
 def shared_app(
-    tmp_path_factory: pytest.TempPathFactory, shared_emulator: RunningEmulator
+    tmp_path_factory: pytest.TempPathFactory,
+    shared_emulator: RunningEmulator,
+    module_database: DatabaseChoice,
 ) -> Iterator[RunningApp]:
     data_dir = tmp_path_factory.mktemp("gallery") / "data"
-    with serve_app(make_settings(data_dir, shared_emulator)) as running:
+    settings = make_settings(data_dir, shared_emulator, database=module_database)
+    with serve_app(settings) as running:
         yield running
 
 
@@ -155,7 +162,7 @@ def test_search_finds_prompt_words_phrases_and_prefixes(shared_app: RunningApp, 
 def test_the_like_fallback_finds_what_full_text_search_finds(
     shared_app: RunningApp, made: Made
 ) -> None:
-    db = Database.at_path(shared_app.settings.database_path)
+    db = Database.for_settings(shared_app.settings)
     try:
         for q in ("lighthouse", "LIGHTHOUSE oil", '"at dawn"', "red wall", "nothing-like-this"):
             filters = GalleryFilters(q=q)
@@ -366,9 +373,11 @@ def test_trash_hides_restores_and_purges(shared_app: RunningApp) -> None:
     assert client.get(f"/api/jobs/{job['id']}").json()["credit_cost"] == 2, "the cost is kept"
 
 
-def test_a_server_purges_the_trash_on_its_own(tmp_path: Path, emulator: RunningEmulator) -> None:
+def test_a_server_purges_the_trash_on_its_own(
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
+) -> None:
     """With PLAYGROUND_TRASH_DAYS=0 nothing waits: a restart purges what is in the trash."""
-    settings = make_settings(tmp_path / "data", emulator, trash_days=0)
+    settings = make_settings(tmp_path / "data", emulator, database=database, trash_days=0)
     with serve_app(settings) as app:
         job = wait_for_job(
             app.client, app.client.post("/api/jobs", json={"prompt": "gone"}).json()["id"]
@@ -384,15 +393,15 @@ def test_a_server_purges_the_trash_on_its_own(tmp_path: Path, emulator: RunningE
 
 
 def test_images_are_purged_after_the_configured_days(
-    tmp_path: Path, emulator: RunningEmulator
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
 ) -> None:
-    settings = make_settings(tmp_path / "data", emulator, trash_days=7)
+    settings = make_settings(tmp_path / "data", emulator, database=database, trash_days=7)
     with serve_app(settings) as app:
         job = wait_for_job(
             app.client, app.client.post("/api/jobs", json={"prompt": "old"}).json()["id"]
         )
     image = job["images"][0]
-    db = Database.at_path(settings.database_path)
+    db = Database.for_settings(settings)
     blobs = open_blob_store(settings, database_url=db.url)
     try:
         now = utcnow()

@@ -1,9 +1,11 @@
-"""Migration 0004 on a gallery that already has jobs: they become searchable; it also undoes."""
+"""The gallery migration on a gallery that already has jobs, on SQLite and on PostgreSQL: they
+become searchable; it also undoes."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
@@ -11,6 +13,9 @@ from alembic.script import ScriptDirectory
 from app import gallery
 from app.database import Database, migrations_config
 from app.gallery import GalleryFilters
+from tests.conftest import DatabaseChoice
+
+pytestmark = pytest.mark.both_databases
 
 
 def gallery_revision() -> tuple[str, str]:
@@ -30,8 +35,15 @@ def migrate(db: Database, revision: str, *, down: bool = False) -> None:
         (command.downgrade if down else command.upgrade)(config, revision)
 
 
-def test_jobs_made_before_the_gallery_revision_are_searchable_after_it(tmp_path: Path) -> None:
-    db = Database.at_path(tmp_path / "playground.db")
+def test_jobs_made_before_the_gallery_revision_are_searchable_after_it(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
+    if database.url is None:
+        db = Database.at_path(tmp_path / "playground.db")
+    else:
+        # The test database comes migrated: back to no schema at all first.
+        db = Database(database.url)
+        migrate(db, "base", down=True)
     revision, before = gallery_revision()
     migrate(db, before)
     # Raw SQL, not the model: the jobs table has gained columns since this revision.
@@ -58,16 +70,21 @@ def test_jobs_made_before_the_gallery_revision_are_searchable_after_it(tmp_path:
 
     migrate(db, before, down=True)
     with db.read_engine.connect() as connection:
-        tables = {row[0] for row in connection.exec_driver_sql("SELECT name FROM sqlite_master")}
-        columns = {row[1] for row in connection.exec_driver_sql("PRAGMA table_info(images)")}
-        images_sql = str(
-            connection.exec_driver_sql(
-                "SELECT sql FROM sqlite_master WHERE name = 'images'"
-            ).scalar()
-        )
+        inspector = sa.inspect(connection)
+        tables = set(inspector.get_table_names())
+        columns = {column["name"] for column in inspector.get_columns("images")}
+        job_columns = {column["name"] for column in inspector.get_columns("jobs")}
     assert "jobs_fts" not in tables and "collections" not in tables
     assert "favourite" not in columns
-    assert "AUTOINCREMENT" in images_sql, "ids are still never reused"
+    assert "prompt_search" not in job_columns
+    if db.dialect == "sqlite":
+        with db.read_engine.connect() as connection:
+            images_sql = str(
+                connection.exec_driver_sql(
+                    "SELECT sql FROM sqlite_master WHERE name = 'images'"
+                ).scalar()
+            )
+        assert "AUTOINCREMENT" in images_sql, "ids are still never reused"
     migrate(db, "head")
     assert [
         e.image_id for e in gallery.search_images(db, filters=GalleryFilters(q="old")).items

@@ -13,8 +13,16 @@ import pytest
 
 from app import accounts, audit, cli
 from app.database import Database
-from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job
+from tests.conftest import (
+    DatabaseChoice,
+    RunningEmulator,
+    make_settings,
+    serve_app,
+    wait_for_job,
+)
 from tests.test_team import Team, team  # noqa: F401 - the team fixture: Ada (admin), Max, Zoe
+
+pytestmark = pytest.mark.both_databases
 
 
 def make(client: httpx.Client, prompt: str) -> dict[str, object]:
@@ -87,17 +95,24 @@ def test_same_prompt_new_seed_is_the_person_s_job_within_their_budget(team: Team
 
 
 def test_a_team_gallery_moves_with_its_authors_but_no_accounts(
-    team: Team, tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+    team: Team,
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    database: DatabaseChoice,
+    other_database: DatabaseChoice,
 ) -> None:
     job = make(team.member, "carried across")
     archive = tmp_path / "team.zip"
     monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(team.app.settings.data_dir))
+    database.use_in_environment(monkeypatch)
     assert cli.main(["export", str(archive)]) == 0
     monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "copy"))
+    other_database.use_in_environment(monkeypatch)
     assert cli.main(["import", str(archive)]) == 0
 
-    copy = make_settings(tmp_path / "copy", emulator)
-    db = Database.at_path(copy.database_path)
+    copy = make_settings(tmp_path / "copy", emulator, database=other_database)
+    db = Database.for_settings(copy)
     try:
         assert not accounts.users_exist(db), "importing never turns sign-in on"
         assert accounts.authenticate(db, name="Max", password="correct horse battery") is None

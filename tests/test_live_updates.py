@@ -27,7 +27,7 @@ from app.jobs import creation, queue
 from app.models import Job, JobStatus, utcnow
 from app.parameters import GenerationParams
 from app.timing import typical_seconds
-from tests.conftest import RunningApp, wait_for_job
+from tests.conftest import DatabaseChoice, RunningApp, wait_for_job
 
 
 def read_events(response: httpx.Response) -> Iterator[tuple[str, str]]:
@@ -46,6 +46,7 @@ def read_events(response: httpx.Response) -> Iterator[tuple[str, str]]:
             data.append("")
 
 
+@pytest.mark.both_databases
 def test_the_stream_sends_each_change_as_an_out_of_band_card_then_done(app: RunningApp) -> None:
     job = app.client.post("/api/jobs", json={"prompt": "a kingfisher", "num_images": 2}).json()
     statuses: list[str] = []
@@ -117,10 +118,11 @@ def _job(db: Database, prompt: str) -> int:
 
 
 @pytest.mark.anyio
+@pytest.mark.both_databases
 async def test_a_write_through_the_engine_wakes_listeners_and_detaching_stops_it(
-    tmp_path: Path,
+    tmp_path: Path, database: DatabaseChoice
 ) -> None:
-    db = Database.at_path(tmp_path / "events.db")
+    db = database.open(tmp_path)
     db.migrate()
     job_id = _job(db, "a wren")
     events = JobEvents()
@@ -139,11 +141,12 @@ async def test_a_write_through_the_engine_wakes_listeners_and_detaching_stops_it
 
 
 @pytest.mark.anyio
+@pytest.mark.both_databases
 async def test_without_any_wake_a_watch_still_sees_another_process_s_change(
-    tmp_path: Path,
+    tmp_path: Path, database: DatabaseChoice
 ) -> None:
     """What a second worker's write looks like here: nothing wakes us; the recheck finds it."""
-    db = Database.at_path(tmp_path / "events.db")
+    db = database.open(tmp_path)
     db.migrate()
     job_id = _job(db, "a swift")
     events = JobEvents()  # attached to nothing: no write of any process wakes it
@@ -165,8 +168,11 @@ async def test_without_any_wake_a_watch_still_sees_another_process_s_change(
     db.dispose()
 
 
-def test_typical_seconds_is_the_median_of_recent_completed_jobs(tmp_path: Path) -> None:
-    db = Database.at_path(tmp_path / "timing.db")
+@pytest.mark.both_databases
+def test_typical_seconds_is_the_median_of_recent_completed_jobs(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
+    db = database.open(tmp_path)
     db.migrate()
     now = utcnow()
     with db.write() as session:

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from app.database import Database
 from app.models import Job, JobStatus, utcnow
 from app.timing import (
     UpstreamTiming,
@@ -17,7 +16,13 @@ from app.timing import (
     next_poll_in,
     upstream_timing,
 )
-from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job
+from tests.conftest import (
+    DatabaseChoice,
+    RunningEmulator,
+    make_settings,
+    serve_app,
+    wait_for_job,
+)
 
 
 def plan(timing: UpstreamTiming | None, elapsed: float, poll_count: int = 1) -> float:
@@ -114,8 +119,11 @@ def test_a_late_poll_teaches_nothing_about_how_long_jobs_take() -> None:
     assert done_by_seconds(started=started, due=None, now=due) is None
 
 
-def test_the_timing_is_the_spread_of_recent_jobs_of_the_kind(tmp_path: Path) -> None:
-    db = Database.at_path(tmp_path / "playground.db")
+@pytest.mark.both_databases
+def test_the_timing_is_the_spread_of_recent_jobs_of_the_kind(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
+    db = database.open(tmp_path)
     db.migrate()
     now = utcnow()
     with db.write() as session:

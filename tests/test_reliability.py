@@ -24,6 +24,7 @@ from app.models import Job, JobStatus, utcnow
 from app.upstream import LocalRateLimit, RateLimiter, parse_job
 from tests.conftest import (
     TEST_KEY,
+    DatabaseChoice,
     RunningApp,
     RunningEmulator,
     make_settings,
@@ -36,6 +37,7 @@ from tests.processes import AppProcess
 # --- At most once ------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_the_same_idempotency_key_returns_the_same_job_and_submits_once(
     app: RunningApp, emulator: RunningEmulator
 ) -> None:
@@ -51,6 +53,7 @@ def test_the_same_idempotency_key_returns_the_same_job_and_submits_once(
     assert len(emulator.emulator.requests_to("run")) == 2
 
 
+@pytest.mark.both_databases
 def test_simultaneous_requests_with_one_key_make_one_upstream_request(
     app: RunningApp, emulator: RunningEmulator
 ) -> None:
@@ -72,6 +75,7 @@ def test_simultaneous_requests_with_one_key_make_one_upstream_request(
     assert wait_for_job(app.client, answers[0].json()["id"])["status"] == "completed"
 
 
+@pytest.mark.both_databases
 def test_reusing_a_key_for_a_different_request_is_refused(
     app: RunningApp, emulator: RunningEmulator
 ) -> None:
@@ -84,6 +88,7 @@ def test_reusing_a_key_for_a_different_request_is_refused(
     assert len(emulator.emulator.requests_to("run")) == 1
 
 
+@pytest.mark.both_databases
 def test_posting_the_same_form_twice_makes_one_job(
     app: RunningApp, emulator: RunningEmulator
 ) -> None:
@@ -200,10 +205,14 @@ async def test_a_submission_is_refused_rather_than_kept_waiting_too_long() -> No
 # --- Many clients, several workers ---------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_fifty_parallel_submissions_all_complete_without_a_locked_database(
-    tmp_path: Path, emulator: RunningEmulator, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    database: DatabaseChoice,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    settings = make_settings(tmp_path / "data", emulator, poller_concurrency=16)
+    settings = make_settings(tmp_path / "data", emulator, database=database, poller_concurrency=16)
     with serve_app(settings) as app:
 
         def submit(number: int) -> httpx.Response:
@@ -219,13 +228,14 @@ def test_fifty_parallel_submissions_all_complete_without_a_locked_database(
     assert "database is locked" not in caplog.text
 
 
+@pytest.mark.both_databases
 def test_two_worker_processes_never_work_on_the_same_job_twice(
-    tmp_path: Path, emulator: RunningEmulator
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
 ) -> None:
     emulator.config.job_seconds = 1.0
     data_dir = tmp_path / "data"
-    first = AppProcess(data_dir, emulator).start()
-    second = AppProcess(data_dir, emulator).start()
+    first = AppProcess(data_dir, emulator, database=database).start()
+    second = AppProcess(data_dir, emulator, database=database).start()
     try:
         with first.client() as one, second.client() as two:
             ids = [
@@ -240,7 +250,7 @@ def test_two_worker_processes_never_work_on_the_same_job_twice(
         first.stop()
         second.stop()
 
-    db = Database.at_path(data_dir / "playground.db")
+    db = database.open(data_dir)
     with db.read() as session:
         rows = session.exec(select(Job)).all()
     db.dispose()
@@ -257,11 +267,12 @@ def test_two_worker_processes_never_work_on_the_same_job_twice(
     assert len(image_paths) == len(set(image_paths)) == 40, "every image was downloaded once"
 
 
+@pytest.mark.both_databases
 def test_a_worker_starting_beside_a_running_one_leaves_its_downloads_alone(
-    tmp_path: Path, emulator: RunningEmulator
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
 ) -> None:
     data_dir = tmp_path / "data"
-    settings = make_settings(data_dir, emulator)
+    settings = make_settings(data_dir, emulator, database=database)
     emulator.emulator.faults.add(Fault("image", kind="delay", delay_seconds=2))
     with serve_app(settings) as first:
         job = first.client.post("/api/jobs", json={"prompt": "downloading"}).json()
@@ -335,8 +346,9 @@ def test_confirming_try_all_twice_submits_the_eight_presets_once(
     assert fresh.split('"', 1)[0] != token, "the dialog gets a new token for the next time"
 
 
+@pytest.mark.both_databases
 def test_a_lost_submission_does_not_take_a_twin_still_being_submitted(
-    tmp_path: Path, emulator: RunningEmulator
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
 ) -> None:
     """Two jobs asking the same: one's answer was lost, the other's is on its way. The lost
     one must not adopt the other's upstream job while that is still being submitted."""
@@ -349,11 +361,12 @@ def test_a_lost_submission_does_not_take_a_twin_still_being_submitted(
     settings = make_settings(
         tmp_path / "data",
         emulator,
+        database=database,
         request_timeout_seconds=2,
         max_submit_wait_seconds=0,
         reconcile_window_seconds=2,
     )
-    db = Database.at_path(settings.database_path)
+    db = Database.for_settings(settings)
     db.migrate()
     queue.register_worker(db, worker_id="busy-submitter")
     body = {"prompt": prompt, "image_size": "auto_2K", "num_images": 1}

@@ -9,7 +9,16 @@ from typing import Any
 import pytest
 
 from app import cli
-from tests.conftest import RunningApp, RunningEmulator, make_settings, serve_app, wait_for_job
+from tests.conftest import (
+    DatabaseChoice,
+    RunningApp,
+    RunningEmulator,
+    make_settings,
+    serve_app,
+    wait_for_job,
+)
+
+pytestmark = pytest.mark.both_databases
 
 
 def make_job(app: RunningApp, **body: Any) -> dict[str, Any]:
@@ -113,21 +122,27 @@ def test_same_prompt_new_seed_records_its_source(app: RunningApp) -> None:
 
 
 def test_an_imported_remix_points_at_the_imported_source(
-    tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    database: DatabaseChoice,
+    other_database: DatabaseChoice,
 ) -> None:
-    first = make_settings(tmp_path / "first", emulator)
+    first = make_settings(tmp_path / "first", emulator, database=database)
     with serve_app(first) as app:
         source = make_job(app, prompt="the source")
         make_job(app, prompt="the remix", remix_of=source["id"], remix_image=0)
     archive = tmp_path / "gallery.zip"
     monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "first"))
+    database.use_in_environment(monkeypatch)
     assert cli.main(["export", str(archive)]) == 0
 
-    second = make_settings(tmp_path / "second", emulator)
+    second = make_settings(tmp_path / "second", emulator, database=other_database)
     with serve_app(second) as app:
         make_job(app, prompt="already here")
         make_job(app, prompt="already here too")
     monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "second"))
+    other_database.use_in_environment(monkeypatch)
     assert cli.main(["import", str(archive)]) == 0
     with serve_app(second) as app:
         listed = app.client.get("/api/gallery/jobs", params={"limit": 100}).json()["items"]
@@ -138,10 +153,15 @@ def test_an_imported_remix_points_at_the_imported_source(
 
 
 def test_a_remix_imported_after_its_source_points_at_the_copy_already_here(
-    tmp_path: Path, emulator: RunningEmulator, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    database: DatabaseChoice,
+    other_database: DatabaseChoice,
 ) -> None:
-    first = make_settings(tmp_path / "first", emulator)
+    first = make_settings(tmp_path / "first", emulator, database=database)
     monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "first"))
+    database.use_in_environment(monkeypatch)
     with serve_app(first) as app:
         source = make_job(app, prompt="the source")
     assert cli.main(["export", str(tmp_path / "before.zip")]) == 0
@@ -149,10 +169,11 @@ def test_a_remix_imported_after_its_source_points_at_the_copy_already_here(
         make_job(app, prompt="the remix", remix_of=source["id"])
     assert cli.main(["export", str(tmp_path / "after.zip")]) == 0
 
-    second = make_settings(tmp_path / "second", emulator)
+    second = make_settings(tmp_path / "second", emulator, database=other_database)
     with serve_app(second) as app:
         make_job(app, prompt="already here")
     monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "second"))
+    other_database.use_in_environment(monkeypatch)
     assert cli.main(["import", str(tmp_path / "before.zip")]) == 0
     # The source is already here and is skipped; the remix still finds it.
     assert cli.main(["import", str(tmp_path / "after.zip")]) == 0

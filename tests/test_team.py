@@ -21,6 +21,7 @@ from app.database import Database
 from app.main import ROUTERS, create_app
 from tests.conftest import (
     SAME_ORIGIN,
+    DatabaseChoice,
     RunningApp,
     RunningEmulator,
     make_settings,
@@ -51,9 +52,9 @@ def sign_in(url: str, name: str, password: str = PASSWORD) -> httpx.Client:
 
 
 @pytest.fixture
-def team(tmp_path: Path, emulator: RunningEmulator) -> Iterator[Team]:
-    settings = make_settings(tmp_path / "data", emulator)
-    db = Database.at_path(settings.database_path)
+def team(tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice) -> Iterator[Team]:
+    settings = make_settings(tmp_path / "data", emulator, database=database)
+    db = Database.for_settings(settings)
     db.migrate()
     accounts.create_user(db, name="Ada", password=PASSWORD, is_admin=True)
     accounts.create_user(db, name="Max", password=PASSWORD)
@@ -140,6 +141,7 @@ def test_every_route_refuses_anonymous_requests_once_sign_in_is_on(
 # --- People, sessions, permissions ------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_sign_in_sets_a_safe_cookie_and_sign_out_ends_the_session(team: Team) -> None:
     with team.anonymous(**SAME_ORIGIN) as client:
         answer = client.post(
@@ -165,6 +167,7 @@ def test_sign_in_goes_only_to_pages_of_this_site(team: Team) -> None:
     assert answer.headers["location"] == "/"
 
 
+@pytest.mark.both_databases
 def test_repeated_failed_sign_ins_are_slowed_down(team: Team) -> None:
     with team.anonymous(**SAME_ORIGIN) as client:
         # An unknown name answers like a wrong password: names are not revealed.
@@ -195,6 +198,7 @@ def test_members_cannot_reach_admin_pages(team: Team) -> None:
     assert accounts.find_user(team.db, name="Eve") is None
 
 
+@pytest.mark.both_databases
 def test_members_delete_only_their_own_team_presets(team: Team) -> None:
     body = {"name": "Moody", "description": "", "parameters": {"prompt": "a moody street"}}
     created = team.member.post("/api/team-presets", json=body).json()
@@ -205,6 +209,7 @@ def test_members_delete_only_their_own_team_presets(team: Team) -> None:
     assert team.admin.delete(f"/api/team-presets/{again['id']}").status_code == 204
 
 
+@pytest.mark.both_databases
 def test_jobs_record_who_made_them(team: Team) -> None:
     job = team.member.post("/api/jobs", json={"prompt": "made by max"}).json()
     assert job["author"] == "Max"
@@ -215,6 +220,7 @@ def test_jobs_record_who_made_them(team: Team) -> None:
 # --- Budgets ---------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_a_job_over_budget_is_refused_before_any_upstream_request(
     team: Team, emulator: RunningEmulator
 ) -> None:
@@ -237,6 +243,7 @@ def test_a_job_over_budget_is_refused_before_any_upstream_request(
     assert "Max" in team.admin.get("/admin/spend").text
 
 
+@pytest.mark.both_databases
 def test_failed_and_refused_jobs_do_not_use_the_budget(
     team: Team, emulator: RunningEmulator
 ) -> None:
@@ -250,6 +257,7 @@ def test_failed_and_refused_jobs_do_not_use_the_budget(
 # --- API tokens ------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_api_tokens_act_as_their_owner_and_stop_at_once_when_revoked(team: Team) -> None:
     created = team.member.post("/api/tokens", json={"name": "nightly"})
     assert created.status_code == 201
@@ -270,6 +278,7 @@ def test_api_tokens_act_as_their_owner_and_stop_at_once_when_revoked(team: Team)
     script.close()
 
 
+@pytest.mark.both_databases
 def test_removing_a_person_ends_their_sessions_and_tokens(team: Team) -> None:
     secret = team.other.post("/api/tokens", json={"name": "ci"}).json()["token"]
     zoe_id = accounts.find_user(team.db, name="Zoe").id  # type: ignore[union-attr]
@@ -279,6 +288,7 @@ def test_removing_a_person_ends_their_sessions_and_tokens(team: Team) -> None:
         assert script.get("/api/jobs").status_code == 401
 
 
+@pytest.mark.both_databases
 def test_the_last_admin_cannot_be_removed_or_demoted(team: Team) -> None:
     ada_id = accounts.find_user(team.db, name="Ada").id  # type: ignore[union-attr]
     # 409: a valid request that clashes with what is there (the team's only admin).
@@ -350,6 +360,7 @@ def test_pages_carry_security_headers(team: Team) -> None:
 # --- Audit log ---------------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_the_audit_log_records_who_did_what_from_where(team: Team) -> None:
     team.member.post("/api/jobs", json={"prompt": "audited"})
     max_id = accounts.find_user(team.db, name="Max").id  # type: ignore[union-attr]
@@ -369,8 +380,13 @@ def test_the_audit_log_records_who_did_what_from_where(team: Team) -> None:
 # --- The command line --------------------------------------------------------------------
 
 
-def test_users_are_managed_from_the_command_line(tmp_path: Path) -> None:
-    env = {"PLAYGROUND_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
+@pytest.mark.both_databases
+def test_users_are_managed_from_the_command_line(tmp_path: Path, database: DatabaseChoice) -> None:
+    env = {
+        "PLAYGROUND_DATA_DIR": str(tmp_path / "data"),
+        "PATH": "/usr/bin:/bin",
+        **database.environment(),
+    }
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(

@@ -22,6 +22,7 @@ GOOD: dict[str, Any] = {
 }
 
 
+@pytest.mark.both_databases
 def test_a_preset_is_created_listed_read_and_deleted(app: RunningApp) -> None:
     created = app.client.post("/api/team-presets", json=GOOD)
     assert created.status_code == 201, created.text
@@ -77,6 +78,7 @@ def test_bad_presets_are_refused_naming_the_field(
     assert emulator.emulator.requests == []
 
 
+@pytest.mark.both_databases
 def test_names_are_unique_whatever_their_case_and_spacing(app: RunningApp) -> None:
     assert app.client.post("/api/team-presets", json=GOOD).status_code == 201
     again = app.client.post("/api/team-presets", json={**GOOD, "name": "  moody   HARBOUR "})

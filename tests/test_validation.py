@@ -114,6 +114,7 @@ def test_a_bad_model_id_in_the_form_is_refused_naming_the_field(
     assert app.client.get("/api/jobs").json()["items"] == [], "no job is recorded"
 
 
+@pytest.mark.both_databases
 @pytest.mark.parametrize(
     "path",
     [
