@@ -36,7 +36,7 @@ from sqlmodel import Session, col, select
 from app import postgres, sqlite
 from app.database import Database
 from app.jobs.reads import JobWithImages
-from app.models import CollectionImage, Image, Job, JobStatus, User
+from app.models import ROW_ID_MAX, CollectionImage, Image, Job, JobStatus, User
 
 DEFAULT_PAGE_SIZE = 48
 MAX_PAGE_SIZE = 100
@@ -45,6 +45,9 @@ MAX_PAGE_SIZE = 100
 _FTS_FIRST_CHUNK = 64
 _FTS_CHUNK_GROWTH = 4
 _FTS_MAX_CHUNK = 16_384
+
+# images.index is a 32-bit INTEGER.
+IMAGE_INDEX_MAX = 2**31 - 1
 
 _TERM = re.compile(r'"([^"]*)"|(\S+)')
 
@@ -136,7 +139,11 @@ class Cursor:
         job_id, sep, index = text.partition(".")
         if not (sep and f"{job_id}{index}".isascii() and job_id.isdigit() and index.isdigit()):
             raise ValueError("is not a cursor this gallery handed out")
-        return cls(int(job_id), int(index))
+        cursor = cls(int(job_id), int(index))
+        # Numbers no row can hold (PostgreSQL would refuse to compare them with its columns).
+        if cursor.job_id > ROW_ID_MAX or cursor.index > IMAGE_INDEX_MAX:
+            raise ValueError("is not a cursor this gallery handed out")
+        return cursor
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,8 +13,8 @@ live the parts that are SQLite's own:
   image's thumbnail beside it in the same file;
 - prompt search: an FTS5 index over `jobs.prompt` with rowid = job id (created
   by the gallery migration, kept in step by triggers). `app.gallery` asks
-  `matching_job_ids` for job ids newest first, a chunk at a time; on any other
-  database it filters prompts with LIKE instead;
+  `matching_job_ids` for job ids newest first, a chunk at a time (PostgreSQL's
+  counterpart, tokenized alike, is in app/postgres.py);
 - `is_integer_overflow`: how the driver refuses a number past 64 bits (the web
   layer answers 404: no record can have it).
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -133,3 +134,31 @@ def test_a_record_number_too_large_for_the_database_is_not_found(
     page = app.client.get("/jobs/100000000000000000000")
     assert page.status_code == 404
     assert "There is nothing with a number that large." in page.text
+
+
+@pytest.mark.both_databases
+def test_no_number_in_an_address_makes_the_database_fail(app: RunningApp) -> None:
+    """Every page and API route that takes a number, given numbers past what the database's
+    columns hold (32-bit, 64-bit and beyond): a 404 or a 422, never a 500."""
+    from tests.test_team import all_routes
+
+    numbered = [path for method, path in all_routes() if method == "GET" and "{" in path]
+    assert len(numbered) > 10
+    queries = [
+        "/api/jobs?cursor={n}",
+        "/api/gallery?collection={n}",
+        "/api/gallery?user={n}",
+        "/api/gallery/jobs?before={n}",
+        "/?job={n}",
+        "/?remix={n}",
+        "/?remix=1&image={n}",
+    ]
+    for number in (2**31, 2**63 - 1, 2**63, 10**20):
+        for path in numbered:
+            url = re.sub(r"\{[^}]+\}", str(number), path)
+            answer = app.client.get(url)
+            assert answer.status_code in (404, 422), (url, answer.status_code, answer.text[:200])
+        for query in queries:
+            url = query.format(n=number)
+            answer = app.client.get(url)
+            assert answer.status_code < 500, (url, answer.status_code, answer.text[:200])
