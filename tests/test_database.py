@@ -215,3 +215,26 @@ def test_the_blob_sweep_lists_blobs_without_reading_their_rows(tmp_path: Path) -
         # A row holds the first kilobytes of its image: a scan would read them all.
         assert "COVERING INDEX" in plan, plan
     store.close()
+
+
+def test_the_migrate_command_brings_the_schema_up_to_date(
+    empty_database_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from app import cli
+
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path))
+    if empty_database_url.startswith("postgresql"):
+        monkeypatch.setenv("PLAYGROUND_DATABASE_URL", empty_database_url)
+    assert cli.main(["migrate"]) == 0
+    assert f"migrated the schema from revision (none) to {head_revision()}" in (
+        capsys.readouterr().err
+    )
+    assert cli.main(["migrate"]) == 0
+    assert f"the schema is up to date (revision {head_revision()})" in capsys.readouterr().err
+    db = Database(empty_database_url)
+    with db.read_engine.connect() as connection:
+        assert MigrationContext.configure(connection).get_current_revision() == head_revision()
+    db.dispose()
