@@ -48,53 +48,74 @@ def create_grid(
     grid that cannot be paid for is refused before any of its jobs, not half-way.
     """
     now = utcnow()
-    with db.write() as session:
-        if idempotency_key is not None:
-            earlier = session.exec(
-                select(Grid).where(Grid.idempotency_key == idempotency_key)
-            ).first()
+    try:
+        with db.write() as session:
+            earlier = _earlier_grid(session, idempotency_key, request=request, model=plan.model)
             if earlier is not None:
-                if earlier.request != request or earlier.model != plan.model:
-                    raise InvalidParameters(
-                        {
-                            "Idempotency-Key": f"was used for grid {earlier.id} with other "
-                            "parameters; use a new key for a new grid"
-                        }
-                    )
                 return earlier, False
-        if remix_of is not None and session.get(Grid, remix_of) is None:
-            raise InvalidParameters({"remix_of": f"there is no grid {remix_of}"})
-        if user is not None and user.id is not None:
-            current = session.get(User, user.id)
-            if current is not None:
-                check_budget(session, user=current, cost=plan.credits, now=now, what="This grid")
-        grid = Grid(
-            created_at=now,
-            user_id=user.id if user is not None else None,
-            model=plan.model,
-            prompt=plan.prompt,
-            request=request,
-            axes=[axis.record() for axis in plan.axes],
-            estimated_credits=plan.credits,
-            idempotency_key=idempotency_key,
-            remix_of_grid_id=remix_of,
-        )
-        session.add(grid)
-        session.flush()
-        assert grid.id is not None
-        for cell in cell_records(plan):
-            session.add(
-                GridCell(
-                    grid_id=grid.id,
-                    position=cell["position"],
-                    x=cell["x"],
-                    y=cell["y"],
-                    z=cell["z"],
-                    preset=cell["preset"],
-                    parameters=cell["parameters"],
-                )
+            if remix_of is not None and session.get(Grid, remix_of) is None:
+                raise InvalidParameters({"remix_of": f"there is no grid {remix_of}"})
+            if user is not None and user.id is not None:
+                # Locked (on PostgreSQL) until the grid is written: one person's grids and
+                # jobs are checked against their budget one at a time.
+                current = session.get(User, user.id, with_for_update=True)
+                if current is not None:
+                    check_budget(
+                        session, user=current, cost=plan.credits, now=now, what="This grid"
+                    )
+            grid = Grid(
+                created_at=now,
+                user_id=user.id if user is not None else None,
+                model=plan.model,
+                prompt=plan.prompt,
+                request=request,
+                axes=[axis.record() for axis in plan.axes],
+                estimated_credits=plan.credits,
+                idempotency_key=idempotency_key,
+                remix_of_grid_id=remix_of,
             )
-    return grid, True
+            session.add(grid)
+            session.flush()
+            assert grid.id is not None
+            for cell in cell_records(plan):
+                session.add(
+                    GridCell(
+                        grid_id=grid.id,
+                        position=cell["position"],
+                        x=cell["x"],
+                        y=cell["y"],
+                        z=cell["z"],
+                        preset=cell["preset"],
+                        parameters=cell["parameters"],
+                    )
+                )
+        return grid, True
+    except sa.exc.IntegrityError:
+        # Two requests with one key raced past the check (only a server database lets two
+        # writers do that): the unique key let one in; the other gets its grid.
+        if idempotency_key is None:
+            raise
+    with db.read() as session:
+        earlier = _earlier_grid(session, idempotency_key, request=request, model=plan.model)
+    assert earlier is not None
+    return earlier, False
+
+
+def _earlier_grid(
+    session: Session, idempotency_key: str | None, *, request: dict[str, Any], model: str
+) -> Grid | None:
+    """The grid made before with this key, if the repeat asks for the same one."""
+    if idempotency_key is None:
+        return None
+    earlier = session.exec(select(Grid).where(Grid.idempotency_key == idempotency_key)).first()
+    if earlier is not None and (earlier.request != request or earlier.model != model):
+        raise InvalidParameters(
+            {
+                "Idempotency-Key": f"was used for grid {earlier.id} with other "
+                "parameters; use a new key for a new grid"
+            }
+        )
+    return earlier
 
 
 @dataclass(frozen=True)

@@ -437,9 +437,9 @@ class Grid(SQLModel, table=True):
     __tablename__ = "grids"
     __table_args__ = ({"sqlite_autoincrement": True},)
 
-    id: int | None = Field(default=None, primary_key=True)
+    id: int | None = _id_column()
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, nullable=False)
-    user_id: int | None = Field(default=None, foreign_key="users.id", index=True)
+    user_id: int | None = Field(default=None, foreign_key="users.id", index=True, sa_type=RecordId)
     model: str = Field(max_length=100)
     # The base prompt, for listings; each cell's own prompt is in its parameters.
     prompt: str
@@ -450,7 +450,7 @@ class Grid(SQLModel, table=True):
     estimated_credits: float = 0.0
     idempotency_key: str | None = Field(default=None, max_length=200, unique=True)
     # Not a foreign key, like a job's remix source: the source may be gone one day.
-    remix_of_grid_id: int | None = None
+    remix_of_grid_id: int | None = Field(default=None, sa_type=RecordId)
     # The worker submitting its cells now; another takes over if that one stops beating.
     runner: str | None = Field(default=None, max_length=200)
 
@@ -460,7 +460,9 @@ class GridCell(SQLModel, table=True):
 
     __tablename__ = "grid_cells"
 
-    grid_id: int = Field(foreign_key="grids.id", primary_key=True, ondelete="CASCADE")
+    grid_id: int = Field(
+        foreign_key="grids.id", primary_key=True, ondelete="CASCADE", sa_type=RecordId
+    )
     # Submission order: row by row, tab by tab.
     position: int = Field(primary_key=True)
     x: int
@@ -470,7 +472,7 @@ class GridCell(SQLModel, table=True):
     # The run body exactly as it is sent upstream (GenerationParams.upstream_body()).
     parameters: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)
     # None until submitted. Not a foreign key: the cell keeps its place whatever happens.
-    job_id: int | None = Field(default=None, unique=True)
+    job_id: int | None = Field(default=None, unique=True, sa_type=RecordId)
     # Why it was never submitted (a budget, a refused key), if so.
     refused: str | None = None
 

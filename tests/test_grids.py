@@ -19,6 +19,7 @@ from app.grids import MAX_CELLS, AxisSpec, GridRequest, plan_grid, plan_summary
 from app.presets import PRESETS_BY_SLUG
 from tests.conftest import (
     SAME_ORIGIN,
+    DatabaseChoice,
     RunningApp,
     RunningEmulator,
     make_settings,
@@ -157,6 +158,7 @@ def test_a_plan_is_priced_and_nothing_is_sent(app: RunningApp, emulator: Running
     assert emulator.emulator.requests_to("run") == []
 
 
+@pytest.mark.both_databases
 def test_a_grid_fills_in_is_paid_once_and_goes_away_as_zip_and_contact_sheet(
     app: RunningApp, emulator: RunningEmulator
 ) -> None:
@@ -216,9 +218,12 @@ def assert_cells_drawn(picture: Image.Image, *, columns: int, rows: int) -> None
             assert colours - {(255, 255, 255), (232, 232, 236)}, (row, column)
 
 
-def test_a_grid_over_the_budget_is_refused_whole(tmp_path: Path, emulator: RunningEmulator) -> None:
-    settings = make_settings(tmp_path / "data", emulator)
-    db = Database.at_path(settings.database_path)
+@pytest.mark.both_databases
+def test_a_grid_over_the_budget_is_refused_whole(
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
+) -> None:
+    settings = make_settings(tmp_path / "data", emulator, database=database)
+    db = Database.for_settings(settings)
     db.migrate()
     accounts.create_user(db, name="Ada", password="correct horse battery", is_admin=True)
     max_user = accounts.create_user(db, name="Max", password="correct horse battery")
@@ -240,11 +245,12 @@ def test_a_grid_over_the_budget_is_refused_whole(tmp_path: Path, emulator: Runni
     db.dispose()
 
 
+@pytest.mark.both_databases
 def test_a_grid_left_half_submitted_is_taken_up_at_the_next_start(
-    tmp_path: Path, emulator: RunningEmulator
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
 ) -> None:
-    settings = make_settings(tmp_path / "data", emulator)
-    db = Database.at_path(settings.database_path)
+    settings = make_settings(tmp_path / "data", emulator, database=database)
+    db = Database.for_settings(settings)
     db.migrate()
     request = GridRequest.model_validate(GRID)
     made = plan_grid(request, default_model=settings.model)

@@ -17,22 +17,26 @@ down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+# Record numbers: BIGINT on PostgreSQL. SQLite's INTEGER is 64-bit already (and an INTEGER
+# PRIMARY KEY is the rowid), so SQLite keeps the DDL this revision always made there.
+ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
 UTC = app.models.UTCDateTime()
 
 
 def upgrade() -> None:
     op.create_table(
         "grids",
-        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("id", ID, nullable=False),
         sa.Column("created_at", UTC, nullable=False),
-        sa.Column("user_id", sa.Integer(), nullable=True),
+        sa.Column("user_id", ID, nullable=True),
         sa.Column("model", sa.String(length=100), nullable=False),
         sa.Column("prompt", sa.String(), nullable=False),
         sa.Column("request", sa.JSON(), nullable=False),
         sa.Column("axes", sa.JSON(), nullable=False),
         sa.Column("estimated_credits", sa.Float(), nullable=False),
         sa.Column("idempotency_key", sa.String(length=200), nullable=True),
-        sa.Column("remix_of_grid_id", sa.Integer(), nullable=True),
+        sa.Column("remix_of_grid_id", ID, nullable=True),
         sa.Column("runner", sa.String(length=200), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_grids_user_id_users")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_grids")),
@@ -42,14 +46,14 @@ def upgrade() -> None:
     op.create_index(op.f("ix_grids_user_id"), "grids", ["user_id"], unique=False)
     op.create_table(
         "grid_cells",
-        sa.Column("grid_id", sa.Integer(), nullable=False),
+        sa.Column("grid_id", ID, nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
         sa.Column("x", sa.Integer(), nullable=False),
         sa.Column("y", sa.Integer(), nullable=False),
         sa.Column("z", sa.Integer(), nullable=False),
         sa.Column("preset", sa.String(length=100), nullable=True),
         sa.Column("parameters", sa.JSON(), nullable=False),
-        sa.Column("job_id", sa.Integer(), nullable=True),
+        sa.Column("job_id", ID, nullable=True),
         sa.Column("refused", sa.String(), nullable=True),
         sa.ForeignKeyConstraint(
             ["grid_id"],
