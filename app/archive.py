@@ -45,7 +45,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import __version__
+from app import __version__, postgres
 from app.archive_checks import (
     COLLECTION_IMAGES,
     COLLECTIONS,
@@ -233,7 +233,8 @@ def import_gallery(
                 connection = session.connection()
                 _import_rows(connection, archive, inventory, limits, counts)
                 if connection.dialect.name == "postgresql":
-                    _advance_sequences(connection)
+                    # Rows imported with their ids leave PostgreSQL's id sequences behind.
+                    postgres.advance_id_sequences(connection, [JOBS, IMAGES, COLLECTIONS, USERS])
         except Exception as exc:
             # Bytes stored for rows that never arrived: take them out again.
             if stored:
@@ -457,14 +458,3 @@ def _import_people(
         mapping[record["id"]] = _insert(connection, USERS, values, keep_ids)
         counts.users += 1
     return mapping
-
-
-def _advance_sequences(connection: sa.Connection) -> None:
-    """Explicit ids do not move a PostgreSQL sequence; move it past them."""
-    for table in (JOBS, IMAGES, COLLECTIONS, USERS):
-        connection.execute(
-            sa.text(
-                f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"
-            )
-        )

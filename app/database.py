@@ -7,8 +7,9 @@ processes, `BEGIN IMMEDIATE` and the busy timeout do the queueing). On
 PostgreSQL the writer is just a second ordinary pool: the server locks rows.
 
 Each database's own code lives behind its seam, `app/sqlite.py` and
-`app/postgres.py`; this module is the only one that chooses between them
-(besides the gallery's search and the job queue's claim, which say why).
+`app/postgres.py`. Choosing between them is done here, and only where the
+two must differ elsewhere: the gallery's search, the job queue's claim, the
+archive's id sequences and the gallery migration, each saying why.
 """
 
 from __future__ import annotations
