@@ -18,6 +18,7 @@ What happens to the job depends on what the upstream's answer tells us:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -57,6 +58,8 @@ from app.upstream import (
     UpstreamError,
     UpstreamUnreachable,
 )
+
+log = logging.getLogger(__name__)
 
 # The submitter's lease outlives its request (timeout and rate-limit wait), so the
 # poller never takes a job whose submit is still under way.
@@ -234,12 +237,7 @@ async def submit_job(
             )
         )
     except creation.LeaseLost:
-        # Another worker took the job over while its answer was on the way (this process
-        # looked dead to it) and found it upstream: it is accepted and in that worker's
-        # hands. Say so, not a server error.
-        item = await anyio.to_thread.run_sync(lambda: reads.get_job(submitter.db, job_id=job_id))
-        assert item is not None
-        return item.job, True
+        return await _taken_over(submitter, job_id), True
     submitter.scheduler.wake()
     return job, True
 
@@ -316,6 +314,19 @@ async def _reference_values(
     return image_input.body_value(values)
 
 
+async def _taken_over(submitter: Submitter, job_id: int) -> Job:
+    """The job as it stands after another worker took it over mid-submit.
+
+    That happens when this process's heartbeat ran late and it looked dead to the other
+    worker, which looks for the job among PixelDojo's recent jobs and never sends it
+    again: nothing is paid twice, and the person gets the job, not a server error.
+    """
+    log.warning("job %s was taken over by another worker while it was submitted", job_id)
+    item = await anyio.to_thread.run_sync(lambda: reads.get_job(submitter.db, job_id=job_id))
+    assert item is not None
+    return item.job
+
+
 def answer_was_lost(exc: UpstreamError) -> bool:
     """Whether the upstream may have created the job although we have no answer saying so."""
     if isinstance(exc, UpstreamUnreachable):
@@ -328,15 +339,18 @@ async def _record_lost_answer(submitter: Submitter, job_id: int, exc: UpstreamEr
         f"PixelDojo's answer to the submission was lost ({exc.message}). Looking for the "
         "job in PixelDojo's recent jobs; it will not be sent again, to avoid paying twice."
     )
-    await anyio.to_thread.run_sync(
-        lambda: creation.record_lost_submission(
-            submitter.db,
-            job_id=job_id,
-            owner=submitter.owner,
-            note=note,
-            first_look_in=LOOK_UPSTREAM_AFTER_SECONDS,
+    try:
+        await anyio.to_thread.run_sync(
+            lambda: creation.record_lost_submission(
+                submitter.db,
+                job_id=job_id,
+                owner=submitter.owner,
+                note=note,
+                first_look_in=LOOK_UPSTREAM_AFTER_SECONDS,
+            )
         )
-    )
+    except creation.LeaseLost:
+        return await _taken_over(submitter, job_id)
     submitter.scheduler.wake()
     item = await anyio.to_thread.run_sync(lambda: reads.get_job(submitter.db, job_id=job_id))
     assert item is not None

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlmodel import select
+import sqlalchemy as sa
+from sqlmodel import col, select
 
 from app.backup import backup
 from app.blob_stores import open_blob_store
@@ -415,3 +416,40 @@ def test_a_lost_submission_does_not_take_a_twin_still_being_submitted(
     db.dispose()
     assert lost_job["status"] == "unknown"
     assert lost_job["upstream_job_id"] is None
+
+
+@pytest.mark.both_databases
+def test_a_job_taken_over_mid_submit_is_answered_not_failed(
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
+) -> None:
+    """A worker whose heartbeat ran late is taken for dead, and another takes over the job it
+    is submitting. The submitter answers with the job (no 500), and the job is found
+    upstream by looking, never sent twice."""
+    emulator.emulator.faults.add(Fault("run", kind="delay", delay_seconds=1.5))
+    settings = make_settings(tmp_path / "data", emulator, database=database)
+    db = Database.for_settings(settings)
+    with serve_app(settings) as app, ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(app.client.post, "/api/jobs", json={"prompt": "taken over"})
+        job_id = wait_until(lambda: db_job_ids(db), what="the job row, written before the submit")[
+            0
+        ]
+        # Another worker takes the job over while the submit is still on its way.
+        queue.register_worker(db, worker_id="other-worker")
+        with db.write() as session:
+            session.execute(
+                sa.update(Job).where(col(Job.id) == job_id).values(lease_owner="other-worker")
+            )
+        submitted = answer.result(timeout=30)
+        assert submitted.status_code == 202, submitted.text
+        assert submitted.json()["id"] == job_id
+        # The other worker "dies": this app's worker takes the job over and finds it upstream.
+        queue.remove_worker(db, worker_id="other-worker")
+        done = wait_for_job(app.client, job_id)
+    db.dispose()
+    assert done["status"] == "completed", done["error"]
+    assert len(emulator.emulator.requests_to("run")) == 1, "never sent twice"
+
+
+def db_job_ids(db: Database) -> list[int]:
+    with db.read() as session:
+        return [job_id for job_id in session.exec(select(Job.id)).all() if job_id is not None]
