@@ -198,7 +198,6 @@ def test_members_cannot_reach_admin_pages(team: Team) -> None:
     assert accounts.find_user(team.db, name="Eve") is None
 
 
-@pytest.mark.both_databases
 def test_members_delete_only_their_own_team_presets(team: Team) -> None:
     body = {"name": "Moody", "description": "", "parameters": {"prompt": "a moody street"}}
     created = team.member.post("/api/team-presets", json=body).json()
@@ -288,7 +287,6 @@ def test_removing_a_person_ends_their_sessions_and_tokens(team: Team) -> None:
         assert script.get("/api/jobs").status_code == 401
 
 
-@pytest.mark.both_databases
 def test_the_last_admin_cannot_be_removed_or_demoted(team: Team) -> None:
     ada_id = accounts.find_user(team.db, name="Ada").id  # type: ignore[union-attr]
     # 409: a valid request that clashes with what is there (the team's only admin).
@@ -380,13 +378,8 @@ def test_the_audit_log_records_who_did_what_from_where(team: Team) -> None:
 # --- The command line --------------------------------------------------------------------
 
 
-@pytest.mark.both_databases
-def test_users_are_managed_from_the_command_line(tmp_path: Path, database: DatabaseChoice) -> None:
-    env = {
-        "PLAYGROUND_DATA_DIR": str(tmp_path / "data"),
-        "PATH": "/usr/bin:/bin",
-        **database.environment(),
-    }
+def test_users_are_managed_from_the_command_line(tmp_path: Path) -> None:
+    env = {"PLAYGROUND_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
 
     def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
         return subprocess.run(
