@@ -7,30 +7,26 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlmodel import SQLModel
 
 from app.database import Database
 from app.doctor import DoctorResult, latest_report, save_report
 from app.live_rules import known_models, load_row, record_read, rules_from_row
 from app.parameters import GenerationParams
+from tests.conftest import DatabaseChoice
 
 NARROW = GenerationParams.model_json_schema()
 NARROW["properties"]["num_images"]["maximum"] = 4
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
-    if request.param == "sqlite":
-        database = Database.at_path(tmp_path / "playground.db")
-        database.migrate()
-    else:
-        url: str = request.getfixturevalue("postgres_url")
-        database = Database(url.replace("postgresql://", "postgresql+psycopg://", 1))
-        # Only this feature's tables: the rest of the schema's PostgreSQL path is its own work.
-        tables = [SQLModel.metadata.tables[name] for name in ("model_schemas", "doctor_reports")]
-        SQLModel.metadata.create_all(database.write_engine, tables=tables)
-    yield database
-    database.dispose()
+pytestmark = pytest.mark.both_databases
+
+
+@pytest.fixture
+def db(tmp_path: Path, database: DatabaseChoice) -> Iterator[Database]:
+    opened = database.open(tmp_path)
+    opened.migrate()
+    yield opened
+    opened.dispose()
 
 
 def test_the_last_good_copy_outlives_a_failed_read(db: Database) -> None:

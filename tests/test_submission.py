@@ -1,5 +1,5 @@
 """Submitting needs only the parts it is given: a database, the upstream client, the key's
-health and something that plans the first poll. No poller, no web app."""
+health, the rules in force and something that plans the first poll. No poller, no web app."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from pydantic import SecretStr
 
 from app.jobs import reads
 from app.keystatus import KeyHealth
+from app.live_rules import LiveRules
 from app.models import JobStatus
 from app.parameters import GenerationParams
 from app.submission import Submitter, submit_job
@@ -47,6 +48,9 @@ async def test_a_job_is_submitted_with_nothing_but_the_parts_it_needs(
         db=db,
         client=client,
         key_health=KeyHealth(db, SecretStr(TEST_KEY)),
+        rules=LiveRules(
+            db=db, client=client, upstream=emulator.base_url, model="seedream-4", minutes=60
+        ),
         scheduler=polls,
         owner="web-only-process",
         submit_window_seconds=30.0,
