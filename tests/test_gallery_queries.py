@@ -283,12 +283,14 @@ def test_each_presets_latest_image_is_found_through_an_index(
     plans = plans_of(db, lambda: gallery.latest_preset_images(db, slugs=["neon-city", "none"]))
     assert len(plans) == 2
     for plan in plans:
-        assert "ix_jobs_preset_id" in plan, plan
         if db.dialect == "sqlite":
+            assert "ix_jobs_preset_id" in plan, plan
             assert "SCAN jobs" not in plan and "SCAN images" not in plan, plan
             assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
         else:
-            assert "Seq Scan" not in plan, plan
+            # An index walk that stops at the first match (PostgreSQL picks which index by
+            # how common the preset is), never a scan of the table.
+            assert plan.startswith("Limit") and "Seq Scan" not in plan, plan
 
 
 # Prompts and searches where tokenizers could disagree: case, accents, punctuation inside
