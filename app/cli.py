@@ -135,9 +135,11 @@ def _open_database(settings: Settings) -> Database:
 
 
 def migrate(args: argparse.Namespace) -> int:
+    from app import datadir
     from app.database import Database
 
     settings = load_settings()
+    datadir.prepare(settings)
     db = Database.for_settings(settings)
     try:
         before, after = db.migrate()
@@ -330,6 +332,11 @@ def backup(args: argparse.Namespace) -> int:
     from app.backup import backup as make_backup
 
     settings = load_settings()
+    if settings.uses_postgres:
+        raise SystemExit(
+            "Backup failed: the gallery is in PostgreSQL (PLAYGROUND_DATABASE_URL); back it up "
+            "with pg_dump, or use `export` for one file with everything."
+        )
     if not settings.database_path.is_file():
         raise SystemExit(f"Backup failed: there is no database at {settings.database_path}")
     blobs = _open_blob_store(settings, database_url=f"sqlite:///{settings.database_path}")

@@ -24,12 +24,20 @@ log = logging.getLogger(__name__)
 def prepare(settings: Settings) -> None:
     """Create the data dir (or tighten it), and its databases as files only we can read."""
     make_private_dir(settings.data_dir)
-    for database in (settings.database_path, settings.image_store_path):
+    for database in _sqlite_files(settings):
         create_private_file(database)
         for suffix in SQLITE_COMPANIONS:
             companion = database.with_name(database.name + suffix)
             if companion.exists():
                 _tighten(companion, PRIVATE_FILE_MODE)
+
+
+def _sqlite_files(settings: Settings) -> tuple[Path, ...]:
+    """The SQLite files the app keeps in the data dir: none on PostgreSQL, which holds the
+    rows and (unless they are in a bucket) the images."""
+    if settings.uses_postgres:
+        return ()
+    return (settings.database_path, settings.image_store_path)
 
 
 def make_private_dir(path: Path) -> None:

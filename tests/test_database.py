@@ -234,6 +234,11 @@ def test_the_migrate_command_brings_the_schema_up_to_date(
     )
     assert cli.main(["migrate"]) == 0
     assert f"the schema is up to date (revision {head_revision()})" in capsys.readouterr().err
+    if empty_database_url.startswith("postgresql"):
+        # Nothing of the gallery is in the data dir, so there is no file there to back up.
+        assert not list(tmp_path.glob("*.db")), "no stray SQLite files beside PostgreSQL"
+        with pytest.raises(SystemExit, match=r"in PostgreSQL .*pg_dump"):
+            cli.main(["backup", str(tmp_path / "gallery.tar")])
     db = Database(empty_database_url)
     with db.read_engine.connect() as connection:
         assert MigrationContext.configure(connection).get_current_revision() == head_revision()

@@ -660,16 +660,18 @@ def test_usage_counts_credits_per_day_preset_and_model(shared_app: RunningApp, m
     )
 
 
-def test_reading_the_trash_never_deletes(tmp_path: Path, emulator: RunningEmulator) -> None:
+def test_reading_the_trash_never_deletes(
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
+) -> None:
     """Only the periodic purge deletes: an image past its days is no longer listed or
     restorable, but GET /trash and GET /api/trash leave it for the purge."""
-    settings = make_settings(tmp_path / "data", emulator, trash_days=7)
+    settings = make_settings(tmp_path / "data", emulator, database=database, trash_days=7)
     with serve_app(settings) as app:
         job = wait_for_job(
             app.client, app.client.post("/api/jobs", json={"prompt": "expired"}).json()["id"]
         )
         image_id = job["images"][0]["id"]
-        db = Database.at_path(settings.database_path)
+        db = Database.for_settings(settings)
         trash.move_to_trash(db, image_ids=[image_id], now=utcnow() - timedelta(days=8))
         assert app.client.get("/api/trash").json()["items"] == []
         assert f"/api/images/{image_id}/thumbnail" not in app.client.get("/trash").text

@@ -22,10 +22,19 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from app import archive, cli
+from app import archive, cli, postgres
+from app.blob_stores import open_blob_store
+from app.blobs import BlobStore
 from app.database import Database
 from app.sqlite import SQLiteBlobStore
-from tests.conftest import in_process, make_settings, serve_emulator, wait_for_job
+from tests.conftest import (
+    SQLITE,
+    DatabaseChoice,
+    in_process,
+    make_settings,
+    serve_emulator,
+    wait_for_job,
+)
 from tests.hostile_zip import RawZip, huge_png
 
 
@@ -193,9 +202,10 @@ HOSTILE = {
 }
 
 
-def gallery_state(data_dir: Path) -> dict[str, Any]:
+def gallery_state(data_dir: Path, database: DatabaseChoice = SQLITE) -> dict[str, Any]:
     """Every row of every table, every stored image, and which files the data dir holds."""
-    db = Database.at_path(data_dir / "playground.db")
+    settings = make_settings(data_dir, None, database=database)
+    db = Database.for_settings(settings)
     try:
         with db.read() as session:
             connection = session.connection()
@@ -208,19 +218,29 @@ def gallery_state(data_dir: Path) -> dict[str, Any]:
                 ]
                 for table in SQLModel.metadata.sorted_tables
             }
+        blobs = open_blob_store(settings, database_url=db.url)
+        try:
+            stored = {
+                sha: hashlib.sha256(b"".join(blobs.iter_chunks(sha))).hexdigest()
+                for sha in stored_digests(db, blobs)
+            }
+        finally:
+            blobs.close()
     finally:
         db.dispose()
-    blobs = SQLiteBlobStore(data_dir / "images.db")
-    try:
-        stored = {sha: hashlib.sha256(blobs.read(sha)).hexdigest() for sha in blobs.digests()}
-    finally:
-        blobs.close()
     files = sorted(
         str(path.relative_to(data_dir))
         for path in data_dir.rglob("*")
         if path.is_file() and not path.name.endswith(("-wal", "-shm", "-journal"))
     )
     return {"rows": rows, "blobs": stored, "files": files}
+
+
+def stored_digests(db: Database, blobs: BlobStore) -> set[str]:
+    if isinstance(blobs, SQLiteBlobStore):
+        return blobs.digests()
+    with db.read() as session:
+        return set(session.connection().execute(sa.select(postgres.BLOBS.c.sha256)).scalars())
 
 
 def files_under(root: Path, *, leaving_out: Path) -> list[str]:
@@ -321,6 +341,45 @@ def test_the_honest_export_still_imports(
     state = gallery_state(data_dir)
     assert len(state["rows"]["jobs"]) == 3 and len(state["rows"]["images"]) == 6
     assert list((data_dir / "tmp").iterdir()) == []
+
+
+def test_a_hostile_export_changes_nothing_in_a_postgresql_gallery(
+    export_and_target: tuple[Export, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_database: DatabaseChoice,
+) -> None:
+    """Refused while its images are stored (their bytes go again) and while its rows are
+    written (the transaction goes): a PostgreSQL gallery, and the images it keeps in
+    PostgreSQL, are as they were; an honest export then imports."""
+    export, _ = export_and_target
+    data_dir = tmp_path / "data"
+    with serve_emulator() as emulator:
+        settings = make_settings(data_dir, emulator, database=postgres_database)
+        with in_process(settings) as client:
+            job = client.post("/api/jobs", json={"prompt": "mine", "num_images": 2})
+            wait_for_job(client, job.json()["id"])
+    shutil.rmtree(data_dir / "tmp", ignore_errors=True)
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(data_dir))
+    postgres_database.use_in_environment(monkeypatch)
+    before = gallery_state(data_dir, postgres_database)
+    assert len(before["rows"]["images"]) == 2 and len(before["blobs"]) == 2
+    for hostility in ("html labelled as an image", "bad JSON"):
+        change, expected = HOSTILE[hostility]
+        hostile = tmp_path / "hostile.zip"
+        rebuilt(export, change).write(hostile)
+        with pytest.raises(SystemExit) as refused:
+            cli.main(["import", str(hostile)])
+        assert re.search(expected, str(refused.value)), refused.value
+        assert gallery_state(data_dir, postgres_database) == before, hostility
+        assert list((data_dir / "tmp").iterdir()) == [], hostility
+
+    honest = tmp_path / "honest.zip"
+    rebuilt(export, lambda members, extra: None).write(honest)
+    assert cli.main(["import", str(honest)]) == 0
+    state = gallery_state(data_dir, postgres_database)
+    assert len(state["rows"]["jobs"]) == 3 and len(state["rows"]["images"]) == 6
+    assert len(state["blobs"]) == 6
 
 
 def test_an_archive_with_too_many_members_is_refused_before_it_is_read(

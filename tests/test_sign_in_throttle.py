@@ -7,23 +7,29 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+import pytest
 
 from app import throttle
 from app.database import Database
 from app.models import utcnow
 from app.throttle import Attempt
-from tests.conftest import SAME_ORIGIN
+from tests.conftest import SAME_ORIGIN, DatabaseChoice
 from tests.test_team import PASSWORD, Team, team  # noqa: F401 (the fixture)
 
 
-def fresh_db(tmp_path: Path) -> Database:
-    db = Database.at_path(tmp_path / "data" / "playground.db")
+def fresh_db(tmp_path: Path, database: DatabaseChoice) -> Database:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    db = database.open(data_dir)
     db.migrate()
     return db
 
 
-def test_a_guesser_slows_down_only_their_own_address(tmp_path: Path) -> None:
-    db = fresh_db(tmp_path)
+@pytest.mark.both_databases
+def test_a_guesser_slows_down_only_their_own_address(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
+    db = fresh_db(tmp_path, database)
     now = utcnow()
     guesser = Attempt(name="Max", address="203.0.113.7")
     for _ in range(throttle.NAME_AT_ADDRESS_FREE_FAILURES + 1):
@@ -39,8 +45,11 @@ def test_a_guesser_slows_down_only_their_own_address(tmp_path: Path) -> None:
     db.dispose()
 
 
-def test_an_address_trying_name_after_name_is_slowed_down(tmp_path: Path) -> None:
-    db = fresh_db(tmp_path)
+@pytest.mark.both_databases
+def test_an_address_trying_name_after_name_is_slowed_down(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
+    db = fresh_db(tmp_path, database)
     now = utcnow()
     for number in range(throttle.ADDRESS_FREE_FAILURES):
         throttle.record_failure(db, Attempt(f"person{number}", "203.0.113.7"), now=now)
@@ -53,9 +62,12 @@ def test_an_address_trying_name_after_name_is_slowed_down(tmp_path: Path) -> Non
     db.dispose()
 
 
-def test_the_wait_is_shared_by_every_process_on_the_database(tmp_path: Path) -> None:
+@pytest.mark.both_databases
+def test_the_wait_is_shared_by_every_process_on_the_database(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
     """Two engines on one database stand for two web processes: nothing is in memory."""
-    first, second = fresh_db(tmp_path), fresh_db(tmp_path)
+    first, second = fresh_db(tmp_path, database), fresh_db(tmp_path, database)
     now = utcnow()
     attempt = Attempt("Ada", "203.0.113.7")
     for db in [first, second] * 3:
@@ -73,6 +85,7 @@ def test_the_message_gives_the_real_wait_rounded_up() -> None:
     assert throttle.wait_message(0.3) == "Too many failed sign-ins. Try again in 1 s."
 
 
+@pytest.mark.both_databases
 def test_a_locked_name_still_signs_in_from_another_address(team: Team) -> None:  # noqa: F811
     def sign_in(address: str, password: str) -> httpx.Response:
         # The test server trusts X-Forwarded-For from loopback, as behind a proxy.
