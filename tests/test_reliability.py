@@ -235,8 +235,11 @@ def test_two_worker_processes_never_work_on_the_same_job_twice(
 ) -> None:
     emulator.config.job_seconds = 1.0
     data_dir = tmp_path / "data"
-    first = AppProcess(data_dir, emulator, database=database).start()
-    second = AppProcess(data_dir, emulator, database=database).start()
+    # Both workers live throughout: leases long enough that a heartbeat late on a busy
+    # machine is not taken for a dead worker (takeovers are tested where a worker dies).
+    leases = {"playground_lease_seconds": 10}
+    first = AppProcess(data_dir, emulator, database=database, **leases).start()
+    second = AppProcess(data_dir, emulator, database=database, **leases).start()
     try:
         with first.client() as one, second.client() as two:
             ids = [
