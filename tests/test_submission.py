@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from app.blob_stores import open_blob_store
+from app.catalogue import ModelCatalogue
 from app.jobs import reads
 from app.keystatus import KeyHealth
 from app.live_rules import LiveRules
@@ -16,7 +18,7 @@ from app.models import JobStatus
 from app.parameters import GenerationParams
 from app.submission import Submitter, submit_job
 from app.upstream import PixelDojoClient
-from tests.conftest import TEST_KEY, DatabaseChoice, RunningEmulator
+from tests.conftest import TEST_KEY, DatabaseChoice, RunningEmulator, make_settings
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_databases]
 
@@ -44,6 +46,9 @@ async def test_a_job_is_submitted_with_nothing_but_the_parts_it_needs(
     db.migrate()
     client = PixelDojoClient(base_url=emulator.base_url, api_key=SecretStr(TEST_KEY))
     polls = PlannedPolls()
+    blobs = open_blob_store(
+        make_settings(tmp_path, emulator, database=database), database_url=db.url
+    )
     submitter = Submitter(
         db=db,
         client=client,
@@ -54,6 +59,10 @@ async def test_a_job_is_submitted_with_nothing_but_the_parts_it_needs(
         scheduler=polls,
         owner="web-only-process",
         submit_window_seconds=30.0,
+        catalogue=ModelCatalogue(db=db, client=client, upstream=emulator.base_url, minutes=60),
+        blobs=blobs,
+        public_url=None,
+        reference_key=b"signs reference links",
     )
     try:
         job, created = await submit_job(
@@ -64,6 +73,7 @@ async def test_a_job_is_submitted_with_nothing_but_the_parts_it_needs(
         )
     finally:
         await client.aclose()
+        blobs.close()
     assert created and job.id is not None
     assert job.status is JobStatus.PENDING and job.upstream_job_id is not None
     assert polls.asked == [("seedream-4", "auto_2K", 2)] and polls.woken == 1
