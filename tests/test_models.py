@@ -13,6 +13,7 @@ import pytest
 from app.emulator import Fault
 from app.emulator.catalogue import FLUX, SEEDREAM_EDIT, VIDEO
 from tests.conftest import (
+    DatabaseChoice,
     RunningApp,
     RunningEmulator,
     make_settings,
@@ -91,11 +92,12 @@ def test_the_catalogue_lists_the_image_models_with_their_cost_seedream_first(
     assert picker.by_id("model")["hx-get"] == "/playground/form"
 
 
+@pytest.mark.both_databases
 def test_the_catalogue_s_last_good_copy_serves_while_pixeldojo_cannot_be_read(
-    tmp_path: Path,
+    tmp_path: Path, database: DatabaseChoice
 ) -> None:
     with serve_emulator() as running:
-        settings = make_settings(tmp_path / "data", running)
+        settings = make_settings(tmp_path / "data", running, database=database)
         with serve_app(settings):
             pass
         running.emulator.faults.add(Fault("models", status=503, times=100))

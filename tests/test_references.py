@@ -30,6 +30,7 @@ from app.web.bodies import FORM_AND_JSON_LIMIT
 from tests.conftest import (
     SAME_ORIGIN,
     TEST_KEY,
+    DatabaseChoice,
     RunningApp,
     RunningEmulator,
     make_settings,
@@ -427,8 +428,9 @@ def test_with_a_public_url_references_go_as_signed_links_that_expire(
 # --- Export and import -------------------------------------------------------------------
 
 
+@pytest.mark.both_databases
 def test_export_and_import_carry_the_references(
-    tmp_path: Path, site: RunningApp, landscape: dict[str, Any]
+    tmp_path: Path, site: RunningApp, landscape: dict[str, Any], database: DatabaseChoice
 ) -> None:
     edit = _edit(site, [landscape["id"]])
     archive = tmp_path / "gallery.zip"
@@ -440,8 +442,8 @@ def test_export_and_import_carry_the_references(
     db.dispose()
 
     # Into a gallery that has a job of its own: everything imported is renumbered.
-    target = make_settings(tmp_path / "target", None)
-    db = Database.at_path(target.database_path)
+    target = make_settings(tmp_path / "target", None, database=database)
+    db = Database.for_settings(target)
     db.migrate()
     with db.write() as session:
         mine = Job(
