@@ -60,6 +60,7 @@ async def test_a_job_is_submitted_with_nothing_but_the_parts_it_needs(
         owner="web-only-process",
         submit_window_seconds=30.0,
         catalogue=ModelCatalogue(db=db, client=client, upstream=emulator.base_url, minutes=60),
+        default_model="seedream-4",
         blobs=blobs,
         public_url=None,
         reference_key=b"signs reference links",
