@@ -10,44 +10,63 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import secrets
 import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from app import accounts, datadir
+import sqlalchemy as sa
+
+from app import accounts
 from app.config import Settings, is_loopback_host
 from app.database import Database
+from app.models import AppSecret, utcnow
 
+# Where versions before the database kept it; read once, to carry it over.
 SECRET_FILE = "secret_key"
 # Pages ask on every request; an account added from the CLI takes effect within this.
 CACHE_SECONDS = 2.0
 
 
-def load_secret(settings: Settings) -> bytes:
-    """The signing key: the setting, else a random one created once in the data dir."""
+SIGNING_SECRET = "signing_key"
+
+
+def load_secret(settings: Settings, db: Database) -> bytes:
+    """The signing key: the setting, else one kept in the database, made by whichever process
+    starts first. Every web process then accepts every session and form token.
+
+    A data dir from before the key moved into the database keeps its key (the file's),
+    so nobody is signed out by the upgrade.
+    """
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
-    path = settings.data_dir / SECRET_FILE
-    datadir.make_private_dir(settings.data_dir)
+    stored = _stored_secret(db)
+    if stored is not None:
+        return stored.encode()
+    legacy = settings.data_dir / SECRET_FILE
+    value = _read_secret(legacy) if legacy.is_file() else secrets.token_hex(32)
     try:
-        # O_EXCL: two workers starting at once agree on one key.
-        handle = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        datadir.create_private_file(path)  # an older copy may be readable by others
-        return _read_secret(path)
-    with os.fdopen(handle, "w") as stream:
-        stream.write(secrets.token_hex(32))
-    return _read_secret(path)
+        with db.write() as session:
+            session.add(AppSecret(name=SIGNING_SECRET, value=value, created_at=utcnow()))
+    except sa.exc.IntegrityError:
+        pass  # another process stored one first: that one counts
+    stored = _stored_secret(db)
+    assert stored is not None
+    return stored.encode()
 
 
-def _read_secret(path: Path) -> bytes:
+def _stored_secret(db: Database) -> str | None:
+    with db.read() as session:
+        row = session.get(AppSecret, SIGNING_SECRET)
+    return row.value if row is not None else None
+
+
+def _read_secret(path: Path) -> str:
     for _ in range(50):
         value = path.read_text().strip()
         if value:
-            return value.encode()
-        time.sleep(0.01)  # another worker created the file and is writing it
+            return value
+        time.sleep(0.01)  # an older version of the app is writing it
     raise RuntimeError(f"{path} is empty; delete it to have a new key made")
 
 

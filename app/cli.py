@@ -101,12 +101,22 @@ def serve(args: argparse.Namespace) -> int:
     print(f"Seedream Playground {__version__}: {mode}", file=sys.stderr)
     if settings.uses_postgres:
         print(f"Database: {_database_name(settings)}", file=sys.stderr)
+    if args.no_worker:
+        from app.worker import DEMO_MODE_REFUSAL
+
+        if settings.demo_mode:
+            raise SystemExit(f"--no-worker: {DEMO_MODE_REFUSAL}")
+        print(
+            "Web only (--no-worker): jobs are submitted here and polled by "
+            "`seedream-playground worker` processes on the same database.",
+            file=sys.stderr,
+        )
     urls = open_urls(args.host, args.port)
     print(f"Open {urls[0]}", file=sys.stderr)
     for url in urls[1:]:
         print(f"  or, from another machine, {url}", file=sys.stderr)
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, run_worker=not args.no_worker),
         host=args.host,
         port=args.port,
         log_level=args.log_level,
@@ -122,6 +132,29 @@ def serve(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(0)
+
+
+def worker(args: argparse.Namespace) -> int:
+    import logging
+
+    from app import worker as worker_role
+
+    settings = load_settings()
+    if settings.pixeldojo_api_key is None:
+        raise SystemExit(f"worker: {worker_role.DEMO_MODE_REFUSAL}")
+    if args.concurrency is not None:
+        settings = settings.model_copy(update={"poller_concurrency": args.concurrency})
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    print(
+        f"Seedream Playground {__version__} worker: polling PixelDojo at "
+        f"{settings.pixeldojo_base_url}, up to {settings.poller_concurrency} jobs at once; "
+        f"database {_gallery_name(settings)}",
+        file=sys.stderr,
+    )
+    worker_role.main(settings)
+    return 0
 
 
 def _open_database(settings: Settings) -> Database:
@@ -334,8 +367,9 @@ def backup(args: argparse.Namespace) -> int:
     settings = load_settings()
     if settings.uses_postgres:
         raise SystemExit(
-            "Backup failed: the gallery is in PostgreSQL (PLAYGROUND_DATABASE_URL); back it up "
-            "with pg_dump, or use `export` for one file with everything."
+            "On PostgreSQL, back up with its own tools: `pg_dump -Fc -f playground.dump "
+            f"{_database_name(settings)}` (images included unless PLAYGROUND_BLOB_URL names a "
+            "bucket: back that up too), or `seedream-playground export FILE` for one file."
         )
     if not settings.database_path.is_file():
         raise SystemExit(f"Backup failed: there is no database at {settings.database_path}")
@@ -638,7 +672,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve_parser.add_argument("--port", type=int, default=8000, help="port to listen on")
     serve_parser.add_argument("--log-level", default="info", help="uvicorn log level")
+    serve_parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="web only: submit jobs but never poll them (run `seedream-playground worker`s "
+        "on the same database); needs PIXELDOJO_API_KEY",
+    )
     serve_parser.set_defaults(handler=serve)
+
+    worker_parser = commands.add_parser(
+        "worker",
+        help="poll jobs and store their images, with no web app (beside `serve --no-worker`)",
+        description="Poll jobs and store their images until stopped (SIGTERM or Ctrl+C hands "
+        "unfinished work back). Run as many as you like on one PostgreSQL database; "
+        "needs PIXELDOJO_API_KEY.",
+    )
+    worker_parser.add_argument(
+        "--concurrency",
+        type=int,
+        metavar="N",
+        help="jobs this worker handles at once (default: PLAYGROUND_POLLER_CONCURRENCY, 8)",
+    )
+    worker_parser.add_argument("--log-level", default="info", help="log level")
+    worker_parser.set_defaults(handler=worker)
 
     emulator_parser = commands.add_parser(
         "emulator",
@@ -739,6 +795,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command == "grid" and not args.x:
         parser.error("grid needs at least --x NAME=VALUE,VALUE,...")
+    if args.command == "worker" and args.concurrency is not None and args.concurrency < 1:
+        parser.error("--concurrency must be 1 or more")
     if args.command == "batch" and args.concurrency < 1:
         parser.error("--concurrency must be 1 or more")
     result: int = args.handler(args)

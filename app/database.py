@@ -14,7 +14,8 @@ archive's id sequences and the gallery migration, each saying why.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,20 @@ class Database:
             self.write_engine = sa.create_engine(
                 self.url, pool_size=1, max_overflow=0, pool_timeout=60
             )
+            # Heartbeats' own connection: queued behind this process's other writes, a
+            # worker's heartbeat could run late enough under load that its jobs look
+            # abandoned. (Across connections SQLite's busy handler takes turns.)
+            self.urgent_engine = sa.create_engine(
+                self.url, pool_size=1, max_overflow=0, pool_timeout=60
+            )
             sqlite.configure_engine(self.read_engine, writer=False)
             sqlite.configure_engine(self.write_engine, writer=True)
+            sqlite.configure_engine(self.urgent_engine, writer=True)
         elif self.url.get_backend_name() == "postgresql":
             self.read_engine = sa.create_engine(self.url, **postgres.engine_options(writer=False))
             self.write_engine = sa.create_engine(self.url, **postgres.engine_options(writer=True))
+            # Row locks, not one writer: heartbeats need no connection of their own.
+            self.urgent_engine = self.write_engine
         else:
             raise ValueError(f"{self.url.get_backend_name()} databases are not supported")
 
@@ -97,9 +107,26 @@ class Database:
         with Session(self.write_engine, expire_on_commit=False) as session, session.begin():
             yield session
 
+    @contextmanager
+    def write_urgently(self) -> Iterator[Session]:
+        """A short write that must not queue behind this process's others (a heartbeat)."""
+        with Session(self.urgent_engine, expire_on_commit=False) as session, session.begin():
+            yield session
+
+    def watch_changes(self, on_change: Callable[[], None], stop: threading.Event) -> None:
+        """Call `on_change` whenever any process may have changed a job, until `stop` is set;
+        blocks, so it runs in a thread of its own. PostgreSQL hears NOTIFYs from a trigger,
+        SQLite watches its change counter."""
+        if self.dialect == "postgresql":
+            postgres.listen_for_job_changes(self.url, on_change, stop)
+        else:
+            assert self.url.database is not None
+            sqlite.watch_for_changes(Path(self.url.database), on_change, stop)
+
     def dispose(self) -> None:
         self.read_engine.dispose()
         self.write_engine.dispose()
+        self.urgent_engine.dispose()
 
 
 def display_url(url: str | sa.URL) -> str:

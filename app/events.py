@@ -7,9 +7,13 @@ whenever this process may have changed one, and on a timer besides:
   connection is checked back in the moment a transaction ends. `JobEvents` listens
   for that and wakes the streams at once, so submissions and the poller need not
   know the streams exist.
-- Another process on the same database (a second worker, later on PostgreSQL)
-  wakes nobody here, so each stream also looks every `RECHECK_SECONDS`. A look is
-  one primary-key query over the handful of watched ids.
+- Other processes on the same database (web processes, `seedream-playground worker`s)
+  are heard through the database: PostgreSQL NOTIFYs every visible job change (a
+  trigger) and SQLite's change counter moves on every commit (`Database.watch_changes`,
+  one thread per process). A worker subscribes too, so a job submitted by a web
+  process elsewhere is picked up at once.
+- As a safety net each stream also looks every `RECHECK_SECONDS`. A look is one
+  primary-key query over the handful of watched ids.
 
 A job is sent again only when something a page shows has changed (its status,
 error or cost), not on each of the poller's bookkeeping writes.
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator, Sequence
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +34,8 @@ from sqlmodel import col, select
 
 from app.database import Database
 from app.models import FINISHED_STATUSES, ROW_ID_MAX, Job, JobStatus
+
+log = logging.getLogger(__name__)
 
 # How often a stream looks for changes nobody told it about (another process's).
 RECHECK_SECONDS = 2.0
@@ -40,35 +48,74 @@ MAX_WATCHED = 50
 
 
 class JobEvents:
-    """Wakes the open streams of this process when a write transaction has ended."""
+    """Wakes the open streams (and subscribers, such as the poller) of this process when a
+    write transaction here has ended, or another process has changed a job."""
 
     def __init__(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._listeners: set[asyncio.Event] = set()
+        self._subscribers: list[Callable[[], None]] = []
         self._engine: sa.Engine | None = None
+        self._stop_watching = threading.Event()
+        self._watcher: threading.Thread | None = None
 
     def attach(self, engine: sa.Engine) -> None:
         self._engine = engine
         sa.event.listen(engine, "checkin", self._on_checkin)
 
+    def watch(self, db: Database) -> None:
+        """Hear other processes' job changes too, from a thread of this object's own."""
+        self._watcher = threading.Thread(
+            target=self._watch, args=(db,), name="job-change-watcher", daemon=True
+        )
+        self._watcher.start()
+
+    def _watch(self, db: Database) -> None:
+        try:
+            db.watch_changes(self._changed_elsewhere, self._stop_watching)
+        except Exception:
+            # Pages and workers still look on their timers; only the promptness is lost.
+            log.exception("stopped watching the database for other processes' job changes")
+
     def detach(self) -> None:
         if self._engine is not None:
             sa.event.remove(self._engine, "checkin", self._on_checkin)
             self._engine = None
+        self._stop_watching.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+            self._watcher = None
+
+    def subscribe(self, callback: Callable[[], None]) -> None:
+        """Call `callback` (on the event loop) whenever a job may have changed in another
+        process. (Not for this process's own writes: the poller, a subscriber, would wake
+        itself with each of its own.)"""
+        self._subscribers.append(callback)
 
     def _on_checkin(self, *_: Any) -> None:
         self.notify()
 
     def notify(self) -> None:
         """Something may have changed; safe to call from any thread."""
-        if not self._listeners:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody listens any more
-            self._loop.call_soon_threadsafe(self._wake_all)
+        if self._listeners:
+            self._call_soon(self._wake_listeners)
 
-    def _wake_all(self) -> None:
+    def _changed_elsewhere(self) -> None:
+        if self._listeners or self._subscribers:
+            self._call_soon(self._wake_all)
+
+    def _call_soon(self, callback: Callable[[], None]) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody listens any more
+            self._loop.call_soon_threadsafe(callback)
+
+    def _wake_listeners(self) -> None:
         for listener in self._listeners:
             listener.set()
+
+    def _wake_all(self) -> None:
+        self._wake_listeners()
+        for callback in self._subscribers:
+            callback()
 
     @contextlib.contextmanager
     def listen(self) -> Iterator[asyncio.Event]:

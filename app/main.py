@@ -14,9 +14,6 @@ import contextlib
 import hashlib
 import hmac
 import logging
-import os
-import secrets
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -47,7 +44,6 @@ from app.resources import STATIC_DIR
 from app.services import Services
 from app.storage import clear_scratch, return_image_memory_promptly
 from app.submission import Submitter
-from app.upstream import PixelDojoClient
 from app.web import (
     admin,
     api,
@@ -67,6 +63,7 @@ from app.web.bodies import BodyLimit, body_limits
 from app.web.errors import API_ERRORS, install_error_handlers
 from app.web.gate import Gate, check_same_site
 from app.web.templating import build_templates
+from app.worker import DEMO_MODE_REFUSAL, new_worker_id, upstream_client
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +93,11 @@ ROUTERS: tuple[APIRouter, ...] = (
 )
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
+    """The web app; with `run_worker` (the default) it polls and stores jobs too, without it
+    (`serve --no-worker`) it submits them and leaves them to `seedream-playground worker`s."""
+    if not run_worker and settings.demo_mode:
+        raise ValueError(DEMO_MODE_REFUSAL)
     app = FastAPI(
         title="Seedream Playground",
         version=__version__,
@@ -109,6 +110,7 @@ def create_app(settings: Settings) -> FastAPI:
         dependencies=[Depends(check_same_site)],
     )
     app.state.settings = settings
+    app.state.run_worker = run_worker
     app.state.templates = build_templates(settings)
     gallery_pages.install_template_helpers(app.state.templates, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -142,7 +144,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         log.info("removed %d stored image(s) that no job referenced", swept)
 
     emulator_server: LoopbackServer | None = None
-    secret = load_secret(settings)
+    secret = await anyio.to_thread.run_sync(lambda: load_secret(settings, db))
     if settings.demo_mode:
         # Demo mode: the same client, over real loopback HTTP, to the built-in emulator.
         # Its key comes from the data dir's secret and its jobs are kept in the data dir,
@@ -163,17 +165,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         api_key = settings.pixeldojo_api_key
         base_url = settings.pixeldojo_base_url
 
-    client = PixelDojoClient(
-        base_url=base_url,
-        api_key=api_key,
-        image_hosts=settings.image_hosts,
-        timeout_seconds=settings.request_timeout_seconds,
-        download_timeout_seconds=settings.download_timeout_seconds,
-        rate_limit_per_minute=settings.upstream_rate_limit(),
-        max_submit_wait_seconds=settings.max_submit_wait_seconds,
-    )
+    client = upstream_client(settings, db, api_key=api_key, base_url=base_url)
     key_health = KeyHealth(db, api_key)
-    worker_id = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    worker_id = new_worker_id()
     events = JobEvents()
     events.attach(db.write_engine)
     poller = Poller(
@@ -183,7 +177,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         settings=settings,
         worker_id=worker_id,
         key_health=key_health,
+        claims_jobs=app.state.run_worker,
     )
+    if app.state.run_worker:
+        # Jobs submitted by web processes elsewhere are picked up at once.
+        events.subscribe(poller.wake)
+    events.watch(db)
     rules = LiveRules(
         db=db,
         client=client,

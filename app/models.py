@@ -184,6 +184,11 @@ class Job(SQLModel, table=True):
     next_poll_at: datetime | None = _utc_column()
     lease_owner: str | None = Field(default=None, max_length=200)
     lease_expires_at: datetime | None = _utc_column()
+    # Raised by every claim: a worker's writes name the token it claimed with, so one whose
+    # lease was taken over (even by its own process, after its heartbeat lagged) is fenced off.
+    lease_token: int = Field(
+        default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"}
+    )
 
 
 class User(SQLModel, table=True):
@@ -284,6 +289,32 @@ class KeyStatus(SQLModel, table=True):
     fingerprint: str = Field(primary_key=True, max_length=64)
     failed_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     message: str
+
+
+class AppSecret(SQLModel, table=True):
+    """A secret every process of the app must agree on (the signing key when
+    PLAYGROUND_SECRET_KEY is unset): made once by whichever process starts first."""
+
+    __tablename__ = "app_secrets"
+
+    name: str = Field(primary_key=True, max_length=64)
+    value: str = Field(max_length=200)
+    created_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class RateBudget(SQLModel, table=True):
+    """The upstream rate limit's token bucket for one API key, shared by every process.
+
+    Keyed by the key's fingerprint. Times are seconds since the epoch: every process
+    reads the same wall clock, where each one's monotonic clock is its own.
+    """
+
+    __tablename__ = "rate_budgets"
+
+    fingerprint: str = Field(primary_key=True, max_length=64)
+    tokens: float
+    updated_at: float
+    paused_until: float = 0.0
 
 
 class ModelSchema(SQLModel, table=True):

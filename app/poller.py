@@ -73,8 +73,12 @@ class Poller:
         settings: Settings,
         worker_id: str,
         key_health: KeyHealth,
+        claims_jobs: bool = True,
     ) -> None:
         self.db = db
+        # False in a web process started with --no-worker: it still beats (the jobs it is
+        # submitting are leased to it, and must not look abandoned), but never claims.
+        self.claims_jobs = claims_jobs
         self.blobs = blobs
         self.client = client
         self.settings = settings
@@ -88,15 +92,16 @@ class Poller:
         self._storing: dict[asyncio.Task[None], int] = {}
         self._store_slots = asyncio.Semaphore(STORE_CONCURRENCY)
         self._tasks: list[asyncio.Task[None]] = []
+        # When each job's lease was last known good (claimed or renewed), by monotonic clock.
+        self._held_since: dict[tuple[int, int], float] = {}
         self._timings: dict[tuple[str, str, int], tuple[float, timing.UpstreamTiming]] = {}
         self._scratch_dir = worker_scratch_dir(settings.scratch_dir, worker_id)
 
     def start(self) -> None:
         queue.register_worker(self.db, worker_id=self.worker_id)
-        self._tasks = [
-            asyncio.create_task(self._run(), name="poller"),
-            asyncio.create_task(self._beat(), name="poller-heartbeat"),
-        ]
+        self._tasks = [asyncio.create_task(self._beat(), name="poller-heartbeat")]
+        if self.claims_jobs:
+            self._tasks.append(asyncio.create_task(self._run(), name="poller"))
 
     def wake(self) -> None:
         """A job was submitted or changed: look at the queue now."""
@@ -220,8 +225,10 @@ class Poller:
                 limit=free,
             )
         )
+        claimed_at = time.monotonic()
         for job in claimed:
             assert job.id is not None
+            self._held_since[(job.id, job.lease_token)] = claimed_at
             if job.status is JobStatus.DOWNLOADING:
                 self._start_storing(job)
                 continue
@@ -236,7 +243,7 @@ class Poller:
         task.add_done_callback(self._stored)
 
     def _stored(self, task: asyncio.Task[None]) -> None:
-        self._storing.pop(task, None)
+        self._forget_leases(self._storing.pop(task, None))
         self._wake.set()
 
     async def _store(self, job: Job) -> None:
@@ -250,7 +257,8 @@ class Poller:
             await self._retry(job, "An unexpected error occurred; retrying.")
 
     def _job_done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.pop(task, None)
+        job_id = self._in_flight.pop(task, None)
+        self._forget_leases(job_id)
         # A slot came free: there may be more due work waiting.
         self._wake.set()
 
@@ -272,6 +280,9 @@ class Poller:
     async def _poll(self, job: Job) -> None:
         assert job.upstream_job_id is not None
         if job.poll_count == 0 and await self._too_early(job):
+            return
+        if not await self._still_mine(job, unless_held_within=self._trusted_for):
+            log.info("job %s was taken over before it was polled; leaving it", job.id)
             return
         due_at = job.next_poll_at
         try:
@@ -302,17 +313,21 @@ class Poller:
         elif upstream.state is UpstreamState.FAILED:
             await self._finish(job, JobStatus.FAILED, f"PixelDojo: {upstream.error}")
         else:
-            await anyio.to_thread.run_sync(
+            recorded = await anyio.to_thread.run_sync(
                 lambda: queue.record_upstream_completion(
                     self.db,
                     job_id=_id(job),
                     owner=self.worker_id,
+                    token=job.lease_token,
                     upstream=upstream,
                     done_by_seconds=timing.done_by_seconds(
                         started=_started(job), due=due_at, now=utcnow()
                     ),
                 )
             )
+            if not recorded:
+                log.info("job %s was taken over while it was polled; leaving it", job.id)
+                return
             job.status = JobStatus.DOWNLOADING
             job.output_urls = upstream.image_urls
             job.expires_at = upstream.expires_at or job.expires_at
@@ -371,7 +386,11 @@ class Poller:
             return False
         await anyio.to_thread.run_sync(
             lambda: queue.postpone(
-                self.db, job_id=_id(job), owner=self.worker_id, delay_seconds=wait
+                self.db,
+                job_id=_id(job),
+                owner=self.worker_id,
+                token=job.lease_token,
+                delay_seconds=wait,
             )
         )
         return True
@@ -401,6 +420,13 @@ class Poller:
             with ExitStack() as stack:
                 staged: list[StagedImage] = []
                 for index, url in enumerate(job.output_urls or []):
+                    # Always asked: an image costs far more than the question, and this also
+                    # holds against another machine's clock running ahead.
+                    if not await self._still_mine(job):
+                        log.info(
+                            "job %s was taken over; its images are left to the new holder", job.id
+                        )
+                        return
                     path, stream = stack.enter_context(scratch_file(self._scratch_dir))
                     result = await self.client.download(
                         url, stream, max_bytes=self.settings.download_max_bytes
@@ -417,15 +443,60 @@ class Poller:
                             checked=checked,
                         )
                     )
+                if not await self._still_mine(job):
+                    return
                 await anyio.to_thread.run_sync(
                     lambda: queue.store_images(
-                        self.db, self.blobs, job_id=_id(job), owner=self.worker_id, staged=staged
+                        self.db,
+                        self.blobs,
+                        job_id=_id(job),
+                        owner=self.worker_id,
+                        token=job.lease_token,
+                        staged=staged,
                     )
                 )
         except DownloadRefused as exc:
             await self._finish(job, JobStatus.FAILED, f"The image was refused: {exc.message}")
         except UpstreamError as exc:
             await self._retry(job, f"Saving the images, retrying: {exc.message}")
+
+    async def _still_mine(self, job: Job, *, unless_held_within: float = 0.0) -> bool:
+        """Renew the job's lease if this claim still holds it (see queue.renew_lease).
+
+        Asked before each request the job costs upstream, so a worker whose lease was taken
+        over never polls or downloads again. A claim or renewal less than
+        `unless_held_within` seconds old is trusted as it is: nobody can take a lease in
+        its first part (the claim renewed this worker's heartbeat too).
+        """
+        key = (_id(job), job.lease_token)
+        since = self._held_since.get(key)
+        if since is not None and time.monotonic() - since < unless_held_within:
+            return True
+        renewed_at = time.monotonic()
+        mine = await anyio.to_thread.run_sync(
+            lambda: queue.renew_lease(
+                self.db,
+                job_id=_id(job),
+                owner=self.worker_id,
+                token=job.lease_token,
+                lease_seconds=self.settings.lease_seconds,
+            )
+        )
+        if mine:
+            self._held_since[key] = renewed_at
+        return mine
+
+    @property
+    def _trusted_for(self) -> float:
+        # A quarter of a lease: a request started within it ends long before the lease could.
+        return self.settings.lease_seconds / 4
+
+    def _forget_leases(self, job_id: int | None) -> None:
+        if job_id is not None and not any(
+            job_id in lane.values() for lane in (self._in_flight, self._storing)
+        ):
+            for key in [key for key in self._held_since if key[0] == job_id]:
+                del self._held_since[key]
 
     # --- Lost submissions -------------------------------------------------------------
 
@@ -478,6 +549,7 @@ class Poller:
                     self.db,
                     job_id=_id(job),
                     owner=self.worker_id,
+                    token=job.lease_token,
                     upstream_job_id=free[0].job_id,
                     first_poll_in=0.0,
                 )
@@ -553,6 +625,7 @@ class Poller:
                 self.db,
                 job_id=_id(job),
                 owner=self.worker_id,
+                token=job.lease_token,
                 delay_seconds=delay,
                 status=job.status,
                 upstream_status=upstream_status,
@@ -564,7 +637,12 @@ class Poller:
     async def _finish(self, job: Job, status: JobStatus, error: str | None) -> None:
         await anyio.to_thread.run_sync(
             lambda: queue.finish(
-                self.db, job_id=_id(job), status=status, error=error, owner=self.worker_id
+                self.db,
+                job_id=_id(job),
+                status=status,
+                error=error,
+                owner=self.worker_id,
+                token=job.lease_token,
             )
         )
 

@@ -14,6 +14,9 @@ parts that are PostgreSQL's own:
   remove_diacritics 2` tokens (letters and digits; lower case; accents taken off
   Latin letters), so a search finds on PostgreSQL what it finds on SQLite: bare words
   match as prefixes, "quoted phrases" exactly. `prompt_matches` is the condition;
+- job changes: a trigger NOTIFYs `JOB_CHANGES_CHANNEL` when a job is created or changes
+  in a way a page shows, and `listen_for_job_changes` hears it in every process: a page
+  served by one web process sees a job finished by a worker elsewhere at once;
 - `advance_id_sequences`: ids written explicitly (an import) do not move a sequence;
 - `is_integer_overflow`: how the server refuses a number too large for its column;
 - `PostgresBlobStore`, the `BlobStore` (app.blobs) of a gallery whose database is
@@ -28,7 +31,8 @@ collation `und-x-icu` for Unicode case and letters where the server has it.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +108,79 @@ def advance_id_sequences(connection: sa.Connection, tables: Sequence[sa.Table]) 
             ),
             {"table": table.name},
         )
+
+
+# --- Job changes, heard by every process ------------------------------------------------
+
+# A trigger (migration 0012) sends the job's id on this channel when a job is created or
+# its status, error or cost changes: what a page shows and what a worker must pick up.
+JOB_CHANGES_CHANNEL = "playground_job_changes"
+_TRIGGER_FUNCTION = "playground_job_changed"
+
+
+def job_change_trigger_ddl() -> list[str]:
+    notify = f"""
+        CREATE OR REPLACE FUNCTION {_TRIGGER_FUNCTION}() RETURNS trigger
+        LANGUAGE plpgsql AS $$
+        BEGIN
+            PERFORM pg_notify('{JOB_CHANGES_CHANNEL}', NEW.id::text);
+            RETURN NULL;
+        END $$
+    """
+    # Row triggers with a WHEN clause: the poller's bookkeeping (leases, heartbeats, poll
+    # counts) notifies nobody; NOTIFY folds repeats of one payload within a transaction.
+    return [
+        notify,
+        f"CREATE TRIGGER jobs_notify_insert AFTER INSERT ON jobs "
+        f"FOR EACH ROW EXECUTE FUNCTION {_TRIGGER_FUNCTION}()",
+        "CREATE TRIGGER jobs_notify_update AFTER UPDATE ON jobs FOR EACH ROW WHEN ("
+        "OLD.status IS DISTINCT FROM NEW.status OR OLD.error IS DISTINCT FROM NEW.error "
+        "OR OLD.credit_cost IS DISTINCT FROM NEW.credit_cost) "
+        f"EXECUTE FUNCTION {_TRIGGER_FUNCTION}()",
+    ]
+
+
+def drop_job_change_trigger_ddl() -> list[str]:
+    return [
+        "DROP TRIGGER IF EXISTS jobs_notify_update ON jobs",
+        "DROP TRIGGER IF EXISTS jobs_notify_insert ON jobs",
+        f"DROP FUNCTION IF EXISTS {_TRIGGER_FUNCTION}()",
+    ]
+
+
+def listen_for_job_changes(
+    url: str | sa.URL, on_change: Callable[[], None], stop: threading.Event
+) -> None:
+    """Call `on_change` for each job change any process commits, until `stop` is set.
+
+    Runs in a thread of its own, on a connection of its own outside the pools (LISTEN
+    holds its connection). A lost connection is made again; changes missed meanwhile are
+    caught by the pages' periodic look and the workers' periodic claim.
+    """
+    import psycopg
+
+    dsn = (
+        sa.make_url(engine_url(url))
+        .set(drivername="postgresql")
+        .render_as_string(hide_password=False)
+    )
+    while not stop.is_set():
+        try:
+            with psycopg.connect(
+                dsn, autocommit=True, application_name=APPLICATION_NAME + " listener"
+            ) as connection:
+                connection.execute(f"LISTEN {JOB_CHANGES_CHANNEL}")
+                on_change()  # anything committed before LISTEN took effect
+                while not stop.is_set():
+                    # A short timeout, so `stop` is noticed within a moment.
+                    for _ in connection.notifies(timeout=LISTEN_WAKE_SECONDS, stop_after=1):
+                        on_change()
+        except psycopg.OperationalError:
+            stop.wait(LISTEN_RETRY_SECONDS)
+
+
+LISTEN_WAKE_SECONDS = 0.5
+LISTEN_RETRY_SECONDS = 2.0
 
 
 def is_integer_overflow(exc: BaseException) -> bool:

@@ -15,6 +15,8 @@ live the parts that are SQLite's own:
   by the gallery migration, kept in step by triggers). `app.gallery` asks
   `matching_job_ids` for job ids newest first, a chunk at a time (PostgreSQL's
   counterpart, tokenized alike, is in app/postgres.py);
+- `watch_for_changes`: other processes' commits, seen through `PRAGMA data_version`
+  (SQLite's stand-in for PostgreSQL's LISTEN/NOTIFY, for live pages and workers);
 - `is_integer_overflow`: how the driver refuses a number past 64 bits (the web
   layer answers 404: no record can have it).
 """
@@ -24,8 +26,9 @@ from __future__ import annotations
 import hashlib
 import queue
 import sqlite3
+import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,30 @@ def configure_engine(engine: sa.Engine, *, writer: bool) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql(begin)
+
+
+# How often another process's commits are looked for (`watch_for_changes`).
+CHANGE_POLL_SECONDS = 0.2
+
+
+def watch_for_changes(path: Path, on_change: Callable[[], None], stop: threading.Event) -> None:
+    """Call `on_change` whenever another connection, in any process, commits to the database
+    at `path`, until `stop` is set. SQLite has no notifications; `PRAGMA data_version` is
+    its change counter, read from the connection's shared memory without touching the
+    file, so looking five times a second costs nothing."""
+    connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        last = connection.execute("PRAGMA data_version").fetchone()[0]
+        while not stop.wait(CHANGE_POLL_SECONDS):
+            try:
+                current = connection.execute("PRAGMA data_version").fetchone()[0]
+            except sqlite3.OperationalError:
+                continue  # busy for a moment: look again next time
+            if current != last:
+                last = current
+                on_change()
+    finally:
+        connection.close()
 
 
 def is_sqlite(engine: sa.Engine) -> bool:

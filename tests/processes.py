@@ -30,8 +30,10 @@ class AppProcess:
         emulator: RunningEmulator,
         *,
         database: DatabaseChoice = SQLITE,
+        arguments: tuple[str, ...] = (),
         **settings: Any,
     ) -> None:
+        self.arguments = arguments
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -67,6 +69,7 @@ class AppProcess:
                 str(self.port),
                 "--log-level",
                 "warning",
+                *self.arguments,
             ],
             env=self.env,
             cwd=Path(self.env["PLAYGROUND_DATA_DIR"]).parent,
@@ -102,3 +105,51 @@ class AppProcess:
 
     def client(self) -> httpx.Client:
         return httpx.Client(base_url=self.url, timeout=30)
+
+
+class WorkerProcess:
+    """`python -m app worker` against the emulator: polls and stores, serves nothing."""
+
+    def __init__(self, app: AppProcess, *, data_dir: Path, concurrency: int = 8) -> None:
+        self.env = {**app.env, "PLAYGROUND_DATA_DIR": str(data_dir)}
+        self.data_dir = data_dir
+        self.concurrency = concurrency
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> WorkerProcess:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "app",
+                "worker",
+                "--concurrency",
+                str(self.concurrency),
+                "--log-level",
+                "warning",
+            ],
+            env=self.env,
+            cwd=self.data_dir,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        return self
+
+    @property
+    def log(self) -> Any:
+        # What each worker said, kept in its data dir for a failing test's reader.
+        return (self.data_dir / "worker.log").open("a")
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+        self.process = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        self.process.wait(timeout=60)
+        self.process = None

@@ -3,7 +3,11 @@
 A job is worked on only by the worker holding its lease. Leases run out unless
 renewed by the holder's heartbeat, and a worker whose heartbeat stopped (killed,
 crashed) loses its jobs at once, so another worker takes them over. Every write
-here is conditional on the writer still holding the lease.
+here is conditional on the writer still holding the lease: its owner *and* the
+token it claimed with, which every claim raises. A worker whose heartbeat lagged
+and whose job was taken over (by another worker, or by its own next claim) is
+fenced off: its results are not stored, and `renew_lease`, asked before each
+download, tells it to stop before it fetches anything again.
 
 Claiming is the one place where the databases differ (`claim_due_jobs`,
 `_skip_locked`): SQLite has one writer at a time, so a claim is a plain
@@ -38,8 +42,21 @@ CLAIMABLE_STATUSES = (
 )
 
 
+def _held(job_id: int, owner: str, token: int) -> sa.ColumnElement[bool]:
+    """The job is still leased to `owner` under the claim that gave it `token`."""
+    return sa.and_(
+        col(Job.id) == job_id, col(Job.lease_owner) == owner, col(Job.lease_token) == token
+    )
+
+
 def adopt_upstream_job(
-    db: Database, *, job_id: int, owner: str, upstream_job_id: str, first_poll_in: float
+    db: Database,
+    *,
+    job_id: int,
+    owner: str,
+    token: int,
+    upstream_job_id: str,
+    first_poll_in: float,
 ) -> bool:
     """Link a lost submission to the upstream job found for it, and poll that."""
     now = utcnow()
@@ -52,7 +69,7 @@ def adopt_upstream_job(
                 return False
             result = session.execute(
                 sa.update(Job)
-                .where(col(Job.id) == job_id, col(Job.lease_owner) == owner)
+                .where(_held(job_id, owner, token))
                 .values(
                     upstream_job_id=upstream_job_id,
                     status=JobStatus.PENDING,
@@ -87,12 +104,16 @@ def finish(
     status: JobStatus,
     error: str | None = None,
     owner: str | None = None,
+    token: int | None = None,
 ) -> bool:
-    """Mark a job finished; with `owner`, only if that worker still holds its lease."""
+    """Mark a job finished; with `owner`, only if that worker still holds its lease (and,
+    with `token`, still under the same claim)."""
     now = utcnow()
     statement = sa.update(Job).where(col(Job.id) == job_id)
     if owner is not None:
         statement = statement.where(col(Job.lease_owner) == owner)
+    if token is not None:
+        statement = statement.where(col(Job.lease_token) == token)
     statement = statement.values(
         status=status,
         error=error,
@@ -135,6 +156,11 @@ def claim_due_jobs(
         .order_by(col(Job.next_poll_at))
         .limit(limit)
     )
+    with db.read() as session:
+        # Looked for without the write lock first: most looks find nothing due, and on
+        # SQLite a write transaction would hold every other process's writes meanwhile.
+        if session.exec(candidates.limit(1)).first() is None:
+            return []
     with db.write() as session:
         job_ids = session.exec(_skip_locked(db, candidates)).all()
         if not job_ids:
@@ -142,10 +168,20 @@ def claim_due_jobs(
         claimed = session.scalars(
             sa.update(Job)
             .where(col(Job.id).in_(job_ids), lease_free)
-            .values(lease_owner=owner, lease_expires_at=now + timedelta(seconds=lease_seconds))
+            .values(
+                lease_owner=owner,
+                lease_expires_at=now + timedelta(seconds=lease_seconds),
+                lease_token=col(Job.lease_token) + 1,
+            )
             .returning(Job),
             execution_options={"synchronize_session": False},
         ).all()
+        if claimed:
+            # A claim is a sign of life too: with a heartbeat loop running late, another
+            # worker would otherwise take these jobs back the moment they were claimed.
+            session.execute(
+                sa.update(Worker).where(col(Worker.id) == owner).values(heartbeat_at=now)
+            )
     order = {job_id: place for place, job_id in enumerate(job_ids)}
     return sorted(claimed, key=lambda job: order[job.id])
 
@@ -186,7 +222,7 @@ def remove_worker(db: Database, *, worker_id: str) -> None:
 def heartbeat(db: Database, *, worker_id: str, job_ids: list[int], lease_seconds: float) -> None:
     """Say this worker is alive, and keep the jobs it is busy with (a long download) its own."""
     now = utcnow()
-    with db.write() as session:
+    with db.write_urgently() as session:
         session.execute(
             sa.update(Worker).where(col(Worker.id) == worker_id).values(heartbeat_at=now)
         )
@@ -205,6 +241,27 @@ def heartbeat(db: Database, *, worker_id: str, job_ids: list[int], lease_seconds
             .where(col(Job.id).in_(job_ids), col(Job.lease_owner) == worker_id)
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
         )
+
+
+def renew_lease(db: Database, *, job_id: int, owner: str, token: int, lease_seconds: float) -> bool:
+    """Keep the job for another lease if this claim still holds it, and say whether it does.
+
+    Asked before each download: a worker whose lease was taken over stops there, and one
+    that still holds it has a full lease ahead (its heartbeat is renewed with it, so a
+    lagging heartbeat loop cannot make it look dead in the middle of the download).
+    """
+    now = utcnow()
+    with db.write() as session:
+        renewed = session.execute(
+            sa.update(Job)
+            .where(_held(job_id, owner, token))
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        ).rowcount  # type: ignore[attr-defined]
+        if renewed:
+            session.execute(
+                sa.update(Worker).where(col(Worker.id) == owner).values(heartbeat_at=now)
+            )
+    return bool(renewed)
 
 
 def release_leases(db: Database, *, owner: str, job_ids: list[int]) -> None:
@@ -247,6 +304,7 @@ def reschedule(
     *,
     job_id: int,
     owner: str,
+    token: int,
     delay_seconds: float,
     status: JobStatus,
     upstream_status: str | None = None,
@@ -269,20 +327,16 @@ def reschedule(
     if seen_running_seconds is not None:
         values["seen_running_seconds"] = seen_running_seconds
     with db.write() as session:
-        session.execute(
-            sa.update(Job)
-            .where(col(Job.id) == job_id, col(Job.lease_owner) == owner)
-            .values(**values)
-        )
+        session.execute(sa.update(Job).where(_held(job_id, owner, token)).values(**values))
 
 
-def postpone(db: Database, *, job_id: int, owner: str, delay_seconds: float) -> None:
+def postpone(db: Database, *, job_id: int, owner: str, token: int, delay_seconds: float) -> None:
     """Look again later without having asked PixelDojo (no poll is counted)."""
     now = utcnow()
     with db.write() as session:
         session.execute(
             sa.update(Job)
-            .where(col(Job.id) == job_id, col(Job.lease_owner) == owner)
+            .where(_held(job_id, owner, token))
             .values(
                 next_poll_at=now + timedelta(seconds=delay_seconds),
                 lease_owner=None,
@@ -296,10 +350,13 @@ def record_upstream_completion(
     *,
     job_id: int,
     owner: str,
+    token: int,
     upstream: UpstreamJob,
     done_by_seconds: float | None,
-) -> None:
-    """Remember the image URLs at once: after a restart the images are fetched, not re-polled."""
+) -> bool:
+    """Remember the image URLs at once: after a restart the images are fetched, not re-polled.
+
+    Returns False, changing nothing, if this claim no longer holds the job."""
     now = utcnow()
     values: dict[str, object] = {
         "status": JobStatus.DOWNLOADING,
@@ -315,11 +372,8 @@ def record_upstream_completion(
     if upstream.expires_at is not None:
         values["expires_at"] = upstream.expires_at
     with db.write() as session:
-        session.execute(
-            sa.update(Job)
-            .where(col(Job.id) == job_id, col(Job.lease_owner) == owner)
-            .values(**values)
-        )
+        result = session.execute(sa.update(Job).where(_held(job_id, owner, token)).values(**values))
+        return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
 def store_images(
@@ -328,44 +382,52 @@ def store_images(
     *,
     job_id: int,
     owner: str,
+    token: int,
     staged: list[StagedImage],
 ) -> bool:
     """Store the bytes and their thumbnails, then in one transaction the image rows and the
     job's end.
 
-    Returns False, writing no rows, if this worker no longer owns the job.
+    Returns False, writing no rows, if this worker's claim no longer holds the job (it was
+    taken over: the new holder stores the images, once).
     """
     for image in staged:
         blobs.put_file(image.sha256, image.path)
         blobs.put_thumbnail(image.sha256, image.checked.thumbnail.data)
     now = utcnow()
     with db.write() as session:
-        # Locked (on PostgreSQL) from the check to the commit: the lease cannot pass to
-        # another worker in between, so the images are stored once.
-        job = session.get(Job, job_id, with_for_update=True)
-        if job is None or job.lease_owner != owner or job.status != JobStatus.DOWNLOADING:
+        # The fence: the job ends in the UPDATE that checks the claim, and its image rows
+        # are written in the same transaction only if it matched. A worker whose lease was
+        # taken over matches nothing and writes nothing.
+        ended = session.execute(
+            sa.update(Job)
+            .where(_held(job_id, owner, token), col(Job.status) == JobStatus.DOWNLOADING)
+            .values(
+                status=JobStatus.COMPLETED,
+                error=None,
+                finished_at=now,
+                updated_at=now,
+                next_poll_at=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        ).rowcount  # type: ignore[attr-defined]
+        if not ended:
             return False
         for image in staged:
-            row = Image(
-                job_id=job_id,
-                index=image.index,
-                content_type=image.checked.content_type,
-                width=image.checked.width,
-                height=image.checked.height,
-                byte_size=image.byte_size,
-                sha256=image.sha256,
-                source_url=image.source_url,
-                created_at=now,
+            session.add(
+                Image(
+                    job_id=job_id,
+                    index=image.index,
+                    content_type=image.checked.content_type,
+                    width=image.checked.width,
+                    height=image.checked.height,
+                    byte_size=image.byte_size,
+                    sha256=image.sha256,
+                    source_url=image.source_url,
+                    created_at=now,
+                )
             )
-            session.add(row)
-        job.status = JobStatus.COMPLETED
-        job.error = None
-        job.finished_at = now
-        job.updated_at = now
-        job.next_poll_at = None
-        job.lease_owner = None
-        job.lease_expires_at = None
-        session.add(job)
     return True
 
 

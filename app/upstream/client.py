@@ -52,6 +52,7 @@ class PixelDojoClient:
         download_timeout_seconds: float = 120.0,
         rate_limit_per_minute: float | None = None,
         max_submit_wait_seconds: float = 30.0,
+        limiter: RateLimiter | None = None,
         on_response: Callable[[httpx.Response], Awaitable[None]] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
@@ -74,7 +75,8 @@ class PixelDojoClient:
             follow_redirects=False,
         )
         self.download_timeout_seconds = download_timeout_seconds
-        self.limiter = RateLimiter(rate_limit_per_minute)
+        # The app hands in one shared by every process (app.ratebudget); else this process's.
+        self.limiter = limiter if limiter is not None else RateLimiter(rate_limit_per_minute)
         self.max_submit_wait_seconds = max_submit_wait_seconds
 
     async def aclose(self) -> None:
@@ -104,7 +106,7 @@ class PixelDojoClient:
             if not isinstance(error, RateLimited):
                 raise error
             pause = error.retry_after if error.retry_after is not None else DEFAULT_RATE_LIMIT_PAUSE
-            self.limiter.pause(pause)
+            await self.limiter.hold(pause)
             if loop.time() + pause > deadline:
                 raise error
 
@@ -150,7 +152,7 @@ class PixelDojoClient:
         if response.status_code != 200:
             error = error_from_response(response, self._secret)
             if isinstance(error, RateLimited):
-                self.limiter.pause(
+                await self.limiter.hold(
                     error.retry_after if error.retry_after is not None else DEFAULT_RATE_LIMIT_PAUSE
                 )
             raise error

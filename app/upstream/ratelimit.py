@@ -1,4 +1,8 @@
-"""One limiter for every upstream API call of this process.
+"""One limiter for every upstream API call.
+
+This module's `RateLimiter` keeps its bucket in this process's memory (the doctor,
+a script); the app's own (app.ratebudget) keeps it in the database, one budget per
+API key for every web process and worker, with the same arithmetic (`take_token`).
 
 PixelDojo's limits are not published with certainty (10 a minute in the
 founder's notes, 60 in the legacy API), so calls are spaced by a token bucket
@@ -14,6 +18,20 @@ import time
 from collections.abc import Callable
 
 from app.upstream.errors import LocalRateLimit
+
+
+def take_token(
+    *, tokens: float, elapsed: float, per_minute: float, reserve: float, submit: bool
+) -> tuple[float, float]:
+    """The bucket after `elapsed` seconds of refill and one call: (tokens left, 0) if the call
+    may go now, else (tokens as refilled, seconds to wait)."""
+    capacity = max(1.0, per_minute)
+    rate = per_minute / 60.0
+    tokens = min(capacity, tokens + max(0.0, elapsed) * rate)
+    floor = 1.0 if submit else 1.0 + reserve
+    if tokens >= floor:
+        return tokens - 1.0, 0.0
+    return tokens, (floor - tokens) / rate
 
 
 class RateLimiter:
@@ -48,19 +66,27 @@ class RateLimiter:
         if not self.enabled:
             return 0.0
         assert self.per_minute is not None
-        rate = self.per_minute / 60.0
-        self._tokens = min(self._capacity, self._tokens + (now - self._updated) * rate)
+        self._tokens, wait = take_token(
+            tokens=self._tokens,
+            elapsed=now - self._updated,
+            per_minute=self.per_minute,
+            reserve=self._reserve,
+            submit=submit,
+        )
         self._updated = now
-        floor = 1.0 if submit else 1.0 + self._reserve
-        if self._tokens >= floor:
-            self._tokens -= 1.0
-            return 0.0
-        return (floor - self._tokens) / rate
+        return wait
+
+    async def hold(self, seconds: float) -> None:
+        """`pause`, from async code (a shared limiter writes it down for every process)."""
+        self.pause(seconds)
+
+    async def _wait_needed(self, *, submit: bool) -> float:
+        return self.wait_needed(submit=submit)
 
     async def acquire(self, *, submit: bool, max_wait: float | None = None) -> None:
         """Wait for a turn; with `max_wait`, refuse rather than wait longer than that."""
         waited = 0.0
-        while (delay := self.wait_needed(submit=submit)) > 0:
+        while (delay := await self._wait_needed(submit=submit)) > 0:
             if max_wait is not None and waited + delay > max_wait:
                 raise LocalRateLimit(
                     "Too many requests to PixelDojo right now; nothing was sent. "
