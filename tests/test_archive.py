@@ -171,6 +171,31 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
         assert snapshot(app.client) == before
 
 
+def test_moving_a_sqlite_gallery_up_to_postgresql_is_byte_identical(
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    postgres_database: DatabaseChoice,
+) -> None:
+    """The documented way up (README, "Team server"): export the SQLite gallery, import it
+    into the PostgreSQL one. Every row, every byte, every search answer comes across."""
+    source = make_settings(tmp_path / "source", emulator)
+    with serve_app(source) as app:
+        build_gallery(app.client)
+        before = snapshot(app.client)
+    archive = tmp_path / "gallery.zip"
+    assert run_cli(monkeypatch, tmp_path / "source", "export", str(archive)) == 0
+    assert (
+        run_cli(monkeypatch, tmp_path / "team", "import", str(archive), database=postgres_database)
+        == 0
+    )
+    team = make_settings(tmp_path / "team", emulator, database=postgres_database)
+    assert table_rows(team) == table_rows(source), "every row and column came across"
+    assert stored_bytes(team) == stored_bytes(source), "byte-identical images and thumbnails"
+    with serve_app(team) as app:
+        assert snapshot(app.client) == before
+
+
 def test_importing_into_a_gallery_with_jobs_adds_them_once(
     tmp_path: Path,
     emulator: RunningEmulator,
