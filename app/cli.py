@@ -366,10 +366,15 @@ def backup(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     if settings.uses_postgres:
+        import sqlalchemy as sa
+
+        # As pg_dump takes it: no driver name; the password hidden (it may be in ~/.pgpass).
+        url = sa.make_url(settings.sqlalchemy_url).set(drivername="postgresql")
+        shown = url.render_as_string(hide_password=True)
         raise SystemExit(
-            "On PostgreSQL, back up with its own tools: `pg_dump -Fc -f playground.dump "
-            f"{_database_name(settings)}` (images included unless PLAYGROUND_BLOB_URL names a "
-            "bucket: back that up too), or `seedream-playground export FILE` for one file."
+            f"On PostgreSQL, back up with its own tools: `pg_dump -Fc -f playground.dump "
+            f"'{shown}'` (images included unless PLAYGROUND_BLOB_URL names a bucket: back that "
+            "up too), or `seedream-playground export FILE` for one file."
         )
     if not settings.database_path.is_file():
         raise SystemExit(f"Backup failed: there is no database at {settings.database_path}")

@@ -115,9 +115,12 @@ class WorkerProcess:
         self.data_dir = data_dir
         self.concurrency = concurrency
         self.process: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
 
     def start(self) -> WorkerProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # What the worker says, kept in its data dir for a failing test's reader.
+        self._log = (self.data_dir / "worker.log").open("ab")
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -131,25 +134,26 @@ class WorkerProcess:
             ],
             env=self.env,
             cwd=self.data_dir,
-            stdout=self.log,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
         )
         return self
 
-    @property
-    def log(self) -> Any:
-        # What each worker said, kept in its data dir for a failing test's reader.
-        return (self.data_dir / "worker.log").open("a")
+    def _closed(self) -> None:
+        self.process = None
+        if self._log is not None:
+            self._log.close()
+            self._log = None
 
     def kill(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(timeout=30)
-        self.process = None
+        self._closed()
 
     def stop(self) -> None:
         if self.process is None:
             return
         self.process.terminate()
         self.process.wait(timeout=60)
-        self.process = None
+        self._closed()

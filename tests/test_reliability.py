@@ -236,7 +236,8 @@ def test_two_worker_processes_never_work_on_the_same_job_twice(
     emulator.config.job_seconds = 1.0
     data_dir = tmp_path / "data"
     # Both workers live throughout: leases long enough that a heartbeat late on a busy
-    # machine is not taken for a dead worker (takeovers are tested where a worker dies).
+    # machine is not taken for a dead worker (takeovers are tested where a worker dies;
+    # a holder whose lease was lost stores and downloads nothing more: tests/test_roles.py).
     leases = {"playground_lease_seconds": 10}
     first = AppProcess(data_dir, emulator, database=database, **leases).start()
     second = AppProcess(data_dir, emulator, database=database, **leases).start()

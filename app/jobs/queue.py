@@ -162,6 +162,10 @@ def claim_due_jobs(
         if session.exec(candidates.limit(1)).first() is None:
             return []
     with db.write() as session:
+        # A claim is a sign of life too: with a heartbeat loop running late, another worker
+        # would otherwise take these jobs back the moment they were claimed. The worker's
+        # row is locked before any job's, in the heartbeat's order (no deadlock with it).
+        session.execute(sa.update(Worker).where(col(Worker.id) == owner).values(heartbeat_at=now))
         job_ids = session.exec(_skip_locked(db, candidates)).all()
         if not job_ids:
             return []
@@ -176,12 +180,6 @@ def claim_due_jobs(
             .returning(Job),
             execution_options={"synchronize_session": False},
         ).all()
-        if claimed:
-            # A claim is a sign of life too: with a heartbeat loop running late, another
-            # worker would otherwise take these jobs back the moment they were claimed.
-            session.execute(
-                sa.update(Worker).where(col(Worker.id) == owner).values(heartbeat_at=now)
-            )
     order = {job_id: place for place, job_id in enumerate(job_ids)}
     return sorted(claimed, key=lambda job: order[job.id])
 
@@ -252,15 +250,13 @@ def renew_lease(db: Database, *, job_id: int, owner: str, token: int, lease_seco
     """
     now = utcnow()
     with db.write() as session:
+        # The worker's row before the job's, as the heartbeat and claims lock them.
+        session.execute(sa.update(Worker).where(col(Worker.id) == owner).values(heartbeat_at=now))
         renewed = session.execute(
             sa.update(Job)
             .where(_held(job_id, owner, token))
             .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
         ).rowcount  # type: ignore[attr-defined]
-        if renewed:
-            session.execute(
-                sa.update(Worker).where(col(Worker.id) == owner).values(heartbeat_at=now)
-            )
     return bool(renewed)
 
 
