@@ -346,7 +346,7 @@ def doctor(args: argparse.Namespace) -> int:
     db, blobs = _open_gallery(settings)
     # With --run on a model that takes references and PLAYGROUND_PUBLIC_URL set, the test
     # picture is kept in the gallery for the app to serve by a signed link.
-    gallery = Gallery(db, blobs, load_secret(settings), settings.scratch_dir)
+    gallery = Gallery(db, blobs, load_secret(settings, db), settings.scratch_dir)
     try:
         result = asyncio.run(diagnose(settings, db=db, run=args.run, gallery=gallery))
         save_report(db, upstream=settings.upstream_name, result=result)

@@ -112,7 +112,7 @@ def advance_id_sequences(connection: sa.Connection, tables: Sequence[sa.Table]) 
 
 # --- Job changes, heard by every process ------------------------------------------------
 
-# A trigger (migration 0012) sends the job's id on this channel when a job is created or
+# A trigger (migration 0013) sends the job's id on this channel when a job is created or
 # its status, error or cost changes: what a page shows and what a worker must pick up.
 JOB_CHANGES_CHANNEL = "playground_job_changes"
 _TRIGGER_FUNCTION = "playground_job_changed"

@@ -238,9 +238,10 @@ def test_two_worker_processes_never_work_on_the_same_job_twice(
     # Both workers live throughout: leases long enough that a heartbeat late on a busy
     # machine is not taken for a dead worker (takeovers are tested where a worker dies;
     # a holder whose lease was lost stores and downloads nothing more: tests/test_roles.py).
-    leases = {"playground_lease_seconds": 10}
-    first = AppProcess(data_dir, emulator, database=database, **leases).start()
-    second = AppProcess(data_dir, emulator, database=database, **leases).start()
+    first = AppProcess(data_dir, emulator, database=database, playground_lease_seconds=10)
+    second = AppProcess(data_dir, emulator, database=database, playground_lease_seconds=10)
+    first.start()
+    second.start()
     try:
         with first.client() as one, second.client() as two:
             ids = [

@@ -10,8 +10,8 @@ the upstream rate budget, and (on PostgreSQL) a notification for each visible jo
   job is created, so pages and workers in other processes hear of it at once
   (app.postgres.JOB_CHANGES_CHANNEL).
 
-Revision ID: 0012
-Revises: 0010
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-12-01
 """
 
@@ -23,8 +23,8 @@ from alembic import op
 import app.models
 from app import postgres
 
-revision: str = "0012"
-down_revision: str | None = "0010"
+revision: str = "0013"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
