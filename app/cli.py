@@ -372,7 +372,8 @@ def backup(args: argparse.Namespace) -> int:
         url = sa.make_url(settings.sqlalchemy_url).set(drivername="postgresql")
         shown = url.render_as_string(hide_password=True)
         raise SystemExit(
-            f"On PostgreSQL, back up with its own tools: `pg_dump -Fc -f playground.dump "
+            "Backup: the gallery is in PostgreSQL (PLAYGROUND_DATABASE_URL); back it up with "
+            "`pg_dump -Fc -f playground.dump "
             f"'{shown}'` (images included unless PLAYGROUND_BLOB_URL names a bucket: back that "
             "up too), or `seedream-playground export FILE` for one file."
         )

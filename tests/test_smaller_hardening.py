@@ -66,7 +66,9 @@ def test_the_data_dir_and_its_files_are_private(
             job = client.post("/api/jobs", json={"prompt": "private"}).json()
             wait_for_job(client, job["id"])
         assert mode(data) == 0o700
-        for name in ("playground.db", "images.db", "secret_key"):
+        # The signing key is kept in the database (app.access), not in a file of its own.
+        assert not (data / "secret_key").exists()
+        for name in ("playground.db", "images.db"):
             assert mode(data / name) == 0o600, name
         for companion in data.glob("*.db-*"):
             assert mode(companion) == 0o600, companion.name
