@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # PyYAML comes with moto, a test dependency
+import yaml
 
 from app import cli
 from app.config import Settings
