@@ -12,7 +12,6 @@ shown before submitting all read what is in force.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Iterable, Mapping
@@ -27,13 +26,13 @@ from app.database import Database
 from app.models import ModelCatalogue as CatalogueRow
 from app.models import utcnow
 from app.parameters import CREDITS_PER_IMAGE, DEFAULT_MODEL
+from app.periodic_read import PeriodicRead
 from app.upstream import MalformedResponse, PixelDojoClient, UpstreamError
 
 log = logging.getLogger(__name__)
 
 # How often a process looks at the shared row again (another worker may have read it).
 RECHECK_SECONDS = 5.0
-STARTUP_WAIT_SECONDS = 5.0
 ERROR_MAX_CHARS = 300
 # Cost types that charge once a job, whatever it makes; any other type (and none) is
 # taken as per image, the larger estimate, so a budget is never under-reserved.
@@ -262,20 +261,20 @@ async def read_catalogue(client: PixelDojoClient) -> tuple[list[CatalogueModel] 
         return None, exc.message
 
 
-class ModelCatalogue:
+class ModelCatalogue(PeriodicRead):
     """Keeps the catalogue current for every page, like LiveRules keeps the schemas."""
+
+    task_name = "model-catalogue"
 
     def __init__(
         self, *, db: Database, client: PixelDojoClient, upstream: str, minutes: float
     ) -> None:
+        super().__init__(interval_seconds=minutes * 60)
         self.db = db
         self.client = client
         self.upstream = upstream
-        self.interval_seconds = minutes * 60
         self._cached: tuple[float, CatalogueInForce] | None = None
         self._lock = asyncio.Lock()
-        self._task: asyncio.Task[None] | None = None
-        self._first_read = asyncio.Event()
 
     def in_force(self) -> CatalogueInForce:
         """The catalogue as last read by any worker; blocking, cached briefly."""
@@ -297,40 +296,13 @@ class ModelCatalogue:
             self._cached = None
         return await anyio.to_thread.run_sync(self.in_force)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="model-catalogue")
-
-    async def first_read(self, timeout: float = STARTUP_WAIT_SECONDS) -> None:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._first_read.wait()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
+    async def read_due(self, *, at_start: bool) -> None:
         try:
-            await self._refresh_safely()
-        finally:
-            self._first_read.set()
-        if self.interval_seconds <= 0:
-            return
-        while True:
-            await asyncio.sleep(self.interval_seconds)
-            if await anyio.to_thread.run_sync(self._due):
-                await self._refresh_safely()
-
-    async def _refresh_safely(self) -> None:
-        try:
-            await self.refresh()
+            if at_start or await anyio.to_thread.run_sync(self._due):
+                await self.refresh()
         except Exception:
             log.exception("reading the model catalogue failed; the copy in force stays")
 
     def _due(self) -> bool:
         row = load_row(self.db, upstream=self.upstream)
-        if row is None:
-            return True
-        return (utcnow() - row.checked_at).total_seconds() >= self.interval_seconds * 0.9
+        return self.is_stale(row.checked_at if row is not None else None)

@@ -30,6 +30,7 @@ from sqlmodel import col, select
 
 from app.database import Database
 from app.models import ModelSchema, utcnow
+from app.periodic_read import PeriodicRead
 from app.rules import (
     BUILTIN_RULES,
     ImageInput,
@@ -46,7 +47,6 @@ log = logging.getLogger(__name__)
 
 # The first read is waited for this long at start, so the first page shows it; a slow
 # upstream does not hold the app up longer (the read goes on in the background).
-STARTUP_WAIT_SECONDS = 5.0
 # How often a process looks at the shared row again (another worker may have read it).
 RECHECK_SECONDS = 5.0
 # A model nobody asked about before is looked up at most this long before submitting.
@@ -220,22 +220,22 @@ async def read_schema(client: PixelDojoClient, model: str) -> SchemaRead:
     return SchemaRead(card, dict(document), live, None, True)
 
 
-class LiveRules:
+class LiveRules(PeriodicRead):
     """Keeps each model's rules in force current, for every page and submission."""
+
+    task_name = "live-schema"
 
     def __init__(
         self, *, db: Database, client: PixelDojoClient, upstream: str, model: str, minutes: float
     ) -> None:
+        super().__init__(interval_seconds=minutes * 60)
         self.db = db
         self.client = client
         self.upstream = upstream
         self.model = model
-        self.interval_seconds = minutes * 60
         self._cache: dict[str, tuple[float, RulesInForce]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._asked: set[str] = set()
-        self._task: asyncio.Task[None] | None = None
-        self._first_read = asyncio.Event()
 
     # --- Reading what is in force -------------------------------------------------
 
@@ -286,33 +286,7 @@ class LiveRules:
             self._cache.pop(model, None)
         return await anyio.to_thread.run_sync(self.in_force, model)
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="live-schema")
-
-    async def first_read(self, timeout: float = STARTUP_WAIT_SECONDS) -> None:
-        """Wait (a little) for the read made at start."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
-                await self._first_read.wait()
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-
-    async def _run(self) -> None:
-        try:
-            await self._refresh_all(at_start=True)
-        finally:
-            self._first_read.set()
-        if self.interval_seconds <= 0:
-            return
-        while True:
-            await asyncio.sleep(self.interval_seconds)
-            await self._refresh_all(at_start=False)
-
-    async def _refresh_all(self, *, at_start: bool) -> None:
+    async def read_due(self, *, at_start: bool) -> None:
         try:
             models = await anyio.to_thread.run_sync(
                 lambda: known_models(self.db, upstream=self.upstream)
@@ -326,6 +300,4 @@ class LiveRules:
     def _due(self, model: str) -> bool:
         """Whether a model's schema needs reading (another worker may have just read it)."""
         row = load_row(self.db, upstream=self.upstream, model=model)
-        if row is None:
-            return True
-        return (utcnow() - row.checked_at).total_seconds() >= self.interval_seconds * 0.9
+        return self.is_stale(row.checked_at if row is not None else None)
