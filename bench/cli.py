@@ -2,6 +2,7 @@
 
     python -m bench            the full run (N = 1,000 and 100,000; 1,000 jobs in flight)
     python -m bench --quick    the short run CI does (smaller N, fewer jobs, same targets)
+    python -m bench --only databases   the same gallery on SQLite and PostgreSQL, side by side
     python -m bench generate DIR --jobs N   fill a data dir, to try the gallery by hand
 
 Exits 1 when a target is missed (or a benchmark could not run), 0 otherwise.
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import gallery, memory, poller, serving
+from bench import databases, gallery, memory, poller, serving
 from bench.generate import TEAM, Dataset, generate, make_pool
 from bench.imagery import PoolImage
 from bench.report import Report
@@ -30,7 +31,10 @@ from bench.server import serve_app_process
 # Never contacted: the gallery and serving apps have no unfinished jobs to poll.
 IDLE_UPSTREAM = "http://127.0.0.1:9/api/v1"
 BENCH_KEY = "pd_bench_local"
-SUITES = ("gallery", "serving", "poller", "memory")
+SUITES = ("gallery", "serving", "poller", "memory", "databases")
+# Starting a PostgreSQL server and filling two galleries costs more than the short run
+# can spare: `--quick --only databases` runs it at the quick size.
+QUICK_SUITES = ("gallery", "serving", "poller", "memory")
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class Profile:
     poller_job_seconds: float
     poller_submit_per_second: float
     poller_history: int
+    database_jobs: int
+    database_rounds: int
+    database_warmup: int
 
 
 FULL = Profile(
@@ -64,6 +71,9 @@ FULL = Profile(
     poller_job_seconds=120.0,
     poller_submit_per_second=10.0,
     poller_history=30,
+    database_jobs=2_000,
+    database_rounds=200,
+    database_warmup=20,
 )
 QUICK = Profile(
     name="quick",
@@ -79,6 +89,9 @@ QUICK = Profile(
     poller_job_seconds=10.0,
     poller_submit_per_second=10.0,
     poller_history=10,
+    database_jobs=500,
+    database_rounds=60,
+    database_warmup=10,
 )
 
 
@@ -91,7 +104,7 @@ def run(profile: Profile, suites: Sequence[str], work_dir: Path, report: Report)
             "python": platform.python_version(),
         },
     )
-    needs_data = {"gallery", "serving"} & set(suites)
+    needs_data = {"gallery", "serving", "databases"} & set(suites)
     pool: list[PoolImage] = []
     datasets: dict[int, Dataset] = {}
     if needs_data:
@@ -101,7 +114,8 @@ def run(profile: Profile, suites: Sequence[str], work_dir: Path, report: Report)
         report.info(
             "data", f"{len(pool)} distinct full-size images", time.perf_counter() - started, "s"
         )
-        sizes = [profile.small_jobs] + ([profile.large_jobs] if "gallery" in suites else [])
+        sizes = [profile.small_jobs] if {"gallery", "serving"} & set(suites) else []
+        sizes += [profile.large_jobs] if "gallery" in suites else []
         for size in sizes:
             dataset = generate(work_dir / f"data-{size}", jobs=size, pool=pool)
             datasets[size] = dataset
@@ -157,13 +171,32 @@ def run(profile: Profile, suites: Sequence[str], work_dir: Path, report: Report)
     if "memory" in suites:
         report.section("download memory (one 4096×4096 PNG)")
         memory.measure(report, work_dir / "memory")
+    # Last: a machine without PostgreSQL's binaries misses this one, after all the others ran.
+    if "databases" in suites:
+        report.section(
+            f"{databases.SECTION}: the same gallery (N={profile.database_jobs:,}), the same rounds"
+        )
+        databases.report(
+            report,
+            databases.measure_on_a_new_cluster(
+                work_dir / "databases",
+                pool,
+                jobs=profile.database_jobs,
+                rounds=profile.database_rounds,
+                warmup=profile.database_warmup,
+                api_key=BENCH_KEY,
+                base_url=IDLE_UPSTREAM,
+            ),
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the short run CI does")
     parser.add_argument(
-        "--only", default=",".join(SUITES), help=f"comma-separated subset of {','.join(SUITES)}"
+        "--only",
+        help=f"comma-separated subset of {','.join(SUITES)} "
+        f"(default: all; with --quick, all but databases)",
     )
     parser.add_argument("--work-dir", type=Path, help="where data dirs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
@@ -181,11 +214,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "generate":
         return _generate(args.data_dir, jobs=args.jobs, pool_images=args.pool, team=not args.single)
 
-    suites = [s.strip() for s in args.only.split(",") if s.strip()]
+    profile = QUICK if args.quick else FULL
+    only = args.only or ",".join(QUICK_SUITES if args.quick else SUITES)
+    suites = [s.strip() for s in only.split(",") if s.strip()]
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
         parser.error(f"unknown suite(s): {', '.join(unknown)}")
-    profile = QUICK if args.quick else FULL
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="seedream-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     report = Report()

@@ -3,7 +3,8 @@
 Rows go in with bulk inserts through SQLAlchemy against a database migrated the
 way the app migrates it, so the schema, indexes and column types are the app's
 own; the image bytes and their thumbnails go through the app's blob store (the
-SQLite one, the default). The blob store is content-addressed, so a small pool
+one the app would open: SQLite's by default, PostgreSQL's when `database_url`
+names a PostgreSQL database). The blob store is content-addressed, so a small pool
 of distinct images serves every row (a gallery of 100,000 images holds a few
 tens of megabytes of full-size bytes here, each with its one thumbnail beside it).
 """
@@ -21,7 +22,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import accounts
+from app import accounts, postgres
+from app.archive_checks import IMAGES, JOBS
 from app.blob_stores import open_blob_store
 from app.config import Settings
 from app.database import Database
@@ -82,11 +84,19 @@ class Dataset:
 
 
 def generate(
-    data_dir: Path, *, jobs: int, pool: Sequence[PoolImage], team: bool = True, seed: int = 1
+    data_dir: Path,
+    *,
+    jobs: int,
+    pool: Sequence[PoolImage],
+    team: bool = True,
+    seed: int = 1,
+    database_url: str | None = None,
 ) -> Dataset:
+    """With `database_url`, the rows go there (an empty database) instead of the data dir's
+    SQLite file; the same seed makes the same gallery, row for row, in either."""
     started = time.perf_counter()
-    settings = Settings(_env_file=None, data_dir=data_dir)
-    db = Database.at_path(settings.database_path)
+    settings = Settings(_env_file=None, data_dir=data_dir, database_url=database_url)
+    db = Database.for_settings(settings)
     db.migrate()
     with db.read_engine.connect() as connection:
         if connection.execute(sa.select(sa.func.count()).select_from(Job)).scalar():
@@ -150,8 +160,14 @@ def generate(
             connection.execute(sa.insert(Job), job_rows)
             if image_rows:
                 connection.execute(sa.insert(Image), image_rows)
-    # The prompt search index (FTS5) is kept by triggers: these rows were indexed as they
-    # went in, as the app's own would be.
+    # The prompt search index (FTS5 on SQLite, a generated tsvector column on PostgreSQL)
+    # took these rows as they went in, as it takes the app's own.
+    if db.dialect == "postgresql":
+        with db.write_engine.begin() as connection:
+            # Explicit ids leave the sequences behind; the planner needs statistics that
+            # autovacuum would only gather some time later.
+            postgres.advance_id_sequences(connection, [JOBS, IMAGES])
+            connection.execute(sa.text("ANALYZE"))
     db.dispose()
     return Dataset(
         data_dir=data_dir,

@@ -14,7 +14,7 @@ import math
 import random
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 
@@ -77,16 +77,30 @@ def interleaved_latencies(
     connection: Connection, paths: dict[str, str], *, rounds: int, warmup: int, seed: int = 1
 ) -> dict[str, list[float]]:
     """Each round requests every path once, in a shuffled order; returns seconds per request."""
+    timers = {name: timer(connection, path) for name, path in paths.items()}
+    return interleaved_timings(timers, rounds=rounds, warmup=warmup, seed=seed)
+
+
+def interleaved_timings(
+    timers: dict[str, Callable[[], float]], *, rounds: int, warmup: int, seed: int = 1
+) -> dict[str, list[float]]:
+    """Each round calls every timer once (each returns the seconds it measured), in a
+    shuffled order: the timers may reach different servers, compared in the same rounds."""
     rng = random.Random(seed)
-    names = list(paths)
+    names = list(timers)
     samples: dict[str, list[float]] = {name: [] for name in names}
     for round_number in range(warmup + rounds):
         rng.shuffle(names)
         for name in names:
-            elapsed = connection.timed(paths[name])
+            elapsed = timers[name]()
             if round_number >= warmup:
                 samples[name].append(elapsed)
     return samples
+
+
+def timer(connection: Connection, path: str) -> Callable[[], float]:
+    """A timer for `interleaved_timings`: one GET of `path` on `connection`."""
+    return lambda: connection.timed(path)
 
 
 @dataclass(frozen=True)

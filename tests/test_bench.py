@@ -6,8 +6,10 @@ import hashlib
 import io
 from pathlib import Path
 
+import psycopg
 from PIL import Image
 
+from bench import databases
 from bench.generate import TEAM, generate, make_pool
 from bench.imagery import with_text_chunk
 from bench.report import Report
@@ -64,3 +66,38 @@ def test_a_missed_target_is_a_miss_and_a_met_one_is_not() -> None:
     report.at_least("s", "throughput", 0.4, 0.5, "×")
     report.info("s", "for scale", 1.0, "ms")
     assert [figure.name for figure in report.misses] == ["throughput"]
+
+
+def test_sqlite_and_postgresql_galleries_answer_alike(tmp_path: Path, postgres_url: str) -> None:
+    pool = make_pool(tmp_path / "pool", count=1)
+    run = databases.measure(
+        tmp_path / "work",
+        pool,
+        postgres_url=postgres_url,
+        jobs=120,
+        rounds=2,
+        warmup=0,
+        api_key="pd_bench_local",
+        base_url="http://127.0.0.1:9/api/v1",
+    )
+    # The PostgreSQL gallery is PostgreSQL's: rows and image bytes, not the data dir's file.
+    with psycopg.connect(postgres_url) as connection:
+        assert connection.execute("SELECT count(*) FROM jobs").fetchone() == (120,)
+        for table in ("blobs", "blob_thumbnails"):
+            assert connection.execute(f"SELECT count(*) FROM {table}").fetchone() == (1,)
+    assert not (tmp_path / "work" / "gallery-postgresql" / "playground.db").exists()
+
+    sqlite, postgresql = run.answers["sqlite"], run.answers["postgresql"]
+    assert sqlite == postgresql
+    first = sqlite["/gallery first page"]
+    assert isinstance(first, list) and first[0] == run.images, "the newest image comes first"
+    for probe in ("deep page (keyset)", "search, one word", "search, a phrase"):
+        found = sqlite[f"/gallery {probe}"]
+        assert isinstance(found, list) and found and found != first, probe
+    assert sqlite["full-size image"] == pool[0].sha256
+    for kind in databases.DATABASES:
+        assert run.latencies[kind]["thumbnail"].p50 > 0
+    report = Report()
+    databases.report(report, run)
+    assert any("PostgreSQL / SQLite" in figure.name for figure in report.figures)
+    assert not report.misses
