@@ -13,7 +13,7 @@ from bench import databases
 from bench.generate import TEAM, generate, make_pool
 from bench.imagery import with_text_chunk
 from bench.report import Report
-from tests.conftest import RunningEmulator, make_settings, serve_app
+from tests.conftest import DatabaseChoice, RunningEmulator, make_settings, serve_app
 
 
 def test_generated_data_is_served_by_the_app_like_its_own(
@@ -68,7 +68,11 @@ def test_a_missed_target_is_a_miss_and_a_met_one_is_not() -> None:
     assert [figure.name for figure in report.misses] == ["throughput"]
 
 
-def test_sqlite_and_postgresql_galleries_answer_alike(tmp_path: Path, postgres_url: str) -> None:
+def test_sqlite_and_postgresql_galleries_answer_alike(
+    tmp_path: Path, postgres_database: DatabaseChoice
+) -> None:
+    postgres_url = postgres_database.url
+    assert postgres_url is not None
     pool = make_pool(tmp_path / "pool", count=1)
     run = databases.measure(
         tmp_path / "work",
