@@ -275,8 +275,9 @@ def test_without_a_catalogue_a_model_the_schema_says_is_missing_is_refused_unsen
     tmp_path: Path,
 ) -> None:
     with serve_emulator() as running:
-        # The catalogue read at start fails; the model card asked for later answers.
-        running.emulator.faults.add(Fault("models", status=503, times=1))
+        # Both reads of the `models` route made at start (the catalogue, and the default
+        # model's card, in either order) fail; the unknown model's card, asked later, answers.
+        running.emulator.faults.add(Fault("models", status=503, times=2))
         with serve_app(make_settings(tmp_path / "data", running)) as app:
             assert app.client.get("/api/models").json()["source"] == "none"
             answer = app.client.post("/api/jobs", json={"model": "no-such-model", "prompt": "x"})
