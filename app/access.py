@@ -1,8 +1,14 @@
-"""Who may use the app: whether sign-in is on, signed cookies, and cross-site request tokens.
+"""Who may use the app: whether sign-in is on, who holds a cookie or token, signed cookies,
+and cross-site request tokens.
 
 Sign-in is on as soon as one account exists. Until then the app serves one
 person on this machine and answers only to loopback host names, so a web page
 elsewhere cannot reach it by DNS rebinding.
+
+The gate asks these on every request, so each comes in two halves: a `cached_*`
+one that never blocks (the event loop calls it) and a blocking one that asks
+the database (called in a worker thread on a miss). What is cached, and for
+how long a change made elsewhere can go unseen, is in app/credentials.py.
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ import hmac
 import secrets
 import time
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 import sqlalchemy as sa
 
 from app import accounts
 from app.config import Settings, is_loopback_host
+from app.credentials import Credential, CredentialCache
 from app.database import Database
 from app.models import AppSecret, utcnow
 
@@ -71,21 +79,112 @@ def _read_secret(path: Path) -> str:
 
 
 class Access:
-    def __init__(self, db: Database, secret: bytes) -> None:
+    def __init__(
+        self, db: Database, secret: bytes, *, credentials: CredentialCache | None = None
+    ) -> None:
         self._db = db
         self._secret = secret
         self._cached: tuple[float, bool] | None = None
         self.reference_key = reference_key(secret)
+        self.credentials = credentials if credentials is not None else CredentialCache()
+        self._unsubscribe = db.on_credentials_changed(self.credentials.clear)
+        # What requests signed in by an API token carry (they have no session to tie it to).
+        self._sessionless_csrf = self.csrf_token(None)
+
+    def close(self) -> None:
+        self._unsubscribe()
+
+    def cached_sign_in_on(self) -> bool | None:
+        """Whether sign-in is on, if known from the last `CACHE_SECONDS`; None: ask `sign_in_on`."""
+        cached = self._cached
+        if cached is None or time.monotonic() - cached[0] > CACHE_SECONDS:
+            return None
+        return cached[1]
 
     def sign_in_on(self) -> bool:
-        now = time.monotonic()
-        if self._cached is None or now - self._cached[0] > CACHE_SECONDS:
-            self._cached = (now, accounts.users_exist(self._db))
-        return self._cached[1]
+        cached = self.cached_sign_in_on()
+        if cached is None:
+            cached = accounts.users_exist(self._db)
+            self._cached = (time.monotonic(), cached)
+        return cached
 
     def forget(self) -> None:
         """An account was added or removed here: look again at the next request."""
         self._cached = None
+
+    # --- Who holds a credential ---------------------------------------------------------
+
+    @staticmethod
+    def _token_key(secret: str) -> str:
+        return "token:" + accounts.token_hash(secret)
+
+    def cached_token(self, secret: str) -> Credential | None:
+        return self.credentials.get(self._token_key(secret))
+
+    def look_up_token(self, secret: str) -> Credential | None:
+        """Blocking: the live token's owner from the database, remembered for next time."""
+        hashed = accounts.token_hash(secret)
+        key = "token:" + hashed
+        generation = self.credentials.generation
+        found = accounts.api_token_owner(self._db, hashed=hashed)
+        if found is None:
+            return None
+        credential = Credential(
+            user=found.user,
+            session_hash=None,
+            csrf_token=self._sessionless_csrf,
+            token_id=found.token_id,
+            last_used_at=found.last_used_at,
+        )
+        self.credentials.put(key, credential, generation=generation)
+        return credential
+
+    @staticmethod
+    def token_use_due(credential: Credential) -> bool:
+        return credential.token_id is not None and accounts.token_use_due(
+            credential.last_used_at, utcnow()
+        )
+
+    def record_token_use(self, secret: str, credential: Credential) -> None:
+        """Blocking: write down that the token was used now (at most once a minute)."""
+        assert credential.token_id is not None
+        generation = self.credentials.generation
+        now = utcnow()
+        accounts.record_token_use(self._db, token_id=credential.token_id, now=now)
+        self.credentials.put(
+            self._token_key(secret), replace(credential, last_used_at=now), generation=generation
+        )
+
+    @staticmethod
+    def _session_key(token: str) -> str:
+        return "session:" + accounts.token_hash(token)
+
+    def cached_session(self, token: str) -> Credential | None:
+        credential = self.credentials.get(self._session_key(token))
+        if credential is not None and credential.expired(time.time()):
+            return None
+        return credential
+
+    def look_up_session(self, token: str) -> Credential | None:
+        """Blocking: the live session's person from the database, remembered for next time."""
+        hashed = accounts.token_hash(token)
+        key = "session:" + hashed
+        generation = self.credentials.generation
+        found = accounts.session_owner(self._db, hashed=hashed)
+        if found is None:
+            return None
+        credential = Credential(
+            user=found.user,
+            session_hash=found.session_hash,
+            csrf_token=self.csrf_token(found.session_hash),
+            expires_at=found.expires_at.timestamp(),
+        )
+        self.credentials.put(key, credential, generation=generation)
+        return credential
+
+    @property
+    def sessionless_csrf_token(self) -> str:
+        return self._sessionless_csrf
 
     def _mac(self, purpose: str, value: str) -> str:
         digest = hmac.new(self._secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()

@@ -4,16 +4,21 @@ Passwords are hashed with Argon2id (argon2-cffi). Session and API tokens are
 random; the database keeps only their SHA-256, so a copy of the database opens
 no account. Removing a person keeps their row, so their work stays attributed,
 and ends their sessions and tokens at once.
+
+Every write here that ends a session, revokes a token or changes a person calls
+`db.credentials_changed()` once it has committed, so that what a process
+remembers of who holds which credential (app/credentials.py) is dropped at once.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from argon2 import PasswordHasher
@@ -30,8 +35,19 @@ API_TOKEN_PREFIX = "sp_"
 TOKEN_USE_RESOLUTION = timedelta(minutes=1)
 
 _hasher = PasswordHasher()
-# Verified against when the name is unknown, so a wrong name takes as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the name is unknown, so a wrong name takes as long as a wrong
+    password. Made after start-up (`prepare`), not at import: hashing is slow on purpose,
+    and the app should not wait for it before it answers."""
+    return _hasher.hash(secrets.token_urlsafe(16))
+
+
+def prepare() -> None:
+    """Work done once, in the background, after the app has started."""
+    _dummy_hash()
 
 
 class AccountError(ValueError):
@@ -120,6 +136,7 @@ def set_admin(db: Database, *, user_id: int, is_admin: bool) -> User:
             _keep_an_admin(session, leaving=user_id)
         user.is_admin = is_admin
         session.add(user)
+    db.credentials_changed()
     return user
 
 
@@ -139,6 +156,7 @@ def set_budgets(db: Database, *, user_id: int, changes: Mapping[str, float | Non
         for field, value in changes.items():
             setattr(user, field, value)
         session.add(user)
+    db.credentials_changed()
     return user
 
 
@@ -153,6 +171,7 @@ def set_password(db: Database, *, user_id: int, password: str, revoke_tokens: bo
         session.execute(sa.delete(UserSession).where(col(UserSession.user_id) == user_id))
         if revoke_tokens:
             _revoke_all_tokens(session, user_id)
+    db.credentials_changed()
     return user
 
 
@@ -175,6 +194,7 @@ def remove_user(db: Database, *, user_id: int) -> User:
         session.add(user)
         session.execute(sa.delete(UserSession).where(col(UserSession.user_id) == user_id))
         _revoke_all_tokens(session, user_id)
+    db.credentials_changed()
     return user
 
 
@@ -198,7 +218,7 @@ def _keep_an_admin(session: Session, *, leaving: int) -> None:
 def authenticate(db: Database, *, name: str, password: str) -> User | None:
     user = find_user(db, name=name)
     if user is None or user.removed_at is not None:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         return None
     if not _verify(user.password_hash, password):
         return None
@@ -239,12 +259,18 @@ def start_session(db: Database, *, user_id: int, ip: str | None, days: float) ->
     return token
 
 
-def user_for_session(db: Database, *, token: str) -> tuple[User, str] | None:
-    """The signed-in person and their session's hash, for a live session of an active account."""
-    hashed = token_hash(token)
+@dataclass(frozen=True)
+class SessionOwner:
+    user: User
+    session_hash: str
+    expires_at: datetime
+
+
+def session_owner(db: Database, *, hashed: str) -> SessionOwner | None:
+    """The person signed in by the session with this hash, while it lasts and they are active."""
     with db.read() as session:
         row = session.exec(
-            select(User)
+            select(User, UserSession.expires_at)
             .join(UserSession, col(UserSession.user_id) == col(User.id))
             .where(
                 col(UserSession.token_hash) == hashed,
@@ -252,7 +278,16 @@ def user_for_session(db: Database, *, token: str) -> tuple[User, str] | None:
                 col(User.removed_at).is_(None),
             )
         ).first()
-    return (row, hashed) if row is not None else None
+    if row is None:
+        return None
+    user, expires_at = row
+    return SessionOwner(user, hashed, expires_at)
+
+
+def user_for_session(db: Database, *, token: str) -> tuple[User, str] | None:
+    """The signed-in person and their session's hash, for a live session of an active account."""
+    found = session_owner(db, hashed=token_hash(token))
+    return (found.user, found.session_hash) if found is not None else None
 
 
 def end_session(db: Database, *, token: str) -> None:
@@ -260,6 +295,7 @@ def end_session(db: Database, *, token: str) -> None:
         session.execute(
             sa.delete(UserSession).where(col(UserSession.token_hash) == token_hash(token))
         )
+    db.credentials_changed()
 
 
 # --- API tokens ----------------------------------------------------------------------
@@ -311,28 +347,56 @@ def revoke_api_token(db: Database, *, user_id: int, token_id: int) -> bool:
             )
             .values(revoked_at=utcnow())
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        revoked = bool(result.rowcount)  # type: ignore[attr-defined]
+    if revoked:
+        db.credentials_changed()
+    return revoked
 
 
-def user_for_api_token(db: Database, *, secret: str) -> User | None:
-    """The token's owner while the token is live (checked on every request: revoking is instant)."""
-    now = utcnow()
+@dataclass(frozen=True)
+class TokenOwner:
+    user: User
+    token_id: int
+    last_used_at: datetime | None
+
+
+def api_token_owner(db: Database, *, hashed: str) -> TokenOwner | None:
+    """The owner of the live API token with this hash, if they are active."""
     with db.read() as session:
         row = session.exec(
-            select(User, ApiToken)
+            select(User, ApiToken.id, ApiToken.last_used_at)
             .join(ApiToken, col(ApiToken.user_id) == col(User.id))
             .where(
-                col(ApiToken.token_hash) == token_hash(secret),
+                col(ApiToken.token_hash) == hashed,
                 col(ApiToken.revoked_at).is_(None),
                 col(User.removed_at).is_(None),
             )
         ).first()
     if row is None:
         return None
-    user, token = row
-    if token.last_used_at is None or now - token.last_used_at > TOKEN_USE_RESOLUTION:
-        with db.write() as session:
-            session.execute(
-                sa.update(ApiToken).where(col(ApiToken.id) == token.id).values(last_used_at=now)
-            )
-    return user
+    user, token_id, last_used_at = row
+    assert token_id is not None
+    return TokenOwner(user, token_id, last_used_at)
+
+
+def token_use_due(last_used_at: datetime | None, now: datetime) -> bool:
+    """Whether a use of the token should be written down (at most once a resolution)."""
+    return last_used_at is None or now - last_used_at > TOKEN_USE_RESOLUTION
+
+
+def record_token_use(db: Database, *, token_id: int, now: datetime) -> None:
+    with db.write() as session:
+        session.execute(
+            sa.update(ApiToken).where(col(ApiToken.id) == token_id).values(last_used_at=now)
+        )
+
+
+def user_for_api_token(db: Database, *, secret: str) -> User | None:
+    """The token's owner while the token is live; records the use (at most once a minute)."""
+    found = api_token_owner(db, hashed=token_hash(secret))
+    if found is None:
+        return None
+    now = utcnow()
+    if token_use_due(found.last_used_at, now):
+        record_token_use(db, token_id=found.token_id, now=now)
+    return found.user

@@ -116,7 +116,12 @@ class Settings(BaseSettings):
     poll_initial_seconds: float = Field(
         2.0, gt=0, description="Delay before the first status poll of a job"
     )
-    poll_max_seconds: float = Field(10.0, gt=0, description="Longest delay between two polls")
+    poll_max_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="Longest delay between two polls of a job within its usual time "
+        "(past it, up to a tenth of the time the job has run)",
+    )
     job_deadline_seconds: float = Field(
         900.0, gt=0, description="A job unfinished this long after submission has failed"
     )

@@ -36,6 +36,8 @@ class Database:
         if postgres.is_postgres_url(url):
             url = postgres.engine_url(url)
         self.url = sa.make_url(url)
+        # Listings: reads of one statement each, with no transaction begun and ended around
+        # them (on SQLite that was a third of a listing's database time).
         if self.url.get_backend_name() == "sqlite":
             self.read_engine = sa.create_engine(self.url, pool_size=8, max_overflow=8)
             self.write_engine = sa.create_engine(
@@ -47,16 +49,28 @@ class Database:
             self.urgent_engine = sa.create_engine(
                 self.url, pool_size=1, max_overflow=0, pool_timeout=60
             )
+            # Listings: reads of one statement each, with no transaction begun and ended
+            # around them (on SQLite that was a third of a listing's database time).
+            self.rows_engine = sa.create_engine(
+                self.url, pool_size=8, max_overflow=8, isolation_level="AUTOCOMMIT"
+            )
             sqlite.configure_engine(self.read_engine, writer=False)
             sqlite.configure_engine(self.write_engine, writer=True)
             sqlite.configure_engine(self.urgent_engine, writer=True)
+            sqlite.configure_engine(self.rows_engine, writer=False, transactions=False)
         elif self.url.get_backend_name() == "postgresql":
             self.read_engine = sa.create_engine(self.url, **postgres.engine_options(writer=False))
             self.write_engine = sa.create_engine(self.url, **postgres.engine_options(writer=True))
             # Row locks, not one writer: heartbeats need no connection of their own.
             self.urgent_engine = self.write_engine
+            self.rows_engine = sa.create_engine(
+                self.url, **postgres.engine_options(writer=False), isolation_level="AUTOCOMMIT"
+            )
         else:
             raise ValueError(f"{self.url.get_backend_name()} databases are not supported")
+        self._credential_listeners: list[Callable[[], None]] = []
+        self._credential_lock = threading.Lock()
+        self._notices: postgres.CredentialNotices | None = None
 
     @classmethod
     def at_path(cls, path: Path) -> Database:
@@ -102,6 +116,14 @@ class Database:
             yield session
 
     @contextmanager
+    def read_rows(self) -> Iterator[sa.Connection]:
+        """A plain connection for reads that load no ORM objects and need no snapshot across
+        statements: listings read rows, and an ORM session and a transaction around them
+        cost as much as the query (docs/benchmarks.md)."""
+        with self.rows_engine.connect() as connection:
+            yield connection
+
+    @contextmanager
     def write(self) -> Iterator[Session]:
         """One short write transaction: committed on success, rolled back on error."""
         with Session(self.write_engine, expire_on_commit=False) as session, session.begin():
@@ -123,10 +145,49 @@ class Database:
             assert self.url.database is not None
             sqlite.watch_for_changes(Path(self.url.database), on_change, stop)
 
+    def on_credentials_changed(self, listener: Callable[[], None]) -> Callable[[], None]:
+        """Call `listener` whenever a session, token or person changes; returns the undo.
+
+        `app.accounts` announces its own writes (`credentials_changed`); on PostgreSQL
+        the other processes' writes are heard too, through LISTEN/NOTIFY
+        (`app.postgres.CredentialNotices`, a thread while anyone listens)."""
+        with self._credential_lock:
+            self._credential_listeners.append(listener)
+            if self.dialect == "postgresql" and self._notices is None:
+                self._notices = postgres.CredentialNotices(self.url, self._tell_listeners)
+                self._notices.start()
+
+        def undo() -> None:
+            with self._credential_lock:
+                self._credential_listeners.remove(listener)
+                notices = self._notices if not self._credential_listeners else None
+                if notices is not None:
+                    self._notices = None
+            if notices is not None:
+                notices.stop()
+
+        return undo
+
+    def credentials_changed(self) -> None:
+        """Sessions, tokens or people changed (committed): tell this process's listeners at
+        once, and on PostgreSQL every other process's."""
+        self._tell_listeners()
+        if self.dialect == "postgresql":
+            postgres.notify_credentials_changed(self.write_engine)
+
+    def _tell_listeners(self) -> None:
+        for listener in list(self._credential_listeners):
+            listener()
+
     def dispose(self) -> None:
+        with self._credential_lock:
+            notices, self._notices = self._notices, None
+        if notices is not None:
+            notices.stop()
         self.read_engine.dispose()
         self.write_engine.dispose()
         self.urgent_engine.dispose()
+        self.rows_engine.dispose()
 
 
 def display_url(url: str | sa.URL) -> str:

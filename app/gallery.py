@@ -14,7 +14,7 @@ Which index walks the rows is chosen by the filters:
   first, a chunk at a time (`app.sqlite.matching_job_ids`), and each chunk is
   joined as above. On PostgreSQL the prompt's `tsvector` is matched in the same
   query, one condition per term, through its GIN index
-  (`app.postgres.prompt_matches`). Both tokenize alike, so they find the same
+  (`app.postgres.prompt_term_matches`). Both tokenize alike, so they find the same
   jobs. (LIKE, substring matching, is only a reference for tests.)
 Either way the rows come out already in page order and the database stops after
 `limit + 1` of them; `tests/test_gallery_queries.py` checks the plans.
@@ -24,19 +24,24 @@ Either way the rows come out already in page order and the database stops after
 
 from __future__ import annotations
 
+import functools
+import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
+import anyio
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app import postgres, sqlite
 from app.database import Database
 from app.jobs.reads import JobWithImages
-from app.models import ROW_ID_MAX, CollectionImage, Image, Job, JobStatus, User
+from app.models import ROW_ID_MAX, Collection, CollectionImage, Image, Job, JobStatus, User
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 48
 MAX_PAGE_SIZE = 100
@@ -146,7 +151,10 @@ class Cursor:
         return cursor
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a page builds a hundred of these, and a frozen dataclass's __init__ sets each
+# of its 22 fields through object.__setattr__, eight times the cost of plain slots (a
+# tenth of a gallery listing's time). Nothing changes one after it is read.
+@dataclass(slots=True)
 class GalleryEntry:
     """One image in a listing with the parameters of the job that made it."""
 
@@ -225,36 +233,105 @@ def like_pattern(text: str) -> str:
     return f"%{escaped}%"
 
 
-# How a search matches prompts: the database's full-text index, or LIKE (tests only).
-FTS5, TSVECTOR, LIKE = "fts5", "tsvector", "like"
+@dataclass(frozen=True)
+class _Shape:
+    """Which conditions a listing has, not their values: one prebuilt statement per shape.
+
+    Building and keying a SQLAlchemy statement cost as much as running it on a page of
+    rows; the values go in as bound parameters (`_params`)."""
+
+    preset: bool = False
+    model: bool = False
+    image_size: bool = False
+    status: bool = False
+    user: bool = False
+    since: bool = False
+    until: bool = False
+    like_terms: int = 0  # the reference search (tests): how many LIKE conditions
+    # PostgreSQL's search: one tsvector condition per term, whether each is a phrase.
+    text_terms: tuple[bool, ...] = ()
+    favourite: bool = False
+    collection: bool = False
+    cursor: bool = False
+    trash: bool = False
+    trashed_after: bool = False  # the trash: only what was trashed after a moment
+    job_ids: bool = False  # a chunk of job ids from the prompt index
+    first_chunk: bool = False  # the prompt index's first chunk, in the same statement
+
+    @classmethod
+    def of(cls, filters: GalleryFilters, *, search: str | None, **more: bool) -> _Shape:
+        return cls(
+            preset=bool(filters.preset),
+            model=bool(filters.model),
+            image_size=bool(filters.image_size),
+            status=bool(filters.status),
+            user=filters.user is not None,
+            since=bool(filters.since),
+            until=bool(filters.until),
+            like_terms=len(filters.terms) if search == LIKE else 0,
+            text_terms=tuple(t.phrase for t in filters.terms) if search == TSVECTOR else (),
+            favourite=filters.favourite,
+            collection=filters.collection is not None,
+            **more,
+        )
 
 
-def _job_conditions(filters: GalleryFilters, *, search: str | None) -> list[sa.ColumnElement[bool]]:
-    conditions: list[sa.ColumnElement[bool]] = []
-    if filters.preset:
-        conditions.append(col(Job.preset) == filters.preset)
-    if filters.model:
-        conditions.append(col(Job.model) == filters.model)
-    if filters.image_size:
-        conditions.append(col(Job.image_size) == filters.image_size)
-    if filters.status:
-        conditions.append(col(Job.status) == filters.status)
-    if filters.user is not None:
-        conditions.append(col(Job.user_id) == filters.user)
+def _params(filters: GalleryFilters, *, search: str | None) -> dict[str, Any]:
+    """The values of the filters' bound parameters (see `_job_conditions`)."""
+    params: dict[str, Any] = {
+        "preset": filters.preset,
+        "model": filters.model,
+        "image_size": filters.image_size,
+        "status": filters.status,
+        "user": filters.user,
+        "collection": filters.collection,
+    }
     if filters.since:
-        conditions.append(col(Job.created_at) >= _day_start(filters.since))
+        params["since"] = _day_start(filters.since)
     if filters.until:
         # Inclusive: the whole of the `until` day.
-        conditions.append(col(Job.created_at) < _day_start(filters.until + timedelta(days=1)))
-    if search == TSVECTOR:
-        conditions.append(postgres.prompt_matches([(t.text, t.phrase) for t in filters.terms]))
-    elif search == LIKE:
-        # Every term somewhere in the prompt, case-insensitively.
-        for term in filters.terms:
-            conditions.append(
-                sa.func.lower(col(Job.prompt)).like(like_pattern(term.text), escape="\\")
+        params["until"] = _day_start(filters.until + timedelta(days=1))
+    if search == LIKE:
+        for number, term in enumerate(filters.terms):
+            params[f"term_{number}"] = like_pattern(term.text)
+    elif search == TSVECTOR:
+        for number, term in enumerate(filters.terms):
+            params[f"term_{number}"] = term.text
+    return params
+
+
+def _job_conditions(shape: _Shape) -> list[sa.ColumnElement[bool]]:
+    conditions: list[sa.ColumnElement[bool]] = []
+    if shape.preset:
+        conditions.append(col(Job.preset) == sa.bindparam("preset"))
+    if shape.model:
+        conditions.append(col(Job.model) == sa.bindparam("model"))
+    if shape.image_size:
+        conditions.append(col(Job.image_size) == sa.bindparam("image_size"))
+    if shape.status:
+        conditions.append(col(Job.status) == sa.bindparam("status"))
+    if shape.user:
+        conditions.append(col(Job.user_id) == sa.bindparam("user"))
+    if shape.since:
+        conditions.append(col(Job.created_at) >= sa.bindparam("since"))
+    if shape.until:
+        conditions.append(col(Job.created_at) < sa.bindparam("until"))
+    for number, phrase in enumerate(shape.text_terms):
+        conditions.append(
+            postgres.prompt_term_matches(
+                sa.bindparam(f"term_{number}", type_=sa.Text), phrase=phrase
             )
+        )
+    # The reference search: every term somewhere in the prompt, case-insensitively.
+    for number in range(shape.like_terms):
+        conditions.append(
+            sa.func.lower(col(Job.prompt)).like(sa.bindparam(f"term_{number}"), escape="\\")
+        )
     return conditions
+
+
+# How a search matches prompts: the database's full-text index, or LIKE (tests only).
+FTS5, TSVECTOR, LIKE = "fts5", "tsvector", "like"
 
 
 def _search(db: Database, filters: GalleryFilters, full_text: bool | None) -> str | None:
@@ -266,21 +343,18 @@ def _search(db: Database, filters: GalleryFilters, full_text: bool | None) -> st
     return FTS5 if db.dialect == "sqlite" else TSVECTOR
 
 
-def _images_statement(
-    filters: GalleryFilters,
-    *,
-    cursor: Cursor | None,
-    limit: int,
-    trash: bool,
-    search: str | None,
-    job_ids: Sequence[int] | None = None,
-    trashed_after: datetime | None = None,
-) -> sa.Select[Any]:
-    job_conditions = _job_conditions(filters, search=search)
+@functools.lru_cache(maxsize=512)
+def _images_statement(shape: _Shape) -> sa.Select[Any]:
+    """Parameters: the filters' (`_params`), `limit`, and as the shape says `cursor_job`
+    and `cursor_index`, `job_ids` (a list), or `match`, `at_most` and `chunk` (the prompt
+    index's first chunk: `app.sqlite.matching_job_ids_select`)."""
+    job_conditions = _job_conditions(shape)
     # Walk the table whose index yields page order directly (see the module docstring):
     # favourites by their own index, else jobs when a job-level filter narrows them.
-    drive_by_jobs = (bool(job_conditions) or job_ids is not None) and not filters.favourite
-    if trash:
+    drive_by_jobs = (
+        bool(job_conditions) or shape.job_ids or shape.first_chunk
+    ) and not shape.favourite
+    if shape.trash:
         # Few rows are trashed: the partial index finds them, and sorting them is cheap.
         drive_by_jobs = True
     order_key: Any = col(Job.id) if drive_by_jobs else col(Image.job_id)
@@ -289,30 +363,33 @@ def _images_statement(
         .select_from(Image)
         .join(Job, col(Job.id) == col(Image.job_id))
         .where(
-            col(Image.deleted_at).is_not(None) if trash else col(Image.deleted_at).is_(None),
+            col(Image.deleted_at).is_not(None) if shape.trash else col(Image.deleted_at).is_(None),
             *job_conditions,
         )
         .order_by(order_key.desc(), col(Image.index).asc())
-        .limit(limit)
+        .limit(sa.bindparam("limit"))
     )
-    if job_ids is not None:
-        statement = statement.where(col(Job.id).in_(job_ids))
-    if trash and trashed_after is not None:
-        statement = statement.where(col(Image.deleted_at) > trashed_after)
-    if filters.favourite:
+    if shape.job_ids:
+        statement = statement.where(col(Job.id).in_(sa.bindparam("job_ids", expanding=True)))
+    if shape.first_chunk:
+        statement = statement.where(col(Job.id).in_(sqlite.matching_job_ids_select()))
+    if shape.trashed_after:
+        statement = statement.where(col(Image.deleted_at) > sa.bindparam("trashed_after"))
+    if shape.favourite:
         statement = statement.where(col(Image.favourite).is_(True))
-    if filters.collection is not None:
+    if shape.collection:
         statement = statement.where(
             col(Image.id).in_(
                 select(CollectionImage.image_id).where(
-                    CollectionImage.collection_id == filters.collection
+                    col(CollectionImage.collection_id) == sa.bindparam("collection")
                 )
             )
         )
-    if cursor is not None:
+    if shape.cursor:
+        cursor_job: sa.BindParameter[int] = sa.bindparam("cursor_job")
         statement = statement.where(
-            order_key <= cursor.job_id,
-            sa.or_(order_key < cursor.job_id, col(Image.index) > cursor.index),
+            order_key <= cursor_job,
+            sa.or_(order_key < cursor_job, col(Image.index) > sa.bindparam("cursor_index")),
         )
     return statement
 
@@ -332,38 +409,58 @@ def search_images(
     filters = filters or GalleryFilters()
     search = _search(db, filters, full_text)
     wanted = limit + 1
-    with db.read() as session:
-        connection = session.connection()
+    params = _params(filters, search=search)
+    if cursor is not None:
+        params.update(cursor_job=cursor.job_id, cursor_index=cursor.index)
+    trash_cut = trash and trashed_after is not None
+    if trash_cut:
+        params["trashed_after"] = trashed_after
+    shape = _Shape.of(
+        filters, search=search, cursor=cursor is not None, trash=trash, trashed_after=trash_cut
+    )
+    rows: list[sa.Row[Any]] = []
+    with db.read_rows() as connection:
         if search != FTS5:
-            statement = _images_statement(
-                filters,
-                cursor=cursor,
-                limit=wanted,
-                trash=trash,
-                search=search,
-                trashed_after=trashed_after,
+            rows.extend(
+                connection.execute(_images_statement(shape), {**params, "limit": wanted}).all()
             )
-            rows = list(connection.execute(statement))
         else:
             match = sqlite.fts_match_expression([(t.text, t.phrase) for t in filters.terms])
             assert match is not None
-            rows = []
-            below = cursor.job_id if cursor else None
-            chunk = _FTS_FIRST_CHUNK
-            while len(rows) < wanted:
+            # The first chunk of matching jobs in the same statement as their images: a
+            # common search fills its page from it, and sending a list of ids back and
+            # forth cost more than finding them.
+            top = cursor.job_id if cursor else ROW_ID_MAX
+            rows.extend(
+                connection.execute(
+                    _images_statement(replace(shape, first_chunk=True)),
+                    {
+                        **params,
+                        "limit": wanted,
+                        "match": match,
+                        "at_most": top,
+                        "chunk": _FTS_FIRST_CHUNK,
+                    },
+                ).all()
+            )
+            # Fewer than a page: on, chunk by chunk, below the first chunk's last job.
+            statement = _images_statement(replace(shape, job_ids=True))
+            first = (
+                sqlite.matching_job_ids(connection, match, at_most=top, limit=_FTS_FIRST_CHUNK)
+                if len(rows) < wanted
+                else []
+            )
+            below = first[-1] - 1 if len(first) == _FTS_FIRST_CHUNK else 0
+            chunk = _FTS_FIRST_CHUNK * _FTS_CHUNK_GROWTH
+            while len(rows) < wanted and below > 0:
                 job_ids = sqlite.matching_job_ids(connection, match, at_most=below, limit=chunk)
                 if not job_ids:
                     break
-                statement = _images_statement(
-                    filters,
-                    cursor=cursor,
-                    limit=wanted - len(rows),
-                    trash=trash,
-                    search=FTS5,
-                    job_ids=job_ids,
-                    trashed_after=trashed_after,
+                rows.extend(
+                    connection.execute(
+                        statement, {**params, "limit": wanted - len(rows), "job_ids": job_ids}
+                    ).all()
                 )
-                rows.extend(connection.execute(statement))
                 if len(job_ids) < chunk:
                     break
                 below = job_ids[-1] - 1
@@ -371,6 +468,22 @@ def search_images(
     items = [_entry(row) for row in rows[:limit]]
     next_cursor = items[-1].cursor if len(rows) > limit and items else None
     return GalleryPage(items, next_cursor)
+
+
+def tidy_search(db: Database) -> None:
+    """A little upkeep of the prompt index (SQLite's); nothing elsewhere."""
+    if sqlite.is_sqlite(db.write_engine):
+        with db.write_engine.begin() as connection:
+            sqlite.tidy_search_index(connection)
+
+
+async def tidy_search_periodically(db: Database, *, every_seconds: float = 600.0) -> None:
+    while True:
+        await anyio.sleep(every_seconds)
+        try:
+            await anyio.to_thread.run_sync(lambda: tidy_search(db))
+        except Exception:  # upkeep: tried again next time, never stops the app
+            log.exception("tidying the prompt search index failed")
 
 
 def iter_matching_image_ids(db: Database, *, filters: GalleryFilters, at_most: int) -> list[int]:
@@ -394,7 +507,8 @@ def search_jobs(
     """
     filters = filters or GalleryFilters()
     search = _search(db, filters, full_text)
-    conditions = _job_conditions(filters, search=search)
+    conditions = _job_conditions(_Shape.of(filters, search=search))
+    params = _params(filters, search=search)
     image_conditions: list[sa.ColumnElement[bool]] = []
     if filters.favourite:
         image_conditions.append(col(Image.favourite).is_(True))
@@ -402,7 +516,7 @@ def search_jobs(
         image_conditions.append(
             col(Image.id).in_(
                 select(CollectionImage.image_id).where(
-                    CollectionImage.collection_id == filters.collection
+                    col(CollectionImage.collection_id) == sa.bindparam("collection")
                 )
             )
         )
@@ -427,7 +541,7 @@ def search_jobs(
     with db.read() as session:
         found: list[Job] = []
         if search != FTS5:
-            found = list(session.exec(statement(None, wanted)).all())
+            found = list(session.exec(statement(None, wanted), params=params).all())
         else:
             match = sqlite.fts_match_expression([(t.text, t.phrase) for t in filters.terms])
             assert match is not None
@@ -439,7 +553,9 @@ def search_jobs(
                 )
                 if not job_ids:
                     break
-                found.extend(session.exec(statement(job_ids, wanted - len(found))).all())
+                found.extend(
+                    session.exec(statement(job_ids, wanted - len(found)), params=params).all()
+                )
                 if len(job_ids) < chunk:
                     break
                 below = job_ids[-1] - 1
@@ -460,6 +576,29 @@ def search_jobs(
         for job in page
     ]
     return items, next_before
+
+
+@dataclass(frozen=True)
+class FilterChoices:
+    """What the gallery's filter form offers beside the fixed lists: (id, name) pairs."""
+
+    people: list[tuple[int, str]]
+    boards: list[tuple[int, str]]
+
+
+_PEOPLE = sa.select(col(User.id), col(User.name)).order_by(col(User.name_key))
+_BOARDS = sa.select(col(Collection.id), col(Collection.name)).order_by(col(Collection.name))
+
+
+def filter_choices(db: Database, *, people: bool) -> FilterChoices:
+    """Everyone who ever made something (`people`: only with sign-in on) and every board,
+    by name, read together: a gallery page asks on every request."""
+    with db.read_rows() as connection:
+        return FilterChoices(
+            # (Ids are primary keys: never None, whatever the column's Python type says.)
+            people=[(i or 0, name) for i, name in connection.execute(_PEOPLE)] if people else [],
+            boards=[(i or 0, name) for i, name in connection.execute(_BOARDS)],
+        )
 
 
 def author_names(session: Session, user_ids: Iterable[int | None]) -> dict[int | None, str]:

@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from app import sqlite
 from app.parameters import GenerationParams, RecordedParameters
 
 # Named constraints, so migrations can alter them on every backend.
@@ -47,6 +48,13 @@ class UTCDateTime(TypeDecorator[datetime]):
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         return None if value is None else value.replace(tzinfo=UTC)
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        if dialect.name == "sqlite":
+            return sqlite.utc_datetime_from_text(
+                self.impl_instance.result_processor(dialect, coltype)
+            )
+        return super().result_processor(dialect, coltype)
 
 
 def _utc_column(*, nullable: bool = True, index: bool = False) -> Any:

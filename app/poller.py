@@ -97,9 +97,16 @@ class Poller:
         self._timings: dict[tuple[str, str, int], tuple[float, timing.UpstreamTiming]] = {}
         self._scratch_dir = worker_scratch_dir(settings.scratch_dir, worker_id)
 
-    def start(self) -> None:
+    def register(self) -> None:
+        """Be known as a live worker, with a heartbeat, before taking any job: a worker
+        starting beside this one then leaves its scratch downloads alone."""
+        if any(task.get_name() == "poller-heartbeat" for task in self._tasks):
+            return
         queue.register_worker(self.db, worker_id=self.worker_id)
-        self._tasks = [asyncio.create_task(self._beat(), name="poller-heartbeat")]
+        self._tasks.append(asyncio.create_task(self._beat(), name="poller-heartbeat"))
+
+    def start(self) -> None:
+        self.register()
         if self.claims_jobs:
             self._tasks.append(asyncio.create_task(self._run(), name="poller"))
 
@@ -115,14 +122,20 @@ class Poller:
         )
 
     def _timing(self, model: str, image_size: str, num_images: int) -> timing.UpstreamTiming | None:
-        """How long PixelDojo takes for such jobs, looked up at most once a minute per kind."""
+        """How long PixelDojo takes for such jobs, looked up at most every few seconds per kind."""
         kind = (model, image_size, num_images)
         now = time.monotonic()
         cached = self._timings.get(kind)
         if cached is not None and now - cached[0] < EXPECTATION_TTL_SECONDS:
             return cached[1]
         found = timing.upstream_timing(
-            self.db, model=model, image_size=image_size, num_images=num_images
+            self.db,
+            model=model,
+            image_size=image_size,
+            num_images=num_images,
+            maximum=self.settings.poll_max_seconds,
+            # Jobs old enough that all but the slowest of their time have finished.
+            settled_seconds=cached[1].until if cached is not None else 0.0,
         )
         # No history yet is not remembered: the next completed job may bring it.
         if found is not None:

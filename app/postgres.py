@@ -13,12 +13,14 @@ parts that are PostgreSQL's own:
   over it (created by the gallery migration). Its tokens are FTS5's `unicode61
   remove_diacritics 2` tokens (letters and digits; lower case; accents taken off
   Latin letters), so a search finds on PostgreSQL what it finds on SQLite: bare words
-  match as prefixes, "quoted phrases" exactly. `prompt_matches` is the condition;
+  match as prefixes, "quoted phrases" exactly. `prompt_term_matches` is the condition;
 - job changes: a trigger NOTIFYs `JOB_CHANGES_CHANNEL` when a job is created or changes
   in a way a page shows, and `listen_for_job_changes` hears it in every process: a page
   served by one web process sees a job finished by a worker elsewhere at once;
 - `advance_id_sequences`: ids written explicitly (an import) do not move a sequence;
 - `is_integer_overflow`: how the server refuses a number too large for its column;
+- `CredentialNotices`: LISTEN/NOTIFY on one channel, so a change to sessions, tokens or
+  people made by one process empties every process's cache of them (app/credentials.py);
 - `PostgresBlobStore`, the `BlobStore` (app.blobs) of a gallery whose database is
   PostgreSQL: image bytes as `bytea` rows of at most 1 MiB in the same database,
   so one backup of the database holds the rows and the bytes they name. Its
@@ -31,11 +33,13 @@ collation `und-x-icu` for Unicode case and letters where the server has it.
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -198,25 +202,86 @@ def is_search_index_name(type_: str, name: str | None) -> bool:
 
 
 def prompt_matches(terms: Sequence[tuple[str, bool]]) -> sa.ColumnElement[bool]:
-    """Jobs whose prompt holds every (text, is_phrase) term.
+    """Jobs whose prompt holds every (text, is_phrase) term (`prompt_term_matches` each)."""
+    return sa.and_(
+        *(
+            prompt_term_matches(sa.bindparam(None, text, type_=sa.Text), phrase=phrase)
+            for text, phrase in terms
+        )
+    )
 
-    Each term becomes a `tsquery` in the database (the migration's function tokenizes it
+
+def prompt_term_matches(text: sa.ColumnElement[str], *, phrase: bool) -> sa.ColumnElement[bool]:
+    """Jobs whose prompt holds the term `text` (a bound parameter: a statement built once
+    is run with any term).
+
+    The term becomes a `tsquery` in the database (the migration's function tokenizes it
     as the prompts were tokenized): its tokens in a row, the last one a prefix unless the
     term was quoted. Nothing the user types is tsquery syntax. A term with no letter or
     digit in it matches nothing, as in FTS5.
     """
     prompt_search: sa.ColumnElement[Any] = sa.literal_column(f"jobs.{PROMPT_SEARCH_COLUMN}")
-    return sa.and_(
-        *(
-            prompt_search.op("@@", is_comparison=True)(
-                sa.func.playground_prompt_query(
-                    sa.bindparam(None, text, type_=sa.Text),
-                    sa.bindparam(None, not phrase, type_=sa.Boolean),
-                )
-            )
-            for text, phrase in terms
-        )
+    return prompt_search.op("@@", is_comparison=True)(
+        sa.func.playground_prompt_query(text, sa.false() if phrase else sa.true())
     )
+
+
+# --- Credentials changed elsewhere ------------------------------------------------------
+
+log = logging.getLogger(__name__)
+
+CREDENTIALS_CHANNEL = "playground_credentials"
+# How long the listening thread waits for a notice before looking whether it should stop,
+# and after losing its connection before trying again.
+LISTEN_WAKE_SECONDS = 0.2
+RECONNECT_SECONDS = 2.0
+
+
+def notify_credentials_changed(engine: sa.Engine) -> None:
+    """Tell every process listening (`CredentialNotices`) that credentials changed."""
+    with engine.begin() as connection:
+        connection.exec_driver_sql(f"NOTIFY {CREDENTIALS_CHANNEL}")
+
+
+class CredentialNotices:
+    """A thread with a connection of its own that LISTENs for `notify_credentials_changed`
+    and calls `on_change` for each notice; and once more after a lost connection comes
+    back (notices sent meanwhile were missed)."""
+
+    def __init__(self, url: sa.URL, on_change: Callable[[], None]) -> None:
+        # libpq's own URL form: without SQLAlchemy's "+psycopg".
+        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._on_change = on_change
+        self._stopping = threading.Event()
+        self.listening = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="credential notices", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._thread.join(timeout=LISTEN_WAKE_SECONDS * 5)
+
+    def _run(self) -> None:
+        reconnected = False
+        while not self._stopping.is_set():
+            try:
+                with psycopg.connect(
+                    self._conninfo, autocommit=True, application_name=APPLICATION_NAME
+                ) as connection:
+                    connection.execute(f"LISTEN {CREDENTIALS_CHANNEL}")
+                    self.listening.set()
+                    if reconnected:
+                        self._on_change()
+                    while not self._stopping.is_set():
+                        for _notice in connection.notifies(timeout=LISTEN_WAKE_SECONDS):
+                            self._on_change()
+            except psycopg.Error:
+                self.listening.clear()
+                log.warning("lost the database connection that hears of credential changes")
+                reconnected = True
+                self._stopping.wait(RECONNECT_SECONDS)
 
 
 # --- Blob store ------------------------------------------------------------------------

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import col, select
 
 from app.database import Database
-from app.models import Job, JobStatus
+from app.models import Job, JobStatus, utcnow
 
 # Enough recent jobs to smooth out one slow one, few enough to follow a change of pace.
 SAMPLE_SIZE = 20
@@ -37,17 +38,47 @@ def typical_seconds(
 
 
 # --- When to ask PixelDojo about a running job ----------------------------------------
+#
+# PixelDojo says nothing about how long a job will take; the only way to learn that it
+# is done is to ask. Each finished job leaves a bracket: the last poll that found it
+# running and the poll that found it done. From the brackets of recent jobs of a kind
+# come three figures (`UpstreamTiming`): when to ask first, how often to ask then, and
+# until when; past that, polls back off. And however the estimate moves while a job
+# runs, each poll after the first few waits longer than the one before.
+#
+# With jobs that vary (durations spread ×/÷1.5 around their median, say) no schedule
+# finds every job done the moment it ends without asking many times: it trades polls
+# against delay. This one asks a first time when about 30% of such jobs are done, then
+# every half interquartile range: about three polls a job, each found done a few
+# seconds after its end (docs/benchmarks.md has the figures, and the best any schedule
+# can do with as many polls). With jobs that all take the same time, the spread is nil,
+# the step shrinks to its minimum, and each job takes one or two polls within a
+# quarter second of its end.
 
 # With no history yet, the first poll comes after PLAYGROUND_POLL_INITIAL_SECONDS and the
-# delay grows by half each time; with history, polls close in on when jobs like it end.
+# delay grows by half each time.
 BACKOFF = 1.5
-STEP_SHARE = 0.1
-STEP_MIN, STEP_MAX = 0.25, 2.0
-# The fastest recent completions: a tenth of them, so that with enough history one freak
-# fast job does not count.
-EARLY_QUANTILE = 0.1
-# Past this share of the usual time the job is unusually slow: back off again.
-CLOSE_WATCH_SHARE = 1.5
+STEP_MIN = 0.25
+# When to ask first: when this share of recent jobs of the kind were done.
+FIRST_QUANTILE = 0.3
+# Until when to keep asking every step: when this share were done (then one step more).
+LAST_QUANTILE = 0.95
+# The step: this share of the spread of when recent jobs ended (their interquartile
+# range), but no finer than half the brackets they were found in (finer than the
+# evidence would be a guess) ...
+SPREAD_SHARE = 0.5
+BRACKET_SHARE = 0.5
+# ... or, while few jobs were ever found running, a tenth of the usual time.
+FALLBACK_STEP_SHARE = 0.1
+# Where in its bracket a job is taken to have ended, for the first poll (see below).
+EARLY_SHARE = 0.25
+# When most recent jobs were done by their first poll, the next first polls come this
+# share of the usual time earlier (then the estimate settles again from brackets).
+FASTER_SHARE = 0.15
+# Polls a job gets at the steady step; each after these waits half as long again.
+FREE_POLLS = 3
+# Past its usual time, a job waits up to this share of the time it has run between polls.
+SLOW_SHARE = 0.1
 # Fewer would be one odd job's whim.
 MIN_SAMPLES = 3
 # A poll this much later than planned still tells when the job was done by: when it was
@@ -66,69 +97,102 @@ def done_by_seconds(*, started: datetime, due: datetime | None, now: datetime) -
 
 @dataclass(frozen=True)
 class UpstreamTiming:
-    """How long PixelDojo took for recent jobs of a kind, in seconds after submission.
+    """When to ask about a running job of a kind, in seconds after its submission."""
 
-    Each job is bracketed by the last poll that found it running (0 if the first poll
-    already found it done) and the poll that found it done. `running`: the median lower
-    edge; `early` and `done`: a tenth and half of the jobs were done by then.
-    """
-
-    running: float
-    early: float
-    done: float
-
-    @property
-    def step(self) -> float:
-        return min(STEP_MAX, max(STEP_MIN, self.done * STEP_SHARE))
-
-    @property
-    def first_poll(self) -> float:
-        # When jobs like it were last seen running; but a step before the fastest were
-        # done at the latest. Without that cap, first polls creep up to the jobs' end,
-        # find most of them done, and those teach no lower edge. With it, first polls
-        # find most jobs running unless PixelDojo got faster; then more than half are
-        # found done at once, the median lower edge drops to 0, and the next jobs are
-        # asked early and bisect their way to the new end.
-        return max(self.step, min(self.running, self.early - self.step))
+    first: float  # the first poll
+    step: float  # then this often ...
+    until: float  # ... until this; then back off
 
     def wait_for_window(self, elapsed: float) -> float:
         """Seconds until the first poll is due, for a job submitted `elapsed` seconds ago;
         0 within a step of it (asking a moment later would learn nothing new)."""
-        wait = self.first_poll - elapsed
+        wait = self.first - elapsed
         return wait if wait >= self.step else 0.0
 
 
+Bracket = tuple[float | None, float]
+
+
+def timing_from_brackets(brackets: Sequence[Bracket], *, maximum: float) -> UpstreamTiming:
+    """The timing of jobs that ended within these (seen running, found done) brackets.
+
+    A job found done by its first poll has no lower edge (None or 0): it ended some time
+    before. It is taken to have ended a step before it was found, so that first polls
+    finding many jobs done bring the next ones earlier; halfway, when most were.
+    """
+    two_sided = [(seen, done) for seen, done in brackets if seen]
+    if len(two_sided) >= MIN_SAMPLES:
+        middles = [(seen + done) / 2 for seen, done in two_sided]
+        spread = _quantile(middles, 0.75) - _quantile(middles, 0.25)
+        widths = [done - seen for seen, done in two_sided]
+        step = max(SPREAD_SHARE * spread, BRACKET_SHARE * statistics.median(widths))
+    else:
+        step = FALLBACK_STEP_SHARE * statistics.median(done for _, done in brackets)
+    step = min(maximum, max(STEP_MIN, step))
+    # A job found done by its first poll ended a step before, say; when most were, PixelDojo
+    # got faster by an unknown amount: move further back, a share of the time each time.
+    back = (
+        step
+        if len(two_sided) * 2 >= len(brackets)
+        else max(step, FASTER_SHARE * statistics.median(done for _, done in brackets))
+    )
+    ends = [(seen + done) / 2 if seen else max(0.0, done - back) for seen, done in brackets]
+    # For the first poll, each job is taken to have ended early in its bracket: when all jobs
+    # take alike and their brackets are wide, the first poll then comes just before the end
+    # (a step later finds it done) rather than halfway past it.
+    early_ends = [
+        seen + EARLY_SHARE * (done - seen) if seen else end
+        for (seen, done), end in zip(brackets, ends, strict=True)
+    ]
+    first = max(step, _quantile(early_ends, FIRST_QUANTILE))
+    until = max(first, _quantile(ends, LAST_QUANTILE)) + step
+    return UpstreamTiming(first=first, step=step, until=until)
+
+
 def upstream_timing(
-    db: Database, *, model: str, image_size: str, num_images: int, sample: int = SAMPLE_SIZE
+    db: Database,
+    *,
+    model: str,
+    image_size: str,
+    num_images: int,
+    maximum: float,
+    settled_seconds: float = 0.0,
+    sample: int = SAMPLE_SIZE,
 ) -> UpstreamTiming | None:
-    """The timing of recent jobs of this kind; of the model's jobs of any size when this kind
-    has too few; None with no history."""
+    """The timing of recent jobs of this kind (of the model's jobs of any size when this
+    kind has too few); None with no history.
+
+    Recent, but submitted at least `settled_seconds` ago (the caller passes the `until` of
+    its last estimate): of the jobs submitted in the last minute, only the fast ones have
+    finished yet, and timing the next jobs by them alone would ask every job too early.
+    """
     kinds = [
         (Job.model == model, Job.image_size == image_size, Job.num_images == num_images),
         (Job.model == model,),
     ]
+    settled_before = utcnow() - timedelta(seconds=settled_seconds)
     with db.read() as session:
         for conditions in kinds:
-            rows = session.exec(
-                select(col(Job.seen_running_seconds), col(Job.done_by_seconds))
-                .where(*conditions, col(Job.done_by_seconds).is_not(None))
-                .order_by(col(Job.id).desc())
-                .limit(sample)
-            ).all()
-            running = [seen or 0.0 for seen, _ in rows]
-            done = sorted(done for _, done in rows if done is not None)
-            if len(done) >= MIN_SAMPLES:
-                return UpstreamTiming(
-                    running=statistics.median(running),
-                    early=done[min(len(done) - 1, int(EARLY_QUANTILE * len(done)))],
-                    done=statistics.median(done),
+            for settled in (True, False):
+                query = (
+                    select(col(Job.seen_running_seconds), col(Job.done_by_seconds))
+                    .where(*conditions, col(Job.done_by_seconds).is_not(None))
+                    .order_by(col(Job.id).desc())
+                    .limit(sample)
                 )
+                if settled and settled_seconds > 0:
+                    query = query.where(col(Job.created_at) <= settled_before)
+                rows = session.exec(query).all()
+                brackets = [(seen, done) for seen, done in rows if done is not None]
+                if len(brackets) >= MIN_SAMPLES:
+                    return timing_from_brackets(brackets, maximum=maximum)
     return None
 
 
 def first_poll_at(timing: UpstreamTiming | None, *, initial: float) -> float:
-    """Seconds after submission to ask first."""
-    return initial if timing is None else timing.first_poll
+    """Seconds after submission to ask first (app.poller postpones, without asking, a first
+    poll the estimate has since moved later)."""
+    return initial if timing is None else timing.first
 
 
 def next_poll_in(
@@ -140,19 +204,27 @@ def next_poll_in(
     maximum: float,
 ) -> float:
     """Seconds until the next status poll of a job submitted `elapsed` seconds ago that
-    PixelDojo has just said is still running."""
+    PixelDojo has just said is still running (`poll_count`: polls made so far)."""
     if timing is None:
         return min(maximum, initial * BACKOFF ** max(0, poll_count - 1))
-    step = timing.step
     # Before the window: the estimate moved later since this poll was planned.
     if wait := timing.wait_for_window(elapsed):
         return wait
-    if elapsed < timing.done:
-        # Far from the usual end: halve the distance; close to it: small steps.
-        gap = timing.done - elapsed
-        return min(maximum, gap / 2) if gap > 2 * step else step
-    if elapsed < timing.done * CLOSE_WATCH_SHARE:
-        return step
-    # Unusually slow: wait half as long again as it has overrun, within the maximum.
-    overrun = elapsed - timing.done * CLOSE_WATCH_SHARE
-    return min(maximum, max(step, overrun / 2))
+    # However the estimate moves while the job runs, its polls stay few.
+    floor = timing.step * BACKOFF ** max(0, poll_count - FREE_POLLS)
+    if elapsed < timing.until:
+        return min(maximum, max(timing.step, floor))
+    # Unusually slow: wait half as long again as it has overrun, and longer than the
+    # setting's maximum once that is less than a tenth of the time the job has run (a slow
+    # spell at PixelDojo must not cost a poll every few seconds for minutes per job).
+    overrun = elapsed - timing.until
+    return min(max(maximum, SLOW_SHARE * elapsed), max(timing.step, overrun / 2, floor))
+
+
+def _quantile(values: Sequence[float], share: float) -> float:
+    """Linear interpolation between the closest ranks."""
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * share
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

@@ -3,6 +3,9 @@
     python -m bench            the full run (N = 1,000 and 100,000; 1,000 jobs in flight)
     python -m bench --quick    the short run CI does (smaller N, fewer jobs, same targets)
     python -m bench --only databases   the same gallery on SQLite and PostgreSQL, side by side
+    python -m bench --large 1000000 --data-dir DIR
+                               the headline run: a million jobs, generated into DIR once
+                               (about 28 GB) and reused by later runs
     python -m bench generate DIR --jobs N   fill a data dir, to try the gallery by hand
 
 Exits 1 when a target is missed (or a benchmark could not run), 0 otherwise.
@@ -11,22 +14,24 @@ Exits 1 when a target is missed (or a benchmark could not run), 0 otherwise.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import shutil
 import tempfile
 import time
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import psutil
 
 from bench import databases, gallery, memory, poller, serving
-from bench.generate import TEAM, Dataset, generate, make_pool
+from bench.generate import TEAM, Dataset, generate, make_pool, reuse_or_generate
 from bench.imagery import PoolImage
 from bench.report import Report
 from bench.server import serve_app_process
+from bench.upstream import Pace
 
 # Never contacted: the gallery and serving apps have no unfinished jobs to poll.
 IDLE_UPSTREAM = "http://127.0.0.1:9/api/v1"
@@ -49,12 +54,24 @@ class Profile:
     full_per_round: int
     thumbnails_per_round: int
     poller_jobs: int
-    poller_job_seconds: float
+    # The upstream's pace: lognormal job times around this median, spread ×/÷ this much,
+    # and a spell this many times slower (bench/poller.py).
+    poller_median_seconds: float
+    poller_spread: float
+    poller_slow_factor: float
     poller_submit_per_second: float
     poller_history: int
     database_jobs: int
     database_rounds: int
     database_warmup: int
+
+    @property
+    def pace(self) -> Pace:
+        return Pace(
+            median_seconds=self.poller_median_seconds,
+            spread=self.poller_spread,
+            slow_factor=self.poller_slow_factor,
+        )
 
 
 FULL = Profile(
@@ -67,9 +84,13 @@ FULL = Profile(
     serving_rounds=15,
     full_per_round=10,
     thumbnails_per_round=100,
+    # 1,000 jobs over 80 s, each a minute or so: some 800 in flight at the peak (storing an
+    # image takes ~0.15 s of CPU: more at once than 2 cores store, and polls wait for them).
     poller_jobs=1_000,
-    poller_job_seconds=120.0,
-    poller_submit_per_second=10.0,
+    poller_median_seconds=60.0,
+    poller_spread=1.5,
+    poller_slow_factor=2.0,
+    poller_submit_per_second=12.0,
     poller_history=30,
     database_jobs=2_000,
     database_rounds=200,
@@ -86,7 +107,9 @@ QUICK = Profile(
     full_per_round=6,
     thumbnails_per_round=60,
     poller_jobs=100,
-    poller_job_seconds=10.0,
+    poller_median_seconds=10.0,
+    poller_spread=1.5,
+    poller_slow_factor=2.0,
     poller_submit_per_second=10.0,
     poller_history=10,
     database_jobs=500,
@@ -95,13 +118,22 @@ QUICK = Profile(
 )
 
 
-def run(profile: Profile, suites: Sequence[str], work_dir: Path, report: Report) -> None:
+def run(
+    profile: Profile,
+    suites: Sequence[str],
+    work_dir: Path,
+    report: Report,
+    *,
+    keep_dir: Path | None = None,
+) -> None:
+    """Run `suites`; with `keep_dir`, the large dataset is kept there and reused."""
     report.context.update(
-        profile=asdict(profile),
+        profile={**asdict(profile), "pace": asdict(profile.pace)},
         machine={
             "cpus": psutil.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
             "python": platform.python_version(),
+            "load_average": [round(x, 1) for x in psutil.getloadavg()],
         },
     )
     needs_data = {"gallery", "serving", "databases"} & set(suites)
@@ -117,54 +149,91 @@ def run(profile: Profile, suites: Sequence[str], work_dir: Path, report: Report)
         sizes = [profile.small_jobs] if {"gallery", "serving"} & set(suites) else []
         sizes += [profile.large_jobs] if "gallery" in suites else []
         for size in sizes:
-            dataset = generate(work_dir / f"data-{size}", jobs=size, pool=pool)
+            started = time.perf_counter()
+            if keep_dir is not None and size == profile.large_jobs:
+                dataset = reuse_or_generate(keep_dir / f"data-{size}", jobs=size, pool=pool)
+            else:
+                dataset = generate(work_dir / f"data-{size}", jobs=size, pool=pool)
             datasets[size] = dataset
+            kept = not dataset.seconds
             report.info(
                 "data",
-                f"N={size:,} jobs ({dataset.images:,} images) generated in",
-                dataset.seconds,
+                f"N={size:,} jobs ({dataset.images:,} images) "
+                + ("kept from an earlier run, brought up to date in" if kept else "generated in"),
+                time.perf_counter() - started if kept else dataset.seconds,
                 "s",
             )
 
-    runs: dict[int, gallery.GalleryRun] = {}
-    for size, dataset in datasets.items():
+    if "serving" in suites:
+        size = profile.small_jobs
         with serve_app_process(
             work_dir,
-            f"app-{size}",
-            data_dir=dataset.data_dir,
+            f"app-serving-{size}",
+            data_dir=datasets[size].data_dir,
             api_key=BENCH_KEY,
             base_url=IDLE_UPSTREAM,
             files_dir=work_dir / "pool",
         ) as app:
-            if "gallery" in suites:
-                runs[size] = gallery.measure(
-                    app, dataset, rounds=profile.latency_rounds, warmup=profile.latency_warmup
-                )
-            if "serving" in suites and size == profile.small_jobs:
-                report.section(f"image serving (N={size:,})")
-                serving.measure(
-                    report,
-                    app,
-                    dataset.data_dir / "playground.db",
-                    pool,
-                    token=dataset.token,
-                    rounds=profile.serving_rounds,
-                    full_per_round=profile.full_per_round,
-                    thumbnails_per_round=profile.thumbnails_per_round,
-                )
+            report.section(f"image serving (N={size:,})")
+            serving.measure(
+                report,
+                app,
+                datasets[size].data_dir / "playground.db",
+                pool,
+                token=datasets[size].token,
+                rounds=profile.serving_rounds,
+                full_per_round=profile.full_per_round,
+                thumbnails_per_round=profile.thumbnails_per_round,
+            )
     if "gallery" in suites:
-        report.section("gallery latency (ratios to the same server's /healthz)")
-        gallery.report(report, runs[profile.small_jobs], runs[profile.large_jobs])
+        # How long the bare framework takes to start, for scale beside the app's start-up.
+        with serve_app_process(
+            work_dir,
+            "bare",
+            data_dir=work_dir / "bare",
+            api_key=BENCH_KEY,
+            base_url=IDLE_UPSTREAM,
+            bare=True,
+        ) as bare:
+            bare_start_seconds = bare.start_seconds
+        # Both sizes served at once (the large one with the bare floor beside it), every
+        # request of each in the same rounds.
+        with contextlib.ExitStack() as stack:
+            apps = {
+                size: stack.enter_context(
+                    serve_app_process(
+                        work_dir,
+                        f"app-{size}",
+                        data_dir=dataset.data_dir,
+                        api_key=BENCH_KEY,
+                        base_url=IDLE_UPSTREAM,
+                        with_bare=size == profile.large_jobs,
+                    )
+                )
+                for size, dataset in datasets.items()
+            }
+            measured = gallery.measure(
+                apps,
+                datasets,
+                bare_start_seconds=bare_start_seconds,
+                rounds=profile.latency_rounds,
+                warmup=profile.latency_warmup,
+                cpu_requests=profile.latency_rounds // 3,
+            )
+        report.section("gallery latency (p50 in bare-framework floors, sizes in the same rounds)")
+        gallery.report(report, measured)
 
     if "poller" in suites:
+        pace = profile.pace
         report.section(
-            f"poller ({profile.poller_jobs:,} jobs, {profile.poller_job_seconds:g} s each upstream)"
+            f"poller ({profile.poller_jobs:,} jobs, {pace.median_seconds:g} s ×/÷{pace.spread:g} "
+            f"each upstream, a {pace.slow_factor:g}× slow spell)"
         )
         poller.measure(
             report,
             work_dir / "poller",
             jobs=profile.poller_jobs,
-            job_seconds=profile.poller_job_seconds,
+            pace=pace,
             submit_per_second=profile.poller_submit_per_second,
             history=profile.poller_history,
         )
@@ -201,6 +270,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work-dir", type=Path, help="where data dirs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--large", type=int, help="the large gallery's N (default: the profile's)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the large gallery here and reuse it in later runs (not deleted)",
+    )
     commands = parser.add_subparsers(dest="command")
     generate_parser = commands.add_parser("generate", help="fill a data dir with synthetic jobs")
     generate_parser.add_argument("data_dir", type=Path)
@@ -220,13 +295,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
         parser.error(f"unknown suite(s): {', '.join(unknown)}")
+    if args.large:
+        if args.large <= profile.small_jobs:
+            parser.error(f"--large must be more than the small N ({profile.small_jobs:,})")
+        profile = replace(profile, name=f"{profile.name}, N={args.large:,}", large_jobs=args.large)
     work_dir = args.work_dir or Path(tempfile.mkdtemp(prefix="seedream-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     report = Report()
     started = time.perf_counter()
     print(f"Benchmarks, {profile.name} run, in {work_dir}", flush=True)
     try:
-        _guarded(report, lambda: run(profile, suites, work_dir, report))
+        _guarded(report, lambda: run(profile, suites, work_dir, report, keep_dir=args.data_dir))
     finally:
         if not args.keep:
             shutil.rmtree(work_dir, ignore_errors=True)

@@ -74,10 +74,12 @@ def percentile(values: Sequence[float], q: float) -> float:
 
 
 def interleaved_latencies(
-    connection: Connection, paths: dict[str, str], *, rounds: int, warmup: int, seed: int = 1
+    targets: dict[str, tuple[Connection, str]], *, rounds: int, warmup: int, seed: int = 1
 ) -> dict[str, list[float]]:
-    """Each round requests every path once, in a shuffled order; returns seconds per request."""
-    timers = {name: timer(connection, path) for name, path in paths.items()}
+    """Each round requests every (connection, path) once, in a shuffled order; returns
+    seconds per request by name. Connections may lead to different servers: the floors
+    and the app are measured in the same rounds."""
+    timers = {name: timer(connection, path) for name, (connection, path) in targets.items()}
     return interleaved_timings(timers, rounds=rounds, warmup=warmup, seed=seed)
 
 

@@ -1,17 +1,22 @@
-"""Poller efficiency: many jobs in flight against the emulator, the app in its own process.
+"""Poller efficiency: many jobs in flight against an upstream whose pace varies.
 
-Jobs are submitted through the app's API at a steady rate, so that with the
-upstream taking `job_seconds` per job the app has `jobs` of them in flight at
-the peak, and their completions arrive at the same steady rate. Then, per job:
+Job durations upstream are lognormal around a median (×/÷1.5: most jobs take
+between two thirds and one and a half times the median), and halfway through the
+batch PixelDojo gets twice as slow, then recovers (bench/upstream.py's `Pace`).
+Jobs are submitted through the app's API at a steady rate. Then, per job:
 
 - status polls, from the emulator's request log; the minimum the upstream's
   timing allows is one (the poll that finds the job done), so every other poll
   is "beyond the minimum";
 - completion to stored: from the moment the emulator finishes the job (its
-  creation time plus `job_seconds`, on the emulator's clock) to the job's
+  creation time plus its own duration, on the emulator's clock) to the job's
   `finished_at` in the app's database (same machine, same clock);
 
 and for the app process: CPU seconds and peak resident memory (VmHWM).
+
+No poller can find jobs that vary done as they end without asking often: the
+report sets its delays beside the best any schedule reaches with as many polls
+a job (bench/bound.py), knowing the durations' distribution as no poller does.
 
 Before the measured batch the app runs a few jobs to completion, unmeasured: a
 server in use has a history of how long jobs take, and a poller may learn from
@@ -20,6 +25,7 @@ it; the first jobs of a fresh install cannot be timed well by anyone.
 
 from __future__ import annotations
 
+import math
 import random
 import sqlite3
 import threading
@@ -31,15 +37,23 @@ from pathlib import Path
 
 from app.parameters import NAMED_SIZE_PIXELS
 from bench import prompts
+from bench.bound import best_delays
 from bench.measure import BenchError, Connection, percentile
 from bench.report import Report
 from bench.server import AppProcess, serve_app_process
-from bench.upstream import EMULATOR_SETTINGS, serve_upstream
+from bench.upstream import EMULATOR_SETTINGS, Pace, serve_upstream
 
 SECTION = "poller"
 EXTRA_POLLS_MAX = 2.0
-STORED_P50_MAX_SECONDS = 2.0
+# Completion to stored, in medians of the upstream's job time: 2 s and 6 s for the quick
+# run's 10 s jobs (issue 18's targets). With jobs that vary, a delay is a share of how long
+# they take: with as few polls, no schedule does better than about a tenth and a quarter
+# of it (bench/bound.py), so at 60 s these are 12 s and 36 s, not 2 s and 6 s.
+STORED_P50_MAX_SHARE = 0.2
+STORED_P95_MAX_SHARE = 0.6
 PEAK_RSS_MAX_BYTES = 250 * 1024 * 1024
+# The slow spell: jobs submitted from half to four fifths of the way through the batch.
+SLOW_FROM, SLOW_UNTIL = 0.5, 0.8
 IMAGE_SIZE = "auto_2K"  # the default size: what most jobs ask for
 SUBMITTERS = 4
 MB = 1024 * 1024
@@ -59,12 +73,13 @@ def measure(
     work_dir: Path,
     *,
     jobs: int,
-    job_seconds: float,
+    pace: Pace,
     submit_per_second: float,
     history: int,
 ) -> None:
-    with serve_upstream(job_seconds=job_seconds) as upstream:
-        upstream.emulator.prepare(*NAMED_SIZE_PIXELS[IMAGE_SIZE])
+    with serve_upstream(job_seconds=pace.median_seconds, pace=pace) as upstream:
+        emulator = upstream.emulator
+        emulator.prepare(*NAMED_SIZE_PIXELS[IMAGE_SIZE])
         with serve_app_process(
             work_dir,
             "app-poller",
@@ -74,35 +89,44 @@ def measure(
             settings=EMULATOR_SETTINGS,
         ) as app:
             database = work_dir / "data" / "playground.db"
-            deadline = time.monotonic() + job_seconds + 120
+            slowest = pace.median_seconds * pace.spread**3 * pace.slow_factor
+            deadline = time.monotonic() + slowest + 120
             _check(_submit(app.port, history, per_second=100.0))
             _wait_until_idle(app, database, deadline)
             measured_after = len(_records(database))
 
             cpu_before = app.cpu_seconds()
             app.reset_peak_rss()
-            started = time.time()
+            started = time.time() + 0.2  # as _submit schedules the first job
+            emulator.slow_window = (
+                started + SLOW_FROM * jobs / submit_per_second,
+                started + SLOW_UNTIL * jobs / submit_per_second,
+            )
             _check(_submit(app.port, jobs, submit_per_second))
             submitted_in = time.time() - started
-            _wait_until_idle(app, database, time.monotonic() + job_seconds + 120 + jobs / 10)
+            _wait_until_idle(app, database, time.monotonic() + slowest + 120 + jobs / 10)
             cpu = app.cpu_seconds() - cpu_before
             peak_rss = app.peak_rss_bytes()
         records = _records(database)[measured_after:]
-        polls = Counter(
-            request.path.rsplit("/", 1)[-1] for request in upstream.emulator.requests_to("job")
-        )
+        polls = Counter(request.path.rsplit("/", 1)[-1] for request in emulator.requests_to("job"))
         measured_ids = {r.upstream_job_id for r in records}
         upstream_requests = sum(
             1
             for route in ("run", "job", "image")
-            for request in upstream.emulator.requests_to(route)
+            for request in emulator.requests_to(route)
             if request.at >= started
         )
-        created_upstream = {
+        upstream_start = {
             job_id: job.created_at
-            for job_id, job in upstream.emulator.jobs.items()
+            for job_id, job in emulator.jobs.items()
             if job_id in measured_ids
         }
+        upstream_done = {
+            job_id: job.created_at + emulator.job_seconds(job)
+            for job_id, job in emulator.jobs.items()
+            if job_id in measured_ids
+        }
+        window = emulator.slow_window
 
     completed = [r for r in records if r.status == "completed"]
     report.info(
@@ -121,7 +145,8 @@ def measure(
     )
     per_job = [polls[r.upstream_job_id or ""] for r in completed]
     extra = [count - 1 for count in per_job]
-    report.info(SECTION, "status polls per job: mean", sum(per_job) / len(per_job), "")
+    mean_polls = sum(per_job) / len(per_job)
+    report.info(SECTION, "status polls per job: mean", mean_polls, "")
     report.at_most(
         SECTION,
         "status polls beyond the minimum (1): mean",
@@ -130,21 +155,41 @@ def measure(
         "",
         note=f"p95 {percentile(extra, 0.95):g}, max {max(extra)}",
     )
-    to_stored = [
-        (r.finished_at or 0) - (created_upstream[r.upstream_job_id or ""] + job_seconds)
-        for r in completed
-    ]
+    to_stored = [(r.finished_at or 0) - upstream_done[r.upstream_job_id or ""] for r in completed]
     seen_to_stored = [(r.finished_at or 0) - (r.upstream_completed_at or 0) for r in completed]
-    report.at_most(
-        SECTION,
-        "upstream completion to image stored: p50",
-        percentile(to_stored, 0.5),
-        STORED_P50_MAX_SECONDS,
-        "s",
-    )
-    report.info(
-        SECTION, "upstream completion to image stored: p95", percentile(to_stored, 0.95), "s"
-    )
+    # The best any schedule of as many polls a job reaches, on the steady part of the pace.
+    bound = best_delays(median_seconds=pace.median_seconds, spread=pace.spread, polls=mean_polls)
+    median = pace.median_seconds
+    for share, limit, best in (
+        (0.5, STORED_P50_MAX_SHARE, bound.p50_seconds),
+        (0.95, STORED_P95_MAX_SHARE, bound.p95_seconds),
+    ):
+        report.at_most(
+            SECTION,
+            f"upstream completion to image stored: p{share * 100:.0f}",
+            percentile(to_stored, share),
+            limit * median,
+            "s",
+            note=f"the best schedule with {mean_polls:.1f} polls a job: {best:.0f} s",
+        )
+    if window is not None:
+        for name, low, high in (
+            ("before the slow spell", -math.inf, window[0]),
+            (f"slow spell ({pace.slow_factor:g}×)", window[0], window[1]),
+            ("after it", window[1], math.inf),
+        ):
+            chosen = [r for r in completed if low <= upstream_start[r.upstream_job_id or ""] < high]
+            if not chosen:
+                continue
+            delays = [(r.finished_at or 0) - upstream_done[r.upstream_job_id or ""] for r in chosen]
+            report.info(
+                SECTION,
+                f"  {name}: polls beyond the minimum, mean",
+                sum(polls[r.upstream_job_id or ""] - 1 for r in chosen) / len(chosen),
+                "",
+                note=f"completion to stored p50 {percentile(delays, 0.5):.1f} s, "
+                f"p95 {percentile(delays, 0.95):.1f} s; {len(chosen)} jobs",
+            )
     report.info(
         SECTION,
         "of which, poll seeing it done to stored: p50",

@@ -28,14 +28,17 @@ from typing import Any
 import httpx
 import psutil
 import uvicorn
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.config import Settings
 from app.main import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES_PREFIX = "/_bench/files"
+# Linux: the CPU clock of process `pid` is ((~pid) << 3) | 2 (CPUCLOCK_SCHED).
+_CPUCLOCK_SCHED = 2
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.-]+$")
 
 
@@ -51,26 +54,64 @@ def comparison_router(files_dir: Path) -> APIRouter:
     return router
 
 
-def child_main(config: dict[str, Any]) -> None:
-    settings = Settings(_env_file=None, **config["settings"])
-    app = create_app(settings)
-    if config.get("files_dir"):
-        app.include_router(comparison_router(Path(config["files_dir"])))
+def bare_app() -> FastAPI:
+    """The framework's floor: one `async def` route, nothing else, same server settings."""
+    app = FastAPI()
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app
+
+
+def _loopback_socket() -> socket.socket:
     # IPPROTO_TCP named explicitly: asyncio sets TCP_NODELAY only on sockets that say they
     # are TCP, and without it every small answer waits ~40 ms for a delayed ACK (Nagle).
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
+    return sock
+
+
+def by_port(app: ASGIApp, bare: ASGIApp, bare_port: int) -> ASGIApp:
+    """Requests to `bare_port` go to the bare app; everything else (lifespan too) to `app`."""
+
+    async def dispatch(scope: Scope, receive: Receive, send: Send) -> None:
+        server = scope.get("server")
+        if scope["type"] == "http" and server is not None and server[1] == bare_port:
+            await bare(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return dispatch
+
+
+def child_main(config: dict[str, Any]) -> None:
+    app: FastAPI
+    if config.get("bare"):
+        app = bare_app()
+    else:
+        app = create_app(Settings(_env_file=None, **config["settings"]))
+    if config.get("files_dir"):
+        app.include_router(comparison_router(Path(config["files_dir"])))
+    sockets = [_loopback_socket()]
+    served: ASGIApp = app
+    if config.get("with_bare"):
+        # The bare floor in this same process, on a port of its own: as warm as the app
+        # (a process of its own, asked once a round, answered slower than the app itself).
+        sockets.append(_loopback_socket())
+        served = by_port(app, bare_app(), sockets[1].getsockname()[1])
     port_file = Path(config["port_file"])
     partial = port_file.with_suffix(".part")
-    partial.write_text(str(sock.getsockname()[1]))
+    partial.write_text(" ".join(str(sock.getsockname()[1]) for sock in sockets))
     partial.rename(port_file)
     server = uvicorn.Server(
         uvicorn.Config(
-            app, log_level="warning", access_log=False, proxy_headers=False, lifespan="on"
+            served, log_level="warning", access_log=False, proxy_headers=False, lifespan="on"
         )
     )
-    server.run(sockets=[sock])
+    server.run(sockets=sockets)
 
 
 @dataclass
@@ -79,6 +120,12 @@ class AppProcess:
     popen: subprocess.Popen[bytes]
     port: int
     log_path: Path
+    # With `with_bare`: the port of the bare floor served by the same process.
+    bare_port: int | None = None
+    # From starting the process until /healthz answered 200: imports, migrations, ...
+    start_seconds: float = 0.0
+    # ... and the CPU time the process had used by then (less swayed by other work).
+    start_cpu_seconds: float = 0.0
 
     @property
     def url(self) -> str:
@@ -93,8 +140,10 @@ class AppProcess:
         return psutil.Process(self.pid)
 
     def cpu_seconds(self) -> float:
-        times = self.process.cpu_times()
-        return float(times.user + times.system)
+        """CPU time of the whole process (every thread, ended ones too), to the nanosecond:
+        Linux's clock for another process (the usual counters tick in hundredths of a
+        second, too coarse for a block of requests)."""
+        return time.clock_gettime(((~self.pid) << 3) | _CPUCLOCK_SCHED)
 
     def status_kib(self, field: str) -> int:
         """A `VmRSS`/`VmHWM`-style line of /proc/PID/status, in KiB."""
@@ -132,11 +181,17 @@ def serve_app_process(
     files_dir: Path | None = None,
     settings: dict[str, Any] | None = None,
     start_timeout: float = 120.0,
+    bare: bool = False,
+    with_bare: bool = False,
 ) -> Iterator[AppProcess]:
+    """The app in its own process; with `bare`, the one-route framework floor instead;
+    with `with_bare`, the app and, on a second port, the bare floor beside it."""
     work_dir.mkdir(parents=True, exist_ok=True)
     port_file = work_dir / f"{name}.port"
     port_file.unlink(missing_ok=True)
     config = {
+        "bare": bare,
+        "with_bare": with_bare,
         "settings": {
             "data_dir": str(data_dir),
             "pixeldojo_api_key": api_key,
@@ -151,6 +206,7 @@ def serve_app_process(
     # The child runs in the work dir: let it import `bench` (and `app`) from this checkout.
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     log_path = work_dir / f"{name}.log"
+    spawned = time.perf_counter()
     with log_path.open("wb") as log:
         popen = subprocess.Popen(
             [sys.executable, "-m", "bench.server", json.dumps(config)],
@@ -167,7 +223,8 @@ def serve_app_process(
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the app ({name}) did not bind a port in time")
             time.sleep(0.02)
-        running = AppProcess(name, popen, int(port_file.read_text()), log_path)
+        ports = [int(port) for port in port_file.read_text().split()]
+        running = AppProcess(name, popen, ports[0], log_path, ports[1] if with_bare else None)
         # The lifespan (migrations, sweep) runs before the first answer.
         with httpx.Client(base_url=running.url, timeout=5) as client:
             while True:
@@ -180,7 +237,9 @@ def serve_app_process(
                     raise RuntimeError(f"the app ({name}) exited at start:\n{_tail(log_path)}")
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"the app ({name}) did not answer in time")
-                time.sleep(0.05)
+                time.sleep(0.01)
+        running.start_seconds = time.perf_counter() - spawned
+        running.start_cpu_seconds = running.cpu_seconds()
         yield running
     finally:
         if popen.poll() is None:

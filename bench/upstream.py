@@ -10,6 +10,8 @@ real output.
 
 from __future__ import annotations
 
+import math
+import random
 import threading
 import zlib
 from collections.abc import Iterator
@@ -28,13 +30,44 @@ VARIANTS = 3
 EMULATOR_SETTINGS = {"rate_limit_per_minute": 0}
 
 
+@dataclass(frozen=True)
+class Pace:
+    """How long the upstream takes: lognormal durations around `median_seconds`, spread
+    ×/÷`spread` (the geometric standard deviation; 1 for every job alike). Jobs submitted
+    while `slow_window` (Unix times, set as the benchmark runs) is open take `slow_factor`
+    times as long: PixelDojo having a slow spell, then recovering."""
+
+    median_seconds: float
+    spread: float = 1.0
+    slow_factor: float = 1.0
+    seed: int = 1
+
+
 class BenchEmulator(Emulator):
     def __init__(
-        self, config: EmulatorConfig, pictures: dict[tuple[int, int], list[bytes]] | None = None
+        self,
+        config: EmulatorConfig,
+        pictures: dict[tuple[int, int], list[bytes]] | None = None,
+        pace: Pace | None = None,
     ) -> None:
         super().__init__(config)
         self._pictures = dict(pictures or {})
         self._pictures_lock = threading.Lock()
+        self.pace = pace or Pace(config.job_seconds)
+        self.slow_window: tuple[float, float] | None = None
+        self._durations: dict[str, float] = {}
+
+    def job_seconds(self, job: EmulatedJob) -> float:
+        """Drawn once per job, from its id: the same job always takes as long."""
+        seconds = self._durations.get(job.job_id)
+        if seconds is None:
+            draw = random.Random(f"{self.pace.seed}:{job.job_id}").gauss(0.0, 1.0)
+            seconds = self.pace.median_seconds * math.exp(math.log(self.pace.spread) * draw)
+            window = self.slow_window
+            if window is not None and window[0] <= job.created_at < window[1]:
+                seconds *= self.pace.slow_factor
+            self._durations[job.job_id] = seconds
+        return seconds
 
     def prepare(self, width: int, height: int) -> None:
         """Render the stand-ins for one size now, before anything is timed."""
@@ -75,7 +108,10 @@ class RunningUpstream:
 
 @contextmanager
 def serve_upstream(
-    *, job_seconds: float, pictures: dict[tuple[int, int], list[bytes]] | None = None
+    *,
+    job_seconds: float,
+    pictures: dict[tuple[int, int], list[bytes]] | None = None,
+    pace: Pace | None = None,
 ) -> Iterator[RunningUpstream]:
     api_key = "pd_bench_upstream"
     emulator = BenchEmulator(
@@ -86,6 +122,7 @@ def serve_upstream(
             strict=True,
         ),
         pictures,
+        pace,
     )
     with LoopbackServer(emulator.app) as server:
         yield RunningUpstream(emulator, server.url, api_key)

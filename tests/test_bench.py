@@ -4,22 +4,36 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
+from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import psycopg
+import pytest
 from PIL import Image
 
+from app.emulator import EmulatorConfig
+from app.emulator.service import EmulatedJob
 from bench import databases
-from bench.generate import TEAM, generate, make_pool
-from bench.imagery import with_text_chunk
+from bench.bound import best_delays
+from bench.generate import DATASET_FILE, TEAM, generate, make_pool, reuse_or_generate
+from bench.imagery import PoolImage, with_text_chunk
 from bench.report import Report
+from bench.server import bare_app
+from bench.upstream import BenchEmulator, Pace
 from tests.conftest import DatabaseChoice, RunningEmulator, make_settings, serve_app
 
 
+@pytest.fixture(scope="module")
+def pool(tmp_path_factory: pytest.TempPathFactory) -> list[PoolImage]:
+    """One full-size picture, made once: rendering it is most of what generating costs."""
+    return make_pool(tmp_path_factory.mktemp("pool"), count=1)
+
+
 def test_generated_data_is_served_by_the_app_like_its_own(
-    tmp_path: Path, emulator: RunningEmulator
+    tmp_path: Path, emulator: RunningEmulator, pool: list[PoolImage]
 ) -> None:
-    pool = make_pool(tmp_path / "pool", count=1)
     dataset = generate(tmp_path / "data", jobs=60, pool=pool)
     assert dataset.images >= 60 * 0.9  # a few jobs fail or expire; some have several images
     assert dataset.token is not None
@@ -69,11 +83,10 @@ def test_a_missed_target_is_a_miss_and_a_met_one_is_not() -> None:
 
 
 def test_sqlite_and_postgresql_galleries_answer_alike(
-    tmp_path: Path, postgres_database: DatabaseChoice
+    tmp_path: Path, postgres_database: DatabaseChoice, pool: list[PoolImage]
 ) -> None:
     postgres_url = postgres_database.url
     assert postgres_url is not None
-    pool = make_pool(tmp_path / "pool", count=1)
     run = databases.measure(
         tmp_path / "work",
         pool,
@@ -105,3 +118,65 @@ def test_sqlite_and_postgresql_galleries_answer_alike(
     databases.report(report, run)
     assert any("PostgreSQL / SQLite" in figure.name for figure in report.figures)
     assert not report.misses
+
+
+def test_a_generated_gallery_is_kept_and_reused(tmp_path: Path, pool: list[PoolImage]) -> None:
+    first = reuse_or_generate(tmp_path / "kept", jobs=12, pool=pool)
+    assert first.seconds > 0 and first.token
+    again = reuse_or_generate(tmp_path / "kept", jobs=12, pool=pool)
+    assert again == replace(first, seconds=0.0), "the same gallery, token included, not redone"
+    (tmp_path / "kept" / DATASET_FILE).unlink()
+    with pytest.raises(SystemExit, match="already holds jobs"):
+        reuse_or_generate(tmp_path / "kept", jobs=12, pool=pool)
+
+
+def test_no_schedule_finds_varying_jobs_done_soon_with_few_polls() -> None:
+    # Coarse, to stay quick: the bound's shape, not its last decimal.
+    few = best_delays(median_seconds=60.0, spread=1.5, polls=3.0, grid=100)
+    many = best_delays(median_seconds=60.0, spread=1.5, polls=9.0, grid=100)
+    assert many.p50_seconds < few.p50_seconds and many.p95_seconds < few.p95_seconds
+    assert few.p50_seconds >= 4.0, "with three polls a job, a 2 s median delay is out of reach"
+    alike = best_delays(median_seconds=60.0, spread=1.0001, polls=1.5, grid=100)
+    assert alike.p95_seconds <= 3.0, "jobs that all take as long are found at once"
+
+
+def test_the_upstream_pace_varies_by_job_and_slows_in_its_spell() -> None:
+    pace = Pace(median_seconds=60.0, spread=1.5, slow_factor=2.0)
+    emulator = BenchEmulator(EmulatorConfig(job_seconds=60.0), pace=pace)
+    now = time.time()
+
+    def job(number: int, created_at: float) -> EmulatedJob:
+        return EmulatedJob(
+            job_id=f"job_{number}",
+            api_key="pd_x",
+            model="seedream-4",
+            params={},
+            seeds=[1],
+            width=8,
+            height=8,
+            created_at=created_at,
+            expires_at=created_at + 3600,
+            credit_cost=1.0,
+            will_fail=False,
+        )
+
+    steady = sorted(emulator.job_seconds(job(n, now)) for n in range(400))
+    assert 50 < steady[200] < 70, "a median of about a minute"
+    assert steady[0] < 40 and steady[-1] > 90, "spread ×/÷1.5"
+    assert emulator.job_seconds(job(7, now)) == emulator.job_seconds(job(7, now + 99)), "drawn once"
+    emulator.slow_window = (now + 10, now + 20)
+    fresh = BenchEmulator(EmulatorConfig(job_seconds=60.0), pace=pace)
+    fresh.slow_window = emulator.slow_window
+    assert fresh.job_seconds(job(7, now + 15)) == pytest.approx(
+        2 * emulator.job_seconds(job(7, now))
+    )
+    assert fresh.job_seconds(job(8, now + 25)) == pytest.approx(emulator.job_seconds(job(8, now)))
+
+
+@pytest.mark.anyio
+async def test_the_bare_floor_is_one_route_answering_as_the_app_does() -> None:
+    transport = httpx.ASGITransport(app=bare_app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        answer = await client.get("/healthz")
+        assert answer.status_code == 200 and answer.json() == {"status": "ok"}
+        assert (await client.get("/api/jobs")).status_code == 404

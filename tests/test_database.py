@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from alembic import command
@@ -55,6 +56,18 @@ def test_migrations_build_the_schema_the_models_describe(empty_database_url: str
                 {"ids": "%\\_id"},
             ).all()
             assert narrow == []
+    with db.read_rows() as connection:
+        # The listings' connections: no transaction held open (and on SQLite, the pragmas).
+        if db.dialect == "sqlite":
+            assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30_000
+            assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            raw = connection.connection.driver_connection
+            assert raw is not None and not raw.in_transaction
+        else:
+            connection.exec_driver_sql("SELECT 1")
+            raw = connection.connection.driver_connection
+            assert raw is not None and raw.autocommit
+            assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     db.dispose()
 
 

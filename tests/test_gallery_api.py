@@ -683,3 +683,29 @@ def test_reading_the_trash_never_deletes(
         assert app.client.get(f"/api/images/{image_id}").status_code == 404
         blobs.close()
         db.dispose()
+
+
+def test_filters_are_read_once_and_each_error_names_its_field(
+    shared_app: RunningApp, made: Made
+) -> None:
+    client = shared_app.client
+    for favourite in ("1", "true", "on", "yes"):
+        assert client.get(f"/api/gallery?favourite={favourite}").status_code == 200
+    for query, field in (
+        ("favourite=maybe", "favourite"),
+        ("since=yesterday", "since"),
+        ("since=2026-02-02&until=2026-02-01", "until"),
+        ("collection=-1", "collection"),
+        ("user=me", "user"),
+        ("status=sleeping", "status"),
+        ("image_size=huge", "image_size"),
+        (f"q={'x' * 501}", "q"),
+    ):
+        answer = client.get(f"/api/gallery?{query}")
+        assert answer.status_code == 422, query
+        assert field in answer.json()["error"]["fields"], (query, answer.json())
+    described = {
+        p["name"]
+        for p in client.get("/openapi.json").json()["paths"]["/api/gallery"]["get"]["parameters"]
+    }
+    assert {"q", "preset", "favourite", "until", "user", "cursor", "limit"} <= described

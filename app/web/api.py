@@ -24,7 +24,7 @@ from app.services import Services
 from app.submission import rules_for_run, submit_job
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
-from app.web.views import image_headers, job_public, preset_public
+from app.web.views import image_headers, job_page_json, job_public, preset_public
 
 router = APIRouter(prefix="/api", tags=["api"])
 
@@ -293,12 +293,11 @@ def list_jobs(
     services: ServicesDep,
     cursor: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> JobPage:
+) -> Response:
     page, next_cursor = reads.list_jobs(services.db, before_id=cursor, limit=limit)
-    return JobPage(
-        items=[job_public(item) for item in page],
-        next_cursor=str(next_cursor) if next_cursor is not None else None,
-    )
+    # Serialised here, in the worker thread the query ran in: returning a model would
+    # have FastAPI check it again, in another thread hop (app/web/views.py).
+    return Response(job_page_json(page, next_cursor), media_type="application/json")
 
 
 # `:int`: /api/jobs/check is another address, whatever the method asked of it.

@@ -26,8 +26,11 @@ from app.web.errors import SUBMISSION_ERRORS
 from app.web.gallery_params import (
     DAY_SCHEMA,
     DEFAULT_LIMIT,
+    FILTERS_OPENAPI,
+    PAGE_OPENAPI,
     CursorDep,
     FiltersDep,
+    GalleryQueryDep,
     ImageIdItem,
     LimitQuery,
     optional_day,
@@ -49,9 +52,10 @@ from app.web.gallery_views import (
     collection_public,
     compare_row_public,
     gallery_image,
+    gallery_page_json,
     usage_public,
 )
-from app.web.views import image_headers, job_public
+from app.web.views import image_headers, job_page_json, job_public
 
 router = APIRouter(prefix="/api", tags=["gallery"])
 
@@ -109,21 +113,22 @@ def image_detail(services: Services, entry: GalleryEntry) -> GalleryImageDetail:
 # --- Finding -----------------------------------------------------------------------------
 
 
-@router.get("/gallery", response_model=GalleryImagePage)
-def search(
-    services: ServicesDep, filters: FiltersDep, cursor: CursorDep, limit: LimitQuery = DEFAULT_LIMIT
-) -> Response:
+@router.get("/gallery", response_model=GalleryImagePage, openapi_extra=PAGE_OPENAPI)
+def search(services: ServicesDep, query: GalleryQueryDep) -> Response:
     """Images newest first, narrowed by the filters; pass `next_cursor` for the next page."""
-    page = gallery.search_images(services.db, filters=filters, cursor=cursor, limit=limit)
-    answer = GalleryImagePage(
-        items=[_image(services, entry) for entry in page.items],
-        next_cursor=str(page.next_cursor) if page.next_cursor else None,
+    page = gallery.search_images(
+        services.db, filters=query.filters, cursor=query.cursor, limit=query.limit
     )
-    # Already validated on construction; serialising directly skips FastAPI's second pass.
-    return Response(answer.model_dump_json(), media_type="application/json")
+    answer = gallery_page_json(
+        page.items,
+        str(page.next_cursor) if page.next_cursor else None,
+        trash_days=services.settings.trash_days,
+    )
+    # Serialised here, in the worker thread the query ran in (app/web/views.py).
+    return Response(answer, media_type="application/json")
 
 
-@router.get("/gallery/jobs", response_model=JobPage)
+@router.get("/gallery/jobs", response_model=JobPage, openapi_extra=FILTERS_OPENAPI)
 def search_jobs(
     services: ServicesDep,
     filters: FiltersDep,
@@ -131,15 +136,12 @@ def search_jobs(
         int | None, Query(ge=1, description="next_cursor of the previous page")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-) -> JobPage:
+) -> Response:
     """Jobs (any status) narrowed by the same filters: failed, unknown and running ones too."""
     page, next_cursor = gallery.search_jobs(
         services.db, filters=filters, before_id=cursor, limit=limit
     )
-    return JobPage(
-        items=[job_public(item) for item in page],
-        next_cursor=str(next_cursor) if next_cursor is not None else None,
-    )
+    return Response(job_page_json(page, next_cursor), media_type="application/json")
 
 
 @router.get("/gallery/images/{image_id}", response_model=GalleryImageDetail)
@@ -397,7 +399,10 @@ def download_sidecar(image_id: int, services: ServicesDep) -> Response:
 
 
 @router.get(
-    "/zip", response_class=StreamingResponse, responses={200: {"content": {"application/zip": {}}}}
+    "/zip",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/zip": {}}}},
+    openapi_extra=FILTERS_OPENAPI,
 )
 def download_zip(
     services: ServicesDep,

@@ -14,7 +14,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app import accounts, audit, boards, gallery, trash
+from app import audit, boards, gallery, trash
 from app.code_examples import KEY_VARIABLE, CodeExample, code_examples
 from app.compare import compare_entries, compare_rows, prompt_words
 from app.config import Settings
@@ -23,6 +23,8 @@ from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
 from app.gallery import Cursor, GalleryFilters, GalleryPage
 from app.jobs.reads import get_job
 from app.models import Job, JobStatus
+from app.parameters import IMAGE_SIZE_LABELS, IMAGE_SIZES
+from app.presets import PRESETS
 from app.submission import submit_new_seed
 from app.trash import purge_time
 from app.usage import usage, usage_range
@@ -40,11 +42,12 @@ from app.web.forms import new_submission_token
 from app.web.gallery_params import (
     DEFAULT_LIMIT,
     CursorDep,
-    FiltersDep,
+    GalleryQueryDep,
     LimitQuery,
     optional_day,
 )
 from app.web.redirects import back
+from app.web.tiles import Options, gallery_tiles, options
 
 router = APIRouter(include_in_schema=False)
 
@@ -82,6 +85,16 @@ def install_template_helpers(templates: Jinja2Templates, settings: Settings) -> 
         purge_at=purge_at,
         trash_days=settings.trash_days,
         default_page_size=DEFAULT_LIMIT,
+        gallery_tiles=gallery_tiles,
+        options=options,
+        preset_options=Options((preset.slug, preset.name) for preset in PRESETS),
+        image_size_options=Options((size, IMAGE_SIZE_LABELS[size]) for size in IMAGE_SIZES),
+        # Completed jobs are the images the gallery shows; the others are listed as jobs.
+        job_status_options=Options(
+            (status.value, f"{status.label} (jobs)")
+            for status in JobStatus
+            if status != JobStatus.COMPLETED
+        ),
     )
 
 
@@ -121,11 +134,10 @@ def gallery_page(
     request: Request,
     services: ServicesDep,
     templates: TemplatesDep,
-    filters: FiltersDep,
-    cursor: CursorDep,
-    limit: LimitQuery = DEFAULT_LIMIT,
+    query: GalleryQueryDep,
     before: Annotated[int | None, Query(ge=1)] = None,
 ) -> Response:
+    filters, cursor, limit = query.filters, query.cursor, query.limit
     # The filter form sends every field; the address keeps only those in use, so a
     # shared link reads as what it searches for.
     canonical = "/gallery"
@@ -137,17 +149,12 @@ def gallery_page(
     blank = any(value == "" for value in request.query_params.values())
     if blank and not is_htmx(request):
         return RedirectResponse(canonical, status_code=303)
-    people = (
-        [(u.id, u.name) for u in accounts.list_users(services.db, include_removed=True)]
-        if sign_in_on(request)
-        else []
-    )
+    choices = gallery.filter_choices(services.db, people=sign_in_on(request))
     context: dict[str, Any] = {
         "filters": filters,
-        "people": people,
+        "people": choices.people,
         "board": None,
-        "board_names": boards.board_names(services.db),
-        "statuses": list(JobStatus),
+        "board_names": choices.boards,
         "filter_query": _page_query(filters),
     }
     if filters.collection is not None:
@@ -173,16 +180,13 @@ def gallery_page(
 
 @router.get("/gallery/page", response_class=HTMLResponse)
 def gallery_more(
-    request: Request,
-    services: ServicesDep,
-    templates: TemplatesDep,
-    filters: FiltersDep,
-    cursor: CursorDep,
-    limit: LimitQuery = DEFAULT_LIMIT,
+    request: Request, services: ServicesDep, templates: TemplatesDep, query: GalleryQueryDep
 ) -> Response:
     """The next page of tiles and the marker that loads the one after: endless scrolling."""
-    page = gallery.search_images(services.db, filters=filters, cursor=cursor, limit=limit)
-    context = _gallery_context(services, filters, page, limit=limit)
+    page = gallery.search_images(
+        services.db, filters=query.filters, cursor=query.cursor, limit=query.limit
+    )
+    context = _gallery_context(services, query.filters, page, limit=query.limit)
     return templates.TemplateResponse(request, "partials/_gallery_items.html", context)
 
 

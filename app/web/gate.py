@@ -20,23 +20,27 @@ The gate never reads a request body. The cross-site check (`check_same_site`)
 runs after routing, as a dependency of every route: an undeclared method gets
 its 405 from the router, and a form is parsed once, by the route's own bounded
 parser (app/web/bodies.py counts the bytes), never by the gate.
+
+It runs before every request, so it keeps its own cost small: headers are read
+in one pass over the raw list, who holds a cookie or token comes from a short
+cache (app/credentials.py) and only a miss goes to a worker thread for the
+database, and the answer's headers are encoded once for each kind of answer.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 import anyio
-from starlette.datastructures import MutableHeaders
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import accounts
-from app.access import caller_is_local, host_is_loopback
+from app.access import Access, caller_is_local, host_is_loopback
+from app.credentials import Credential
 from app.errors import CrossSiteRequest
-from app.models import User
 from app.services import Services
 
 SESSION_COOKIE = "playground_session"
@@ -77,6 +81,9 @@ SECURITY_HEADERS = {
 }
 
 
+RawHeaders = tuple[tuple[bytes, bytes], ...]
+
+
 class Gate:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -89,74 +96,97 @@ class Gate:
         if services is None:  # not started yet
             await self.app(scope, receive, send)
             return
-        request = Request(scope, receive)
-        if scope["path"].startswith(SIGNED_PREFIX) and scope["method"] in SIGNED_METHODS:
-            send = _with_headers(send, scope, signed_in=False, image_origin=services.image_origin)
-            await self.app(scope, receive, send)
+        path: str = scope["path"]
+        if path.startswith(SIGNED_PREFIX) and scope["method"] in SIGNED_METHODS:
+            signed = _with_headers(send, answer_headers(services.image_origin, path, False))
+            await self.app(scope, receive, signed)
+            return
+        access = services.access
+        host, authorization, cookie = _request_headers(scope)
+
+        sign_in_on = access.cached_sign_in_on()
+        if sign_in_on is None:
+            sign_in_on = await anyio.to_thread.run_sync(access.sign_in_on)
+        if not sign_in_on and not _from_this_machine(scope, host):
+            refused = _with_headers(send, answer_headers(services.image_origin, path, False))
+            await _refuse_caller(scope, receive, refused)
             return
 
-        sign_in_on = await anyio.to_thread.run_sync(services.access.sign_in_on)
-        if not sign_in_on and not _from_this_machine(scope, request):
-            send = _with_headers(send, scope, signed_in=False, image_origin=services.image_origin)
-            await _refuse_caller(scope, receive, send)
-            return
-
-        identity = await _identify(services, request, sign_in_on=sign_in_on)
+        identity = await _identify(access, authorization, cookie) if sign_in_on else None
         if isinstance(identity, Response):
-            refused = _with_headers(
-                send, scope, signed_in=False, image_origin=services.image_origin
-            )
+            refused = _with_headers(send, answer_headers(services.image_origin, path, False))
             await identity(scope, receive, refused)
             return
-        user, session_hash, by_token = identity
         state = scope.setdefault("state", {})
+        state["sign_in_on"] = sign_in_on
+        if identity is None:
+            user, session_hash, by_token = None, None, False
+            state["csrf_token"] = access.sessionless_csrf_token
+        else:
+            user, session_hash = identity.user, identity.session_hash
+            by_token = identity.token_id is not None
+            state["csrf_token"] = identity.csrf_token
         state["user"] = user
         state["session_hash"] = session_hash
-        state["sign_in_on"] = sign_in_on
         state["by_token"] = by_token
-        state["csrf_token"] = services.access.csrf_token(session_hash)
-        send = _with_headers(
-            send, scope, signed_in=user is not None, image_origin=services.image_origin
-        )
+        send = _with_headers(send, answer_headers(services.image_origin, path, user is not None))
 
-        if sign_in_on and user is None and not _is_public(scope["path"]):
-            await _ask_to_sign_in(request)(scope, receive, send)
+        if sign_in_on and user is None and not _is_public(path):
+            await _ask_to_sign_in(Request(scope, receive))(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
-def _from_this_machine(scope: Scope, request: Request) -> bool:
-    client = scope.get("client")
-    return host_is_loopback(request.headers.get("host", "")) and caller_is_local(
-        client[0] if client else None, request.headers
+def _request_headers(scope: Scope) -> tuple[str, str, str]:
+    """Host, Authorization and Cookie (the first of each), in one pass over the raw list."""
+    host = authorization = cookie = None
+    for name, value in scope["headers"]:
+        if name == b"host":
+            host = host if host is not None else value
+        elif name == b"authorization":
+            authorization = authorization if authorization is not None else value
+        elif name == b"cookie":
+            cookie = cookie if cookie is not None else value
+    return (
+        host.decode("latin-1") if host else "",
+        authorization.decode("latin-1") if authorization else "",
+        cookie.decode("latin-1") if cookie else "",
     )
+
+
+def _from_this_machine(scope: Scope, host: str) -> bool:
+    if not host_is_loopback(host):
+        return False
+    client = scope.get("client")
+    return caller_is_local(client[0] if client else None, Request(scope).headers)
 
 
 async def _identify(
-    services: Services, request: Request, *, sign_in_on: bool
-) -> tuple[User | None, str | None, bool] | Response:
-    """(person, session hash, signed in by API token), or the refusal of a bad token."""
-    if not sign_in_on:
-        return None, None, False
-    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credential:
-        user = await anyio.to_thread.run_sync(
-            lambda: accounts.user_for_api_token(services.db, secret=credential.strip())
-        )
-        if user is None:
+    access: Access, authorization: str, cookie: str
+) -> Credential | Response | None:
+    """Who the request signs in as (None: nobody), or the refusal of a bad API token.
+
+    A bad or revoked token is refused outright rather than treated as anonymous: a script
+    should hear that its token stopped working, not be redirected to a sign-in page."""
+    scheme, _, presented = authorization.partition(" ")
+    if presented and scheme.lower() == "bearer":
+        secret = presented.strip()
+        credential = access.cached_token(secret)
+        if credential is None:
+            credential = await anyio.to_thread.run_sync(access.look_up_token, secret)
+        if credential is None:
             return _json_error(401, "invalid_token", "This API token is not valid or was revoked.")
-        return user, None, True
-    cookie = request.cookies.get(SESSION_COOKIE)
-    token = services.access.unsign_session(cookie) if cookie else None
+        if access.token_use_due(credential):
+            await anyio.to_thread.run_sync(access.record_token_use, secret, credential)
+        return credential
+    signed = cookie_parser(cookie).get(SESSION_COOKIE) if cookie else None
+    token = access.unsign_session(signed) if signed else None
     if token is None:
-        return None, None, False
-    found = await anyio.to_thread.run_sync(
-        lambda: accounts.user_for_session(services.db, token=token)
-    )
-    if found is None:
-        return None, None, False
-    user, session_hash = found
-    return user, session_hash, False
+        return None
+    credential = access.cached_session(token)
+    if credential is None:
+        credential = await anyio.to_thread.run_sync(access.look_up_session, token)
+    return credential
 
 
 def _is_public(path: str) -> bool:
@@ -258,22 +288,37 @@ def page_policy(image_origin: str | None) -> str:
     return CONTENT_SECURITY_POLICY.replace(IMG_SRC, f"{IMG_SRC} {image_origin}")
 
 
-def _with_headers(
-    send: Send, scope: Scope, *, signed_in: bool, image_origin: str | None
-) -> Callable[[Message], Awaitable[None]]:
-    path: str = scope["path"]
-    policy = DOCS_CONTENT_SECURITY_POLICY if path in DOCS_PATHS else page_policy(image_origin)
+def answer_headers(image_origin: str | None, path: str, signed_in: bool) -> RawHeaders:
+    """The headers the gate adds to an answer to `path` (encoded once per kind of answer)."""
     # Whatever a signed-in person sees, and every API answer, may hold what is theirs.
     no_store = not path.startswith(CACHEABLE_PREFIXES) and (signed_in or path.startswith("/api/"))
+    return _encoded_headers(image_origin, docs=path in DOCS_PATHS, no_store=no_store)
+
+
+@functools.cache
+def _encoded_headers(image_origin: str | None, *, docs: bool, no_store: bool) -> RawHeaders:
+    headers = {
+        "content-security-policy": DOCS_CONTENT_SECURITY_POLICY
+        if docs
+        else page_policy(image_origin),
+        **SECURITY_HEADERS,
+    }
+    if no_store:
+        headers["cache-control"] = "no-store"
+    return tuple(
+        (name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()
+    )
+
+
+def _with_headers(send: Send, extra: RawHeaders) -> Callable[[Message], Awaitable[None]]:
+    """Add the gate's headers the answer does not set itself (a route may set its own)."""
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
-            headers = MutableHeaders(scope=message)
-            headers.setdefault("content-security-policy", policy)
-            for name, value in SECURITY_HEADERS.items():
-                headers.setdefault(name, value)
-            if no_store:
-                headers.setdefault("cache-control", "no-store")
+            headers = list(message.get("headers", ()))
+            present = {name.lower() for name, _ in headers}
+            headers.extend(header for header in extra if header[0] not in present)
+            message["headers"] = headers
         await send(message)
 
     return send_with_headers

@@ -1,6 +1,21 @@
-"""Turning rows into what the API answers and what templates show."""
+"""Turning rows into what the API answers and what templates show.
+
+Listings build their answers as plain dicts shaped like the `*Public` models and
+serialise them with pydantic's own JSON encoder, which writes them exactly as
+it would write the models: building and validating a model per item cost as
+much as reading the page (docs/benchmarks.md). Single answers are those dicts
+validated into the models. tests/test_listing_answers.py checks every listing
+answer against its model, so the two cannot drift apart.
+"""
 
 from __future__ import annotations
+
+import math
+from datetime import datetime
+from json.encoder import encode_basestring
+from typing import Any
+
+from pydantic import TypeAdapter
 
 from app.errors import NotFoundError
 from app.jobs.reads import ImageSummary, JobListItem, JobSummary, JobWithImages
@@ -10,8 +25,6 @@ from app.models import (
     Job,
     JobPublic,
     PresetPublic,
-    ReferencePublic,
-    RemixOfPublic,
 )
 from app.parameters import RecordedParameters
 from app.presets import Preset
@@ -35,6 +48,10 @@ def image_headers(image_id: int, content_type: str) -> dict[str, str]:
     return {"Content-Type": content_type, **IMAGE_SECURITY_HEADERS}
 
 
+# Serialises dicts, lists, datetimes and enums the way the models' own serialisers do.
+_ANSWER: TypeAdapter[Any] = TypeAdapter(Any)
+
+
 def image_url(image_id: int) -> str:
     return f"/api/images/{image_id}"
 
@@ -48,58 +65,171 @@ def job_parameters(job: Job | JobSummary) -> RecordedParameters:
 
 
 def image_public(image: Image | ImageSummary) -> ImagePublic:
+    return ImagePublic(**image_answer(image))
+
+
+def image_answer(image: Image | ImageSummary) -> dict[str, Any]:
+    """`ImagePublic` as a plain dict (the module docstring says why)."""
     assert image.id is not None
-    return ImagePublic(
-        id=image.id,
-        index=image.index,
-        width=image.width,
-        height=image.height,
-        content_type=image.content_type,
-        byte_size=image.byte_size,
-        sha256=image.sha256,
-        url=image_url(image.id),
-        thumbnail_url=thumbnail_url(image.id),
-        favourite=image.favourite,
-        deleted_at=image.deleted_at,
-    )
+    return {
+        "id": image.id,
+        "index": image.index,
+        "width": image.width,
+        "height": image.height,
+        "content_type": image.content_type,
+        "byte_size": image.byte_size,
+        "sha256": image.sha256,
+        "url": image_url(image.id),
+        "thumbnail_url": thumbnail_url(image.id),
+        "favourite": image.favourite,
+        "deleted_at": image.deleted_at,
+    }
 
 
 def job_public(item: JobWithImages | JobListItem) -> JobPublic:
+    return JobPublic.model_validate(job_answer(item))
+
+
+def job_answer(item: JobWithImages | JobListItem) -> dict[str, Any]:
+    """`JobPublic` as a plain dict (the module docstring says why)."""
     job = item.job
     assert job.id is not None
-    return JobPublic(
-        id=job.id,
-        author=item.author,
-        status=job.status,
-        status_label=job.status.label,
-        finished=job.status.is_finished,
-        model=job.model,
-        preset=job.preset,
-        parameters=job_parameters(job),
-        upstream_job_id=job.upstream_job_id,
-        error=job.error,
-        credit_cost=job.credit_cost,
-        credits_remaining=job.credits_remaining,
-        created_at=job.created_at,
-        submitted_at=job.submitted_at,
-        finished_at=job.finished_at,
-        expires_at=job.expires_at,
-        images=[image_public(image) for image in item.images],
-        url=f"/jobs/{job.id}",
-        remix_of=RemixOfPublic(
-            job_id=job.remix_of_job_id,
-            image_index=job.remix_of_image_index,
-            url=f"/jobs/{job.remix_of_job_id}",
-        )
+    return {
+        "id": job.id,
+        "author": item.author,
+        "status": job.status,
+        "status_label": job.status.label,
+        "finished": job.status.is_finished,
+        "model": job.model,
+        "preset": job.preset,
+        # A model inside the dict: written by its own serialiser, accepted as is by validation.
+        "parameters": job_parameters(job),
+        "upstream_job_id": job.upstream_job_id,
+        "error": job.error,
+        "credit_cost": job.credit_cost,
+        "credits_remaining": job.credits_remaining,
+        "created_at": job.created_at,
+        "submitted_at": job.submitted_at,
+        "finished_at": job.finished_at,
+        "expires_at": job.expires_at,
+        "images": [image_answer(image) for image in item.images],
+        "url": f"/jobs/{job.id}",
+        "remix_of": {
+            "job_id": job.remix_of_job_id,
+            "image_index": job.remix_of_image_index,
+            "url": f"/jobs/{job.remix_of_job_id}",
+        }
         if job.remix_of_job_id is not None
         else None,
-        reference_images=[
-            ReferencePublic(
-                image_id=image_id, url=image_url(image_id), thumbnail_url=thumbnail_url(image_id)
-            )
+        "reference_images": [
+            {
+                "image_id": image_id,
+                "url": image_url(image_id),
+                "thumbnail_url": thumbnail_url(image_id),
+            }
             for image_id in job.reference_images or ()
         ],
+    }
+
+
+def answer_json(answer: Any) -> bytes:
+    """A listing's answer (dicts shaped like the models) as the models would write it."""
+    return _ANSWER.dump_json(answer)
+
+
+def job_page_json(items: list[JobWithImages] | list[JobListItem], next_cursor: int | None) -> bytes:
+    """A `JobPage` answer, serialised: the listings' hot path, written directly as
+    the gallery's is (app/web/gallery_views.py says why; tests/test_listing_answers.py
+    checks it byte for byte against the model)."""
+    written = ",".join(_job_json(item) for item in items)
+    cursor = json_text(str(next_cursor) if next_cursor is not None else None)
+    return f'{{"items":[{written}],"next_cursor":{cursor}}}'.encode()
+
+
+def _job_json(item: JobWithImages | JobListItem) -> str:
+    job = item.job
+    costs = (job.credit_cost, job.credits_remaining)
+    if any(cost is not None and not plain_float(cost) for cost in costs):
+        return answer_json(job_answer(item)).decode()
+    number = job.id
+    images = ",".join(_image_json(image) for image in item.images)
+    remix = (
+        f'{{"job_id":{job.remix_of_job_id},"image_index":{json_integer(job.remix_of_image_index)},'
+        f'"url":"/jobs/{job.remix_of_job_id}"}}'
+        if job.remix_of_job_id is not None
+        else "null"
     )
+    references = ",".join(
+        f'{{"image_id":{int(image)},"url":"/api/images/{int(image)}",'
+        f'"thumbnail_url":"/api/images/{int(image)}/thumbnail"}}'
+        for image in job.reference_images or ()
+    )
+    status = job.status
+    return (
+        f'{{"id":{number},"author":{json_text(item.author)},"status":{encode_basestring(status.value)},'
+        f'"status_label":{encode_basestring(status.label)},'
+        f'"finished":{"true" if status.is_finished else "false"},'
+        f'"model":{encode_basestring(job.model)},"preset":{json_text(job.preset)},'
+        f'"parameters":{parameters_json(job)},'
+        f'"upstream_job_id":{json_text(job.upstream_job_id)},"error":{json_text(job.error)},'
+        f'"credit_cost":{json_float(job.credit_cost)},'
+        f'"credits_remaining":{json_float(job.credits_remaining)},'
+        f'"created_at":{json_moment(job.created_at)},"submitted_at":{json_moment(job.submitted_at)},'
+        f'"finished_at":{json_moment(job.finished_at)},"expires_at":{json_moment(job.expires_at)},'
+        f'"images":[{images}],"url":"/jobs/{number}","remix_of":{remix},'
+        f'"reference_images":[{references}]}}'
+    )
+
+
+def _image_json(image: Image | ImageSummary) -> str:
+    number = image.id
+    return (
+        f'{{"id":{number},"index":{image.index},"width":{image.width},"height":{image.height},'
+        f'"content_type":{encode_basestring(image.content_type)},"byte_size":{image.byte_size},'
+        f'"sha256":{encode_basestring(image.sha256)},"url":"/api/images/{number}",'
+        f'"thumbnail_url":"/api/images/{number}/thumbnail",'
+        f'"favourite":{"true" if image.favourite else "false"},'
+        f'"deleted_at":{json_moment(image.deleted_at)}}}'
+    )
+
+
+def parameters_json(row: Any) -> str:
+    """`RecordedParameters` of a job row (or a listing row with its columns), written."""
+    return (
+        f'{{"prompt":{encode_basestring(row.prompt)},'
+        f'"image_size":{encode_basestring(row.image_size)},'
+        f'"customWidth":{json_integer(row.custom_width)},'
+        f'"customHeight":{json_integer(row.custom_height)},"seed":{json_integer(row.seed)},'
+        f'"num_images":{row.num_images}}}'
+    )
+
+
+# --- Writing JSON as pydantic writes it (for the listings' hot paths) -----------------
+
+
+def json_text(value: str | None) -> str:
+    # As pydantic writes strings: UTF-8 as is, quotes, backslashes and controls escaped
+    # (json's own C encoder for `ensure_ascii=False`, without `json.dumps`' overhead).
+    return "null" if value is None else encode_basestring(value)
+
+
+def json_integer(value: int | None) -> str:
+    return "null" if value is None else str(int(value))
+
+
+def json_float(value: float | None) -> str:
+    """Only for values `plain_float` accepts (the callers check)."""
+    return "null" if value is None else repr(float(value))
+
+
+def json_moment(value: datetime | None) -> str:
+    # Aware UTC datetimes, as pydantic writes them: ISO 8601 with a Z.
+    return "null" if value is None else f'"{value.isoformat().replace("+00:00", "Z")}"'
+
+
+def plain_float(value: float) -> bool:
+    """Whether Python's shortest repr is the text pydantic writes (no exponent, finite)."""
+    return value == 0 or (math.isfinite(value) and 1e-4 <= abs(value) < 1e15)
 
 
 def preset_public(preset: Preset) -> PresetPublic:

@@ -1,0 +1,253 @@
+"""Who holds a cookie or token is remembered briefly (app/credentials.py): never past a change
+made in this process, at most `TTL_SECONDS` past one made in another, and the gate asks the
+database (in a worker thread) only when it does not know."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio.to_thread
+import httpx
+import pytest
+
+from app import accounts
+from app.access import Access
+from app.config import Settings
+from app.credentials import TTL_SECONDS, CredentialCache
+from app.database import Database
+from app.main import create_app
+from app.models import ApiToken, utcnow
+
+PASSWORD = "correct horse battery"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class Setup:
+    db: Database
+    access: Access
+    clock: Clock
+    user_id: int
+    other_user_id: int
+    token_id: int
+    secret: str
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int, int, int, str]:
+    """A migrated database with two people and a token, made once (hashing is slow on purpose)."""
+    path = tmp_path_factory.mktemp("credentials") / "playground.db"
+    db = Database.at_path(path)
+    db.migrate()
+    ada = accounts.create_user(db, name="Ada", password=PASSWORD, is_admin=True)
+    max_ = accounts.create_user(db, name="Max", password=PASSWORD)
+    assert ada.id is not None and max_.id is not None
+    token = accounts.create_api_token(db, user_id=max_.id, name="script")
+    assert token.token.id is not None
+    db.dispose()
+    return path, ada.id, max_.id, token.token.id, token.secret
+
+
+@pytest.fixture
+def setup(tmp_path: Path, template: tuple[Path, int, int, int, str]) -> Iterator[Setup]:
+    source, ada_id, max_id, token_id, secret = template
+    shutil.copy(source, tmp_path / "playground.db")
+    db = Database.at_path(tmp_path / "playground.db")
+    clock = Clock()
+    access = Access(db, b"secret", credentials=CredentialCache(clock=clock))
+    yield Setup(db, access, clock, ada_id, max_id, token_id, secret)
+    access.close()
+    db.dispose()
+
+
+def test_a_token_is_looked_up_once_then_remembered(setup: Setup) -> None:
+    secret = setup.secret
+    assert setup.access.cached_token(secret) is None
+    found = setup.access.look_up_token(secret)
+    assert found is not None and found.user.name == "Max" and found.session_hash is None
+    assert setup.access.cached_token(secret) == found
+    assert setup.access.look_up_token("sp_not-a-token") is None
+    assert setup.access.cached_token("sp_not-a-token") is None, "misses are not remembered"
+
+
+REVOCATIONS: dict[str, Callable[[Setup], Any]] = {
+    "token revoked": lambda s: accounts.revoke_api_token(
+        s.db, user_id=s.other_user_id, token_id=s.token_id
+    ),
+    "person removed": lambda s: accounts.remove_user(s.db, user_id=s.other_user_id),
+    "made admin": lambda s: accounts.set_admin(s.db, user_id=s.other_user_id, is_admin=True),
+    "new password": lambda s: accounts.set_password(
+        s.db, user_id=s.other_user_id, password=PASSWORD + "!"
+    ),
+    # A password change that also ends the API tokens (and an admin's reset, which always does).
+    "new password, tokens revoked": lambda s: accounts.set_password(
+        s.db, user_id=s.other_user_id, password=PASSWORD + "!", revoke_tokens=True
+    ),
+}
+REVOKING = ("token revoked", "person removed", "new password, tokens revoked")
+
+
+@pytest.mark.parametrize("change", REVOCATIONS, ids=str)
+def test_a_change_in_this_process_is_seen_at_once(setup: Setup, change: str) -> None:
+    secret = setup.secret
+    assert setup.access.look_up_token(secret) is not None
+    REVOCATIONS[change](setup)
+    assert setup.access.cached_token(secret) is None, "no waiting for the cache to expire"
+    again = setup.access.look_up_token(secret)
+    if change in REVOKING:
+        assert again is None
+    else:
+        assert again is not None and again.user.is_admin == (change == "made admin")
+
+
+def test_a_change_in_another_process_is_seen_within_the_ttl(setup: Setup) -> None:
+    secret = setup.secret
+    assert setup.access.look_up_token(secret) is not None
+    # Another process (the CLI, a second worker): its own Database, nobody here is told.
+    elsewhere = Database(setup.db.url)
+    accounts.remove_user(elsewhere, user_id=setup.other_user_id)
+    elsewhere.dispose()
+    setup.clock.now += TTL_SECONDS - 0.1
+    assert setup.access.cached_token(secret) is not None, "the documented bound, not less"
+    setup.clock.now += 0.2
+    assert setup.access.cached_token(secret) is None
+    assert setup.access.look_up_token(secret) is None
+
+
+def test_a_notification_from_another_process_clears_it_at_once(setup: Setup) -> None:
+    """The hook a server database's LISTEN/NOTIFY calls: `Database.credentials_changed`."""
+    secret = setup.secret
+    assert setup.access.look_up_token(secret) is not None
+    setup.db.credentials_changed()
+    assert setup.access.cached_token(secret) is None
+
+
+def test_a_lookup_overtaken_by_a_change_is_not_remembered() -> None:
+    cache = CredentialCache()
+    began = cache.generation  # a lookup starts reading the database ...
+    cache.clear()  # ... a revocation commits meanwhile ...
+    credential: Any = object()
+    cache.put("token:x", credential, generation=began)  # ... its answer arrives: too late
+    assert cache.get("token:x") is None
+    cache.put("token:x", credential, generation=cache.generation)
+    assert cache.get("token:x") is credential
+
+
+def test_sessions_end_at_their_expiry_even_when_remembered(setup: Setup) -> None:
+    token = accounts.start_session(setup.db, user_id=setup.user_id, ip=None, days=1)
+    found = setup.access.look_up_session(token)
+    assert found is not None and found.session_hash is not None
+    assert found.csrf_token == setup.access.csrf_token(found.session_hash)
+    assert setup.access.cached_session(token) == found
+    accounts.end_session(setup.db, token=token)
+    assert setup.access.cached_session(token) is None, "signed out here: gone at once"
+    assert setup.access.look_up_session(token) is None
+
+    token = accounts.start_session(setup.db, user_id=setup.user_id, ip=None, days=1 / 86400)
+    assert setup.access.look_up_session(token) is not None
+    with pytest.MonkeyPatch.context() as patch:
+        later = __import__("time").time() + 2
+        patch.setattr("app.access.time.time", lambda: later)
+        assert setup.access.cached_session(token) is None, "expired, though cached"
+
+
+def test_a_new_password_ends_remembered_sessions_at_once(setup: Setup) -> None:
+    token = accounts.start_session(setup.db, user_id=setup.other_user_id, ip=None, days=1)
+    assert setup.access.look_up_session(token) is not None
+    accounts.set_password(setup.db, user_id=setup.other_user_id, password=PASSWORD + "?")
+    assert setup.access.cached_session(token) is None, "signed out everywhere: gone at once"
+    assert setup.access.look_up_session(token) is None
+
+
+def test_token_use_is_still_written_down_once_a_minute(setup: Setup) -> None:
+    secret = setup.secret
+    found = setup.access.look_up_token(secret)
+    assert found is not None and setup.access.token_use_due(found), "never used yet"
+    setup.access.record_token_use(secret, found)
+    remembered = setup.access.cached_token(secret)
+    assert remembered is not None and not setup.access.token_use_due(remembered)
+    with setup.db.read() as session:
+        stored = session.get(ApiToken, found.token_id)
+    assert stored is not None and stored.last_used_at is not None
+    assert utcnow() - stored.last_used_at < timedelta(minutes=1)
+
+
+@pytest.mark.anyio
+async def test_a_known_token_costs_the_gate_no_thread_hop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = Settings(_env_file=None, data_dir=tmp_path / "data")
+    db = Database.at_path(settings.database_path)
+    db.migrate()
+    ada = accounts.create_user(db, name="Ada", password=PASSWORD, is_admin=True)
+    assert ada.id is not None
+    secret = accounts.create_api_token(db, user_id=ada.id, name="script").secret
+    db.dispose()
+    hops: list[str] = []
+    real = anyio.to_thread.run_sync
+
+    async def counted(function: Any, *args: Any, **kwargs: Any) -> Any:
+        hops.append(getattr(function, "__name__", repr(function)))
+        return await real(function, *args, **kwargs)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        headers = {"Authorization": f"Bearer {secret}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            assert (await client.get("/healthz", headers=headers)).status_code == 200
+            assert hops, "the first request asks the database"
+            hops.clear()
+            for _ in range(3):
+                answer = await client.get("/healthz", headers=headers)
+                assert answer.status_code == 200
+                assert answer.headers["x-frame-options"] == "DENY"
+            # (Whether sign-in is on is looked up again every 2 s: a slow machine may.)
+            assert [hop for hop in hops if hop != "sign_in_on"] == [], "known token: no thread"
+            revoked = await client.get("/healthz", headers={"Authorization": "Bearer sp_wrong"})
+            assert revoked.status_code == 401
+
+
+def test_on_postgresql_a_token_revoked_by_another_process_is_forgotten_at_once(
+    postgres_url: str,
+) -> None:
+    """Each process's cache hears the others' changes through LISTEN/NOTIFY: no TTL to
+    wait out (the clock here never moves)."""
+    here = Database(postgres_url)
+    here.migrate()
+    max_ = accounts.create_user(here, name="Max", password=PASSWORD)
+    assert max_.id is not None
+    token = accounts.create_api_token(here, user_id=max_.id, name="script")
+    assert token.token.id is not None
+    access = Access(here, b"secret", credentials=CredentialCache(clock=Clock()))
+    elsewhere = Database(postgres_url)  # another web process, or the CLI
+    try:
+        notices = here._notices
+        assert notices is not None and notices.listening.wait(10), "listening"
+        assert access.look_up_token(token.secret) is not None
+        assert access.cached_token(token.secret) is not None
+        assert accounts.revoke_api_token(elsewhere, user_id=max_.id, token_id=token.token.id)
+        deadline = time.monotonic() + 10
+        while access.cached_token(token.secret) is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert access.cached_token(token.secret) is None
+        assert access.look_up_token(token.secret) is None
+    finally:
+        access.close()
+        assert here._notices is None, "no one listens: the thread is stopped"
+        elsewhere.dispose()
+        here.dispose()

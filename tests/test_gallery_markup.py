@@ -1,0 +1,95 @@
+"""The gallery's repeated markup made in Python (app/web/tiles.py): escaped as the templates
+escape, the same page a browser got from the Jinja loops it replaces."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+from jinja2 import Environment
+from jinja2.filters import do_truncate
+
+from app.gallery import GalleryEntry
+from app.models import JobStatus
+from app.references import UPLOAD_MODEL
+from app.web.tiles import Options, render_tiles
+
+HOSTILE = '"><script>alert(1)</script> & a lighthouse at dawn, ' + "watercolor " * 20
+
+
+def entry(
+    image_id: int, prompt: str, *, favourite: bool = False, model: str = "seedream-4"
+) -> GalleryEntry:
+    return GalleryEntry(
+        image_id=image_id,
+        job_id=image_id * 10,
+        index=0,
+        width=2048,
+        height=1536,
+        content_type="image/png",
+        byte_size=1,
+        sha256="0" * 64,
+        favourite=favourite,
+        deleted_at=None,
+        model=model,
+        preset=None,
+        prompt=prompt,
+        image_size="auto_2K",
+        custom_width=None,
+        custom_height=None,
+        seed=None,
+        num_images=1,
+        status=JobStatus.COMPLETED,
+        created_at=datetime(2026, 11, 30, tzinfo=UTC),
+        credit_cost=1.0,
+        user_id=None,
+    )
+
+
+def test_tiles_escape_the_prompt_and_truncate_it_as_jinja_does() -> None:
+    env = Environment(autoescape=True)
+    env.globals["settings_model"] = "seedream-4"
+    html = render_tiles(
+        env, [entry(7, HOSTILE), entry(8, "short", favourite=True)], csrf_token='t"k'
+    )
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert 'value="t&#34;k"' in html, "the CSRF token is escaped too"
+    alt = re.search(r'alt="([^"]*)"', html)
+    caption = re.search(r'class="gallery-caption">([^<]*)<', html)
+    assert alt is not None and caption is not None
+    for found, length in ((alt.group(1), 200), (caption.group(1), 80)):
+        assert found == str(env.filters["e"](do_truncate(env, HOSTILE, length)))
+    assert 'id="image-7"' in html and 'href="/jobs/70#image-7"' in html
+    assert 'width="2048" height="1536"' in html
+    on, off = html.split('id="image-8"')[1], html.split('id="image-8"')[0]
+    assert 'aria-pressed="true"' in on and 'value="false"' in on and "★" in on
+    assert 'aria-pressed="false"' in off and "☆" in off
+
+
+def test_options_mark_the_chosen_one_and_escape_the_rest() -> None:
+    choices = Options([(1, "Ada"), (2, "<Bob & co>"), ("x", 'say "hi"')])
+    assert choices.render(2) == (
+        '<option value="1">Ada</option>'
+        '<option value="2" selected>&lt;Bob &amp; co&gt;</option>'
+        '<option value="x">say &#34;hi&#34;</option>'
+    )
+    assert "selected" not in choices.render(None)
+    assert "selected" not in choices.render(3)
+
+
+def test_tiles_name_a_model_other_than_the_apps_own() -> None:
+    env = Environment(autoescape=True)
+    env.globals["settings_model"] = "seedream-4"
+    tiles = [
+        entry(1, "own"),
+        entry(2, "edited", model="<edit>-model"),
+        entry(3, "uploaded", model=UPLOAD_MODEL),
+    ]
+    captions = re.findall(
+        r'class="gallery-caption">(.*?)</p>', render_tiles(env, tiles, csrf_token="")
+    )
+    assert captions == [
+        "own",
+        '<span class="tile-model">&lt;edit&gt;-model</span> edited',
+        '<span class="tile-model">upload</span> uploaded',
+    ]
