@@ -30,11 +30,21 @@ class Bound:
     p95_seconds: float
 
 
-def _cdf(spread: float, grid: int, horizon: float) -> list[float]:
+def _cdf(
+    spread: float, grid: int, horizon: float, slow_share: float = 0.0, slow_factor: float = 1.0
+) -> list[float]:
+    """P(a job has ended by each grid point): lognormal, or a mixture of it with the same
+    durations `slow_factor` times as long for `slow_share` of the jobs (a slow spell)."""
     sigma = math.log(spread)
     normal = NormalDist()
     step = horizon / grid
-    return [0.0] + [normal.cdf(math.log(k * step) / sigma) for k in range(1, grid + 1)]
+
+    def ended(t: float) -> float:
+        steady = normal.cdf(math.log(t) / sigma)
+        slow = normal.cdf(math.log(t / slow_factor) / sigma)
+        return (1.0 - slow_share) * steady + slow_share * slow
+
+    return [0.0] + [ended(k * step) for k in range(1, grid + 1)]
 
 
 def _solve(cdf: list[float], lag: int, price: float) -> tuple[float, float]:
@@ -74,11 +84,25 @@ def _least_late(cdf: list[float], lag: int, budget: float) -> float:
     return found
 
 
-def best_delays(*, median_seconds: float, spread: float, polls: float, grid: int = GRID) -> Bound:
+def best_delays(
+    *,
+    median_seconds: float,
+    spread: float,
+    polls: float,
+    grid: int | None = None,
+    slow_share: float = 0.0,
+    slow_factor: float = 1.0,
+) -> Bound:
     """The shortest p50 and p95 delays (end of job to the poll that finds it done) any
-    schedule of `polls` polls a job on average reaches for these durations."""
-    cdf = _cdf(spread, grid, HORIZON)
-    seconds_per_step = HORIZON * median_seconds / grid
+    schedule of `polls` polls a job on average reaches for these durations: with
+    `slow_share` of the jobs `slow_factor` times as long, a schedule that knows that share
+    in advance (as no poller does: a slow spell is a surprise)."""
+    stretch = max(1.0, slow_factor if slow_share else 1.0)
+    horizon = HORIZON * stretch
+    # As fine a grid, in seconds, as for the steady pace alone.
+    grid = grid or round(GRID * stretch)
+    cdf = _cdf(spread, grid, horizon, slow_share, slow_factor)
+    seconds_per_step = horizon * median_seconds / grid
 
     def quantile(share: float) -> float:
         low, high = 0, grid

@@ -8,7 +8,7 @@
                                (about 28 GB) and reused by later runs
     python -m bench generate DIR --jobs N   fill a data dir, to try the gallery by hand
 
-Exits 1 when a target is missed (or a benchmark could not run), 0 otherwise.
+Exits 2 when a benchmark could not run, 1 when a target is missed, 0 otherwise.
 """
 
 from __future__ import annotations
@@ -315,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{profile.name} run took {elapsed:.0f} s")
     if args.json:
         report.write_json(args.json)
-    return 1 if report.misses else 0
+    return 2 if report.broken else 1 if report.misses else 0
 
 
 def _guarded(report: Report, body: Callable[[], None]) -> None:

@@ -157,12 +157,23 @@ def measure(
     )
     to_stored = [(r.finished_at or 0) - upstream_done[r.upstream_job_id or ""] for r in completed]
     seen_to_stored = [(r.finished_at or 0) - (r.upstream_completed_at or 0) for r in completed]
-    # The best any schedule of as many polls a job reaches, on the steady part of the pace.
-    bound = best_delays(median_seconds=pace.median_seconds, spread=pace.spread, polls=mean_polls)
+    # The best any schedule of as many polls a job reaches: on the steady pace, and on this
+    # batch's own pace (its share of jobs in the slow spell), known in advance as no poller
+    # can. When the second is above a target, no poller meets that target.
+    starts = [upstream_start[r.upstream_job_id or ""] for r in completed]
+    in_spell = sum(1 for start in starts if window[0] <= start < window[1]) if window else 0
+    steady = best_delays(median_seconds=pace.median_seconds, spread=pace.spread, polls=mean_polls)
+    batch = best_delays(
+        median_seconds=pace.median_seconds,
+        spread=pace.spread,
+        polls=mean_polls,
+        slow_share=in_spell / len(completed),
+        slow_factor=pace.slow_factor,
+    )
     median = pace.median_seconds
-    for share, limit, best in (
-        (0.5, STORED_P50_MAX_SHARE, bound.p50_seconds),
-        (0.95, STORED_P95_MAX_SHARE, bound.p95_seconds),
+    for share, limit, best_steady, best_batch in (
+        (0.5, STORED_P50_MAX_SHARE, steady.p50_seconds, batch.p50_seconds),
+        (0.95, STORED_P95_MAX_SHARE, steady.p95_seconds, batch.p95_seconds),
     ):
         report.at_most(
             SECTION,
@@ -170,7 +181,8 @@ def measure(
             percentile(to_stored, share),
             limit * median,
             "s",
-            note=f"the best schedule with {mean_polls:.1f} polls a job: {best:.0f} s",
+            note=f"the best any schedule reaches with {mean_polls:.1f} polls a job: "
+            f"{best_steady:.1f} s at the steady pace, {best_batch:.1f} s at this batch's",
         )
     if window is not None:
         for name, low, high in (

@@ -9,6 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+RAN = "runs"
+
 
 @dataclass
 class Figure:
@@ -71,11 +73,16 @@ class Report:
 
     def failure(self, section: str, name: str, note: str) -> None:
         """A benchmark that could not produce its figure: that is a miss, not a skip."""
-        self.add(Figure(section, name, None, "", "runs", False, note))
+        self.add(Figure(section, name, None, "", RAN, False, note))
 
     @property
     def misses(self) -> list[Figure]:
         return [f for f in self.figures if f.passed is False]
+
+    @property
+    def broken(self) -> list[Figure]:
+        """The benchmarks that could not run at all (a crash, a job lost), not a slow figure."""
+        return [f for f in self.misses if f.target == RAN]
 
     def summary(self) -> None:
         checked = [f for f in self.figures if f.passed is not None]

@@ -80,6 +80,9 @@ def test_a_missed_target_is_a_miss_and_a_met_one_is_not() -> None:
     report.at_least("s", "throughput", 0.4, 0.5, "×")
     report.info("s", "for scale", 1.0, "ms")
     assert [figure.name for figure in report.misses] == ["throughput"]
+    assert not report.broken, "a slow figure is a miss, not a benchmark that could not run"
+    report.failure("s", "every job completes", "3 of 4 completed")
+    assert [figure.name for figure in report.broken] == ["every job completes"]
 
 
 def test_sqlite_and_postgresql_galleries_answer_alike(
@@ -138,6 +141,11 @@ def test_no_schedule_finds_varying_jobs_done_soon_with_few_polls() -> None:
     assert few.p50_seconds >= 4.0, "with three polls a job, a 2 s median delay is out of reach"
     alike = best_delays(median_seconds=60.0, spread=1.0001, polls=1.5, grid=100)
     assert alike.p95_seconds <= 3.0, "jobs that all take as long are found at once"
+    # A slow spell for a third of the jobs, even known in advance, costs any schedule time.
+    spell = best_delays(
+        median_seconds=60.0, spread=1.5, polls=3.0, grid=150, slow_share=0.3, slow_factor=2.0
+    )
+    assert spell.p50_seconds > few.p50_seconds and spell.p95_seconds > few.p95_seconds
 
 
 def test_the_upstream_pace_varies_by_job_and_slows_in_its_spell() -> None:
