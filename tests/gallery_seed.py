@@ -14,7 +14,35 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from app.database import Database
+from app.gallery import GalleryEntry
 from app.models import Collection, CollectionImage, Image, Job, JobStatus
+
+# One listing row as the gallery's query reads it, for tests of what is made of rows
+# (markup, JSON): vary it with dataclasses.replace.
+GALLERY_ENTRY = GalleryEntry(
+    image_id=1,
+    job_id=10,
+    index=0,
+    width=2048,
+    height=1536,
+    content_type="image/png",
+    byte_size=1,
+    sha256="0" * 64,
+    favourite=False,
+    deleted_at=None,
+    model="seedream-4",
+    preset=None,
+    prompt="a lighthouse",
+    image_size="auto_2K",
+    custom_width=None,
+    custom_height=None,
+    seed=None,
+    num_images=1,
+    status=JobStatus.COMPLETED,
+    created_at=datetime(2026, 11, 30, tzinfo=UTC),
+    credit_cost=1.0,
+    user_id=None,
+)
 
 WORDS = [
     "lighthouse",

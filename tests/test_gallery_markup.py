@@ -4,15 +4,15 @@ escape, the same page a browser got from the Jinja loops it replaces."""
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime
+from dataclasses import replace
 
 from jinja2 import Environment
 from jinja2.filters import do_truncate
 
 from app.gallery import GalleryEntry
-from app.models import JobStatus
 from app.references import UPLOAD_MODEL
 from app.web.tiles import Options, render_tiles
+from tests.gallery_seed import GALLERY_ENTRY
 
 HOSTILE = '"><script>alert(1)</script> & a lighthouse at dawn, ' + "watercolor " * 20
 
@@ -20,29 +20,13 @@ HOSTILE = '"><script>alert(1)</script> & a lighthouse at dawn, ' + "watercolor "
 def entry(
     image_id: int, prompt: str, *, favourite: bool = False, model: str = "seedream-4"
 ) -> GalleryEntry:
-    return GalleryEntry(
+    return replace(
+        GALLERY_ENTRY,
         image_id=image_id,
         job_id=image_id * 10,
-        index=0,
-        width=2048,
-        height=1536,
-        content_type="image/png",
-        byte_size=1,
-        sha256="0" * 64,
         favourite=favourite,
-        deleted_at=None,
         model=model,
-        preset=None,
         prompt=prompt,
-        image_size="auto_2K",
-        custom_width=None,
-        custom_height=None,
-        seed=None,
-        num_images=1,
-        status=JobStatus.COMPLETED,
-        created_at=datetime(2026, 11, 30, tzinfo=UTC),
-        credit_cost=1.0,
-        user_id=None,
     )
 
 

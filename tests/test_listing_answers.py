@@ -4,6 +4,8 @@ exactly what its documented model would have written, for every kind of row."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -14,10 +16,12 @@ from pydantic import BaseModel
 from app import accounts
 from app.config import Settings
 from app.database import Database
+from app.jobs.reads import ImageSummary, JobListItem, JobSummary
 from app.main import create_app
-from app.models import Job, JobPage, utcnow
-from app.web.gallery_views import GalleryImagePage
-from tests.gallery_seed import seed_gallery
+from app.models import Job, JobPage, JobStatus, utcnow
+from app.web.gallery_views import GalleryImagePage, gallery_image, gallery_page_json
+from app.web.views import job_page_json, job_public
+from tests.gallery_seed import GALLERY_ENTRY, seed_gallery
 
 pytestmark = pytest.mark.anyio
 
@@ -96,36 +100,13 @@ async def test_listings_answer_exactly_as_their_models(client: httpx.AsyncClient
 
 
 def test_gallery_items_written_directly_are_what_the_model_writes() -> None:
-    from dataclasses import replace
-    from datetime import UTC, datetime
-
-    from app.gallery import GalleryEntry
-    from app.models import JobStatus
-    from app.web.gallery_views import gallery_image, gallery_page_json
-
-    base = GalleryEntry(
-        image_id=1,
+    base = replace(
+        GALLERY_ENTRY,
         job_id=2,
-        index=0,
-        width=2048,
         height=2048,
-        content_type="image/png",
         byte_size=123,
         sha256="ab" * 32,
-        favourite=False,
-        deleted_at=None,
-        model="seedream-4",
-        preset=None,
-        prompt="a lighthouse",
-        image_size="auto_2K",
-        custom_width=None,
-        custom_height=None,
-        seed=None,
-        num_images=1,
-        status=JobStatus.COMPLETED,
         created_at=datetime(2026, 11, 30, 16, 11, 19, 839168, tzinfo=UTC),
-        credit_cost=1.0,
-        user_id=None,
     )
     odd = [
         base,
@@ -146,13 +127,6 @@ def test_gallery_items_written_directly_are_what_the_model_writes() -> None:
 
 
 def test_job_items_written_directly_are_what_the_model_writes() -> None:
-    from dataclasses import replace
-    from datetime import UTC, datetime
-
-    from app.jobs.reads import ImageSummary, JobListItem, JobSummary
-    from app.models import JobStatus
-    from app.web.views import job_page_json, job_public
-
     moment = datetime(2026, 11, 30, 16, 11, 19, 839168, tzinfo=UTC)
     job = JobSummary(
         id=9,
