@@ -18,7 +18,7 @@ import hashlib
 import hmac
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -115,29 +115,39 @@ class Access:
     # --- Who holds a credential ---------------------------------------------------------
 
     @staticmethod
-    def _token_key(secret: str) -> str:
-        return "token:" + accounts.token_hash(secret)
+    def _key(kind: str, hashed: str) -> str:
+        return f"{kind}:{hashed}"
+
+    def _look_up(
+        self, kind: str, secret: str, read: Callable[[str], Credential | None]
+    ) -> Credential | None:
+        """Blocking: `read` the credential by its hash, remembered for next time unless a
+        change landed while it was read (the cache's generation)."""
+        hashed = accounts.token_hash(secret)
+        generation = self.credentials.generation
+        credential = read(hashed)
+        if credential is not None:
+            self.credentials.put(self._key(kind, hashed), credential, generation=generation)
+        return credential
 
     def cached_token(self, secret: str) -> Credential | None:
-        return self.credentials.get(self._token_key(secret))
+        return self.credentials.get(self._key("token", accounts.token_hash(secret)))
 
     def look_up_token(self, secret: str) -> Credential | None:
         """Blocking: the live token's owner from the database, remembered for next time."""
-        hashed = accounts.token_hash(secret)
-        key = "token:" + hashed
-        generation = self.credentials.generation
+        return self._look_up("token", secret, self._read_token)
+
+    def _read_token(self, hashed: str) -> Credential | None:
         found = accounts.api_token_owner(self._db, hashed=hashed)
         if found is None:
             return None
-        credential = Credential(
+        return Credential(
             user=found.user,
             session_hash=None,
             csrf_token=self._sessionless_csrf,
             token_id=found.token_id,
             last_used_at=found.last_used_at,
         )
-        self.credentials.put(key, credential, generation=generation)
-        return credential
 
     @staticmethod
     def token_use_due(credential: Credential) -> bool:
@@ -148,39 +158,33 @@ class Access:
     def record_token_use(self, secret: str, credential: Credential) -> None:
         """Blocking: write down that the token was used now (at most once a minute)."""
         assert credential.token_id is not None
-        generation = self.credentials.generation
         now = utcnow()
         accounts.record_token_use(self._db, token_id=credential.token_id, now=now)
-        self.credentials.put(
-            self._token_key(secret), replace(credential, last_used_at=now), generation=generation
+        # Not `put`: the token may have been revoked since the request found it.
+        self.credentials.refresh(
+            self._key("token", accounts.token_hash(secret)), replace(credential, last_used_at=now)
         )
 
-    @staticmethod
-    def _session_key(token: str) -> str:
-        return "session:" + accounts.token_hash(token)
-
     def cached_session(self, token: str) -> Credential | None:
-        credential = self.credentials.get(self._session_key(token))
+        credential = self.credentials.get(self._key("session", accounts.token_hash(token)))
         if credential is not None and credential.expired(time.time()):
             return None
         return credential
 
     def look_up_session(self, token: str) -> Credential | None:
         """Blocking: the live session's person from the database, remembered for next time."""
-        hashed = accounts.token_hash(token)
-        key = "session:" + hashed
-        generation = self.credentials.generation
+        return self._look_up("session", token, self._read_session)
+
+    def _read_session(self, hashed: str) -> Credential | None:
         found = accounts.session_owner(self._db, hashed=hashed)
         if found is None:
             return None
-        credential = Credential(
+        return Credential(
             user=found.user,
             session_hash=found.session_hash,
             csrf_token=self.csrf_token(found.session_hash),
             expires_at=found.expires_at.timestamp(),
         )
-        self.credentials.put(key, credential, generation=generation)
-        return credential
 
     @property
     def sessionless_csrf_token(self) -> str:

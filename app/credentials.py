@@ -101,9 +101,14 @@ class CredentialCache:
                 self._entries.clear()
             self._entries[key] = _Entry(credential, self._clock())
 
-    def forget(self, key: str) -> None:
+    def refresh(self, key: str, credential: Credential) -> None:
+        """Replace what is remembered of a credential still here, keeping when it was read
+        (its TTL runs from the database read, not from this): a credential dropped since,
+        by a change or its TTL, is not brought back."""
         with self._lock:
-            self._entries.pop(key, None)
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries[key] = _Entry(credential, entry.stored_at)
 
     def clear(self) -> None:
         """Something about sessions, tokens or people changed: drop everything."""

@@ -185,6 +185,28 @@ def test_token_use_is_still_written_down_once_a_minute(setup: Setup) -> None:
     assert utcnow() - stored.last_used_at < timedelta(minutes=1)
 
 
+def test_writing_down_a_use_brings_back_no_revoked_token_and_no_fresh_ttl(setup: Setup) -> None:
+    secret = setup.secret
+    found = setup.access.look_up_token(secret)
+    assert found is not None and setup.access.token_use_due(found)
+    # A request found the token, and its use is being written down as it is revoked.
+    accounts.revoke_api_token(setup.db, user_id=setup.other_user_id, token_id=setup.token_id)
+    setup.access.record_token_use(secret, found)
+    assert setup.access.cached_token(secret) is None, "the revoked token stays forgotten"
+    assert setup.access.look_up_token(secret) is None
+
+    # A live token's use written down 4 s after it was read keeps the read's TTL: a change
+    # made elsewhere is still seen within TTL_SECONDS of the read, not of the write.
+    token = accounts.create_api_token(setup.db, user_id=setup.other_user_id, name="again")
+    read = setup.access.look_up_token(token.secret)
+    assert read is not None
+    setup.clock.now += TTL_SECONDS - 1
+    setup.access.record_token_use(token.secret, read)
+    assert setup.access.cached_token(token.secret) is not None
+    setup.clock.now += 1.1
+    assert setup.access.cached_token(token.secret) is None
+
+
 @pytest.mark.anyio
 async def test_a_known_token_costs_the_gate_no_thread_hop(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
