@@ -51,6 +51,8 @@ from app.blobs import (
     split_chunks,
 )
 
+log = logging.getLogger(__name__)
+
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 DRIVER = "psycopg"
 
@@ -156,13 +158,27 @@ def listen_for_job_changes(
     url: str | sa.URL, on_change: Callable[[], None], stop: threading.Event
 ) -> None:
     """Call `on_change` for each job change any process commits, until `stop` is set.
+    Changes missed while the connection was lost are caught by the pages' periodic look
+    and the workers' periodic claim."""
+    listen(url, JOB_CHANGES_CHANNEL, on_change, stop)
+
+
+def listen(
+    url: str | sa.URL,
+    channel: str,
+    on_change: Callable[[], None],
+    stop: threading.Event,
+    *,
+    listening: threading.Event | None = None,
+) -> None:
+    """Call `on_change` for each NOTIFY on `channel`, until `stop` is set; and once each
+    time LISTEN takes effect (for what was committed before it, or while the connection
+    was lost). `listening` is set while LISTEN is in effect.
 
     Runs in a thread of its own, on a connection of its own outside the pools (LISTEN
-    holds its connection). A lost connection is made again; changes missed meanwhile are
-    caught by the pages' periodic look and the workers' periodic claim.
+    holds its connection). A lost connection is made again.
     """
-    import psycopg
-
+    # libpq's own URL form: without SQLAlchemy's "+psycopg".
     dsn = (
         sa.make_url(engine_url(url))
         .set(drivername="postgresql")
@@ -171,15 +187,20 @@ def listen_for_job_changes(
     while not stop.is_set():
         try:
             with psycopg.connect(
-                dsn, autocommit=True, application_name=APPLICATION_NAME + " listener"
+                dsn, autocommit=True, application_name=f"{APPLICATION_NAME} listener"
             ) as connection:
-                connection.execute(f"LISTEN {JOB_CHANGES_CHANNEL}")
-                on_change()  # anything committed before LISTEN took effect
+                connection.execute(f"LISTEN {channel}")
+                if listening is not None:
+                    listening.set()
+                on_change()
                 while not stop.is_set():
                     # A short timeout, so `stop` is noticed within a moment.
                     for _ in connection.notifies(timeout=LISTEN_WAKE_SECONDS, stop_after=1):
                         on_change()
-        except psycopg.OperationalError:
+        except psycopg.Error:
+            if listening is not None:
+                listening.clear()
+            log.warning("lost the database connection listening on %s; trying again", channel)
             stop.wait(LISTEN_RETRY_SECONDS)
 
 
@@ -228,13 +249,7 @@ def prompt_term_matches(text: sa.ColumnElement[str], *, phrase: bool) -> sa.Colu
 
 # --- Credentials changed elsewhere ------------------------------------------------------
 
-log = logging.getLogger(__name__)
-
 CREDENTIALS_CHANNEL = "playground_credentials"
-# How long the listening thread waits for a notice before looking whether it should stop,
-# and after losing its connection before trying again.
-LISTEN_WAKE_SECONDS = 0.2
-RECONNECT_SECONDS = 2.0
 
 
 def notify_credentials_changed(engine: sa.Engine) -> None:
@@ -244,13 +259,12 @@ def notify_credentials_changed(engine: sa.Engine) -> None:
 
 
 class CredentialNotices:
-    """A thread with a connection of its own that LISTENs for `notify_credentials_changed`
-    and calls `on_change` for each notice; and once more after a lost connection comes
-    back (notices sent meanwhile were missed)."""
+    """A thread that `listen`s for `notify_credentials_changed` and calls `on_change` for
+    each notice (and after a lost connection comes back: notices sent meanwhile were
+    missed)."""
 
     def __init__(self, url: sa.URL, on_change: Callable[[], None]) -> None:
-        # libpq's own URL form: without SQLAlchemy's "+psycopg".
-        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._url = url
         self._on_change = on_change
         self._stopping = threading.Event()
         self.listening = threading.Event()
@@ -264,24 +278,13 @@ class CredentialNotices:
         self._thread.join(timeout=LISTEN_WAKE_SECONDS * 5)
 
     def _run(self) -> None:
-        reconnected = False
-        while not self._stopping.is_set():
-            try:
-                with psycopg.connect(
-                    self._conninfo, autocommit=True, application_name=APPLICATION_NAME
-                ) as connection:
-                    connection.execute(f"LISTEN {CREDENTIALS_CHANNEL}")
-                    self.listening.set()
-                    if reconnected:
-                        self._on_change()
-                    while not self._stopping.is_set():
-                        for _notice in connection.notifies(timeout=LISTEN_WAKE_SECONDS):
-                            self._on_change()
-            except psycopg.Error:
-                self.listening.clear()
-                log.warning("lost the database connection that hears of credential changes")
-                reconnected = True
-                self._stopping.wait(RECONNECT_SECONDS)
+        listen(
+            self._url,
+            CREDENTIALS_CHANNEL,
+            self._on_change,
+            self._stopping,
+            listening=self.listening,
+        )
 
 
 # --- Blob store ------------------------------------------------------------------------
