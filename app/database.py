@@ -36,8 +36,6 @@ class Database:
         if postgres.is_postgres_url(url):
             url = postgres.engine_url(url)
         self.url = sa.make_url(url)
-        # Listings: reads of one statement each, with no transaction begun and ended around
-        # them (on SQLite that was a third of a listing's database time).
         if self.url.get_backend_name() == "sqlite":
             self.read_engine = sa.create_engine(self.url, pool_size=8, max_overflow=8)
             self.write_engine = sa.create_engine(
@@ -63,9 +61,9 @@ class Database:
             self.write_engine = sa.create_engine(self.url, **postgres.engine_options(writer=True))
             # Row locks, not one writer: heartbeats need no connection of their own.
             self.urgent_engine = self.write_engine
-            self.rows_engine = sa.create_engine(
-                self.url, **postgres.engine_options(writer=False), isolation_level="AUTOCOMMIT"
-            )
+            # The read pool's connections, in autocommit: the server's connection limit is
+            # shared by every process, so listings take no pool of their own.
+            self.rows_engine = self.read_engine.execution_options(isolation_level="AUTOCOMMIT")
         else:
             raise ValueError(f"{self.url.get_backend_name()} databases are not supported")
         self._credential_listeners: list[Callable[[], None]] = []
@@ -187,7 +185,7 @@ class Database:
         self.read_engine.dispose()
         self.write_engine.dispose()
         self.urgent_engine.dispose()
-        self.rows_engine.dispose()
+        self.rows_engine.dispose()  # on PostgreSQL the read pool's, already gone
 
 
 def display_url(url: str | sa.URL) -> str:

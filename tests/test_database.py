@@ -139,6 +139,13 @@ def test_a_postgres_url_is_opened_with_psycopg_3(postgres_url: str) -> None:
         assert db.url.drivername == "postgresql+psycopg"
         with db.read() as session:
             assert session.execute(sa.text("SELECT 1")).scalar() == 1
+        # Listings read in autocommit from the read pool, not a pool of their own: every
+        # process's connections count against the server's one limit.
+        assert db.rows_engine.pool is db.read_engine.pool
+        with db.read_rows() as connection:
+            assert connection.connection.driver_connection.autocommit  # type: ignore[union-attr]
+        with db.read_engine.connect() as connection:
+            assert not connection.connection.driver_connection.autocommit  # type: ignore[union-attr]
     finally:
         db.dispose()
 

@@ -179,7 +179,11 @@ def plans_of(db: Database, run: Callable[[], object], *, may_sort: bool = False)
         if "FROM images" in statement:
             statements.append((statement, params))
 
-    engines = (db.read_engine, db.rows_engine)  # sessions' reads, and listings' rows
+    # Sessions' reads, and listings' rows: on PostgreSQL the same pool, whose listeners
+    # hear both already.
+    engines = [db.read_engine]
+    if db.rows_engine.pool is not db.read_engine.pool:
+        engines.append(db.rows_engine)
     for engine in engines:
         event.listen(engine, "before_cursor_execute", capture)
     try:
