@@ -18,7 +18,7 @@ from sqlmodel import col
 from app import gallery, postgres
 from app.database import Database
 from app.gallery import Cursor, GalleryFilters, parse_search
-from app.models import Job, JobStatus, utcnow
+from app.models import Image, Job, JobStatus, utcnow
 from tests.conftest import DatabaseChoice
 from tests.gallery_seed import SeededImage, seed_gallery
 
@@ -463,3 +463,76 @@ def test_tidying_the_prompt_index_keeps_every_match(
     for _ in range(3):  # bounded steps of merging, as the app's upkeep takes them
         gallery.tidy_search(db)
     assert all_pages(db, filters, limit=61) == before == expected(images, filters)
+
+
+def test_a_job_added_while_a_search_reads_is_not_shown_twice(tmp_path: Path) -> None:
+    """A search whose first chunk of matching jobs does not fill the page reads on, chunk
+    by chunk: from one snapshot, so a job committed between its statements cannot move
+    where the next chunk begins (that showed the first chunk's last job twice)."""
+    db = Database.at_path(tmp_path / "playground.db")
+    db.migrate()
+    chunk = gallery._FTS_FIRST_CHUNK
+    total = chunk * 3
+
+    def job_row(job_id: int) -> dict[str, object]:
+        return {
+            "id": job_id,
+            "created_at": utcnow(),
+            "updated_at": utcnow(),
+            "model": "seedream-4",
+            "prompt": "tea party",
+            "image_size": "auto_2K",
+            "num_images": 1,
+            "request_body": {"prompt": "tea party"},
+            "status": JobStatus.COMPLETED,
+            "poll_count": 1,
+        }
+
+    def image_row(job_id: int, *, favourite: bool) -> dict[str, object]:
+        return {
+            "id": job_id,
+            "job_id": job_id,
+            "index": 0,
+            "content_type": "image/png",
+            "width": 8,
+            "height": 8,
+            "byte_size": 1,
+            "sha256": f"{job_id:064x}",
+            "source_url": "https://temp.pixeldojo.ai/x.png",
+            "created_at": utcnow(),
+            "favourite": favourite,
+        }
+
+    # Favourites are sparse (one job in ten), so the newest `chunk` matching jobs hold
+    # fewer than a page of them; the oldest job of that chunk is a favourite.
+    oldest_in_first_chunk = total - chunk + 1
+    with db.write() as session:
+        connection = session.connection()
+        connection.execute(sa.insert(Job), [job_row(n) for n in range(1, total + 1)])
+        connection.execute(
+            sa.insert(Image),
+            [
+                image_row(n, favourite=n % 10 == oldest_in_first_chunk % 10)
+                for n in range(1, total + 1)
+            ],
+        )
+    added: list[int] = []
+
+    def add_a_job_after_the_first_statement(*_: Any) -> None:
+        if not added:
+            added.append(total + 1)
+            with db.write() as session:
+                session.connection().execute(sa.insert(Job), [job_row(total + 1)])
+
+    filters = GalleryFilters(q="tea", favourite=True)
+    event.listen(db.rows_engine, "after_cursor_execute", add_a_job_after_the_first_statement)
+    try:
+        page = gallery.search_images(db, filters=filters, limit=chunk // 10 + 5)
+    finally:
+        event.remove(db.rows_engine, "after_cursor_execute", add_a_job_after_the_first_statement)
+        db.dispose()
+    assert added, "the job was added between the search's statements"
+    ids = [entry.image_id for entry in page.items]
+    assert len(ids) == len(set(ids)), f"an image shown twice: {ids}"
+    favourites = [n for n in range(total, 0, -1) if n % 10 == oldest_in_first_chunk % 10]
+    assert ids == favourites[: len(ids)] and oldest_in_first_chunk in ids
