@@ -418,58 +418,59 @@ def search_images(
     shape = _Shape.of(
         filters, search=search, cursor=cursor is not None, trash=trash, trashed_after=trash_cut
     )
-    rows: list[sa.Row[Any]] = []
-    match = (
-        sqlite.fts_match_expression([(t.text, t.phrase) for t in filters.terms])
-        if search == FTS5
-        else None
-    )
-    assert (match is None) == (search != FTS5), "every search term makes an FTS5 query"
-    top = cursor.job_id if cursor else ROW_ID_MAX
-    with db.read_rows() as connection:
-        if match is None:
-            rows.extend(
-                connection.execute(_images_statement(shape), {**params, "limit": wanted}).all()
-            )
-        else:
-            # The first chunk of matching jobs in the same statement as their images: a
-            # common search fills its page from it, and sending a list of ids back and
-            # forth cost more than finding them.
-            rows.extend(
-                connection.execute(
-                    _images_statement(replace(shape, first_chunk=True)),
-                    {
-                        **params,
-                        "limit": wanted,
-                        "match": match,
-                        "at_most": top,
-                        "chunk": _FTS_FIRST_CHUNK,
-                    },
-                ).all()
-            )
-    if match is not None and len(rows) < wanted:
-        rows = _fts_chunk_by_chunk(db, shape, params, wanted=wanted, match=match, top=top)
+    if search != FTS5:
+        with db.read_rows() as connection:
+            rows = connection.execute(_images_statement(shape), {**params, "limit": wanted}).all()
+    else:
+        rows = _fts_search(db, shape, params, filters, wanted=wanted, cursor=cursor)
     items = [_entry(row) for row in rows[:limit]]
     next_cursor = items[-1].cursor if len(rows) > limit and items else None
     return GalleryPage(items, next_cursor)
 
 
-def _fts_chunk_by_chunk(
+def _fts_search(
     db: Database,
     shape: _Shape,
     params: dict[str, Any],
+    filters: GalleryFilters,
     *,
     wanted: int,
-    match: str,
-    top: int,
-) -> list[sa.Row[Any]]:
-    """A search whose first chunk of matching jobs did not fill the page: chunk by chunk,
-    from the top, in one transaction. One snapshot, because a job added or deleted between
-    two statements would move where the next chunk begins: a job shown twice, or skipped."""
-    statement = _images_statement(replace(shape, job_ids=True))
+    cursor: Cursor | None,
+) -> Sequence[sa.Row[Any]]:
+    """The rows of a search on SQLite: matching jobs from the prompt index, chunk by chunk.
+
+    In one transaction, unlike other listings: where the next chunk begins is read in a
+    statement of its own, and a job committed between two statements would move it (one
+    image shown twice, or one skipped)."""
+    match = sqlite.fts_match_expression([(t.text, t.phrase) for t in filters.terms])
+    assert match is not None
+    top = cursor.job_id if cursor else ROW_ID_MAX
     rows: list[sa.Row[Any]] = []
-    below, chunk = top, _FTS_FIRST_CHUNK
     with db.read_engine.connect() as connection, connection.begin():
+        # The first chunk of matching jobs in the same statement as their images: a common
+        # search fills its page from it, and sending a list of ids back and forth cost
+        # more than finding them.
+        rows.extend(
+            connection.execute(
+                _images_statement(replace(shape, first_chunk=True)),
+                {
+                    **params,
+                    "limit": wanted,
+                    "match": match,
+                    "at_most": top,
+                    "chunk": _FTS_FIRST_CHUNK,
+                },
+            ).all()
+        )
+        # Fewer than a page: on, chunk by chunk, below the first chunk's last job.
+        statement = _images_statement(replace(shape, job_ids=True))
+        first = (
+            sqlite.matching_job_ids(connection, match, at_most=top, limit=_FTS_FIRST_CHUNK)
+            if len(rows) < wanted
+            else []
+        )
+        below = first[-1] - 1 if len(first) == _FTS_FIRST_CHUNK else 0
+        chunk = _FTS_FIRST_CHUNK * _FTS_CHUNK_GROWTH
         while len(rows) < wanted and below > 0:
             job_ids = sqlite.matching_job_ids(connection, match, at_most=below, limit=chunk)
             if not job_ids:

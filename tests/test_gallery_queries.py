@@ -525,11 +525,14 @@ def test_a_job_added_while_a_search_reads_is_not_shown_twice(tmp_path: Path) -> 
                 session.connection().execute(sa.insert(Job), [job_row(total + 1)])
 
     filters = GalleryFilters(q="tea", favourite=True)
-    event.listen(db.rows_engine, "after_cursor_execute", add_a_job_after_the_first_statement)
+    engines = (db.read_engine, db.rows_engine)  # whichever the search reads on
+    for engine in engines:
+        event.listen(engine, "after_cursor_execute", add_a_job_after_the_first_statement)
     try:
         page = gallery.search_images(db, filters=filters, limit=chunk // 10 + 5)
     finally:
-        event.remove(db.rows_engine, "after_cursor_execute", add_a_job_after_the_first_statement)
+        for engine in engines:
+            event.remove(engine, "after_cursor_execute", add_a_job_after_the_first_statement)
         db.dispose()
     assert added, "the job was added between the search's statements"
     ids = [entry.image_id for entry in page.items]
