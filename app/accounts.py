@@ -284,12 +284,6 @@ def session_owner(db: Database, *, hashed: str) -> SessionOwner | None:
     return SessionOwner(user, hashed, expires_at)
 
 
-def user_for_session(db: Database, *, token: str) -> tuple[User, str] | None:
-    """The signed-in person and their session's hash, for a live session of an active account."""
-    found = session_owner(db, hashed=token_hash(token))
-    return (found.user, found.session_hash) if found is not None else None
-
-
 def end_session(db: Database, *, token: str) -> None:
     with db.write() as session:
         session.execute(
@@ -389,14 +383,3 @@ def record_token_use(db: Database, *, token_id: int, now: datetime) -> None:
         session.execute(
             sa.update(ApiToken).where(col(ApiToken.id) == token_id).values(last_used_at=now)
         )
-
-
-def user_for_api_token(db: Database, *, secret: str) -> User | None:
-    """The token's owner while the token is live; records the use (at most once a minute)."""
-    found = api_token_owner(db, hashed=token_hash(secret))
-    if found is None:
-        return None
-    now = utcnow()
-    if token_use_due(found.last_used_at, now):
-        record_token_use(db, token_id=found.token_id, now=now)
-    return found.user

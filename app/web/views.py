@@ -1,11 +1,12 @@
 """Turning rows into what the API answers and what templates show.
 
-Listings build their answers as plain dicts shaped like the `*Public` models and
-serialise them with pydantic's own JSON encoder, which writes them exactly as
-it would write the models: building and validating a model per item cost as
-much as reading the page (docs/benchmarks.md). Single answers are those dicts
-validated into the models. tests/test_listing_answers.py checks every listing
-answer against its model, so the two cannot drift apart.
+Listing pages are written as JSON item by item (`job_page_json`), byte for byte
+what their `*Public` models would write: building and validating a model per item
+cost as much as reading the page (docs/benchmarks.md). Values a plain writer
+cannot match (floats beyond its range) go through pydantic's encoder instead, and
+single answers are the models, validated from the same dicts (`job_answer`).
+tests/test_listing_answers.py checks every listing answer against its model, so
+the two cannot drift apart.
 """
 
 from __future__ import annotations
