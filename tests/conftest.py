@@ -27,6 +27,21 @@ from app.main import create_app
 TEST_KEY = "pd_test_" + secrets.token_hex(16)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """How many worker processes `--numprocesses auto` (pyproject.toml) starts: one per core
+    for the whole suite, at most one per file named, and none (all in this process) for a
+    single file, where starting workers would cost more than they save.
+    PYTEST_XDIST_AUTO_NUM_WORKERS, when set, decides instead."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None
+    cores = len(os.sched_getaffinity(0))
+    named = [config.invocation_params.dir / arg.split("::")[0] for arg in config.args]
+    if named and all(path.is_file() for path in named):
+        cores = min(cores, len(set(named)))
+    return cores if cores > 1 else 0
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never see the developer's own key or settings, nor a `.env` in the checkout."""
@@ -408,6 +423,27 @@ def browser() -> Iterator[Any]:
     from tests.browser import launch_browser
 
     yield from launch_browser()
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In a worker process of a parallel run: hand the screenshots' folder to the main process,
+    which prints the summary."""
+    from tests.browser import SCREENSHOTS_KEY
+
+    workeroutput = getattr(session.config, "workeroutput", None)
+    folder = session.config.stash.get(SCREENSHOTS_KEY, None)
+    if workeroutput is not None and folder is not None:
+        workeroutput["screenshots"] = str(folder)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist's: a worker is done; keep the screenshots' folder it reported."""
+    from tests.browser import SCREENSHOTS_KEY
+
+    folder = getattr(node, "workeroutput", {}).get("screenshots")
+    if folder is not None:
+        node.config.stash[SCREENSHOTS_KEY] = Path(folder)
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

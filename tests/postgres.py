@@ -8,6 +8,10 @@ user the package creates. Each test gets a database of its own.
 
 Durability is traded for speed (`fsync=off`): the tests kill the app's processes,
 never the database server.
+
+The server outlives the process that started it only until a watchdog notices: a run
+killed before its clean-up (SIGKILL, a lost terminal) leaves no server behind, which
+matters when each of the suite's worker processes starts one.
 """
 
 from __future__ import annotations
@@ -27,6 +31,17 @@ import psycopg
 # Where Debian puts each installed major version's server binaries.
 DEBIAN_BIN_GLOB = "/usr/lib/postgresql/*/bin"
 SERVER_USER = "postgres"
+# A free port is found by binding port 0 and letting it go; another process (a second
+# test worker, a client's outgoing connection) may take it before the server does.
+START_ATTEMPTS = 3
+# Stops the server and removes its folder once the process that started it ($1) is gone;
+# run in a session of its own, so a Ctrl-C meant for the tests does not end it first.
+WATCHDOG_SCRIPT = """
+while kill -0 "$1" 2>/dev/null; do sleep 1; done
+shift
+"$@" >/dev/null 2>&1
+rm -rf "$WATCHDOG_ROOT"
+"""
 
 
 def find_bin_dir() -> Path | None:
@@ -68,36 +83,69 @@ class PostgresCluster:
         self.data_dir = root / "data"
         self.socket_dir = root / "socket"
         self.log_file = root / "server.log"
+        self._watchdog: subprocess.Popen[bytes] | None = None
 
     @classmethod
     def start_new(cls, bin_dir: Path) -> PostgresCluster:
-        # Not under pytest's tmp_path: that is private to root (0700), and the server
-        # may run as the postgres user.
-        root = Path(tempfile.mkdtemp(prefix="playground-pg-"))
-        root.chmod(0o755)
-        cluster = cls(bin_dir, root, _free_port())
-        try:
-            cluster._start()
-        except BaseException:
-            shutil.rmtree(root, ignore_errors=True)
-            raise
-        return cluster
+        for attempt in range(1, START_ATTEMPTS + 1):
+            # Not under pytest's tmp_path: that is private to root (0700), and the server
+            # may run as the postgres user.
+            root = Path(tempfile.mkdtemp(prefix="playground-pg-"))
+            root.chmod(0o755)
+            cluster = cls(bin_dir, root, _free_port())
+            try:
+                cluster._start()
+            except RuntimeError as error:
+                cluster._remove_files()
+                if attempt == START_ATTEMPTS or not _port_was_taken(error):
+                    raise
+                continue
+            except BaseException:
+                cluster._remove_files()
+                raise
+            cluster._watch_over()
+            return cluster
+        raise AssertionError("unreachable")
 
     def _as_server_user(self, command: Sequence[str]) -> list[str]:
         if os.geteuid() != 0:
             return list(command)
         return ["runuser", "-u", SERVER_USER, "--", *command]
 
-    def _run(self, command: Sequence[str]) -> None:
-        result = subprocess.run(
-            self._as_server_user(command), capture_output=True, text=True, check=False
-        )
+    def _run(self, command: Sequence[str], *, as_server_user: bool = True) -> None:
+        if as_server_user:
+            command = self._as_server_user(command)
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             log = self.log_file.read_text() if self.log_file.exists() else ""
             raise RuntimeError(
                 f"{' '.join(command)} failed ({result.returncode}): "
                 f"{result.stderr.strip() or result.stdout.strip()}\n{log[-2000:]}"
             )
+
+    def _pg_ctl_stop(self) -> list[str]:
+        return self._as_server_user(
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "--pgdata",
+                str(self.data_dir),
+                "--mode",
+                "immediate",
+                "--wait",
+                "stop",
+            ]
+        )
+
+    def _watch_over(self) -> None:
+        """Start the watchdog that stops this server if this process dies without `stop()`."""
+        self._watchdog = subprocess.Popen(
+            ["sh", "-c", WATCHDOG_SCRIPT, "watchdog", str(os.getpid()), *self._pg_ctl_stop()],
+            env={**os.environ, "WATCHDOG_ROOT": str(self.root)},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     def _start(self) -> None:
         for folder in (self.data_dir, self.socket_dir):
@@ -182,20 +230,21 @@ class PostgresCluster:
             connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def stop(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.kill()
+            self._watchdog.wait()
+            self._watchdog = None
         try:
-            self._run(
-                [
-                    str(self.bin_dir / "pg_ctl"),
-                    "--pgdata",
-                    str(self.data_dir),
-                    "--mode",
-                    "immediate",
-                    "--wait",
-                    "stop",
-                ]
-            )
+            self._run(self._pg_ctl_stop(), as_server_user=False)
         finally:
-            # The server's files belong to the postgres user; root may remove them.
-            deadline = time.monotonic() + 10
-            while self.root.exists() and time.monotonic() < deadline:
-                shutil.rmtree(self.root, ignore_errors=True)
+            self._remove_files()
+
+    def _remove_files(self) -> None:
+        # The server's files belong to the postgres user; root may remove them.
+        deadline = time.monotonic() + 10
+        while self.root.exists() and time.monotonic() < deadline:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _port_was_taken(error: RuntimeError) -> bool:
+    return "could not bind" in str(error) or "Address already in use" in str(error)

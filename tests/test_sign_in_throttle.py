@@ -14,7 +14,12 @@ from app.database import Database
 from app.models import utcnow
 from app.throttle import Attempt
 from tests.conftest import SAME_ORIGIN, DatabaseChoice
-from tests.test_team import PASSWORD, Team, team  # noqa: F401 (the fixture)
+from tests.test_team import (  # noqa: F401 (the fixtures)
+    PASSWORD,
+    Team,
+    stopped_throttle_clock,
+    team,
+)
 
 
 def fresh_db(tmp_path: Path, database: DatabaseChoice) -> Database:
@@ -86,6 +91,7 @@ def test_the_message_gives_the_real_wait_rounded_up() -> None:
 
 
 @pytest.mark.both_databases
+@pytest.mark.usefixtures("stopped_throttle_clock")
 def test_a_locked_name_still_signs_in_from_another_address(team: Team) -> None:  # noqa: F811
     def sign_in(address: str, password: str) -> httpx.Response:
         # The test server trusts X-Forwarded-For from loopback, as behind a proxy.
