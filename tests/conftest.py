@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+import ssl
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -253,12 +254,19 @@ class RunningApp:
 # cross-site protection use clients without it.
 SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
 
+# One TLS context for the tests' frequent clients (`verify=CLIENT_TLS`): otherwise httpx builds
+# one per client, loading the CA bundle, tens of milliseconds of CPU each. The tests speak
+# plain HTTP to 127.0.0.1, so it never verifies anything.
+CLIENT_TLS = ssl.create_default_context()
+
 
 @contextmanager
 def serve_app(settings: Settings) -> Iterator[RunningApp]:
     with (
         LoopbackServer(create_app(settings)) as server,
-        httpx.Client(base_url=server.url, timeout=30, headers=SAME_ORIGIN) as client,
+        httpx.Client(
+            base_url=server.url, timeout=30, headers=SAME_ORIGIN, verify=CLIENT_TLS
+        ) as client,
     ):
         yield RunningApp(server.url, client, settings)
 

@@ -12,7 +12,14 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import SQLITE, TEST_KEY, DatabaseChoice, RunningEmulator, wait_until
+from tests.conftest import (
+    CLIENT_TLS,
+    SQLITE,
+    TEST_KEY,
+    DatabaseChoice,
+    RunningEmulator,
+    wait_until,
+)
 
 
 def free_port() -> int:
@@ -77,9 +84,9 @@ class AppProcess:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        # One client for every poll: each new one builds a TLS context, tens of milliseconds
-        # of CPU taken from the process that is starting.
-        with httpx.Client(base_url=self.url, timeout=2) as probe:
+        # One client for every poll: a new one each time would take CPU from the process
+        # that is starting.
+        with httpx.Client(base_url=self.url, timeout=2, verify=CLIENT_TLS) as probe:
             wait_until(lambda: self._healthy(probe), timeout=30, what="the app process to start")
         return self
 
@@ -107,7 +114,7 @@ class AppProcess:
         self.process = None
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=30)
+        return httpx.Client(base_url=self.url, timeout=30, verify=CLIENT_TLS)
 
 
 class WorkerProcess:

@@ -22,6 +22,7 @@ from app.database import Database
 from app.main import ROUTERS, create_app
 from app.models import utcnow
 from tests.conftest import (
+    CLIENT_TLS,
     SAME_ORIGIN,
     DatabaseChoice,
     RunningApp,
@@ -43,11 +44,11 @@ class Team:
     db: Database
 
     def anonymous(self, **headers: str) -> httpx.Client:
-        return httpx.Client(base_url=self.app.url, timeout=30, headers=headers)
+        return httpx.Client(base_url=self.app.url, timeout=30, headers=headers, verify=CLIENT_TLS)
 
 
 def sign_in(url: str, name: str, password: str = PASSWORD) -> httpx.Client:
-    client = httpx.Client(base_url=url, timeout=30, headers=SAME_ORIGIN)
+    client = httpx.Client(base_url=url, timeout=30, headers=SAME_ORIGIN, verify=CLIENT_TLS)
     answer = client.post("/sign-in", data={"name": name, "password": password, "next": "/"})
     assert answer.status_code == 303, answer.text
     return client
