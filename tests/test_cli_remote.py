@@ -145,9 +145,11 @@ def test_a_server_with_sign_in_takes_a_token_from_the_environment(
 
 @pytest.fixture
 def slow_jobs(tmp_path: Path) -> Iterator[tuple[RunningEmulator, RunningApp]]:
-    """Jobs that take a moment, so a batch can be stopped half-way."""
+    """Jobs that take a moment, so a batch can be stopped half-way: long enough that its
+    twelve rows (two at a time) outlast the test noticing the third was sent and sending
+    Ctrl-C, on a loaded machine too (at 0.8 s the batch once finished first)."""
     with (
-        serve_emulator(job_seconds=0.8) as emulator,
+        serve_emulator(job_seconds=2.0) as emulator,
         serve_app(make_settings(tmp_path / "data", emulator)) as app,
     ):
         yield emulator, app
