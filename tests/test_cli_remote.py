@@ -145,14 +145,24 @@ def test_a_server_with_sign_in_takes_a_token_from_the_environment(
 
 @pytest.fixture
 def slow_jobs(tmp_path: Path) -> Iterator[tuple[RunningEmulator, RunningApp]]:
-    """Jobs that take a moment, so a batch can be stopped half-way: long enough that its
-    twelve rows (two at a time) outlast the test noticing the third was sent and sending
-    Ctrl-C, on a loaded machine too (at 0.8 s the batch once finished first)."""
+    """Jobs that take a moment, so a batch can be stopped half-way."""
     with (
-        serve_emulator(job_seconds=2.0) as emulator,
+        serve_emulator(job_seconds=0.8) as emulator,
         serve_app(make_settings(tmp_path / "data", emulator)) as app,
     ):
         yield emulator, app
+
+
+@pytest.fixture
+def ctrl_c_reaches_children() -> Iterator[None]:
+    """A suite started in the background by a script runs with Ctrl-C ignored, and its
+    children inherit that: a batch could not be stopped as a person at a terminal stops
+    it. A handler (not "ignore") is reset to the default in a child."""
+    previous = signal.getsignal(signal.SIGINT)
+    if previous == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def start_batch(app: RunningApp, folder: Path, *extra: str) -> subprocess.Popen[str]:
@@ -173,7 +183,7 @@ def results(folder: Path) -> list[dict[str, str]]:
 
 
 def test_an_interrupted_batch_resumes_and_pays_once_per_row(
-    slow_jobs: tuple[RunningEmulator, RunningApp], tmp_path: Path
+    slow_jobs: tuple[RunningEmulator, RunningApp], tmp_path: Path, ctrl_c_reaches_children: None
 ) -> None:
     emulator, app = slow_jobs
     sent = emulator.emulator.requests_to
