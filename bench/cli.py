@@ -5,7 +5,7 @@
     python -m bench --only databases   the same gallery on SQLite and PostgreSQL, side by side
     python -m bench --large 1000000 --data-dir DIR
                                the headline run: a million jobs, generated into DIR once
-                               (about 28 GB) and reused by later runs
+                               (1.9 GB) and reused by later runs
     python -m bench generate DIR --jobs N   fill a data dir, to try the gallery by hand
 
 Exits 2 when a benchmark could not run, 1 when a target is missed, 0 otherwise.
