@@ -86,6 +86,7 @@ class Access:
         self._secret = secret
         self._cached: tuple[float, bool] | None = None
         self.reference_key = reference_key(secret)
+        self.webhook_key = webhook_key(secret)
         self.credentials = credentials if credentials is not None else CredentialCache()
         self._unsubscribe = db.on_credentials_changed(self.credentials.clear)
         # What requests signed in by an API token carry (they have no session to tie it to).
@@ -255,6 +256,11 @@ def reference_key(secret: bytes) -> bytes:
     """What signs reference-image links (app/references.py): a key of its own, derived from
     the app's secret, so a link never helps forge a session or a CSRF token."""
     return hmac.new(secret, b"reference image links", hashlib.sha256).digest()
+
+
+def webhook_key(secret: bytes) -> bytes:
+    """What signs the callback URLs PixelDojo is given (app/webhooks.py): a key of its own."""
+    return hmac.new(secret, b"pixeldojo callbacks", hashlib.sha256).digest()
 
 
 def host_is_loopback(host_header: str) -> bool:

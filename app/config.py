@@ -150,6 +150,12 @@ class Settings(BaseSettings):
         description="The address PixelDojo can reach this app at (https://...); when set, "
         "reference images go as signed, expiring links to it instead of inside the request",
     )
+    webhooks: bool = Field(
+        True,
+        description="With PLAYGROUND_PUBLIC_URL set, ask PixelDojo to call this app back when "
+        "each job ends, so its images are stored within a second or so and polls become a "
+        "rare safety net; false: poll only",
+    )
     trash_days: int = Field(
         30, ge=0, description="Days a deleted image can be restored from the trash before purge"
     )

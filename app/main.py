@@ -58,6 +58,7 @@ from app.web import (
     pages,
     presets,
     references,
+    webhooks,
 )
 from app.web.bodies import BodyLimit, body_limits
 from app.web.errors import API_ERRORS, install_error_handlers
@@ -87,6 +88,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     pages.router,
     presets.router,
     references.router,
+    webhooks.router,
     code.router,
     presets.api_router,
     auth.router,
@@ -228,6 +230,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             blobs=blobs,
             public_url=settings.public_url,
             reference_key=access.reference_key,
+            callback_base_url=settings.public_url if settings.webhooks else None,
+            callback_key=access.webhook_key,
         ),
     )
     catalogue.start()

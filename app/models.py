@@ -178,6 +178,11 @@ class Job(SQLModel, table=True):
     # They time the next jobs' polls (app/timing.py).
     seen_running_seconds: float | None = None
     done_by_seconds: float | None = None
+    # Whether PixelDojo was asked to call this app back when the job ends (with
+    # PLAYGROUND_PUBLIC_URL set), and when it last did: a call makes the job due for a poll
+    # at once, and the polls it would otherwise need become a rare safety net (app/webhooks.py).
+    webhook_requested: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    webhook_at: datetime | None = _utc_column()
     upstream_completed_at: datetime | None = _utc_column()
     finished_at: datetime | None = _utc_column()
     expires_at: datetime | None = _utc_column()

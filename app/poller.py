@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 
 import anyio
 
-from app import timing
+from app import timing, webhooks
 from app.blobs import BlobStore
 from app.config import Settings
 from app.database import Database
@@ -95,6 +95,7 @@ class Poller:
         # When each job's lease was last known good (claimed or renewed), by monotonic clock.
         self._held_since: dict[tuple[int, int], float] = {}
         self._timings: dict[tuple[str, str, int], tuple[float, timing.UpstreamTiming]] = {}
+        self._callbacks: tuple[float, bool] | None = None
         self._scratch_dir = worker_scratch_dir(settings.scratch_dir, worker_id)
 
     def register(self) -> None:
@@ -114,12 +115,30 @@ class Poller:
         """A job was submitted or changed: look at the queue now."""
         self._wake.set()
 
-    def first_poll_delay(self, *, model: str, image_size: str, num_images: int) -> float:
-        """When to ask about a job just submitted: a little before jobs like it end."""
-        return timing.first_poll_at(
-            self._timing(model, image_size, num_images),
-            initial=self.settings.poll_initial_seconds,
-        )
+    def first_poll_delay(
+        self, *, model: str, image_size: str, num_images: int, callback: bool = False
+    ) -> float:
+        """When to ask about a job just submitted: a little before jobs like it end; or,
+        for a job PixelDojo will call back about (`callback`) while callbacks arrive, when
+        all but the slowest would have called."""
+        found = self._timing(model, image_size, num_images)
+        if callback and self._callbacks_arrive():
+            return timing.safety_poll_in(
+                timing=found,
+                elapsed=0.0,
+                poll_count=0,
+                initial=self.settings.poll_initial_seconds,
+                maximum=self.settings.poll_max_seconds,
+            )
+        return timing.first_poll_at(found, initial=self.settings.poll_initial_seconds)
+
+    def _callbacks_arrive(self) -> bool:
+        """Whether PixelDojo's callbacks reach this app (app/webhooks.py), looked up at most
+        every few seconds."""
+        now = time.monotonic()
+        if self._callbacks is None or now - self._callbacks[0] >= EXPECTATION_TTL_SECONDS:
+            self._callbacks = (now, webhooks.callbacks_arrive(self.db))
+        return self._callbacks[1]
 
     def _timing(self, model: str, image_size: str, num_images: int) -> timing.UpstreamTiming | None:
         """How long PixelDojo takes for such jobs, looked up at most every few seconds per kind."""
@@ -292,12 +311,14 @@ class Poller:
 
     async def _poll(self, job: Job) -> None:
         assert job.upstream_job_id is not None
-        if job.poll_count == 0 and await self._too_early(job):
+        # A job PixelDojo called back about is asked about at once, whatever its kind's timing.
+        if job.poll_count == 0 and job.webhook_at is None and await self._too_early(job):
             return
         if not await self._still_mine(job, unless_held_within=self._trusted_for):
             log.info("job %s was taken over before it was polled; leaving it", job.id)
             return
         due_at = job.next_poll_at
+        asked_at = utcnow()
         try:
             upstream = await self.client.get_job(job.upstream_job_id)
         except UpstreamError as exc:
@@ -322,6 +343,7 @@ class Poller:
                 delay,
                 upstream_status=upstream.status,
                 seen_running_seconds=_seconds_since(_started(job)),
+                asked_at=asked_at,
             )
         elif upstream.state is UpstreamState.FAILED:
             await self._finish(job, JobStatus.FAILED, f"PixelDojo: {upstream.error}")
@@ -410,7 +432,12 @@ class Poller:
 
     def _poll_delay(self, job: Job) -> float:
         started = _started(job)
-        return timing.next_poll_in(
+        schedule = (
+            timing.safety_poll_in
+            if job.webhook_requested and self._callbacks_arrive()
+            else timing.next_poll_in
+        )
+        return schedule(
             timing=self._timing(job.model, job.image_size, job.num_images),
             elapsed=(utcnow() - started).total_seconds(),
             poll_count=job.poll_count + 1,
@@ -632,6 +659,7 @@ class Poller:
         note: str | None = None,
         upstream_status: str | None = None,
         seen_running_seconds: float | None = None,
+        asked_at: datetime | None = None,
     ) -> None:
         await anyio.to_thread.run_sync(
             lambda: queue.reschedule(
@@ -644,6 +672,7 @@ class Poller:
                 upstream_status=upstream_status,
                 seen_running_seconds=seen_running_seconds,
                 error=note,
+                asked_at=asked_at,
             )
         )
 

@@ -119,12 +119,17 @@ def advance_id_sequences(connection: sa.Connection, tables: Sequence[sa.Table]) 
 # --- Job changes, heard by every process ------------------------------------------------
 
 # A trigger (migration 0013) sends the job's id on this channel when a job is created or
-# its status, error or cost changes: what a page shows and what a worker must pick up.
+# its status, error or cost changes: what a page shows and what a worker must pick up;
+# since migration 0015 also when PixelDojo calls back about it (a worker must poll it now).
 JOB_CHANGES_CHANNEL = "playground_job_changes"
 _TRIGGER_FUNCTION = "playground_job_changed"
+# Each migration that changes the trigger names its own columns: an old migration must
+# keep creating the trigger it created then, over the columns that existed then.
+JOB_CHANGE_COLUMNS_0013 = ("status", "error", "credit_cost")
+JOB_CHANGE_COLUMNS = (*JOB_CHANGE_COLUMNS_0013, "webhook_at")
 
 
-def job_change_trigger_ddl() -> list[str]:
+def job_change_trigger_ddl(columns: Sequence[str] = JOB_CHANGE_COLUMNS) -> list[str]:
     notify = f"""
         CREATE OR REPLACE FUNCTION {_TRIGGER_FUNCTION}() RETURNS trigger
         LANGUAGE plpgsql AS $$
@@ -139,11 +144,16 @@ def job_change_trigger_ddl() -> list[str]:
         notify,
         f"CREATE TRIGGER jobs_notify_insert AFTER INSERT ON jobs "
         f"FOR EACH ROW EXECUTE FUNCTION {_TRIGGER_FUNCTION}()",
-        "CREATE TRIGGER jobs_notify_update AFTER UPDATE ON jobs FOR EACH ROW WHEN ("
-        "OLD.status IS DISTINCT FROM NEW.status OR OLD.error IS DISTINCT FROM NEW.error "
-        "OR OLD.credit_cost IS DISTINCT FROM NEW.credit_cost) "
-        f"EXECUTE FUNCTION {_TRIGGER_FUNCTION}()",
+        job_update_trigger_ddl(columns),
     ]
+
+
+def job_update_trigger_ddl(columns: Sequence[str]) -> str:
+    changed = " OR ".join(f"OLD.{name} IS DISTINCT FROM NEW.{name}" for name in columns)
+    return (
+        f"CREATE TRIGGER jobs_notify_update AFTER UPDATE ON jobs FOR EACH ROW WHEN ({changed}) "
+        f"EXECUTE FUNCTION {_TRIGGER_FUNCTION}()"
+    )
 
 
 def drop_job_change_trigger_ddl() -> list[str]:

@@ -21,11 +21,11 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
-from app import audit, gallery, references
+from app import audit, gallery, references, webhooks
 from app.blobs import BlobStore
 from app.budgets import BudgetExceeded
 from app.catalogue import ModelCatalogue
@@ -74,7 +74,9 @@ class PollScheduler(Protocol):
     one is waiting. The poller is one; a process that does not poll can hand in anything
     that answers these two."""
 
-    def first_poll_delay(self, *, model: str, image_size: str, num_images: int) -> float: ...
+    def first_poll_delay(
+        self, *, model: str, image_size: str, num_images: int, callback: bool = False
+    ) -> float: ...
 
     def wake(self) -> None: ...
 
@@ -101,6 +103,10 @@ class Submitter:
     blobs: BlobStore
     public_url: str | None
     reference_key: bytes
+    # Where PixelDojo calls back when a job ends (app/webhooks.py): the public URL when
+    # callbacks are on, else None (poll only); and what signs the callback URLs.
+    callback_base_url: str | None = None
+    callback_key: bytes = b""
 
 
 async def rules_for_run(submitter: Submitter, model: str) -> RulesInForce:
@@ -210,7 +216,7 @@ async def submit_job(
         async with asyncio.timeout(
             submitter.submit_window_seconds + SUBMIT_LEASE_MARGIN_SECONDS / 2
         ):
-            upstream = await submitter.client.submit(model, body)
+            upstream = await submitter.client.submit(model, _with_callback(submitter, body, job_id))
     except TimeoutError:
         lost = UpstreamUnreachable("the submission took too long", request_sent=True)
         return await _record_lost_answer(submitter, job_id, lost), True
@@ -221,9 +227,13 @@ async def submit_job(
         raise _as_submission_failed(exc, job_id=job_id) from None
 
     await anyio.to_thread.run_sync(submitter.key_health.accepted)
+    callback = submitter.callback_base_url is not None
     first_poll_in = await anyio.to_thread.run_sync(
         lambda: submitter.scheduler.first_poll_delay(
-            model=model, image_size=params.image_size, num_images=params.num_images
+            model=model,
+            image_size=params.image_size,
+            num_images=params.num_images,
+            callback=callback,
         )
     )
     try:
@@ -234,6 +244,7 @@ async def submit_job(
                 owner=submitter.owner,
                 upstream=upstream,
                 first_poll_in=first_poll_in,
+                webhook_requested=callback,
             )
         )
     except creation.LeaseLost:
@@ -277,6 +288,15 @@ async def submit_new_seed(
         remix_of=creation.RemixSource(job_id=job_id),
         reference_images=job.reference_images or (),
     )
+
+
+def _with_callback(submitter: Submitter, body: dict[str, Any], job_id: int) -> dict[str, Any]:
+    """The run body as sent: with the job's signed callback URL when callbacks are on. Kept
+    out of the body the job stores (that URL is a permission, not a parameter)."""
+    if submitter.callback_base_url is None:
+        return body
+    url = webhooks.callback_url(submitter.callback_base_url, submitter.callback_key, job_id)
+    return {**body, webhooks.RUN_FIELD: url}
 
 
 async def _reference_values(

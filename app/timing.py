@@ -221,6 +221,35 @@ def next_poll_in(
     return min(max(maximum, SLOW_SHARE * elapsed), max(timing.step, overrun / 2, floor))
 
 
+# With callbacks arriving (app/webhooks.py), polls only catch a callback lost on the way:
+# the first when all but the slowest jobs of the kind would have called back, half as
+# late again as the usual polls stop ...
+SAFETY_SHARE = 1.5
+# ... then each after this share of the time the job has run (a lost callback is rare; a
+# job in a slow spell at PixelDojo should not cost a poll every few seconds).
+SAFETY_BACKOFF_SHARE = 0.25
+
+
+def safety_poll_in(
+    *,
+    timing: UpstreamTiming | None,
+    elapsed: float,
+    poll_count: int,
+    initial: float,
+    maximum: float,
+) -> float:
+    """Seconds until the next poll of a job submitted `elapsed` seconds ago whose end
+    PixelDojo is expected to call back about; with no history, as `next_poll_in`."""
+    if timing is None:
+        return next_poll_in(
+            timing=None, elapsed=elapsed, poll_count=poll_count, initial=initial, maximum=maximum
+        )
+    first = SAFETY_SHARE * timing.until
+    if elapsed < first:
+        return first - elapsed
+    return max(timing.step, SAFETY_BACKOFF_SHARE * elapsed)
+
+
 def _quantile(values: Sequence[float], share: float) -> float:
     """Linear interpolation between the closest ranks."""
     ordered = sorted(values)

@@ -225,18 +225,21 @@ def run(
 
     if "poller" in suites:
         pace = profile.pace
-        report.section(
-            f"poller ({profile.poller_jobs:,} jobs, {pace.median_seconds:g} s ×/÷{pace.spread:g} "
-            f"each upstream, a {pace.slow_factor:g}× slow spell)"
-        )
-        poller.measure(
-            report,
-            work_dir / "poller",
-            jobs=profile.poller_jobs,
-            pace=pace,
-            submit_per_second=profile.poller_submit_per_second,
-            history=profile.poller_history,
-        )
+        for callbacks in (True, False):
+            report.section(
+                f"poller, {'with callbacks' if callbacks else 'polling only'} "
+                f"({profile.poller_jobs:,} jobs, {pace.median_seconds:g} s ×/÷{pace.spread:g} "
+                f"each upstream, a {pace.slow_factor:g}× slow spell)"
+            )
+            poller.measure(
+                report,
+                work_dir / "poller",
+                jobs=profile.poller_jobs,
+                pace=pace,
+                submit_per_second=profile.poller_submit_per_second,
+                history=profile.poller_history,
+                callbacks=callbacks,
+            )
     if "memory" in suites:
         report.section("download memory (one 4096×4096 PNG)")
         memory.measure(report, work_dir / "memory")

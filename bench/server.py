@@ -88,14 +88,18 @@ def by_port(app: ASGIApp, bare: ASGIApp, bare_port: int) -> ASGIApp:
 
 
 def child_main(config: dict[str, Any]) -> None:
+    sockets = [_loopback_socket()]
     app: FastAPI
     if config.get("bare"):
         app = bare_app()
     else:
-        app = create_app(Settings(_env_file=None, **config["settings"]))
+        settings = dict(config["settings"])
+        if config.get("public"):
+            # Its own address is where the upstream (the benchmark's emulator) reaches it.
+            settings["public_url"] = f"http://127.0.0.1:{sockets[0].getsockname()[1]}"
+        app = create_app(Settings(_env_file=None, **settings))
     if config.get("files_dir"):
         app.include_router(comparison_router(Path(config["files_dir"])))
-    sockets = [_loopback_socket()]
     served: ASGIApp = app
     if config.get("with_bare"):
         # The bare floor in this same process, on a port of its own: as warm as the app
@@ -183,15 +187,18 @@ def serve_app_process(
     start_timeout: float = 120.0,
     bare: bool = False,
     with_bare: bool = False,
+    public: bool = False,
 ) -> Iterator[AppProcess]:
     """The app in its own process; with `bare`, the one-route framework floor instead;
-    with `with_bare`, the app and, on a second port, the bare floor beside it."""
+    with `with_bare`, the app and, on a second port, the bare floor beside it; with
+    `public`, its own loopback address as its public URL (PixelDojo calls it back)."""
     work_dir.mkdir(parents=True, exist_ok=True)
     port_file = work_dir / f"{name}.port"
     port_file.unlink(missing_ok=True)
     config = {
         "bare": bare,
         "with_bare": with_bare,
+        "public": public,
         "settings": {
             "data_dir": str(data_dir),
             "pixeldojo_api_key": api_key,

@@ -31,7 +31,9 @@ class PlannedPolls:
     asked: list[tuple[str, str, int]] = field(default_factory=list)
     woken: int = 0
 
-    def first_poll_delay(self, *, model: str, image_size: str, num_images: int) -> float:
+    def first_poll_delay(
+        self, *, model: str, image_size: str, num_images: int, callback: bool = False
+    ) -> float:
         self.asked.append((model, image_size, num_images))
         return self.first_poll_in
 

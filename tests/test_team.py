@@ -132,6 +132,8 @@ def test_every_route_refuses_anonymous_requests_once_sign_in_is_on(
     public = {("GET", "/sign-in"), ("POST", "/sign-in"), ("GET", "/healthz")}
     # A signed link for PixelDojo: its signature is its permission (tests/test_references.py).
     public.add(("GET", "/references/{image_id}"))
+    # PixelDojo's callback: its signed address is its permission (tests/test_webhooks.py).
+    public.add(("POST", "/webhooks/pixeldojo/{job_id}/{signature}"))
     routes = all_routes()
     assert len(routes) > 40
     with team.anonymous(**SAME_ORIGIN) as anonymous:

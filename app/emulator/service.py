@@ -15,6 +15,10 @@ runs the same in demo mode and in tests. Knobs for answers a strict parser would
 choke on: `completed_word`, `expires_format`, `error_codes_upper`, and the `edit`
 and `malformed` faults (app/emulator/faults.py).
 
+A run's `webhook_url` is called (POST, the job's answer as its body) when the job
+ends; the contract documents the field but not the call, so the app reads nothing of
+it (app/webhooks.py).
+
 Knobs live on `EmulatorConfig` (change them at any time, also over HTTP at
 `/_emulator/config`); scripted faults on `Emulator.faults`. Everything under
 `/_emulator/` is the emulator's own and not part of the upstream contract.
@@ -35,6 +39,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,6 +71,11 @@ MODEL_ID = SEEDREAM
 # A reference fetched from a URL may be at most this large.
 REFERENCE_FETCH_MAX_BYTES = 32 * 1024 * 1024
 REFERENCE_FETCH_TIMEOUT_SECONDS = 15.0
+# A run's `webhook_url` is called when the job ends, with the job's answer as its body (the
+# contract documents the field, not the payload or retries: this is our guess at both),
+# tried again after 1 s and 2 s on a failure.
+CALLBACK_ATTEMPTS = 3
+CALLBACK_TIMEOUT_SECONDS = 10.0
 # Outputs whose size the run leaves to the model have this long side (4K: twice it).
 AUTO_LONG_SIDE = 2048
 # Fields the run body may carry besides the model's parameters.
@@ -106,6 +116,9 @@ class EmulatorConfig:
     # Whether references may come as data: URIs, and as URLs (what doctor --run finds out).
     accept_data_uris: bool = True
     accept_reference_urls: bool = True
+    # Whether a run's webhook_url is called when its job ends, and how late.
+    callbacks: bool = True
+    callback_delay_seconds: float = 0.0
 
 
 @dataclass
@@ -136,6 +149,19 @@ class EmulatedJob:
     image_names: list[str] = field(default_factory=list)
     # The first reference image (an edit), by sha256: what the output is made from.
     reference_sha: str | None = None
+    # Called when the job ends (the run's webhook_url), if any.
+    webhook_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Callback:
+    """A call the emulator made to a run's webhook_url: HTTP status, or the error."""
+
+    job_id: str
+    url: str
+    status_code: int | None
+    error: str | None
+    at: float
 
 
 @dataclass
@@ -174,8 +200,13 @@ class Emulator:
         self._images_by_name: dict[str, tuple[str, int]] = {}
         self._render_cache: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
+        # Calls made to webhook_urls, in order; and the tasks waiting to make them.
+        self.callbacks: list[Callback] = []
+        self._pending_callbacks: set[asyncio.Task[None]] = set()
+        self._callback_client: httpx.AsyncClient | None = None
         self._restore()
         self.app = Starlette(
+            lifespan=self._lifespan,
             routes=[
                 Route(f"{API_PREFIX}/models", self.list_models, methods=["GET"]),
                 Route(f"{API_PREFIX}/models/{{api_id}}", self.get_model, methods=["GET"]),
@@ -187,8 +218,20 @@ class Emulator:
                 Route("/_emulator/requests", self.inspect_requests, methods=["GET"]),
                 Route("/_emulator/config", self.update_config, methods=["GET", "POST"]),
                 Route("/_emulator/faults", self.add_fault, methods=["POST"]),
-            ]
+            ],
         )
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            for task in list(self._pending_callbacks):
+                task.cancel()
+            await asyncio.gather(*self._pending_callbacks, return_exceptions=True)
+            if self._callback_client is not None:
+                await self._callback_client.aclose()
+                self._callback_client = None
 
     # --- Inspection, for tests and benchmarks -------------------------------------
 
@@ -326,21 +369,22 @@ class Emulator:
             return self._error(404, "model_not_found", f"Model '{api_id}' not found.")
         return None
 
-    def _image_base(self, request: Request) -> str:
-        base = self.config.image_base_url or str(request.base_url).rstrip("/")
+    def _image_base(self, base_url: str) -> str:
+        base = self.config.image_base_url or base_url.rstrip("/")
         return base.rstrip("/") + IMAGE_PREFIX
 
     def job_seconds(self, job: EmulatedJob) -> float:
         """How long this job runs upstream: the configured time (the benchmarks vary it)."""
         return self.config.job_seconds
 
-    def _job_payload(self, request: Request, job: EmulatedJob) -> dict[str, Any]:
+    def _job_payload(self, base_url: str, job: EmulatedJob) -> dict[str, Any]:
+        """The job's answer, as this server's `base_url` (a request's) serves it."""
         now = time.time()
         elapsed = now - job.created_at
         job_seconds = self.job_seconds(job)
         payload: dict[str, Any] = {
             "jobId": job.job_id,
-            "statusUrl": f"{str(request.base_url).rstrip('/')}{API_PREFIX}/jobs/{job.job_id}",
+            "statusUrl": f"{base_url.rstrip('/')}{API_PREFIX}/jobs/{job.job_id}",
             "creditCost": job.credit_cost,
             "expiresAt": self._expiry(job.expires_at),
         }
@@ -358,7 +402,7 @@ class Emulator:
             payload["error"] = "Generation failed: the model could not complete this request."
         else:
             payload["status"] = self.config.completed_word
-            urls = [f"{self._image_base(request)}/{name}" for name in job.image_names]
+            urls = [f"{self._image_base(base_url)}/{name}" for name in job.image_names]
             payload.update(_output_in_shape(urls, self.config.output_shape))
         return payload
 
@@ -526,8 +570,13 @@ class Emulator:
                 name = f"{int(now)}-{job_id[4:]}{index}.png"
                 job.image_names.append(name)
                 self._images_by_name[name] = (job_id, index)
+            callback = body.get("webhook_url")
+            if isinstance(callback, str) and callback.startswith(("http://", "https://")):
+                job.webhook_url = callback
             self.jobs[job_id] = job
             self._persist()
+        if job.webhook_url is not None:
+            self._call_back_later(job, str(request.base_url))
         return self._deliver(
             "run",
             {
@@ -540,6 +589,36 @@ class Emulator:
             },
             status_code=202,
         )
+
+    def _call_back_later(self, job: EmulatedJob, base_url: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._call_back(job, base_url))
+        self._pending_callbacks.add(task)
+        task.add_done_callback(self._pending_callbacks.discard)
+
+    async def _call_back(self, job: EmulatedJob, base_url: str) -> None:
+        """Call the job's webhook_url when it ends, with its answer as the body."""
+        ends_in = job.created_at + self.job_seconds(job) - time.time()
+        await asyncio.sleep(max(0.0, ends_in) + self.config.callback_delay_seconds)
+        if job.never_finishes or not self.config.callbacks or job.webhook_url is None:
+            return
+        if self._callback_client is None:
+            self._callback_client = httpx.AsyncClient(timeout=CALLBACK_TIMEOUT_SECONDS)
+        payload = self._job_payload(base_url, job)
+        for attempt in range(CALLBACK_ATTEMPTS):
+            status_code: int | None = None
+            error: str | None = None
+            try:
+                response = await self._callback_client.post(job.webhook_url, json=payload)
+                status_code = response.status_code
+            except httpx.HTTPError as exc:
+                error = f"{exc.__class__.__name__}: {exc}"
+            with self._lock:
+                self.callbacks.append(
+                    Callback(job.job_id, job.webhook_url, status_code, error, time.time())
+                )
+            if status_code is not None and status_code < 500:
+                return
+            await asyncio.sleep(2**attempt)
 
     async def _receive_reference(self, api_id: str, position: int, value: Any) -> bytes | str:
         """A reference's bytes, decoded and checked to be an image; or what is wrong with it."""
@@ -621,7 +700,7 @@ class Emulator:
         job = self.jobs.get(request.path_params["job_id"])
         if job is None or job.api_key != key:
             return self._error(404, "job_not_found", "Job not found.")
-        return self._deliver("job", self._job_payload(request, job))
+        return self._deliver("job", self._job_payload(str(request.base_url), job))
 
     async def list_jobs(self, request: Request) -> Response:
         _, early = await self._enter(request, "jobs")
@@ -638,7 +717,7 @@ class Emulator:
         # is not documented; these are the fields reconciliation can use if present.
         items = [
             {
-                **self._job_payload(request, job),
+                **self._job_payload(str(request.base_url), job),
                 "createdAt": _iso(job.created_at),
                 "model": job.model,
                 "input": job.params,

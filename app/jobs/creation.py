@@ -139,12 +139,23 @@ def _replayed(earlier: Job, request: Job) -> Job:
 
 
 def record_submitted(
-    db: Database, *, job_id: int, owner: str, upstream: UpstreamJob, first_poll_in: float
+    db: Database,
+    *,
+    job_id: int,
+    owner: str,
+    upstream: UpstreamJob,
+    first_poll_in: float,
+    webhook_requested: bool = False,
 ) -> Job:
-    """The upstream accepted the job; only its submitter, still holding it, records that."""
+    """The upstream accepted the job; only its submitter, still holding it, records that.
+    A job PixelDojo already called back about (it ended while its submit's answer was on
+    the way) is due for a poll at once."""
     now = utcnow()
     with db.write() as session:
         job = _submitting(session, job_id, owner)
+        if job.webhook_at is not None:
+            first_poll_in = 0.0
+        job.webhook_requested = webhook_requested
         job.upstream_job_id = upstream.job_id
         job.upstream_status = upstream.status
         job.status = JobStatus.PENDING

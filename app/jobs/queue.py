@@ -25,7 +25,7 @@ from sqlmodel import col, select
 
 from app.blobs import BlobStore
 from app.database import Database
-from app.models import Image, Job, JobStatus, Worker, utcnow
+from app.models import Image, Job, JobStatus, UTCDateTime, Worker, utcnow
 from app.storage import StagedImage
 from app.upstream import UpstreamJob
 
@@ -306,12 +306,21 @@ def reschedule(
     upstream_status: str | None = None,
     seen_running_seconds: float | None = None,
     error: str | None = None,
+    asked_at: datetime | None = None,
 ) -> None:
-    """Release the lease and look at the job again after `delay_seconds`."""
+    """Release the lease and look at the job again after `delay_seconds`; at once if
+    PixelDojo called back about it since `asked_at` (the poll's question was sent before
+    the job ended, and its answer must not push the callback's poll back)."""
     now = utcnow()
+    next_poll: object = now + timedelta(seconds=delay_seconds)
+    if asked_at is not None:
+        next_poll = sa.case(
+            (col(Job.webhook_at) >= asked_at, sa.literal(now, UTCDateTime())),
+            else_=sa.literal(next_poll, UTCDateTime()),
+        )
     values: dict[str, object] = {
         "status": status,
-        "next_poll_at": now + timedelta(seconds=delay_seconds),
+        "next_poll_at": next_poll,
         "poll_count": col(Job.poll_count) + 1,
         "lease_owner": None,
         "lease_expires_at": None,

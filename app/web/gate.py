@@ -11,6 +11,8 @@ is protected without anyone remembering to. In order:
    static files and /healthz: 401 for the API and htmx, a redirect for pages.
    Signed reference-image links (/references/...) are answered to anyone, on any
    host name: PixelDojo fetches them, and each names one image until it expires.
+   So are PixelDojo's signed callbacks (/webhooks/pixeldojo/..., app/webhooks.py),
+   which skip the cross-site check too: each can only bring one job's poll forward.
 4. Every answer gets a Content-Security-Policy and its companions (with images
    served by redirect to an S3-compatible store, pages may load images from that
    store's origin as well); signed-in pages and API answers are marked
@@ -38,6 +40,7 @@ from starlette.requests import Request, cookie_parser
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app import webhooks
 from app.access import Access, caller_is_local, host_is_loopback
 from app.credentials import Credential
 from app.errors import CrossSiteRequest
@@ -53,10 +56,12 @@ PUBLIC_PATHS = frozenset({"/sign-in", "/healthz"})
 PUBLIC_PREFIXES = ("/static/",)
 # Files that are the same for everyone may be cached; nothing else a signed-in person sees.
 CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")
-# Links signed by the app for PixelDojo to fetch (app/references.py): their signature is
-# their permission, so neither the local-only check nor sign-in applies.
-SIGNED_PREFIX = "/references/"
-SIGNED_METHODS = frozenset({"GET", "HEAD"})
+# Addresses signed by the app for PixelDojo to call (app/references.py, app/webhooks.py):
+# their signature is their permission, so neither the local-only check nor sign-in applies.
+SIGNED_ROUTES = (
+    ("/references/", frozenset({"GET", "HEAD"})),
+    (webhooks.PATH_PREFIX, frozenset({"POST"})),
+)
 
 IMG_SRC = "img-src 'self' data: blob:"
 CONTENT_SECURITY_POLICY = (
@@ -97,7 +102,7 @@ class Gate:
             await self.app(scope, receive, send)
             return
         path: str = scope["path"]
-        if path.startswith(SIGNED_PREFIX) and scope["method"] in SIGNED_METHODS:
+        if _is_signed(path, scope["method"]):
             signed = _with_headers(send, answer_headers(services.image_origin, path, False))
             await self.app(scope, receive, signed)
             return
@@ -189,6 +194,10 @@ async def _identify(
     return credential
 
 
+def _is_signed(path: str, method: str) -> bool:
+    return any(path.startswith(prefix) and method in methods for prefix, methods in SIGNED_ROUTES)
+
+
 def _is_public(path: str) -> bool:
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
 
@@ -230,6 +239,9 @@ async def check_same_site(request: Request) -> None:
     credential and skip this.
     """
     if request.method not in STATE_CHANGING_METHODS or getattr(request.state, "by_token", False):
+        return
+    if request.url.path.startswith(webhooks.PATH_PREFIX):
+        # PixelDojo's server calls it, carrying no cookie: the URL's signature is its check.
         return
     site = request.headers.get("sec-fetch-site")
     if site is not None:

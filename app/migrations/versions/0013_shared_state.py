@@ -50,7 +50,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("fingerprint", name=op.f("pk_rate_budgets")),
     )
     if op.get_bind().dialect.name == "postgresql":
-        for statement in postgres.job_change_trigger_ddl():
+        for statement in postgres.job_change_trigger_ddl(postgres.JOB_CHANGE_COLUMNS_0013):
             op.execute(statement)
 
 

@@ -1,0 +1,39 @@
+"""PixelDojo's callback when a job ends (app/webhooks.py holds the rules; this route is thin).
+
+Answered to anyone who has the signed URL, without sign-in or the cross-site check
+(app/web/gate.py): its signature is its permission, and all it can do is bring one
+status poll forward.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from app import webhooks
+from app.errors import NotFoundError
+from app.models import ROW_ID_MAX, utcnow
+from app.web.deps import ServicesDep
+
+router = APIRouter(tags=["webhooks"])
+
+SIGNATURE_MAX_CHARS = 64
+
+
+@router.post(
+    webhooks.PATH_PREFIX + "{job_id}/{signature}", status_code=204, include_in_schema=False
+)
+async def pixeldojo_callback(job_id: int, signature: str, services: ServicesDep) -> Response:
+    """PixelDojo says the job ended. Its body is not read: the poll that follows asks."""
+    if (
+        not 0 < job_id <= ROW_ID_MAX
+        or len(signature) > SIGNATURE_MAX_CHARS
+        or not webhooks.signature_valid(services.access.webhook_key, job_id, signature)
+    ):
+        # One answer for a wrong signature and an unknown job: it tells nothing.
+        raise NotFoundError("There is no such callback address.")
+    if await run_in_threadpool(webhooks.record_callback, services.db, job_id=job_id, now=utcnow()):
+        # This process's poller at once; the others hear the change through the database.
+        services.poller.wake()
+    return Response(status_code=204)
