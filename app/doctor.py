@@ -33,7 +33,7 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 from app import gallery as galleries
-from app import references
+from app import references, webhooks
 from app.access import reference_key
 from app.blobs import BlobStore
 from app.config import Settings
@@ -231,6 +231,7 @@ async def diagnose(
     secret = settings.pixeldojo_api_key.get_secret_value() if settings.pixeldojo_api_key else ""
     try:
         live = await _check_reachable_key_model_schema(result, client, settings, db)
+        await _check_callbacks(result, settings, db)
         if run and not result.blocked:
             await _test_job(result, client, settings, live, gallery)
     finally:
@@ -352,6 +353,54 @@ async def _check_reachable_key_model_schema(
             )
         )
     return live
+
+
+async def _check_callbacks(result: DoctorResult, settings: Settings, db: Database | None) -> None:
+    """Whether PixelDojo is asked to call the app back when jobs end, and whether the public
+    URL answers as this app from here (a callback address that cannot exist: 404, ours).
+    Never blocking: without callbacks, jobs are polled."""
+    if settings.public_url is None or not settings.webhooks:
+        why = "PLAYGROUND_WEBHOOKS=false" if settings.public_url else "no PLAYGROUND_PUBLIC_URL"
+        result.add(
+            "callbacks",
+            "note",
+            f"off ({why}): jobs are polled, and their images stored a few seconds after "
+            "they end rather than within a second",
+        )
+        return
+    probe = f"{settings.public_url}{webhooks.PATH_PREFIX}0/doctor"
+    try:
+        # A client of its own: the key goes to PixelDojo only, never to the public URL.
+        async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as plain:
+            answer = await plain.post(probe)
+    except httpx.HTTPError as exc:
+        result.add(
+            "callbacks",
+            "warn",
+            f"{settings.public_url} did not answer from here ({exc.__class__.__name__}): "
+            "unless the app runs there, PixelDojo cannot call it back; jobs are then polled",
+        )
+        return
+    if answer.status_code != 404 or webhooks.NOT_FOUND_MESSAGE not in answer.text:
+        result.add(
+            "callbacks",
+            "warn",
+            f"{settings.public_url} answered HTTP {answer.status_code}, not as this app: "
+            "PixelDojo's callbacks would not arrive; jobs are then polled",
+        )
+        return
+    asked, called = webhooks.callback_counts(db) if db is not None else (0, 0)
+    seen = (
+        f"they came for {called} of the last {asked} jobs that asked"
+        if asked
+        else "no job has asked yet"
+    )
+    result.add(
+        "callbacks",
+        "ok",
+        f"on: {settings.public_url} answers as this app, and PixelDojo is asked to call it "
+        f"when each job ends; {seen}",
+    )
 
 
 def _describe_card(model: str, card: dict[str, Any]) -> str:

@@ -37,6 +37,8 @@ from app.models import Job, JobStatus, UTCDateTime
 PATH_PREFIX = "/webhooks/pixeldojo/"
 # The run body's field for it (the contract's name).
 RUN_FIELD = "webhook_url"
+# One answer for a wrong signature and an unknown job (`doctor` knows the app by it).
+NOT_FOUND_MESSAGE = "There is no such callback address."
 # A callback repeated within this long brings no second poll forward (PixelDojo retrying,
 # or someone who learned the URL calling it in a loop).
 REPEAT_IGNORED_SECONDS = 5.0
@@ -89,10 +91,17 @@ def record_callback(db: Database, *, job_id: int, now: datetime) -> bool:
 
 def callbacks_arrive(db: Database) -> bool:
     """Whether PixelDojo's callbacks reach this app, as the last jobs submitted show."""
+    asked, called = callback_counts(db)
+    return asked >= TRUST_MIN_JOBS and called >= TRUST_SHARE * asked
+
+
+def callback_counts(db: Database) -> tuple[int, int]:
+    """Of the last TRUST_WINDOW_JOBS jobs submitted (a bounded read, by primary key), how
+    many finished having asked for a callback, and how many of those got one."""
     with db.read() as session:
         newest = session.exec(select(sa.func.max(col(Job.id)))).one()
         if newest is None:
-            return False
+            return 0, 0
         finished = (
             select(col(Job.webhook_at))
             .where(
@@ -105,4 +114,4 @@ def callbacks_arrive(db: Database) -> bool:
         asked, called = session.exec(
             select(sa.func.count(), sa.func.count(finished.c.webhook_at)).select_from(finished)
         ).one()
-    return asked >= TRUST_MIN_JOBS and called >= TRUST_SHARE * asked
+    return int(asked), int(called)

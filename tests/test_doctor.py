@@ -209,3 +209,36 @@ def test_the_page_shows_the_last_result_where_the_key_status_shows(
         from tests.conftest import wait_until
 
         wait_until(shows_success, timeout=10, what="the page to show the new report")
+
+
+def test_doctor_says_whether_pixeldojo_can_call_the_app_back(
+    emulator: RunningEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    data_dir = tmp_path / "data"
+    code, out = doctor(monkeypatch, capsys, emulator.base_url, data_dir)
+    assert code == 0
+    assert "note  callbacks    off (no PLAYGROUND_PUBLIC_URL): jobs are polled" in out
+
+    # The app running at its public URL: it answers a callback address that cannot exist
+    # with its own 404, and nothing reaches it but that (no key).
+    with serve_app(make_settings(data_dir, emulator)) as app:
+        code, out = doctor(
+            monkeypatch, capsys, emulator.base_url, data_dir, PLAYGROUND_PUBLIC_URL=app.url
+        )
+    assert code == 0
+    assert_fits_80_columns(out)
+    assert f"ok    callbacks    on: {app.url} answers as this app" in out
+    assert "when each job ends; no job has asked yet" in " ".join(out.split())
+
+    # Nothing there: a warning, not a block (jobs are polled).
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        nowhere = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    code, out = doctor(
+        monkeypatch, capsys, emulator.base_url, data_dir, PLAYGROUND_PUBLIC_URL=nowhere
+    )
+    assert code == 0
+    assert f"warn  callbacks    {nowhere} did not answer from here" in out

@@ -32,7 +32,7 @@ async def pixeldojo_callback(job_id: int, signature: str, services: ServicesDep)
         or not webhooks.signature_valid(services.access.webhook_key, job_id, signature)
     ):
         # One answer for a wrong signature and an unknown job: it tells nothing.
-        raise NotFoundError("There is no such callback address.")
+        raise NotFoundError(webhooks.NOT_FOUND_MESSAGE)
     if await run_in_threadpool(webhooks.record_callback, services.db, job_id=job_id, now=utcnow()):
         # This process's poller at once; the others hear the change through the database.
         services.poller.wake()
