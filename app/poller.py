@@ -95,6 +95,7 @@ class Poller:
         # When each job's lease was last known good (claimed or renewed), by monotonic clock.
         self._held_since: dict[tuple[int, int], float] = {}
         self._timings: dict[tuple[str, str, int], tuple[float, timing.UpstreamTiming]] = {}
+        # When callbacks were last seen to arrive (by monotonic clock).
         self._callbacks: tuple[float, bool] | None = None
         self._scratch_dir = worker_scratch_dir(settings.scratch_dir, worker_id)
 
@@ -133,12 +134,14 @@ class Poller:
         return timing.first_poll_at(found, initial=self.settings.poll_initial_seconds)
 
     def _callbacks_arrive(self) -> bool:
-        """Whether PixelDojo's callbacks reach this app (app/webhooks.py), looked up at most
-        every few seconds."""
+        """Whether PixelDojo's callbacks reach this app (app/webhooks.py): once seen to,
+        looked up again every few seconds. "Not yet" is not remembered: the next job to
+        finish may show that they do (and only jobs that asked for one ask this)."""
         now = time.monotonic()
-        if self._callbacks is None or now - self._callbacks[0] >= EXPECTATION_TTL_SECONDS:
-            self._callbacks = (now, webhooks.callbacks_arrive(self.db))
-        return self._callbacks[1]
+        if self._callbacks is not None and now - self._callbacks[0] < EXPECTATION_TTL_SECONDS:
+            return True
+        self._callbacks = (now, True) if webhooks.callbacks_arrive(self.db) else None
+        return self._callbacks is not None
 
     def _timing(self, model: str, image_size: str, num_images: int) -> timing.UpstreamTiming | None:
         """How long PixelDojo takes for such jobs, looked up at most every few seconds per kind."""
@@ -318,7 +321,6 @@ class Poller:
             log.info("job %s was taken over before it was polled; leaving it", job.id)
             return
         due_at = job.next_poll_at
-        asked_at = utcnow()
         try:
             upstream = await self.client.get_job(job.upstream_job_id)
         except UpstreamError as exc:
@@ -343,7 +345,6 @@ class Poller:
                 delay,
                 upstream_status=upstream.status,
                 seen_running_seconds=_seconds_since(_started(job)),
-                asked_at=asked_at,
             )
         elif upstream.state is UpstreamState.FAILED:
             await self._finish(job, JobStatus.FAILED, f"PixelDojo: {upstream.error}")
@@ -426,15 +427,18 @@ class Poller:
                 owner=self.worker_id,
                 token=job.lease_token,
                 delay_seconds=wait,
+                callback_seen=job.webhook_at,
             )
         )
         return True
 
     def _poll_delay(self, job: Job) -> float:
         started = _started(job)
+        # Once PixelDojo has called back about the job and still says "running" (its status
+        # lagging its callback), ordinary polls: the callback will not come again.
         schedule = (
             timing.safety_poll_in
-            if job.webhook_requested and self._callbacks_arrive()
+            if job.webhook_requested and job.webhook_at is None and self._callbacks_arrive()
             else timing.next_poll_in
         )
         return schedule(
@@ -659,7 +663,6 @@ class Poller:
         note: str | None = None,
         upstream_status: str | None = None,
         seen_running_seconds: float | None = None,
-        asked_at: datetime | None = None,
     ) -> None:
         await anyio.to_thread.run_sync(
             lambda: queue.reschedule(
@@ -672,7 +675,9 @@ class Poller:
                 upstream_status=upstream_status,
                 seen_running_seconds=seen_running_seconds,
                 error=note,
-                asked_at=asked_at,
+                # A callback that came while this worker held the job brings its poll forward,
+                # whatever this pass decided (a poll answered "running", a failed poll).
+                callback_seen=job.webhook_at,
             )
         )
 

@@ -126,10 +126,9 @@ _TRIGGER_FUNCTION = "playground_job_changed"
 # Each migration that changes the trigger names its own columns: an old migration must
 # keep creating the trigger it created then, over the columns that existed then.
 JOB_CHANGE_COLUMNS_0013 = ("status", "error", "credit_cost")
-JOB_CHANGE_COLUMNS = (*JOB_CHANGE_COLUMNS_0013, "webhook_at")
 
 
-def job_change_trigger_ddl(columns: Sequence[str] = JOB_CHANGE_COLUMNS) -> list[str]:
+def job_change_trigger_ddl(columns: Sequence[str]) -> list[str]:
     notify = f"""
         CREATE OR REPLACE FUNCTION {_TRIGGER_FUNCTION}() RETURNS trigger
         LANGUAGE plpgsql AS $$

@@ -239,7 +239,8 @@ def safety_poll_in(
     maximum: float,
 ) -> float:
     """Seconds until the next poll of a job submitted `elapsed` seconds ago whose end
-    PixelDojo is expected to call back about; with no history, as `next_poll_in`."""
+    PixelDojo is expected to call back about. With no history, as `next_poll_in`; with it,
+    `poll_count` and `maximum` do not apply (these polls are few by design)."""
     if timing is None:
         return next_poll_in(
             timing=None, elapsed=elapsed, poll_count=poll_count, initial=initial, maximum=maximum

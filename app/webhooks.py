@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from app.database import Database
+from app.jobs.queue import CALLED_BACK_STATUSES
 from app.models import Job, JobStatus, UTCDateTime
 
 PATH_PREFIX = "/webhooks/pixeldojo/"
@@ -42,20 +43,21 @@ NOT_FOUND_MESSAGE = "There is no such callback address."
 # A callback repeated within this long brings no second poll forward (PixelDojo retrying,
 # or someone who learned the URL calling it in a loop).
 REPEAT_IGNORED_SECONDS = 5.0
-# Callbacks are trusted to arrive when at least half of the finished jobs that asked for
-# one, among the last jobs submitted, got one; with fewer such jobs, nothing is assumed.
-TRUST_WINDOW_JOBS = 200
+# Callbacks are trusted to arrive when at least half of the newest TRUST_SAMPLE finished
+# jobs that asked for one got one (so if they stop, polls take over after about ten jobs);
+# with fewer than TRUST_MIN_JOBS such jobs, nothing is assumed. Looked for among the last
+# TRUST_WINDOW_JOBS jobs submitted: a bounded read by primary key, however big the gallery,
+# and wide enough for a batch of a thousand still running.
+TRUST_SAMPLE = 20
 TRUST_MIN_JOBS = 3
 TRUST_SHARE = 0.5
-_SIGNATURE_HEX_CHARS = 32
-# A job told that it ended is polled at once when it is waiting for a poll or for
-# reconciliation; one still being submitted keeps the mark for when the submit returns.
-_POLL_NOW_STATUSES = (JobStatus.PENDING, JobStatus.RECONCILING)
+TRUST_WINDOW_JOBS = 5_000
+SIGNATURE_HEX_CHARS = 32
 
 
 def signature(key: bytes, job_id: int) -> str:
     digest = hmac.new(key, f"job:{job_id}".encode(), hashlib.sha256).hexdigest()
-    return digest[:_SIGNATURE_HEX_CHARS]
+    return digest[:SIGNATURE_HEX_CHARS]
 
 
 def callback_url(public_url: str, key: bytes, job_id: int) -> str:
@@ -67,9 +69,9 @@ def signature_valid(key: bytes, job_id: int, presented: str) -> bool:
 
 
 def record_callback(db: Database, *, job_id: int, now: datetime) -> bool:
-    """PixelDojo says the job ended: note when, and make the job due for a poll now.
-    Returns whether anything changed (False for an unknown job or a repeat within
-    REPEAT_IGNORED_SECONDS)."""
+    """PixelDojo says the job ended: note when, and make the job due for a poll now (a
+    worker holding it sees the change when it lets go, app/jobs/queue.py). Returns whether
+    anything changed (False for an unknown job or a repeat within REPEAT_IGNORED_SECONDS)."""
     fresh = sa.or_(
         col(Job.webhook_at).is_(None),
         col(Job.webhook_at) < now - timedelta(seconds=REPEAT_IGNORED_SECONDS),
@@ -77,7 +79,7 @@ def record_callback(db: Database, *, job_id: int, now: datetime) -> bool:
     # Noted whatever the job's state (a poll may have found it done first): that callbacks
     # arrive at all is what `callbacks_arrive` learns from.
     poll_now = sa.case(
-        (col(Job.status).in_(_POLL_NOW_STATUSES), sa.literal(now, UTCDateTime())),
+        (col(Job.status).in_(CALLED_BACK_STATUSES), sa.literal(now, UTCDateTime())),
         else_=col(Job.next_poll_at),
     )
     with db.write() as session:
@@ -96,8 +98,8 @@ def callbacks_arrive(db: Database) -> bool:
 
 
 def callback_counts(db: Database) -> tuple[int, int]:
-    """Of the last TRUST_WINDOW_JOBS jobs submitted (a bounded read, by primary key), how
-    many finished having asked for a callback, and how many of those got one."""
+    """Of the newest TRUST_SAMPLE finished jobs that asked for a callback, how many there
+    are and how many got one."""
     with db.read() as session:
         newest = session.exec(select(sa.func.max(col(Job.id)))).one()
         if newest is None:
@@ -109,6 +111,8 @@ def callback_counts(db: Database) -> tuple[int, int]:
                 col(Job.webhook_requested),
                 col(Job.status).in_((JobStatus.COMPLETED, JobStatus.FAILED)),
             )
+            .order_by(col(Job.id).desc())
+            .limit(TRUST_SAMPLE)
             .subquery()
         )
         asked, called = session.exec(

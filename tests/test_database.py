@@ -189,6 +189,37 @@ def test_sqlite_databases_made_by_the_old_revisions_keep_their_rowid_ids(tmp_pat
     db.dispose()
 
 
+def test_undoing_the_newest_migration_on_sqlite_keeps_the_jobs_table_whole(
+    tmp_path: Path,
+) -> None:
+    """Dropping a column by copying the table (a batch migration) would lose AUTOINCREMENT
+    and the triggers that keep prompt search current."""
+    db = Database.at_path(tmp_path / "playground.db")
+    db.migrate()
+
+    def jobs_table(connection: sa.Connection) -> tuple[str, set[str]]:
+        table = connection.exec_driver_sql(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'jobs'"
+        ).scalar()
+        triggers = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'jobs'"
+        ).scalars()
+        return str(table), set(triggers)
+
+    with db.write_engine.begin() as connection:
+        before_sql, before_triggers = jobs_table(connection)
+        assert "AUTOINCREMENT" in before_sql
+        assert {"jobs_fts_after_insert", "jobs_fts_after_update"} <= before_triggers
+        config = migrations_config()
+        config.attributes["connection"] = connection
+        command.downgrade(config, "-1")
+        after_sql, after_triggers = jobs_table(connection)
+        assert "id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT" in after_sql
+        assert after_triggers == before_triggers
+        command.upgrade(config, "head")
+    db.dispose()
+
+
 def test_the_blob_store_uses_large_pages_and_round_trips_bytes(tmp_path: Path) -> None:
     store = SQLiteBlobStore(tmp_path / "images.db")
     payload = bytes(range(256)) * 20_000  # 5 MB, spanning several chunks

@@ -117,8 +117,9 @@ def test_a_worker_whose_lease_was_taken_over_can_no_longer_write(
         delay_seconds=5,
         status=JobStatus.PENDING,
         error="stale",
+        callback_seen=None,
     )
-    queue.postpone(db, job_id=job_id, owner="a", token=stale, delay_seconds=5)
+    queue.postpone(db, job_id=job_id, owner="a", token=stale, delay_seconds=5, callback_seen=None)
     assert not queue.finish(db, job_id=job_id, status=JobStatus.FAILED, owner="a", token=stale)
     assert not queue.store_images(
         db, blobs, job_id=job_id, owner="a", token=stale, staged=[staged_image(tmp_path, "a.png")]

@@ -4,6 +4,7 @@ is trusted beyond its signed address."""
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,42 +114,67 @@ def test_a_callback_makes_a_waiting_job_due_now_once_within_the_repeat_window(
 
 
 @pytest.mark.both_databases
-def test_a_poll_answered_running_does_not_push_back_a_callback_that_came_meanwhile(
+def test_a_callback_while_a_worker_holds_the_job_is_not_lost_when_it_lets_go(
     db: Database,
 ) -> None:
     job_id = add_job(db, upstream_job_id="job_race")
-    [claimed] = queue.claim_due_jobs(
-        db, owner="w1", now=NOW + timedelta(minutes=6), lease_seconds=30, limit=1
-    )
-    asked_at = utcnow()
-    # The poll's question left before the job ended; the callback lands before its answer.
-    webhooks.record_callback(db, job_id=job_id, now=utcnow())
-    queue.reschedule(
-        db,
-        job_id=job_id,
-        owner="w1",
-        token=claimed.lease_token,
-        delay_seconds=60,
-        status=JobStatus.PENDING,
-        upstream_status="processing",
-        asked_at=asked_at,
-    )
-    due = read_job(db, job_id).next_poll_at
-    assert due is not None and due <= utcnow(), "asked again at once"
 
-    # Without a callback since the question, the answer's delay stands.
-    [claimed] = queue.claim_due_jobs(db, owner="w1", now=utcnow(), lease_seconds=30, limit=1)
-    queue.reschedule(
+    def claim() -> Job:
+        [claimed] = queue.claim_due_jobs(
+            db, owner="w1", now=utcnow() + timedelta(minutes=6), lease_seconds=30, limit=1
+        )
+        return claimed
+
+    def let_go(claimed: Job, status: JobStatus = JobStatus.PENDING) -> None:
+        queue.reschedule(
+            db,
+            job_id=job_id,
+            owner="w1",
+            token=claimed.lease_token,
+            delay_seconds=60,
+            status=status,
+            upstream_status="processing",
+            callback_seen=claimed.webhook_at,
+        )
+
+    def due_now() -> bool:
+        due = read_job(db, job_id).next_poll_at
+        assert due is not None
+        return due <= utcnow()
+
+    # The poll's question left before the job ended; the callback lands before its answer.
+    claimed = claim()
+    webhooks.record_callback(db, job_id=job_id, now=utcnow())
+    let_go(claimed)
+    assert due_now(), "asked again at once"
+
+    # Claimed again, the callback already seen: the poll's own delay stands (PixelDojo's
+    # status lagging its callback must not make a loop of polls).
+    let_go(claim())
+    assert not due_now()
+
+    # A callback while the first poll is put off (no poll made): still at once.
+    claimed = claim()
+    webhooks.record_callback(
+        db, job_id=job_id, now=utcnow() + timedelta(seconds=webhooks.REPEAT_IGNORED_SECONDS + 1)
+    )
+    queue.postpone(
         db,
         job_id=job_id,
         owner="w1",
         token=claimed.lease_token,
         delay_seconds=60,
-        status=JobStatus.PENDING,
-        asked_at=utcnow(),
+        callback_seen=claimed.webhook_at,
     )
-    due = read_job(db, job_id).next_poll_at
-    assert due is not None and due > utcnow() + timedelta(seconds=50)
+    assert due_now()
+
+    # A job storing its images keeps its own retry schedule.
+    claimed = claim()
+    webhooks.record_callback(
+        db, job_id=job_id, now=utcnow() + timedelta(seconds=2 * webhooks.REPEAT_IGNORED_SECONDS + 2)
+    )
+    let_go(claimed, JobStatus.DOWNLOADING)
+    assert not due_now()
 
 
 @pytest.mark.both_databases
@@ -282,6 +308,10 @@ def test_the_callback_route_answers_only_its_signed_address_from_anywhere(
             assert answer.status_code == 204, answer.text
             assert read_job(db, job_id).webhook_at is not None
             assert client.get(good).status_code == 403, "only the callback's POST is open"
+        # With callbacks off no run carries an address, so none is answered.
+        off = settings.model_copy(update={"webhooks": False})
+        with in_process(off, peer="203.0.113.9", headers=stranger) as client:
+            assert client.post(good).status_code == 404
     finally:
         db.dispose()
 
@@ -327,12 +357,16 @@ def test_jobs_are_stored_when_pixeldojo_calls_back_and_polled_when_it_does_not(
         for job_id in history:
             assert wait_for_job(app.client, job_id)["status"] == "completed"
         runs = emulator.requests_to("run")
+        db = Database.for_settings(app.settings)
         for job_id, run in zip(history, runs, strict=True):
             assert run.body["webhook_url"].startswith(
                 f"{app.settings.public_url}/webhooks/pixeldojo/{job_id}/"
             )
-            # The address is a permission, not a parameter: the job does not keep it.
-            assert "webhooks" not in app.client.get(f"/api/jobs/{job_id}").text
+            # The address is a permission, not a parameter: the job does not keep or show it.
+            assert "webhook" not in json.dumps(read_job(db, job_id).request_body)
+            assert "webhooks/pixeldojo" not in app.client.get(f"/api/jobs/{job_id}").text
+            assert "webhooks/pixeldojo" not in app.client.get(f"/jobs/{job_id}").text
+        db.dispose()
         wait_until(lambda: len(emulator.callbacks) == len(history), what="every callback")
         assert {call.status_code for call in emulator.callbacks} == {204}
 
@@ -341,15 +375,22 @@ def test_jobs_are_stored_when_pixeldojo_calls_back_and_polled_when_it_does_not(
         emulator.config.job_seconds = 0.3
         quick = app.client.post("/api/jobs", json={"prompt": "quick"}).json()["id"]
         assert wait_for_job(app.client, quick)["status"] == "completed"
-        quick_upstream = emulator.requests_to("run")[-1]
-        polls = [r for r in emulator.requests_to("job") if r.at > quick_upstream.at]
+        quick_run = emulator.requests_to("run")[-1]
+        polls = [r for r in emulator.requests_to("job") if r.at > quick_run.at]
         assert len(polls) == 1, "the callback's poll, and no other"
-        assert polls[0].at - quick_upstream.at < 1.5
+        assert polls[0].at >= emulator.callbacks[-1].at - 0.1, "after the callback"
+        assert polls[0].at - quick_run.at < 2.0, "before any schedule would have asked"
 
-        # Callbacks lost on the way: the safety net's polls still find the job done.
+        # Callbacks lost on the way: the safety net's polls still find the job done. They
+        # wait past the slowest jobs before (over 3 s, half as long again: about 5 s), where
+        # ordinary polls would have asked first at under 3 s.
         emulator.config.callbacks = False
         lost = app.client.post("/api/jobs", json={"prompt": "lost"}).json()["id"]
         assert wait_for_job(app.client, lost, timeout=30)["status"] == "completed"
+        lost_run = emulator.requests_to("run")[-1]
+        polls = [r for r in emulator.requests_to("job") if r.at > lost_run.at]
+        assert 1 <= len(polls) <= 2
+        assert polls[0].at - lost_run.at >= 4.0, "a safety poll, not an ordinary one"
         assert len(emulator.callbacks) == len(history) + 1
 
 
@@ -375,7 +416,8 @@ def test_the_emulator_calls_back_when_a_job_ends_and_tries_again_after_a_failure
         job = client.post("/models/seedream-4/run", json=sent).json()
         never = {"prompt": "[[never]] no callback", "webhook_url": f"{hook.url}/hook/two"}
         assert client.post("/models/seedream-4/run", json=never).status_code == 202
-        wait_until(lambda: len(received) == 2, what="the callback and its second try")
+        emulator = upstream.emulator
+        wait_until(lambda: len(emulator.callbacks) == 2, what="the callback and its second try")
         assert [call.status_code for call in upstream.emulator.callbacks] == [500, 204]
         body = received[-1]
         assert body["jobId"] == job["jobId"]

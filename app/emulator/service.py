@@ -618,7 +618,8 @@ class Emulator:
                 )
             if status_code is not None and status_code < 500:
                 return
-            await asyncio.sleep(2**attempt)
+            if attempt + 1 < CALLBACK_ATTEMPTS:
+                await asyncio.sleep(2**attempt)
 
     async def _receive_reference(self, api_id: str, position: int, value: Any) -> bytes | str:
         """A reference's bytes, decoded and checked to be an image; or what is wrong with it."""

@@ -306,21 +306,16 @@ def reschedule(
     upstream_status: str | None = None,
     seen_running_seconds: float | None = None,
     error: str | None = None,
-    asked_at: datetime | None = None,
+    callback_seen: datetime | None,
 ) -> None:
-    """Release the lease and look at the job again after `delay_seconds`; at once if
-    PixelDojo called back about it since `asked_at` (the poll's question was sent before
-    the job ended, and its answer must not push the callback's poll back)."""
+    """Release the lease and look at the job again after `delay_seconds`: at once if
+    PixelDojo called back about it while this claim held it (see `_unless_called_back`)."""
     now = utcnow()
-    next_poll: object = now + timedelta(seconds=delay_seconds)
-    if asked_at is not None:
-        next_poll = sa.case(
-            (col(Job.webhook_at) >= asked_at, sa.literal(now, UTCDateTime())),
-            else_=sa.literal(next_poll, UTCDateTime()),
-        )
     values: dict[str, object] = {
         "status": status,
-        "next_poll_at": next_poll,
+        "next_poll_at": _unless_called_back(
+            now + timedelta(seconds=delay_seconds), now, status, callback_seen
+        ),
         "poll_count": col(Job.poll_count) + 1,
         "lease_owner": None,
         "lease_expires_at": None,
@@ -335,19 +330,53 @@ def reschedule(
         session.execute(sa.update(Job).where(_held(job_id, owner, token)).values(**values))
 
 
-def postpone(db: Database, *, job_id: int, owner: str, token: int, delay_seconds: float) -> None:
-    """Look again later without having asked PixelDojo (no poll is counted)."""
+def postpone(
+    db: Database,
+    *,
+    job_id: int,
+    owner: str,
+    token: int,
+    delay_seconds: float,
+    callback_seen: datetime | None,
+) -> None:
+    """Look again later without having asked PixelDojo (no poll is counted); at once if
+    PixelDojo called back about it meanwhile."""
     now = utcnow()
     with db.write() as session:
         session.execute(
             sa.update(Job)
             .where(_held(job_id, owner, token))
             .values(
-                next_poll_at=now + timedelta(seconds=delay_seconds),
+                next_poll_at=_unless_called_back(
+                    now + timedelta(seconds=delay_seconds), now, JobStatus.PENDING, callback_seen
+                ),
                 lease_owner=None,
                 lease_expires_at=None,
             )
         )
+
+
+# Jobs a callback from PixelDojo makes due at once (app/webhooks.py): waiting for a poll or
+# for reconciliation. One still being submitted keeps the mark for when its submit returns.
+CALLED_BACK_STATUSES = (JobStatus.PENDING, JobStatus.RECONCILING)
+
+
+def _unless_called_back(
+    planned: datetime, now: datetime, status: JobStatus, callback_seen: datetime | None
+) -> datetime | sa.ColumnElement[datetime]:
+    """`planned`, unless a callback came while the job was held: the row's `webhook_at`
+    then differs from `callback_seen`, the one the claim read. Compared as values the
+    database wrote, never against a clock: a web process's clock may differ from ours."""
+    if status not in CALLED_BACK_STATUSES:
+        return planned
+    called_since = sa.and_(
+        col(Job.webhook_at).is_not(None),
+        col(Job.webhook_at) != callback_seen if callback_seen is not None else sa.true(),
+    )
+    return sa.case(
+        (called_since, sa.literal(now, UTCDateTime())),
+        else_=sa.literal(planned, UTCDateTime()),
+    )
 
 
 def record_upstream_completion(

@@ -60,5 +60,6 @@ def downgrade() -> None:
             op.execute(statement)
     op.drop_table("rate_budgets")
     op.drop_table("app_secrets")
-    with op.batch_alter_table("jobs") as batch:
-        batch.drop_column("lease_token")
+    # Plain DROP COLUMN (SQLite 3.35+): a batch copy would lose AUTOINCREMENT and the
+    # table's search triggers.
+    op.drop_column("jobs", "lease_token")
