@@ -42,7 +42,7 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
-from tests.processes import free_port
+from tests.processes import AppProcess, WorkerProcess, free_port
 
 NOW = utcnow()
 
@@ -424,3 +424,39 @@ def test_the_emulator_calls_back_when_a_job_ends_and_tries_again_after_a_failure
         assert body["status"] == "completed"
         assert body["output"]["images"], "the job's answer, images included"
     assert len(received) == 2, "a job that never ends never calls"
+
+
+@pytest.mark.both_databases
+def test_a_callback_answered_by_a_web_process_wakes_a_worker_in_another(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
+    """`serve --no-worker` answers the callback, a `worker` process polls: the worker hears
+    of it through the database (PostgreSQL's trigger, SQLite's change counter), long before
+    its own first poll (5 s) or its idle look at the queue (5 s)."""
+    with serve_emulator(job_seconds=1.0) as upstream:
+        web = AppProcess(
+            tmp_path / "web",
+            upstream,
+            database=database,
+            arguments=("--no-worker",),
+            playground_poll_initial_seconds=5,
+            playground_poll_max_seconds=10,
+        )
+        web.env["PLAYGROUND_PUBLIC_URL"] = web.url
+        # One data dir: on SQLite it holds the database they share.
+        worker = WorkerProcess(web, data_dir=tmp_path / "web")
+        try:
+            web.start()
+            worker.start()
+            with web.client() as client:
+                job_id = client.post("/api/jobs", json={"prompt": "told"}).json()["id"]
+                assert wait_for_job(client, job_id)["status"] == "completed"
+        finally:
+            worker.stop()
+            web.stop()
+    emulator = upstream.emulator
+    [run] = emulator.requests_to("run")
+    [call] = emulator.callbacks
+    assert call.status_code == 204
+    [poll] = emulator.requests_to("job")
+    assert call.at - 0.1 <= poll.at < run.at + 3.5, "woken by the callback, in another process"
