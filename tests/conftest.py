@@ -186,6 +186,15 @@ def database(request: pytest.FixtureRequest) -> DatabaseChoice:
 
 
 @pytest.fixture
+def db(tmp_path: Path, database: DatabaseChoice) -> Iterator[Database]:
+    """A migrated database of the test's kind (see `database`), disposed of afterwards."""
+    opened = database.open(tmp_path)
+    opened.migrate()
+    yield opened
+    opened.dispose()
+
+
+@pytest.fixture
 def postgres_database(
     postgres_cluster: Any, postgres_test_databases: tuple[str, str]
 ) -> DatabaseChoice:

@@ -3,30 +3,18 @@ report) is plain SQLAlchemy: the same functions on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 
 from app.database import Database
 from app.doctor import DoctorResult, latest_report, save_report
 from app.live_rules import known_models, load_row, record_read, rules_from_row
 from app.parameters import GenerationParams
-from tests.conftest import DatabaseChoice
 
 NARROW = GenerationParams.model_json_schema()
 NARROW["properties"]["num_images"]["maximum"] = 4
 
 
 pytestmark = pytest.mark.both_databases
-
-
-@pytest.fixture
-def db(tmp_path: Path, database: DatabaseChoice) -> Iterator[Database]:
-    opened = database.open(tmp_path)
-    opened.migrate()
-    yield opened
-    opened.dispose()
 
 
 def test_the_last_good_copy_outlives_a_failed_read(db: Database) -> None:

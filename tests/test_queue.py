@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -44,14 +43,6 @@ def add_due_jobs(db: Database, count: int, *, now: datetime) -> list[int]:
         session.connection().execute(sa.insert(Job.__table__), rows)  # type: ignore[attr-defined]
     with db.read() as session:
         return [job_id for job_id in session.exec(select(Job.id)).all() if job_id is not None]
-
-
-@pytest.fixture
-def db(tmp_path: Path, database: DatabaseChoice) -> Iterator[Database]:
-    opened = database.open(tmp_path)
-    opened.migrate()
-    yield opened
-    opened.dispose()
 
 
 def test_claimers_working_at_once_never_get_the_same_job(

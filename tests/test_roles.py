@@ -8,7 +8,6 @@ import asyncio
 import hashlib
 import io
 import threading
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -44,14 +43,6 @@ from tests.conftest import (
 from tests.test_queue import add_due_jobs
 
 # --- Fencing ---------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def db(tmp_path: Path, database: DatabaseChoice) -> Iterator[Database]:
-    opened = database.open(tmp_path)
-    opened.migrate()
-    yield opened
-    opened.dispose()
 
 
 def staged_image(tmp_path: Path, name: str) -> StagedImage:

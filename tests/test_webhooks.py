@@ -76,14 +76,6 @@ def read_job(db: Database, job_id: int) -> Job:
     return job
 
 
-@pytest.fixture
-def db(tmp_path: Path, database: DatabaseChoice) -> Iterator[Database]:
-    opened = database.open(tmp_path)
-    opened.migrate()
-    yield opened
-    opened.dispose()
-
-
 # --- The rules ----------------------------------------------------------------------------
 
 
