@@ -96,7 +96,7 @@ class Poller:
         self._held_since: dict[tuple[int, int], float] = {}
         self._timings: dict[tuple[str, str, int], tuple[float, timing.UpstreamTiming]] = {}
         # When callbacks were last seen to arrive (by monotonic clock).
-        self._callbacks: tuple[float, bool] | None = None
+        self._callbacks_seen_at: float | None = None
         self._scratch_dir = worker_scratch_dir(settings.scratch_dir, worker_id)
 
     def register(self) -> None:
@@ -138,10 +138,11 @@ class Poller:
         looked up again every few seconds. "Not yet" is not remembered: the next job to
         finish may show that they do (and only jobs that asked for one ask this)."""
         now = time.monotonic()
-        if self._callbacks is not None and now - self._callbacks[0] < EXPECTATION_TTL_SECONDS:
+        seen_at = self._callbacks_seen_at
+        if seen_at is not None and now - seen_at < EXPECTATION_TTL_SECONDS:
             return True
-        self._callbacks = (now, True) if webhooks.callbacks_arrive(self.db) else None
-        return self._callbacks is not None
+        self._callbacks_seen_at = now if webhooks.callbacks_arrive(self.db) else None
+        return self._callbacks_seen_at is not None
 
     def _timing(self, model: str, image_size: str, num_images: int) -> timing.UpstreamTiming | None:
         """How long PixelDojo takes for such jobs, looked up at most every few seconds per kind."""
