@@ -177,6 +177,12 @@ class Settings(BaseSettings):
         "seconds instead of streaming images through the app; 0: stream",
     )
 
+    @property
+    def callback_base_url(self) -> str | None:
+        """Where PixelDojo calls the app back when a job ends (app/webhooks.py); None when
+        callbacks are off (no public URL, or PLAYGROUND_WEBHOOKS=false)."""
+        return self.public_url if self.webhooks else None
+
     @field_validator("pixeldojo_api_key", mode="before")
     @classmethod
     def _blank_key_means_demo(cls, value: object) -> object:

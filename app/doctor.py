@@ -359,7 +359,7 @@ async def _check_callbacks(result: DoctorResult, settings: Settings, db: Databas
     """Whether PixelDojo is asked to call the app back when jobs end, and whether the public
     URL answers as this app from here (a callback address that cannot exist: 404, ours).
     Never blocking: without callbacks, jobs are polled."""
-    if settings.public_url is None or not settings.webhooks:
+    if settings.callback_base_url is None:
         why = "PLAYGROUND_WEBHOOKS=false" if settings.public_url else "no PLAYGROUND_PUBLIC_URL"
         result.add(
             "callbacks",
@@ -368,7 +368,7 @@ async def _check_callbacks(result: DoctorResult, settings: Settings, db: Databas
             "they end rather than within a second",
         )
         return
-    probe = f"{settings.public_url}{webhooks.PATH_PREFIX}0/doctor"
+    probe = f"{settings.callback_base_url}{webhooks.PATH_PREFIX}0/doctor"
     try:
         # A client of its own: the key goes to PixelDojo only, never to the public URL.
         async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as plain:

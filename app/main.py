@@ -230,7 +230,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             blobs=blobs,
             public_url=settings.public_url,
             reference_key=access.reference_key,
-            callback_base_url=settings.public_url if settings.webhooks else None,
+            callback_base_url=settings.callback_base_url,
             callback_key=access.webhook_key,
         ),
     )

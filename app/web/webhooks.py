@@ -25,11 +25,9 @@ router = APIRouter(tags=["webhooks"])
 async def pixeldojo_callback(job_id: int, signature: str, services: ServicesDep) -> Response:
     """PixelDojo says the job ended. Its body is not read: the poll that follows asks.
     A signed address whose job is gone (deleted) is answered 204 all the same."""
-    settings = services.settings
     if (
         # Off, nothing is sent with runs, so no address can be owed an answer.
-        settings.public_url is None
-        or not settings.webhooks
+        services.settings.callback_base_url is None
         or not 0 < job_id <= ROW_ID_MAX
         or len(signature) != webhooks.SIGNATURE_HEX_CHARS
         or not webhooks.signature_valid(services.access.webhook_key, job_id, signature)
