@@ -24,7 +24,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.core.config import Settings
-from app.domain.parameters import CREDITS_PER_IMAGE, DEFAULT_MODEL, NAMED_SIZE_PIXELS
+from app.core.model_id import DEFAULT_MODEL
+from app.domain.parameters import CREDITS_PER_IMAGE, NAMED_SIZE_PIXELS
 from app.domain.presets import PRESETS
 from app.emulator.service import IMAGE_PREFIX
 from app.features.archive.checks import IMAGES, JOBS

@@ -25,11 +25,12 @@ from pydantic import ValidationError
 
 from app.cli import main as cli
 from app.core.config import Settings
+from app.core.database_url import engine_url
 from app.storage.blobs.choose import open_blob_store
 from app.storage.blobs.protocol import CHUNK_BYTES, BlobNotFound, BlobStore, DigestMismatch
 from app.storage.blobs.s3 import S3Unavailable
 from app.storage.db.engine import Database, migrations_config
-from app.storage.db.postgres import BLOB_STORE_TABLES, engine_url
+from app.storage.db.postgres import BLOB_STORE_TABLES
 from tests.conftest import S3Bucket
 
 STORES = ("sqlite", "postgres", "s3")

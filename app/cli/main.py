@@ -190,7 +190,7 @@ def migrate(args: argparse.Namespace) -> int:
 
 
 def _database_name(settings: Settings) -> str:
-    from app.storage.db.engine import display_url
+    from app.core.database_url import display_url
 
     return display_url(settings.sqlalchemy_url)
 
@@ -321,7 +321,7 @@ def doctor(args: argparse.Namespace) -> int:
     if args.model:
         from pydantic import TypeAdapter
 
-        from app.domain.parameters import ModelId
+        from app.core.model_id import ModelId
 
         try:
             model = TypeAdapter(ModelId).validate_python(args.model)

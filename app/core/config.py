@@ -17,7 +17,8 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from app.domain.parameters import DEFAULT_MODEL, ModelId
+from app.core.database_url import POSTGRES_SCHEMES, engine_url
+from app.core.model_id import DEFAULT_MODEL, ModelId
 
 PUBLIC_API_BASE_URL = "https://pixeldojo.ai/api/v1"
 DEFAULT_RATE_LIMIT_PER_MINUTE = 10.0
@@ -38,11 +39,6 @@ def default_data_dir() -> Path:
     finds the same playground. PLAYGROUND_DATA_DIR overrides it.
     """
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-
-
-# PLAYGROUND_DATABASE_URL names PostgreSQL the way its own tools do; the app opens it
-# with psycopg 3 (app.storage.db.postgres.engine_url).
-DATABASE_SCHEMES = ("postgresql", "postgres")
 
 
 class Settings(BaseSettings):
@@ -219,7 +215,7 @@ class Settings(BaseSettings):
         if not url:
             return None
         scheme = url.partition("://")[0].lower().partition("+")[0]
-        if scheme not in DATABASE_SCHEMES:
+        if scheme not in POSTGRES_SCHEMES:
             raise ValueError(
                 "PLAYGROUND_DATABASE_URL must be a postgresql:// URL; leave it unset for the "
                 "SQLite database in the data dir"
@@ -319,8 +315,6 @@ class Settings(BaseSettings):
         """The database to open, as SQLAlchemy names it: PostgreSQL through psycopg 3."""
         if self.database_url is None:
             return f"sqlite:///{self.database_path}"
-        from app.storage.db.postgres import engine_url
-
         return engine_url(self.database_url.get_secret_value())
 
     @property

@@ -13,7 +13,8 @@ from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
 
-from app.domain.parameters import GenerationParams, ModelId
+from app.core.model_id import ModelId
+from app.domain.parameters import GenerationParams
 
 AXIS_NAMES = ("x", "y", "z")
 # One grid is at most this many jobs: the cost shown first must stay something a

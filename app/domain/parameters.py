@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
-
-DEFAULT_MODEL = "seedream-4"
 
 PROMPT_MAX_CHARS = 4000
 
@@ -87,16 +85,6 @@ NUM_IMAGES_MAX = 6
 # sizes cost more is unknown, so the estimate is per image and the figure the
 # upstream reports is what gets stored.
 CREDITS_PER_IMAGE = 1
-
-ModelId = Annotated[
-    str,
-    Field(
-        min_length=1,
-        max_length=100,
-        pattern=r"^[a-z0-9][a-z0-9._-]*$",
-        description="PixelDojo model apiId",
-    ),
-]
 
 
 def _rules(**keywords: Any) -> Any:

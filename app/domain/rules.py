@@ -21,11 +21,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from app.core.model_id import DEFAULT_MODEL
 from app.domain.parameters import (
     ASPECT_RATIO_MAX,
     CREDITS_PER_IMAGE,
     CUSTOM_SIZE,
-    DEFAULT_MODEL,
     DRAWN_SEED_MIN,
     SEED_MAX,
     TOTAL_PIXELS_MAX,

@@ -11,8 +11,9 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.errors import InvalidParameters, NotFoundError, OverBudget
+from app.core.model_id import ModelId
 from app.domain.model_params import RunParams
-from app.domain.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams, ModelId
+from app.domain.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG
 from app.domain.rules import form_limits, offered_sizes
 from app.domain.runs import REFERENCES_MAX, check_run, parse_run

@@ -10,13 +10,13 @@ from typing import Any
 from pydantic import TypeAdapter, ValidationError
 
 from app.core.errors import InvalidParameters
+from app.core.model_id import ModelId
 from app.domain.model_params import IMAGE_COUNT_FIELDS, ModelParams, RunParams
 from app.domain.parameters import (
     CUSTOM_SIZE,
     DEFAULT_IMAGE_SIZE,
     UPSTREAM_FIELDS,
     GenerationParams,
-    ModelId,
 )
 from app.domain.presets import PRESETS_BY_SLUG, Preset
 from app.domain.rules import SEEDREAM_RULES, ModelRules, has_builtin_record

@@ -10,7 +10,8 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.core.errors import InvalidParameters, NotFoundError, SubmissionFailed
-from app.domain.parameters import NUM_IMAGES_MAX, ModelId
+from app.core.model_id import ModelId
+from app.domain.parameters import NUM_IMAGES_MAX
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG
 from app.domain.runs import REFERENCES_FIELD
 from app.features.gallery import listing as gallery

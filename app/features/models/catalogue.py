@@ -22,7 +22,8 @@ from typing import Any, Literal
 import anyio
 import sqlalchemy as sa
 
-from app.domain.parameters import CREDITS_PER_IMAGE, DEFAULT_MODEL
+from app.core.model_id import DEFAULT_MODEL
+from app.domain.parameters import CREDITS_PER_IMAGE
 from app.features.models.periodic_read import PeriodicRead
 from app.storage.db.engine import Database
 from app.storage.db.tables import ModelCatalogue as CatalogueRow

@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from sqlmodel import col, select
 
 from app.core.errors import Conflict, InvalidParameters, NotFoundError
-from app.domain.parameters import DEFAULT_MODEL, GenerationParams
+from app.core.model_id import DEFAULT_MODEL
+from app.domain.parameters import GenerationParams
 from app.domain.rules import ModelRules, builtin_rules
 from app.domain.runs import validate_parameters
 from app.features.people.permissions import Actor

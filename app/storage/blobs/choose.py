@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from app.core.config import Settings
+from app.core.database_url import is_postgres_url
 from app.storage.blobs.protocol import BlobStore
-from app.storage.db import postgres
 
 
 def open_blob_store(settings: Settings, *, database_url: str | sa.URL) -> BlobStore:
@@ -30,8 +30,10 @@ def open_blob_store(settings: Settings, *, database_url: str | sa.URL) -> BlobSt
             endpoint_url=settings.s3_endpoint_url,
             redirect_seconds=settings.s3_redirect_seconds,
         )
-    if postgres.is_postgres_url(database_url):
-        return postgres.PostgresBlobStore(database_url)
+    if is_postgres_url(database_url):
+        from app.storage.db.postgres import PostgresBlobStore
+
+        return PostgresBlobStore(database_url)
     from app.storage.db.sqlite import SQLiteBlobStore
 
     return SQLiteBlobStore(settings.image_store_path)

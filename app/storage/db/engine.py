@@ -27,14 +27,15 @@ from alembic.migration import MigrationContext
 from sqlmodel import Session
 
 from app.core.config import Settings
+from app.core.database_url import display_url, engine_url, is_postgres_url
 from app.core.resources import MIGRATIONS_DIR
 from app.storage.db import postgres, sqlite
 
 
 class Database:
     def __init__(self, url: str | sa.URL) -> None:
-        if postgres.is_postgres_url(url):
-            url = postgres.engine_url(url)
+        if is_postgres_url(url):
+            url = engine_url(url)
         self.url = sa.make_url(url)
         if self.url.get_backend_name() == "sqlite":
             self.read_engine = sa.create_engine(self.url, pool_size=8, max_overflow=8)
@@ -187,11 +188,6 @@ class Database:
         self.write_engine.dispose()
         self.urgent_engine.dispose()
         self.rows_engine.dispose()  # on PostgreSQL the read pool's, already gone
-
-
-def display_url(url: str | sa.URL) -> str:
-    """A database URL without its password, for messages."""
-    return sa.make_url(url).render_as_string(hide_password=True)
 
 
 def include_in_comparison(name: str | None, type_: str, parent_names: Any) -> bool:

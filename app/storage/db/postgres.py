@@ -3,8 +3,6 @@
 The rest of the app speaks SQLAlchemy and runs on either database; here live the
 parts that are PostgreSQL's own:
 
-- `engine_url`: the URL people write (`postgresql://…`) with the driver we ship,
-  psycopg 3, named for SQLAlchemy;
 - engine options: ordinary connection pools (no single writer: the server takes row
   locks, so writers in every process run side by side), checked before use;
 - `lock_for_migrations`: a transaction-level advisory lock, so processes starting
@@ -42,8 +40,8 @@ from typing import Any
 
 import psycopg
 import sqlalchemy as sa
-from sqlalchemy.engine import make_url
 
+from app.core.database_url import engine_url
 from app.storage.blobs.protocol import (
     CHUNK_BYTES,
     SWEEP_GRACE_SECONDS,
@@ -53,21 +51,6 @@ from app.storage.blobs.protocol import (
 )
 
 log = logging.getLogger(__name__)
-
-POSTGRES_SCHEMES = ("postgresql", "postgres")
-DRIVER = "psycopg"
-
-
-def is_postgres_url(url: str | sa.URL) -> bool:
-    return make_url(url).get_backend_name() in POSTGRES_SCHEMES
-
-
-def engine_url(url: str | sa.URL) -> str:
-    """`postgresql://…` (or `postgres://…`) as SQLAlchemy's name for it with psycopg 3."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() not in POSTGRES_SCHEMES:
-        raise ValueError("not a PostgreSQL URL")
-    return parsed.set(drivername=f"postgresql+{DRIVER}").render_as_string(hide_password=False)
 
 
 # Pools per process and engine. The server's connection limit (100 by default) is
@@ -347,7 +330,7 @@ class PostgresBlobStore:
     """
 
     def __init__(self, url: str | sa.URL, *, pool_size: int = 4) -> None:
-        self._url = make_url(engine_url(url))
+        self._url = sa.make_url(engine_url(url))
         self._engine = sa.create_engine(self._url, pool_size=pool_size, max_overflow=pool_size)
 
     def describe(self) -> str:
