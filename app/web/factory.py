@@ -33,6 +33,7 @@ from app.features.doctor.checks import LastDoctorReport
 from app.features.gallery import listing as gallery
 from app.features.gallery import trash
 from app.features.grids.runner import GridRunner
+from app.features.grids.submission import Grids
 from app.features.jobs import queue, reads
 from app.features.jobs.events import JobEvents
 from app.features.jobs.submission import Submitter
@@ -205,6 +206,29 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         minutes=settings.schema_refresh_minutes,
     )
     access = Access(db, secret)
+    submitter = Submitter(
+        db=db,
+        client=client,
+        key_health=key_health,
+        rules=rules,
+        scheduler=poller,
+        owner=worker_id,
+        submit_window_seconds=settings.submit_window_seconds,
+        catalogue=catalogue,
+        default_model=settings.model,
+        blobs=blobs,
+        public_url=settings.public_url,
+        reference_key=access.reference_key,
+        callback_base_url=settings.callback_base_url,
+        callback_key=access.webhook_key,
+    )
+    grid_runner = GridRunner(
+        db=db,
+        worker_id=worker_id,
+        lease_seconds=settings.lease_seconds,
+        rules=rules,
+        submitter=submitter,
+    )
     app.state.services = Services(
         settings=settings,
         db=db,
@@ -217,27 +241,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         worker_id=worker_id,
         demo_mode=settings.demo_mode,
         events=events,
-        grid_runner=GridRunner(),
+        grids=Grids(
+            db=db,
+            default_model=settings.model,
+            rules=rules,
+            submitter=submitter,
+            key_health=key_health,
+            runner=grid_runner,
+        ),
         rules=rules,
         doctor_reports=LastDoctorReport(db, settings.upstream_name),
         image_origin=redirect_origin(blobs),
         catalogue=catalogue,
-        submitter=Submitter(
-            db=db,
-            client=client,
-            key_health=key_health,
-            rules=rules,
-            scheduler=poller,
-            owner=worker_id,
-            submit_window_seconds=settings.submit_window_seconds,
-            catalogue=catalogue,
-            default_model=settings.model,
-            blobs=blobs,
-            public_url=settings.public_url,
-            reference_key=access.reference_key,
-            callback_base_url=settings.callback_base_url,
-            callback_key=access.webhook_key,
-        ),
+        submitter=submitter,
     )
     catalogue.start()
     rules.start()
@@ -245,7 +261,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     # Known as a live worker before answering; polling begins after the sweep (below).
     poller.register()
     starter = asyncio.create_task(_after_start(db, blobs, poller), name="after start")
-    await app.state.services.grid_runner.resume(app.state.services)
+    await grid_runner.resume()
     purger = asyncio.create_task(
         trash.purge_periodically(db, blobs, days=settings.trash_days), name="trash purge"
     )
@@ -260,7 +276,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        await app.state.services.grid_runner.stop()
+        await grid_runner.stop()
         await rules.stop()
         await catalogue.stop()
         await poller.stop()

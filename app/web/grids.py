@@ -18,7 +18,6 @@ from app.domain.grid_axes import axis_parameters
 from app.domain.grid_plans import MAX_CELLS
 from app.domain.presets import PRESETS_BY_SLUG
 from app.features.grids import records as grid_records
-from app.features.grids import submission as grid_submission
 from app.features.jobs.events import (
     HEARTBEAT_SECONDS,
     RECONNECT_MILLISECONDS,
@@ -107,7 +106,7 @@ def new_grid_page(
 def _plan_or_errors(services: Services, form: GridForm) -> Any:
     """The plan of what the form asks for; its problems go to `form.errors` instead."""
     try:
-        return grid_submission.plan(services, form.to_request(), token=form.token)
+        return services.grids.plan(form.to_request(), token=form.token)
     except InvalidParameters as invalid:
         form.errors = {**invalid.field_errors, **form.errors}
         return None
@@ -131,8 +130,7 @@ async def create_grid(request: Request, services: ServicesDep, templates: Templa
     posted = await request.form()
     form = GridForm.from_post(posted, getlist=posted.getlist)
     try:
-        grid, _ = await grid_submission.make_grid(
-            services,
+        grid, _ = await services.grids.make(
             form.to_request(),
             token=form.token,
             idempotency_key=form.idempotency_key,
@@ -162,7 +160,7 @@ async def grid_page(
     grid_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
 ) -> Response:
     view = await run_in_threadpool(lambda: grid_records.require_grid(services.db, grid_id=grid_id))
-    grid_submission.keep_going(services, view)
+    services.grids.keep_going(view)
     columns, rows, tabs = grids.shape(view.grid.axes)
     return templates.TemplateResponse(
         request,

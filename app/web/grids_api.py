@@ -16,7 +16,6 @@ from app.domain.grid_plans import GridPlan, GridRequest, cell_records, plan_summ
 from app.features.gallery import listing as gallery
 from app.features.gallery.downloads import jobs_for, zip_stream
 from app.features.grids import records as grid_records
-from app.features.grids import submission as grid_submission
 from app.features.grids.contact_sheet import render_contact_sheet
 from app.features.jobs import reads
 from app.storage.db.tables import ImagePublic, JobStatus
@@ -187,7 +186,7 @@ def plan_grid(
     body: GridRequest, services: ServicesDep, idempotency_key: KeyHeader = None
 ) -> GridPlanPublic:
     """Every cell's parameters, the number of jobs and their cost; nothing is sent."""
-    return plan_public(grid_submission.plan(services, body, token=idempotency_key))
+    return plan_public(services.grids.plan(body, token=idempotency_key))
 
 
 @router.post("/grids", status_code=202, response_model=GridPublic)
@@ -199,8 +198,7 @@ async def create_grid(
     idempotency_key: KeyHeader = None,
 ) -> GridPublic:
     """Make the grid: answered at once, its cells are submitted one by one after."""
-    grid, created = await grid_submission.make_grid(
-        services,
+    grid, created = await services.grids.make(
         body,
         token=idempotency_key,
         idempotency_key=f"api:{idempotency_key}" if idempotency_key else None,
@@ -246,7 +244,7 @@ def list_grids(
 async def get_grid(grid_id: int, services: ServicesDep) -> GridPublic:
     """The grid, every cell with its job's state and images."""
     view = await run_in_threadpool(grid_or_404, services, grid_id)
-    grid_submission.keep_going(services, view)
+    services.grids.keep_going(view)
     return grid_public(view)
 
 

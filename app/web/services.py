@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from app.core.config import Settings
 from app.features.doctor.checks import LastDoctorReport
+from app.features.grids.submission import Grids
 from app.features.jobs.events import JobEvents
 from app.features.jobs.submission import Submitter
 from app.features.models.catalogue import ModelCatalogue
@@ -18,10 +18,6 @@ from app.storage.db.engine import Database
 from app.storage.thumbnails import Thumbnails
 from app.upstream import PixelDojoClient
 from app.worker.poller import Poller
-
-if TYPE_CHECKING:
-    # Only a type here: the runner takes the Services it is part of.
-    from app.features.grids.runner import GridRunner
 
 
 @dataclass
@@ -37,7 +33,7 @@ class Services:
     worker_id: str
     demo_mode: bool
     events: JobEvents
-    grid_runner: GridRunner
+    grids: Grids
     rules: LiveRules
     doctor_reports: LastDoctorReport
     catalogue: ModelCatalogue

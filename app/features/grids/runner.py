@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-from typing import TYPE_CHECKING
 
 import anyio
 
@@ -32,10 +31,9 @@ from app.core.errors import (
 )
 from app.domain.runs import validate_parameters
 from app.features.grids import records as grid_records
-from app.features.jobs.submission import submit_job
-
-if TYPE_CHECKING:
-    from app.web.services import Services
+from app.features.jobs.submission import Submitter, submit_job
+from app.features.models.live_rules import LiveRules
+from app.storage.db.engine import Database
 
 log = logging.getLogger(__name__)
 
@@ -52,27 +50,38 @@ def cell_key(grid_id: int, position: int) -> str:
 class GridRunner:
     """This process's grid submitters: at most one task per grid."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        worker_id: str,
+        lease_seconds: float,
+        rules: LiveRules,
+        submitter: Submitter,
+    ) -> None:
+        self.db = db
+        self.worker_id = worker_id
+        self.lease_seconds = lease_seconds
+        self.rules = rules
+        self.submitter = submitter
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._stopping = False
 
-    def start(self, services: Services, grid_id: int) -> None:
+    def start(self, grid_id: int) -> None:
         """Submit the grid's cells left, unless this process or a live one already does."""
         if self._stopping or grid_id in self._tasks:
             return
-        task = asyncio.create_task(self._run(services, grid_id), name=f"grid {grid_id}")
+        task = asyncio.create_task(self._run(grid_id), name=f"grid {grid_id}")
         self._tasks[grid_id] = task
         task.add_done_callback(lambda _: self._tasks.pop(grid_id, None))
 
-    async def resume(self, services: Services) -> None:
+    async def resume(self) -> None:
         """Take up the grids whose submitting stopped with their worker."""
         grid_ids = await anyio.to_thread.run_sync(
-            lambda: grid_records.grids_to_resume(
-                services.db, lease_seconds=services.settings.lease_seconds
-            )
+            lambda: grid_records.grids_to_resume(self.db, lease_seconds=self.lease_seconds)
         )
         for grid_id in grid_ids:
-            self.start(services, grid_id)
+            self.start(grid_id)
 
     async def wait(self, grid_id: int) -> None:
         """Until this process has submitted the grid's cells (tests, the command line)."""
@@ -97,20 +106,17 @@ class GridRunner:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _run(self, services: Services, grid_id: int) -> None:
-        db, worker_id = services.db, services.worker_id
+    async def _run(self, grid_id: int) -> None:
+        db, worker_id = self.db, self.worker_id
         claimed = await anyio.to_thread.run_sync(
             lambda: grid_records.claim_runner(
-                db,
-                grid_id=grid_id,
-                worker_id=worker_id,
-                lease_seconds=services.settings.lease_seconds,
+                db, grid_id=grid_id, worker_id=worker_id, lease_seconds=self.lease_seconds
             )
         )
         if not claimed:
             return
         try:
-            await self._submit_cells(services, grid_id)
+            await self._submit_cells(grid_id)
         except Exception:
             log.exception("grid %s: submitting its cells failed", grid_id)
         finally:
@@ -119,16 +125,16 @@ class GridRunner:
                     lambda: grid_records.release_runner(db, grid_id=grid_id, worker_id=worker_id)
                 )
 
-    async def _submit_cells(self, services: Services, grid_id: int) -> None:
+    async def _submit_cells(self, grid_id: int) -> None:
         view = await anyio.to_thread.run_sync(
-            lambda: grid_records.get_grid(services.db, grid_id=grid_id)
+            lambda: grid_records.get_grid(self.db, grid_id=grid_id)
         )
         if view is None:
             return
         grid = view.grid
-        user = await anyio.to_thread.run_sync(lambda: grid_records.owner_of(services.db, grid=grid))
+        user = await anyio.to_thread.run_sync(lambda: grid_records.owner_of(self.db, grid=grid))
         cells = await anyio.to_thread.run_sync(
-            lambda: grid_records.queued_cells(services.db, grid_id=grid_id)
+            lambda: grid_records.queued_cells(self.db, grid_id=grid_id)
         )
         for cell in cells:
             if self._stopping:
@@ -136,10 +142,10 @@ class GridRunner:
             position = cell.position
             try:
                 # Validated again: the rules may have changed since the grid was planned.
-                in_force = await services.rules.for_submission(grid.model)
+                in_force = await self.rules.for_submission(grid.model)
                 params = validate_parameters(cell.parameters, in_force.rules)
                 job, _ = await submit_job(
-                    services.submitter,
+                    self.submitter,
                     params=params,
                     model=grid.model,
                     preset=cell.preset,
@@ -153,33 +159,30 @@ class GridRunner:
                 job_id = failure.job_id
                 stop_reason = failure.message if failure.code in STOPPING_CODES else None
             except (KeyRefused, OverBudget) as refused:
-                await self._refuse(services, grid_id, refused.message)
+                await self._refuse(grid_id, refused.message)
                 return
             except (InvalidParameters, IdempotencyKeyReused) as invalid:
-                await self._refuse(services, grid_id, invalid.message, position=position)
+                await self._refuse(grid_id, invalid.message, position=position)
                 continue
             except PlaygroundError as error:
-                await self._refuse(services, grid_id, error.message, position=position)
+                await self._refuse(grid_id, error.message, position=position)
                 continue
             await anyio.to_thread.run_sync(
                 functools.partial(
                     grid_records.record_cell_job,
-                    services.db,
+                    self.db,
                     grid_id=grid_id,
                     position=position,
                     job_id=job_id,
                 )
             )
             if stop_reason is not None:
-                await self._refuse(services, grid_id, f"Not submitted: {stop_reason}")
+                await self._refuse(grid_id, f"Not submitted: {stop_reason}")
                 return
 
-    @staticmethod
-    async def _refuse(
-        services: Services, grid_id: int, reason: str, *, position: int | None = None
-    ) -> None:
+    async def _refuse(self, grid_id: int, reason: str, *, position: int | None = None) -> None:
         await anyio.to_thread.run_sync(
             lambda: grid_records.refuse_queued(
-                services.db, grid_id=grid_id, reason=reason, position=position
+                self.db, grid_id=grid_id, reason=reason, position=position
             )
         )

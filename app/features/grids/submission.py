@@ -8,22 +8,37 @@ the rules refuse, or a grid the person's budget cannot pay for as a whole, stops
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import anyio
 
 from app.core.errors import KeyRefused, NotFoundError, OverBudget
-from app.domain.grid_plans import GridPlan, GridRequest, PresetChoice, TeamPresetLookup, plan_grid
+from app.domain.grid_plans import GridPlan, GridRequest, PresetChoice, plan_grid
 from app.features.grids import records as grid_records
-from app.features.jobs.submission import rules_for_run
+from app.features.grids.runner import GridRunner
+from app.features.jobs.submission import Submitter, rules_for_run
 from app.features.models import team_presets
+from app.features.models.key_status import KeyHealth
+from app.features.models.live_rules import LiveRules
 from app.features.people.budgets import BudgetExceeded
+from app.storage.db.engine import Database
 from app.storage.db.tables import Grid, User
-from app.web.services import Services
 
 
-def _team_preset_lookup(services: Services) -> TeamPresetLookup:
-    def lookup(preset_id: int) -> PresetChoice | None:
+@dataclass(frozen=True)
+class Grids:
+    """Grids for the browser and the API: what planning and making one needs, handed in."""
+
+    db: Database
+    default_model: str
+    rules: LiveRules
+    submitter: Submitter
+    key_health: KeyHealth
+    runner: GridRunner
+
+    def _team_preset(self, preset_id: int) -> PresetChoice | None:
         try:
-            saved = team_presets.get_preset(services.db, preset_id=preset_id)
+            saved = team_presets.get_preset(self.db, preset_id=preset_id)
         except NotFoundError:
             return None
         params = team_presets.preset_params(saved)
@@ -37,63 +52,58 @@ def _team_preset_lookup(services: Services) -> TeamPresetLookup:
             custom_height=params.customHeight,
         )
 
-    return lookup
-
-
-def plan(services: Services, request: GridRequest, *, token: str | None) -> GridPlan:
-    """The grid's cells and cost, validated; nothing is written or sent."""
-    return plan_grid(
-        request,
-        default_model=services.settings.model,
-        token=token,
-        team_preset=_team_preset_lookup(services),
-        rules=services.rules.in_force(request.model or services.settings.model).rules,
-    )
-
-
-async def make_grid(
-    services: Services,
-    request: GridRequest,
-    *,
-    token: str | None,
-    idempotency_key: str | None,
-    user: User | None,
-) -> tuple[Grid, bool]:
-    """Write the grid and start submitting its cells; returns it and whether it is new.
-
-    The same key again gives the same grid back (and takes up its submitting, if the
-    worker that had it stopped), paid for once.
-    """
-    await rules_for_run(services.submitter, request.model or services.settings.model)
-    problem = await anyio.to_thread.run_sync(services.key_health.problem)
-    if problem is not None:
-        raise KeyRefused(problem)
-    if idempotency_key is not None and user is not None:
-        # Keys are each person's own, as for jobs.
-        idempotency_key = f"u{user.id}:{idempotency_key}"
-    planned = await anyio.to_thread.run_sync(lambda: plan(services, request, token=token))
-    record = request.model_dump(mode="json")
-    try:
-        grid, created = await anyio.to_thread.run_sync(
-            lambda: grid_records.create_grid(
-                services.db,
-                plan=planned,
-                request=record,
-                user=user,
-                idempotency_key=idempotency_key,
-                remix_of=request.remix_of,
-            )
+    def plan(self, request: GridRequest, *, token: str | None) -> GridPlan:
+        """The grid's cells and cost, validated; nothing is written or sent."""
+        return plan_grid(
+            request,
+            default_model=self.default_model,
+            token=token,
+            team_preset=self._team_preset,
+            rules=self.rules.in_force(request.model or self.default_model).rules,
         )
-    except BudgetExceeded as over:
-        raise OverBudget(over.message) from None
-    assert grid.id is not None
-    services.grid_runner.start(services, grid.id)
-    return grid, created
 
+    async def make(
+        self,
+        request: GridRequest,
+        *,
+        token: str | None,
+        idempotency_key: str | None,
+        user: User | None,
+    ) -> tuple[Grid, bool]:
+        """Write the grid and start submitting its cells; returns it and whether it is new.
 
-def keep_going(services: Services, view: grid_records.GridView) -> None:
-    """A grid looked at with cells left and nobody submitting them: take it up here.
+        The same key again gives the same grid back (and takes up its submitting, if the
+        worker that had it stopped), paid for once.
+        """
+        await rules_for_run(self.submitter, request.model or self.default_model)
+        problem = await anyio.to_thread.run_sync(self.key_health.problem)
+        if problem is not None:
+            raise KeyRefused(problem)
+        if idempotency_key is not None and user is not None:
+            # Keys are each person's own, as for jobs.
+            idempotency_key = f"u{user.id}:{idempotency_key}"
+        planned = await anyio.to_thread.run_sync(lambda: self.plan(request, token=token))
+        record = request.model_dump(mode="json")
+        try:
+            grid, created = await anyio.to_thread.run_sync(
+                lambda: grid_records.create_grid(
+                    self.db,
+                    plan=planned,
+                    request=record,
+                    user=user,
+                    idempotency_key=idempotency_key,
+                    remix_of=request.remix_of,
+                )
+            )
+        except BudgetExceeded as over:
+            raise OverBudget(over.message) from None
+        assert grid.id is not None
+        self.runner.start(grid.id)
+        return grid, created
 
-    Call it on the event loop (from an async route): the runner starts a task there."""
-    if any(cell.queued for cell in view.cells) and view.grid.id is not None:
-        services.grid_runner.start(services, view.grid.id)
+    def keep_going(self, view: grid_records.GridView) -> None:
+        """A grid looked at with cells left and nobody submitting them: take it up here.
+
+        Call it on the event loop (from an async route): the runner starts a task there."""
+        if any(cell.queued for cell in view.cells) and view.grid.id is not None:
+            self.runner.start(view.grid.id)
