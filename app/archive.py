@@ -46,24 +46,16 @@ from typing import Any
 import sqlalchemy as sa
 
 from app import __version__, postgres
-from app.archive_checks import (
+from app.archive_checks import FORMAT, VERSION, ImportLimits, Inventory, inspect, open_archive
+from app.archive_members import ArchiveError, read_member, records, stream_member
+from app.archive_rows import (
     COLLECTION_IMAGES,
     COLLECTIONS,
-    FORMAT,
     IMAGES,
     JOBS,
     USER_COLUMNS,
     USERS,
-    VERSION,
-    ArchiveError,
-    ImportLimits,
-    Inventory,
     from_json,
-    inspect,
-    open_archive,
-    read_member,
-    records,
-    stream_member,
 )
 from app.blobs import BlobStore, DigestMismatch
 from app.database import Database
@@ -306,7 +298,9 @@ def _import_rows(
     def rows(name: str) -> Iterator[dict[str, Any]]:
         info = inventory.rows.get(name)
         if info is not None:
-            for _, record in records(archive, info, limit=limits.max_row_bytes):
+            for _, record in records(
+                archive, info, limit=limits.max_row_bytes, member_limit=limits.rows_bytes
+            ):
                 yield record
 
     keep_ids = connection.execute(sa.select(sa.func.count()).select_from(JOBS)).scalar_one() == 0

@@ -24,7 +24,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app import accounts, postgres, sqlite
-from app.archive_checks import IMAGES, JOBS
+from app.archive_rows import IMAGES, JOBS
 from app.blob_stores import open_blob_store
 from app.config import Settings
 from app.database import Database

@@ -276,8 +276,8 @@ def test_a_damaged_export_is_refused_and_changes_nothing(
 
 
 def test_an_export_cannot_smuggle_text_into_number_columns() -> None:
-    from app.archive_checks import ArchiveError
-    from app.archive_checks import from_json as _from_json
+    from app.archive_members import ArchiveError
+    from app.archive_rows import from_json as _from_json
 
     with pytest.raises(ArchiveError, match=r"images\.width"):
         _from_json(IMAGES, {"id": 1, "width": "<b>wide</b>"})
