@@ -127,7 +127,9 @@ def _check_limits(member: str, values: dict[str, Any], *, where: str) -> None:
 
 
 def _check_job(values: dict[str, Any], *, where: str) -> None:
-    """The prompt and image count within the run rules every model falls back to."""
+    """The prompt and image count within the run rules every model falls back to where its
+    live schema is silent. The live schema a job ran under is not in the archive, so a job
+    one allowed more for (a longer prompt, more images) is refused too."""
     model = values["model"]
     run = {field: values[JOB_COLUMNS[field]] for field in _RULED_JOB_FIELDS}
     problems = builtin_rules(model).check(run)
