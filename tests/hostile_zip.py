@@ -35,9 +35,14 @@ class RawZip:
         self.members.append(Member(name, data, zlib.crc32(content), len(content), method))
 
     def add_zeros(self, name: str, size_mib: int, *, declared_size: int | None = None) -> None:
-        """`size_mib` MiB of zero bytes, deflated about a thousandfold, in a second or so:
+        self.add_repeated(name, b"\0", size_mib, declared_size=declared_size)
+
+    def add_repeated(
+        self, name: str, byte: bytes, size_mib: int, *, declared_size: int | None = None
+    ) -> None:
+        """`size_mib` MiB of one byte, deflated about a thousandfold, in a second or so:
         one full-flushed block of a MiB, repeated (each is independent of the last)."""
-        chunk = b"\0" * (1024 * 1024)
+        chunk = byte * (1024 * 1024)
         packer = zlib.compressobj(9, zlib.DEFLATED, -15)
         block = packer.compress(chunk) + packer.flush(zlib.Z_FULL_FLUSH)
         data = block * size_mib + packer.flush(zlib.Z_FINISH)

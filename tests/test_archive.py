@@ -5,6 +5,7 @@ overwrites."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from PIL import Image as PILImage
 
 from app.cli import main as cli
 from app.features.archive.transfer import COLLECTION_IMAGES, COLLECTIONS, IMAGES, JOBS
@@ -33,7 +35,8 @@ pytestmark = pytest.mark.both_databases
 
 def build_gallery(client: httpx.Client) -> dict[str, Any]:
     """A little of everything: several images a job, a custom size, a failed job, a
-    non-Latin prompt, a favourite, a collection and an image in the trash."""
+    non-Latin prompt, a favourite, a collection, an image in the trash and an upload (a job
+    with no upstream id or key)."""
     bodies = [
         {"prompt": "a lighthouse at dawn, watercolour", "num_images": 3, "seed": 42},
         {
@@ -55,7 +58,20 @@ def build_gallery(client: httpx.Client) -> dict[str, Any]:
         json={"image_ids": [dawn[1], jobs[1]["images"][0]["id"]]},
     )
     client.post("/api/trash", json={"image_ids": [dawn[2]]})
+    upload = client.post(
+        "/api/uploads",
+        params={"name": "moodboard.png"},
+        content=picture(),
+        headers={"Content-Type": "image/png"},
+    )
+    assert upload.status_code == 201, upload.text
     return {"jobs": jobs, "board": board}
+
+
+def picture() -> bytes:
+    out = io.BytesIO()
+    PILImage.new("RGB", (40, 30), (200, 120, 40)).save(out, format="PNG")
+    return out.getvalue()
 
 
 def snapshot(client: httpx.Client) -> dict[str, Any]:
@@ -133,8 +149,8 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
     with serve_app(source) as app:
         made = build_gallery(app.client)
         before = snapshot(app.client)
-    assert len(before["gallery"]) == 4 and len(before["trash"]) == 1
-    assert len(before["jobs"]) == 4 and before["search"]
+    assert len(before["gallery"]) == 5 and len(before["trash"]) == 1
+    assert len(before["jobs"]) == 5 and before["search"]
 
     archive = tmp_path / "gallery.zip"
     assert run_cli(monkeypatch, tmp_path / "source", "export", str(archive), database=database) == 0
@@ -142,8 +158,8 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
     with zipfile.ZipFile(archive) as contents:
         names = contents.namelist()
         assert "manifest.json" in names and "jobs.jsonl" in names
-        assert sum(name.startswith("blobs/") for name in names) == 5
-        assert sum(name.startswith("thumbnails/") for name in names) == 5, "one per image"
+        assert sum(name.startswith("blobs/") for name in names) == 6
+        assert sum(name.startswith("thumbnails/") for name in names) == 6, "one per image"
     assert (
         run_cli(monkeypatch, tmp_path / "copy", "import", str(archive), database=other_database)
         == 0
@@ -151,6 +167,11 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
 
     copy = make_settings(tmp_path / "copy", emulator, database=other_database)
     assert table_rows(copy) == table_rows(source), "every row and column came across"
+    assert (
+        run_cli(monkeypatch, tmp_path / "copy", "import", str(archive), database=other_database)
+        == 0
+    )
+    assert table_rows(copy) == table_rows(source), "importing it again added nothing"
     assert stored_bytes(copy) == stored_bytes(source), "byte-identical images and thumbnails"
     with serve_app(copy) as app:
         after = snapshot(app.client)
@@ -215,8 +236,10 @@ def test_importing_into_a_gallery_with_jobs_adds_them_once(
             app.client, app.client.post("/api/jobs", json={"prompt": "mine"}).json()["id"]
         )
         app.client.post("/api/collections", json={"name": "Keepers"})
-    for _ in range(2):  # again: nothing new
-        run_cli(monkeypatch, tmp_path / "second", "import", str(archive), database=other_database)
+    run_cli(monkeypatch, tmp_path / "second", "import", str(archive), database=other_database)
+    once = table_rows(second)
+    run_cli(monkeypatch, tmp_path / "second", "import", str(archive), database=other_database)
+    assert table_rows(second) == once, "importing it again added nothing, the upload included"
 
     with serve_app(second) as app:
         jobs = app.client.get("/api/gallery/jobs", params={"limit": 100}).json()["items"]
@@ -228,6 +251,7 @@ def test_importing_into_a_gallery_with_jobs_adds_them_once(
                 "red bicycle",
                 "灯台と猫 ✓",
                 "never made [[fail]]",
+                "moodboard.png",
             ]
         )
         assert min(job["id"] for job in jobs) == own["id"], "imported jobs got new ids"
@@ -276,8 +300,8 @@ def test_a_damaged_export_is_refused_and_changes_nothing(
 
 
 def test_an_export_cannot_smuggle_text_into_number_columns() -> None:
-    from app.features.archive.checks import ArchiveError
-    from app.features.archive.checks import from_json as _from_json
+    from app.features.archive.members import ArchiveError
+    from app.features.archive.rows import from_json as _from_json
 
     with pytest.raises(ArchiveError, match=r"images\.width"):
         _from_json(IMAGES, {"id": 1, "width": "<b>wide</b>"})

@@ -1,7 +1,8 @@
 """A hostile gallery export is refused whole, in one clear line: HTML and JavaScript labelled
 as images, zip bombs, a 1 GB member, traversal names, a 50,000 × 50,000 thumbnail, a
-missing member, bad JSON. The gallery it was imported into is unchanged, and nothing is
-written outside its data dir's tmp/, which is left empty."""
+missing member, bad JSON, megabytes of blank lines, a row repeated, and fields past the
+limits the app holds its own input to. The gallery it was imported into is unchanged, and
+nothing is written outside its data dir's tmp/, which is left empty."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +25,10 @@ import sqlalchemy as sa
 from sqlmodel import SQLModel
 
 from app.cli import main as cli
+from app.features.archive import checks as archive_checks
 from app.features.archive import transfer as archive
+from app.features.archive.members import ArchiveError
+from app.features.archive.rows import ROW_MEMBERS, KeyOrder, checked_row
 from app.storage.blobs.choose import open_blob_store
 from app.storage.blobs.protocol import BlobStore
 from app.storage.db import postgres
@@ -153,12 +158,58 @@ def bad_json(members: dict[str, bytes], extra: RawZip) -> None:
     members["collections.jsonl"] = b'{"id": 1, "name": "unfinished\n'
 
 
-def references_that_are_not_image_ids(members: dict[str, bytes], extra: RawZip) -> None:
-    if "jobs.jsonl" not in members:
-        return  # replaced by a zip bomb, when every hostility is at once
-    rows = [json.loads(line) for line in members["jobs.jsonl"].splitlines()]
+def edit_rows(
+    member: str, change: Callable[[list[dict[str, Any]]], None]
+) -> Callable[[dict[str, bytes], RawZip], None]:
+    """Change a member's rows (left alone if another hostility has replaced or broken it,
+    when every hostility is at once)."""
+
+    def edit(members: dict[str, bytes], extra: RawZip) -> None:
+        try:
+            rows = [json.loads(line) for line in members[member].splitlines()]
+        except (KeyError, ValueError):
+            return
+        change(rows)
+        members[member] = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+    return edit
+
+
+def _references_that_are_not_image_ids(rows: list[dict[str, Any]]) -> None:
     rows[0]["reference_images"] = [{"id": 1}, "../../etc/passwd"]
-    members["jobs.jsonl"] = b"".join(json.dumps(row).encode() + b"\n" for row in rows)
+
+
+references_that_are_not_image_ids = edit_rows("jobs.jsonl", _references_that_are_not_image_ids)
+
+# The security report's archive: 783 KB holding 772 MiB of newlines.
+BLANK_MIB = 772
+
+
+def blank_lines(members: dict[str, bytes], extra: RawZip) -> None:
+    """jobs.jsonl as nothing but newlines, deflated a thousandfold."""
+    members.pop("jobs.jsonl", None)
+    extra.add_repeated("jobs.jsonl", b"\n", BLANK_MIB)
+
+
+def _a_row_repeated(rows: list[dict[str, Any]]) -> None:
+    rows.insert(1, dict(rows[0]))
+
+
+def _a_long_prompt(rows: list[dict[str, Any]]) -> None:
+    rows[0]["prompt"] = "x" * 900_000
+
+
+def _a_trillion_images(rows: list[dict[str, Any]]) -> None:
+    rows[0]["num_images"] = 10**12
+
+
+def _a_name_users_add_refuses(rows: list[dict[str, Any]]) -> None:
+    name = "<img src=x onerror=alert(1)>"
+    rows.append({"id": 1, "name": name, "name_key": name, "created_at": "2025-01-01T00:00:00Z"})
+
+
+def _a_blank_collection_name(rows: list[dict[str, Any]]) -> None:
+    rows.append({"id": 1, "name": "   ", "description": ""})
 
 
 HOSTILE = {
@@ -200,6 +251,28 @@ HOSTILE = {
     "references that are not image ids": (
         references_that_are_not_image_ids,
         r"jobs\.jsonl line 1: jobs\.reference_images is not a list of at most 50 image ids",
+    ),
+    "blank lines": (blank_lines, r"jobs\.jsonl line 1: a blank line, which an export never"),
+    "a row repeated": (
+        edit_rows("jobs.jsonl", _a_row_repeated),
+        r"jobs\.jsonl line 2: id 1 does not follow 1 \(an export writes each row once, in id",
+    ),
+    "a 900,000-character prompt": (
+        edit_rows("jobs.jsonl", _a_long_prompt),
+        r"jobs\.jsonl line 1: jobs\.prompt must be at most 4,000 characters \(this is 900,000\)",
+    ),
+    "a trillion images to a job": (
+        edit_rows("jobs.jsonl", _a_trillion_images),
+        r"jobs\.jsonl line 1: jobs\.num_images must be between 1 and 6",
+    ),
+    "a name users add refuses": (
+        edit_rows("users.jsonl", _a_name_users_add_refuses),
+        r"users\.jsonl line 1: users\.name '<img src=x onerror=alert\(1\)>' is not one "
+        r"`users add` takes \(use 1–64 letters",
+    ),
+    "a blank collection name": (
+        edit_rows("collections.jsonl", _a_blank_collection_name),
+        r"collections\.jsonl line 1: collections\.name must not be empty",
     ),
 }
 
@@ -395,3 +468,150 @@ def test_an_archive_with_too_many_members_is_refused_before_it_is_read(
     monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path / "data"))
     with pytest.raises(SystemExit, match=r"has 50 members, more than the 10 an import reads"):
         cli.main(["import", str(path), "--max-members", "10"])
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How many bytes the import takes out of each member (after inflating), by name."""
+    counted: Counter[str] = Counter()
+    read = zipfile.ZipExtFile.read
+
+    def counting(self: zipfile.ZipExtFile, n: int | None = -1) -> bytes:
+        data = read(self, n)
+        counted[self.name] += len(data)
+        return data
+
+    monkeypatch.setattr(zipfile.ZipExtFile, "read", counting)
+    return counted
+
+
+def test_the_blank_line_archive_is_refused_within_its_first_line(
+    export_and_target: tuple[Export, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reads: Counter[str],
+) -> None:
+    """783 KB of deflated newlines once kept an import busy for a minute: now the first blank
+    line refuses it, before more than one line's cap of it has been read."""
+    export, template = export_and_target
+    data_dir = tmp_path / "data"
+    shutil.copytree(template, data_dir)
+    hostile = tmp_path / "blank.zip"
+    rebuilt(export, blank_lines).write(hostile)
+    with zipfile.ZipFile(hostile) as archive:
+        member = archive.getinfo("jobs.jsonl")
+    assert member.compress_size <= 783 * 1024 and member.file_size == BLANK_MIB * 1024 * 1024
+
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(data_dir))
+    with pytest.raises(SystemExit, match=r"jobs\.jsonl line 1: a blank line"):
+        cli.main(["import", str(hostile)])
+    assert 0 < reads["jobs.jsonl"] <= archive_checks.ImportLimits().max_row_bytes
+
+
+def test_a_list_of_rows_over_its_cap_is_refused_before_any_of_it_is_read(
+    export_and_target: tuple[Export, Path],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    reads: Counter[str],
+) -> None:
+    """By its header, before a byte of it is inflated: over --max-rows-bytes, and over the
+    default cap (a header saying 3 GiB, in an archive of a few kilobytes)."""
+    export, template = export_and_target
+    data_dir = tmp_path / "data"
+    shutil.copytree(template, data_dir)
+    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(data_dir))
+    honest = tmp_path / "honest.zip"
+    rebuilt(export, lambda members, extra: None).write(honest)
+    size = len(export.members["jobs.jsonl"])
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["import", str(honest), "--max-rows-bytes", str(size - 1)])
+    assert str(refused.value) == (
+        f"Import failed, nothing was changed: 'jobs.jsonl' is {size:,} bytes uncompressed, "
+        f"over the {size - 1:,}-byte limit for it (--max-rows-bytes raises it)"
+    )
+
+    def three_gib(members: dict[str, bytes], extra: RawZip) -> None:
+        del members["images.jsonl"]
+        extra.add_zeros("images.jsonl", 1, declared_size=3 * 1024**3)
+
+    huge = tmp_path / "huge.zip"
+    rebuilt(export, three_gib).write(huge)
+    with pytest.raises(
+        SystemExit,
+        match=r"'images\.jsonl' is 3,221,225,472 bytes uncompressed, "
+        r"over the 2,147,483,648-byte limit for it \(--max-rows-bytes raises",
+    ):
+        cli.main(["import", str(huge)])
+    assert reads["jobs.jsonl"] == reads["images.jsonl"] == 0
+    assert cli.main(["import", str(honest), "--max-rows-bytes", str(size)]) == 0
+
+
+def test_the_limits_refuse_only_what_the_app_itself_would(
+    export_and_target: tuple[Export, Path],
+) -> None:
+    """Taken: a prompt of 4,000 characters (non-Latin ones too) and six images, another
+    model's job with no prompt, an upload with its own size, a name with every kind of
+    character `users add` allows, a board named as boards are. Refused, naming the field:
+    what the app would trim or refuse itself, and a row not after the one before it."""
+    export, _ = export_and_target
+    job = export.rows("jobs.jsonl")[0]
+    made = "2025-01-01T00:00:00+00:00"
+
+    def check(member: str, *records: dict[str, Any]) -> None:
+        order = KeyOrder(ROW_MEMBERS[member])
+        for line, record in enumerate(records, 1):
+            checked_row(member, record, order, where=f"{member} line {line}")
+
+    check(
+        "jobs.jsonl",
+        {**job, "id": 1, "prompt": "灯" * 4000, "num_images": 6},
+        {**job, "id": 2, "model": "some-upscaler", "prompt": "", "upstream_job_id": None},
+        {**job, "id": 3, "model": "upload", "prompt": "pasted image", "custom_width": 40},
+    )
+    check("users.jsonl", {"id": 1, "name": "Ana.B_2@x-y z", "name_key": "ana.b_2@x-y z"})
+    check("collections.jsonl", {"id": 1, "name": "Keepers, 2025", "description": "best of"})
+    check(
+        "collection_images.jsonl",
+        {"collection_id": 1, "image_id": 7},
+        {"collection_id": 1, "image_id": 9},
+        {"collection_id": 2, "image_id": 1},
+    )
+
+    refused = [
+        ("jobs.jsonl", {**job, "prompt": "  "}, r"jobs\.prompt must not be empty"),
+        ("jobs.jsonl", {**job, "num_images": 0}, r"jobs\.num_images must be between 1 and 6"),
+        (
+            "users.jsonl",
+            {"id": 1, "name": " ana", "name_key": "ana"},
+            r"users\.name ' ana' is not trimmed",
+        ),
+        (
+            "users.jsonl",
+            {"id": 1, "name": "ana", "name_key": "bob"},
+            r"users\.name_key is not the key of users\.name",
+        ),
+        (
+            "collections.jsonl",
+            {"id": 1, "name": "two  spaces"},
+            r"collections\.name is not as a board keeps it",
+        ),
+        (
+            "collections.jsonl",
+            {"id": 1, "name": "Keepers", "description": "d" * 1001},
+            r"collections\.description (is longer than its 1000|must be at most 1000) characters",
+        ),
+    ]
+    for member, record, expected in refused:
+        with pytest.raises(ArchiveError, match=rf"^{re.escape(member)} line 1: {expected}"):
+            check(member, {"created_at": made, **record})
+    with pytest.raises(
+        ArchiveError,
+        match=r"^collection_images\.jsonl line 3: collection_id, image_id \(2, 1\) does not "
+        r"follow \(2, 1\)",
+    ):
+        check(
+            "collection_images.jsonl",
+            {"collection_id": 1, "image_id": 9},
+            {"collection_id": 2, "image_id": 1},
+            {"collection_id": 2, "image_id": 1},
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import getpass
 import json
 import os
@@ -449,6 +450,8 @@ def import_command(args: argparse.Namespace) -> int:
         max_total_bytes=args.max_bytes,
         max_image_bytes=settings.download_max_bytes,
     )
+    if args.max_rows_bytes is not None:  # else ImportLimits' own default
+        limits = dataclasses.replace(limits, max_rows_bytes=args.max_rows_bytes)
     db, blobs = _open_gallery(settings)
     try:
         counts = import_gallery(
@@ -790,6 +793,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="refuse an archive holding more bytes uncompressed than this "
         "(default: the free space of the data dir)",
+    )
+    import_parser.add_argument(
+        "--max-rows-bytes",
+        type=int,
+        default=None,
+        help="refuse an archive whose jobs.jsonl (or another list of rows) holds more bytes "
+        "uncompressed than this (default 2 GiB, about a million and a half jobs)",
     )
     import_parser.set_defaults(handler=import_command)
     _add_remote_commands(commands)

@@ -11,11 +11,12 @@ reads the whole archive once:
   within its own), and all of them together within `max_total_bytes` and the
   free space of the data dir;
 - every member, streamed and counted as it is read (a header cannot lie about
-  its size): the rows parse as JSON objects whose values fit their columns;
-  each image's bytes match their sha256, pass the same checks as a download
-  (they decode as a PNG, JPEG or WebP within the pixel cap) and agree with the
-  rows that name them; each thumbnail passes those checks within the
-  thumbnail limits.
+  its size): each list of rows within its own cap, a line at a time, no line
+  blank (app/features/archive/members.py), each row in key order, fitting its columns
+  and the app's own limits (app/features/archive/rows.py); each image's bytes match
+  their sha256, pass the same checks as a download (they decode as a PNG, JPEG
+  or WebP within the pixel cap) and agree with the rows that name them; each
+  thumbnail passes those checks within the thumbnail limits.
 
 The first bad member refuses the whole archive, with one line saying which
 and why (`ArchiveError`). Scratch files go to a folder of their own under the
@@ -31,27 +32,12 @@ import re
 import shutil
 import struct
 import zipfile
-import zlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import sqlalchemy as sa
-
-from app.domain.runs import REFERENCES_MAX
-from app.storage.db.tables import (
-    ROW_ID_MAX,
-    Collection,
-    CollectionImage,
-    Image,
-    Job,
-    JobStatus,
-    Thumbnail,
-    User,
-    UTCDateTime,
-)
+from app.features.archive.members import ArchiveError, read_member, records, stream_member
+from app.features.archive.rows import OPTIONAL_MEMBERS, ROW_MEMBERS, KeyOrder, checked_row
 from app.storage.intake import (
     IMAGE_CONTENT_TYPES,
     MAX_IMAGE_PIXELS,
@@ -67,54 +53,17 @@ VERSION = 2
 # thumbnails.jsonl rows and thumbnails/<image id> bytes; version 2 as thumbnails/<sha256>.
 READABLE_VERSIONS = (1, 2)
 
-JOBS = Job.__table__  # type: ignore[attr-defined]
-IMAGES = Image.__table__  # type: ignore[attr-defined]
-THUMBNAILS = Thumbnail.__table__  # type: ignore[attr-defined]
-COLLECTIONS = Collection.__table__  # type: ignore[attr-defined]
-COLLECTION_IMAGES = CollectionImage.__table__  # type: ignore[attr-defined]
-USERS = User.__table__  # type: ignore[attr-defined]
-# What travels of a person: enough to name them, nothing to sign in with.
-USER_COLUMNS = ("id", "name", "name_key", "created_at", "removed_at")
-
-# The members an export holds, and the table each list of rows goes to.
+# The members an export holds besides its lists of rows (app/features/archive/rows.py).
 MANIFEST = "manifest.json"
-ROW_MEMBERS: dict[str, sa.Table] = {
-    "users.jsonl": USERS,
-    "jobs.jsonl": JOBS,
-    "images.jsonl": IMAGES,
-    "thumbnails.jsonl": THUMBNAILS,
-    "collections.jsonl": COLLECTIONS,
-    "collection_images.jsonl": COLLECTION_IMAGES,
-}
-# users.jsonl came later, and thumbnails.jsonl went (version 2).
-OPTIONAL_MEMBERS = frozenset({"users.jsonl", "thumbnails.jsonl"})
 BLOB_MEMBER = re.compile(r"blobs/([0-9a-f]{64})")
 # By the image's digest (version 2) or by its id (version 1).
 THUMBNAIL_MEMBER = re.compile(r"thumbnails/([0-9a-f]{64}|[1-9][0-9]{0,18})")
 # Folder entries a repacking tool may add; they hold nothing.
 FOLDERS = frozenset({"blobs/", "thumbnails/"})
-# Fields each kind of row must have (the import reads them by name).
-KEY_FIELDS = {
-    "users.jsonl": ("id", "name", "name_key"),
-    "jobs.jsonl": ("id",),
-    "images.jsonl": ("id", "job_id", "sha256", "content_type", "width", "height", "byte_size"),
-    "thumbnails.jsonl": ("image_id", "content_type", "width", "height"),
-    "collections.jsonl": ("id", "name"),
-    "collection_images.jsonl": ("collection_id", "image_id"),
-}
-CHUNK_BYTES = 1024 * 1024
 # Left free on the data dir's disk after an import's images are stored.
 DISK_RESERVE_BYTES = 1024**3
 _END_OF_DIRECTORY = b"PK\x05\x06"
 _ZIP64_LOCATOR = b"PK\x06\x07"
-
-
-class ArchiveError(Exception):
-    """An archive that cannot be imported; its message is one line saying why."""
-
-    def __init__(self, message: str) -> None:
-        one_line = " ".join(message.split())
-        super().__init__(one_line[:500])
 
 
 @dataclass(frozen=True)
@@ -128,8 +77,19 @@ class ImportLimits:
     max_thumbnail_bytes: int = 4 * 1024 * 1024
     # Thumbnails are at most THUMBNAIL_MAX_SIDE a side; twice that is the most one may be.
     max_thumbnail_pixels: int = (2 * THUMBNAIL_MAX_SIDE) ** 2
+    # One row (a line of a .jsonl member); the longest an export writes is tens of KB.
     max_row_bytes: int = 1024 * 1024
+    # One list of rows all together: jobs.jsonl holds about 1.2 KB a job, so this is a
+    # gallery of a million and a half (--max-rows-bytes raises it).
+    max_rows_bytes: int = 2 * 1024**3
     max_manifest_bytes: int = 1024 * 1024
+
+    @property
+    def rows_bytes(self) -> int:
+        """The most one list of rows may hold: its own cap, or the whole archive's if lower."""
+        if self.max_total_bytes is None:
+            return self.max_rows_bytes
+        return min(self.max_rows_bytes, self.max_total_bytes)
 
 
 @dataclass
@@ -228,9 +188,13 @@ def _check_directory(
             continue
         limit = _member_limit(name, limits, found, info)
         if info.file_size > limit:
+            raises = ""
+            if name in ROW_MEMBERS:
+                flag = "--max-rows-bytes" if limit == limits.max_rows_bytes else "--max-bytes"
+                raises = f" ({flag} raises it)"
             raise ArchiveError(
                 f"{name!r} is {info.file_size:,} bytes uncompressed, over the {limit:,}-byte "
-                "limit for it"
+                f"limit for it{raises}"
             )
         total += info.file_size
     missing = [name for name in ROW_MEMBERS if name not in seen and name not in OPTIONAL_MEMBERS]
@@ -252,7 +216,7 @@ def _member_limit(name: str, limits: ImportLimits, found: Inventory, info: zipfi
         return limits.max_manifest_bytes
     if name in ROW_MEMBERS:
         found.rows[name] = info
-        return limits.max_total_bytes or 2**63
+        return limits.rows_bytes
     if match := BLOB_MEMBER.fullmatch(name):
         found.blobs[match.group(1)] = info
         return limits.max_image_bytes
@@ -305,13 +269,12 @@ def _check_rows(
         info = inventory.rows.get(name)
         if info is None:
             continue
-        for line, record in records(archive, info, limit=limits.max_row_bytes):
+        order = KeyOrder(table)
+        for line, record in records(
+            archive, info, limit=limits.max_row_bytes, member_limit=limits.rows_bytes
+        ):
             where = f"{name} line {line}"
-            for key in KEY_FIELDS[name]:
-                if record.get(key) is None:
-                    raise ArchiveError(f"{where}: it has no {key}")
-            values = from_json(table, record, where=where)
-            _check_required(table, values, where=where, member=name)
+            values = checked_row(name, record, order, where=where)
             if name == "images.jsonl":
                 sha = values["sha256"]
                 if sha not in inventory.blobs:
@@ -336,28 +299,6 @@ def _expected(values: dict[str, Any], *, where: str) -> Expected:
     if content_type not in IMAGE_CONTENT_TYPES:
         raise ArchiveError(f"{where}: {content_type[:50]!r} is not a PNG, JPEG or WebP image")
     return (content_type, values["width"], values["height"], values.get("byte_size"))
-
-
-def _filled_by_import(member: str, column: str) -> bool:
-    """Values that never travel in a row: a person's sign-in, a thumbnail's bytes."""
-    if member == "users.jsonl":
-        return column not in USER_COLUMNS
-    return member == "thumbnails.jsonl" and column == "data"
-
-
-def _check_required(table: sa.Table, values: dict[str, Any], *, where: str, member: str) -> None:
-    """Columns that must have a value have one, so the rows insert on any database."""
-    for column in table.columns:
-        if (
-            column.nullable
-            or column.default is not None
-            or column.server_default is not None
-            or (column.primary_key and column.name == "id")  # a new one, or given (checked)
-            or _filled_by_import(member, column.name)
-        ):
-            continue
-        if values.get(column.name) is None:
-            raise ArchiveError(f"{where}: it has no {column.name}")
 
 
 def _check_blob(
@@ -405,142 +346,3 @@ def _agree(name: str, facts: ImageFacts, expected: Expected, size: int) -> None:
         )
     if byte_size != size:
         raise ArchiveError(f"{name}: it is {size:,} bytes, but its row says {byte_size}")
-
-
-# --- Reading members, bounded ----------------------------------------------------------------
-
-
-def stream_member(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, limit: int
-) -> Iterator[bytes]:
-    """The member's bytes a chunk at a time, counted: past `limit` it is refused, whatever
-    its header said."""
-    received = 0
-    try:
-        with archive.open(info) as stream:
-            while chunk := stream.read(CHUNK_BYTES):
-                received += len(chunk)
-                if received > limit:
-                    raise ArchiveError(
-                        f"{info.filename}: more than the {limit:,} bytes it may hold"
-                    )
-                yield chunk
-    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
-        raise ArchiveError(f"{info.filename}: cannot be read ({exc})") from None
-    except RuntimeError as exc:  # zipfile's word for an encrypted member
-        raise ArchiveError(f"{info.filename}: cannot be read ({exc})") from None
-
-
-def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, limit: int) -> bytes:
-    return b"".join(stream_member(archive, info, limit=limit))
-
-
-def records(
-    archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, limit: int
-) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, record) for each line of a .jsonl member, each line within `limit`."""
-    pending = b""
-    line = 0
-    for chunk in stream_member(archive, info, limit=2**63):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        if len(pending) > limit:
-            raise ArchiveError(
-                f"{info.filename} line {line + len(lines) + 1}: over {limit:,} bytes"
-            )
-        for raw in lines:
-            line += 1
-            if raw.strip():
-                yield line, _record(info.filename, line, raw, limit)
-    if pending.strip():
-        yield line + 1, _record(info.filename, line + 1, pending, limit)
-
-
-def _record(name: str, line: int, raw: bytes, limit: int) -> dict[str, Any]:
-    if len(raw) > limit:
-        raise ArchiveError(f"{name} line {line}: over {limit:,} bytes")
-    try:
-        record = json.loads(raw)
-    except ValueError as exc:
-        raise ArchiveError(f"{name} line {line}: not valid JSON ({exc})") from None
-    if not isinstance(record, dict):
-        raise ArchiveError(f"{name} line {line}: not a JSON object")
-    return record
-
-
-# --- Values --------------------------------------------------------------------------------
-
-
-def from_json(
-    table: sa.Table, record: dict[str, Any], *, where: str | None = None
-) -> dict[str, Any]:
-    """The record's values for the columns this table has, in Python types; a value that
-    does not fit its column refuses the archive."""
-    values: dict[str, Any] = {}
-    for column in table.columns:
-        if column.name not in record:
-            continue
-        value = record[column.name]
-        label = f"{where}: {table.name}.{column.name}" if where else f"{table.name}.{column.name}"
-        if value is not None:
-            value = _fit(column, value, label)
-            if column.name == "status" and table is JOBS:
-                try:
-                    value = JobStatus(value)
-                except ValueError:
-                    raise ArchiveError(
-                        f"{label} holds {str(value)[:50]!r}, not a job status"
-                    ) from None
-        values[column.name] = value
-    if (
-        table is IMAGES
-        and "sha256" in values
-        and not re.fullmatch(r"[0-9a-f]{64}", str(values["sha256"]))
-    ):
-        raise ArchiveError(f"{where or 'images'}: sha256 is not a sha256")
-    if table is JOBS and values.get("reference_images") is not None:
-        _check_references(values["reference_images"], where or "jobs")
-    return values
-
-
-def _check_references(value: Any, where: str) -> None:
-    """A job's references: a short list of image numbers (renumbered after import)."""
-    if (
-        not isinstance(value, list)
-        or len(value) > REFERENCES_MAX
-        or not all(
-            isinstance(item, int) and not isinstance(item, bool) and 1 <= item <= ROW_ID_MAX
-            for item in value
-        )
-    ):
-        raise ArchiveError(
-            f"{where}: jobs.reference_images is not a list of at most {REFERENCES_MAX} image ids"
-        )
-
-
-def _fit(column: sa.Column[Any], value: Any, label: str) -> Any:
-    kind = column.type
-    if isinstance(kind, sa.Integer):
-        if isinstance(value, bool) or not isinstance(value, int) or abs(value) > 2**63 - 1:
-            raise ArchiveError(f"{label} holds {str(value)[:50]!r}, not a whole number")
-    elif isinstance(kind, sa.Boolean):
-        if not isinstance(value, bool):
-            raise ArchiveError(f"{label} holds {str(value)[:50]!r}, not true or false")
-    elif isinstance(kind, sa.Float):
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ArchiveError(f"{label} holds {str(value)[:50]!r}, not a number")
-    elif isinstance(kind, UTCDateTime):
-        try:
-            value = datetime.fromisoformat(value)
-        except (TypeError, ValueError):
-            raise ArchiveError(f"{label} holds {str(value)[:50]!r}, not a date and time") from None
-        if value.tzinfo is None:
-            raise ArchiveError(f"{label} holds a time without its time zone")
-    elif isinstance(kind, sa.String):
-        if not isinstance(value, str):
-            raise ArchiveError(f"{label} holds {str(value)[:50]!r}, not text")
-        if kind.length is not None and len(value) > kind.length:
-            raise ArchiveError(f"{label} is longer than its {kind.length} characters")
-    elif isinstance(kind, sa.LargeBinary):
-        raise ArchiveError(f"{label}: bytes travel in members of their own, not in rows")
-    return value

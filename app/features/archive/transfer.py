@@ -18,7 +18,8 @@ Rows are written column by column from the tables themselves, so a column a
 later migration adds travels without a change here. Importing into an empty
 gallery keeps every id, so links keep working; importing into one that has jobs
 gives the newcomers fresh ids (and skips jobs it has already, by their upstream
-job id), and merges collections by name. An archive is read as hostile until it
+job id or what else names them: `_KnownJobs`), and merges collections by name, so
+importing an archive again adds nothing. An archive is read as hostile until it
 has proved otherwise: before anything is written, every member is checked
 (app/features/archive/checks.py: names, sizes, counts, rows, and every image and thumbnail
 through the same checks as a download); the first bad member refuses the whole
@@ -48,23 +49,22 @@ import sqlalchemy as sa
 from app import __version__
 from app.core.datadir import open_private
 from app.features.archive.checks import (
+    FORMAT,
+    VERSION,
+    ImportLimits,
+    Inventory,
+    inspect,
+    open_archive,
+)
+from app.features.archive.members import ArchiveError, read_member, records, stream_member
+from app.features.archive.rows import (
     COLLECTION_IMAGES,
     COLLECTIONS,
-    FORMAT,
     IMAGES,
     JOBS,
     USER_COLUMNS,
     USERS,
-    VERSION,
-    ArchiveError,
-    ImportLimits,
-    Inventory,
     from_json,
-    inspect,
-    open_archive,
-    read_member,
-    records,
-    stream_member,
 )
 from app.features.jobs import reads
 from app.storage.blobs.protocol import BlobStore, DigestMismatch
@@ -307,21 +307,13 @@ def _import_rows(
     def rows(name: str) -> Iterator[dict[str, Any]]:
         info = inventory.rows.get(name)
         if info is not None:
-            for _, record in records(archive, info, limit=limits.max_row_bytes):
+            for _, record in records(
+                archive, info, limit=limits.max_row_bytes, member_limit=limits.rows_bytes
+            ):
                 yield record
 
     keep_ids = connection.execute(sa.select(sa.func.count()).select_from(JOBS)).scalar_one() == 0
-    # Jobs already here, by what names them across galleries: their local numbers.
-    known_upstream = {
-        value: job_id
-        for job_id, value in connection.execute(sa.select(JOBS.c.id, JOBS.c.upstream_job_id))
-        if value
-    }
-    known_keys = {
-        value: job_id
-        for job_id, value in connection.execute(sa.select(JOBS.c.id, JOBS.c.idempotency_key))
-        if value
-    }
+    known = _KnownJobs(connection)
 
     user_ids = _import_people(connection, rows("users.jsonl"), counts)
 
@@ -340,9 +332,7 @@ def _import_rows(
             values["remix_of_job_id"] = local_ids.get(values["remix_of_job_id"])
             if values["remix_of_job_id"] is None:
                 values["remix_of_image_index"] = None
-        here = known_upstream.get(values.get("upstream_job_id") or "") or known_keys.get(
-            values.get("idempotency_key") or ""
-        )
+        here = known.find(values)
         if here is not None:
             local_ids[record["id"]] = here
             counts.skipped_jobs += 1
@@ -411,6 +401,39 @@ def _import_rows(
             continue
         connection.execute(sa.insert(COLLECTION_IMAGES), values)
         counts.collection_images += 1
+
+
+class _KnownJobs:
+    """The jobs already here, by what names a job across galleries: its upstream job id, or
+    its idempotency key; a job with neither (an upload, a run refused before PixelDojo took
+    it) by the moment it was made, its model and its prompt, which an export keeps exactly.
+    Only those jobs' prompts are read, so a large gallery's prompts are never all held."""
+
+    def __init__(self, connection: sa.Connection) -> None:
+        self.upstream: dict[str, int] = {}
+        self.keys: dict[str, int] = {}
+        for job_id, upstream_id, key in connection.execute(
+            sa.select(JOBS.c.id, JOBS.c.upstream_job_id, JOBS.c.idempotency_key)
+        ):
+            if upstream_id:
+                self.upstream[upstream_id] = job_id
+            if key:
+                self.keys[key] = job_id
+        self.made = {
+            (created_at, model, prompt): job_id
+            for job_id, created_at, model, prompt in connection.execute(
+                sa.select(JOBS.c.id, JOBS.c.created_at, JOBS.c.model, JOBS.c.prompt).where(
+                    JOBS.c.upstream_job_id.is_(None), JOBS.c.idempotency_key.is_(None)
+                )
+            )
+        }
+
+    def find(self, values: dict[str, Any]) -> int | None:
+        """This gallery's number for the exported job, if it has it already."""
+        upstream_id, key = values.get("upstream_job_id"), values.get("idempotency_key")
+        if upstream_id or key:
+            return self.upstream.get(upstream_id or "") or self.keys.get(key or "")
+        return self.made.get((values.get("created_at"), values.get("model"), values.get("prompt")))
 
 
 def _renumber_references(

@@ -76,11 +76,7 @@ def token_hash(token: str) -> str:
 
 
 def create_user(db: Database, *, name: str, password: str, is_admin: bool = False) -> User:
-    name = name.strip()
-    if not NAME_PATTERN.match(name):
-        raise AccountError(
-            "name", "use 1–64 letters, digits, spaces or . _ @ -, starting with a letter or digit"
-        )
+    name = check_name(name)
     check_password(password)
     user = User(
         name=name,
@@ -96,6 +92,17 @@ def create_user(db: Database, *, name: str, password: str, is_admin: bool = Fals
     except sa.exc.IntegrityError:
         raise AccountConflict("name", f"there is already an account called {name!r}") from None
     return user
+
+
+def check_name(name: str) -> str:
+    """The name as an account keeps it (trimmed); AccountError if it is not one. An import
+    holds the names it brings to this rule too (app/features/archive/rows.py)."""
+    name = name.strip()
+    if not NAME_PATTERN.fullmatch(name):
+        raise AccountError(
+            "name", "use 1–64 letters, digits, spaces or . _ @ -, starting with a letter or digit"
+        )
+    return name
 
 
 def check_password(password: str) -> None:
