@@ -124,12 +124,6 @@ def emulator() -> Iterator[RunningEmulator]:
         yield running
 
 
-def env_name(field: str) -> str:
-    """The environment variable that sets a Settings field."""
-    alias = Settings.model_fields[field].validation_alias
-    return alias if isinstance(alias, str) else f"PLAYGROUND_{field.upper()}"
-
-
 @dataclass(frozen=True)
 class DatabaseChoice:
     """The database a test's apps use: the SQLite file in their data dir (url None), or a
