@@ -40,6 +40,7 @@ from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
+from app.errors import plain_reason
 from app.models import (
     ROW_ID_MAX,
     Collection,
@@ -164,7 +165,7 @@ def open_archive(path: Path, limits: ImportLimits) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-        raise ArchiveError(f"cannot read {path}: {exc}") from None
+        raise ArchiveError(f"cannot read {path}: {plain_reason(exc)}") from None
 
 
 def declared_member_count(path: Path) -> int | None:
@@ -426,9 +427,9 @@ def stream_member(
                     )
                 yield chunk
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
-        raise ArchiveError(f"{info.filename}: cannot be read ({exc})") from None
+        raise ArchiveError(f"{info.filename}: cannot be read ({plain_reason(exc)})") from None
     except RuntimeError as exc:  # zipfile's word for an encrypted member
-        raise ArchiveError(f"{info.filename}: cannot be read ({exc})") from None
+        raise ArchiveError(f"{info.filename}: cannot be read ({plain_reason(exc)})") from None
 
 
 def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, limit: int) -> bytes:
