@@ -45,6 +45,7 @@ from app.services import Services
 from app.storage import clear_scratch, return_image_memory_promptly
 from app.submission import Submitter
 from app.web import (
+    access_log,
     admin,
     api,
     auth,
@@ -117,6 +118,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     )
     app.state.settings = settings
     app.state.run_worker = run_worker
+    access_log.install()
     app.state.templates = build_templates(settings)
     gallery_pages.install_template_helpers(app.state.templates, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

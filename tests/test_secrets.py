@@ -30,6 +30,7 @@ from tests.conftest import (
     make_settings,
     serve_app,
     wait_for_job,
+    wait_until,
 )
 from tests.processes import AppProcess
 
@@ -199,3 +200,50 @@ def test_a_short_signing_key_refuses_to_start_in_one_line(tmp_path: Path) -> Non
     assert not (tmp_path / "data").exists(), "refused before anything was made"
     long_enough = Settings(_env_file=None, secret_key="k" * SECRET_KEY_MIN_BYTES)
     assert long_enough.secret_key is not None
+
+
+# --- The access log -------------------------------------------------------------------
+
+
+def test_the_access_log_shows_signed_addresses_without_their_signatures(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    """uvicorn's own access log, from `serve`: the callback PixelDojo makes, reference links
+    and callback addresses (spelled plainly and with percent escapes) are each answered and
+    logged, and no line holds a signature."""
+    secret = "s" * SECRET_KEY_MIN_BYTES
+    app = AppProcess(tmp_path / "data", emulator, arguments=("--log-level", "info"))
+    app.env["PLAYGROUND_SECRET_KEY"] = secret
+    app.env["PLAYGROUND_PUBLIC_URL"] = app.url
+    app.start()
+    signatures: list[str] = []
+    try:
+        with app.client() as client:
+            job_id = client.post("/api/jobs", json={"prompt": "logged"}).json()["id"]
+            done = wait_for_job(client, job_id)
+            image_id = done["images"][0]["id"]
+            wait_until(lambda: emulator.emulator.callbacks, what="PixelDojo's callback")
+            signatures.append(webhooks.signature(webhook_key(secret.encode()), job_id))
+
+            link = SignedReference(image_id, 4096, 10_000_000, int(time.time()) + 600)
+            url = link.url(app.url, reference_key(secret.encode()))
+            signatures.append(link.signature(reference_key(secret.encode())))
+            assert client.get(url).status_code == 200
+            escaped = url.replace("signature=", "sig%6Eature=")
+            assert client.get(escaped).status_code == 200
+
+            callback = webhooks.callback_url(app.url, webhook_key(secret.encode()), job_id)
+            assert client.post(callback).status_code == 204
+            escaped = callback.replace("/pixeldojo/", "/pixel%64ojo/")
+            assert client.post(escaped).status_code == 204
+    finally:
+        app.stop()
+    log = app.output
+    assert f'"POST /webhooks/pixeldojo/{job_id}/[redacted] HTTP/1.1" 204' in log
+    assert log.count(f"/webhooks/pixeldojo/{job_id}/[redacted]") >= 3
+    assert f'"GET /references/{image_id}?expires=' in log
+    assert log.count('ature=[redacted] HTTP/1.1" 200') == 2
+    assert '"GET /healthz HTTP/1.1" 200' in log, "the rest of each line is as it was"
+    for signature in signatures:
+        assert signature not in log
+    assert secret not in log
