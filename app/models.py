@@ -17,6 +17,7 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 from app import sqlite
+from app.clock import utcnow as utcnow  # re-exported: rows are stamped with it
 from app.parameters import GenerationParams, RecordedParameters
 
 # Named constraints, so migrations can alter them on every backend.
@@ -27,10 +28,6 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):

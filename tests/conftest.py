@@ -12,12 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from app.clock import calendar_at
 from app.config import Settings
 from app.database import Database
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
@@ -26,6 +28,10 @@ from app.main import create_app
 
 # Recognisable, so a test can look for it anywhere it must not be.
 TEST_KEY = "pd_test_" + secrets.token_hex(16)
+# The day tests whose expectations depend on the date run on (`fixed_calendar`): noon in
+# the middle of a month and of a year, so no test crosses a day, a month or a year; in the
+# past, as app/clock.py asks.
+FIXED_DAY = datetime(2025, 6, 16, 12, 0, tzinfo=UTC)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -80,6 +86,15 @@ def _quick_password_hashing() -> Iterator[None]:
             accounts, "_hasher", PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
         )
         yield
+
+
+@pytest.fixture
+def fixed_calendar() -> Iterator[datetime]:
+    """The app's clock (in this process) running from FIXED_DAY, for a test whose expectations
+    depend on the date: a day's spend, the trash's dates, today's gallery. Name it first (or
+    in `usefixtures`), so the apps it starts stamp everything on that day."""
+    with calendar_at(FIXED_DAY):
+        yield FIXED_DAY
 
 
 @pytest.fixture(autouse=True)
