@@ -19,18 +19,18 @@ from typing import Any
 import httpx
 import pytest
 
-from app.clock import calendar_at
-from app.config import Settings
-from app.database import Database
+from app.core.clock import calendar_at
+from app.core.config import Settings
+from app.core.loopback import LoopbackServer
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
-from app.loopback import LoopbackServer
-from app.main import create_app
+from app.storage.db.engine import Database
+from app.web.factory import create_app
 
 # Recognisable, so a test can look for it anywhere it must not be.
 TEST_KEY = "pd_test_" + secrets.token_hex(16)
 # The day tests whose expectations depend on the date run on (`fixed_calendar`): noon in
 # the middle of a month and of a year, so no test crosses a day, a month or a year; in the
-# past, as app/clock.py asks.
+# past, as app/core/clock.py asks.
 FIXED_DAY = datetime(2025, 6, 16, 12, 0, tzinfo=UTC)
 
 
@@ -79,7 +79,7 @@ def _quick_password_hashing() -> Iterator[None]:
     started as processes of their own hash at the default cost."""
     from argon2 import PasswordHasher
 
-    from app import accounts
+    from app.features.people import accounts
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(

@@ -28,7 +28,7 @@ from typing import Any
 import httpx
 from PIL import Image as PILImage
 
-from app.config import env_name
+from app.core.config import env_name
 from app.emulator import Emulator, Fault
 from tests.conftest import (
     RunningEmulator,

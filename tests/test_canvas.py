@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from app.clock import calendar_at
-from app.database import Database
-from app.gallery import latest_preset_images
-from app.presets import PRESETS, PRESETS_BY_SLUG
+from app.core.clock import calendar_at
+from app.domain.presets import PRESETS, PRESETS_BY_SLUG
+from app.features.gallery.listing import latest_preset_images
+from app.storage.db.engine import Database
 from tests.conftest import RunningApp, RunningEmulator, make_settings, serve_app, wait_for_job
 
 HTMX = {"HX-Request": "true"}

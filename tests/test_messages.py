@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from app.core.errors import plain_reason
 from app.emulator import Fault
-from app.errors import plain_reason
 from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job
 from tests.test_doctor import doctor
 

@@ -7,9 +7,9 @@ import hashlib
 import re
 from pathlib import Path
 
-from app.cli import build_parser
-from app.config import Settings, env_name
-from app.resources import STATIC_DIR, TEMPLATES_DIR
+from app.cli.main import build_parser
+from app.core.config import Settings, env_name
+from app.core.resources import STATIC_DIR, TEMPLATES_DIR
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -17,11 +17,12 @@ from typing import Any
 
 import pytest
 
-from app import cli, webhooks
-from app.access import reference_key, webhook_key
-from app.config import SECRET_KEY_MIN_BYTES, Settings
+from app.cli import main as cli
+from app.core.config import SECRET_KEY_MIN_BYTES, Settings
 from app.emulator import Fault
-from app.references import SignedReference
+from app.features.jobs import callbacks as webhooks
+from app.features.jobs.references import SignedReference
+from app.features.people.access import reference_key, webhook_key
 from app.web.gate import SESSION_COOKIE
 from tests.conftest import (
     SAME_ORIGIN,

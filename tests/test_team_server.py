@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app import cli
-from app.config import Settings, env_name
+from app.cli import main as cli
+from app.core.config import Settings, env_name
 from tests.conftest import DatabaseChoice
 
 ROOT = Path(__file__).resolve().parent.parent

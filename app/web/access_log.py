@@ -14,11 +14,12 @@ from __future__ import annotations
 import logging
 from urllib.parse import quote, unquote, unquote_plus
 
-from app import references, webhooks
+from app.features.jobs import callbacks as webhooks
+from app.features.jobs import references
 
 REDACTED = "[redacted]"
 ACCESS_LOGGER = "uvicorn.access"
-# Query parameters that carry a signature, on whatever path (app/references.py).
+# Query parameters that carry a signature, on whatever path (app/features/jobs/references.py).
 SIGNATURE_PARAMETERS = frozenset({references.SIGNATURE_PARAMETER})
 
 
