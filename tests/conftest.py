@@ -12,12 +12,14 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from app.core.clock import calendar_at
 from app.core.config import Settings
 from app.core.loopback import LoopbackServer
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
@@ -26,6 +28,10 @@ from app.web.factory import create_app
 
 # Recognisable, so a test can look for it anywhere it must not be.
 TEST_KEY = "pd_test_" + secrets.token_hex(16)
+# The day tests whose expectations depend on the date run on (`fixed_calendar`): noon in
+# the middle of a month and of a year, so no test crosses a day, a month or a year; in the
+# past, as app/core/clock.py asks.
+FIXED_DAY = datetime(2025, 6, 16, 12, 0, tzinfo=UTC)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -82,6 +88,15 @@ def _quick_password_hashing() -> Iterator[None]:
         yield
 
 
+@pytest.fixture
+def fixed_calendar() -> Iterator[datetime]:
+    """The app's clock (in this process) running from FIXED_DAY, for a test whose expectations
+    depend on the date: a day's spend, the trash's dates, today's gallery. Name it first (or
+    in `usefixtures`), so the apps it starts stamp everything on that day."""
+    with calendar_at(FIXED_DAY):
+        yield FIXED_DAY
+
+
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never see the developer's own key or settings, nor a `.env` in the checkout."""
@@ -122,12 +137,6 @@ def serve_emulator(**config: Any) -> Iterator[RunningEmulator]:
 def emulator() -> Iterator[RunningEmulator]:
     with serve_emulator() as running:
         yield running
-
-
-def env_name(field: str) -> str:
-    """The environment variable that sets a Settings field."""
-    alias = Settings.model_fields[field].validation_alias
-    return alias if isinstance(alias, str) else f"PLAYGROUND_{field.upper()}"
 
 
 @dataclass(frozen=True)

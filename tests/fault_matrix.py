@@ -28,10 +28,10 @@ from typing import Any
 import httpx
 from PIL import Image as PILImage
 
+from app.core.config import env_name
 from app.emulator import Emulator, Fault
 from tests.conftest import (
     RunningEmulator,
-    env_name,
     make_settings,
     serve_app,
     serve_emulator,

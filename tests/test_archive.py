@@ -138,6 +138,7 @@ def run_cli(
     return cli.main(list(args))
 
 
+@pytest.mark.usefixtures("fixed_calendar")
 def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
     tmp_path: Path,
     emulator: RunningEmulator,
@@ -192,6 +193,7 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
         assert snapshot(app.client) == before
 
 
+@pytest.mark.usefixtures("fixed_calendar")
 def test_moving_a_sqlite_gallery_up_to_postgresql_is_byte_identical(
     tmp_path: Path,
     emulator: RunningEmulator,

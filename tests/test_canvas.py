@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
+from app.core.clock import calendar_at
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG
 from app.features.gallery.listing import latest_preset_images
 from app.storage.db.engine import Database
-from tests.conftest import RunningApp, make_settings, serve_app, wait_for_job
+from tests.conftest import RunningApp, RunningEmulator, make_settings, serve_app, wait_for_job
 
 HTMX = {"HX-Request": "true"}
 
@@ -181,6 +184,7 @@ def test_changes_to_images_answer_with_a_toast_and_undo(app: RunningApp) -> None
     assert plain.status_code == 303 and plain.headers["location"] == "/gallery"
 
 
+@pytest.mark.usefixtures("fixed_calendar")
 def test_wording_fields_as_the_form_names_them_and_trash_dates(app: RunningApp) -> None:
     answer = _form_post(
         app.client, prompt="too small", image_size="custom", customWidth="1000", customHeight="1000"
@@ -199,8 +203,22 @@ def test_wording_fields_as_the_form_names_them_and_trash_dates(app: RunningApp) 
     job = _finished_job(app.client)
     app.client.post("/api/trash", json={"image_ids": [job["images"][0]["id"]]})
     trash = app.client.get("/trash").text
-    assert re.search(r"Deleted for good on \d{1,2} [A-Z][a-z]{2}<", trash), trash
+    # Trashed on FIXED_DAY, 16 June 2025: purged 30 days on, in the same year.
+    assert "Deleted for good on 16 Jul<" in trash, trash
     assert "Purged" not in trash
+
+
+def test_a_purge_date_in_the_next_year_says_the_year(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    with (
+        calendar_at(datetime(2025, 12, 7, 12, 0, tzinfo=UTC)),
+        serve_app(make_settings(tmp_path / "data", emulator)) as app,
+    ):
+        job = _finished_job(app.client)
+        app.client.post("/api/trash", json={"image_ids": [job["images"][0]["id"]]})
+        trash = app.client.get("/trash").text
+    assert "Deleted for good on 6 Jan 2026<" in trash, trash
 
 
 def test_every_page_has_the_same_tabs_and_one_name_for_the_team_area(app: RunningApp) -> None:

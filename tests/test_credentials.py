@@ -160,8 +160,8 @@ def test_sessions_end_at_their_expiry_even_when_remembered(setup: Setup) -> None
     token = accounts.start_session(setup.db, user_id=setup.user_id, ip=None, days=1 / 86400)
     assert setup.access.look_up_session(token) is not None
     with pytest.MonkeyPatch.context() as patch:
-        later = __import__("time").time() + 2
-        patch.setattr("app.features.people.access.time.time", lambda: later)
+        later = utcnow() + timedelta(seconds=2)
+        patch.setattr("app.features.people.access.utcnow", lambda: later)
         assert setup.access.cached_session(token) is None, "expired, though cached"
 
 

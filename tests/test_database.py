@@ -4,7 +4,9 @@ processes starting together migrate once; SQLite runs as designed."""
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +21,7 @@ from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 from app.storage.db.engine import Database, include_in_comparison, migrations_config
-from app.storage.db.sqlite import BLOB_PAGE_SIZE, SQLiteBlobStore
+from app.storage.db.sqlite import BLOB_PAGE_SIZE, SQLiteBlobStore, use_wal
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -130,6 +132,36 @@ def test_ten_processes_starting_together_migrate_once(empty_database_url: str) -
     assert errors == []
     head = head_revision()
     assert Counter(results) == {(None, head): 1, (head, head): 9}
+
+
+def test_a_new_sqlite_file_is_switched_to_wal_once_another_connection_lets_go(
+    tmp_path: Path,
+) -> None:
+    """Why ten processes starting together on a new SQLite file once failed: each switches
+    the new file to WAL, and SQLite refuses a switch at once, without waiting out the busy
+    timeout, while another connection holds a lock on the file (as the first one to switch
+    does). The switch is tried again until the lock is let go."""
+    path = tmp_path / "playground.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a new file, still with a rollback journal
+    late = sqlite3.connect(path, isolation_level=None, timeout=30)
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="database is locked"):
+        late.execute("PRAGMA journal_mode = WAL")
+    assert time.monotonic() - started < 5, "SQLite alone refuses at once, despite the timeout"
+
+    pauses: list[float] = []
+
+    def pause(seconds: float) -> None:
+        pauses.append(seconds)
+        if len(pauses) == 3:
+            holder.execute("COMMIT")  # the other process is done with the file
+
+    use_wal(late, pause=pause)
+    assert len(pauses) == 3
+    assert late.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    late.close()
+    holder.close()
 
 
 def test_a_postgres_url_is_opened_with_psycopg_3(postgres_url: str) -> None:

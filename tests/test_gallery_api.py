@@ -23,6 +23,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from app.core.clock import calendar_at
 from app.domain.presets import PRESETS_BY_SLUG
 from app.features.gallery import listing as gallery
 from app.features.gallery import trash
@@ -31,6 +32,7 @@ from app.storage.blobs.choose import open_blob_store
 from app.storage.db.engine import Database
 from app.storage.db.tables import utcnow
 from tests.conftest import (
+    FIXED_DAY,
     TEST_KEY,
     DatabaseChoice,
     RunningApp,
@@ -54,6 +56,14 @@ class Made:
     def image(self, name: str, index: int = 0) -> int:
         image_id: int = self.jobs[name]["images"][index]["id"]
         return image_id
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _fixed_calendar() -> Iterator[None]:
+    """The module's gallery is made, searched by today and counted by day on FIXED_DAY: a run
+    that crossed midnight once found today's jobs on yesterday."""
+    with calendar_at(FIXED_DAY):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -188,7 +198,7 @@ def test_filters_narrow_the_gallery(shared_app: RunningApp, made: Made) -> None:
     assert ids_of(search(client, image_size="square_hd", q="lighthouse")) == [made.image("night")]
     assert len(search(client, model="seedream-4")) >= 5
     assert search(client, model="another-model") == []
-    today = utcnow().date()
+    today = FIXED_DAY.date()
     assert len(search(client, since=today.isoformat(), until=today.isoformat())) >= 5
     assert search(client, until=(today - timedelta(days=1)).isoformat()) == []
     assert search(client, since=(today + timedelta(days=1)).isoformat()) == []
@@ -638,7 +648,7 @@ def test_usage_counts_credits_per_day_preset_and_model(shared_app: RunningApp, m
     jobs = client.get("/api/gallery/jobs", params={"limit": 100}).json()["items"]
     charged = [j for j in jobs if j["status"] != "failed"]
     usage = client.get("/api/usage").json()
-    today = utcnow().date().isoformat()
+    today = FIXED_DAY.date().isoformat()
     assert usage["until"] == today and len(usage["days"]) == 30
     assert usage["days"][-1]["day"] == today
     assert usage["total_credits"] == sum(j["credit_cost"] or 0 for j in charged)

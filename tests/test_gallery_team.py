@@ -80,6 +80,7 @@ def test_only_the_maker_or_an_admin_deletes_an_image_and_the_log_says_who(team: 
     assert team.other.put(f"/api/gallery/images/{image_id}/favourite").status_code == 200
 
 
+@pytest.mark.usefixtures("fixed_calendar")
 def test_same_prompt_new_seed_is_the_person_s_job_within_their_budget(team: Team) -> None:
     first = make(team.member, "a budgeted lighthouse")
     again = team.member.post(f"/api/jobs/{first['id']}/new-seed")

@@ -8,9 +8,8 @@ import re
 from pathlib import Path
 
 from app.cli.main import build_parser
-from app.core.config import Settings
+from app.core.config import Settings, env_name
 from app.core.resources import STATIC_DIR, TEMPLATES_DIR
-from tests.conftest import env_name
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -236,6 +236,7 @@ def test_jobs_record_who_made_them(team: Team) -> None:
 
 
 @pytest.mark.both_databases
+@pytest.mark.usefixtures("fixed_calendar")
 def test_a_job_over_budget_is_refused_before_any_upstream_request(
     team: Team, emulator: RunningEmulator
 ) -> None:

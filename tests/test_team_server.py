@@ -10,8 +10,8 @@ import pytest
 import yaml
 
 from app.cli import main as cli
-from app.core.config import Settings
-from tests.conftest import DatabaseChoice, env_name
+from app.core.config import Settings, env_name
+from tests.conftest import DatabaseChoice
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables compose.yaml uses that are not the app's own settings.
@@ -59,6 +59,22 @@ def test_every_variable_compose_sets_is_a_setting_and_in_the_readme() -> None:
     assert used - NOT_SETTINGS <= settings, used - NOT_SETTINGS - settings
     missing = sorted(name for name in used if f"`{name}" not in readme)
     assert not missing, f"README does not document {missing}"
+
+
+def test_compose_hands_the_app_no_empty_variables() -> None:
+    """`${VAR:-}` gives a container an empty string for a variable the host never set (an
+    empty signing key, once); a name without a value passes the host's variable only if set."""
+    text = (ROOT / "compose.yaml").read_text()
+    assert re.findall(r"\$\{\w+:-\}", text) == []
+    environment = compose()["x-playground"]["environment"]  # type: ignore[index]
+    for name in (
+        "PLAYGROUND_SECRET_KEY",
+        "PLAYGROUND_FORWARDED_ALLOW_IPS",
+        "PLAYGROUND_BLOB_URL",
+        "PLAYGROUND_S3_ENDPOINT_URL",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
+        assert environment[name] is None, name
 
 
 def test_backup_on_postgresql_says_in_one_line_how(

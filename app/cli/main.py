@@ -10,14 +10,14 @@ import json
 import os
 import socket
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from app import __version__
-from app.core.config import Settings, default_data_dir, is_loopback_host
+from app.core.config import Settings, default_data_dir, env_name, is_loopback_host
 
 if TYPE_CHECKING:
     from app.storage.db.engine import Database
@@ -37,15 +37,22 @@ def load_settings() -> Settings:
     try:
         settings = Settings()
     except ValidationError as exc:
-        # Never echo the input: it may be the API key.
-        lines = [
-            f"  {'.'.join(str(p) for p in error['loc']) or 'settings'}: {error['msg']}"
-            for error in exc.errors(include_input=False, include_url=False)
+        # Never echo the input: it may be the API key. One line, for a container's log.
+        problems = [
+            _settings_problem(error) for error in exc.errors(include_input=False, include_url=False)
         ]
-        raise SystemExit("Invalid settings:\n" + "\n".join(lines)) from None
+        raise SystemExit("Invalid settings: " + "; ".join(problems)) from None
     where = "PLAYGROUND_DATA_DIR" if os.environ.get("PLAYGROUND_DATA_DIR") else "default"
     print(f"Data dir: {settings.data_dir.resolve()} ({where})", file=sys.stderr)
     return settings
+
+
+def _settings_problem(error: Mapping[str, Any]) -> str:
+    """One refused setting, named as it is set (PLAYGROUND_SECRET_KEY, not secret_key)."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    where = str(error["loc"][0]) if error["loc"] else ""
+    name = env_name(where) if where in Settings.model_fields else where
+    return message if not name or message.startswith(name) else f"{name}: {message}"
 
 
 def reachable_addresses() -> list[str]:

@@ -30,6 +30,8 @@ S3_PRESIGN_MAX_SECONDS = 7 * 24 * 3600
 _BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 APP_NAME = "seedream-playground"
+# A signing key shorter than this is refused: HMAC-SHA256 is only as strong as its key.
+SECRET_KEY_MIN_BYTES = 32
 
 
 def default_data_dir() -> Path:
@@ -179,12 +181,17 @@ class Settings(BaseSettings):
         None when callbacks are off (no public URL, or PLAYGROUND_WEBHOOKS=false)."""
         return self.public_url if self.webhooks else None
 
-    @field_validator("pixeldojo_api_key", mode="before")
+    @model_validator(mode="before")
     @classmethod
-    def _blank_key_means_demo(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
+    def _blank_means_unset(cls, data: object) -> object:
+        """A blank or all-whitespace value is no value, for every setting and from every
+        source: `${VAR:-}` in a compose file hands the app an empty string for a variable
+        the host never set, and taken as a value that was a signing key of no bytes
+        (anyone could sign a session, a form token or a link), a proxy list of nobody,
+        an empty key for demo mode."""
+        if isinstance(data, dict):
+            return {key: value for key, value in data.items() if not _is_blank(value)}
+        return data
 
     @field_validator("pixeldojo_base_url")
     @classmethod
@@ -198,8 +205,6 @@ class Settings(BaseSettings):
     @classmethod
     def _public_url_is_http(cls, value: object) -> object:
         if isinstance(value, str):
-            if not value.strip():
-                return None
             parts = urlsplit(value.strip())
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ValueError("PLAYGROUND_PUBLIC_URL must be an http(s) URL")
@@ -211,9 +216,9 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _database_url_is_supported(cls, value: SecretStr | None) -> SecretStr | None:
-        url = value.get_secret_value().strip() if value is not None else ""
-        if not url:
+        if value is None:
             return None
+        url = value.get_secret_value().strip()
         scheme = url.partition("://")[0].lower().partition("+")[0]
         if scheme not in POSTGRES_SCHEMES:
             raise ValueError(
@@ -229,12 +234,16 @@ class Settings(BaseSettings):
             return [host.strip().lower() for host in value.split(",") if host.strip()]
         return value
 
-    @field_validator("blob_url", "s3_endpoint_url", mode="before")
+    @field_validator("secret_key")
     @classmethod
-    def _blank_means_unset(cls, value: object) -> object:
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
+    def _secret_key_is_long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        if key is not None and len(key.get_secret_value().encode()) < SECRET_KEY_MIN_BYTES:
+            raise ValueError(
+                f"PLAYGROUND_SECRET_KEY is shorter than {SECRET_KEY_MIN_BYTES} bytes, too short "
+                "to sign with: make one with `openssl rand -hex 32`, or leave it unset for a "
+                "random key kept in the database"
+            )
+        return key
 
     @field_validator("blob_url")
     @classmethod
@@ -328,6 +337,18 @@ class Settings(BaseSettings):
     @property
     def scratch_dir(self) -> Path:
         return self.data_dir / "tmp"
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets a Settings field."""
+    alias = Settings.model_fields[field].validation_alias
+    return alias if isinstance(alias, str) else f"PLAYGROUND_{field.upper()}"
+
+
+def _is_blank(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return isinstance(value, str) and not value.strip()
 
 
 def is_loopback_host(host: str) -> bool:

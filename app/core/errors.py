@@ -15,7 +15,8 @@
     └── SubmissionFailed        the upstream refused the job (the job row says why)
 
 They are turned into answers in one place (app/web/errors.py): JSON for the
-API, a page for the browser, a fragment for htmx.
+API, a page for the browser, a fragment for htmx. A message never names a file
+on the server (`plain_reason`).
 """
 
 from __future__ import annotations
@@ -128,3 +129,13 @@ class SubmissionFailed(PlaygroundError):
         self.status_code = status_code
         self.code = code
         self.retry_after = retry_after
+
+
+def plain_reason(exc: BaseException) -> str:
+    """What went wrong, in the exception's own words but never naming a file on this server,
+    for a message others read (an answer, a job's error, doctor's report): an OSError's text
+    ends in the path it was about ("[Errno 28] No space left on device: '/srv/…/tmp/x'"), so
+    its reason alone is given."""
+    if isinstance(exc, OSError) and (exc.filename is not None or exc.filename2 is not None):
+        return exc.strerror or type(exc).__name__
+    return str(exc) or type(exc).__name__

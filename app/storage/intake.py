@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from PIL import Image as PILImage
-from PIL import ImageOps
+from PIL import ImageOps, UnidentifiedImageError
 
+from app.core.errors import plain_reason
 from app.upstream import DownloadRefused
 
 FORMAT_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
@@ -135,8 +136,13 @@ def _decoded(source: BinaryIO, *, max_pixels: int) -> Iterator[tuple[PILImage.Im
         raise DownloadRefused(
             f"the image is over the {max_pixels:,}-pixel cap (a possible decompression bomb)"
         ) from None
+    except UnidentifiedImageError:
+        # Not Pillow's words: they name the file object read, and with it a scratch file's path.
+        raise DownloadRefused(
+            "the file is not a readable image (no image format was recognised)"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DownloadRefused(f"the file is not a readable image ({exc})") from None
+        raise DownloadRefused(f"the file is not a readable image ({plain_reason(exc)})") from None
 
 
 def make_thumbnail(image: PILImage.Image) -> Thumbnail:

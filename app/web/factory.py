@@ -49,6 +49,7 @@ from app.storage.db.engine import Database
 from app.storage.db.tables import utcnow
 from app.storage.intake import clear_scratch, return_image_memory_promptly
 from app.web import (
+    access_log,
     admin,
     api,
     auth,
@@ -123,6 +124,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     )
     app.state.settings = settings
     app.state.run_worker = run_worker
+    access_log.install()
     app.state.templates = build_templates(settings)
     gallery_pages.install_template_helpers(app.state.templates, settings)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -102,7 +102,7 @@ def signed_reference(
     expires: Annotated[int, Query(ge=0, le=2**40)],
     side: Annotated[int, Query(ge=1, le=65_536)],
     bytes_: Annotated[int, Query(alias="bytes", ge=1, le=2**40)],
-    signature: Annotated[str, Query(max_length=64)],
+    signature: Annotated[str, Query(alias=references.SIGNATURE_PARAMETER, max_length=64)],
 ) -> Response:
     """A reference image for PixelDojo to fetch, while its signed link lasts."""
     signed = SignedReference(image_id, side, bytes_, expires)

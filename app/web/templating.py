@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import Request
@@ -25,7 +25,7 @@ from app.domain.presets import PRESETS
 from app.domain.rules import SEEDREAM_RULES, form_limits, has_builtin_record, offered_sizes
 from app.features.jobs.references import is_upload
 from app.features.models.live_rules import RulesInForce
-from app.storage.db.tables import JobStatus
+from app.storage.db.tables import JobStatus, utcnow
 from app.web.schema_form import FormField, form_fields
 
 
@@ -112,7 +112,7 @@ def format_day(moment: datetime | None) -> str:
     """A date as people say it: "30 Dec", with the year only when it is not this one."""
     if moment is None:
         return "—"
-    if moment.year == datetime.now(UTC).year:
+    if moment.year == utcnow().year:
         return f"{moment.day} {moment:%b}"
     return f"{moment.day} {moment:%b %Y}"
 
@@ -144,7 +144,7 @@ def credits_text_for(demo_mode: bool) -> Any:
 
 def seconds_since(moment: datetime) -> float:
     """Elapsed time by the server's clock; the page counts on from there, whatever its own says."""
-    return round(max(0.0, (datetime.now(UTC) - moment).total_seconds()), 1)
+    return round(max(0.0, (utcnow() - moment).total_seconds()), 1)
 
 
 def format_credits(amount: float | None) -> str:

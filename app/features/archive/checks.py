@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from app.core.errors import plain_reason
 from app.features.archive.members import ArchiveError, read_member, records, stream_member
 from app.features.archive.rows import OPTIONAL_MEMBERS, ROW_MEMBERS, KeyOrder, checked_row
 from app.storage.intake import (
@@ -124,7 +125,7 @@ def open_archive(path: Path, limits: ImportLimits) -> zipfile.ZipFile:
     try:
         return zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
-        raise ArchiveError(f"cannot read {path}: {exc}") from None
+        raise ArchiveError(f"cannot read {path}: {plain_reason(exc)}") from None
 
 
 def declared_member_count(path: Path) -> int | None:

@@ -16,6 +16,8 @@ import zlib
 from collections.abc import Iterator
 from typing import Any
 
+from app.core.errors import plain_reason
+
 CHUNK_BYTES = 1024 * 1024
 
 
@@ -43,9 +45,9 @@ def stream_member(
                     )
                 yield chunk
     except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
-        raise ArchiveError(f"{info.filename}: cannot be read ({exc})") from None
+        raise ArchiveError(f"{info.filename}: cannot be read ({plain_reason(exc)})") from None
     except RuntimeError as exc:  # zipfile's word for an encrypted member
-        raise ArchiveError(f"{info.filename}: cannot be read ({exc})") from None
+        raise ArchiveError(f"{info.filename}: cannot be read ({plain_reason(exc)})") from None
 
 
 def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, *, limit: int) -> bytes:

@@ -50,6 +50,8 @@ UPLOAD_MODEL = "upload"
 # How long a signed reference URL works: long enough for PixelDojo to fetch it while the
 # job runs (PLAYGROUND_JOB_DEADLINE_SECONDS is 15 minutes by default).
 SIGNED_URL_SECONDS = 3600
+# The query parameter a signed URL carries its signature in (the access log hides it).
+SIGNATURE_PARAMETER = "signature"
 JPEG_QUALITY = 90
 # Shrunk by this much each time a re-encoded image is still over the byte cap.
 _SHRINK_STEP = 0.8
@@ -156,7 +158,8 @@ class SignedReference:
     def url(self, public_url: str, secret: bytes) -> str:
         return (
             f"{public_url.rstrip('/')}/references/{self.image_id}?expires={self.expires}"
-            f"&side={self.max_side}&bytes={self.max_bytes}&signature={self.signature(secret)}"
+            f"&side={self.max_side}&bytes={self.max_bytes}"
+            f"&{SIGNATURE_PARAMETER}={self.signature(secret)}"
         )
 
     def valid(self, secret: bytes, signature: str, *, now: float | None = None) -> bool:

@@ -168,7 +168,7 @@ class Access:
 
     def cached_session(self, token: str) -> Credential | None:
         credential = self.credentials.get(self._key("session", accounts.token_hash(token)))
-        if credential is not None and credential.expired(time.time()):
+        if credential is not None and credential.expired(utcnow().timestamp()):
             return None
         return credential
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.storage.db.engine import Database
-from app.storage.db.tables import Job, JobStatus, User
+from app.storage.db.tables import Job, JobStatus, User, utcnow
 
 
 class BudgetExceeded(Exception):
@@ -153,4 +153,4 @@ def check_budget_before(db: Database, *, user: User | None, cost: float, what: s
     with db.read() as session:
         current = session.get(User, user.id)
         if current is not None:
-            check_budget(session, user=current, cost=cost, now=datetime.now(UTC), what=what)
+            check_budget(session, user=current, cost=cost, now=utcnow(), what=what)

@@ -88,7 +88,7 @@ def configure_engine(engine: sa.Engine, *, writer: bool, transactions: bool = Tr
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        cursor.execute("PRAGMA journal_mode = WAL")
+        use_wal(dbapi_connection)
         # FULL: a committed job survives a power cut, not only a crash.
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -101,6 +101,28 @@ def configure_engine(engine: sa.Engine, *, writer: bool, transactions: bool = Tr
     @event.listens_for(engine, "begin")
     def _on_begin(connection: sa.Connection) -> None:
         connection.exec_driver_sql(begin)
+
+
+def use_wal(connection: sqlite3.Connection, *, pause: Callable[[float], None] = time.sleep) -> None:
+    """Put the database in WAL mode; the file keeps it, so only a new file is switched.
+
+    Switching a new file takes its exclusive lock, and SQLite refuses at once ("database
+    is locked") rather than through the busy handler while another connection holds a lock:
+    processes starting together on a new data dir each try the switch, and all but one were
+    refused. So a refused switch is tried again, as long as any other lock is waited for
+    (`BUSY_TIMEOUT_MS`), with `pause` between tries.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    delay = 0.001
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        pause(delay)
+        delay = min(delay * 2, 0.05)
 
 
 # How often another process's commits are looked for (`watch_for_changes`).
@@ -254,7 +276,7 @@ class SQLiteBlobStore:
         try:
             # Page size only takes effect before the first table exists.
             connection.execute(f"PRAGMA page_size = {BLOB_PAGE_SIZE}")
-            connection.execute("PRAGMA journal_mode = WAL")
+            use_wal(connection)
             connection.execute(
                 "CREATE TABLE IF NOT EXISTS blobs ("
                 " id INTEGER PRIMARY KEY,"

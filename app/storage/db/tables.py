@@ -16,6 +16,7 @@ from pydantic import BaseModel
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from app.core.clock import utcnow as utcnow
 from app.domain.parameters import GenerationParams, RecordedParameters
 from app.storage.db import sqlite
 
@@ -27,10 +28,6 @@ SQLModel.metadata.naming_convention = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class UTCDateTime(TypeDecorator[datetime]):
