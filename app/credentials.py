@@ -37,7 +37,8 @@ from datetime import datetime
 
 from app.models import User
 
-# The longest a change made by another process goes unseen here (see the module docstring).
+# How long an entry is trusted when nothing says it changed: the bound should a notice from
+# another process go missing (see the module docstring).
 TTL_SECONDS = 5.0
 # Bounded, so a flood of made-up tokens cannot grow it (misses are not stored anyway).
 MAX_ENTRIES = 4096
