@@ -1,4 +1,5 @@
-"""Who holds a cookie or token is remembered briefly (app/credentials.py): never past a change
+"""Who holds a cookie or token is remembered briefly (app/features/people/credentials.py): never
+past a change
 made in this process or in another (SQLite's shared marker, PostgreSQL's notices), at most
 `TTL_SECONDS` should news of a change go missing, and the gate asks the database (in a
 worker thread) only when it does not know."""
@@ -18,14 +19,14 @@ import anyio.to_thread
 import httpx
 import pytest
 
-from app import accounts
-from app.access import Access
-from app.change_marker import ChangeMarker
-from app.config import Settings
-from app.credentials import TTL_SECONDS, CredentialCache
-from app.database import CREDENTIALS_MARKER_SUFFIX, Database
-from app.main import create_app
-from app.models import ApiToken, utcnow
+from app.core.config import Settings
+from app.features.people import accounts
+from app.features.people.access import Access
+from app.features.people.credentials import TTL_SECONDS, CredentialCache
+from app.storage.db.change_marker import ChangeMarker
+from app.storage.db.engine import CREDENTIALS_MARKER_SUFFIX, Database
+from app.storage.db.tables import ApiToken, utcnow
+from app.web.factory import create_app
 from tests.conftest import SAME_ORIGIN, DatabaseChoice, RunningEmulator
 from tests.processes import AppProcess
 
@@ -119,7 +120,8 @@ def test_a_change_in_this_process_is_seen_at_once(setup: Setup, change: str) -> 
 
 
 def test_a_change_in_another_process_is_seen_at_once(setup: Setup) -> None:
-    """On SQLite: the other process moves the marker beside the database (app/change_marker.py),
+    """On SQLite: the other process moves the marker beside the database
+    (app/storage/db/change_marker.py),
     which this one reads before trusting what it remembers. The clock never moves."""
     secret = setup.secret
     assert setup.access.look_up_token(secret) is not None
@@ -208,7 +210,7 @@ def test_sessions_end_at_their_expiry_even_when_remembered(setup: Setup) -> None
     assert setup.access.look_up_session(token) is not None
     with pytest.MonkeyPatch.context() as patch:
         later = __import__("time").time() + 2
-        patch.setattr("app.access.time.time", lambda: later)
+        patch.setattr("app.features.people.access.time.time", lambda: later)
         assert setup.access.cached_session(token) is None, "expired, though cached"
 
 

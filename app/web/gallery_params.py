@@ -15,10 +15,10 @@ from fastapi import Depends, Query, Request
 from pydantic import Field
 from starlette.datastructures import QueryParams
 
-from app.errors import InvalidParameters
-from app.gallery import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, GalleryFilters
-from app.models import ROW_ID_MAX, JobStatus
-from app.parameters import IMAGE_SIZES
+from app.core.errors import InvalidParameters
+from app.domain.parameters import IMAGE_SIZES
+from app.features.gallery.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, GalleryFilters
+from app.storage.db.tables import ROW_ID_MAX, JobStatus
 
 SEARCH_MAX_CHARS = 500
 
@@ -75,7 +75,7 @@ def optional_day(name: str, value: str | None) -> date | None:
 # (name, schema, description), each schema exactly what the parser accepts.
 NAME_MAX_CHARS = 100
 # A preset's or model's name holds no control character; PostgreSQL would refuse a NUL in
-# the query outright. (A search may hold anything: app.gallery.parse_search.)
+# the query outright. (A search may hold anything: app.features.gallery.listing.parse_search.)
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
 _NAME_SCHEMA = {"type": "string", "maxLength": NAME_MAX_CHARS, "pattern": NAME_PATTERN}
 FILTER_PARAMETERS: tuple[tuple[str, dict[str, Any], str], ...] = (
