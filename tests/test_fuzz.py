@@ -50,16 +50,47 @@ CROSS_FIELD_RULES = [
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
 
+# Examples every free-text query parameter is given besides what the fuzzer makes up: NUL
+# (SQLite reads a string only up to it, PostgreSQL refuses it in text) after a word, alone and
+# in a phrase, and other control characters, C0, DEL and C1.
+CONTROL_CHARACTER_EXAMPLES = ["a\x00", "\x00", '"a\x00b"', "\x01\x08\x1b[0m\x7f\x85 word"]
+
+
 class Loopback:
-    """The app as reached from this machine (schemathesis's ASGI client says `testclient`)."""
+    """The app as reached from this machine (schemathesis's ASGI client says `testclient`);
+    it keeps each query string it passes on, for the test to see what was sent."""
 
     def __init__(self, app: Any) -> None:
         self.app = app
+        self.query_strings: list[bytes] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http":
             scope = {**scope, "client": ("127.0.0.1", 50000)}
+            self.query_strings.append(scope.get("query_string", b""))
         await self.app(scope, receive, send)
+
+
+def with_control_characters(schema: dict[str, Any]) -> int:
+    """Give every free-text query parameter (a string with no enum, pattern or format) the
+    control-character examples; returns how many it gave them to."""
+    given = 0
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                if parameter.get("in") != "query":
+                    continue
+                free = [
+                    option
+                    for option in parameter["schema"].get("anyOf", [parameter["schema"]])
+                    if option.get("type") == "string"
+                    and not {"enum", "pattern", "format"} & option.keys()
+                    and option.get("maxLength", 1) > 0
+                ]
+                if free:
+                    free[0]["examples"] = CONTROL_CHARACTER_EXAMPLES
+                    given += 1
+    return given
 
 
 @dataclass
@@ -128,9 +159,12 @@ def fuzz(
         }
     )
     loading = {**headers, "Authorization": f"Bearer {auth.token()}"} if auth else headers
+    loopback = Loopback(app)
     schema = schemathesis.openapi.from_asgi(
-        "/openapi.json", Loopback(app), config=config, headers=loading
+        "/openapi.json", loopback, config=config, headers=loading
     )
+    # The search's three operations at least (q), before any operation is read from it.
+    assert with_control_characters(schema.raw_schema) >= 3
     if auth is not None:
         standing = auth
 
@@ -151,6 +185,8 @@ def fuzz(
         # The app's lifespan (poller, demo emulator) ends with the run, not with the process.
         shutdown_lifespans()
     print("\n" + ", ".join(phases))
+    searched = [query for query in loopback.query_strings if b"q=a%00" in query]
+    assert searched, "the run searched for a word and a NUL"
     return sorted(set(found))
 
 

@@ -170,6 +170,50 @@ def test_search_finds_prompt_words_phrases_and_prefixes(shared_app: RunningApp, 
     assert search(client, q='NEAR(" -) OR *') == []
 
 
+# Every route a search reaches, and queries as a fuzzer or a pasted log line sends them: NUL
+# (SQLite reads a string up to it, PostgreSQL refuses it in text), other control characters,
+# bytes that are not UTF-8, an overlong NUL and a lone surrogate half.
+SEARCH_ROUTES = (
+    "/api/gallery",
+    "/api/gallery/jobs",
+    "/api/zip",
+    "/gallery",
+    "/gallery/page",
+    "/playground/references",
+)
+RAW_SEARCHES = (
+    "a%00",
+    "%00",
+    "lighthouse%00",
+    "%22at%00dawn%22",
+    "%00%22",
+    "a%00b%00c",
+    "%01%08%09%0A%0D%1B%5B31m%7F",
+    "dawn%C2%85%E2%80%A8",
+    "%FF%FE%00",
+    "%C0%80",
+    "%ED%A0%80light",
+    "%00" * 500,
+)
+
+
+def test_any_bytes_in_a_search_get_an_answer_never_a_server_error(
+    shared_app: RunningApp, made: Made
+) -> None:
+    client = shared_app.client
+    for route in SEARCH_ROUTES:
+        for raw in RAW_SEARCHES:
+            answer = client.get(f"{route}?q={raw}")
+            assert answer.status_code < 500, (route, raw, answer.text[:300])
+    # A control character parts words as a space or a comma does, in the prompts as typed.
+    lighthouses = search(client, q="lighthouse")
+    assert lighthouses
+    assert search(client, q="lighthouse\x00") == lighthouses
+    assert search(client, q="\x00lighthouse\x1b") == lighthouses
+    assert ids_of(search(client, q='"at\x00dawn"')) == [made.image("dawn"), made.image("dawn", 1)]
+    assert search(client, q="\x00\x01\x7f") == search(client), "no words: no search"
+
+
 def test_the_like_fallback_finds_what_full_text_search_finds(
     shared_app: RunningApp, made: Made
 ) -> None:
@@ -229,6 +273,10 @@ def test_bad_filters_are_refused_naming_the_field(shared_app: RunningApp) -> Non
         ({"cursor": f"{2**63}.0"}, "cursor"),
         ({"limit": "0"}, "limit"),
         ({"q": "x" * 501}, "q"),
+        # No preset or model is called so; PostgreSQL would refuse the NUL in a query.
+        ({"preset": "food\x00"}, "preset"),
+        ({"model": "seedream-4\x00"}, "model"),
+        ({"model": "seedream-4\n"}, "model"),
     ):
         answer = client.get("/api/gallery", params=params)
         assert answer.status_code == 422, params

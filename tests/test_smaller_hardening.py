@@ -114,6 +114,28 @@ def test_changing_a_password_offers_to_revoke_the_tokens(team: Team) -> None:
     assert bearer() == 401
 
 
+@pytest.mark.both_databases
+def test_an_api_token_can_neither_change_the_password_nor_make_tokens(team: Team) -> None:
+    """A leaked token must not take the account, nor make tokens that outlive its revocation:
+    both are for a person at their own pages. It may still revoke itself."""
+    made = team.member.post("/api/tokens", json={"name": "script"}).json()
+    with httpx.Client(
+        base_url=team.app.url, headers={"Authorization": f"Bearer {made['token']}"}
+    ) as script:
+        assert script.get("/api/me").json()["name"] == "Max"
+        for answer in (
+            script.post("/account/password", data={"current": PASSWORD, "new": "taken over!!"}),
+            script.post("/api/tokens", json={"name": "another"}),
+            script.post("/account/tokens", data={"name": "another"}),
+        ):
+            assert answer.status_code == 403, answer.text
+            assert "not an API token" in answer.text
+        assert [token["id"] for token in team.member.get("/api/tokens").json()] == [made["id"]]
+        assert accounts.authenticate(team.db, name="Max", password=PASSWORD) is not None
+        assert script.delete(f"/api/tokens/{made['id']}").status_code == 204
+        assert script.get("/api/me").status_code == 401
+
+
 def test_an_admins_reset_revokes_the_tokens(tmp_path: Path) -> None:
     env = {"PLAYGROUND_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
     settings = make_settings(tmp_path / "data", None)

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.errors import InvalidParameters, NotFoundError, SignInRequired
 from app.features.people import accounts, audit, budgets, throttle
 from app.storage.db.tables import User, utcnow
-from app.web.deps import ClientIP, CurrentUser, ServicesDep, TemplatesDep
+from app.web.deps import BrowserUser, ClientIP, CurrentUser, ServicesDep, TemplatesDep
 from app.web.gate import SESSION_COOKIE
 from app.web.redirects import safe_next
 
@@ -47,28 +47,21 @@ def sign_in(
     next_page: Annotated[str, Form(alias="next")] = "/",
 ) -> Response:
     db = services.db
-    attempt = throttle.Attempt(name=name, address=ip)
     context: dict[str, Any] = {"next_page": safe_next(next_page), "name": name}
-    wait = throttle.wait_seconds(db, attempt)
-    if wait > 0:
-        context["error"] = throttle.wait_message(wait)
+    checked = throttle.check_password(db, throttle.Attempt(name=name, address=ip), password)
+    if checked.wait:
+        context["error"] = throttle.wait_message(checked.wait)
         return templates.TemplateResponse(
-            request,
-            "sign_in.html",
-            context,
-            status_code=429,
-            headers={"Retry-After": str(math.ceil(wait))},
+            request, "sign_in.html", context, status_code=429, headers=_retry_after(checked)
         )
-    user = accounts.authenticate(db, name=name, password=password)
+    user = checked.user
     if user is None:
-        throttle.record_failure(db, attempt)
         audit.record(
             db, action=audit.Action.SIGN_IN_FAILED, user=None, actor=name[:64] or "?", ip=ip
         )
         context["error"] = "Wrong name or password."
         return templates.TemplateResponse(request, "sign_in.html", context, status_code=401)
     assert user.id is not None
-    throttle.record_success(db, attempt)
     token = accounts.start_session(db, user_id=user.id, ip=ip, days=services.settings.session_days)
     audit.record(db, action=audit.Action.SIGN_IN, user=user, ip=ip)
     response = RedirectResponse(safe_next(next_page), status_code=303)
@@ -82,6 +75,10 @@ def sign_in(
         path="/",
     )
     return response
+
+
+def _retry_after(checked: throttle.Checked) -> dict[str, str]:
+    return {"Retry-After": str(math.ceil(checked.wait))}
 
 
 @router.post("/sign-out")
@@ -131,7 +128,7 @@ def create_token_page(
     request: Request,
     services: ServicesDep,
     templates: TemplatesDep,
-    user: CurrentUser,
+    user: BrowserUser,
     ip: ClientIP,
     name: Annotated[str, Form()] = "",
 ) -> Response:
@@ -165,7 +162,7 @@ def change_password_page(
     request: Request,
     services: ServicesDep,
     templates: TemplatesDep,
-    user: CurrentUser,
+    user: BrowserUser,
     ip: ClientIP,
     current: Annotated[str, Form()] = "",
     new: Annotated[str, Form()] = "",
@@ -174,7 +171,15 @@ def change_password_page(
     person = _signed_in(user)
     assert person.id is not None
     context = _account_context(services, person)
-    if accounts.authenticate(services.db, name=person.name, password=current) is None:
+    # Counted with the sign-ins at this name and address: a stolen session guesses no faster.
+    attempt = throttle.Attempt(name=person.name, address=ip)
+    checked = throttle.check_password(services.db, attempt, current)
+    if checked.wait:
+        context["password_error"] = throttle.wait_message(checked.wait)
+        return templates.TemplateResponse(
+            request, "account.html", context, status_code=429, headers=_retry_after(checked)
+        )
+    if checked.user is None:
         context["password_error"] = "The current password is not right."
         return templates.TemplateResponse(request, "account.html", context, status_code=422)
     try:
@@ -274,8 +279,9 @@ def list_tokens(services: ServicesDep, user: CurrentUser) -> list[TokenPublic]:
 
 @api_router.post("/tokens", response_model=NewTokenPublic, status_code=201)
 def create_token(
-    body: TokenCreate, services: ServicesDep, user: CurrentUser, ip: ClientIP
+    body: TokenCreate, services: ServicesDep, user: BrowserUser, ip: ClientIP
 ) -> NewTokenPublic:
+    """Make an API token, signed in with a browser: a token cannot make another (403)."""
     person = _signed_in(user)
     assert person.id is not None
     try:

@@ -32,6 +32,15 @@ def current_user(request: Request) -> User | None:
     return user
 
 
+def browser_user(request: Request) -> User | None:
+    """`current_user`, refused to an API token: what a person does only at their own pages
+    (change their password, make API tokens), so that a leaked token can neither take the
+    account nor make another token that outlives its own revocation."""
+    if getattr(request.state, "by_token", False):
+        raise Forbidden("Only a person signed in with a browser can do this, not an API token.")
+    return current_user(request)
+
+
 def require_admin(request: Request) -> User | None:
     """An admin, or the one local person when the app runs without sign-in."""
     if not sign_in_on(request):
@@ -60,6 +69,10 @@ async def _current_user_dependency(request: Request) -> User | None:
     return current_user(request)
 
 
+async def _browser_user_dependency(request: Request) -> User | None:
+    return browser_user(request)
+
+
 async def _require_admin_dependency(request: Request) -> User | None:
     return require_admin(request)
 
@@ -74,6 +87,7 @@ async def _actor_dependency(request: Request) -> Actor:
 
 ServicesDep = Annotated[Services, Depends(get_services)]
 CurrentUser = Annotated[User | None, Depends(_current_user_dependency)]
+BrowserUser = Annotated[User | None, Depends(_browser_user_dependency)]
 AdminUser = Annotated[User | None, Depends(_require_admin_dependency)]
 ClientIP = Annotated[str | None, Depends(_client_ip_dependency)]
 ActorDep = Annotated[Actor, Depends(_actor_dependency)]

@@ -74,14 +74,18 @@ def optional_day(name: str, value: str | None) -> date | None:
 # routes describe them to OpenAPI with `FILTERS_OPENAPI`, made from this list:
 # (name, schema, description), each schema exactly what the parser accepts.
 NAME_MAX_CHARS = 100
+# A preset's or model's name holds no control character; PostgreSQL would refuse a NUL in
+# the query outright. (A search may hold anything: app.features.gallery.listing.parse_search.)
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
+_NAME_SCHEMA = {"type": "string", "maxLength": NAME_MAX_CHARS, "pattern": NAME_PATTERN}
 FILTER_PARAMETERS: tuple[tuple[str, dict[str, Any], str], ...] = (
     (
         "q",
         {"type": "string", "maxLength": SEARCH_MAX_CHARS},
         'Words or "quoted phrases" in the prompt',
     ),
-    ("preset", {"type": "string", "maxLength": NAME_MAX_CHARS}, "Preset slug"),
-    ("model", {"type": "string", "maxLength": NAME_MAX_CHARS}, "Model apiId"),
+    ("preset", _NAME_SCHEMA, "Preset slug"),
+    ("model", _NAME_SCHEMA, "Model apiId"),
     ("image_size", {"type": "string", "enum": [*IMAGE_SIZES, ""]}, "Named size, or custom"),
     (
         "status",
@@ -129,6 +133,8 @@ def _filters(query: QueryParams, errors: dict[str, str]) -> GalleryFilters:
     for name, value in (("preset", preset), ("model", model)):
         if value is not None and len(value) > NAME_MAX_CHARS:
             errors[name] = f"must be at most {NAME_MAX_CHARS} characters"
+        elif value is not None and not re.fullmatch(NAME_PATTERN, value):
+            errors[name] = "must not hold control characters"
     image_size = query.get("image_size") or None
     if image_size is not None and image_size not in IMAGE_SIZES:
         errors["image_size"] = f"must be one of {', '.join(IMAGE_SIZES)}"

@@ -63,6 +63,10 @@ _FTS_MAX_CHUNK = 16_384
 IMAGE_INDEX_MAX = 2**31 - 1
 
 _TERM = re.compile(r'"([^"]*)"|(\S+)')
+# Control characters (C0, DEL, C1). Both databases' tokenizers part words at them, as at any
+# character that is not a letter or digit; left in a term, NUL ends the string FTS5 parses
+# ("unterminated string") and PostgreSQL refuses text holding it, so they become spaces first.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True)
@@ -72,11 +76,12 @@ class SearchTerm:
 
 
 def parse_search(text: str | None) -> list[SearchTerm]:
-    """Words and "quoted phrases"; terms without a letter or digit are dropped."""
+    """Words and "quoted phrases"; terms without a letter or digit are dropped. Any text is
+    a search: nothing typed is an error."""
     if not text:
         return []
     terms = []
-    for phrase, word in _TERM.findall(text):
+    for phrase, word in _TERM.findall(_CONTROL.sub(" ", text)):
         value = (phrase or word).strip().strip('"')
         if value and any(ch.isalnum() for ch in value):
             terms.append(SearchTerm(value, phrase=bool(phrase)))

@@ -7,8 +7,8 @@ elsewhere cannot reach it by DNS rebinding.
 
 The gate asks these on every request, so each comes in two halves: a `cached_*`
 one that never blocks (the event loop calls it) and a blocking one that asks
-the database (called in a worker thread on a miss). What is cached, and for
-how long a change made elsewhere can go unseen, is in app/features/people/credentials.py.
+the database (called in a worker thread on a miss). What is cached, and how a
+change made by another process is seen at once, is in app/features/people/credentials.py.
 """
 
 from __future__ import annotations
@@ -89,6 +89,9 @@ class Access:
         self.webhook_key = webhook_key(secret)
         self.credentials = credentials if credentials is not None else CredentialCache()
         self._unsubscribe = db.on_credentials_changed(self.credentials.clear)
+        marker = db.credentials_marker()
+        if marker is not None:
+            self.credentials.follow(marker)
         # What requests signed in by an API token carry (they have no session to tie it to).
         self._sessionless_csrf = self.csrf_token(None)
 

@@ -45,13 +45,19 @@ def record(
     event = AuditEvent(
         at=utcnow(),
         user_id=user.id if user is not None else None,
-        actor=actor or (user.name if user is not None else LOCAL_ACTOR),
+        actor=_storable(actor or (user.name if user is not None else LOCAL_ACTOR)),
         action=action,
-        detail=detail[:2000],
+        detail=_storable(detail[:2000]),
         ip=ip,
     )
     with db.write() as session:
         session.add(event)
+
+
+def _storable(text: str) -> str:
+    """What someone typed (a name at sign-in), recorded whatever it holds: PostgreSQL refuses
+    text with a NUL in it."""
+    return text.replace("\x00", "\N{REPLACEMENT CHARACTER}")
 
 
 def recent_events(

@@ -12,12 +12,15 @@ most `TTL_SECONDS`, under these rules:
   already reading the database when the change landed cannot put its (now
   stale) answer back: entries are stored only if no change happened since the
   lookup began (`generation`).
-- **Another process's change is seen within `TTL_SECONDS` on SQLite** (a second
-  worker, or the CLI removing a person while the server runs), and **at once on
-  PostgreSQL**: there `credentials_changed` also sends a NOTIFY, which every
+- **Another process's change is seen at once too** (a second web process, or the CLI
+  removing a person while the server runs). On SQLite `credentials_changed` moves a
+  marker every process on the machine shares through memory (app/storage/db/change_marker.py),
+  and `get` compares it with the one it last saw before it trusts an entry: a moved
+  marker empties the cache first. On PostgreSQL it sends a NOTIFY, which every
   process's listening thread hears and passes on to its cache
-  (`app.storage.db.postgres.CredentialNotices`); after a lost connection the cache is
-  emptied too. The TTL stays as the bound should a notice go missing.
+  (`app.storage.db.postgres.CredentialNotices`), as soon as the server delivers it (after a lost
+  connection the cache is emptied too). The TTL stays as the bound should a notice go
+  missing.
 - A session's own expiry is checked on every use, cached or not.
 
 Entries hold the person as it was read (admin or not, removed or not), never a
@@ -34,7 +37,8 @@ from datetime import datetime
 
 from app.storage.db.tables import User
 
-# The longest a change made by another process goes unseen here (see the module docstring).
+# How long an entry is trusted when nothing says it changed: the bound should a notice from
+# another process go missing (see the module docstring).
 TTL_SECONDS = 5.0
 # Bounded, so a flood of made-up tokens cannot grow it (misses are not stored anyway).
 MAX_ENTRIES = 4096
@@ -78,6 +82,15 @@ class CredentialCache:
         self._entries: dict[str, _Entry] = {}
         self._generation = 0
         self._lock = threading.Lock()
+        self._marker: Callable[[], bytes] | None = None
+        self._marker_seen = b""
+
+    def follow(self, marker: Callable[[], bytes]) -> None:
+        """Read `marker` before trusting an entry: when it differs from the last read,
+        another process changed something, and everything is dropped."""
+        with self._lock:
+            self._marker = marker
+        self.clear()
 
     @property
     def generation(self) -> int:
@@ -85,6 +98,10 @@ class CredentialCache:
         return self._generation
 
     def get(self, key: str) -> Credential | None:
+        marker = self._marker
+        if marker is not None and marker() != self._marker_seen:
+            self.clear()
+            return None
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -115,6 +132,10 @@ class CredentialCache:
         with self._lock:
             self._generation += 1
             self._entries.clear()
+            # Read after the change committed and moved it (`Database.credentials_changed`),
+            # so a change is followed by one clearing, not two.
+            if self._marker is not None:
+                self._marker_seen = self._marker()
 
     def __len__(self) -> int:
         return len(self._entries)

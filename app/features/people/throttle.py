@@ -1,6 +1,8 @@
 """Slowing down password guessing, the same for every process on the database.
 
-Failed sign-ins are counted twice:
+Every password check goes through `check_password`, wherever it is asked for (signing
+in, changing one's password), so no way in gives a guesser more tries than another;
+they share the counts. Failures are counted twice:
 
 - per name at an address: a few mistakes are free, then each failure doubles
   the wait, up to 15 minutes. A guesser slows down only themselves: the
@@ -26,9 +28,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
-from app.features.people.accounts import name_key
+from app.features.people import accounts
 from app.storage.db.engine import Database
-from app.storage.db.tables import SignInThrottle, utcnow
+from app.storage.db.tables import SignInThrottle, User, utcnow
 
 NAME_AT_ADDRESS_FREE_FAILURES = 5
 ADDRESS_FREE_FAILURES = 20
@@ -46,7 +48,7 @@ class Attempt:
     @property
     def name_at_address(self) -> str:
         # Hashed: names are typed by anyone and may be long; the key column is not.
-        pair = f"{name_key(self.name)}\n{self.address or ''}"
+        pair = f"{accounts.name_key(self.name)}\n{self.address or ''}"
         return "name-at-address:" + hashlib.sha256(pair.encode()).hexdigest()
 
     @property
@@ -56,6 +58,29 @@ class Attempt:
         if self.address:
             counters.append(("address:" + self.address[:200], ADDRESS_FREE_FAILURES))
         return counters
+
+
+@dataclass(frozen=True)
+class Checked:
+    """What a password check found: the person (None: wrong name or password), unless the
+    attempt had to `wait` first, in which case nothing was checked."""
+
+    user: User | None
+    wait: float = 0.0
+
+
+def check_password(db: Database, attempt: Attempt, password: str) -> Checked:
+    """Whether `password` is the password of the person `attempt` names, counted: refused
+    unchecked while the attempt must wait, a failure adds to the wait, a success clears it."""
+    wait = wait_seconds(db, attempt)
+    if wait > 0:
+        return Checked(None, wait)
+    user = accounts.authenticate(db, name=attempt.name, password=password)
+    if user is None:
+        record_failure(db, attempt)
+    else:
+        record_success(db, attempt)
+    return Checked(user)
 
 
 def delay_after(failures: int, free: int) -> float:
@@ -80,7 +105,7 @@ def wait_seconds(db: Database, attempt: Attempt, *, now: datetime | None = None)
 
 def wait_message(seconds: float) -> str:
     """The wait as people read it: whole seconds, rounded up (never "0 seconds")."""
-    return f"Too many failed sign-ins. Try again in {math.ceil(seconds)} s."
+    return f"Too many wrong passwords. Try again in {math.ceil(seconds)} s."
 
 
 def record_failure(db: Database, attempt: Attempt, *, now: datetime | None = None) -> float:

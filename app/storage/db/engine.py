@@ -30,6 +30,10 @@ from app.core.config import Settings
 from app.core.database_url import display_url, engine_url, is_postgres_url
 from app.core.resources import MIGRATIONS_DIR
 from app.storage.db import postgres, sqlite
+from app.storage.db.change_marker import ChangeMarker
+
+# Beside the database file, as SQLite's own -wal and -shm are.
+CREDENTIALS_MARKER_SUFFIX = "-credentials-changed"
 
 
 class Database:
@@ -70,6 +74,7 @@ class Database:
         self._credential_listeners: list[Callable[[], None]] = []
         self._credential_lock = threading.Lock()
         self._notices: postgres.CredentialNotices | None = None
+        self._credentials_marker: ChangeMarker | None = None
 
     @classmethod
     def at_path(cls, path: Path) -> Database:
@@ -150,7 +155,8 @@ class Database:
         `app.features.people.accounts` announces its own writes (`credentials_changed`); on
         PostgreSQL
         the other processes' writes are heard too, through LISTEN/NOTIFY
-        (`app.storage.db.postgres.CredentialNotices`, a thread while anyone listens)."""
+        (`app.storage.db.postgres.CredentialNotices`, a thread while anyone listens). On SQLite
+        nothing is heard: a cache reads `credentials_marker` instead."""
         with self._credential_lock:
             self._credential_listeners.append(listener)
             if self.dialect == "postgresql" and self._notices is None:
@@ -170,10 +176,33 @@ class Database:
 
     def credentials_changed(self) -> None:
         """Sessions, tokens or people changed (committed): tell this process's listeners at
-        once, and on PostgreSQL every other process's."""
+        once, and every other process: on SQLite by moving the marker they read before
+        trusting what they remember (`credentials_marker`), on PostgreSQL by a NOTIFY."""
+        marker = self._marker()
+        if marker is not None:
+            # Before the listeners: their caches take the moved mark as already seen.
+            marker.move()
         self._tell_listeners()
         if self.dialect == "postgresql":
             postgres.notify_credentials_changed(self.write_engine)
+
+    def credentials_marker(self) -> Callable[[], bytes] | None:
+        """What a cache of credentials reads before trusting itself: different bytes once any
+        process changed a session, token or person (app/storage/db/change_marker.py). SQLite only;
+        None on PostgreSQL, whose processes hear of changes (`on_credentials_changed`)."""
+        marker = self._marker()
+        return marker.read if marker is not None else None
+
+    def _marker(self) -> ChangeMarker | None:
+        if self.dialect != "sqlite" or self.url.database in (None, "", ":memory:"):
+            return None
+        with self._credential_lock:
+            if self._credentials_marker is None:
+                path = Path(self.url.database)
+                self._credentials_marker = ChangeMarker(
+                    path.with_name(path.name + CREDENTIALS_MARKER_SUFFIX)
+                )
+            return self._credentials_marker
 
     def _tell_listeners(self) -> None:
         for listener in list(self._credential_listeners):
