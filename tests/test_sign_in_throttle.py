@@ -156,4 +156,4 @@ def test_every_password_check_goes_through_the_throttle() -> None:
         for path in APP.rglob("*.py")
         if re.search(r"\bauthenticate\(", path.read_text())
     }
-    assert asking == {"accounts.py", "throttle.py"}
+    assert asking == {"features/people/accounts.py", "features/people/throttle.py"}
