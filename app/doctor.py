@@ -43,6 +43,7 @@ from app.live_rules import ago, record_read
 from app.model_params import IMAGE_COUNT_FIELDS, ModelParams, RunParams
 from app.models import DoctorReport, utcnow
 from app.parameters import NAMED_SIZE_PIXELS, GenerationParams
+from app.ratebudget import upstream_client
 from app.rules import (
     BUILTIN_RULES,
     ImageInput,
@@ -203,16 +204,15 @@ class _Observer:
             self.skews.append(time.time() - server)
 
 
-def client_for(settings: Settings, observer: _Observer) -> PixelDojoClient:
+def client_for(settings: Settings, observer: _Observer, db: Database) -> PixelDojoClient:
+    """The app's own client: doctor's calls spend the key's one budget (app.ratebudget), so
+    a doctor run beside a running app never takes the key over its rate limit."""
     assert settings.pixeldojo_api_key is not None
-    return PixelDojoClient(
-        base_url=settings.pixeldojo_base_url,
+    return upstream_client(
+        settings,
+        db,
         api_key=settings.pixeldojo_api_key,
-        image_hosts=settings.image_hosts,
-        timeout_seconds=settings.request_timeout_seconds,
-        download_timeout_seconds=settings.download_timeout_seconds,
-        rate_limit_per_minute=settings.upstream_rate_limit(),
-        max_submit_wait_seconds=settings.max_submit_wait_seconds,
+        base_url=settings.pixeldojo_base_url,
         on_response=observer,
     )
 
@@ -220,14 +220,14 @@ def client_for(settings: Settings, observer: _Observer) -> PixelDojoClient:
 async def diagnose(
     settings: Settings,
     *,
-    db: Database | None = None,
+    db: Database,
     run: bool = False,
     gallery: Gallery | None = None,
 ) -> DoctorResult:
     """Every check, in order; stops early only where nothing further could be learned."""
     result = DoctorResult(base_url=settings.pixeldojo_base_url, model=settings.model, spent=False)
     observer = _Observer()
-    client = client_for(settings, observer)
+    client = client_for(settings, observer, db)
     secret = settings.pixeldojo_api_key.get_secret_value() if settings.pixeldojo_api_key else ""
     try:
         live = await _check_reachable_key_model_schema(result, client, settings, db)

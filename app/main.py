@@ -40,6 +40,7 @@ from app.live_rules import LiveRules
 from app.loopback import LoopbackServer
 from app.models import utcnow
 from app.poller import Poller
+from app.ratebudget import upstream_client
 from app.resources import STATIC_DIR
 from app.services import Services
 from app.storage import clear_scratch, return_image_memory_promptly
@@ -64,7 +65,7 @@ from app.web.bodies import BodyLimit, body_limits
 from app.web.errors import API_ERRORS, install_error_handlers
 from app.web.gate import Gate, check_same_site
 from app.web.templating import build_templates
-from app.worker import DEMO_MODE_REFUSAL, new_worker_id, upstream_client
+from app.worker import DEMO_MODE_REFUSAL, new_worker_id
 
 log = logging.getLogger(__name__)
 

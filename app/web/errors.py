@@ -14,7 +14,13 @@ from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from app.database import is_number_out_of_range
-from app.errors import InvalidParameters, NotFoundError, PlaygroundError, SubmissionFailed
+from app.errors import (
+    InvalidParameters,
+    NotFoundError,
+    PlaygroundError,
+    SubmissionFailed,
+    UpstreamBusy,
+)
 from app.runs import field_errors
 
 # Codes that read the same whatever Python's name for the status (413's changed in 3.13).
@@ -115,8 +121,8 @@ async def _playground_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, SubmissionFailed):
         extra["job_id"] = exc.job_id
         extra["job_url"] = f"/api/jobs/{exc.job_id}"
-        if exc.retry_after is not None:
-            headers["Retry-After"] = str(int(exc.retry_after + 0.999))
+    if isinstance(exc, SubmissionFailed | UpstreamBusy) and exc.retry_after is not None:
+        headers["Retry-After"] = str(int(exc.retry_after + 0.999))
     return _answer(
         request,
         status_code=exc.status_code,

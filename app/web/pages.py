@@ -10,8 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app import gallery, grid_records, team_presets, timing
-from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
+from app.errors import InvalidParameters, NotFoundError, SubmissionFailed, UpstreamBusy
 from app.jobs import reads
+from app.keystatus import CHECK_MAX_WAIT_SECONDS
 from app.live_rules import RulesInForce
 from app.models import ROW_ID_MAX
 from app.parameters import NUM_IMAGES_MAX, ModelId
@@ -19,7 +20,7 @@ from app.presets import PRESETS, PRESETS_BY_SLUG
 from app.runs import REFERENCES_FIELD
 from app.services import Services
 from app.submission import submit_job
-from app.upstream import AuthenticationFailed, UpstreamError
+from app.upstream import AuthenticationFailed, LocalRateLimit, UpstreamError
 from app.web.deps import ServicesDep, TemplatesDep, client_ip, current_user, is_htmx
 from app.web.forms import GenerateForm, new_submission_token
 from app.web.redirects import back
@@ -238,9 +239,12 @@ async def refresh_rules(
 
 @router.post("/upstream/check-key", response_class=HTMLResponse)
 async def check_key(request: Request, services: ServicesDep) -> Response:
-    """Ask PixelDojo whether the key works now; lifts the block on submissions if so."""
+    """Ask PixelDojo whether the key works now; lifts the block on submissions if so. The
+    check spends the key's rate budget like any call: with no room soon, nothing is sent."""
     try:
-        await services.client.check_key()
+        await services.client.check_key(max_wait=CHECK_MAX_WAIT_SECONDS)
+    except LocalRateLimit as busy:
+        raise UpstreamBusy(busy.message, retry_after=busy.retry_after) from None
     except AuthenticationFailed as refused:
         message = refused.message
         await run_in_threadpool(lambda: services.key_health.refused(message))
