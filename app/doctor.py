@@ -36,10 +36,12 @@ from app import gallery as galleries
 from app import references, webhooks
 from app.access import reference_key
 from app.blobs import BlobStore
+from app.catalogue import catalogue_from_row
+from app.catalogue import load_row as load_catalogue
 from app.config import Settings
 from app.database import Database
 from app.errors import InvalidParameters
-from app.live_rules import ago, record_read
+from app.live_rules import ago, keeps, record_read
 from app.model_params import IMAGE_COUNT_FIELDS, ModelParams, RunParams
 from app.models import DoctorReport, utcnow
 from app.parameters import NAMED_SIZE_PIXELS, GenerationParams
@@ -223,14 +225,20 @@ async def diagnose(
     db: Database,
     run: bool = False,
     gallery: Gallery | None = None,
+    model: str | None = None,
 ) -> DoctorResult:
-    """Every check, in order; stops early only where nothing further could be learned."""
+    """Every check, in order; stops early only where nothing further could be learned.
+    `model` (default: the configured one) is the model checked; what is read of it is kept
+    for the app only if the app would keep it (app.live_rules.keeps)."""
+    app_model = settings.model
+    if model is not None:
+        settings = settings.model_copy(update={"model": model})
     result = DoctorResult(base_url=settings.pixeldojo_base_url, model=settings.model, spent=False)
     observer = _Observer()
     client = client_for(settings, observer, db)
     secret = settings.pixeldojo_api_key.get_secret_value() if settings.pixeldojo_api_key else ""
     try:
-        live = await _check_reachable_key_model_schema(result, client, settings, db)
+        live = await _check_reachable_key_model_schema(result, client, settings, db, app_model)
         await _check_callbacks(result, settings, db)
         if run and not result.blocked:
             await _test_job(result, client, settings, live, gallery)
@@ -249,7 +257,11 @@ async def diagnose(
 
 
 async def _check_reachable_key_model_schema(
-    result: DoctorResult, client: PixelDojoClient, settings: Settings, db: Database | None
+    result: DoctorResult,
+    client: PixelDojoClient,
+    settings: Settings,
+    db: Database,
+    app_model: str,
 ) -> ModelRules | None:
     model = settings.model
     started = time.monotonic()
@@ -339,13 +351,14 @@ async def _check_reachable_key_model_schema(
                 )
             else:
                 result.add("schema", "ok", "read; the same as the built-in rules")
-    if db is not None and (schema is not None or error is not None):
-        # What doctor read serves the app too: its rules in force start from it.
+    if schema is not None or error is not None:
+        # What doctor read serves the app too (its rules in force start from it), for a
+        # model the app keeps: not a name it would never read again.
         await anyio.to_thread.run_sync(
-            lambda: record_read(
+            lambda: _keep_read(
                 db,
-                upstream=settings.upstream_name,
-                model=model,
+                settings,
+                app_model=app_model,
                 schema=schema,
                 card=card,
                 error=error,
@@ -353,6 +366,31 @@ async def _check_reachable_key_model_schema(
             )
         )
     return live
+
+
+def _keep_read(
+    db: Database,
+    settings: Settings,
+    *,
+    app_model: str,
+    schema: dict[str, Any] | None,
+    card: dict[str, Any] | None,
+    error: str | None,
+    model_found: bool | None,
+) -> None:
+    upstream = settings.upstream_name
+    catalogue = catalogue_from_row(load_catalogue(db, upstream=upstream))
+    if not keeps(settings.model, default=app_model, catalogue=catalogue):
+        return
+    record_read(
+        db,
+        upstream=upstream,
+        model=settings.model,
+        schema=schema,
+        card=card,
+        error=error,
+        model_found=model_found,
+    )
 
 
 async def _check_callbacks(result: DoctorResult, settings: Settings, db: Database | None) -> None:

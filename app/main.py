@@ -187,18 +187,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Jobs submitted by web processes elsewhere are picked up at once.
         events.subscribe(poller.wake)
     events.watch(db)
+    catalogue = ModelCatalogue(
+        db=db,
+        client=client,
+        upstream=settings.upstream_name,
+        minutes=settings.schema_refresh_minutes,
+    )
     rules = LiveRules(
         db=db,
         client=client,
         upstream=settings.upstream_name,
         model=settings.model,
         minutes=settings.schema_refresh_minutes,
-    )
-    catalogue = ModelCatalogue(
-        db=db,
-        client=client,
-        upstream=settings.upstream_name,
-        minutes=settings.schema_refresh_minutes,
+        catalogue=catalogue.in_force,
     )
     access = Access(db, secret)
     app.state.services = Services(

@@ -101,8 +101,8 @@ async def playground(
     ] = None,
     model: Annotated[ModelId | None, Query(description="The model picked")] = None,
 ) -> Response:
-    if model is not None:
-        await services.rules.for_submission(model)
+    # What is stored only: a GET reads nothing upstream and writes nothing, whatever model it
+    # names (a model never read asks for its schema by POST once shown: app/live_rules.py).
     form = await run_in_threadpool(_form_for, services, preset, team_preset, remix, image, model)
     context = await run_in_threadpool(_playground_context, services, form)
     return templates.TemplateResponse(request, "playground.html", context)
@@ -121,10 +121,8 @@ async def playground_form(
     prompt: Annotated[str | None, Query(max_length=100_000)] = None,
 ) -> Response:
     """The form filled from a preset, a team preset or an earlier job, swapped in place; or
-    the form of a model picked (its schema read first if it never was), the prompt and the
-    references already given carried over."""
-    if model is not None:
-        await services.rules.for_submission(model)
+    the form of a model picked, the prompt and the references already given carried over
+    (like the page, from what is stored: a model never read asks for its schema by POST)."""
     form = await run_in_threadpool(_form_for, services, preset, team_preset, remix, image, model)
     if preset is None and team_preset is None and remix is None:
         carried = request.query_params.get("param.prompt") or prompt
@@ -225,15 +223,19 @@ def job_card(
 async def refresh_rules(
     request: Request, services: ServicesDep, templates: TemplatesDep
 ) -> Response:
-    """Read PixelDojo's schema for the form's model now; answers the form under the new rules."""
+    """Read PixelDojo's schema for the form's model now; answers the form under the new rules.
+    The form asks on its own for a model never read (a model the catalogue does not list is
+    not read: app/live_rules.py)."""
     form = GenerateForm.from_post(await request.form(), model=services.settings.model)
     if not form.model_id_is_valid():
         form.model = services.settings.model
-    await services.rules.refresh(form.model)
+    await services.rules.read_on_request(form.model)
     if not is_htmx(request):
         back = request.headers.get("referer") or "/"
         return RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
     context = await run_in_threadpool(_form_context, services, form)
+    # Asked once: a read that did not finish in time is not asked for again in a loop.
+    context["rules_asked"] = True
     return templates.TemplateResponse(request, "partials/_generate_form.html", context)
 
 
