@@ -18,11 +18,11 @@ from typing import Any
 import httpx
 import pytest
 
-from app.config import Settings
-from app.database import Database
+from app.core.config import Settings
+from app.core.loopback import LoopbackServer
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
-from app.loopback import LoopbackServer
-from app.main import create_app
+from app.storage.db.engine import Database
+from app.web.factory import create_app
 
 # Recognisable, so a test can look for it anywhere it must not be.
 TEST_KEY = "pd_test_" + secrets.token_hex(16)
@@ -73,7 +73,7 @@ def _quick_password_hashing() -> Iterator[None]:
     started as processes of their own hash at the default cost."""
     from argon2 import PasswordHasher
 
-    from app import accounts
+    from app.features.people import accounts
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from app.database import Database
-from app.jobs import queue
-from app.models import JobStatus
+from app.features.jobs import queue
+from app.storage.db.engine import Database
+from app.storage.db.tables import JobStatus
 from tests.browser import wait_for_htmx
 from tests.conftest import (
     RunningApp,

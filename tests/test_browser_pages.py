@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from app import team_presets
-from app.database import Database
+from app.domain.presets import PRESETS_BY_SLUG
 from app.emulator.catalogue import SEEDREAM_EDIT
-from app.presets import PRESETS_BY_SLUG
+from app.features.models import team_presets
+from app.storage.db.engine import Database
 from tests.browser import (
     ADMIN_NAME,
     ADMIN_PASSWORD,

@@ -12,12 +12,17 @@ from typing import Any
 import pytest
 from sqlmodel import select
 
-from app.config import Settings
-from app.database import Database
+from app.core.config import Settings
 from app.emulator import Fault
 from app.emulator.catalogue import FLUX, SEEDREAM_EDIT
-from app.live_rules import FORGET_UNLISTED_AFTER, forget_unlisted, known_models, record_read
-from app.models import ModelCatalogue, ModelSchema, RateBudget, utcnow
+from app.features.models.live_rules import (
+    FORGET_UNLISTED_AFTER,
+    forget_unlisted,
+    known_models,
+    record_read,
+)
+from app.storage.db.engine import Database
+from app.storage.db.tables import ModelCatalogue, ModelSchema, RateBudget, utcnow
 from tests.conftest import (
     DatabaseChoice,
     RunningEmulator,

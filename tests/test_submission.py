@@ -9,14 +9,14 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from app.blob_stores import open_blob_store
-from app.catalogue import ModelCatalogue
-from app.jobs import reads
-from app.keystatus import KeyHealth
-from app.live_rules import LiveRules
-from app.models import JobStatus
-from app.parameters import GenerationParams
-from app.submission import Submitter, submit_job
+from app.domain.parameters import GenerationParams
+from app.features.jobs import reads
+from app.features.jobs.submission import Submitter, submit_job
+from app.features.models.catalogue import ModelCatalogue
+from app.features.models.key_status import KeyHealth
+from app.features.models.live_rules import LiveRules
+from app.storage.blobs.choose import open_blob_store
+from app.storage.db.tables import JobStatus
 from app.upstream import PixelDojoClient
 from tests.conftest import TEST_KEY, DatabaseChoice, RunningEmulator, make_settings
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from app.keystatus import fingerprint
-from app.models import RateBudget
+from app.features.models.key_status import fingerprint
+from app.storage.db.tables import RateBudget
 from app.upstream import PixelDojoClient, UpstreamError
 from app.upstream.ratelimit import RateLimiter
 from tests.conftest import (
@@ -147,7 +147,7 @@ async def test_every_call_with_the_key_takes_a_token_first(emulator: RunningEmul
 def test_the_key_leaves_only_through_the_budgeted_request() -> None:
     """The client's key-bearing HTTP client is used by `_request` alone, which takes its
     token before anything else; and the app makes its clients in one place, with the shared
-    budget (app.ratebudget.upstream_client)."""
+    budget (app.features.models.rate_budget.upstream_client)."""
     source = (APP / "upstream" / "client.py").read_text()
     tree = ast.parse(source)
     users = set()
