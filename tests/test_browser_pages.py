@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from app.domain.presets import PRESETS_BY_SLUG
+from app.emulator.catalogue import SEEDREAM_EDIT
 from app.features.models import team_presets
 from app.storage.db.engine import Database
 from tests.browser import (
@@ -74,6 +75,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningApp,
             parameters={"prompt": "a harbour at night, deep blue", "image_size": "landscape_16_9"},
         )
         db.dispose()
+        # The edit model picked once (its schema read, by POST, as its form asks): its page
+        # shows its own form from the start.
+        read = app.client.post("/upstream/rules/refresh", data={"model": SEEDREAM_EDIT})
+        assert read.status_code == 303, read.text
         # Sign-in on: every page, the account and admin ones too, has something to show.
         added = app.client.post(
             "/api/users", json={"name": ADMIN_NAME, "password": ADMIN_PASSWORD, "is_admin": True}

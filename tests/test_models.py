@@ -51,6 +51,21 @@ EVERY_KIND_SCHEMA: dict[str, Any] = {
 }
 
 
+def picked(site: RunningApp, model: str) -> str:
+    """The form of `model` as a person gets it once picked. The GET shows what is stored; for
+    a model never read it asks, once shown, for its schema by POST (htmx, on load)."""
+    shown = site.client.get("/playground/form", params={"model": model}, headers=HTMX)
+    assert shown.status_code == 200
+    reading = [a for _, a in _Elements(shown.text).elements if "data-rules-reading" in a]
+    if not reading:
+        return shown.text
+    assert (reading[0]["hx-post"], reading[0]["hx-trigger"]) == ("/upstream/rules/refresh", "load")
+    answer = site.client.post("/upstream/rules/refresh", data={"model": model}, headers=HTMX)
+    assert answer.status_code == 200
+    assert "data-rules-reading" not in answer.text
+    return answer.text
+
+
 @pytest.fixture(scope="module")
 def upstream() -> Iterator[RunningEmulator]:
     extra = {
@@ -109,7 +124,7 @@ def test_the_catalogue_s_last_good_copy_serves_while_pixeldojo_cannot_be_read(
 
 
 def test_the_cost_shown_and_reserved_is_the_catalogue_s(site: RunningApp) -> None:
-    form = _Elements(site.client.get("/playground/form", params={"model": FLUX}).text)
+    form = _Elements(picked(site, FLUX))
     cost = next(a for tag, a in form.elements if "data-cost" in a)
     assert cost["data-credits-per-image"] == "2.0"
     assert cost["data-count-input"] == "param-num_images"
@@ -119,15 +134,13 @@ def test_the_cost_shown_and_reserved_is_the_catalogue_s(site: RunningApp) -> Non
         json={"jobs": [{"model": FLUX, "prompt": "a fox", "num_images": 3}, {"prompt": "a fox"}]},
     )
     assert check.json()["estimated_credits"] == 2 * 3 + 1
-    per_job = _Elements(site.client.get("/playground/form", params={"model": EVERY_KIND}).text)
+    per_job = _Elements(picked(site, EVERY_KIND))
     cost = next(a for tag, a in per_job.elements if "data-cost" in a)
     assert (cost["data-credits-per-job"], cost["data-credits-per-image"]) == ("3.0", "0.0")
 
 
 def test_a_form_is_rendered_from_a_schema_with_every_kind_of_field(site: RunningApp) -> None:
-    answer = site.client.get("/playground/form", params={"model": EVERY_KIND})
-    assert answer.status_code == 200
-    form = _Elements(answer.text)
+    form = _Elements(picked(site, EVERY_KIND))
     tags = {
         a.get("name"): tag for tag, a in form.elements if (a.get("name") or "").startswith("param.")
     }

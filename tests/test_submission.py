@@ -51,17 +51,23 @@ async def test_a_job_is_submitted_with_nothing_but_the_parts_it_needs(
     blobs = open_blob_store(
         make_settings(tmp_path, emulator, database=database), database_url=db.url
     )
+    catalogue = ModelCatalogue(db=db, client=client, upstream=emulator.base_url, minutes=60)
     submitter = Submitter(
         db=db,
         client=client,
         key_health=KeyHealth(db, SecretStr(TEST_KEY)),
         rules=LiveRules(
-            db=db, client=client, upstream=emulator.base_url, model="seedream-4", minutes=60
+            db=db,
+            client=client,
+            upstream=emulator.base_url,
+            model="seedream-4",
+            minutes=60,
+            catalogue=catalogue.in_force,
         ),
         scheduler=polls,
         owner="web-only-process",
         submit_window_seconds=30.0,
-        catalogue=ModelCatalogue(db=db, client=client, upstream=emulator.base_url, minutes=60),
+        catalogue=catalogue,
         default_model="seedream-4",
         blobs=blobs,
         public_url=None,

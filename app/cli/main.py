@@ -326,6 +326,8 @@ def doctor(args: argparse.Namespace) -> int:
     from app.features.doctor.checks import EXIT_NOTHING_TO_CHECK, diagnose, save_report
 
     settings = load_settings()
+    # The model to check; the app's own (settings.model) decides what doctor's read may keep.
+    model: str | None = None
     if args.model:
         from pydantic import TypeAdapter
 
@@ -335,7 +337,6 @@ def doctor(args: argparse.Namespace) -> int:
             model = TypeAdapter(ModelId).validate_python(args.model)
         except ValidationError:
             raise SystemExit(f"--model {args.model!r} is not a PixelDojo model id") from None
-        settings = settings.model_copy(update={"model": model})
     if settings.pixeldojo_api_key is None:
         message = (
             "No PixelDojo key: PIXELDOJO_API_KEY is unset, so the app runs in demo mode "
@@ -356,7 +357,7 @@ def doctor(args: argparse.Namespace) -> int:
     # picture is kept in the gallery for the app to serve by a signed link.
     gallery = Gallery(db, blobs, load_secret(settings, db), settings.scratch_dir)
     try:
-        result = asyncio.run(diagnose(settings, db=db, run=args.run, gallery=gallery))
+        result = asyncio.run(diagnose(settings, db=db, run=args.run, gallery=gallery, model=model))
         save_report(db, upstream=settings.upstream_name, result=result)
     finally:
         blobs.close()

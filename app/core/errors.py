@@ -6,6 +6,7 @@
     │   └── Conflict            409: valid, but it clashes with what is there (a name taken)
     ├── IdempotencyKeyReused    422: the key was used before for a different request
     ├── KeyRefused              503: PixelDojo refuses the API key; nothing is sent until it works
+    ├── UpstreamBusy            429: no room in the key's rate budget now; nothing was sent
     ├── OverBudget              403: the job would take its author over their credit budget
     ├── SignInRequired          401: sign-in is on and nobody is signed in
     ├── Forbidden               403: signed in, but not allowed to do this
@@ -75,6 +76,18 @@ class KeyRefused(PlaygroundError):
             f"PixelDojo refuses the API key ({upstream_message}), so no job is sent until it "
             "works. Fix PIXELDOJO_API_KEY and restart, or check again from the banner."
         )
+
+
+class UpstreamBusy(PlaygroundError):
+    """A call a person asked for (not a submission, whose job records its own failure) found
+    no room in the key's rate budget soon enough: nothing was sent."""
+
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class OverBudget(PlaygroundError):

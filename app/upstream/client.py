@@ -92,9 +92,10 @@ class PixelDojoClient:
         path = f"models/{quote(model, safe='')}/run"
         refused_connections = 0
         while True:
-            await self.limiter.acquire(submit=True, max_wait=max(0.0, deadline - loop.time()))
             try:
-                response = await self._request("POST", path, json=body)
+                response = await self._request(
+                    "POST", path, submit=True, max_wait=max(0.0, deadline - loop.time()), json=body
+                )
             except UpstreamUnreachable as exc:
                 if exc.request_sent or refused_connections >= 1:
                     raise
@@ -122,12 +123,11 @@ class PixelDojoClient:
         response = await self._limited("GET", "jobs", params={"limit": limit})
         return parse_job_list(self._json(response))
 
-    async def check_key(self) -> None:
+    async def check_key(self, *, max_wait: float | None = None) -> None:
         """Raise AuthenticationFailed if the key is refused; a cheap read with no side effect
-        (a job that cannot exist: 404 with a good key, 401 with a bad one)."""
-        response = await self._request("GET", "jobs/job_keycheck")
-        if response.status_code not in (200, 404):
-            raise error_from_response(response, self._secret)
+        (a job that cannot exist: 404 with a good key, 401 with a bad one). With `max_wait`,
+        LocalRateLimit rather than wait longer than that for the budget."""
+        await self._limited("GET", "jobs/job_keycheck", answered=(200, 404), max_wait=max_wait)
 
     async def list_models(self) -> Any:
         """The catalogue (`GET /models`), as PixelDojo answers it (app/features/models/catalogue.py
@@ -148,10 +148,19 @@ class PixelDojoClient:
         response = await self._limited("GET", f"models/{quote(model, safe='')}/schema")
         return self._json(response)
 
-    async def _limited(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        await self.limiter.acquire(submit=False)
-        response = await self._request(method, path, **kwargs)
-        if response.status_code != 200:
+    async def _limited(
+        self,
+        method: str,
+        path: str,
+        *,
+        answered: tuple[int, ...] = (200,),
+        max_wait: float | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """A read: raises the upstream's error for any status but `answered` (a 429 holds
+        every caller for as long as the server asked)."""
+        response = await self._request(method, path, max_wait=max_wait, **kwargs)
+        if response.status_code not in answered:
             error = error_from_response(response, self._secret)
             if isinstance(error, RateLimited):
                 await self.limiter.hold(
@@ -160,7 +169,19 @@ class PixelDojoClient:
             raise error
         return response
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        submit: bool = False,
+        max_wait: float | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """The one way a request carrying the key leaves: each takes its token from the
+        budget first (for the app, one budget per key shared by every process, whatever the
+        call), so no caller can spend the key's rate limit around it."""
+        await self.limiter.acquire(submit=submit, max_wait=max_wait)
         try:
             return await self._api.request(method, path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

@@ -40,6 +40,7 @@ from app.features.jobs.submission import Submitter
 from app.features.models.catalogue import ModelCatalogue
 from app.features.models.key_status import KeyHealth
 from app.features.models.live_rules import LiveRules
+from app.features.models.rate_budget import upstream_client
 from app.features.people import accounts
 from app.features.people.access import Access, load_secret
 from app.storage import thumbnails
@@ -71,7 +72,7 @@ from app.web.gate import Gate, check_same_site
 from app.web.services import Services
 from app.web.templating import build_templates
 from app.worker.poller import Poller
-from app.worker.role import DEMO_MODE_REFUSAL, new_worker_id, upstream_client
+from app.worker.role import DEMO_MODE_REFUSAL, new_worker_id
 
 log = logging.getLogger(__name__)
 
@@ -194,18 +195,19 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Jobs submitted by web processes elsewhere are picked up at once.
         events.subscribe(poller.wake)
     events.watch(db)
+    catalogue = ModelCatalogue(
+        db=db,
+        client=client,
+        upstream=settings.upstream_name,
+        minutes=settings.schema_refresh_minutes,
+    )
     rules = LiveRules(
         db=db,
         client=client,
         upstream=settings.upstream_name,
         model=settings.model,
         minutes=settings.schema_refresh_minutes,
-    )
-    catalogue = ModelCatalogue(
-        db=db,
-        client=client,
-        upstream=settings.upstream_name,
-        minutes=settings.schema_refresh_minutes,
+        catalogue=catalogue.in_force,
     )
     access = Access(db, secret)
     submitter = Submitter(

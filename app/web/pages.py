@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app.core.errors import InvalidParameters, NotFoundError, SubmissionFailed
+from app.core.errors import InvalidParameters, NotFoundError, SubmissionFailed, UpstreamBusy
 from app.core.model_id import ModelId
 from app.domain.parameters import NUM_IMAGES_MAX
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG
@@ -19,9 +19,10 @@ from app.features.grids import records as grid_records
 from app.features.jobs import reads, timing
 from app.features.jobs.submission import submit_job
 from app.features.models import team_presets
+from app.features.models.key_status import CHECK_MAX_WAIT_SECONDS
 from app.features.models.live_rules import RulesInForce
 from app.storage.db.tables import ROW_ID_MAX
-from app.upstream import AuthenticationFailed, UpstreamError
+from app.upstream import AuthenticationFailed, LocalRateLimit, UpstreamError
 from app.web.deps import ServicesDep, TemplatesDep, client_ip, current_user, is_htmx
 from app.web.forms import GenerateForm, new_submission_token
 from app.web.redirects import back
@@ -103,8 +104,9 @@ async def playground(
     ] = None,
     model: Annotated[ModelId | None, Query(description="The model picked")] = None,
 ) -> Response:
-    if model is not None:
-        await services.rules.for_submission(model)
+    # What is stored only: a GET reads nothing upstream and writes nothing, whatever model it
+    # names (a model never read asks for its schema by POST once shown:
+    # app/features/models/live_rules.py).
     form = await run_in_threadpool(_form_for, services, preset, team_preset, remix, image, model)
     context = await run_in_threadpool(_playground_context, services, form)
     return templates.TemplateResponse(request, "playground.html", context)
@@ -123,10 +125,8 @@ async def playground_form(
     prompt: Annotated[str | None, Query(max_length=100_000)] = None,
 ) -> Response:
     """The form filled from a preset, a team preset or an earlier job, swapped in place; or
-    the form of a model picked (its schema read first if it never was), the prompt and the
-    references already given carried over."""
-    if model is not None:
-        await services.rules.for_submission(model)
+    the form of a model picked, the prompt and the references already given carried over
+    (like the page, from what is stored: a model never read asks for its schema by POST)."""
     form = await run_in_threadpool(_form_for, services, preset, team_preset, remix, image, model)
     if preset is None and team_preset is None and remix is None:
         carried = request.query_params.get("param.prompt") or prompt
@@ -227,23 +227,30 @@ def job_card(
 async def refresh_rules(
     request: Request, services: ServicesDep, templates: TemplatesDep
 ) -> Response:
-    """Read PixelDojo's schema for the form's model now; answers the form under the new rules."""
+    """Read PixelDojo's schema for the form's model now; answers the form under the new rules.
+    The form asks on its own for a model never read (a model the catalogue does not list is
+    not read: app/features/models/live_rules.py)."""
     form = GenerateForm.from_post(await request.form(), model=services.settings.model)
     if not form.model_id_is_valid():
         form.model = services.settings.model
-    await services.rules.refresh(form.model)
+    await services.rules.read_on_request(form.model)
     if not is_htmx(request):
         back = request.headers.get("referer") or "/"
         return RedirectResponse(back if back.startswith(str(request.base_url)) else "/", 303)
     context = await run_in_threadpool(_form_context, services, form)
+    # Asked once: a read that did not finish in time is not asked for again in a loop.
+    context["rules_asked"] = True
     return templates.TemplateResponse(request, "partials/_generate_form.html", context)
 
 
 @router.post("/upstream/check-key", response_class=HTMLResponse)
 async def check_key(request: Request, services: ServicesDep) -> Response:
-    """Ask PixelDojo whether the key works now; lifts the block on submissions if so."""
+    """Ask PixelDojo whether the key works now; lifts the block on submissions if so. The
+    check spends the key's rate budget like any call: with no room soon, nothing is sent."""
     try:
-        await services.client.check_key()
+        await services.client.check_key(max_wait=CHECK_MAX_WAIT_SECONDS)
+    except LocalRateLimit as busy:
+        raise UpstreamBusy(busy.message, retry_after=busy.retry_after) from None
     except AuthenticationFailed as refused:
         message = refused.message
         await run_in_threadpool(lambda: services.key_health.refused(message))

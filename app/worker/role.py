@@ -8,8 +8,8 @@ with leases (app.features.jobs.queue), the upstream rate limit is one budget per
 (app.features.models.rate_budget), and a job submitted anywhere wakes the workers at once
 (app.features.jobs.events).
 
-The parts both roles build the same way live here: the process's worker id and
-its upstream client.
+The parts both roles build the same way live here (the process's worker id) or in
+app.features.models.rate_budget (the upstream client).
 """
 
 from __future__ import annotations
@@ -22,18 +22,16 @@ import signal
 import socket
 
 import anyio
-from pydantic import SecretStr
 
 from app.core.config import Settings
 from app.features.jobs import queue
 from app.features.jobs.events import JobEvents
-from app.features.models.key_status import KeyHealth, fingerprint
-from app.features.models.rate_budget import SharedRateLimiter
+from app.features.models.key_status import KeyHealth
+from app.features.models.rate_budget import upstream_client
 from app.storage.blobs.choose import open_blob_store
 from app.storage.db.engine import Database
 from app.storage.db.tables import utcnow
 from app.storage.intake import clear_scratch, return_image_memory_promptly
-from app.upstream import PixelDojoClient
 from app.worker.poller import Poller
 
 log = logging.getLogger(__name__)
@@ -48,23 +46,6 @@ DEMO_MODE_REFUSAL = (
 def new_worker_id() -> str:
     """Unique among every process on every machine sharing the database."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def upstream_client(
-    settings: Settings, db: Database, *, api_key: SecretStr, base_url: str
-) -> PixelDojoClient:
-    """The client every role uses, its rate limit one budget per key in the database."""
-    return PixelDojoClient(
-        base_url=base_url,
-        api_key=api_key,
-        image_hosts=settings.image_hosts,
-        timeout_seconds=settings.request_timeout_seconds,
-        download_timeout_seconds=settings.download_timeout_seconds,
-        max_submit_wait_seconds=settings.max_submit_wait_seconds,
-        limiter=SharedRateLimiter(
-            settings.upstream_rate_limit(), db=db, fingerprint=fingerprint(api_key)
-        ),
-    )
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:

@@ -51,7 +51,10 @@ from app.domain.runs import check_run, with_known_seed
 from app.features.gallery import listing as galleries
 from app.features.jobs import callbacks as webhooks
 from app.features.jobs import references
-from app.features.models.live_rules import ago, record_read
+from app.features.models.catalogue import catalogue_from_row
+from app.features.models.catalogue import load_row as load_catalogue
+from app.features.models.live_rules import ago, keeps, record_read
+from app.features.models.rate_budget import upstream_client
 from app.features.people.access import reference_key
 from app.storage.blobs.protocol import BlobStore
 from app.storage.db.engine import Database
@@ -204,16 +207,16 @@ class _Observer:
             self.skews.append(time.time() - server)
 
 
-def client_for(settings: Settings, observer: _Observer) -> PixelDojoClient:
+def client_for(settings: Settings, observer: _Observer, db: Database) -> PixelDojoClient:
+    """The app's own client: doctor's calls spend the key's one budget
+    (app.features.models.rate_budget), so
+    a doctor run beside a running app never takes the key over its rate limit."""
     assert settings.pixeldojo_api_key is not None
-    return PixelDojoClient(
-        base_url=settings.pixeldojo_base_url,
+    return upstream_client(
+        settings,
+        db,
         api_key=settings.pixeldojo_api_key,
-        image_hosts=settings.image_hosts,
-        timeout_seconds=settings.request_timeout_seconds,
-        download_timeout_seconds=settings.download_timeout_seconds,
-        rate_limit_per_minute=settings.upstream_rate_limit(),
-        max_submit_wait_seconds=settings.max_submit_wait_seconds,
+        base_url=settings.pixeldojo_base_url,
         on_response=observer,
     )
 
@@ -221,17 +224,23 @@ def client_for(settings: Settings, observer: _Observer) -> PixelDojoClient:
 async def diagnose(
     settings: Settings,
     *,
-    db: Database | None = None,
+    db: Database,
     run: bool = False,
     gallery: Gallery | None = None,
+    model: str | None = None,
 ) -> DoctorResult:
-    """Every check, in order; stops early only where nothing further could be learned."""
+    """Every check, in order; stops early only where nothing further could be learned.
+    `model` (default: the configured one) is the model checked; what is read of it is kept
+    for the app only if the app would keep it (app.features.models.live_rules.keeps)."""
+    app_model = settings.model
+    if model is not None:
+        settings = settings.model_copy(update={"model": model})
     result = DoctorResult(base_url=settings.pixeldojo_base_url, model=settings.model, spent=False)
     observer = _Observer()
-    client = client_for(settings, observer)
+    client = client_for(settings, observer, db)
     secret = settings.pixeldojo_api_key.get_secret_value() if settings.pixeldojo_api_key else ""
     try:
-        live = await _check_reachable_key_model_schema(result, client, settings, db)
+        live = await _check_reachable_key_model_schema(result, client, settings, db, app_model)
         await _check_callbacks(result, settings, db)
         if run and not result.blocked:
             await _test_job(result, client, settings, live, gallery)
@@ -250,7 +259,11 @@ async def diagnose(
 
 
 async def _check_reachable_key_model_schema(
-    result: DoctorResult, client: PixelDojoClient, settings: Settings, db: Database | None
+    result: DoctorResult,
+    client: PixelDojoClient,
+    settings: Settings,
+    db: Database,
+    app_model: str,
 ) -> ModelRules | None:
     model = settings.model
     started = time.monotonic()
@@ -340,13 +353,14 @@ async def _check_reachable_key_model_schema(
                 )
             else:
                 result.add("schema", "ok", "read; the same as the built-in rules")
-    if db is not None and (schema is not None or error is not None):
-        # What doctor read serves the app too: its rules in force start from it.
+    if schema is not None or error is not None:
+        # What doctor read serves the app too (its rules in force start from it), for a
+        # model the app keeps: not a name it would never read again.
         await anyio.to_thread.run_sync(
-            lambda: record_read(
+            lambda: _keep_read(
                 db,
-                upstream=settings.upstream_name,
-                model=model,
+                settings,
+                app_model=app_model,
                 schema=schema,
                 card=card,
                 error=error,
@@ -354,6 +368,31 @@ async def _check_reachable_key_model_schema(
             )
         )
     return live
+
+
+def _keep_read(
+    db: Database,
+    settings: Settings,
+    *,
+    app_model: str,
+    schema: dict[str, Any] | None,
+    card: dict[str, Any] | None,
+    error: str | None,
+    model_found: bool | None,
+) -> None:
+    upstream = settings.upstream_name
+    catalogue = catalogue_from_row(load_catalogue(db, upstream=upstream))
+    if not keeps(settings.model, default=app_model, catalogue=catalogue):
+        return
+    record_read(
+        db,
+        upstream=upstream,
+        model=settings.model,
+        schema=schema,
+        card=card,
+        error=error,
+        model_found=model_found,
+    )
 
 
 async def _check_callbacks(result: DoctorResult, settings: Settings, db: Database | None) -> None:

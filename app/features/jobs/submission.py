@@ -118,12 +118,7 @@ async def rules_for_run(submitter: Submitter, model: str) -> RulesInForce:
     is known, before its schema is even asked for (so made-up names cost no request)."""
     if references.is_upload(model):
         raise InvalidParameters({"model": "marks uploaded images; it is not a PixelDojo model"})
-    catalogue = submitter.catalogue.in_force()
-    if (
-        catalogue.source != "none"
-        and model != submitter.default_model
-        and catalogue.get(model) is None
-    ):
+    if model != submitter.default_model and submitter.catalogue.in_force().lists(model) is False:
         raise InvalidParameters(
             {"model": f"PixelDojo lists no model {model!r}; GET /api/models lists those it has"}
         )

@@ -172,6 +172,13 @@ class CatalogueInForce:
     def get(self, api_id: str) -> CatalogueModel | None:
         return next((model for model in self.models if model.api_id == api_id), None)
 
+    def lists(self, api_id: str) -> bool | None:
+        """Whether PixelDojo lists the model (live or in the last good copy); None while no
+        catalogue was ever read, when nobody can tell."""
+        if self.source == "none":
+            return None
+        return self.get(api_id) is not None
+
     def image_models(self, first: Iterable[str] = ()) -> list[CatalogueModel]:
         """The image models, `first` ones first (in that order, listed or not), then by name."""
         leading = [

@@ -18,6 +18,10 @@ from app.storage.db.tables import KeyStatus, utcnow
 
 # Pages ask on every render; a refusal recorded by another worker shows within this.
 CACHE_SECONDS = 2.0
+# A person's "Check again" waits this long at most for room in the key's rate budget, then
+# is told to try later: a burst of checks spends only what the budget allows, and holds
+# no request open for minutes.
+CHECK_MAX_WAIT_SECONDS = 5.0
 
 
 def fingerprint(api_key: SecretStr) -> str:

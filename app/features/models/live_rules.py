@@ -12,6 +12,16 @@ PixelDojo cannot be reached. What is in force, in order:
 
 Every path that submits asks `for_submission()` and checks the run against the
 answer before any upstream call (app/features/jobs/submission.py).
+
+Which models are read at all: a schema is stored, and read again on the timer, only for
+the configured model and the models the catalogue lists (app/features/models/catalogue.py); a name
+the
+catalogue does not list is never sent upstream. Pages only show what is stored: a GET
+reads nothing upstream and writes nothing, so a link or a cross-site `<img>` cannot make
+the app store a name and read it with the team's key at every start. A model never read
+is read when a page asks by POST (the form does on its own, once shown) or when a run of
+it is submitted. A stored model the catalogue stops listing is no longer read, and is
+forgotten once it has been unlisted for `FORGET_UNLISTED_AFTER`.
 """
 
 from __future__ import annotations
@@ -20,8 +30,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 import anyio
@@ -38,6 +49,7 @@ from app.domain.rules import (
     has_builtin_record,
     image_input,
 )
+from app.features.models.catalogue import CatalogueInForce
 from app.features.models.periodic_read import PeriodicRead
 from app.storage.db.engine import Database
 from app.storage.db.tables import ModelSchema, utcnow
@@ -45,13 +57,17 @@ from app.upstream import MalformedResponse, NotFound, PixelDojoClient, UpstreamE
 
 log = logging.getLogger(__name__)
 
-# The first read is waited for this long at start, so the first page shows it; a slow
-# upstream does not hold the app up longer (the read goes on in the background).
 # How often a process looks at the shared row again (another worker may have read it).
 RECHECK_SECONDS = 5.0
+# Past this many models in a process's cache, the entries older than RECHECK_SECONDS go
+# (the names asked for are anyone's to choose).
+CACHE_MAX_MODELS = 256
 # A model nobody asked about before is looked up at most this long before submitting.
 ON_DEMAND_WAIT_SECONDS = 10.0
 ERROR_MAX_CHARS = 300
+# A stored model the catalogue has stopped listing is kept this long (it may come back,
+# its last good copy with it), then forgotten.
+FORGET_UNLISTED_AFTER = timedelta(days=7)
 
 Source = Literal["live", "last good copy", "built-in"]
 
@@ -70,9 +86,16 @@ class RulesInForce:
     model_found: bool | None = None
     # The live schema's rules alone (for listing how they differ from the built-in ones).
     live: ModelRules | None = None
+    # Whether PixelDojo was ever asked (a stored read, or one just made), whatever it said.
+    ever_read: bool = False
+    # Never read, and the app may read it (the configured model, or one the catalogue
+    # lists): a page showing it asks for it by POST.
+    awaiting_read: bool = False
 
     def label(self, now: datetime | None = None) -> str:
         """`rules: live, fetched 3 min ago`, `rules: built-in`, ..."""
+        if self.awaiting_read:
+            return "rules: built-in until PixelDojo's are read"
         if self.source == "built-in" or self.fetched_at is None:
             return "rules: built-in"
         return f"rules: {self.source}, fetched {ago(self.fetched_at, now or utcnow())}"
@@ -106,6 +129,13 @@ def ago(moment: datetime, now: datetime) -> str:
 
 
 # --- What the database keeps -----------------------------------------------------------
+
+
+def keeps(model: str, *, default: str, catalogue: CatalogueInForce) -> bool:
+    """Whether `model`'s schema may be stored and read again on the timer: the configured
+    model, or one the catalogue lists. While no catalogue was ever read, the configured one
+    alone (any other name could be anything anyone typed)."""
+    return model == default or catalogue.lists(model) is True
 
 
 def load_row(db: Database, *, upstream: str, model: str) -> ModelSchema | None:
@@ -156,6 +186,33 @@ def record_read(
                 raise
 
 
+def forget_unlisted(
+    db: Database, *, upstream: str, listed: Collection[str], keep: str, checked_before: datetime
+) -> list[str]:
+    """Delete the stored reads of models the catalogue does not list, last read before
+    `checked_before`; answer their names. A stored model is read again only while it is
+    listed, so its `checked_at` is when it was last listed, give or take one refresh: no
+    column of its own is needed to tell how long it has been gone."""
+    with db.write() as session:
+        old = session.exec(
+            select(ModelSchema.model).where(
+                col(ModelSchema.upstream) == upstream,
+                col(ModelSchema.model) != keep,
+                col(ModelSchema.checked_at) < checked_before,
+            )
+        ).all()
+        gone = [model for model in old if model not in listed]
+        if gone:
+            # A statement, not ORM deletes: another process forgetting the same rows at the
+            # same moment is no error.
+            session.execute(
+                sa.delete(ModelSchema).where(
+                    col(ModelSchema.upstream) == upstream, col(ModelSchema.model).in_(gone)
+                )
+            )
+    return gone
+
+
 def rules_from_row(row: ModelSchema | None, model: str) -> RulesInForce:
     builtin = builtin_rules(model)
     live: ModelRules | None = None
@@ -169,6 +226,7 @@ def rules_from_row(row: ModelSchema | None, model: str) -> RulesInForce:
             source="built-in",
             problem=row.error if row is not None else None,
             model_found=row.model_found if row is not None else None,
+            ever_read=row is not None,
         )
     return RulesInForce(
         model=model,
@@ -180,6 +238,7 @@ def rules_from_row(row: ModelSchema | None, model: str) -> RulesInForce:
         problem=row.error,
         model_found=row.model_found,
         live=live,
+        ever_read=True,
     )
 
 
@@ -226,48 +285,73 @@ class LiveRules(PeriodicRead):
     task_name = "live-schema"
 
     def __init__(
-        self, *, db: Database, client: PixelDojoClient, upstream: str, model: str, minutes: float
+        self,
+        *,
+        db: Database,
+        client: PixelDojoClient,
+        upstream: str,
+        model: str,
+        minutes: float,
+        catalogue: Callable[[], CatalogueInForce],
     ) -> None:
         super().__init__(interval_seconds=minutes * 60)
         self.db = db
         self.client = client
         self.upstream = upstream
         self.model = model
+        # The catalogue in force (blocking, cached briefly): which models may be read at all.
+        self._catalogue = catalogue
         self._cache: dict[str, tuple[float, RulesInForce]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._asked: set[str] = set()
 
     # --- Reading what is in force -------------------------------------------------
 
     def in_force(self, model: str | None = None) -> RulesInForce:
-        """The rules for `model` (default: the configured one); blocking, cached briefly."""
+        """The rules for `model` (default: the configured one); blocking, cached briefly.
+        Reads only what is stored: nothing upstream, nothing written."""
         model = model or self.model
         now = time.monotonic()
         cached = self._cache.get(model)
         if cached is not None and now - cached[0] < RECHECK_SECONDS:
             return cached[1]
-        found = rules_from_row(load_row(self.db, upstream=self.upstream, model=model), model)
-        self._cache[model] = (now, found)
+        row = load_row(self.db, upstream=self.upstream, model=model)
+        found = rules_from_row(row, model)
+        if row is None and keeps(model, default=self.model, catalogue=self._catalogue()):
+            found = replace(found, awaiting_read=True)
+        self._remember(model, found, now)
         return found
 
     async def for_submission(self, model: str) -> RulesInForce:
-        """The rules to check a run against; a model never looked up is looked up first."""
-        if model not in self._asked and model != self.model:
-            row = await anyio.to_thread.run_sync(
-                lambda: load_row(self.db, upstream=self.upstream, model=model)
-            )
-            if row is None:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(ON_DEMAND_WAIT_SECONDS):
-                        await self.refresh(model)
-        return await anyio.to_thread.run_sync(self.in_force, model)
+        """The rules to check a run against; a model never read is read first (and kept only
+        if `keeps` says so). The configured model is the timer's to read."""
+        found = await anyio.to_thread.run_sync(self.in_force, model)
+        if found.ever_read or model == self.model:
+            return found
+        return await self.read_on_request(model)
 
     # --- Refreshing ---------------------------------------------------------------
 
+    async def read_on_request(self, model: str) -> RulesInForce:
+        """`refresh`, for someone waiting: a slow upstream leaves the rules as they were."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(ON_DEMAND_WAIT_SECONDS):
+                return await self.refresh(model)
+        return await anyio.to_thread.run_sync(self.in_force, model)
+
     async def refresh(self, model: str | None = None) -> RulesInForce:
-        """Read the model's schema now, keep it (or the failure), and answer what is in force."""
+        """Read the model's schema now and answer what is in force. Kept (and read again on
+        the timer) for a model `keeps` allows; a model the catalogue does not list is not
+        read at all; another, while no catalogue was ever read, is read for the run at hand
+        and kept by this process for a few seconds only."""
         model = model or self.model
-        self._asked.add(model)
+        catalogue = await anyio.to_thread.run_sync(self._catalogue)
+        if not keeps(model, default=self.model, catalogue=catalogue):
+            if catalogue.lists(model) is False:
+                return await anyio.to_thread.run_sync(self.in_force, model)
+            read = await read_schema(self.client, model)
+            found = rules_from_row(_unkept_row(self.upstream, model, read), model)
+            self._remember(model, found, time.monotonic())
+            return found
         async with self._locks.setdefault(model, asyncio.Lock()):
             read = await read_schema(self.client, model)
             if read.error:
@@ -288,16 +372,56 @@ class LiveRules(PeriodicRead):
 
     async def read_due(self, *, at_start: bool) -> None:
         try:
+            catalogue = await anyio.to_thread.run_sync(self._catalogue)
+            if catalogue.source != "none":
+                await anyio.to_thread.run_sync(self._forget_unlisted, catalogue)
             models = await anyio.to_thread.run_sync(
                 lambda: known_models(self.db, upstream=self.upstream)
             )
             for model in dict.fromkeys([self.model, *models]):
+                if not keeps(model, default=self.model, catalogue=catalogue):
+                    continue
                 if at_start or await anyio.to_thread.run_sync(self._due, model):
                     await self.refresh(model)
         except Exception:
             log.exception("reading the live schema failed; the rules in force stay as they were")
 
+    def _forget_unlisted(self, catalogue: CatalogueInForce) -> None:
+        gone = forget_unlisted(
+            self.db,
+            upstream=self.upstream,
+            listed={model.api_id for model in catalogue.models},
+            keep=self.model,
+            checked_before=utcnow() - FORGET_UNLISTED_AFTER,
+        )
+        if gone:
+            log.info("forgot the schemas of models PixelDojo no longer lists: %s", ", ".join(gone))
+        for model in gone:
+            self._cache.pop(model, None)
+
     def _due(self, model: str) -> bool:
         """Whether a model's schema needs reading (another worker may have just read it)."""
         row = load_row(self.db, upstream=self.upstream, model=model)
         return self.is_stale(row.checked_at if row is not None else None)
+
+    def _remember(self, model: str, found: RulesInForce, now: float) -> None:
+        if len(self._cache) >= CACHE_MAX_MODELS:
+            for name, (at, _) in list(self._cache.items()):
+                if now - at >= RECHECK_SECONDS:
+                    del self._cache[name]
+        self._cache[model] = (now, found)
+
+
+def _unkept_row(upstream: str, model: str, read: SchemaRead) -> ModelSchema:
+    """A read as a row would keep it, for the rules it gives; never stored."""
+    now = utcnow()
+    return ModelSchema(
+        upstream=upstream,
+        model=model,
+        json_schema=read.schema,
+        model_card=read.card,
+        fetched_at=now if read.schema is not None else None,
+        checked_at=now,
+        error=read.error,
+        model_found=read.model_found,
+    )

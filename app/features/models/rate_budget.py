@@ -6,19 +6,53 @@ workers each spending "their own" 10 a minute would spend 50. So the token bucke
 key's fingerprint, and each call takes its token in a short write transaction
 (the row locked on PostgreSQL; SQLite's writer lock does the same). A 429's pause
 is written there too, so every process holds off, not only the one that was told.
+
+Every client the app makes with the team's key is made by `upstream_client` below, and
+the client sends nothing without a token (app.upstream.client's `_request`): submits,
+polls, the reconciling listing, the catalogue and schema reads, the key check behind the
+banner's button and doctor's checks all spend this one budget.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import anyio
+import httpx
 import sqlalchemy as sa
+from pydantic import SecretStr
 
+from app.core.config import Settings
+from app.features.models.key_status import fingerprint
 from app.storage.db.engine import Database
 from app.storage.db.tables import RateBudget
+from app.upstream import PixelDojoClient
 from app.upstream.ratelimit import RateLimiter, take_token
+
+
+def upstream_client(
+    settings: Settings,
+    db: Database,
+    *,
+    api_key: SecretStr,
+    base_url: str,
+    on_response: Callable[[httpx.Response], Awaitable[None]] | None = None,
+) -> PixelDojoClient:
+    """The client every role uses (web, worker, doctor), its rate limit one budget per key
+    in the database."""
+    return PixelDojoClient(
+        base_url=base_url,
+        api_key=api_key,
+        image_hosts=settings.image_hosts,
+        timeout_seconds=settings.request_timeout_seconds,
+        download_timeout_seconds=settings.download_timeout_seconds,
+        max_submit_wait_seconds=settings.max_submit_wait_seconds,
+        limiter=SharedRateLimiter(
+            settings.upstream_rate_limit(), db=db, fingerprint=fingerprint(api_key)
+        ),
+        on_response=on_response,
+    )
 
 
 class SharedRateLimiter(RateLimiter):
