@@ -176,7 +176,7 @@ def test_the_key_leaves_only_through_the_budgeted_request() -> None:
                 and node.func.id == "PixelDojoClient"
             ):
                 makers.append(path.relative_to(APP).as_posix())
-    assert makers == ["ratebudget.py"]
+    assert makers == ["features/models/rate_budget.py"]
     # The key goes into a header in the client alone (the emulator is the other side).
     carriers = [
         path.relative_to(APP).as_posix()
