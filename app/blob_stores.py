@@ -1,8 +1,8 @@
 """Choosing the blob store (app.blobs) from the settings: the one place that knows the classes.
 
 - `PLAYGROUND_BLOB_URL=s3://bucket/prefix`: an S3-compatible bucket (app.s3);
-- otherwise, a PostgreSQL database: tables in that database (app.postgres);
-- otherwise the SQLite file `images.db` in the data dir (app.sqlite).
+- otherwise, a PostgreSQL database: tables in that database (app.postgres_blobs);
+- otherwise the SQLite file `images.db` in the data dir (app.sqlite_blobs).
 
 Everything else takes a `BlobStore` and never asks which one it has.
 """
@@ -30,7 +30,9 @@ def open_blob_store(settings: Settings, *, database_url: str | sa.URL) -> BlobSt
             redirect_seconds=settings.s3_redirect_seconds,
         )
     if postgres.is_postgres_url(database_url):
-        return postgres.PostgresBlobStore(database_url)
-    from app.sqlite import SQLiteBlobStore
+        from app.postgres_blobs import PostgresBlobStore
+
+        return PostgresBlobStore(database_url)
+    from app.sqlite_blobs import SQLiteBlobStore
 
     return SQLiteBlobStore(settings.image_store_path)

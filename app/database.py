@@ -26,7 +26,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlmodel import Session
 
-from app import postgres, sqlite
+from app import postgres, postgres_blobs, sqlite
 from app.config import Settings
 from app.resources import MIGRATIONS_DIR
 
@@ -198,7 +198,7 @@ def include_in_comparison(name: str | None, type_: str, parent_names: Any) -> bo
     database builds its own way, and the PostgreSQL blob store's tables (migrations make
     them; the models do not describe them)."""
     if type_ == "table" and (
-        sqlite.is_search_index_table(name) or postgres.is_blob_store_table(name)
+        sqlite.is_search_index_table(name) or postgres_blobs.is_blob_store_table(name)
     ):
         return False
     return not postgres.is_search_index_name(type_, name)

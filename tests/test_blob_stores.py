@@ -27,7 +27,8 @@ from app.blob_stores import open_blob_store
 from app.blobs import CHUNK_BYTES, BlobNotFound, BlobStore, DigestMismatch
 from app.config import Settings
 from app.database import Database, migrations_config
-from app.postgres import BLOB_STORE_TABLES, engine_url
+from app.postgres import engine_url
+from app.postgres_blobs import BLOB_STORE_TABLES
 from app.s3 import S3Unavailable
 from tests.conftest import S3Bucket
 

@@ -19,7 +19,7 @@ from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
 from app.database import Database, include_in_comparison, migrations_config
-from app.sqlite import BLOB_PAGE_SIZE, SQLiteBlobStore
+from app.sqlite_blobs import BLOB_PAGE_SIZE, SQLiteBlobStore
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

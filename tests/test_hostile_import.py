@@ -22,11 +22,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from app import archive, cli, postgres
+from app import archive, cli, postgres_blobs
 from app.blob_stores import open_blob_store
 from app.blobs import BlobStore
 from app.database import Database
-from app.sqlite import SQLiteBlobStore
+from app.sqlite_blobs import SQLiteBlobStore
 from tests.conftest import (
     SQLITE,
     DatabaseChoice,
@@ -240,7 +240,7 @@ def stored_digests(db: Database, blobs: BlobStore) -> set[str]:
     if isinstance(blobs, SQLiteBlobStore):
         return blobs.digests()
     with db.read() as session:
-        return set(session.connection().execute(sa.select(postgres.BLOBS.c.sha256)).scalars())
+        return set(session.connection().execute(sa.select(postgres_blobs.BLOBS.c.sha256)).scalars())
 
 
 def files_under(root: Path, *, leaving_out: Path) -> list[str]:

@@ -15,7 +15,7 @@ from sqlmodel import select
 from app.archive import export_gallery
 from app.database import Database
 from app.models import Thumbnail
-from app.sqlite import SQLiteBlobStore
+from app.sqlite_blobs import SQLiteBlobStore
 from app.thumbnails import Thumbnails
 from tests.conftest import RunningEmulator, make_settings
 from tests.test_blob_stores_app import finished_job, running
