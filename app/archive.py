@@ -65,10 +65,9 @@ from app.archive_checks import (
     records,
     stream_member,
 )
-from app.blobs import BlobStore, DigestMismatch
+from app.blobs import BlobStore, DigestMismatch, ensure_kept, store_then_commit
 from app.database import Database
 from app.datadir import open_private
-from app.jobs import reads
 from app.models import JobStatus, utcnow
 from app.thumbnails import Thumbnails
 
@@ -223,11 +222,13 @@ def import_gallery(
         open_archive(path, limits) as archive,
     ):
         inventory = inspect(archive, limits, scratch_dir=Path(scratch))
-        counts = Counts()
         stored: list[str] = []
-        try:
-            # Bytes first, rows after: no row ever names bytes the store lacks.
-            _store_blobs(archive, inventory, blobs, Path(scratch), limits, counts, stored)
+
+        def store() -> Counts:
+            counts = Counts()
+            # Bytes first, rows after, committed only while the store keeps the bytes (a
+            # purge may take those it had already, in between: then all again).
+            _store_blobs(archive, inventory, blobs, Path(scratch), limits, stored)
             _store_thumbnails(archive, inventory, blobs, limits, counts)
             with db.write() as session:
                 connection = session.connection()
@@ -235,14 +236,19 @@ def import_gallery(
                 if connection.dialect.name == "postgresql":
                     # Rows imported with their ids leave PostgreSQL's id sequences behind.
                     postgres.advance_id_sequences(connection, [JOBS, IMAGES, COLLECTIONS, USERS])
+                ensure_kept(blobs, connection, inventory.blobs.keys())
+            counts.blobs = len(set(stored))
+            return counts
+
+        try:
+            return store_then_commit(store)
         except Exception as exc:
             # Bytes stored for rows that never arrived: take them out again.
             if stored:
-                blobs.discard(set(stored) - reads.referenced_digests(db))
+                blobs.discard(stored, gallery=db)
             if isinstance(exc, ArchiveError):
                 raise
             raise ArchiveError(f"the rows could not be written ({exc})") from None
-    return counts
 
 
 def _store_blobs(
@@ -251,12 +257,11 @@ def _store_blobs(
     blobs: BlobStore,
     scratch_dir: Path,
     limits: ImportLimits,
-    counts: Counts,
     stored: list[str],
 ) -> None:
     """Store the checked images this gallery lacks, adding their digests to `stored`."""
     for sha, info in inventory.blobs.items():
-        if blobs.contains(sha):
+        if blobs.renew(sha):
             continue
         temporary = scratch_dir / "store.part"
         try:
@@ -270,7 +275,6 @@ def _store_blobs(
         finally:
             temporary.unlink(missing_ok=True)
         stored.append(sha)
-        counts.blobs += 1
 
 
 def _store_thumbnails(

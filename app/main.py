@@ -34,7 +34,7 @@ from app.doctor import LastDoctorReport
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
 from app.events import JobEvents
 from app.grid_runner import GridRunner
-from app.jobs import queue, reads
+from app.jobs import queue
 from app.keystatus import KeyHealth
 from app.live_rules import LiveRules
 from app.loopback import LoopbackServer
@@ -282,12 +282,13 @@ async def _after_start(db: Database, blobs: BlobStore, poller: Poller) -> None:
     """Remove stored images no job refers to (a crash between storing the bytes and the job
     row leaves them), then start polling; then prepare for the first sign-in.
 
-    After the app answers, not before: the sweep reads every image's digest, seconds at a
-    million images, and nothing a request does needs it done. Before the poller: a job it
-    stores could refer again to bytes the sweep is about to remove (storage is by content).
+    After the app answers, not before: the sweep looks up every stored image's rows,
+    seconds at a million images, and nothing a request does needs it done. A job or an
+    upload storing the same bytes meanwhile keeps them: the store deletes only what no
+    row names as it deletes (app.blobs).
     """
     try:
-        swept = await anyio.to_thread.run_sync(lambda: blobs.sweep(reads.referenced_digests(db)))
+        swept = await anyio.to_thread.run_sync(lambda: blobs.sweep(gallery=db))
     except Exception:  # housekeeping: its failure must not stop the jobs
         log.exception("could not sweep stored images; trying again at the next start")
     else:

@@ -7,8 +7,9 @@ migration 0010 on PostgreSQL only.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
@@ -21,6 +22,9 @@ from app.blobs import (
     split_chunks,
 )
 from app.postgres import engine_url
+
+if TYPE_CHECKING:
+    from app.database import Database
 
 # The tables migration 0010 makes; the models do not describe them (they are the store's).
 _blob_metadata = sa.MetaData()
@@ -47,11 +51,19 @@ BLOB_THUMBNAILS = sa.Table(
     sa.Column("data", sa.LargeBinary, nullable=False),
 )
 BLOB_STORE_TABLES = frozenset(table.name for table in _blob_metadata.sorted_tables)
+# The gallery's table whose rows name the bytes: deletions look at it in their statement.
+_IMAGES = sa.table("images", sa.column("sha256", sa.String))
 # Advisory locks of the blob store: (this class, a hash of the digest). Two-key locks
 # never collide with single-key ones, whatever else takes advisory locks.
 _LOCK_CLASS = 0x626C6F62  # "blob"
+# (this class, 0): taken shared by every deletion, and alone by a writer naming more images
+# than a lock each would fit in the server's lock table (an import).
+_DELETIONS_CLASS = 0x626C6F63
+_MANY_DIGESTS = 64
 # Stay well under the driver's limit on bound parameters.
 _BATCH = 500
+# A deletion holds a lock per digest until it commits: a short transaction each.
+_DELETE_BATCH = 100
 
 
 def is_blob_store_table(name: str | None) -> bool:
@@ -67,6 +79,16 @@ class PostgresBlobStore:
     per query on a connection borrowed for that query alone: a slow client holds
     no connection and no transaction, and memory holds one chunk. Chunks are
     stored uncompressed (STORAGE EXTERNAL): image formats are compressed already.
+
+    The tables are the gallery database's own, so a deletion (`discard`, `sweep`) is a
+    transaction of the gallery's whose DELETE names only blobs no image row names, in
+    the same statement. A writer that stored bytes (a no-op: they were there) commits
+    rows naming them only after `keeps` says they are still there; the deletion and
+    that question exclude each other through advisory locks per digest, held until
+    each transaction ends: whichever comes second sees what the first committed (at
+    READ COMMITTED each statement reads what was committed before it began, and the
+    locks are taken before). A writer naming many images at once takes one lock that
+    excludes every deletion instead.
     """
 
     def __init__(self, url: str | sa.URL, *, pool_size: int = 4) -> None:
@@ -82,9 +104,7 @@ class PostgresBlobStore:
     def put_file(self, sha256: str, path: Path) -> None:
         with self._engine.begin() as connection:
             # Two workers storing the same image queue here; the second finds it stored.
-            connection.execute(
-                sa.select(sa.func.pg_advisory_xact_lock(_LOCK_CLASS, sa.func.hashtext(sha256)))
-            )
+            _lock_each(connection, [sha256], shared=False)
             if _present(connection, sha256):
                 return
             connection.execute(
@@ -161,41 +181,56 @@ class PostgresBlobStore:
     def redirect_url(self, sha256: str, *, content_type: str, thumbnail: bool = False) -> None:
         return None
 
-    def discard(self, digests: Iterable[str]) -> int:
+    def renew(self, sha256: str) -> bool:
+        # Deletions look at the rows in the statement that deletes (see the class): the
+        # bytes need no date of their own to be spared.
+        return self.contains(sha256)
+
+    def keeps(self, connection: sa.Connection, digests: Collection[str]) -> bool:
+        """Whether all these images are stored, asked inside the gallery write transaction
+        on `connection` (the same database): its locks keep deletions off them until it
+        ends."""
+        wanted = list(dict.fromkeys(digests))
+        if len(wanted) > _MANY_DIGESTS:
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_DELETIONS_CLASS, 0)))
+        else:
+            _lock_each(connection, wanted, shared=True)
+        found = 0
+        for batch in _batches(wanted, _BATCH):
+            found += connection.execute(
+                sa.select(sa.func.count()).where(BLOBS.c.sha256.in_(batch))
+            ).scalar_one()
+        return found == len(wanted)
+
+    def discard(self, digests: Iterable[str], *, gallery: Database) -> int:
         removed = 0
-        with self._engine.begin() as connection:
-            for batch in _batches(digests):
-                removed += _delete(connection, batch)
+        for batch in _batches(digests, _DELETE_BATCH):
+            with gallery.write() as session:
+                removed += _delete_unused(session.connection(), batch, cutoff=None)
         return removed
 
-    def sweep(
-        self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS
-    ) -> int:
+    def sweep(self, *, gallery: Database, older_than_seconds: float = SWEEP_GRACE_SECONDS) -> int:
         cutoff = sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
-        with self._engine.connect() as connection:
-            candidates = [
-                sha
-                for sha in connection.execute(
-                    sa.select(BLOBS.c.sha256).where(BLOBS.c.created_at < cutoff)
+        # Read without locks; each batch is then deleted looking at the rows again.
+        with gallery.read() as session:
+            candidates = list(
+                session.execute(
+                    sa.union(
+                        sa.select(BLOBS.c.sha256).where(
+                            BLOBS.c.created_at < cutoff, _unused(BLOBS)
+                        ),
+                        # Thumbnails whose image went (or never came: a crash between the
+                        # two writes).
+                        sa.select(BLOB_THUMBNAILS.c.sha256).where(
+                            BLOB_THUMBNAILS.c.created_at < cutoff, _unused(BLOB_THUMBNAILS)
+                        ),
+                    )
                 ).scalars()
-                if sha not in referenced
-            ]
-            # Thumbnails whose image went (or never came: a crash between the two writes).
-            orphans = [
-                sha
-                for sha in connection.execute(
-                    sa.select(BLOB_THUMBNAILS.c.sha256).where(BLOB_THUMBNAILS.c.created_at < cutoff)
-                ).scalars()
-                if sha not in referenced
-            ]
+            )
         removed = 0
-        with self._engine.begin() as connection:
-            for batch in _batches(candidates):
-                removed += _delete(connection, batch)
-            for batch in _batches(orphans):
-                connection.execute(
-                    sa.delete(BLOB_THUMBNAILS).where(BLOB_THUMBNAILS.c.sha256.in_(batch))
-                )
+        for batch in _batches(candidates, _DELETE_BATCH):
+            with gallery.write() as session:
+                removed += _delete_unused(session.connection(), batch, cutoff=cutoff)
         return removed
 
     def backup_to(self, directory: Path) -> None:
@@ -208,14 +243,51 @@ def _present(connection: sa.Connection, sha256: str) -> bool:
     return found is not None
 
 
-def _delete(connection: sa.Connection, digests: Sequence[str]) -> int:
-    connection.execute(sa.delete(BLOB_CHUNKS).where(BLOB_CHUNKS.c.sha256.in_(digests)))
-    connection.execute(sa.delete(BLOB_THUMBNAILS).where(BLOB_THUMBNAILS.c.sha256.in_(digests)))
-    result = connection.execute(sa.delete(BLOBS).where(BLOBS.c.sha256.in_(digests)))
-    return int(result.rowcount)
+def _unused(table: sa.Table) -> sa.ColumnElement[bool]:
+    return ~sa.exists().where(_IMAGES.c.sha256 == table.c.sha256)
 
 
-def _batches(digests: Iterable[str]) -> Iterator[list[str]]:
+def _delete_unused(
+    connection: sa.Connection, digests: Sequence[str], *, cutoff: sa.ColumnElement[Any] | None
+) -> int:
+    """Delete those of these blobs and thumbnails no image row names (and, with `cutoff`,
+    stored before it); returns how many blobs went. The caller commits."""
+    connection.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(_DELETIONS_CLASS, 0)))
+    _lock_each(connection, digests, shared=False)
+    blobs = [BLOBS.c.sha256.in_(digests), _unused(BLOBS)]
+    thumbnails = [BLOB_THUMBNAILS.c.sha256.in_(digests), _unused(BLOB_THUMBNAILS)]
+    if cutoff is not None:
+        blobs.append(BLOBS.c.created_at < cutoff)
+        thumbnails.append(BLOB_THUMBNAILS.c.created_at < cutoff)
+    gone = list(
+        connection.execute(sa.delete(BLOBS).where(*blobs).returning(BLOBS.c.sha256)).scalars()
+    )
+    if gone:
+        connection.execute(sa.delete(BLOB_CHUNKS).where(BLOB_CHUNKS.c.sha256.in_(gone)))
+    connection.execute(sa.delete(BLOB_THUMBNAILS).where(*thumbnails))
+    return len(gone)
+
+
+def _lock_each(connection: sa.Connection, digests: Iterable[str], *, shared: bool) -> None:
+    """Take the advisory lock of each digest until the transaction ends, in one order
+    everywhere (so two transactions taking several never wait for each other in a ring)."""
+    keys = sorted({_lock_key(sha) for sha in digests})
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    # unnest hands the keys on in the array's order, and each is locked as it comes.
+    connection.execute(
+        sa.text(
+            f"SELECT {function}(:lock_class, key) FROM unnest(CAST(:keys AS integer[])) AS key"
+        ),
+        {"lock_class": _LOCK_CLASS, "keys": keys},
+    )
+
+
+def _lock_key(sha256: str) -> int:
+    """A digest's lock key: 32 bits of a hash of it, as the server's int4 takes them."""
+    return int.from_bytes(hashlib.blake2b(sha256.encode(), digest_size=4).digest(), signed=True)
+
+
+def _batches(digests: Iterable[str], size: int) -> Iterator[list[str]]:
     unique = list(dict.fromkeys(digests))
-    for start in range(0, len(unique), _BATCH):
-        yield unique[start : start + _BATCH]
+    for start in range(0, len(unique), size):
+        yield unique[start : start + size]

@@ -11,12 +11,19 @@ import hashlib
 import queue
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+import urllib.parse
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from app.blobs import CHUNK_BYTES, SWEEP_GRACE_SECONDS, BlobNotFound, DigestMismatch
 from app.sqlite import BUSY_TIMEOUT_MS, backup_database
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from app.database import Database
 
 BLOB_PAGE_SIZE = 65_536
 
@@ -32,6 +39,20 @@ class SQLiteBlobStore:
     Thumbnails sit in a table of their own beside the blobs, keyed by the image's
     digest: a 24 KB thumbnail fits in one 64 KiB page, so serving one is a single
     indexed read.
+
+    Deleting (`discard`, `sweep`) happens on a connection to the gallery's file with
+    this one attached, in `BEGIN IMMEDIATE` transactions: SQLite then holds the write
+    lock of both files, the gallery's first, and each DELETE names only blobs that no
+    image row names (`NOT EXISTS`) in the same statement. No image row can be committed
+    meanwhile: every gallery write holds that same lock (app.database). A writer whose
+    bytes were there when it stored them but went before its rows commit is caught by
+    `keeps`, asked inside its write transaction: holding the gallery's lock, it sees
+    whatever a deletion committed before, and no deletion can start until it commits.
+    One connection and one statement, rather than a protocol of marks between two
+    connections, because the lock SQLite takes for the attached gallery is the very
+    lock its writers queue on: there is nothing of our own to get wrong, or to leave
+    behind if a process dies. Only the store's file is written there, so the commit is
+    atomic even though WAL does not make a commit across files atomic.
     """
 
     def __init__(self, path: Path, *, pool_size: int = 8) -> None:
@@ -186,43 +207,121 @@ class SQLiteBlobStore:
         with self._connection() as connection:
             return {row[0] for row in connection.execute("SELECT sha256 FROM blobs")}
 
-    def discard(self, digests: Iterable[str]) -> int:
-        """Delete these blobs; the caller has checked that no image points at them."""
+    def renew(self, sha256: str) -> bool:
+        # Deletions here see the rows in the statement that deletes (see the class): the
+        # bytes need no date of their own to be spared.
+        return self.contains(sha256)
+
+    def keeps(self, connection: sa.Connection, digests: Collection[str]) -> bool:
+        """Whether all these images are stored, asked inside the gallery write transaction
+        on `connection`: it holds the gallery's write lock, which deletions take too."""
+        if not connection.in_transaction():
+            raise ValueError("keeps is asked inside the transaction that writes the rows")
+        wanted = list(dict.fromkeys(digests))
+        found = 0
+        with self._connection() as own:
+            for batch in _batches(wanted):
+                marks = ",".join("?" * len(batch))
+                found += own.execute(
+                    f"SELECT count(*) FROM blobs WHERE sha256 IN ({marks})", batch
+                ).fetchone()[0]
+        return found == len(wanted)
+
+    def discard(self, digests: Iterable[str], *, gallery: Database) -> int:
+        """Delete those of these blobs (and thumbnails) no image row in `gallery` names."""
         removed = 0
-        with self._connection() as connection:
-            for sha in digests:
-                removed += connection.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,)).rowcount
-                connection.execute("DELETE FROM thumbnails WHERE sha256 = ?", (sha,))
+        with self._beside(gallery) as connection:
+            for batch in _batches(digests):
+                removed += _delete_unused(connection, batch, older_than=None)
         return removed
 
-    def sweep(
-        self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS
-    ) -> int:
-        """Delete blobs no image points at; recent ones are spared, a writer may be mid-commit."""
+    def sweep(self, *, gallery: Database, older_than_seconds: float = SWEEP_GRACE_SECONDS) -> int:
+        """Delete blobs no image points at; recent ones are spared, a writer may be mid-commit.
+
+        The candidates are read without a lock (a snapshot of both files); each batch is
+        then deleted under the locks, looking at the rows again."""
         cutoff = time.time() - older_than_seconds
-        with self._connection() as connection:
-            candidates = [
-                sha
-                for (sha,) in connection.execute(
-                    "SELECT sha256 FROM blobs WHERE created_at < ?", (cutoff,)
-                )
-                if sha not in referenced
-            ]
-            for sha in candidates:
-                connection.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
-            # Thumbnails whose image went (or never came: a crash between the two writes).
-            orphans = [
-                sha
-                for (sha,) in connection.execute(
-                    "SELECT sha256 FROM thumbnails WHERE created_at < ?", (cutoff,)
-                )
-                if sha not in referenced
-            ]
-            for sha in orphans:
-                connection.execute("DELETE FROM thumbnails WHERE sha256 = ?", (sha,))
-        return len(candidates)
+        with self._beside(gallery) as connection:
+            candidates = [row[0] for row in connection.execute(SWEEP_CANDIDATES, (cutoff, cutoff))]
+            return sum(
+                _delete_unused(connection, batch, older_than=cutoff)
+                for batch in _batches(candidates)
+            )
+
+    @contextmanager
+    def _beside(self, gallery: Database) -> Iterator[sqlite3.Connection]:
+        """A connection to the gallery's file with this store attached as `store` (see the
+        class docstring for why); closed afterwards."""
+        if gallery.dialect != "sqlite" or not gallery.url.database:
+            raise ValueError("a SQLite blob store keeps the images of a SQLite gallery")
+        connection = sqlite3.connect(
+            _existing(Path(gallery.url.database)),
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=BUSY_TIMEOUT_MS / 1000,
+        )
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            connection.execute("ATTACH DATABASE ? AS store", (_existing(self.path),))
+            connection.execute("PRAGMA store.synchronous = FULL")
+            yield connection
+        finally:
+            connection.close()
 
     def backup_to(self, directory: Path) -> Path:
         copy = directory / self.path.name
         backup_database(self.path, copy)
         return copy
+
+
+# Deleting in one statement with the check (`_delete_unused`): the gallery is `main`, the
+# store `store`; the gallery has a `thumbnails` table of its own, so names are qualified.
+def _unused(alias: str) -> str:
+    return f"NOT EXISTS (SELECT 1 FROM main.images AS i WHERE i.sha256 = {alias}.sha256)"
+
+
+SWEEP_CANDIDATES = (
+    f"SELECT sha256 FROM store.blobs AS b WHERE created_at < ? AND {_unused('b')}"
+    f" UNION SELECT sha256 FROM store.thumbnails AS t WHERE created_at < ? AND {_unused('t')}"
+)
+# Well under SQLite's limit on bound parameters, and a short hold of the write lock.
+_BATCH = 500
+
+
+def _delete_unused(
+    connection: sqlite3.Connection, digests: Sequence[str], *, older_than: float | None
+) -> int:
+    """Delete those of these blobs and thumbnails no image row names (and, with
+    `older_than`, stored before it), in one transaction holding both files' write locks;
+    returns how many blobs went."""
+    marks = ",".join("?" * len(digests))
+    age = "" if older_than is None else " AND created_at < ?"
+    arguments = [*digests] + ([] if older_than is None else [older_than])
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        gone = connection.execute(
+            f"DELETE FROM store.blobs AS b WHERE sha256 IN ({marks}){age} AND {_unused('b')}",
+            arguments,
+        ).rowcount
+        connection.execute(
+            f"DELETE FROM store.thumbnails AS t WHERE sha256 IN ({marks}){age} AND {_unused('t')}",
+            arguments,
+        )
+        connection.execute("COMMIT")
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    return int(gone)
+
+
+def _batches(digests: Iterable[str]) -> Iterator[list[str]]:
+    unique = list(dict.fromkeys(digests))
+    for start in range(0, len(unique), _BATCH):
+        yield unique[start : start + _BATCH]
+
+
+def _existing(path: Path) -> str:
+    """A URI opening the database at `path` only if it exists: a gallery or store that is
+    not there is an error, not an empty file in which nothing is referenced."""
+    return f"file:{urllib.parse.quote(str(path.resolve()))}?mode=rw"

@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from app.blobs import BlobStore
+from app.blobs import BlobStore, ensure_kept, store_then_commit
 from app.database import Database
 from app.models import Image, Job, JobStatus, UTCDateTime, Worker, utcnow
 from app.storage import StagedImage
@@ -420,11 +420,27 @@ def store_images(
     staged: list[StagedImage],
 ) -> bool:
     """Store the bytes and their thumbnails, then in one transaction the image rows and the
-    job's end.
+    job's end (again if a purge took bytes it found stored, in between: app.blobs).
 
     Returns False, writing no rows, if this worker's claim no longer holds the job (it was
     taken over: the new holder stores the images, once).
     """
+    return store_then_commit(
+        lambda: _store_images_once(
+            db, blobs, job_id=job_id, owner=owner, token=token, staged=staged
+        )
+    )
+
+
+def _store_images_once(
+    db: Database,
+    blobs: BlobStore,
+    *,
+    job_id: int,
+    owner: str,
+    token: int,
+    staged: list[StagedImage],
+) -> bool:
     for image in staged:
         blobs.put_file(image.sha256, image.path)
         blobs.put_thumbnail(image.sha256, image.checked.thumbnail.data)
@@ -462,6 +478,7 @@ def store_images(
                     created_at=now,
                 )
             )
+        ensure_kept(blobs, session.connection(), {image.sha256 for image in staged})
     return True
 
 
