@@ -223,7 +223,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             key_health=key_health,
             rules=rules,
             scheduler=poller,
-            owner=worker_id,
+            owner=poller.submitter_id,
             submit_window_seconds=settings.submit_window_seconds,
             catalogue=catalogue,
             default_model=settings.model,

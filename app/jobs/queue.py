@@ -17,6 +17,7 @@ LOCKED` has each take rows no other claimer is taking, without waiting.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -103,25 +104,24 @@ def finish(
     job_id: int,
     status: JobStatus,
     error: str | None = None,
-    owner: str | None = None,
-    token: int | None = None,
+    owner: str,
+    token: int,
 ) -> bool:
-    """Mark a job finished; with `owner`, only if that worker still holds its lease (and,
-    with `token`, still under the same claim)."""
+    """Mark a job finished, only if `owner` still holds its lease under the claim that gave
+    it `token` (a worker's, or the submitter's when it wrote the job); says whether it did."""
     now = utcnow()
-    statement = sa.update(Job).where(col(Job.id) == job_id)
-    if owner is not None:
-        statement = statement.where(col(Job.lease_owner) == owner)
-    if token is not None:
-        statement = statement.where(col(Job.lease_token) == token)
-    statement = statement.values(
-        status=status,
-        error=error,
-        finished_at=now,
-        updated_at=now,
-        next_poll_at=None,
-        lease_owner=None,
-        lease_expires_at=None,
+    statement = (
+        sa.update(Job)
+        .where(_held(job_id, owner, token))
+        .values(
+            status=status,
+            error=error,
+            finished_at=now,
+            updated_at=now,
+            next_poll_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
     )
     with db.write() as session:
         return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
@@ -217,12 +217,22 @@ def remove_worker(db: Database, *, worker_id: str) -> None:
         session.execute(sa.delete(Worker).where(col(Worker.id) == worker_id))
 
 
-def heartbeat(db: Database, *, worker_id: str, job_ids: list[int], lease_seconds: float) -> None:
-    """Say this worker is alive, and keep the jobs it is busy with (a long download) its own."""
+def heartbeat(
+    db: Database,
+    *,
+    worker_id: str,
+    job_ids: list[int],
+    lease_seconds: float,
+    also_alive: Sequence[str] = (),
+) -> None:
+    """Say this worker is alive (and `also_alive`, the process's other lease holders), and
+    keep the jobs it is busy with (a long download) its own."""
     now = utcnow()
     with db.write_urgently() as session:
         session.execute(
-            sa.update(Worker).where(col(Worker.id) == worker_id).values(heartbeat_at=now)
+            sa.update(Worker)
+            .where(col(Worker.id).in_([worker_id, *also_alive]))
+            .values(heartbeat_at=now)
         )
         # Workers dead for long are forgotten; their jobs were taken over already. Rows
         # another worker is forgetting at this moment are left to it.
