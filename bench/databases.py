@@ -21,8 +21,8 @@ from urllib.parse import quote_plus
 
 import sqlalchemy as sa
 
-from app.database import Database
-from app.models import Image
+from app.storage.db.engine import Database
+from app.storage.db.tables import Image
 from bench.gallery import DEEP, SEARCH_WORD, Latency
 from bench.generate import Dataset, generate
 from bench.imagery import PoolImage

@@ -23,15 +23,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app import accounts, postgres, sqlite
-from app.archive_checks import IMAGES, JOBS
-from app.blob_stores import open_blob_store
-from app.config import Settings
-from app.database import Database
+from app.core.config import Settings
+from app.domain.parameters import CREDITS_PER_IMAGE, DEFAULT_MODEL, NAMED_SIZE_PIXELS
+from app.domain.presets import PRESETS
 from app.emulator.service import IMAGE_PREFIX
-from app.models import Image, Job, JobStatus
-from app.parameters import CREDITS_PER_IMAGE, DEFAULT_MODEL, NAMED_SIZE_PIXELS
-from app.presets import PRESETS
+from app.features.archive.checks import IMAGES, JOBS
+from app.features.people import accounts
+from app.storage.blobs.choose import open_blob_store
+from app.storage.db import postgres, sqlite
+from app.storage.db.engine import Database
+from app.storage.db.tables import Image, Job, JobStatus
 from bench import prompts
 from bench.imagery import PoolImage, make_pool_image
 
@@ -209,7 +210,7 @@ def generate(
             connection.execute(sa.text("ANALYZE"))
     else:
         # FTS5 merged into one piece as the app's upkeep keeps it
-        # (app.sqlite.tidy_search_index), not left in the pieces a bulk load makes.
+        # (app.storage.db.sqlite.tidy_search_index), not left in the pieces a bulk load makes.
         with db.write_engine.begin() as connection:
             sqlite.optimize_search_index(connection)
     db.dispose()

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops
 
-from app.storage import make_thumbnail
+from app.storage.intake import make_thumbnail
 
 # Tuned so a 2048×2048 image is ~5.7 MB with a ~24 KB thumbnail, and 4096×4096 is ~22 MB.
 TEXTURE_SIGMA = 25.0

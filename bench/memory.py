@@ -15,7 +15,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from app.parameters import NAMED_SIZE_PIXELS
+from app.domain.parameters import NAMED_SIZE_PIXELS
 from bench.imagery import photo_like, png_bytes
 from bench.measure import BenchError, Connection
 from bench.report import Report

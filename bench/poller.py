@@ -18,7 +18,7 @@ It runs twice, on fresh data dirs:
 
 - **with callbacks**: the app has a public URL (its own loopback address), so each run
   carries a `webhook_url` and the emulator calls it when the job ends
-  (app/webhooks.py). Its targets are issue 18's, in seconds whatever the jobs' pace:
+  (app/features/jobs/callbacks.py). Its targets are issue 18's, in seconds whatever the jobs' pace:
   completion to stored p50 ≤ 2 s and p95 ≤ 6 s, at most 2 polls a job beyond the one
   that finds it done.
 - **polling only**: no public URL, as an app PixelDojo cannot reach runs. No poller
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from app.parameters import NAMED_SIZE_PIXELS
+from app.domain.parameters import NAMED_SIZE_PIXELS
 from bench import prompts
 from bench.bound import best_delays
 from bench.measure import BenchError, Connection, percentile
@@ -294,7 +294,7 @@ def _unfinished(database: Path) -> int:
 
 
 def _epoch(value: str | None) -> float | None:
-    # The app stores naive UTC (app.models.UTCDateTime).
+    # The app stores naive UTC (app.storage.db.tables.UTCDateTime).
     return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC).timestamp()
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from app.presets import PRESETS
+from app.domain.presets import PRESETS
 
 SUBJECTS = (
     "a lighthouse on a basalt cliff",

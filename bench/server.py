@@ -32,8 +32,8 @@ from fastapi import APIRouter, FastAPI, HTTPException
 from fastapi.responses import FileResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.config import Settings
-from app.main import create_app
+from app.core.config import Settings
+from app.web.factory import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 FILES_PREFIX = "/_bench/files"

@@ -18,10 +18,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from app.core.loopback import LoopbackServer
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
 from app.emulator.render import render_png
 from app.emulator.service import EmulatedJob
-from app.loopback import LoopbackServer
 from bench.imagery import with_text_chunk
 
 VARIANTS = 3

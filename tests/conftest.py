@@ -20,12 +20,12 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col
 
-from app.config import Settings
-from app.database import Database
+from app.core.config import Settings
+from app.core.loopback import LoopbackServer
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
-from app.loopback import LoopbackServer
-from app.main import create_app
-from app.models import Job, JobStatus, utcnow
+from app.storage.db.engine import Database
+from app.storage.db.tables import Job, JobStatus, utcnow
+from app.web.factory import create_app
 
 # Recognisable, so a test can look for it anywhere it must not be.
 TEST_KEY = "pd_test_" + secrets.token_hex(16)
@@ -76,7 +76,7 @@ def _quick_password_hashing() -> Iterator[None]:
     started as processes of their own hash at the default cost."""
     from argon2 import PasswordHasher
 
-    from app import accounts
+    from app.features.people import accounts
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(

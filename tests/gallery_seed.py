@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
-from app.database import Database
-from app.gallery import GalleryEntry
-from app.models import Collection, CollectionImage, Image, Job, JobStatus
+from app.features.gallery.listing import GalleryEntry
+from app.storage.db.engine import Database
+from app.storage.db.tables import Collection, CollectionImage, Image, Job, JobStatus
 
 # One listing row as the gallery's query reads it, for tests of what is made of rows
 # (markup, JSON): vary it with dataclasses.replace.

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 
-from app.presets import PRESETS
+from app.domain.presets import PRESETS
 from tests.browser import CHROMIUM_ARGS
 from tests.conftest import (
     RunningApp,

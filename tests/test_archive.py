@@ -14,10 +14,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from app import cli
-from app.archive import COLLECTION_IMAGES, COLLECTIONS, IMAGES, JOBS
-from app.blob_stores import open_blob_store
-from app.database import Database
+from app.cli import main as cli
+from app.features.archive.transfer import COLLECTION_IMAGES, COLLECTIONS, IMAGES, JOBS
+from app.storage.blobs.choose import open_blob_store
+from app.storage.db.engine import Database
 from tests.conftest import (
     SQLITE,
     TEST_KEY,
@@ -276,8 +276,8 @@ def test_a_damaged_export_is_refused_and_changes_nothing(
 
 
 def test_an_export_cannot_smuggle_text_into_number_columns() -> None:
-    from app.archive_checks import ArchiveError
-    from app.archive_checks import from_json as _from_json
+    from app.features.archive.checks import ArchiveError
+    from app.features.archive.checks import from_json as _from_json
 
     with pytest.raises(ArchiveError, match=r"images\.width"):
         _from_json(IMAGES, {"id": 1, "width": "<b>wide</b>"})

@@ -1,4 +1,5 @@
-"""Stored bytes go only when no image row names them (app.blobs), however a deletion and a
+"""Stored bytes go only when no image row names them (app.storage.blobs.protocol), however a
+deletion and a
 writer storing the same bytes interleave. Storage is by content: a writer finding its bytes
 stored already stores nothing, so a purge or the sweep could take them between that and the
 writer's rows. Raced many times on SQLite and on PostgreSQL, and each writer shown the
@@ -19,13 +20,14 @@ import sqlalchemy as sa
 from PIL import Image as PILImage
 from sqlmodel import col, select
 
-from app import archive, references, trash
-from app.blob_stores import open_blob_store
-from app.blobs import BlobStore
-from app.config import Settings
-from app.database import Database
-from app.jobs import queue, reads
-from app.models import Image, Job, JobStatus, utcnow
+from app.core.config import Settings
+from app.features.archive import transfer as archive
+from app.features.gallery import trash
+from app.features.jobs import queue, reads, references
+from app.storage.blobs.choose import open_blob_store
+from app.storage.blobs.protocol import BlobStore
+from app.storage.db.engine import Database
+from app.storage.db.tables import Image, Job, JobStatus, utcnow
 from tests.test_roles import downloading_job, staged_image
 
 pytestmark = pytest.mark.both_databases

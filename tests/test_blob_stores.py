@@ -1,4 +1,5 @@
-"""One contract, three stores: SQLite, PostgreSQL and S3 keep the same promises (app.blobs).
+"""One contract, three stores: SQLite, PostgreSQL and S3 keep the same promises
+(app.storage.blobs.protocol).
 
 Every test here runs against each store as the app would open it from its
 settings: a SQLite file in the data dir, tables in a real PostgreSQL 15, and a
@@ -26,15 +27,15 @@ from alembic import command
 from pydantic import ValidationError
 from sqlmodel import col
 
-from app import cli
-from app.blob_stores import open_blob_store
-from app.blobs import CHUNK_BYTES, BlobNotFound, BlobStore, DigestMismatch
-from app.config import Settings
-from app.database import Database, migrations_config
-from app.models import Image, Job, JobStatus
-from app.postgres import engine_url
-from app.postgres_blobs import BLOB_STORE_TABLES
-from app.s3 import S3BlobStore, S3Unavailable
+from app.cli import main as cli
+from app.core.config import Settings
+from app.storage.blobs.choose import open_blob_store
+from app.storage.blobs.postgres import BLOB_STORE_TABLES
+from app.storage.blobs.protocol import CHUNK_BYTES, BlobNotFound, BlobStore, DigestMismatch
+from app.storage.blobs.s3 import S3BlobStore, S3Unavailable
+from app.storage.db.engine import Database, migrations_config
+from app.storage.db.postgres import engine_url
+from app.storage.db.tables import Image, Job, JobStatus
 from tests.conftest import S3Bucket
 
 STORES = ("sqlite", "postgres", "s3")

@@ -20,8 +20,8 @@ import pytest
 from fastapi import FastAPI
 from PIL import Image
 
-from app.main import create_app
-from app.models import Thumbnail
+from app.storage.db.tables import Thumbnail
+from app.web.factory import create_app
 from tests.conftest import SAME_ORIGIN, RunningEmulator, S3Bucket, make_settings
 
 pytestmark = pytest.mark.anyio

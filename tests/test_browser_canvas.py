@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app.presets import PRESETS, PRESETS_BY_SLUG
+from app.domain.presets import PRESETS, PRESETS_BY_SLUG
 from tests.browser import axe_violations, csp_violations, record_csp_violations, wait_for_htmx
 from tests.conftest import RunningApp, wait_for_job
 from tests.screenshots import DESKTOP, PHONE, run_try_all, sample_site, seed_gallery

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from app import team_presets
-from app.database import Database
+from app.features.models import team_presets
+from app.storage.db.engine import Database
 from tests.browser import wait_for_htmx
 from tests.conftest import RunningApp, make_settings, serve_app, serve_emulator, wait_for_job
 

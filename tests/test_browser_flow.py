@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from app.presets import PRESETS, PRESETS_BY_SLUG
+from app.domain.presets import PRESETS, PRESETS_BY_SLUG
 from tests.browser import wait_for_htmx
 from tests.conftest import (
     TEST_KEY,

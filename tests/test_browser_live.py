@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from app.database import Database
-from app.models import JobStatus
+from app.storage.db.engine import Database
+from app.storage.db.tables import JobStatus
 from tests.browser import wait_for_htmx
 from tests.conftest import (
     RunningApp,

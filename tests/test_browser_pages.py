@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from app import team_presets
-from app.database import Database
-from app.presets import PRESETS_BY_SLUG
+from app.domain.presets import PRESETS_BY_SLUG
+from app.features.models import team_presets
+from app.storage.db.engine import Database
 from tests.browser import (
     ADMIN_NAME,
     ADMIN_PASSWORD,

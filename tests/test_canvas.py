@@ -10,9 +10,9 @@ from typing import Any
 
 import httpx
 
-from app.database import Database
-from app.gallery import latest_preset_images
-from app.presets import PRESETS, PRESETS_BY_SLUG
+from app.domain.presets import PRESETS, PRESETS_BY_SLUG
+from app.features.gallery.listing import latest_preset_images
+from app.storage.db.engine import Database
 from tests.conftest import RunningApp, make_settings, serve_app, wait_for_job
 
 HTMX = {"HX-Request": "true"}

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from app import accounts
-from app.database import Database
+from app.features.people import accounts
+from app.storage.db.engine import Database
 from tests.conftest import (
     RunningApp,
     RunningEmulator,

@@ -7,9 +7,9 @@ import json
 import re
 import shlex
 
-from app.code_examples import code_examples
-from app.config import Settings
-from app.parameters import GenerationParams
+from app.core.config import Settings
+from app.domain.code_examples import code_examples
+from app.domain.parameters import GenerationParams
 from tests.conftest import TEST_KEY, RunningApp
 
 TRICKY = GenerationParams(

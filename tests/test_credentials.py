@@ -1,4 +1,5 @@
-"""Who holds a cookie or token is remembered briefly (app/credentials.py): never past a change
+"""Who holds a cookie or token is remembered briefly (app/features/people/credentials.py): never
+past a change
 made in this process, at most `TTL_SECONDS` past one made in another, and the gate asks the
 database (in a worker thread) only when it does not know."""
 
@@ -16,13 +17,13 @@ import anyio.to_thread
 import httpx
 import pytest
 
-from app import accounts
-from app.access import Access
-from app.config import Settings
-from app.credentials import TTL_SECONDS, CredentialCache
-from app.database import Database
-from app.main import create_app
-from app.models import ApiToken, utcnow
+from app.core.config import Settings
+from app.features.people import accounts
+from app.features.people.access import Access
+from app.features.people.credentials import TTL_SECONDS, CredentialCache
+from app.storage.db.engine import Database
+from app.storage.db.tables import ApiToken, utcnow
+from app.web.factory import create_app
 
 PASSWORD = "correct horse battery"
 
@@ -160,7 +161,7 @@ def test_sessions_end_at_their_expiry_even_when_remembered(setup: Setup) -> None
     assert setup.access.look_up_session(token) is not None
     with pytest.MonkeyPatch.context() as patch:
         later = __import__("time").time() + 2
-        patch.setattr("app.access.time.time", lambda: later)
+        patch.setattr("app.features.people.access.time.time", lambda: later)
         assert setup.access.cached_session(token) is None, "expired, though cached"
 
 

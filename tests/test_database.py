@@ -18,8 +18,8 @@ from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlmodel import SQLModel
 
-from app.database import Database, include_in_comparison, migrations_config
-from app.sqlite_blobs import BLOB_PAGE_SIZE, SWEEP_CANDIDATES, SQLiteBlobStore
+from app.storage.blobs.sqlite import BLOB_PAGE_SIZE, SWEEP_CANDIDATES, SQLiteBlobStore
+from app.storage.db.engine import Database, include_in_comparison, migrations_config
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -153,8 +153,8 @@ def test_a_postgres_url_is_opened_with_psycopg_3(postgres_url: str) -> None:
 def test_the_database_url_setting_is_checked_and_hides_its_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.cli import load_settings
-    from app.config import Settings
+    from app.cli.main import load_settings
+    from app.core.config import Settings
 
     settings = Settings(
         _env_file=None,
@@ -262,7 +262,7 @@ def test_the_migrate_command_brings_the_schema_up_to_date(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    from app import cli
+    from app.cli import main as cli
 
     monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(tmp_path))
     if empty_database_url.startswith("postgresql"):

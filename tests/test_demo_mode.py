@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from app.main import DEMO_UPSTREAM_FILE
+from app.web.factory import DEMO_UPSTREAM_FILE
 from tests.conftest import make_settings, serve_app, wait_for_job, wait_until
 
 

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from app.cli import main
+from app.cli.main import main
+from app.domain.parameters import NAMED_SIZE_PIXELS
 from app.emulator import Fault
-from app.parameters import NAMED_SIZE_PIXELS
 from tests.conftest import TEST_KEY, RunningEmulator, make_settings, serve_app, serve_emulator
 
 NARROW = {"num_images": {"maximum": 4}, "prompt": {"maxLength": 2000}}

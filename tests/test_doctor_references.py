@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from app.core.loopback import LoopbackServer
 from app.emulator.catalogue import SEEDREAM_EDIT
-from app.loopback import LoopbackServer
-from app.main import create_app
+from app.web.factory import create_app
 from tests.conftest import RunningEmulator, make_settings, serve_emulator
 from tests.test_doctor import assert_fits_80_columns, doctor
 

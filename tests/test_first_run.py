@@ -14,8 +14,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import cli
-from app.config import Settings, is_loopback_host
+from app.cli import main as cli
+from app.core.config import Settings, is_loopback_host
 from tests.conftest import wait_until
 
 

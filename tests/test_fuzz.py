@@ -28,10 +28,10 @@ import schemathesis
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.python.asgi import shutdown_lifespans
 
-from app import accounts
-from app.config import Settings
-from app.database import Database
-from app.main import create_app
+from app.core.config import Settings
+from app.features.people import accounts
+from app.storage.db.engine import Database
+from app.web.factory import create_app
 from tests.conftest import in_process, make_settings, wait_for_job
 
 MAX_EXAMPLES = int(os.environ.get("PLAYGROUND_FUZZ_EXAMPLES", "5"))

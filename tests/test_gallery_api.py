@@ -23,12 +23,13 @@ import httpx
 import pytest
 from PIL import Image
 
-from app import gallery, trash
-from app.blob_stores import open_blob_store
-from app.database import Database
-from app.gallery import GalleryFilters
-from app.models import utcnow
-from app.presets import PRESETS_BY_SLUG
+from app.domain.presets import PRESETS_BY_SLUG
+from app.features.gallery import listing as gallery
+from app.features.gallery import trash
+from app.features.gallery.listing import GalleryFilters
+from app.storage.blobs.choose import open_blob_store
+from app.storage.db.engine import Database
+from app.storage.db.tables import utcnow
 from tests.conftest import (
     TEST_KEY,
     DatabaseChoice,

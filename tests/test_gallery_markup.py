@@ -9,8 +9,8 @@ from dataclasses import replace
 from jinja2 import Environment
 from jinja2.filters import do_truncate
 
-from app.gallery import GalleryEntry
-from app.references import UPLOAD_MODEL
+from app.features.gallery.listing import GalleryEntry
+from app.features.jobs.references import UPLOAD_MODEL
 from app.web.tiles import Options, render_tiles
 from tests.gallery_seed import GALLERY_ENTRY
 

@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.script import ScriptDirectory
 
-from app import gallery
-from app.database import Database, migrations_config
-from app.gallery import GalleryFilters
+from app.features.gallery import listing as gallery
+from app.features.gallery.listing import GalleryFilters
+from app.storage.db.engine import Database, migrations_config
 from tests.conftest import DatabaseChoice
 
 pytestmark = pytest.mark.both_databases

@@ -15,10 +15,11 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlmodel import col
 
-from app import gallery, postgres
-from app.database import Database
-from app.gallery import Cursor, GalleryFilters, parse_search
-from app.models import Image, Job, JobStatus, utcnow
+from app.features.gallery import listing as gallery
+from app.features.gallery.listing import Cursor, GalleryFilters, parse_search
+from app.storage.db import postgres
+from app.storage.db.engine import Database
+from app.storage.db.tables import Image, Job, JobStatus, utcnow
 from tests.conftest import DatabaseChoice
 from tests.gallery_seed import SeededImage, seed_gallery
 
@@ -279,7 +280,7 @@ def test_listing_columns_are_read_in_the_entry_fields_order() -> None:
     # Rows become GalleryEntry positionally, for speed: the two lists must agree.
     from dataclasses import fields
 
-    from app.gallery import _ENTRY_COLUMNS, GalleryEntry
+    from app.features.gallery.listing import _ENTRY_COLUMNS, GalleryEntry
 
     assert [column.name for column in _ENTRY_COLUMNS] == [f.name for f in fields(GalleryEntry)]
 

@@ -11,8 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import accounts, audit, cli
-from app.database import Database
+from app.cli import main as cli
+from app.features.people import accounts, audit
+from app.storage.db.engine import Database
 from tests.conftest import (
     DatabaseChoice,
     RunningEmulator,

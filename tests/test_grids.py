@@ -12,11 +12,12 @@ import httpx
 import pytest
 from PIL import Image
 
-from app import accounts, grid_records
-from app.database import Database
-from app.errors import InvalidParameters
-from app.grids import MAX_CELLS, AxisSpec, GridRequest, plan_grid, plan_summary
-from app.presets import PRESETS_BY_SLUG
+from app.core.errors import InvalidParameters
+from app.domain.grid_plans import MAX_CELLS, AxisSpec, GridRequest, plan_grid, plan_summary
+from app.domain.presets import PRESETS_BY_SLUG
+from app.features.grids import records as grid_records
+from app.features.people import accounts
+from app.storage.db.engine import Database
 from tests.conftest import (
     SAME_ORIGIN,
     DatabaseChoice,
@@ -206,7 +207,7 @@ def test_a_grid_fills_in_is_paid_once_and_goes_away_as_zip_and_contact_sheet(
 
 def assert_cells_drawn(picture: Image.Image, *, columns: int, rows: int) -> None:
     """Every cell of the sheet holds a picture (not the white page, not an empty box)."""
-    from app.contact_sheet import CELL, GAP
+    from app.features.grids.contact_sheet import CELL, GAP
 
     rgb = picture.convert("RGB")
     right, bottom = rgb.width - 24, rgb.height - 24  # MARGIN

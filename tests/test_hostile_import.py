@@ -22,11 +22,13 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import SQLModel
 
-from app import archive, cli, postgres_blobs
-from app.blob_stores import open_blob_store
-from app.blobs import BlobStore
-from app.database import Database
-from app.sqlite_blobs import SQLiteBlobStore
+from app.cli import main as cli
+from app.features.archive import transfer as archive
+from app.storage.blobs import postgres as postgres_blobs
+from app.storage.blobs.choose import open_blob_store
+from app.storage.blobs.protocol import BlobStore
+from app.storage.blobs.sqlite import SQLiteBlobStore
+from app.storage.db.engine import Database
 from tests.conftest import (
     SQLITE,
     DatabaseChoice,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from app.database import Database
-from app.models import Image
+from app.storage.db.engine import Database
+from app.storage.db.tables import Image
 from tests.conftest import RunningEmulator, in_process, make_settings, wait_for_job
 
 SANDBOX = "sandbox; default-src 'none'"

@@ -13,12 +13,12 @@ import pytest
 import sqlalchemy as sa
 from pydantic import BaseModel
 
-from app import accounts
-from app.config import Settings
-from app.database import Database
-from app.jobs.reads import ImageSummary, JobListItem, JobSummary
-from app.main import create_app
-from app.models import Job, JobPage, JobStatus, utcnow
+from app.core.config import Settings
+from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary
+from app.features.people import accounts
+from app.storage.db.engine import Database
+from app.storage.db.tables import Job, JobPage, JobStatus, utcnow
+from app.web.factory import create_app
 from app.web.gallery_views import GalleryImagePage, gallery_image, gallery_page_json
 from app.web.views import job_page_json, job_public
 from tests.gallery_seed import GALLERY_ENTRY, seed_gallery

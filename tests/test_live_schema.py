@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from app.domain.parameters import IMAGE_SIZES
 from app.emulator import Fault
-from app.parameters import IMAGE_SIZES
 from tests.conftest import (
     RunningApp,
     RunningEmulator,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from app.database import Database
-from app.doctor import DoctorResult, latest_report, save_report
-from app.live_rules import known_models, load_row, record_read, rules_from_row
-from app.parameters import GenerationParams
+from app.domain.parameters import GenerationParams
+from app.features.doctor.checks import DoctorResult, latest_report, save_report
+from app.features.models.live_rules import known_models, load_row, record_read, rules_from_row
+from app.storage.db.engine import Database
 
 NARROW = GenerationParams.model_json_schema()
 NARROW["properties"]["num_images"]["maximum"] = 4

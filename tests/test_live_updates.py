@@ -13,8 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app.database import Database
-from app.events import (
+from app.domain.parameters import GenerationParams
+from app.features.jobs import creation
+from app.features.jobs.events import (
     RECHECK_SECONDS,
     JobEvents,
     JobWatch,
@@ -23,10 +24,9 @@ from app.events import (
     parse_job_ids,
     shown_states,
 )
-from app.jobs import creation
-from app.models import Job, JobStatus, utcnow
-from app.parameters import GenerationParams
-from app.timing import typical_seconds
+from app.features.jobs.timing import typical_seconds
+from app.storage.db.engine import Database
+from app.storage.db.tables import Job, JobStatus, utcnow
 from tests.conftest import DatabaseChoice, RunningApp, end_job_elsewhere, wait_for_job
 
 

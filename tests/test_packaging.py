@@ -33,12 +33,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_ships_templates_static_files_and_migrations(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
-        "app/templates/base.html",
-        "app/templates/partials/_job_card.html",
-        "app/static/app.css",
-        "app/static/vendor/htmx-2.0.11.min.js",
-        "app/migrations/env.py",
-        "app/migrations/versions/0001_jobs_and_images.py",
+        "app/web/templates/base.html",
+        "app/web/templates/partials/_job_card.html",
+        "app/web/static/app.css",
+        "app/web/static/vendor/htmx-2.0.11.min.js",
+        "app/storage/db/migrations/env.py",
+        "app/storage/db/migrations/versions/0001_jobs_and_images.py",
     ):
         assert expected in names, expected
     assert not any(name.startswith(("tests/", "data/")) for name in names)
@@ -73,7 +73,7 @@ def test_the_installed_app_serves_pages_from_another_directory(wheel: Path, tmp_
     # The per-user data folder (platformdirs), kept inside the test.
     env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
     probe = subprocess.run(
-        [sys.executable, "-c", "import app.resources as r; print(r.TEMPLATES_DIR)"],
+        [sys.executable, "-c", "import app.core.resources as r; print(r.TEMPLATES_DIR)"],
         cwd=elsewhere,
         env=env,
         capture_output=True,

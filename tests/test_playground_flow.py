@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from app.parameters import NAMED_SIZE_PIXELS
-from app.presets import PRESETS
+from app.domain.parameters import NAMED_SIZE_PIXELS
+from app.domain.presets import PRESETS
 from tests.conftest import (
     TEST_KEY,
     DatabaseChoice,

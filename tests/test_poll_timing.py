@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app.models import Job, JobStatus, utcnow
-from app.timing import (
+from app.features.jobs.timing import (
     STEP_MIN,
     UpstreamTiming,
     done_by_seconds,
@@ -20,6 +19,7 @@ from app.timing import (
     timing_from_brackets,
     upstream_timing,
 )
+from app.storage.db.tables import Job, JobStatus, utcnow
 from tests.conftest import (
     DatabaseChoice,
     RunningEmulator,
@@ -82,7 +82,7 @@ def test_jobs_found_done_by_their_first_poll_bring_the_next_first_polls_earlier(
 def run_jobs(
     durations: list[float], history: list[tuple[float | None, float]]
 ) -> tuple[list[int], list[float], list[tuple[float | None, float]]]:
-    """Jobs polled one after another as app.poller polls them, each timed by the twenty
+    """Jobs polled one after another as app.worker.poller polls them, each timed by the twenty
     before it: polls per job, delays from each job's end to the poll that found it done,
     and the brackets learned."""
     polls: list[int] = []

@@ -7,9 +7,9 @@ import hashlib
 import re
 from pathlib import Path
 
-from app.cli import build_parser
-from app.config import Settings
-from app.resources import STATIC_DIR, TEMPLATES_DIR
+from app.cli.main import build_parser
+from app.core.config import Settings
+from app.core.resources import STATIC_DIR, TEMPLATES_DIR
 from tests.conftest import env_name
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,9 +13,9 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from app.database import Database
-from app.jobs import queue
-from app.models import Job, JobStatus, Worker, utcnow
+from app.features.jobs import queue
+from app.storage.db.engine import Database
+from app.storage.db.tables import Job, JobStatus, Worker, utcnow
 from tests.conftest import DatabaseChoice
 
 pytestmark = pytest.mark.both_databases

@@ -19,14 +19,14 @@ import pytest
 from PIL import Image as PILImage
 from sqlmodel import select
 
-from app.archive import export_gallery, import_gallery
-from app.blob_stores import open_blob_store
-from app.database import Database
+from app.core.loopback import LoopbackServer
 from app.emulator.catalogue import SEEDREAM_EDIT
-from app.loopback import LoopbackServer
-from app.main import create_app
-from app.models import Image, Job, JobStatus
+from app.features.archive.transfer import export_gallery, import_gallery
+from app.storage.blobs.choose import open_blob_store
+from app.storage.db.engine import Database
+from app.storage.db.tables import Image, Job, JobStatus
 from app.web.bodies import FORM_AND_JSON_LIMIT
+from app.web.factory import create_app
 from tests.conftest import (
     SAME_ORIGIN,
     TEST_KEY,

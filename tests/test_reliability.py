@@ -16,12 +16,12 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from app.backup import backup
-from app.blob_stores import open_blob_store
-from app.database import Database
 from app.emulator import Fault
-from app.jobs import creation, queue
-from app.models import Job, JobStatus, utcnow
+from app.features.jobs import creation, queue
+from app.storage.backup import backup
+from app.storage.blobs.choose import open_blob_store
+from app.storage.db.engine import Database
+from app.storage.db.tables import Job, JobStatus, utcnow
 from app.upstream import LocalRateLimit, RateLimiter, parse_job
 from tests.conftest import (
     TEST_KEY,

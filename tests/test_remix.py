@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from app import cli
+from app.cli import main as cli
 from tests.conftest import (
     DatabaseChoice,
     RunningApp,

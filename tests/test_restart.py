@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from app.database import Database
 from app.emulator import Fault
-from app.jobs import queue, reads
-from app.models import Job, JobStatus, utcnow
+from app.features.jobs import queue, reads
+from app.storage.db.engine import Database
+from app.storage.db.tables import Job, JobStatus, utcnow
 from tests.conftest import (
     DatabaseChoice,
     RunningEmulator,

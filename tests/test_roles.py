@@ -17,21 +17,21 @@ import sqlalchemy as sa
 from PIL import Image as PILImage
 from sqlmodel import col, select
 
-from app import cli
-from app.access import SECRET_FILE, load_secret
-from app.blob_stores import open_blob_store
-from app.config import Settings
-from app.database import Database
+from app.cli import main as cli
+from app.core.config import Settings
+from app.core.loopback import LoopbackServer
 from app.emulator import Fault
-from app.events import JobEvents, JobWatch, shown_states
-from app.jobs import queue
-from app.loopback import LoopbackServer
-from app.main import create_app
-from app.models import Image, Job, JobStatus, utcnow
-from app.ratebudget import SharedRateLimiter
-from app.storage import StagedImage, check_image
+from app.features.jobs import queue
+from app.features.jobs.events import JobEvents, JobWatch, shown_states
+from app.features.models.rate_budget import SharedRateLimiter
+from app.features.people.access import SECRET_FILE, load_secret
+from app.storage.blobs.choose import open_blob_store
+from app.storage.db.engine import Database
+from app.storage.db.tables import Image, Job, JobStatus, utcnow
+from app.storage.intake import StagedImage, check_image
 from app.upstream import UpstreamJob, UpstreamState
-from app.worker import run_worker
+from app.web.factory import create_app
+from app.worker.role import run_worker
 from tests.conftest import (
     SAME_ORIGIN,
     DatabaseChoice,

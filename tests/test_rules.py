@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from app.parameters import IMAGE_SIZES, PROMPT_MAX_CHARS, GenerationParams
-from app.rules import (
+from app.domain.parameters import IMAGE_SIZES, PROMPT_MAX_CHARS, GenerationParams
+from app.domain.rules import (
     SEEDREAM_RULES,
     ModelRules,
     SchemaUnreadable,

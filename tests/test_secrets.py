@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from app import cli
+from app.cli import main as cli
 from app.emulator import Fault
 from tests.conftest import (
     TEST_KEY,

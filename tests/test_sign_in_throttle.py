@@ -9,10 +9,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from app import throttle
-from app.database import Database
-from app.models import utcnow
-from app.throttle import Attempt
+from app.features.people import throttle
+from app.features.people.throttle import Attempt
+from app.storage.db.engine import Database
+from app.storage.db.tables import utcnow
 from tests.conftest import SAME_ORIGIN, DatabaseChoice
 from tests.test_team import (  # noqa: F401 (the fixtures)
     PASSWORD,

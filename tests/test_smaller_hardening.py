@@ -19,7 +19,8 @@ import httpx
 import lxml.html
 import pytest
 
-from app import accounts, cli
+from app.cli import main as cli
+from app.features.people import accounts
 from tests.conftest import (
     RunningApp,
     RunningEmulator,
@@ -66,7 +67,8 @@ def test_the_data_dir_and_its_files_are_private(
             job = client.post("/api/jobs", json={"prompt": "private"}).json()
             wait_for_job(client, job["id"])
         assert mode(data) == 0o700
-        # The signing key is kept in the database (app.access), not in a file of its own.
+        # The signing key is kept in the database (app.features.people.access), not in a file of
+        # its own.
         assert not (data / "secret_key").exists()
         for name in ("playground.db", "images.db"):
             assert mode(data / name) == 0o600, name
@@ -129,7 +131,7 @@ def test_an_admins_reset_revokes_the_tokens(tmp_path: Path) -> None:
     )
     assert reset.returncode == 0, reset.stderr
     assert "revoked their API tokens" in reset.stderr
-    # The gate's own lookup (app.access) finds no owner for it any more.
+    # The gate's own lookup (app.features.people.access) finds no owner for it any more.
     assert accounts.api_token_owner(db, hashed=accounts.token_hash(new.secret)) is None
     db.dispose()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from app.main import ROUTERS
+from app.web.factory import ROUTERS
 
 WEB = Path(__file__).resolve().parent.parent / "app" / "web"
 

@@ -16,21 +16,20 @@ from PIL import Image as PILImage
 from pydantic import SecretStr
 from sqlmodel import select
 
-from app import references, submission
-from app.blob_stores import open_blob_store
-from app.blobs import CHUNK_BYTES, BlobNotFound, BlobStore
-from app.catalogue import ModelCatalogue
-from app.database import Database
+from app.core.errors import SubmissionFailed
+from app.domain.model_params import run_from_body
+from app.domain.parameters import GenerationParams
+from app.domain.rules import has_builtin_record
 from app.emulator.catalogue import SEEDREAM_EDIT
-from app.errors import SubmissionFailed
-from app.jobs import queue, reads
-from app.keystatus import KeyHealth
-from app.live_rules import LiveRules
-from app.model_params import run_from_body
-from app.models import Job, JobStatus, utcnow
-from app.parameters import GenerationParams
-from app.rules import has_builtin_record
-from app.submission import Submitter, submit_job
+from app.features.jobs import queue, reads, references, submission
+from app.features.jobs.submission import Submitter, submit_job
+from app.features.models.catalogue import ModelCatalogue
+from app.features.models.key_status import KeyHealth
+from app.features.models.live_rules import LiveRules
+from app.storage.blobs.choose import open_blob_store
+from app.storage.blobs.protocol import CHUNK_BYTES, BlobNotFound, BlobStore
+from app.storage.db.engine import Database
+from app.storage.db.tables import Job, JobStatus, utcnow
 from app.upstream import PixelDojoClient
 from tests.conftest import TEST_KEY, DatabaseChoice, RunningEmulator, make_settings
 

@@ -16,11 +16,11 @@ import pytest
 from fastapi.routing import APIRoute
 from starlette.routing import Mount, Route
 
-from app import accounts, throttle
-from app.config import Settings
-from app.database import Database
-from app.main import ROUTERS, create_app
-from app.models import utcnow
+from app.core.config import Settings
+from app.features.people import accounts, throttle
+from app.storage.db.engine import Database
+from app.storage.db.tables import utcnow
+from app.web.factory import ROUTERS, create_app
 from tests.conftest import (
     CLIENT_TLS,
     SAME_ORIGIN,

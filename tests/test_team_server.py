@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from app import cli
-from app.config import Settings
+from app.cli import main as cli
+from app.core.config import Settings
 from tests.conftest import DatabaseChoice, env_name
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from app.archive import export_gallery
-from app.database import Database
-from app.models import Thumbnail
-from app.sqlite_blobs import SQLiteBlobStore
-from app.thumbnails import Thumbnails
+from app.features.archive.transfer import export_gallery
+from app.storage.blobs.sqlite import SQLiteBlobStore
+from app.storage.db.engine import Database
+from app.storage.db.tables import Thumbnail
+from app.storage.thumbnails import Thumbnails
 from tests.conftest import RunningEmulator, make_settings
 from tests.test_blob_stores_app import finished_job, running
 

@@ -9,8 +9,8 @@ import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from app.resources import TEMPLATES_DIR
-from app.rules import SEEDREAM_RULES, form_limits
+from app.core.resources import TEMPLATES_DIR
+from app.domain.rules import SEEDREAM_RULES, form_limits
 from tests.conftest import RunningApp
 
 TESTS = Path(__file__).resolve().parent
@@ -61,7 +61,7 @@ def test_the_form_carries_the_server_s_limits_and_labels_every_control(app: Runn
 
 def test_no_limit_is_written_in_the_javascript() -> None:
     """The browser checks the numbers the server renders (data-limits, min, max, maxlength)."""
-    from app.resources import STATIC_DIR
+    from app.core.resources import STATIC_DIR
 
     script = (STATIC_DIR / "app.js").read_text()
     numbers = set(re.findall(r"(?<![\w.])\d[\d_]*(?:\.\d+)?", script))

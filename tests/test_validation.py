@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.parameters import PROMPT_MAX_CHARS
+from app.domain.parameters import PROMPT_MAX_CHARS
 from tests.conftest import RunningApp, RunningEmulator
 
 INVALID_BODIES: list[tuple[str, dict[str, Any], str]] = [

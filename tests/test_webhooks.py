@@ -20,16 +20,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app import webhooks
-from app.access import load_secret, webhook_key
-from app.config import Settings
-from app.database import Database
-from app.jobs import creation, queue
-from app.loopback import LoopbackServer
-from app.main import create_app
-from app.models import Job, JobStatus, utcnow
-from app.timing import SAFETY_SHARE, UpstreamTiming, safety_poll_in
+from app.core.config import Settings
+from app.core.loopback import LoopbackServer
+from app.features.jobs import callbacks as webhooks
+from app.features.jobs import creation, queue
+from app.features.jobs.timing import SAFETY_SHARE, UpstreamTiming, safety_poll_in
+from app.features.people.access import load_secret, webhook_key
+from app.storage.db.engine import Database
+from app.storage.db.tables import Job, JobStatus, utcnow
 from app.upstream import UpstreamJob, UpstreamState
+from app.web.factory import create_app
 from tests.conftest import (
     CLIENT_TLS,
     SAME_ORIGIN,
@@ -249,7 +249,7 @@ def test_signatures_name_one_job_and_one_secret() -> None:
 
 
 def test_the_trigger_tells_other_processes_of_a_callback(postgres_url: str, tmp_path: Path) -> None:
-    from app import postgres
+    from app.storage.db import postgres
 
     db = Database.for_settings(make_settings(tmp_path / "data", None, database_url=postgres_url))
     db.migrate()

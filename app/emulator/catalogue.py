@@ -14,7 +14,13 @@ import copy
 from dataclasses import dataclass
 from typing import Any
 
-from app.parameters import CREDITS_PER_IMAGE, IMAGE_SIZES, PROMPT_MAX_CHARS, SEED_MAX, SEED_MIN
+from app.domain.parameters import (
+    CREDITS_PER_IMAGE,
+    IMAGE_SIZES,
+    PROMPT_MAX_CHARS,
+    SEED_MAX,
+    SEED_MIN,
+)
 
 SEEDREAM = "seedream-4"
 SEEDREAM_EDIT = "seedream-4-edit"

@@ -17,7 +17,7 @@ and `malformed` faults (app/emulator/faults.py).
 
 A run's `webhook_url` is called (POST, the job's answer as its body) when the job
 ends; the contract documents the field but not the call, so the app reads nothing of
-it (app/webhooks.py).
+it (app/features/jobs/callbacks.py).
 
 Knobs live on `EmulatorConfig` (change them at any time, also over HTTP at
 `/_emulator/config`); scripted faults on `Emulator.faults`. Everything under
@@ -54,16 +54,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from app.domain.model_params import ModelParams
+from app.domain.parameters import NAMED_SIZE_PIXELS, GenerationParams, pixel_size
+from app.domain.rules import SEEDREAM_RULES, ModelRules, image_input
 from app.emulator.catalogue import SEEDREAM, EmulatedModel, default_models
 from app.emulator.faults import Fault, FaultPlan
 from app.emulator.render import render_edit_png, render_png
-from app.model_params import ModelParams
-from app.parameters import (
-    NAMED_SIZE_PIXELS,
-    GenerationParams,
-    pixel_size,
-)
-from app.rules import SEEDREAM_RULES, ModelRules, image_input
 
 API_PREFIX = "/api/v1"
 IMAGE_PREFIX = "/pixeldojotemp"

@@ -75,7 +75,8 @@ class PixelDojoClient:
             follow_redirects=False,
         )
         self.download_timeout_seconds = download_timeout_seconds
-        # The app hands in one shared by every process (app.ratebudget); else this process's.
+        # The app hands in one shared by every process (app.features.models.rate_budget); else this
+        # process's.
         self.limiter = limiter if limiter is not None else RateLimiter(rate_limit_per_minute)
         self.max_submit_wait_seconds = max_submit_wait_seconds
 
@@ -129,7 +130,8 @@ class PixelDojoClient:
             raise error_from_response(response, self._secret)
 
     async def list_models(self) -> Any:
-        """The catalogue (`GET /models`), as PixelDojo answers it (app/catalogue.py reads it)."""
+        """The catalogue (`GET /models`), as PixelDojo answers it (app/features/models/catalogue.py
+        reads it)."""
         response = await self._limited("GET", "models")
         return self._json(response)
 

@@ -1,7 +1,7 @@
 """One limiter for every upstream API call.
 
 This module's `RateLimiter` keeps its bucket in this process's memory (the doctor,
-a script); the app's own (app.ratebudget) keeps it in the database, one budget per
+a script); the app's own (app.features.models.rate_budget) keeps it in the database, one budget per
 API key for every web process and worker, with the same arithmetic (`take_token`).
 
 PixelDojo's limits are not published with certainty (10 a minute in the

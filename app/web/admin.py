@@ -10,9 +10,9 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import accounts, audit, budgets
-from app.errors import Conflict, InvalidParameters, NotFoundError
-from app.models import User, utcnow
+from app.core.errors import Conflict, InvalidParameters, NotFoundError
+from app.features.people import accounts, audit, budgets
+from app.storage.db.tables import User, utcnow
 from app.web.deps import AdminUser, ClientIP, ServicesDep, TemplatesDep
 
 router = APIRouter(prefix="/admin", include_in_schema=False)

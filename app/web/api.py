@@ -10,20 +10,20 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from app.budgets import BudgetExceeded, check_budget_before
-from app.errors import InvalidParameters, NotFoundError, OverBudget
-from app.jobs import creation, reads
-from app.live_rules import RulesInForce
-from app.model_params import RunParams
-from app.models import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
-from app.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams, ModelId
-from app.presets import PRESETS, PRESETS_BY_SLUG
-from app.rules import form_limits, offered_sizes
-from app.runs import REFERENCES_MAX, check_run, parse_run
-from app.services import Services
-from app.submission import rules_for_run, submit_job
+from app.core.errors import InvalidParameters, NotFoundError, OverBudget
+from app.domain.model_params import RunParams
+from app.domain.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams, ModelId
+from app.domain.presets import PRESETS, PRESETS_BY_SLUG
+from app.domain.rules import form_limits, offered_sizes
+from app.domain.runs import REFERENCES_MAX, check_run, parse_run
+from app.features.jobs import creation, reads
+from app.features.jobs.submission import rules_for_run, submit_job
+from app.features.models.live_rules import RulesInForce
+from app.features.people.budgets import BudgetExceeded, check_budget_before
+from app.storage.db.tables import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
+from app.web.services import Services
 from app.web.views import image_headers, job_page_json, job_public, preset_public
 
 router = APIRouter(prefix="/api", tags=["api"])

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import accounts, audit, budgets, throttle
-from app.errors import InvalidParameters, NotFoundError, SignInRequired
-from app.models import User, utcnow
+from app.core.errors import InvalidParameters, NotFoundError, SignInRequired
+from app.features.people import accounts, audit, budgets, throttle
+from app.storage.db.tables import User, utcnow
 from app.web.deps import ClientIP, CurrentUser, ServicesDep, TemplatesDep
 from app.web.gate import SESSION_COOKIE
 from app.web.redirects import safe_next

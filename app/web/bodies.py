@@ -21,7 +21,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app.config import Settings
+from app.core.config import Settings
 
 FORM_AND_JSON_LIMIT = 1024 * 1024
 # Routes that take more than a form, by path prefix, with their own limit: a batch check

@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from app.usage import DayUsage
+from app.features.gallery.usage import DayUsage
 
 WIDTH = 720
 HEIGHT = 240

@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from app.code_examples import KEY_VARIABLE, code_examples
-from app.errors import InvalidParameters
-from app.references import placeholder
+from app.core.errors import InvalidParameters
+from app.domain.code_examples import KEY_VARIABLE, code_examples
+from app.features.jobs.references import placeholder
 from app.web.deps import ServicesDep, TemplatesDep
 from app.web.forms import GenerateForm
 

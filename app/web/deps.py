@@ -7,10 +7,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
 
-from app.errors import Forbidden
-from app.models import User
-from app.permissions import Actor
-from app.services import Services
+from app.core.errors import Forbidden
+from app.features.people.permissions import Actor
+from app.storage.db.tables import User
+from app.web.services import Services
 
 
 # Async on purpose: FastAPI runs a plain `def` dependency in the thread pool, and a

@@ -13,9 +13,9 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
-from app.database import is_number_out_of_range
-from app.errors import InvalidParameters, NotFoundError, PlaygroundError, SubmissionFailed
-from app.runs import field_errors
+from app.core.errors import InvalidParameters, NotFoundError, PlaygroundError, SubmissionFailed
+from app.domain.runs import field_errors
+from app.storage.db.engine import is_number_out_of_range
 
 # Codes that read the same whatever Python's name for the status (413's changed in 3.13).
 HTTP_ERROR_CODES = {400: "bad_request", 413: "request_too_large"}

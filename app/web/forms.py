@@ -9,22 +9,22 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from app.catalogue import CatalogueInForce
-from app.errors import InvalidParameters
-from app.jobs.creation import RemixSource
-from app.live_rules import RulesInForce
-from app.model_params import IMAGE_COUNT_FIELDS, ModelParams, RunParams
-from app.models import ROW_ID_MAX, Job
-from app.parameters import (
+from app.core.errors import InvalidParameters
+from app.domain.model_params import IMAGE_COUNT_FIELDS, ModelParams, RunParams
+from app.domain.parameters import (
     CUSTOM_SIZE,
     DEFAULT_IMAGE_SIZE,
     UPSTREAM_FIELDS,
     GenerationParams,
     ModelId,
 )
-from app.presets import PRESETS_BY_SLUG, Preset
-from app.rules import SEEDREAM_RULES, ModelRules, has_builtin_record
-from app.runs import REFERENCES_FIELD, REFERENCES_MAX, check_run, parse_parameters
+from app.domain.presets import PRESETS_BY_SLUG, Preset
+from app.domain.rules import SEEDREAM_RULES, ModelRules, has_builtin_record
+from app.domain.runs import REFERENCES_FIELD, REFERENCES_MAX, check_run, parse_parameters
+from app.features.jobs.creation import RemixSource
+from app.features.models.catalogue import CatalogueInForce
+from app.features.models.live_rules import RulesInForce
+from app.storage.db.tables import ROW_ID_MAX, Job
 from app.web import schema_form
 
 # The record's whole-number fields: the form posts them as text.

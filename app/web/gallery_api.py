@@ -8,19 +8,26 @@ from fastapi import APIRouter, Header, Query, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
-from app import audit, boards, gallery, trash
-from app.code_examples import code_examples, run_url
-from app.compare import COMPARE_MAX, compare_entries, compare_rows
-from app.downloads import ZIP_MAX_IMAGES, image_download, jobs_for, zip_selection, zip_stream
-from app.errors import InvalidParameters, NotFoundError
-from app.gallery import GalleryEntry
-from app.image_metadata import file_stem, sidecar_bytes
-from app.jobs import reads
-from app.models import Job, JobPage, JobPublic
-from app.permissions import Actor
-from app.services import Services
-from app.submission import submit_new_seed
-from app.usage import usage, usage_range
+from app.core.errors import InvalidParameters, NotFoundError
+from app.domain.code_examples import code_examples, run_url
+from app.features.gallery import boards, trash
+from app.features.gallery import listing as gallery
+from app.features.gallery.compare import COMPARE_MAX, compare_entries, compare_rows
+from app.features.gallery.downloads import (
+    ZIP_MAX_IMAGES,
+    image_download,
+    jobs_for,
+    zip_selection,
+    zip_stream,
+)
+from app.features.gallery.image_metadata import file_stem, sidecar_bytes
+from app.features.gallery.listing import GalleryEntry
+from app.features.gallery.usage import usage, usage_range
+from app.features.jobs import reads
+from app.features.jobs.submission import submit_new_seed
+from app.features.people import audit
+from app.features.people.permissions import Actor
+from app.storage.db.tables import Job, JobPage, JobPublic
 from app.web.deps import ActorDep, ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
 from app.web.gallery_params import (
@@ -55,6 +62,7 @@ from app.web.gallery_views import (
     gallery_page_json,
     usage_public,
 )
+from app.web.services import Services
 from app.web.views import image_headers, job_page_json, job_public
 
 router = APIRouter(prefix="/api", tags=["gallery"])

@@ -14,20 +14,22 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from app import audit, boards, gallery, trash
-from app.code_examples import KEY_VARIABLE, CodeExample, code_examples
-from app.compare import compare_entries, compare_rows, prompt_words
-from app.config import Settings
-from app.downloads import jobs_for
-from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
-from app.gallery import Cursor, GalleryFilters, GalleryPage
-from app.jobs.reads import get_job
-from app.models import Job, JobStatus
-from app.parameters import IMAGE_SIZE_LABELS, IMAGE_SIZES
-from app.presets import PRESETS
-from app.submission import submit_new_seed
-from app.trash import purge_time
-from app.usage import usage, usage_range
+from app.core.config import Settings
+from app.core.errors import InvalidParameters, NotFoundError, SubmissionFailed
+from app.domain.code_examples import KEY_VARIABLE, CodeExample, code_examples
+from app.domain.parameters import IMAGE_SIZE_LABELS, IMAGE_SIZES
+from app.domain.presets import PRESETS
+from app.features.gallery import boards, trash
+from app.features.gallery import listing as gallery
+from app.features.gallery.compare import compare_entries, compare_rows, prompt_words
+from app.features.gallery.downloads import jobs_for
+from app.features.gallery.listing import Cursor, GalleryFilters, GalleryPage
+from app.features.gallery.trash import purge_time
+from app.features.gallery.usage import usage, usage_range
+from app.features.jobs.reads import get_job
+from app.features.jobs.submission import submit_new_seed
+from app.features.people import audit
+from app.storage.db.tables import Job, JobStatus
 from app.web.charts import credits_chart
 from app.web.deps import (
     ActorDep,

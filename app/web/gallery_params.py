@@ -15,10 +15,10 @@ from fastapi import Depends, Query, Request
 from pydantic import Field
 from starlette.datastructures import QueryParams
 
-from app.errors import InvalidParameters
-from app.gallery import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, GalleryFilters
-from app.models import ROW_ID_MAX, JobStatus
-from app.parameters import IMAGE_SIZES
+from app.core.errors import InvalidParameters
+from app.domain.parameters import IMAGE_SIZES
+from app.features.gallery.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, GalleryFilters
+from app.storage.db.tables import ROW_ID_MAX, JobStatus
 
 SEARCH_MAX_CHARS = 500
 

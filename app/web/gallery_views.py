@@ -8,14 +8,14 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from app import boards
-from app.boards import Board
-from app.compare import CompareRow
-from app.gallery import GalleryEntry
-from app.models import ROW_ID_MAX, JobStatus
-from app.parameters import RecordedParameters
-from app.trash import purge_time
-from app.usage import Usage
+from app.domain.parameters import RecordedParameters
+from app.features.gallery import boards
+from app.features.gallery.boards import Board
+from app.features.gallery.compare import CompareRow
+from app.features.gallery.listing import GalleryEntry
+from app.features.gallery.trash import purge_time
+from app.features.gallery.usage import Usage
+from app.storage.db.tables import ROW_ID_MAX, JobStatus
 from app.web.views import (
     answer_json,
     image_url,

@@ -11,7 +11,7 @@ is protected without anyone remembering to. In order:
    static files and /healthz: 401 for the API and htmx, a redirect for pages.
    Signed reference-image links (/references/...) are answered to anyone, on any
    host name: PixelDojo fetches them, and each names one image until it expires.
-   So are PixelDojo's signed callbacks (/webhooks/pixeldojo/..., app/webhooks.py),
+   So are PixelDojo's signed callbacks (/webhooks/pixeldojo/..., app/features/jobs/callbacks.py),
    which skip the cross-site check too: each can only bring one job's poll forward.
 4. Every answer gets a Content-Security-Policy and its companions (with images
    served by redirect to an S3-compatible store, pages may load images from that
@@ -25,7 +25,7 @@ parser (app/web/bodies.py counts the bytes), never by the gate.
 
 It runs before every request, so it keeps its own cost small: headers are read
 in one pass over the raw list, who holds a cookie or token comes from a short
-cache (app/credentials.py) and only a miss goes to a worker thread for the
+cache (app/features/people/credentials.py) and only a miss goes to a worker thread for the
 database, and the answer's headers are encoded once for each kind of answer.
 """
 
@@ -40,11 +40,11 @@ from starlette.requests import Request, cookie_parser
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from app import webhooks
-from app.access import Access, caller_is_local, host_is_loopback
-from app.credentials import Credential
-from app.errors import CrossSiteRequest
-from app.services import Services
+from app.core.errors import CrossSiteRequest
+from app.features.jobs import callbacks as webhooks
+from app.features.people.access import Access, caller_is_local, host_is_loopback
+from app.features.people.credentials import Credential
+from app.web.services import Services
 
 SESSION_COOKIE = "playground_session"
 CSRF_FIELD = "csrf_token"
@@ -56,7 +56,8 @@ PUBLIC_PATHS = frozenset({"/sign-in", "/healthz"})
 PUBLIC_PREFIXES = ("/static/",)
 # Files that are the same for everyone may be cached; nothing else a signed-in person sees.
 CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")
-# Addresses signed by the app for PixelDojo to call (app/references.py, app/webhooks.py):
+# Addresses signed by the app for PixelDojo to call (app/features/jobs/references.py,
+# app/features/jobs/callbacks.py):
 # their signature is their permission, so neither the local-only check nor sign-in applies.
 SIGNED_ROUTES = (
     ("/references/", frozenset({"GET", "HEAD"})),

@@ -2,7 +2,7 @@
 
 Values stay strings as typed, so a refused form comes back exactly as it was sent.
 Errors are keyed by field (`prompt`, `seed`) or by axis (`x`, `y`, `z`), the same
-keys the planner (app/grids.py) uses.
+keys the planner (app/domain/grid_plans.py) uses.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.errors import InvalidParameters
-from app.grid_axes import AXIS_NAMES, PRESET, SEED, AxisSpec, GridRequest, values_text
-from app.models import Grid
-from app.parameters import CUSTOM_SIZE, DEFAULT_IMAGE_SIZE
-from app.presets import PRESETS_BY_SLUG, Preset
+from app.core.errors import InvalidParameters
+from app.domain.grid_axes import AXIS_NAMES, PRESET, SEED, AxisSpec, GridRequest, values_text
+from app.domain.parameters import CUSTOM_SIZE, DEFAULT_IMAGE_SIZE
+from app.domain.presets import PRESETS_BY_SLUG, Preset
+from app.storage.db.tables import Grid
 from app.web.forms import TOKEN_MAX, new_submission_token
 
 BASE_FIELDS = ("prompt", "image_size", "customWidth", "customHeight", "seed", "num_images")

@@ -12,16 +12,24 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from app import grid_records, grid_submission, grids, team_presets
-from app.errors import InvalidParameters, NotFoundError
-from app.events import HEARTBEAT_SECONDS, RECONNECT_MILLISECONDS, format_event, next_look
-from app.grid_axes import axis_parameters
-from app.grids import MAX_CELLS
-from app.models import ROW_ID_MAX
-from app.presets import PRESETS_BY_SLUG
-from app.services import Services
+from app.core.errors import InvalidParameters, NotFoundError
+from app.domain import grid_plans as grids
+from app.domain.grid_axes import axis_parameters
+from app.domain.grid_plans import MAX_CELLS
+from app.domain.presets import PRESETS_BY_SLUG
+from app.features.grids import records as grid_records
+from app.features.grids import submission as grid_submission
+from app.features.jobs.events import (
+    HEARTBEAT_SECONDS,
+    RECONNECT_MILLISECONDS,
+    format_event,
+    next_look,
+)
+from app.features.models import team_presets
+from app.storage.db.tables import ROW_ID_MAX
 from app.web.deps import ServicesDep, TemplatesDep, current_user, is_htmx
 from app.web.grid_form import GridForm
+from app.web.services import Services
 
 router = APIRouter(include_in_schema=False)
 

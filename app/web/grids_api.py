@@ -10,15 +10,18 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from app import gallery, grid_records, grid_submission, grids
-from app.contact_sheet import render_contact_sheet
-from app.downloads import jobs_for, zip_stream
-from app.errors import InvalidParameters
-from app.grids import GridPlan, GridRequest, cell_records, plan_summary
-from app.jobs import reads
-from app.models import ImagePublic, JobStatus
-from app.services import Services
+from app.core.errors import InvalidParameters
+from app.domain import grid_plans as grids
+from app.domain.grid_plans import GridPlan, GridRequest, cell_records, plan_summary
+from app.features.gallery import listing as gallery
+from app.features.gallery.downloads import jobs_for, zip_stream
+from app.features.grids import records as grid_records
+from app.features.grids import submission as grid_submission
+from app.features.grids.contact_sheet import render_contact_sheet
+from app.features.jobs import reads
+from app.storage.db.tables import ImagePublic, JobStatus
 from app.web.deps import CurrentUser, ServicesDep
+from app.web.services import Services
 from app.web.views import image_public
 
 router = APIRouter(prefix="/api", tags=["grids"])

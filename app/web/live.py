@@ -16,8 +16,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
-from app.errors import InvalidParameters
-from app.events import (
+from app.core.errors import InvalidParameters
+from app.features.jobs import reads
+from app.features.jobs.events import (
     HEARTBEAT_SECONDS,
     RECONNECT_MILLISECONDS,
     JobWatch,
@@ -26,9 +27,8 @@ from app.events import (
     parse_job_ids,
     shown_states,
 )
-from app.jobs import reads
-from app.services import Services
 from app.web.deps import ServicesDep, TemplatesDep
+from app.web.services import Services
 
 router = APIRouter(include_in_schema=False)
 

@@ -9,20 +9,22 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from app import gallery, grid_records, team_presets, timing
-from app.errors import InvalidParameters, NotFoundError, SubmissionFailed
-from app.jobs import reads
-from app.live_rules import RulesInForce
-from app.models import ROW_ID_MAX
-from app.parameters import NUM_IMAGES_MAX, ModelId
-from app.presets import PRESETS, PRESETS_BY_SLUG
-from app.runs import REFERENCES_FIELD
-from app.services import Services
-from app.submission import submit_job
+from app.core.errors import InvalidParameters, NotFoundError, SubmissionFailed
+from app.domain.parameters import NUM_IMAGES_MAX, ModelId
+from app.domain.presets import PRESETS, PRESETS_BY_SLUG
+from app.domain.runs import REFERENCES_FIELD
+from app.features.gallery import listing as gallery
+from app.features.grids import records as grid_records
+from app.features.jobs import reads, timing
+from app.features.jobs.submission import submit_job
+from app.features.models import team_presets
+from app.features.models.live_rules import RulesInForce
+from app.storage.db.tables import ROW_ID_MAX
 from app.upstream import AuthenticationFailed, UpstreamError
 from app.web.deps import ServicesDep, TemplatesDep, client_ip, current_user, is_htmx
 from app.web.forms import GenerateForm, new_submission_token
 from app.web.redirects import back
+from app.web.services import Services
 
 router = APIRouter(include_in_schema=False)
 
@@ -254,7 +256,7 @@ async def check_key(request: Request, services: ServicesDep) -> Response:
 
 
 # A router of its own, first in the app's list: health checks come often, and each route
-# ahead of a path costs a match (app/main.py's ROUTERS).
+# ahead of a path costs a match (app/web/factory.py's ROUTERS).
 health_router = APIRouter(tags=["health"])
 
 

@@ -11,14 +11,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from app import team_presets
-from app.errors import InvalidParameters, PlaygroundError, SubmissionFailed
-from app.jobs import reads
-from app.models import TeamPreset, TeamPresetPublic, User
-from app.parameters import GenerationParams
-from app.presets import PRESETS
-from app.services import Services
-from app.submission import submit_job
+from app.core.errors import InvalidParameters, PlaygroundError, SubmissionFailed
+from app.domain.parameters import GenerationParams
+from app.domain.presets import PRESETS
+from app.features.jobs import reads
+from app.features.jobs.submission import submit_job
+from app.features.models import team_presets
+from app.storage.db.tables import TeamPreset, TeamPresetPublic, User
 from app.web.deps import (
     ActorDep,
     ServicesDep,
@@ -28,6 +27,7 @@ from app.web.deps import (
     is_htmx,
 )
 from app.web.forms import TOKEN_MAX, GenerateForm, new_submission_token
+from app.web.services import Services
 
 router = APIRouter(include_in_schema=False)
 api_router = APIRouter(prefix="/api", tags=["api"])

@@ -1,5 +1,6 @@
 """Reference images: uploading one, picking from the gallery, and the signed links
-PixelDojo fetches them by (app/references.py holds the rules; these routes are thin)."""
+PixelDojo fetches them by (app/features/jobs/references.py holds the rules; these routes are
+thin)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from pydantic import BaseModel, Field
 
-from app import gallery, references
-from app.errors import NotFoundError, UploadRefused, UploadTooLarge
-from app.models import ROW_ID_MAX
-from app.references import SignedReference
-from app.storage import scratch_file
+from app.core.errors import NotFoundError, UploadRefused, UploadTooLarge
+from app.features.gallery import listing as gallery
+from app.features.jobs import references
+from app.features.jobs.references import SignedReference
+from app.storage.db.tables import ROW_ID_MAX
+from app.storage.intake import scratch_file
 from app.upstream import DownloadRefused
 from app.web.bodies import REFERENCE_UPLOAD_PATH
 from app.web.deps import CurrentUser, ServicesDep, TemplatesDep

@@ -1,18 +1,18 @@
 """A form for any model, rendered from its live schema, and the values it posts, typed.
 
 Seedream keeps its hand-made form (presets, sizes drawn as shapes). Any other model's
-form is built from the rules read from its schema (app/rules.py), one field each:
+form is built from the rules read from its schema (app/domain/rules.py), one field each:
 
     a string                  a text field (a text area for a prompt)
     an enum                   a choice of its values
     an integer or a number    a number field with the schema's minimum and maximum
     a boolean                 a checkbox
-    its image input           the reference picker (app/references.py)
+    its image input           the reference picker (app/features/jobs/references.py)
     anything else             shown read-only, and never sent
 
 What is posted comes back typed as the schema says (a whole number, a number, true or
 false, one of the enum's own values), empty fields left out so the model's defaults
-apply; the rules in force then check the run like any other (app/runs.py).
+apply; the rules in force then check the run like any other (app/domain/runs.py).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.rules import ImageInput, ModelRules
+from app.domain.rules import ImageInput, ModelRules
 
 Kind = Literal["textarea", "text", "select", "number", "checkbox", "references", "readonly"]
 # Posted as `param.<name>`, so a schema field never collides with the form's own inputs.

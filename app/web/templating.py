@@ -11,21 +11,21 @@ from jinja2 import Environment, pass_environment
 from jinja2.filters import do_truncate
 
 from app import __version__
-from app.config import Settings
-from app.live_rules import RulesInForce
-from app.model_params import IMAGE_COUNT_FIELDS
-from app.models import JobStatus
-from app.parameters import (
+from app.core.config import Settings
+from app.core.resources import TEMPLATES_DIR
+from app.domain.model_params import IMAGE_COUNT_FIELDS
+from app.domain.parameters import (
     IMAGE_SIZE_LABELS,
     IMAGE_SIZES,
     NAMED_SIZE_PIXELS,
     pixel_size,
     size_label,
 )
-from app.presets import PRESETS
-from app.references import is_upload
-from app.resources import TEMPLATES_DIR
-from app.rules import SEEDREAM_RULES, form_limits, has_builtin_record, offered_sizes
+from app.domain.presets import PRESETS
+from app.domain.rules import SEEDREAM_RULES, form_limits, has_builtin_record, offered_sizes
+from app.features.jobs.references import is_upload
+from app.features.models.live_rules import RulesInForce
+from app.storage.db.tables import JobStatus
 from app.web.schema_form import FormField, form_fields
 
 

@@ -19,8 +19,8 @@ from jinja2 import Environment, pass_context
 from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
-from app.gallery import GalleryEntry
-from app.references import is_upload
+from app.features.gallery.listing import GalleryEntry
+from app.features.jobs.references import is_upload
 from app.web.templating import ALT_TEXT_MAX_CHARS
 
 CAPTION_MAX_CHARS = 80

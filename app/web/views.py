@@ -18,18 +18,12 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from app.errors import NotFoundError
-from app.jobs.reads import ImageSummary, JobListItem, JobSummary, JobWithImages
-from app.models import (
-    Image,
-    ImagePublic,
-    Job,
-    JobPublic,
-    PresetPublic,
-)
-from app.parameters import RecordedParameters
-from app.presets import Preset
-from app.storage import IMAGE_CONTENT_TYPES
+from app.core.errors import NotFoundError
+from app.domain.parameters import RecordedParameters
+from app.domain.presets import Preset
+from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary, JobWithImages
+from app.storage.db.tables import Image, ImagePublic, Job, JobPublic, PresetPublic
+from app.storage.intake import IMAGE_CONTENT_TYPES
 
 # An image answer is only ever an image: a browser may not sniff it into something else,
 # and opened on its own it is a sandboxed document that can run nothing and load nothing.

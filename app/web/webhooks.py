@@ -1,4 +1,5 @@
-"""PixelDojo's callback when a job ends (app/webhooks.py holds the rules; this route is thin).
+"""PixelDojo's callback when a job ends (app/features/jobs/callbacks.py holds the rules; this route
+is thin).
 
 Answered to anyone who has the signed URL, without sign-in or the cross-site check
 (app/web/gate.py): its signature is its permission, and all it can do is bring one
@@ -11,9 +12,9 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
-from app import webhooks
-from app.errors import NotFoundError
-from app.models import ROW_ID_MAX, utcnow
+from app.core.errors import NotFoundError
+from app.features.jobs import callbacks as webhooks
+from app.storage.db.tables import ROW_ID_MAX, utcnow
 from app.web.deps import ServicesDep
 
 router = APIRouter(tags=["webhooks"])

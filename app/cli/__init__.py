@@ -1,0 +1,1 @@
+"""The `seedream-playground` command."""

@@ -1,0 +1,1 @@
+"""What the app does, a package each: jobs, gallery, grids, people, models, archive, doctor."""

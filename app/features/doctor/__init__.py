@@ -1,0 +1,1 @@
+"""The first contact with PixelDojo, diagnosed, and the report the web shows."""

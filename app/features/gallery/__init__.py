@@ -1,0 +1,1 @@
+"""The gallery: listing and search, trash, collections, usage, downloads, compare."""

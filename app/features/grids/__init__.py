@@ -1,0 +1,1 @@
+"""Grids: their records, the runner that submits their cells, contact sheets."""

@@ -1,0 +1,1 @@
+"""PixelDojo's models: the catalogue, live schemas, team presets, key and rate state."""

@@ -1,0 +1,96 @@
+"""The upstream rate limit as one budget per API key, shared by every process.
+
+PixelDojo counts calls per key, not per process: two web processes and three
+workers each spending "their own" 10 a minute would spend 50. So the token bucket
+(app.upstream.ratelimit's arithmetic) lives in a `rate_budgets` row, keyed by the
+key's fingerprint, and each call takes its token in a short write transaction
+(the row locked on PostgreSQL; SQLite's writer lock does the same). A 429's pause
+is written there too, so every process holds off, not only the one that was told.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import anyio
+import sqlalchemy as sa
+
+from app.storage.db.engine import Database
+from app.storage.db.tables import RateBudget
+from app.upstream.ratelimit import RateLimiter, take_token
+
+
+class SharedRateLimiter(RateLimiter):
+    def __init__(
+        self,
+        per_minute: float | None,
+        *,
+        db: Database,
+        fingerprint: str,
+        reserved_for_submits: int = 2,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        # Wall-clock seconds: every process must read the same clock.
+        super().__init__(per_minute, reserved_for_submits=reserved_for_submits, clock=clock)
+        self._db = db
+        self._fingerprint = fingerprint
+
+    def wait_needed(self, *, submit: bool) -> float:
+        now = self._clock()
+        if not self.enabled:
+            # No limit of our own; only a pause the server asked for holds a call.
+            with self._db.read() as session:
+                row = session.get(RateBudget, self._fingerprint)
+            return max(0.0, row.paused_until - now) if row is not None else 0.0
+        assert self.per_minute is not None
+        for attempt in range(2):
+            try:
+                with self._db.write() as session:
+                    row = session.get(RateBudget, self._fingerprint, with_for_update=True)
+                    if row is None:
+                        row = RateBudget(
+                            fingerprint=self._fingerprint, tokens=self._capacity, updated_at=now
+                        )
+                    if now < row.paused_until:
+                        return row.paused_until - now
+                    row.tokens, wait = take_token(
+                        tokens=row.tokens,
+                        elapsed=now - row.updated_at,
+                        per_minute=self.per_minute,
+                        reserve=self._reserve,
+                        submit=submit,
+                    )
+                    row.updated_at = max(row.updated_at, now)
+                    session.add(row)
+                    return wait
+            except sa.exc.IntegrityError:
+                # Another process made the row first (only a server database gets here).
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def pause(self, seconds: float) -> None:
+        until = self._clock() + seconds
+        for attempt in range(2):
+            try:
+                with self._db.write() as session:
+                    row = session.get(RateBudget, self._fingerprint, with_for_update=True)
+                    if row is None:
+                        row = RateBudget(
+                            fingerprint=self._fingerprint,
+                            tokens=self._capacity,
+                            updated_at=self._clock(),
+                        )
+                    row.paused_until = max(row.paused_until, until)
+                    session.add(row)
+                return
+            except sa.exc.IntegrityError:
+                if attempt:
+                    raise
+
+    async def hold(self, seconds: float) -> None:
+        await anyio.to_thread.run_sync(self.pause, seconds)
+
+    async def _wait_needed(self, *, submit: bool) -> float:
+        return await anyio.to_thread.run_sync(lambda: self.wait_needed(submit=submit))

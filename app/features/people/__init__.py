@@ -1,0 +1,1 @@
+"""People: sign-in, accounts, credentials, throttling, audit, permissions, budgets."""

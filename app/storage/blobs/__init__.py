@@ -1,0 +1,1 @@
+"""Where image bytes live: the `BlobStore` protocol and its stores."""

@@ -1,0 +1,202 @@
+"""Downloaded images: verify, thumbnail, store.
+
+A download is staged in a scratch file while it streams in, then checked with
+Pillow (an allowed format, a pixel count under our cap, decodable to the end)
+before any of it reaches the database. Bytes go to the blob store, keyed by
+their sha256; the rows that point at them are written by `app.features.jobs`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import io
+import os
+import shutil
+import tempfile
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from PIL import Image as PILImage
+from PIL import ImageOps
+
+from app.upstream import DownloadRefused
+
+FORMAT_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+# The only types an image or thumbnail is ever stored or served as.
+IMAGE_CONTENT_TYPES = frozenset(FORMAT_CONTENT_TYPES.values())
+# Larger than any size the model makes (4096×4096) and far below Pillow's own
+# decompression-bomb threshold, which would let 89 million pixels through.
+MAX_IMAGE_PIXELS = 4096 * 4096 + 1
+# Pillow's own guard, tightened to the same cap (defence in depth: check_image
+# refuses oversized images itself before decoding).
+PILImage.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
+THUMBNAIL_MAX_SIDE = 512
+THUMBNAIL_CONTENT_TYPE = "image/webp"
+# Blocks this large or larger go straight back to the system when freed (see below).
+MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
+# Images decoded at once, process-wide. Each holds its full frame (16 MB for 2K,
+# 64 MB for 4K) while it is checked and thumbnailed; decoding is CPU-bound, so
+# more at once is not faster on a small server, only bigger: with the poller's
+# eight jobs at once decoding together the app peaked near its 250 MB budget
+# (docs/benchmarks.md, poller).
+DECODE_SLOTS = 2
+_decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
+@dataclass(frozen=True)
+class Thumbnail:
+    data: bytes
+    width: int
+    height: int
+    content_type: str = THUMBNAIL_CONTENT_TYPE
+
+
+@dataclass(frozen=True)
+class CheckedImage:
+    content_type: str
+    width: int
+    height: int
+    thumbnail: Thumbnail
+
+
+@dataclass(frozen=True)
+class StagedImage:
+    """One downloaded, verified image waiting in a scratch file to be stored."""
+
+    index: int
+    source_url: str
+    path: Path
+    byte_size: int
+    sha256: str
+    checked: CheckedImage
+
+
+@dataclass(frozen=True)
+class ImageFacts:
+    content_type: str
+    width: int
+    height: int
+
+
+def check_image(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> CheckedImage:
+    """Refuse anything but a whole PNG, JPEG or WebP within the pixel cap; make its thumbnail."""
+    # Opened outside the try: a local I/O error is ours, retried, never a refused image.
+    with path.open("rb") as source, _decoded(source, max_pixels=max_pixels) as (image, facts):
+        thumbnail = make_thumbnail(image)
+    return CheckedImage(
+        content_type=facts.content_type,
+        width=facts.width,
+        height=facts.height,
+        thumbnail=thumbnail,
+    )
+
+
+def verify_image(source: BinaryIO, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageFacts:
+    """The same checks as `check_image` (the same refusals), without making a thumbnail."""
+    with _decoded(source, max_pixels=max_pixels) as (_, facts):
+        return facts
+
+
+@contextmanager
+def _decoded(source: BinaryIO, *, max_pixels: int) -> Iterator[tuple[PILImage.Image, ImageFacts]]:
+    """The image decoded to the end (at thumbnail scale where the format allows), within
+    the process-wide decode slots; anything unfit is refused with DownloadRefused."""
+    try:
+        with _decode_slots, warnings.catch_warnings():
+            # Our own cap below is tighter; Pillow's warning would only repeat it.
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            with PILImage.open(source) as image:
+                if image.format not in FORMAT_CONTENT_TYPES:
+                    raise DownloadRefused(
+                        f"the file is a {image.format or 'unknown'} file, not a PNG, "
+                        "JPEG or WebP image"
+                    )
+                width, height = image.size
+                # Checked from the header, before a pixel is decoded.
+                if width * height > max_pixels:
+                    raise DownloadRefused(
+                        f"the image is {width}×{height} pixels, over the {max_pixels:,}-pixel cap"
+                    )
+                facts = ImageFacts(FORMAT_CONTENT_TYPES[image.format], width, height)
+                image.draft("RGB", (THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE))
+                # load() decodes to the end: a truncated or corrupt file fails here.
+                image.load()
+                yield image, facts
+    except DownloadRefused:
+        raise
+    except PILImage.DecompressionBombError:
+        raise DownloadRefused(
+            f"the image is over the {max_pixels:,}-pixel cap (a possible decompression bomb)"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DownloadRefused(f"the file is not a readable image ({exc})") from None
+
+
+def make_thumbnail(image: PILImage.Image) -> Thumbnail:
+    """The WebP preview of `image`, which is shrunk in place: the caller is done with it.
+
+    Shrinking first and turning upright afterwards (the bound is square, so the
+    order does not change the result) means a full-size frame is never copied:
+    a 4096×4096 image needs its 48 MB of pixels once, not three times over
+    (docs/benchmarks.md, download memory).
+    """
+    if image.mode not in ("RGB", "RGBA"):
+        image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
+    image.thumbnail((THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE), PILImage.Resampling.LANCZOS)
+    preview = ImageOps.exif_transpose(image)
+    buffer = io.BytesIO()
+    preview.save(buffer, format="WEBP", quality=80, method=4)
+    return Thumbnail(data=buffer.getvalue(), width=preview.width, height=preview.height)
+
+
+def return_image_memory_promptly() -> None:
+    """Make the C allocator hand large image buffers back to the system when they are freed.
+
+    A decoded 2K image is a 16 MB block. glibc raises its mmap threshold to the
+    largest block freed so far, after which such blocks come from per-thread heaps
+    that keep the memory: with eight images stored at once the app grew to ~300 MB
+    and stayed there; with a fixed threshold it peaks near 170 MB and falls back
+    (docs/benchmarks.md, poller). Call once at start-up; a no-op off glibc.
+    """
+    try:
+        if not os.confstr("CS_GNU_LIBC_VERSION"):
+            return
+        ctypes.CDLL(None).mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    except (AttributeError, OSError, ValueError):
+        return
+
+
+@contextmanager
+def scratch_file(directory: Path) -> Iterator[tuple[Path, io.BufferedWriter]]:
+    """A file to stream a download into, removed afterwards whatever happens."""
+    directory.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(dir=directory, prefix="download-", suffix=".part")
+    path = Path(name)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            yield path, stream
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def worker_scratch_dir(directory: Path, worker_id: str) -> Path:
+    """Each worker downloads into a folder of its own, so no other worker clears it."""
+    return directory / hashlib.sha256(worker_id.encode()).hexdigest()[:16]
+
+
+def clear_scratch(directory: Path, *, live_worker_ids: set[str]) -> None:
+    """Remove downloads that workers no longer alive left half-written."""
+    keep = {worker_scratch_dir(directory, worker_id) for worker_id in live_worker_ids}
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            if entry.is_dir() and entry not in keep:
+                shutil.rmtree(entry, ignore_errors=True)
+            elif entry.is_file():  # left by a version that shared one folder
+                entry.unlink(missing_ok=True)

@@ -1,0 +1,46 @@
+"""What a running app holds: built in the lifespan, handed to routes as one dependency."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from app.core.config import Settings
+from app.features.doctor.checks import LastDoctorReport
+from app.features.jobs.events import JobEvents
+from app.features.jobs.submission import Submitter
+from app.features.models.catalogue import ModelCatalogue
+from app.features.models.key_status import KeyHealth
+from app.features.models.live_rules import LiveRules
+from app.features.people.access import Access
+from app.storage.blobs.protocol import BlobStore
+from app.storage.db.engine import Database
+from app.storage.thumbnails import Thumbnails
+from app.upstream import PixelDojoClient
+from app.worker.poller import Poller
+
+if TYPE_CHECKING:
+    # Only a type here: the runner takes the Services it is part of.
+    from app.features.grids.runner import GridRunner
+
+
+@dataclass
+class Services:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    thumbnails: Thumbnails
+    client: PixelDojoClient
+    poller: Poller
+    key_health: KeyHealth
+    access: Access
+    worker_id: str
+    demo_mode: bool
+    events: JobEvents
+    grid_runner: GridRunner
+    rules: LiveRules
+    doctor_reports: LastDoctorReport
+    catalogue: ModelCatalogue
+    submitter: Submitter
+    # Where image routes send browsers (an S3 store's origin, in redirect mode), or None.
+    image_origin: str | None = None

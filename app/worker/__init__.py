@@ -1,0 +1,1 @@
+"""The worker: polls unfinished jobs and stores their images."""

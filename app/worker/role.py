@@ -1,0 +1,123 @@
+"""The worker role: poll jobs and store their images, with no web app.
+
+`seedream-playground serve` runs the web app and a worker in one process;
+`serve --no-worker` runs the web app alone (it submits jobs, never polls), and
+`seedream-playground worker` runs this module alone. Any number of each may share
+one PostgreSQL database (or, on one machine, one SQLite file): jobs are claimed
+with leases (app.features.jobs.queue), the upstream rate limit is one budget per key
+(app.features.models.rate_budget), and a job submitted anywhere wakes the workers at once
+(app.features.jobs.events).
+
+The parts both roles build the same way live here: the process's worker id and
+its upstream client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import secrets
+import signal
+import socket
+
+import anyio
+from pydantic import SecretStr
+
+from app.core.config import Settings
+from app.features.jobs import queue
+from app.features.jobs.events import JobEvents
+from app.features.models.key_status import KeyHealth, fingerprint
+from app.features.models.rate_budget import SharedRateLimiter
+from app.storage.blobs.choose import open_blob_store
+from app.storage.db.engine import Database
+from app.storage.db.tables import utcnow
+from app.storage.intake import clear_scratch, return_image_memory_promptly
+from app.upstream import PixelDojoClient
+from app.worker.poller import Poller
+
+log = logging.getLogger(__name__)
+
+DEMO_MODE_REFUSAL = (
+    "PIXELDOJO_API_KEY is unset: in demo mode the built-in emulator runs inside "
+    "`seedream-playground serve`, which polls its own jobs. Set the key (and "
+    "PIXELDOJO_BASE_URL if it is not PixelDojo) to run web processes and workers apart."
+)
+
+
+def new_worker_id() -> str:
+    """Unique among every process on every machine sharing the database."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def upstream_client(
+    settings: Settings, db: Database, *, api_key: SecretStr, base_url: str
+) -> PixelDojoClient:
+    """The client every role uses, its rate limit one budget per key in the database."""
+    return PixelDojoClient(
+        base_url=base_url,
+        api_key=api_key,
+        image_hosts=settings.image_hosts,
+        timeout_seconds=settings.request_timeout_seconds,
+        download_timeout_seconds=settings.download_timeout_seconds,
+        max_submit_wait_seconds=settings.max_submit_wait_seconds,
+        limiter=SharedRateLimiter(
+            settings.upstream_rate_limit(), db=db, fingerprint=fingerprint(api_key)
+        ),
+    )
+
+
+async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
+    """Poll and store until `stop` is set; then hand unfinished work back."""
+    if settings.pixeldojo_api_key is None:
+        raise RuntimeError(DEMO_MODE_REFUSAL)
+    return_image_memory_promptly()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    db = Database.for_settings(settings)
+    await anyio.to_thread.run_sync(db.migrate)
+    blobs = await anyio.to_thread.run_sync(lambda: open_blob_store(settings, database_url=db.url))
+    live = await anyio.to_thread.run_sync(
+        lambda: queue.live_worker_ids(db, now=utcnow(), lease_seconds=settings.lease_seconds)
+    )
+    clear_scratch(settings.scratch_dir, live_worker_ids=live)
+    api_key = settings.pixeldojo_api_key
+    client = upstream_client(settings, db, api_key=api_key, base_url=settings.pixeldojo_base_url)
+    events = JobEvents()
+    poller = Poller(
+        db=db,
+        blobs=blobs,
+        client=client,
+        settings=settings,
+        worker_id=new_worker_id(),
+        key_health=KeyHealth(db, api_key),
+    )
+    events.subscribe(poller.wake)
+    events.watch(db)
+    poller.start()
+    log.info(
+        "worker %s: polling up to %d jobs at once; images go to %s",
+        poller.worker_id,
+        settings.poller_concurrency,
+        blobs.describe(),
+    )
+    try:
+        await stop.wait()
+    finally:
+        await poller.stop()
+        events.detach()
+        await client.aclose()
+        blobs.close()
+        db.dispose()
+
+
+def main(settings: Settings) -> None:
+    """Run a worker until SIGTERM or Ctrl+C."""
+
+    async def _run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        await run_worker(settings, stop=stop)
+
+    asyncio.run(_run())
