@@ -18,12 +18,15 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from sqlmodel import col
 
 from app.core.clock import calendar_at
 from app.core.config import Settings
 from app.core.loopback import LoopbackServer
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
 from app.storage.db.engine import Database
+from app.storage.db.tables import Job, JobStatus, utcnow
 from app.web.factory import create_app
 
 # Recognisable, so a test can look for it anywhere it must not be.
@@ -369,6 +372,27 @@ def wait_until(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
         time.sleep(interval)
+
+
+def end_job_elsewhere(
+    db: Database, job_id: int, status: JobStatus, error: str | None = None
+) -> None:
+    """What another process ending a job writes (its worker held the lease, not ours)."""
+    now = utcnow()
+    with db.write() as session:
+        session.execute(
+            sa.update(Job)
+            .where(col(Job.id) == job_id)
+            .values(
+                status=status,
+                error=error,
+                finished_at=now,
+                updated_at=now,
+                next_poll_at=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
 
 
 def wait_for_job(

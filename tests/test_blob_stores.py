@@ -12,8 +12,11 @@ import hashlib
 import os
 import tarfile
 import threading
+import time
 import tracemalloc
 from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +25,17 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from pydantic import ValidationError
+from sqlmodel import col
 
 from app.cli import main as cli
 from app.core.config import Settings
 from app.core.database_url import engine_url
 from app.storage.blobs.choose import open_blob_store
+from app.storage.blobs.postgres import BLOB_STORE_TABLES
 from app.storage.blobs.protocol import CHUNK_BYTES, BlobNotFound, BlobStore, DigestMismatch
-from app.storage.blobs.s3 import S3Unavailable
+from app.storage.blobs.s3 import S3BlobStore, S3Unavailable
 from app.storage.db.engine import Database, migrations_config
-from app.storage.db.postgres import BLOB_STORE_TABLES
+from app.storage.db.tables import Image, Job, JobStatus
 from tests.conftest import S3Bucket
 
 STORES = ("sqlite", "postgres", "s3")
@@ -38,27 +43,45 @@ STORES = ("sqlite", "postgres", "s3")
 LARGE_BYTES = 8 * 1024 * 1024
 
 
+@dataclass
+class Opened:
+    """A store as the app opens it, and the gallery whose rows name its bytes."""
+
+    store: BlobStore
+    gallery: Database
+
+
 @pytest.fixture(params=STORES)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
+def opened(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Opened]:
     data_dir = tmp_path / "data"
-    if request.param == "sqlite":
+    if request.param == "postgres":
         settings = Settings(_env_file=None, data_dir=data_dir)
-        database_url: str | sa.URL = f"sqlite:///{settings.database_path}"
-    elif request.param == "postgres":
-        settings = Settings(_env_file=None, data_dir=data_dir)
-        db = Database(engine_url(request.getfixturevalue("postgres_url")))
-        db.migrate()  # the store's tables are the migrations' to make
-        db.dispose()
-        database_url = db.url
+        gallery = Database(engine_url(request.getfixturevalue("postgres_url")))
     else:
-        bucket: S3Bucket = request.getfixturevalue("s3_bucket")
-        settings = Settings(_env_file=None, data_dir=data_dir, **bucket.settings())
-        database_url = f"sqlite:///{settings.database_path}"
-    blobs = open_blob_store(settings, database_url=database_url)
+        extra = {} if request.param == "sqlite" else request.getfixturevalue("s3_bucket").settings()
+        settings = Settings(_env_file=None, data_dir=data_dir, **extra)
+        gallery = Database.at_path(settings.database_path)
+    gallery.migrate()  # the PostgreSQL store's tables are the migrations' to make
+    blobs = open_blob_store(settings, database_url=gallery.url)
+    if isinstance(blobs, S3BlobStore):
+        # Deleted as soon as nothing names them, as in the other stores (the grace has a
+        # test of its own).
+        blobs.grace_seconds = 0.0
     try:
-        yield blobs
+        yield Opened(blobs, gallery)
     finally:
         blobs.close()
+        gallery.dispose()
+
+
+@pytest.fixture
+def store(opened: Opened) -> BlobStore:
+    return opened.store
+
+
+@pytest.fixture
+def gallery(opened: Opened) -> Database:
+    return opened.gallery
 
 
 def write(path: Path, data: bytes) -> tuple[str, Path]:
@@ -66,8 +89,38 @@ def write(path: Path, data: bytes) -> tuple[str, Path]:
     return hashlib.sha256(data).hexdigest(), path
 
 
+def name_in_gallery(gallery: Database, sha: str) -> int:
+    """An image row naming the bytes `sha` (with its job); returns the image's id."""
+    with gallery.write() as session:
+        job = Job(
+            model="seedream-4",
+            prompt="names stored bytes",
+            image_size="auto_2K",
+            num_images=1,
+            request_body={},
+            status=JobStatus.COMPLETED,
+        )
+        session.add(job)
+        session.flush()
+        assert job.id is not None
+        image = Image(
+            job_id=job.id,
+            index=0,
+            content_type="image/png",
+            width=1,
+            height=1,
+            byte_size=1,
+            sha256=sha,
+            source_url="upload:test",
+        )
+        session.add(image)
+        session.flush()
+        assert image.id is not None
+        return image.id
+
+
 def test_each_store_is_the_one_its_settings_name(store: BlobStore, request: Any) -> None:
-    kind = request.node.callspec.params["store"]
+    kind = request.node.callspec.params["opened"]
     expected = {"sqlite": "images.db", "postgres": "PostgreSQL", "s3": "s3://gallery-"}[kind]
     assert expected in store.describe()
 
@@ -90,7 +143,7 @@ def test_an_image_comes_back_byte_identical_a_chunk_at_a_time(
 
 
 def test_storing_the_same_image_again_is_a_no_op_even_at_the_same_moment(
-    store: BlobStore, tmp_path: Path
+    store: BlobStore, gallery: Database, tmp_path: Path
 ) -> None:
     payload = os.urandom(CHUNK_BYTES + 1)
     sha, path = write(tmp_path / "image.png", payload)
@@ -113,7 +166,7 @@ def test_storing_the_same_image_again_is_a_no_op_even_at_the_same_moment(
     assert errors == []
     assert store.size(sha) == len(payload)
     assert b"".join(store.iter_chunks(sha)) == payload
-    assert store.discard([sha]) == 1, "one copy, however often it was stored"
+    assert store.discard([sha], gallery=gallery) == 1, "one copy, however often it was stored"
     assert not store.contains(sha)
 
 
@@ -129,7 +182,7 @@ def test_bytes_that_do_not_hash_to_their_name_are_refused_and_nothing_is_kept(
         store.size(sha)
 
 
-def test_a_missing_image_is_reported_as_missing(store: BlobStore) -> None:
+def test_a_missing_image_is_reported_as_missing(store: BlobStore, gallery: Database) -> None:
     sha = hashlib.sha256(b"never stored").hexdigest()
     assert not store.contains(sha)
     with pytest.raises(BlobNotFound):
@@ -137,22 +190,24 @@ def test_a_missing_image_is_reported_as_missing(store: BlobStore) -> None:
     with pytest.raises(BlobNotFound):
         next(iter(store.iter_chunks(sha)))
     assert store.read_thumbnail(sha) is None
-    assert store.discard([sha]) == 0
+    assert store.discard([sha], gallery=gallery) == 0
 
 
-def test_thumbnails_sit_beside_their_image_and_go_with_it(store: BlobStore, tmp_path: Path) -> None:
+def test_thumbnails_sit_beside_their_image_and_go_with_it(
+    store: BlobStore, gallery: Database, tmp_path: Path
+) -> None:
     sha, path = write(tmp_path / "image.png", b"\x89PNG pretend image bytes")
     store.put_file(sha, path)
     store.put_thumbnail(sha, b"RIFF pretend webp")
     store.put_thumbnail(sha, b"RIFF pretend webp")  # again: no error, one copy
     assert store.read_thumbnail(sha) == b"RIFF pretend webp"
-    assert store.discard([sha, sha]) == 1
+    assert store.discard([sha, sha], gallery=gallery) == 1
     assert not store.contains(sha)
     assert store.read_thumbnail(sha) is None
 
 
 def test_the_sweep_removes_only_old_unreferenced_images_and_their_thumbnails(
-    store: BlobStore, tmp_path: Path
+    store: BlobStore, gallery: Database, tmp_path: Path
 ) -> None:
     kept, kept_path = write(tmp_path / "kept.png", b"an image a job points at")
     orphan, orphan_path = write(tmp_path / "orphan.png", b"an image nothing points at")
@@ -163,12 +218,75 @@ def test_the_sweep_removes_only_old_unreferenced_images_and_their_thumbnails(
     lone = hashlib.sha256(b"lost").hexdigest()
     store.put_thumbnail(lone, b"thumbnail without an image")
 
-    assert store.sweep({kept}) == 0, "recent bytes are spared: a writer may be mid-commit"
+    name_in_gallery(gallery, kept)
+
+    assert store.sweep(gallery=gallery) == 0, "recent bytes are spared: a writer may be mid-commit"
     assert store.contains(orphan)
-    assert store.sweep({kept}, older_than_seconds=-60) == 1
+    assert store.sweep(gallery=gallery, older_than_seconds=-60) == 1
     assert store.contains(kept) and store.read_thumbnail(kept) is not None
     assert not store.contains(orphan) and store.read_thumbnail(orphan) is None
     assert store.read_thumbnail(lone) is None
+
+
+def test_bytes_an_image_row_names_are_neither_discarded_nor_swept(
+    store: BlobStore, gallery: Database, tmp_path: Path
+) -> None:
+    named, named_path = write(tmp_path / "named.png", b"bytes an image row names")
+    spare, spare_path = write(tmp_path / "spare.png", b"bytes nothing names")
+    for sha, path in ((named, named_path), (spare, spare_path)):
+        store.put_file(sha, path)
+        store.put_thumbnail(sha, b"thumbnail of " + sha.encode())
+    image_id = name_in_gallery(gallery, named)
+
+    # The caller need not have looked: the store looks at the rows as it deletes.
+    assert store.discard([named, spare], gallery=gallery) == 1
+    assert store.sweep(gallery=gallery, older_than_seconds=-60) == 0
+    assert store.contains(named) and store.read_thumbnail(named) is not None
+    assert not store.contains(spare) and store.read_thumbnail(spare) is None
+    with gallery.write() as session:
+        session.execute(sa.delete(Image).where(col(Image.id) == image_id))
+    assert store.discard([named], gallery=gallery) == 1
+    assert not store.contains(named)
+
+
+def test_an_s3_store_spares_what_was_stored_within_the_grace_and_storing_again_renews_it(
+    s3_bucket: S3Bucket, tmp_path: Path
+) -> None:
+    """S3 deletes without a transaction it could share with the rows: an image stored (or
+    stored again) within the grace may be named by rows about to be committed."""
+    settings = Settings(_env_file=None, data_dir=tmp_path, **s3_bucket.settings())
+    gallery = Database.at_path(settings.database_path)
+    gallery.migrate()
+    store = open_blob_store(settings, database_url=gallery.url)
+    assert isinstance(store, S3BlobStore)
+    try:
+        sha, path = write(tmp_path / "image.png", b"bytes stored just now")
+        store.put_file(sha, path)
+        assert store.discard([sha], gallery=gallery) == 0, "stored within the grace"
+        assert store.sweep(gallery=gallery) == 0
+        assert store.contains(sha)
+
+        # Storing the bytes again moves their date on (S3 keeps it to the second).
+        first = stored_at(store, sha)
+        deadline = time.monotonic() + 10
+        while stored_at(store, sha) == first:
+            assert time.monotonic() < deadline, "storing again never renewed the date"
+            store.put_file(sha, path)
+        assert stored_at(store, sha) > first
+        assert store.renew(sha)
+        assert not store.renew(hashlib.sha256(b"never stored").hexdigest())
+
+        store.grace_seconds = 0.0
+        assert store.discard([sha], gallery=gallery) == 1
+        assert not store.contains(sha)
+    finally:
+        store.close()
+        gallery.dispose()
+
+
+def stored_at(store: S3BlobStore, sha: str) -> datetime:
+    answer = store._client.head_object(Bucket=store._bucket, Key=store._image_key(sha))
+    return answer["LastModified"]
 
 
 def test_a_large_image_is_streamed_both_ways_without_being_held_whole(

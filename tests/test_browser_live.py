@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from app.features.jobs import queue
 from app.storage.db.engine import Database
 from app.storage.db.tables import JobStatus
 from tests.browser import wait_for_htmx
 from tests.conftest import (
     RunningApp,
     RunningEmulator,
+    end_job_elsewhere,
     make_settings,
     serve_app,
     serve_emulator,
@@ -115,7 +115,7 @@ def test_a_change_made_by_another_process_reaches_the_page(
         # Another worker on the same database: its writes wake nothing in this process.
         other = Database.at_path(slow_app.settings.database_path)
         try:
-            queue.finish(other, job_id=job_id, status=JobStatus.FAILED, error="Stopped elsewhere.")
+            end_job_elsewhere(other, job_id, JobStatus.FAILED, "Stopped elsewhere.")
         finally:
             other.dispose()
         expect(card).to_have_attribute("data-status", "failed", timeout=10_000)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from app.domain.parameters import GenerationParams
-from app.features.jobs import creation, queue
+from app.features.jobs import creation
 from app.features.jobs.events import (
     RECHECK_SECONDS,
     JobEvents,
@@ -27,7 +27,7 @@ from app.features.jobs.events import (
 from app.features.jobs.timing import typical_seconds
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
-from tests.conftest import DatabaseChoice, RunningApp, wait_for_job
+from tests.conftest import DatabaseChoice, RunningApp, end_job_elsewhere, wait_for_job
 
 
 def read_events(response: httpx.Response) -> Iterator[tuple[str, str]]:
@@ -128,11 +128,11 @@ async def test_a_write_through_the_engine_wakes_listeners_and_detaching_stops_it
     events = JobEvents()
     events.attach(db.write_engine)
     with events.listen() as listener:
-        await asyncio.to_thread(queue.finish, db, job_id=job_id, status=JobStatus.FAILED)
+        await asyncio.to_thread(end_job_elsewhere, db, job_id, JobStatus.FAILED)
         await asyncio.wait_for(listener.wait(), timeout=RECHECK_SECONDS / 2)
         listener.clear()
         events.detach()
-        await asyncio.to_thread(queue.finish, db, job_id=job_id, status=JobStatus.COMPLETED)
+        await asyncio.to_thread(end_job_elsewhere, db, job_id, JobStatus.COMPLETED)
         # A wake is queued on the loop during the write, before the thread's result, so
         # had there been one it would have run by now.
         assert not listener.is_set()
@@ -155,7 +155,7 @@ async def test_without_any_wake_a_watch_still_sees_another_process_s_change(
     assert not watch.all_finished
 
     def finish_elsewhere() -> None:
-        queue.finish(db, job_id=job_id, status=JobStatus.FAILED, error="elsewhere")
+        end_job_elsewhere(db, job_id, JobStatus.FAILED, "elsewhere")
 
     threading.Timer(0.1, finish_elsewhere).start()
     started = time.monotonic()

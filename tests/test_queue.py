@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from app.features.jobs import queue
 from app.storage.db.engine import Database
-from app.storage.db.tables import Job, JobStatus, utcnow
+from app.storage.db.tables import Job, JobStatus, Worker, utcnow
 from tests.conftest import DatabaseChoice
 
 pytestmark = pytest.mark.both_databases
@@ -125,6 +125,38 @@ def test_a_live_workers_heartbeat_keeps_its_jobs(db: Database) -> None:
         )
         == []
     )
+
+
+def test_a_heartbeat_keeps_the_submitter_beside_the_worker_alive(db: Database) -> None:
+    """A job being submitted is leased to the process's submitter, whose id is alive while
+    the process's worker beats: other workers leave the job alone until its lease ends."""
+    now = utcnow()
+    [job_id] = add_due_jobs(db, 1, now=now)
+    for worker_id in ("worker", "worker submitting"):
+        queue.register_worker(db, worker_id=worker_id)
+    with db.write() as session:
+        session.execute(
+            sa.update(Job)
+            .where(col(Job.id) == job_id)
+            .values(
+                status=JobStatus.SUBMITTING,
+                lease_owner="worker submitting",
+                lease_expires_at=now + timedelta(seconds=90),
+            )
+        )
+    with db.write() as session:
+        # A minute without a beat: both would look dead.
+        session.execute(sa.update(Worker).values(heartbeat_at=now - timedelta(seconds=60)))
+    queue.heartbeat(
+        db, worker_id="worker", job_ids=[], lease_seconds=30, also_alive=["worker submitting"]
+    )
+    live = queue.live_worker_ids(db, now=utcnow(), lease_seconds=30)
+    assert {"worker", "worker submitting"} <= live
+    queue.register_worker(db, worker_id="other")
+    assert queue.claim_due_jobs(db, owner="other", now=utcnow(), lease_seconds=30, limit=1) == []
+    # Its lease still ends: a submitter that hung gives the job up in the end.
+    ended = now + timedelta(seconds=91)
+    assert len(queue.claim_due_jobs(db, owner="other", now=ended, lease_seconds=30, limit=1)) == 1
 
 
 def test_claims_on_postgres_skip_rows_another_claimer_is_taking_instead_of_waiting(

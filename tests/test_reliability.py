@@ -414,7 +414,7 @@ def test_a_lost_submission_does_not_take_a_twin_still_being_submitted(
         queue.heartbeat(db, worker_id="busy-submitter", job_ids=[], lease_seconds=60)
         accepted = parse_job(upstream)
         creation.record_submitted(
-            db, job_id=twin_id, owner="busy-submitter", upstream=accepted, first_poll_in=0
+            db, job_id=twin_id, owner="busy-submitter", token=0, upstream=accepted, first_poll_in=0
         )
         assert wait_for_job(app.client, twin_id)["status"] == "completed"
         lost_job = wait_for_job(app.client, lost_id)
@@ -453,6 +453,32 @@ def test_a_job_taken_over_mid_submit_is_answered_not_failed(
     db.dispose()
     assert done["status"] == "completed", done["error"]
     assert len(emulator.emulator.requests_to("run")) == 1, "never sent twice"
+
+
+@pytest.mark.both_databases
+def test_a_job_being_submitted_is_leased_to_a_submitter_of_its_own_that_is_alive(
+    tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
+) -> None:
+    """Not to the id the process's worker claims jobs with (a claim of the worker's could
+    not then be told from the submitter's), and alive by that worker's heartbeat (so no
+    other worker takes the job while it is being sent)."""
+    emulator.emulator.faults.add(Fault("run", kind="delay", delay_seconds=1.5))
+    settings = make_settings(tmp_path / "data", emulator, database=database)
+    db = Database.for_settings(settings)
+    with serve_app(settings) as app, ThreadPoolExecutor(1) as pool:
+        answer = pool.submit(app.client.post, "/api/jobs", json={"prompt": "whose is it"})
+        job_id = wait_until(lambda: db_job_ids(db), what="the job row, written before the submit")[
+            0
+        ]
+        with db.read() as session:
+            job = session.get(Job, job_id)
+            assert job is not None and job.status is JobStatus.SUBMITTING
+            submitter = job.lease_owner
+        live = queue.live_worker_ids(db, now=utcnow(), lease_seconds=settings.lease_seconds)
+        assert submitter in live
+        assert len(live - {submitter}) == 1, "the worker beside it has an id of its own"
+        assert answer.result(timeout=30).status_code == 202
+    db.dispose()
 
 
 def db_job_ids(db: Database) -> list[int]:

@@ -36,6 +36,7 @@ from tests.conftest import (
     SAME_ORIGIN,
     DatabaseChoice,
     RunningEmulator,
+    end_job_elsewhere,
     make_settings,
     wait_for_job,
     wait_until,
@@ -314,9 +315,7 @@ async def test_a_job_changed_by_another_process_wakes_this_ones_streams_and_work
             await asyncio.sleep(0)  # the watcher's first look
             listener.clear()
             subscriber.clear()
-            await asyncio.to_thread(
-                queue.finish, elsewhere, job_id=job_id, status=JobStatus.FAILED, error="there"
-            )
+            await asyncio.to_thread(end_job_elsewhere, elsewhere, job_id, JobStatus.FAILED, "there")
             # No periodic recheck here: only the database's word can wake these.
             await asyncio.wait_for(listener.wait(), timeout=20)
             await asyncio.wait_for(subscriber.wait(), timeout=20)

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from sqlmodel import select
 
 from app.features.archive.transfer import export_gallery
+from app.storage.blobs.sqlite import SQLiteBlobStore
 from app.storage.db.engine import Database
-from app.storage.db.sqlite import SQLiteBlobStore
 from app.storage.db.tables import Thumbnail
 from app.storage.thumbnails import Thumbnails
 from tests.conftest import RunningEmulator, make_settings

@@ -184,7 +184,13 @@ def test_a_callback_before_the_submit_answer_makes_the_first_poll_immediate(
     assert read_job(db, job_id).status is JobStatus.SUBMITTING, "untouched until recorded"
     accepted = UpstreamJob(job_id="job_quick", status="pending", state=UpstreamState.RUNNING)
     job = creation.record_submitted(
-        db, job_id=job_id, owner="w1", upstream=accepted, first_poll_in=60, webhook_requested=True
+        db,
+        job_id=job_id,
+        owner="w1",
+        token=0,
+        upstream=accepted,
+        first_poll_in=60,
+        webhook_requested=True,
     )
     assert job.webhook_requested
     assert job.next_poll_at is not None and job.next_poll_at <= utcnow()

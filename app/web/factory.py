@@ -34,7 +34,7 @@ from app.features.gallery import listing as gallery
 from app.features.gallery import trash
 from app.features.grids.runner import GridRunner
 from app.features.grids.submission import Grids
-from app.features.jobs import queue, reads
+from app.features.jobs import queue
 from app.features.jobs.events import JobEvents
 from app.features.jobs.submission import Submitter
 from app.features.models.catalogue import ModelCatalogue
@@ -216,7 +216,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         key_health=key_health,
         rules=rules,
         scheduler=poller,
-        owner=worker_id,
+        owner=poller.submitter_id,
         submit_window_seconds=settings.submit_window_seconds,
         catalogue=catalogue,
         default_model=settings.model,
@@ -307,12 +307,13 @@ async def _after_start(db: Database, blobs: BlobStore, poller: Poller) -> None:
     """Remove stored images no job refers to (a crash between storing the bytes and the job
     row leaves them), then start polling; then prepare for the first sign-in.
 
-    After the app answers, not before: the sweep reads every image's digest, seconds at a
-    million images, and nothing a request does needs it done. Before the poller: a job it
-    stores could refer again to bytes the sweep is about to remove (storage is by content).
+    After the app answers, not before: the sweep looks up every stored image's rows,
+    seconds at a million images, and nothing a request does needs it done. A job or an
+    upload storing the same bytes meanwhile keeps them: the store deletes only what no
+    row names as it deletes (app.storage.blobs.protocol).
     """
     try:
-        swept = await anyio.to_thread.run_sync(lambda: blobs.sweep(reads.referenced_digests(db)))
+        swept = await anyio.to_thread.run_sync(lambda: blobs.sweep(gallery=db))
     except Exception:  # housekeeping: its failure must not stop the jobs
         log.exception("could not sweep stored images; trying again at the next start")
     else:

@@ -83,6 +83,10 @@ class Poller:
         self.client = client
         self.settings = settings
         self.worker_id = worker_id
+        # Who holds a job's lease while this process submits it (app.features.jobs.submission): an
+        # id of
+        # its own, so its writes are fenced from this worker's, beaten with this worker's.
+        self.submitter_id = f"{worker_id} submitting"
         self.key_health = key_health
         self._wake = asyncio.Event()
         self._stopping = False
@@ -100,17 +104,23 @@ class Poller:
         self._scratch_dir = worker_scratch_dir(settings.scratch_dir, worker_id)
 
     def register(self) -> None:
-        """Be known as a live worker, with a heartbeat, before taking any job: a worker
-        starting beside this one then leaves its scratch downloads alone."""
+        """Be known as a live worker (and the submitter beside it), with a heartbeat, before
+        taking any job: a worker starting beside this one then leaves its scratch downloads
+        alone, and the jobs being submitted here to their submitter."""
         if any(task.get_name() == "poller-heartbeat" for task in self._tasks):
             return
-        queue.register_worker(self.db, worker_id=self.worker_id)
+        for worker_id in (self.worker_id, self.submitter_id):
+            queue.register_worker(self.db, worker_id=worker_id)
         self._tasks.append(asyncio.create_task(self._beat(), name="poller-heartbeat"))
 
     def start(self) -> None:
         self.register()
         if self.claims_jobs:
             self._tasks.append(asyncio.create_task(self._run(), name="poller"))
+
+    def _unregister(self) -> None:
+        for worker_id in (self.worker_id, self.submitter_id):
+            queue.remove_worker(self.db, worker_id=worker_id)
 
     def wake(self) -> None:
         """A job was submitted or changed: look at the queue now."""
@@ -197,9 +207,7 @@ class Poller:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await anyio.to_thread.run_sync(
-            lambda: queue.remove_worker(self.db, worker_id=self.worker_id)
-        )
+        await anyio.to_thread.run_sync(self._unregister)
 
     # --- The loop -------------------------------------------------------------------
 
@@ -235,6 +243,7 @@ class Poller:
             worker_id=self.worker_id,
             job_ids=[*self._in_flight.values(), *self._storing.values()],
             lease_seconds=self.settings.lease_seconds,
+            also_alive=[self.submitter_id],
         )
 
     def _seconds_until_due(self) -> float:

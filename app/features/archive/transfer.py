@@ -66,8 +66,7 @@ from app.features.archive.rows import (
     USERS,
     from_json,
 )
-from app.features.jobs import reads
-from app.storage.blobs.protocol import BlobStore, DigestMismatch
+from app.storage.blobs.protocol import BlobStore, DigestMismatch, ensure_kept, store_then_commit
 from app.storage.db import postgres
 from app.storage.db.engine import Database
 from app.storage.db.tables import JobStatus, utcnow
@@ -224,11 +223,13 @@ def import_gallery(
         open_archive(path, limits) as archive,
     ):
         inventory = inspect(archive, limits, scratch_dir=Path(scratch))
-        counts = Counts()
         stored: list[str] = []
-        try:
-            # Bytes first, rows after: no row ever names bytes the store lacks.
-            _store_blobs(archive, inventory, blobs, Path(scratch), limits, counts, stored)
+
+        def store() -> Counts:
+            counts = Counts()
+            # Bytes first, rows after, committed only while the store keeps the bytes (a
+            # purge may take those it had already, in between: then all again).
+            _store_blobs(archive, inventory, blobs, Path(scratch), limits, stored)
             _store_thumbnails(archive, inventory, blobs, limits, counts)
             with db.write() as session:
                 connection = session.connection()
@@ -236,14 +237,19 @@ def import_gallery(
                 if connection.dialect.name == "postgresql":
                     # Rows imported with their ids leave PostgreSQL's id sequences behind.
                     postgres.advance_id_sequences(connection, [JOBS, IMAGES, COLLECTIONS, USERS])
+                ensure_kept(blobs, connection, inventory.blobs.keys())
+            counts.blobs = len(set(stored))
+            return counts
+
+        try:
+            return store_then_commit(store)
         except Exception as exc:
             # Bytes stored for rows that never arrived: take them out again.
             if stored:
-                blobs.discard(set(stored) - reads.referenced_digests(db))
+                blobs.discard(stored, gallery=db)
             if isinstance(exc, ArchiveError):
                 raise
             raise ArchiveError(f"the rows could not be written ({exc})") from None
-    return counts
 
 
 def _store_blobs(
@@ -252,12 +258,11 @@ def _store_blobs(
     blobs: BlobStore,
     scratch_dir: Path,
     limits: ImportLimits,
-    counts: Counts,
     stored: list[str],
 ) -> None:
     """Store the checked images this gallery lacks, adding their digests to `stored`."""
     for sha, info in inventory.blobs.items():
-        if blobs.contains(sha):
+        if blobs.renew(sha):
             continue
         temporary = scratch_dir / "store.part"
         try:
@@ -271,7 +276,6 @@ def _store_blobs(
         finally:
             temporary.unlink(missing_ok=True)
         stored.append(sha)
-        counts.blobs += 1
 
 
 def _store_thumbnails(

@@ -2,8 +2,9 @@
 
 Trashing only stamps `images.deleted_at`; every listing leaves such rows out.
 Purging deletes the image rows (their thumbnails and collection entries go with
-them) and then the stored bytes no other image shares. Jobs stay: what was
-asked for and what it cost remain in the usage figures.
+them) and then the stored bytes no other image shares: the store looks at the rows
+as it deletes (app.storage.blobs.protocol), so bytes an image stored meanwhile names are kept. Jobs
+stay: what was asked for and what it cost remain in the usage figures.
 
 Only the periodic purge (and an explicit purge) deletes: reading the trash
 never does. An image past its days is no longer listed or restorable while it
@@ -106,13 +107,7 @@ def purge(db: Database, blobs: BlobStore, *, image_ids: Iterable[int]) -> PurgeR
             deleted += int(result.rowcount)  # type: ignore[attr-defined]
     if not digests:
         return PurgeResult(deleted, 0)
-    with db.read() as session:
-        still_used = set(
-            session.exec(
-                select(Image.sha256).where(col(Image.sha256).in_(list(digests))).distinct()
-            ).all()
-        )
-    return PurgeResult(deleted, blobs.discard(digests - still_used))
+    return PurgeResult(deleted, blobs.discard(digests, gallery=db))
 
 
 # What people do to images in the trash, each recorded in the audit log as itself.

@@ -45,7 +45,8 @@ def create_job(
     estimated_credits: float | None = None,
     request_body: dict[str, Any] | None = None,
 ) -> tuple[Job, bool]:
-    """Write the job before anything is sent upstream, leased to the submitting worker.
+    """Write the job before anything is sent upstream, leased to the submitter (under the
+    job's first token, which the submitter's every later write names).
 
     Returns the job and whether it is new. With an idempotency key already used for
     the same request, the earlier job comes back instead (the unique constraint
@@ -143,16 +144,17 @@ def record_submitted(
     *,
     job_id: int,
     owner: str,
+    token: int,
     upstream: UpstreamJob,
     first_poll_in: float,
     webhook_requested: bool = False,
 ) -> Job:
-    """The upstream accepted the job; only its submitter, still holding it, records that.
-    A job PixelDojo already called back about (it ended while its submit's answer was on
-    the way) is due for a poll at once."""
+    """The upstream accepted the job; only its submitter, still holding it under the token
+    it wrote, records that. A job PixelDojo already called back about (it ended while its
+    submit's answer was on the way) is due for a poll at once."""
     now = utcnow()
     with db.write() as session:
-        job = _submitting(session, job_id, owner)
+        job = _submitting(session, job_id, owner, token)
         if job.webhook_at is not None:
             first_poll_in = 0.0
         job.webhook_requested = webhook_requested
@@ -172,12 +174,12 @@ def record_submitted(
 
 
 def record_lost_submission(
-    db: Database, *, job_id: int, owner: str, note: str, first_look_in: float
+    db: Database, *, job_id: int, owner: str, token: int, note: str, first_look_in: float
 ) -> None:
     """The submit's answer never came: look for the job upstream before deciding anything."""
     now = utcnow()
     with db.write() as session:
-        job = _submitting(session, job_id, owner)
+        job = _submitting(session, job_id, owner, token)
         job.status = JobStatus.RECONCILING
         job.error = note
         job.submitted_at = now
@@ -192,11 +194,15 @@ class LeaseLost(Exception):
     """The job is no longer this worker's to change (it was taken over)."""
 
 
-def _submitting(session: Session, job_id: int, owner: str) -> Job:
+def _submitting(session: Session, job_id: int, owner: str, token: int) -> Job:
     # Locked (on PostgreSQL) from the check to the commit, so the lease cannot pass.
     job = session.get(Job, job_id, with_for_update=True)
     if job is None:
         raise LookupError(f"job {job_id} does not exist")
-    if job.status is not JobStatus.SUBMITTING or job.lease_owner != owner:
+    if (
+        job.status is not JobStatus.SUBMITTING
+        or job.lease_owner != owner
+        or job.lease_token != token
+    ):
         raise LeaseLost(f"job {job_id} is {job.status.value}, held by {job.lease_owner}")
     return job

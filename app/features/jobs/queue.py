@@ -17,13 +17,14 @@ LOCKED` has each take rows no other claimer is taking, without waiting.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from app.storage.blobs.protocol import BlobStore
+from app.storage.blobs.protocol import BlobStore, ensure_kept, store_then_commit
 from app.storage.db.engine import Database
 from app.storage.db.tables import Image, Job, JobStatus, UTCDateTime, Worker, utcnow
 from app.storage.intake import StagedImage
@@ -103,25 +104,24 @@ def finish(
     job_id: int,
     status: JobStatus,
     error: str | None = None,
-    owner: str | None = None,
-    token: int | None = None,
+    owner: str,
+    token: int,
 ) -> bool:
-    """Mark a job finished; with `owner`, only if that worker still holds its lease (and,
-    with `token`, still under the same claim)."""
+    """Mark a job finished, only if `owner` still holds its lease under the claim that gave
+    it `token` (a worker's, or the submitter's when it wrote the job); says whether it did."""
     now = utcnow()
-    statement = sa.update(Job).where(col(Job.id) == job_id)
-    if owner is not None:
-        statement = statement.where(col(Job.lease_owner) == owner)
-    if token is not None:
-        statement = statement.where(col(Job.lease_token) == token)
-    statement = statement.values(
-        status=status,
-        error=error,
-        finished_at=now,
-        updated_at=now,
-        next_poll_at=None,
-        lease_owner=None,
-        lease_expires_at=None,
+    statement = (
+        sa.update(Job)
+        .where(_held(job_id, owner, token))
+        .values(
+            status=status,
+            error=error,
+            finished_at=now,
+            updated_at=now,
+            next_poll_at=None,
+            lease_owner=None,
+            lease_expires_at=None,
+        )
     )
     with db.write() as session:
         return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
@@ -217,12 +217,22 @@ def remove_worker(db: Database, *, worker_id: str) -> None:
         session.execute(sa.delete(Worker).where(col(Worker.id) == worker_id))
 
 
-def heartbeat(db: Database, *, worker_id: str, job_ids: list[int], lease_seconds: float) -> None:
-    """Say this worker is alive, and keep the jobs it is busy with (a long download) its own."""
+def heartbeat(
+    db: Database,
+    *,
+    worker_id: str,
+    job_ids: list[int],
+    lease_seconds: float,
+    also_alive: Sequence[str] = (),
+) -> None:
+    """Say this worker is alive (and `also_alive`, the process's other lease holders), and
+    keep the jobs it is busy with (a long download) its own."""
     now = utcnow()
     with db.write_urgently() as session:
         session.execute(
-            sa.update(Worker).where(col(Worker.id) == worker_id).values(heartbeat_at=now)
+            sa.update(Worker)
+            .where(col(Worker.id).in_([worker_id, *also_alive]))
+            .values(heartbeat_at=now)
         )
         # Workers dead for long are forgotten; their jobs were taken over already. Rows
         # another worker is forgetting at this moment are left to it.
@@ -421,11 +431,27 @@ def store_images(
     staged: list[StagedImage],
 ) -> bool:
     """Store the bytes and their thumbnails, then in one transaction the image rows and the
-    job's end.
+    job's end (again if a purge took bytes it found stored, in between: app.storage.blobs.protocol).
 
     Returns False, writing no rows, if this worker's claim no longer holds the job (it was
     taken over: the new holder stores the images, once).
     """
+    return store_then_commit(
+        lambda: _store_images_once(
+            db, blobs, job_id=job_id, owner=owner, token=token, staged=staged
+        )
+    )
+
+
+def _store_images_once(
+    db: Database,
+    blobs: BlobStore,
+    *,
+    job_id: int,
+    owner: str,
+    token: int,
+    staged: list[StagedImage],
+) -> bool:
     for image in staged:
         blobs.put_file(image.sha256, image.path)
         blobs.put_thumbnail(image.sha256, image.checked.thumbnail.data)
@@ -463,6 +489,7 @@ def store_images(
                     created_at=now,
                 )
             )
+        ensure_kept(blobs, session.connection(), {image.sha256 for image in staged})
     return True
 
 

@@ -39,7 +39,7 @@ from app.domain.rules import ImageInput
 from app.domain.runs import REFERENCES_FIELD
 from app.features.gallery import listing as gallery
 from app.features.gallery.listing import GalleryEntry
-from app.storage.blobs.protocol import BlobStore
+from app.storage.blobs.protocol import BlobStore, ensure_kept, store_then_commit
 from app.storage.db.engine import Database
 from app.storage.db.tables import Image, Job, JobStatus, User, utcnow
 from app.storage.intake import check_image
@@ -228,45 +228,52 @@ def store_upload(
     earlier = _earlier_upload(db, sha256)
     if earlier is not None:
         return earlier
-    # Bytes and thumbnail first, then the rows: no row ever names missing bytes.
-    blobs.put_file(sha256, path)
-    blobs.put_thumbnail(sha256, checked.thumbnail.data)
     shown = upload_name(name)
-    now = utcnow()
-    with db.write() as session:
-        job = Job(
-            model=UPLOAD_MODEL,
-            prompt=shown,
-            image_size="custom",
-            custom_width=checked.width,
-            custom_height=checked.height,
-            num_images=1,
-            request_body={},
-            status=JobStatus.COMPLETED,
-            created_at=now,
-            updated_at=now,
-            finished_at=now,
-            credit_cost=0.0,
-            user_id=user.id if user is not None else None,
-        )
-        session.add(job)
-        session.flush()
-        assert job.id is not None
-        image = Image(
-            job_id=job.id,
-            index=0,
-            content_type=checked.content_type,
-            width=checked.width,
-            height=checked.height,
-            byte_size=path.stat().st_size,
-            sha256=sha256,
-            source_url=f"upload:{shown}",
-            created_at=now,
-        )
-        session.add(image)
-        session.flush()
-        assert image.id is not None
-        return image.id
+    byte_size = path.stat().st_size
+
+    def store() -> int:
+        # Bytes and thumbnail first, then the rows, which commit only while the bytes stay.
+        blobs.put_file(sha256, path)
+        blobs.put_thumbnail(sha256, checked.thumbnail.data)
+        now = utcnow()
+        with db.write() as session:
+            job = Job(
+                model=UPLOAD_MODEL,
+                prompt=shown,
+                image_size="custom",
+                custom_width=checked.width,
+                custom_height=checked.height,
+                num_images=1,
+                request_body={},
+                status=JobStatus.COMPLETED,
+                created_at=now,
+                updated_at=now,
+                finished_at=now,
+                credit_cost=0.0,
+                user_id=user.id if user is not None else None,
+            )
+            session.add(job)
+            session.flush()
+            assert job.id is not None
+            image = Image(
+                job_id=job.id,
+                index=0,
+                content_type=checked.content_type,
+                width=checked.width,
+                height=checked.height,
+                byte_size=byte_size,
+                sha256=sha256,
+                source_url=f"upload:{shown}",
+                created_at=now,
+            )
+            session.add(image)
+            session.flush()
+            assert image.id is not None
+            ensure_kept(blobs, session.connection(), {sha256})
+            return image.id
+
+    # Again if a purge took the bytes (an earlier upload's, in the trash) in between.
+    return store_then_commit(store)
 
 
 def _earlier_upload(db: Database, sha256: str) -> int | None:

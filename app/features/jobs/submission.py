@@ -13,6 +13,15 @@ What happens to the job depends on what the upstream's answer tells us:
     no connection was ever made           -> failed: nothing was sent, nothing charged
     answer lost (timeout, dropped, 5xx,   -> reconciling: looked for in PixelDojo's
       unreadable 2xx)                         recent jobs, never sent a second time
+    not sent: a reference unreadable, or  -> failed: nothing was sent, nothing charged
+      not ready within the deadline
+
+While it is submitted the job is leased to the submitter, under an id of its own (kept
+alive by its process's heartbeat, app/worker/poller.py) and the token the row was written with;
+every write it makes names both, as a worker's do, so a job taken over meanwhile (its
+heartbeat ran late) is left to the worker that took it, which looks for it upstream. One
+deadline, set before the row is written and so ending before its lease, covers reading
+the reference images and the request.
 """
 
 from __future__ import annotations
@@ -40,6 +49,11 @@ from app.features.gallery import listing as gallery
 from app.features.gallery.listing import GalleryEntry
 from app.features.jobs import callbacks as webhooks
 from app.features.jobs import creation, queue, reads, references
+from app.features.jobs.submission_answers import (
+    answer_was_lost,
+    as_submission_failed,
+    failure_message,
+)
 from app.features.models.catalogue import ModelCatalogue
 from app.features.models.key_status import KeyHealth
 from app.features.models.live_rules import LiveRules, RulesInForce
@@ -50,23 +64,16 @@ from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, User
 from app.upstream import (
     AuthenticationFailed,
-    InsufficientCredits,
-    InvalidRequest,
-    LocalRateLimit,
-    MalformedResponse,
     PixelDojoClient,
-    RateLimited,
-    ServerError,
     UpstreamError,
     UpstreamUnreachable,
 )
 
 log = logging.getLogger(__name__)
 
-# The submitter's lease outlives its request (timeout and rate-limit wait), so the
-# poller never takes a job whose submit is still under way.
+# The submitter's lease outlives everything it does before the answer (reading reference
+# images, the rate-limit wait, the request), so no worker takes a job still being submitted.
 SUBMIT_LEASE_MARGIN_SECONDS = 30.0
-BUY_CREDITS_URL = "https://pixeldojo.ai"
 # A job whose submit answer was lost may still be on its way into PixelDojo's records.
 LOOK_UPSTREAM_AFTER_SECONDS = 2.0
 
@@ -93,7 +100,8 @@ class Submitter:
     # The rules in force for each model, checked before anything is written.
     rules: LiveRules
     scheduler: PollScheduler
-    # Who holds a job's lease while it is being submitted (this process's worker id).
+    # Who holds a job's lease while it is being submitted: an id of its own, kept alive by
+    # this process's heartbeat (app.worker.poller), never the id its worker claims jobs with.
     owner: str
     # The longest one submission may take: its wait for the rate limit and its request.
     submit_window_seconds: float
@@ -169,6 +177,10 @@ async def submit_job(
         kept_body[image_input.name] = image_input.body_value(
             [references.placeholder(entry.image_id) for entry in entries]
         )
+    # Everything from here to the submit's answer ends before the lease can: the deadline is
+    # taken now, so the lease written next (from a later moment) outlasts it.
+    budget = submitter.submit_window_seconds + SUBMIT_LEASE_MARGIN_SECONDS / 2
+    deadline = asyncio.get_running_loop().time() + budget
     try:
         job, created = await anyio.to_thread.run_sync(
             lambda: creation.create_job(
@@ -193,7 +205,7 @@ async def submit_job(
     if not created:
         return job, False
     assert job.id is not None
-    job_id = job.id
+    job_id, token = job.id, job.lease_token
     await anyio.to_thread.run_sync(
         lambda: audit.record(
             submitter.db,
@@ -206,23 +218,33 @@ async def submit_job(
         )
     )
     body = params.upstream_body()
-    if entries:
-        assert image_input is not None
-        body[image_input.name] = await _reference_values(submitter, job_id, entries, image_input)
+    sending = False
     try:
-        # Bounded within the lease, so the row is never taken over while its submit runs.
-        async with asyncio.timeout(
-            submitter.submit_window_seconds + SUBMIT_LEASE_MARGIN_SECONDS / 2
-        ):
+        async with asyncio.timeout_at(deadline):
+            if entries:
+                assert image_input is not None
+                body[image_input.name] = await _reference_values(submitter, entries, image_input)
+            sending = True
             upstream = await submitter.client.submit(model, _with_callback(submitter, body, job_id))
+    except _NotSent as unsent:
+        return await _fail_unsent(submitter, job_id, token, unsent), True
     except TimeoutError:
+        if not sending:
+            late = _NotSent(
+                f"The job was not ready to send within {budget:g} s"
+                + (" (reading its reference images took too long)" if entries else "")
+                + ". Nothing was sent to PixelDojo, nothing was charged.",
+                status_code=503,
+                code="submission_timeout",
+            )
+            return await _fail_unsent(submitter, job_id, token, late), True
         lost = UpstreamUnreachable("the submission took too long", request_sent=True)
-        return await _record_lost_answer(submitter, job_id, lost), True
+        return await _record_lost_answer(submitter, job_id, token, lost), True
     except UpstreamError as exc:
         if answer_was_lost(exc):
-            return await _record_lost_answer(submitter, job_id, exc), True
-        await _record_refusal(submitter, job_id, exc)
-        raise _as_submission_failed(exc, job_id=job_id) from None
+            return await _record_lost_answer(submitter, job_id, token, exc), True
+        await _record_refusal(submitter, job_id, token, exc)
+        raise as_submission_failed(exc, job_id=job_id) from None
 
     await anyio.to_thread.run_sync(submitter.key_health.accepted)
     callback = submitter.callback_base_url is not None
@@ -240,6 +262,7 @@ async def submit_job(
                 submitter.db,
                 job_id=job_id,
                 owner=submitter.owner,
+                token=token,
                 upstream=upstream,
                 first_poll_in=first_poll_in,
                 webhook_requested=callback,
@@ -297,8 +320,16 @@ def _with_callback(submitter: Submitter, body: dict[str, Any], job_id: int) -> d
     return {**body, webhooks.RUN_FIELD: url}
 
 
+class _NotSent(Exception):
+    """The job ends here, failed, and nothing was sent upstream (nothing was charged)."""
+
+    def __init__(self, message: str, *, status_code: int, code: str) -> None:
+        super().__init__(message)
+        self.message, self.status_code, self.code = message, status_code, code
+
+
 async def _reference_values(
-    submitter: Submitter, job_id: int, entries: list[GalleryEntry], image_input: ImageInput
+    submitter: Submitter, entries: list[GalleryEntry], image_input: ImageInput
 ) -> object:
     """The image input's value: each reference made to fit and encoded (a data: URI), or a
     signed link to it. A reference whose bytes cannot be read fails the job unsent."""
@@ -310,26 +341,38 @@ async def _reference_values(
                 image_input,
                 public_url=submitter.public_url,
                 secret=submitter.reference_key,
-            )
+            ),
+            # The submission's deadline ends a read that hangs: its thread finishes alone.
+            abandon_on_cancel=True,
         )
     except Exception as exc:  # a missing blob, an image Pillow cannot read again
-        message = (
+        raise _NotSent(
             f"A reference image could not be read ({exc.__class__.__name__}). "
-            "Nothing was sent to PixelDojo, nothing was charged."
-        )
-        await anyio.to_thread.run_sync(
-            lambda: queue.finish(
-                submitter.db,
-                job_id=job_id,
-                status=JobStatus.FAILED,
-                error=message,
-                owner=submitter.owner,
-            )
-        )
-        raise SubmissionFailed(
-            message, job_id=job_id, status_code=500, code="reference_unreadable"
+            "Nothing was sent to PixelDojo, nothing was charged.",
+            status_code=500,
+            code="reference_unreadable",
         ) from exc
     return image_input.body_value(values)
+
+
+async def _fail_unsent(submitter: Submitter, job_id: int, token: int, unsent: _NotSent) -> Job:
+    """Fail the job, which was never sent, and say why (SubmissionFailed); or, if it was
+    taken over meanwhile, leave it to its new holder and answer with it."""
+    failed = await anyio.to_thread.run_sync(
+        lambda: queue.finish(
+            submitter.db,
+            job_id=job_id,
+            status=JobStatus.FAILED,
+            error=unsent.message,
+            owner=submitter.owner,
+            token=token,
+        )
+    )
+    if not failed:
+        return await _taken_over(submitter, job_id)
+    raise SubmissionFailed(
+        unsent.message, job_id=job_id, status_code=unsent.status_code, code=unsent.code
+    ) from unsent
 
 
 async def _taken_over(submitter: Submitter, job_id: int) -> Job:
@@ -345,14 +388,9 @@ async def _taken_over(submitter: Submitter, job_id: int) -> Job:
     return item.job
 
 
-def answer_was_lost(exc: UpstreamError) -> bool:
-    """Whether the upstream may have created the job although we have no answer saying so."""
-    if isinstance(exc, UpstreamUnreachable):
-        return exc.request_sent
-    return isinstance(exc, MalformedResponse | ServerError)
-
-
-async def _record_lost_answer(submitter: Submitter, job_id: int, exc: UpstreamError) -> Job:
+async def _record_lost_answer(
+    submitter: Submitter, job_id: int, token: int, exc: UpstreamError
+) -> Job:
     note = (
         f"PixelDojo's answer to the submission was lost ({exc.message}). Looking for the "
         "job in PixelDojo's recent jobs; it will not be sent again, to avoid paying twice."
@@ -363,6 +401,7 @@ async def _record_lost_answer(submitter: Submitter, job_id: int, exc: UpstreamEr
                 submitter.db,
                 job_id=job_id,
                 owner=submitter.owner,
+                token=token,
                 note=note,
                 first_look_in=LOOK_UPSTREAM_AFTER_SECONDS,
             )
@@ -375,7 +414,9 @@ async def _record_lost_answer(submitter: Submitter, job_id: int, exc: UpstreamEr
     return item.job
 
 
-async def _record_refusal(submitter: Submitter, job_id: int, exc: UpstreamError) -> None:
+async def _record_refusal(
+    submitter: Submitter, job_id: int, token: int, exc: UpstreamError
+) -> None:
     if isinstance(exc, AuthenticationFailed):
         refusal = exc.message
         await anyio.to_thread.run_sync(lambda: submitter.key_health.refused(refusal))
@@ -387,56 +428,6 @@ async def _record_refusal(submitter: Submitter, job_id: int, exc: UpstreamError)
             status=JobStatus.FAILED,
             error=message,
             owner=submitter.owner,
+            token=token,
         )
     )
-
-
-def failure_message(exc: UpstreamError) -> str:
-    """What the person is told when PixelDojo did not take the job."""
-    if isinstance(exc, UpstreamUnreachable):
-        return f"Could not reach PixelDojo ({exc.message}). Nothing was sent, nothing was charged."
-    if isinstance(exc, AuthenticationFailed):
-        return (
-            f"PixelDojo refused the API key: {exc.message}. Fix PIXELDOJO_API_KEY; "
-            "no further jobs are sent until the key works."
-        )
-    if isinstance(exc, InsufficientCredits):
-        balance = (
-            f" Your balance is {exc.credits_remaining:g} credits."
-            if exc.credits_remaining is not None
-            else ""
-        )
-        return (
-            f"Not enough PixelDojo credits: {exc.message}{balance} "
-            f"Buy credits at {BUY_CREDITS_URL} and try again. Nothing was charged."
-        )
-    if isinstance(exc, LocalRateLimit):
-        return exc.message
-    if isinstance(exc, RateLimited):
-        wait = f" Try again in {exc.retry_after:.0f} s." if exc.retry_after else ""
-        return f"PixelDojo is limiting requests: {exc.message}. Nothing was charged.{wait}"
-    return f"PixelDojo refused the job: {exc.message}"
-
-
-def _as_submission_failed(exc: UpstreamError, *, job_id: int) -> SubmissionFailed:
-    message = failure_message(exc)
-    retry_after = exc.retry_after if isinstance(exc, RateLimited | LocalRateLimit) else None
-    status_code, code = _answer_for(exc)
-    return SubmissionFailed(
-        message, job_id=job_id, status_code=status_code, code=code, retry_after=retry_after
-    )
-
-
-def _answer_for(exc: UpstreamError) -> tuple[int, str]:
-    """The status and code our API answers with when PixelDojo did not take the job."""
-    if isinstance(exc, InsufficientCredits):
-        return 402, "insufficient_credits"
-    if isinstance(exc, RateLimited | LocalRateLimit):
-        return 429, "rate_limited"
-    if isinstance(exc, InvalidRequest):
-        return 422, "upstream_invalid"
-    if isinstance(exc, AuthenticationFailed):
-        return 502, "api_key_refused"
-    if isinstance(exc, UpstreamUnreachable):
-        return 502, "upstream_unreachable"
-    return 502, "upstream_error"

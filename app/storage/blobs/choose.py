@@ -2,8 +2,8 @@
 the classes.
 
 - `PLAYGROUND_BLOB_URL=s3://bucket/prefix`: an S3-compatible bucket (app.storage.blobs.s3);
-- otherwise, a PostgreSQL database: tables in that database (app.storage.db.postgres);
-- otherwise the SQLite file `images.db` in the data dir (app.storage.db.sqlite).
+- otherwise, a PostgreSQL database: tables in that database (app.storage.blobs.postgres);
+- otherwise the SQLite file `images.db` in the data dir (app.storage.blobs.sqlite).
 
 Everything else takes a `BlobStore` and never asks which one it has.
 """
@@ -31,9 +31,9 @@ def open_blob_store(settings: Settings, *, database_url: str | sa.URL) -> BlobSt
             redirect_seconds=settings.s3_redirect_seconds,
         )
     if is_postgres_url(database_url):
-        from app.storage.db.postgres import PostgresBlobStore
+        from app.storage.blobs.postgres import PostgresBlobStore
 
         return PostgresBlobStore(database_url)
-    from app.storage.db.sqlite import SQLiteBlobStore
+    from app.storage.blobs.sqlite import SQLiteBlobStore
 
     return SQLiteBlobStore(settings.image_store_path)

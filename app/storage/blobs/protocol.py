@@ -11,14 +11,22 @@ the promise (`app.storage.blobs.choose` picks one from the settings):
 What every store promises:
 
 - `put_file` streams a file in and checks it against its digest; storing a
-  digest that is present already is a no-op, so two workers storing the same
-  image at once both succeed. Bytes are stored before the rows that name them
-  are committed, so no row ever points at missing bytes.
+  digest that is present already only renews it (`renew`), so two workers
+  storing the same image at once both succeed. Bytes are stored before the rows
+  that name them are committed.
 - `iter_chunks` streams an image out a chunk at a time: no store holds a whole
   image in memory, on the way in or out.
-- `discard` deletes what the caller has checked nobody references; `sweep`
-  deletes unreferenced bytes older than a grace period (a writer may be between
-  storing bytes and committing its rows).
+- Bytes are deleted only when no image row names them at the moment they go.
+  `discard` (what a purge no longer needs) and `sweep` (what a crash left
+  behind, older than a grace period) look at the gallery's rows themselves.
+  Storage is by content, so a writer may store bytes (a no-op: they are there)
+  just before a deletion takes them, and commit its rows just after. So a
+  writer asks `keeps` inside the transaction that commits its rows, and stores
+  again if the bytes went (`store_then_commit`). On SQLite and PostgreSQL the
+  deletion and that question exclude each other, so no row is ever committed
+  naming deleted bytes. S3 offers no transaction: there `put_file` and `renew`
+  renew the object's date, and deletions spare anything renewed within
+  `SWEEP_GRACE_SECONDS` (see app/storage/blobs/s3.py for what that leaves).
 - `redirect_url` is the S3 store's alone: a presigned, expiring URL to send a
   browser to instead of streaming through the app, when the settings ask for it.
 """
@@ -26,15 +34,26 @@ What every store promises:
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from app.storage.db.engine import Database
 
 # Read and written a chunk at a time: large enough for few round trips, small
 # enough that streaming a 20 MB image never holds more than this of it.
 CHUNK_BYTES = 1024 * 1024
-# Sweeps spare bytes younger than this: their rows may not be committed yet.
+# Sweeps spare bytes younger than this: their rows may not be committed yet. It is also
+# as long as a writer may take from storing bytes to committing its rows on S3, where
+# deletions spare bytes stored (or renewed) this recently.
 SWEEP_GRACE_SECONDS = 3600.0
+# How often a writer stores its bytes again when deletions keep taking them first.
+STORE_ATTEMPTS = 3
+
+_T = TypeVar("_T")
 
 
 class BlobNotFound(KeyError):
@@ -49,14 +68,28 @@ class BlobStoreUnavailable(RuntimeError):
     """The store the settings name cannot be reached or used (said when it is opened)."""
 
 
+class BlobTaken(BlobNotFound):
+    """Bytes stored for rows were deleted, as unused, before the rows were committed: the
+    transaction is rolled back, and the bytes are stored again (`store_then_commit`)."""
+
+
 class BlobStore(Protocol):
     """Content-addressed image bytes, with each image's thumbnail beside it."""
 
     def put_file(self, sha256: str, path: Path) -> None:
-        """Store the file's bytes under `sha256`, streaming; no-op if present.
+        """Store the file's bytes under `sha256`, streaming; if present, only `renew` them.
 
         Raises DigestMismatch, storing nothing, if the bytes hash to another digest.
         """
+
+    def renew(self, sha256: str) -> bool:
+        """Whether the image is stored; if so, it counts as stored just now (on S3,
+        deletions spare it for the grace period), as `put_file` of present bytes does."""
+
+    def keeps(self, connection: sa.Connection, digests: Collection[str]) -> bool:
+        """Whether every one of these images is stored and stays so until the transaction
+        on `connection` ends: asked inside a write transaction of the gallery, before it
+        commits rows naming them. False: a deletion took one since it was stored."""
 
     def put_thumbnail(self, sha256: str, data: bytes) -> None:
         """Store the thumbnail of the image whose digest is `sha256`."""
@@ -78,13 +111,13 @@ class BlobStore(Protocol):
     ) -> str | None:
         """A URL a browser may fetch the bytes from directly, or None: stream them instead."""
 
-    def discard(self, digests: Iterable[str]) -> int:
-        """Delete these images and their thumbnails; returns how many images went."""
+    def discard(self, digests: Iterable[str], *, gallery: Database) -> int:
+        """Delete those of these images (with their thumbnails) that no image row in
+        `gallery` names when they go; returns how many images went."""
 
-    def sweep(
-        self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS
-    ) -> int:
-        """Delete images (and thumbnails) not in `referenced` stored longer ago than the grace."""
+    def sweep(self, *, gallery: Database, older_than_seconds: float = SWEEP_GRACE_SECONDS) -> int:
+        """Delete images (and thumbnails) stored longer ago than the grace that no image row
+        in `gallery` names when they go; returns how many images went."""
 
     def backup_to(self, directory: Path) -> Path | None:
         """Copy the store into `directory` as one consistent file for a backup, returning it;
@@ -95,6 +128,25 @@ class BlobStore(Protocol):
 
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
+
+
+def ensure_kept(blobs: BlobStore, connection: sa.Connection, digests: Collection[str]) -> None:
+    """Raise BlobTaken unless the store `keeps` these images for the transaction on
+    `connection`; called last before it commits rows naming them."""
+    if digests and not blobs.keeps(connection, digests):
+        raise BlobTaken(", ".join(sorted(digests)))
+
+
+def store_then_commit(attempt: Callable[[], _T]) -> _T:
+    """Run `attempt`, which stores bytes and then commits rows naming them (calling
+    `ensure_kept` before the commit), again if a deletion took the bytes in between:
+    each time the deletion has gone by, so the next attempt stores them afresh."""
+    for _ in range(STORE_ATTEMPTS - 1):
+        try:
+            return attempt()
+        except BlobTaken:
+            continue
+    return attempt()
 
 
 def file_sha256(path: Path) -> str:

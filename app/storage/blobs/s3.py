@@ -11,21 +11,35 @@ Under the prefix:
     images/<sha256>        an image's bytes, once per distinct image
     thumbnails/<sha256>    its WebP thumbnail, named by the image's digest
 
-Objects are written once and never changed, so a presigned URL for one can be
-cached by a browser for as long as it likes.
+The bytes under a key never change, so a presigned URL for one can be cached by a
+browser for as long as it likes.
+
+Deleting only what no image row names: S3 has no transaction to share with the
+gallery's, so this store keeps a date instead. Each image object's LastModified is
+when it was last stored: `put_file` of bytes already there, and `renew`, copy the
+object onto itself (the same bytes) to move it on. A deletion reads the gallery's
+rows first, then each candidate's date, and spares any stored within the grace
+period (`grace_seconds`, SWEEP_GRACE_SECONDS): a writer that stored bytes before the
+rows were read commits its own rows within the grace, so it is either seen by the
+read or spared by its date. What is left: a writer slower than the grace, or one
+whose store lands in the instant between a deletion's look at the date and its
+DELETE (S3-compatible services offer no delete conditional on a date).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from sqlmodel import col, select
 
+from app.features.jobs.reads import referenced_digests
 from app.storage.blobs.protocol import (
     CHUNK_BYTES,
     SWEEP_GRACE_SECONDS,
@@ -34,10 +48,17 @@ from app.storage.blobs.protocol import (
     DigestMismatch,
     file_sha256,
 )
+from app.storage.db.tables import Image
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from app.storage.db.engine import Database
 
 IMAGES = "images/"
 THUMBNAILS = "thumbnails/"
 THUMBNAIL_CONTENT_TYPE = "image/webp"
+IMAGE_CONTENT_TYPE = "application/octet-stream"
 # The bytes under a key never change: whoever holds a URL to them may keep them.
 IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 # Up to this size an image goes up in one request; above it in parts of PART_BYTES, read
@@ -77,6 +98,8 @@ class S3BlobStore:
         self._prefix = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
         self._endpoint_url = endpoint_url
         self._redirect_seconds = redirect_seconds
+        # Deletions spare images stored this recently (see the module docstring).
+        self.grace_seconds = SWEEP_GRACE_SECONDS
         config = Config(
             # Version 4 signatures: every region and every S3-compatible service takes them.
             signature_version="s3v4",
@@ -118,7 +141,7 @@ class S3BlobStore:
         return f"{self._prefix}{THUMBNAILS}{sha256}"
 
     def put_file(self, sha256: str, path: Path) -> None:
-        if self.contains(sha256):
+        if self.renew(sha256):
             return
         # Checked before anything is sent: a bad file never reaches the bucket.
         if file_sha256(path) != sha256:
@@ -127,9 +150,32 @@ class S3BlobStore:
             str(path),
             self._bucket,
             self._image_key(sha256),
-            ExtraArgs={"ContentType": "application/octet-stream"},
+            ExtraArgs={"ContentType": IMAGE_CONTENT_TYPE},
             Config=self._transfer,
         )
+
+    def renew(self, sha256: str) -> bool:
+        """Move the image's date on by copying it onto itself (S3 refuses a copy that changes
+        nothing, hence REPLACE); False, changing nothing, if it is not stored."""
+        key = self._image_key(sha256)
+        try:
+            self._client.copy_object(
+                Bucket=self._bucket,
+                Key=key,
+                CopySource={"Bucket": self._bucket, "Key": key},
+                MetadataDirective="REPLACE",
+                ContentType=IMAGE_CONTENT_TYPE,
+            )
+        except ClientError as exc:
+            if _is_missing(exc):
+                return False
+            raise
+        return True
+
+    def keeps(self, connection: sa.Connection, digests: Collection[str]) -> bool:
+        # Nothing to ask over the network while the gallery's transaction waits: the writer
+        # stored (or renewed) these just now, and deletions spare them for the grace.
+        return True
 
     def put_thumbnail(self, sha256: str, data: bytes) -> None:
         self._client.put_object(
@@ -200,26 +246,49 @@ class S3BlobStore:
             ExpiresIn=self._redirect_seconds,
         )
 
-    def discard(self, digests: Iterable[str]) -> int:
-        present = [sha for sha in dict.fromkeys(digests) if self.contains(sha)]
-        keys = [self._image_key(sha) for sha in present]
-        keys += [self._thumbnail_key(sha) for sha in present]
-        self._delete(keys)
-        return len(present)
+    def discard(self, digests: Iterable[str], *, gallery: Database) -> int:
+        return self._delete_unused(list(dict.fromkeys(digests)), gallery, self.grace_seconds)
 
-    def sweep(
-        self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS
-    ) -> int:
+    def sweep(self, *, gallery: Database, older_than_seconds: float = SWEEP_GRACE_SECONDS) -> int:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
+        referenced = referenced_digests(gallery)
         images = self._unreferenced(IMAGES, referenced, cutoff)
+        removed = self._delete_unused(images, gallery, older_than_seconds)
         # Thumbnails whose image went (or never came: a crash between the two writes).
-        thumbnails = self._unreferenced(THUMBNAILS, referenced, cutoff)
-        self._delete(images + thumbnails)
-        return len(images)
+        lone = set(self._unreferenced(THUMBNAILS, referenced, cutoff)) - set(images)
+        lone -= _named(gallery, lone)
+        self._delete([self._thumbnail_key(sha) for sha in lone if not self.contains(sha)])
+        return removed
+
+    def _delete_unused(self, digests: list[str], gallery: Database, grace_seconds: float) -> int:
+        """Delete those of these images (with their thumbnails) no image row names and not
+        stored within `grace_seconds` of the rows being read; returns how many went."""
+        checked_at = datetime.now(UTC)
+        named = _named(gallery, digests)
+        removed = 0
+        for sha in digests:
+            if sha in named:
+                continue
+            stored_at = self._stored_at(self._image_key(sha))
+            if stored_at is None or stored_at >= checked_at - timedelta(seconds=grace_seconds):
+                continue
+            self._delete([self._image_key(sha), self._thumbnail_key(sha)])
+            removed += 1
+        return removed
+
+    def _stored_at(self, key: str) -> datetime | None:
+        try:
+            answer = self._client.head_object(Bucket=self._bucket, Key=key)
+        except ClientError as exc:
+            if _is_missing(exc):
+                return None
+            raise
+        return answer["LastModified"]
 
     def _unreferenced(self, folder: str, referenced: set[str], cutoff: datetime) -> list[str]:
+        """The digests under `folder` not in `referenced`, last stored before `cutoff`."""
         start = f"{self._prefix}{folder}"
-        keys = []
+        found = []
         pages = self._client.get_paginator("list_objects_v2").paginate(
             Bucket=self._bucket, Prefix=start
         )
@@ -227,8 +296,8 @@ class S3BlobStore:
             for item in page.get("Contents", []):
                 sha = item["Key"].removeprefix(start)
                 if sha not in referenced and item["LastModified"] < cutoff:
-                    keys.append(item["Key"])
-        return keys
+                    found.append(sha)
+        return found
 
     def _delete(self, keys: list[str]) -> None:
         for start in range(0, len(keys), DELETE_BATCH):
@@ -247,6 +316,19 @@ class S3BlobStore:
     def backup_to(self, directory: Path) -> None:
         # The bucket is the copy of record: back it up with the service's own tools.
         return None
+
+
+def _named(gallery: Database, digests: Collection[str]) -> set[str]:
+    """Those of these digests an image row in `gallery` names."""
+    wanted = list(digests)
+    named: set[str] = set()
+    with gallery.read() as session:
+        for start in range(0, len(wanted), DELETE_BATCH):
+            batch = wanted[start : start + DELETE_BATCH]
+            named.update(
+                session.exec(select(Image.sha256).where(col(Image.sha256).in_(batch))).all()
+            )
+    return named
 
 
 def _is_missing(exc: ClientError) -> bool:

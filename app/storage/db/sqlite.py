@@ -6,11 +6,9 @@ live the parts that are SQLite's own:
 - connection pragmas (WAL, `synchronous=FULL`, busy timeout, foreign keys) and
   write transactions begun as `BEGIN IMMEDIATE`, so a writer takes the lock up
   front instead of failing halfway with "database is locked";
-- `SQLiteBlobStore`, the default `BlobStore` (app.storage.blobs.protocol): image bytes in a file
-  of their own with 64 KiB pages, read and written through incremental blob I/O
-  (docs: performance notes: large pages and `blobopen` make full-size images
-  several times faster than a plain `SELECT`, and keep memory flat), and each
-  image's thumbnail beside it in the same file;
+- `SQLiteBlobStore`, the default `BlobStore` (app.storage.blobs.protocol), in a module of its own
+  (app/storage/blobs/sqlite.py), and `backup_database`, which copies its file and the
+  gallery's;
 - prompt search: an FTS5 index over `jobs.prompt` with rowid = job id (created
   by the gallery migration, kept in step by triggers). `app.features.gallery.listing` asks
   `matching_job_ids` for job ids newest first, a chunk at a time (PostgreSQL's
@@ -24,13 +22,11 @@ live the parts that are SQLite's own:
 
 from __future__ import annotations
 
-import hashlib
-import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -38,15 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from app.storage.blobs.protocol import (
-    CHUNK_BYTES,
-    SWEEP_GRACE_SECONDS,
-    BlobNotFound,
-    DigestMismatch,
-)
-
 BUSY_TIMEOUT_MS = 30_000
-BLOB_PAGE_SIZE = 65_536
 
 
 def is_integer_overflow(exc: BaseException) -> bool:
@@ -240,213 +228,6 @@ _MATCHING_BELOW = (
     f"SELECT rowid FROM {PROMPT_INDEX} WHERE {PROMPT_INDEX} MATCH ? AND rowid <= ?"
     " ORDER BY rowid DESC LIMIT ?"
 )
-
-
-class SQLiteBlobStore:
-    """Content-addressed image bytes in a SQLite file: one row per distinct sha256, written once.
-
-    Bytes are committed before the job rows that point at them, in a separate
-    transaction; storing the same content again is a no-op. A crash between the
-    two leaves an unreferenced blob, never a job pointing at missing bytes, and
-    `sweep` removes such orphans.
-
-    Thumbnails sit in a table of their own beside the blobs, keyed by the image's
-    digest: a 24 KB thumbnail fits in one 64 KiB page, so serving one is a single
-    indexed read.
-    """
-
-    def __init__(self, path: Path, *, pool_size: int = 8) -> None:
-        self.path = path
-        self._pool: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._created = 0
-        self._pool_size = pool_size
-        self._create_schema()
-
-    def _connect(self) -> sqlite3.Connection:
-        connection = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000
-        )
-        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        connection.execute("PRAGMA synchronous = FULL")
-        return connection
-
-    def _create_schema(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        connection = self._connect()
-        try:
-            # Page size only takes effect before the first table exists.
-            connection.execute(f"PRAGMA page_size = {BLOB_PAGE_SIZE}")
-            use_wal(connection)
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS blobs ("
-                " id INTEGER PRIMARY KEY,"
-                " sha256 TEXT NOT NULL UNIQUE,"
-                " byte_size INTEGER NOT NULL,"
-                " created_at REAL NOT NULL,"
-                " data BLOB NOT NULL)"
-            )
-            # The start-up sweep lists blobs by age; without this index it reads every
-            # row, and a row carries its blob's first kilobytes: gigabytes for a big gallery.
-            connection.execute(
-                "CREATE INDEX IF NOT EXISTS ix_blobs_created_at ON blobs (created_at, sha256)"
-            )
-            # A store made before thumbnails moved here gains the table on its next start.
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS thumbnails ("
-                " id INTEGER PRIMARY KEY,"
-                " sha256 TEXT NOT NULL UNIQUE,"
-                " created_at REAL NOT NULL,"
-                " data BLOB NOT NULL)"
-            )
-            connection.execute(
-                "CREATE INDEX IF NOT EXISTS ix_thumbnails_created_at"
-                " ON thumbnails (created_at, sha256)"
-            )
-        finally:
-            connection.close()
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        try:
-            connection = self._pool.get_nowait()
-        except queue.Empty:
-            connection = self._connect()
-        try:
-            yield connection
-        finally:
-            if self._pool.qsize() < self._pool_size:
-                self._pool.put(connection)
-            else:
-                connection.close()
-
-    def close(self) -> None:
-        while True:
-            try:
-                self._pool.get_nowait().close()
-            except queue.Empty:
-                return
-
-    def describe(self) -> str:
-        return f"the SQLite file {self.path}"
-
-    def put_file(self, sha256: str, path: Path) -> None:
-        """Store the file's bytes under `sha256`, streaming in chunks; no-op if present."""
-        size = path.stat().st_size
-        with self._connection() as connection:
-            connection.execute("BEGIN IMMEDIATE")
-            try:
-                if connection.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (sha256,)).fetchone():
-                    connection.execute("COMMIT")
-                    return
-                cursor = connection.execute(
-                    "INSERT INTO blobs (sha256, byte_size, created_at, data)"
-                    " VALUES (?, ?, ?, zeroblob(?))",
-                    (sha256, size, time.time(), size),
-                )
-                rowid = cursor.lastrowid
-                assert rowid is not None
-                digest = hashlib.sha256()
-                with connection.blobopen("blobs", "data", rowid) as blob, path.open("rb") as source:
-                    while chunk := source.read(CHUNK_BYTES):
-                        digest.update(chunk)
-                        blob.write(chunk)
-                if digest.hexdigest() != sha256:
-                    raise DigestMismatch(f"the bytes stored as {sha256[:12]}… hash otherwise")
-                connection.execute("COMMIT")
-            except BaseException:
-                connection.execute("ROLLBACK")
-                raise
-
-    def put_thumbnail(self, sha256: str, data: bytes) -> None:
-        with self._connection() as connection:
-            connection.execute(
-                "INSERT INTO thumbnails (sha256, created_at, data) VALUES (?, ?, ?)"
-                " ON CONFLICT (sha256) DO NOTHING",
-                (sha256, time.time(), data),
-            )
-
-    def contains(self, sha256: str) -> bool:
-        with self._connection() as connection:
-            row = connection.execute("SELECT 1 FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
-        return row is not None
-
-    def size(self, sha256: str) -> int:
-        with self._connection() as connection:
-            row = connection.execute(
-                "SELECT byte_size FROM blobs WHERE sha256 = ?", (sha256,)
-            ).fetchone()
-        if row is None:
-            raise BlobNotFound(sha256)
-        return int(row[0])
-
-    def iter_chunks(self, sha256: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-        """Yield the bytes in chunks, holding one connection and one chunk at a time."""
-        with self._connection() as connection:
-            row = connection.execute("SELECT id FROM blobs WHERE sha256 = ?", (sha256,)).fetchone()
-            if row is None:
-                raise BlobNotFound(sha256)
-            with connection.blobopen("blobs", "data", row[0], readonly=True) as blob:
-                while chunk := blob.read(chunk_bytes):
-                    yield chunk
-
-    def read(self, sha256: str) -> bytes:
-        return b"".join(self.iter_chunks(sha256))
-
-    def read_thumbnail(self, sha256: str) -> bytes | None:
-        # A plain SELECT: below ~100 KB it beats incremental I/O (performance notes).
-        with self._connection() as connection:
-            row = connection.execute(
-                "SELECT data FROM thumbnails WHERE sha256 = ?", (sha256,)
-            ).fetchone()
-        return None if row is None else bytes(row[0])
-
-    def redirect_url(self, sha256: str, *, content_type: str, thumbnail: bool = False) -> None:
-        return None
-
-    def digests(self) -> set[str]:
-        with self._connection() as connection:
-            return {row[0] for row in connection.execute("SELECT sha256 FROM blobs")}
-
-    def discard(self, digests: Iterable[str]) -> int:
-        """Delete these blobs; the caller has checked that no image points at them."""
-        removed = 0
-        with self._connection() as connection:
-            for sha in digests:
-                removed += connection.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,)).rowcount
-                connection.execute("DELETE FROM thumbnails WHERE sha256 = ?", (sha,))
-        return removed
-
-    def sweep(
-        self, referenced: set[str], *, older_than_seconds: float = SWEEP_GRACE_SECONDS
-    ) -> int:
-        """Delete blobs no image points at; recent ones are spared, a writer may be mid-commit."""
-        cutoff = time.time() - older_than_seconds
-        with self._connection() as connection:
-            candidates = [
-                sha
-                for (sha,) in connection.execute(
-                    "SELECT sha256 FROM blobs WHERE created_at < ?", (cutoff,)
-                )
-                if sha not in referenced
-            ]
-            for sha in candidates:
-                connection.execute("DELETE FROM blobs WHERE sha256 = ?", (sha,))
-            # Thumbnails whose image went (or never came: a crash between the two writes).
-            orphans = [
-                sha
-                for (sha,) in connection.execute(
-                    "SELECT sha256 FROM thumbnails WHERE created_at < ?", (cutoff,)
-                )
-                if sha not in referenced
-            ]
-            for sha in orphans:
-                connection.execute("DELETE FROM thumbnails WHERE sha256 = ?", (sha,))
-        return len(candidates)
-
-    def backup_to(self, directory: Path) -> Path:
-        copy = directory / self.path.name
-        backup_database(self.path, copy)
-        return copy
 
 
 def backup_database(source: Path, destination: Path) -> None:

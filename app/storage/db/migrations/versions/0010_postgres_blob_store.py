@@ -1,9 +1,8 @@
 """Image bytes in PostgreSQL: the blob store's tables, on PostgreSQL only.
 
 A gallery on SQLite keeps its bytes in a file of their own beside the database
-(app.storage.db.sqlite); on PostgreSQL they are tables of the same database
-(app.storage.db.postgres),
-chunked so that no statement moves more than 1 MiB.
+(app.storage.blobs.sqlite); on PostgreSQL they are tables of the same database
+(app.storage.blobs.postgres), chunked so that no statement moves more than 1 MiB.
 
 Revision ID: 0010
 Revises: 0009
