@@ -17,11 +17,6 @@ from app.storage.db.engine import Database
 from app.storage.db.tables import FINISHED_STATUSES, ROW_ID_MAX, Image, Job, JobStatus, User
 
 
-def referenced_digests(db: Database) -> set[str]:
-    with db.read() as session:
-        return set(session.exec(select(Image.sha256).distinct()).all())
-
-
 @dataclass(frozen=True)
 class JobWithImages:
     job: Job

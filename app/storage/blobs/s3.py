@@ -39,7 +39,6 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlmodel import col, select
 
-from app.features.jobs.reads import referenced_digests
 from app.storage.blobs.protocol import (
     CHUNK_BYTES,
     SWEEP_GRACE_SECONDS,
@@ -251,7 +250,7 @@ class S3BlobStore:
 
     def sweep(self, *, gallery: Database, older_than_seconds: float = SWEEP_GRACE_SECONDS) -> int:
         cutoff = datetime.now(UTC) - timedelta(seconds=older_than_seconds)
-        referenced = referenced_digests(gallery)
+        referenced = _referenced_digests(gallery)
         images = self._unreferenced(IMAGES, referenced, cutoff)
         removed = self._delete_unused(images, gallery, older_than_seconds)
         # Thumbnails whose image went (or never came: a crash between the two writes).
@@ -333,3 +332,9 @@ def _named(gallery: Database, digests: Collection[str]) -> set[str]:
 
 def _is_missing(exc: ClientError) -> bool:
     return str(exc.response.get("Error", {}).get("Code")) in _MISSING_CODES
+
+
+def _referenced_digests(db: Database) -> set[str]:
+    """Every digest an image row names, read before the objects' dates are."""
+    with db.read() as session:
+        return set(session.exec(select(Image.sha256).distinct()).all())
