@@ -31,9 +31,9 @@ from app.cli import main as cli
 from app.core.config import Settings
 from app.core.database_url import engine_url
 from app.storage.blobs.choose import open_blob_store
-from app.storage.blobs.postgres import BLOB_STORE_TABLES
 from app.storage.blobs.protocol import CHUNK_BYTES, BlobNotFound, BlobStore, DigestMismatch
 from app.storage.blobs.s3 import S3BlobStore, S3Unavailable
+from app.storage.db.blob_tables import BLOB_STORE_TABLES
 from app.storage.db.engine import Database, migrations_config
 from app.storage.db.tables import Image, Job, JobStatus
 from tests.conftest import S3Bucket

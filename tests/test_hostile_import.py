@@ -29,10 +29,10 @@ from app.features.archive import checks as archive_checks
 from app.features.archive import transfer as archive
 from app.features.archive.members import ArchiveError
 from app.features.archive.rows import ROW_MEMBERS, KeyOrder, checked_row
-from app.storage.blobs import postgres as postgres_blobs
 from app.storage.blobs.choose import open_blob_store
 from app.storage.blobs.protocol import BlobStore
 from app.storage.blobs.sqlite import SQLiteBlobStore
+from app.storage.db.blob_tables import BLOBS
 from app.storage.db.engine import Database
 from tests.conftest import (
     SQLITE,
@@ -315,7 +315,7 @@ def stored_digests(db: Database, blobs: BlobStore) -> set[str]:
     if isinstance(blobs, SQLiteBlobStore):
         return blobs.digests()
     with db.read() as session:
-        return set(session.connection().execute(sa.select(postgres_blobs.BLOBS.c.sha256)).scalars())
+        return set(session.connection().execute(sa.select(BLOBS.c.sha256)).scalars())
 
 
 def files_under(root: Path, *, leaving_out: Path) -> list[str]:

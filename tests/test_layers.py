@@ -1,5 +1,6 @@
 """The layers written down in pyproject.toml hold: every package imports only from those
-below it (imports made for type checking included), as `lint-imports` checks in CI."""
+below it (imports made for type checking included), no two sibling packages import each
+other at any depth, as `lint-imports` checks in CI."""
 
 from __future__ import annotations
 
@@ -18,3 +19,4 @@ def test_the_import_contracts_are_kept() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "BROKEN" not in result.stdout
     assert "Dependencies point down KEPT" in result.stdout
+    assert "No package imports a sibling that imports it back, at any depth KEPT" in result.stdout

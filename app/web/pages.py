@@ -199,7 +199,7 @@ def _form_with_errors(
     )
 
 
-def _job_or_404(services: ServicesDep, job_id: int) -> reads.JobWithImages:
+def _job_or_404(services: ServicesDep, job_id: int) -> gallery.JobWithImages:
     item = reads.get_job(services.db, job_id=job_id)
     if item is None:
         raise NotFoundError(f"There is no job {job_id}.")

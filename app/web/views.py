@@ -21,7 +21,8 @@ from pydantic import TypeAdapter
 from app.core.errors import NotFoundError
 from app.domain.parameters import RecordedParameters
 from app.domain.presets import Preset
-from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary, JobWithImages
+from app.features.gallery.listing import JobWithImages
+from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary
 from app.storage.db.tables import Image, ImagePublic, Job, JobPublic, PresetPublic
 from app.storage.intake import IMAGE_CONTENT_TYPES
 

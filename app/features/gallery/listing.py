@@ -36,7 +36,6 @@ import anyio
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.features.jobs.reads import JobWithImages
 from app.storage.db import postgres, sqlite
 from app.storage.db.engine import Database
 from app.storage.db.tables import (
@@ -162,6 +161,16 @@ class Cursor:
         if cursor.job_id > ROW_ID_MAX or cursor.index > IMAGE_INDEX_MAX:
             raise ValueError("is not a cursor this gallery handed out")
         return cursor
+
+
+@dataclass(frozen=True)
+class JobWithImages:
+    """A job and its images, as the gallery's job view and a job's own page show it."""
+
+    job: Job
+    images: list[Image]
+    # Who made it; None when made without sign-in.
+    author: str | None = None
 
 
 # Not frozen: a page builds a hundred of these, and a frozen dataclass's __init__ sets each

@@ -13,16 +13,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
+from app.features.gallery.listing import JobWithImages
 from app.storage.db.engine import Database
 from app.storage.db.tables import FINISHED_STATUSES, ROW_ID_MAX, Image, Job, JobStatus, User
-
-
-@dataclass(frozen=True)
-class JobWithImages:
-    job: Job
-    images: list[Image]
-    # Who made it; None when made without sign-in.
-    author: str | None = None
 
 
 def get_job(db: Database, *, job_id: int) -> JobWithImages | None:

@@ -22,35 +22,11 @@ from app.storage.blobs.protocol import (
     DigestMismatch,
     split_chunks,
 )
+from app.storage.db.blob_tables import BLOB_CHUNKS, BLOB_THUMBNAILS, BLOBS
 
 if TYPE_CHECKING:
     from app.storage.db.engine import Database
 
-# The tables migration 0010 makes; the models do not describe them (they are the store's).
-_blob_metadata = sa.MetaData()
-BLOBS = sa.Table(
-    "blobs",
-    _blob_metadata,
-    sa.Column("sha256", sa.String(64), primary_key=True),
-    sa.Column("byte_size", sa.BigInteger, nullable=False),
-    sa.Column("chunk_count", sa.Integer, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-BLOB_CHUNKS = sa.Table(
-    "blob_chunks",
-    _blob_metadata,
-    sa.Column("sha256", sa.String(64), primary_key=True),
-    sa.Column("seq", sa.Integer, primary_key=True),
-    sa.Column("data", sa.LargeBinary, nullable=False),
-)
-BLOB_THUMBNAILS = sa.Table(
-    "blob_thumbnails",
-    _blob_metadata,
-    sa.Column("sha256", sa.String(64), primary_key=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("data", sa.LargeBinary, nullable=False),
-)
-BLOB_STORE_TABLES = frozenset(table.name for table in _blob_metadata.sorted_tables)
 # The gallery's table whose rows name the bytes: deletions look at it in their statement.
 _IMAGES = sa.table("images", sa.column("sha256", sa.String))
 # Advisory locks of the blob store: (this class, a hash of the digest). Two-key locks
@@ -64,10 +40,6 @@ _MANY_DIGESTS = 64
 _BATCH = 500
 # A deletion holds a lock per digest until it commits: a short transaction each.
 _DELETE_BATCH = 100
-
-
-def is_blob_store_table(name: str | None) -> bool:
-    return name in BLOB_STORE_TABLES
 
 
 class PostgresBlobStore:

@@ -29,8 +29,8 @@ from sqlmodel import Session
 from app.core.config import Settings
 from app.core.database_url import display_url, engine_url, is_postgres_url
 from app.core.resources import MIGRATIONS_DIR
-from app.storage.blobs import postgres as postgres_blobs
 from app.storage.db import postgres, sqlite
+from app.storage.db.blob_tables import is_blob_store_table
 from app.storage.db.change_marker import ChangeMarker
 
 # Beside the database file, as SQLite's own -wal and -shm are.
@@ -224,9 +224,7 @@ def include_in_comparison(name: str | None, type_: str, parent_names: Any) -> bo
     """What schema comparisons look at: everything but the search indexes, which each
     database builds its own way, and the PostgreSQL blob store's tables (migrations make
     them; the models do not describe them)."""
-    if type_ == "table" and (
-        sqlite.is_search_index_table(name) or postgres_blobs.is_blob_store_table(name)
-    ):
+    if type_ == "table" and (sqlite.is_search_index_table(name) or is_blob_store_table(name)):
         return False
     return not postgres.is_search_index_name(type_, name)
 
