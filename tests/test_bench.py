@@ -13,8 +13,7 @@ import psycopg
 import pytest
 from PIL import Image
 
-from app.emulator import EmulatorConfig
-from app.emulator.service import EmulatedJob
+from app.emulator import EmulatedJob, EmulatorConfig
 from bench import databases
 from bench.bound import best_delays
 from bench.generate import DATASET_FILE, TEAM, generate, make_pool, reuse_or_generate
