@@ -225,6 +225,59 @@ def test_the_named_sizes_in_pixels_are_the_page_s_for_the_emulator_and_the_app()
     assert set(sizes) == set(stated) | {contract().custom_size.size_word}
 
 
+def _parameters_table() -> dict[str, list[str]]:
+    """The "Parameters for Seedream 4.5" table, by field (a row may name two)."""
+    text = CONTRACT_PAGE.read_text(encoding="utf-8")
+    start = text.index("## Parameters for Seedream 4.5")
+    section = text[start : text.index("\n## ", start + 1)]
+    rows = _tables(section)[0]
+    return {name: row for row in rows for name in _ticked(row[0])}
+
+
+def _figures(pattern: str, text: str) -> list[int | float]:
+    found = re.search(pattern, text)
+    assert found, f"the page no longer says {pattern!r}"
+    return [_number(group) for group in found.groups()]
+
+
+def test_seedream_s_schema_on_the_page_is_its_table_of_parameters() -> None:
+    """The page states Seedream's parameters twice, once with their sources and once as
+    the schema the emulator holds; this keeps the two from drifting apart."""
+    table = _parameters_table()
+    schema = stated_schemas()[SEEDREAM]
+    properties = schema["properties"]
+    assert set(table) == set(properties)
+    for name, (_, kind, default, _evidence, _source) in table.items():
+        prop = properties[name]
+        assert prop["type"] == ("string" if kind == "enum" else kind), name
+        assert ("enum" in prop) == (kind == "enum"), name
+        assert (default == "required") == (name in schema["required"]), name
+        written = _ticked(default) or ([default] if default.isdigit() else [])
+        stated_default = [str(prop["default"])] if "default" in prop else []
+        assert stated_default == written, name
+    assert set(_ticked(table["image_size"][3])) == set(properties["image_size"]["enum"])
+    custom = contract().custom_size
+    budget = table["customWidth"][3]
+    assert _figures(r"total pixels ([\d,]+)–([\d,]+)", budget) == [
+        custom.total_pixels_min,
+        custom.total_pixels_max,
+    ]
+    assert _figures(r"aspect ratio 1/(\d+)–(\d+)", budget) == [custom.aspect_max] * 2
+    assert _figures(r"each side at most ([\d,]+)", budget) == [custom.side_max]
+    seed = properties["seed"]
+    assert _figures(r"(−?\d+) … ([\d,]+)", table["seed"][3]) == [seed["minimum"], seed["maximum"]]
+    checked = next(
+        line for line in _page_lines() if line.startswith("- Validation before spending")
+    )
+    assert _figures(r"≤ ([\d,]+) characters", checked) == [properties["prompt"]["maxLength"]]
+    count = properties["num_images"]
+    assert _figures(r"`num_images` (\d+)–(\d+)", checked) == [count["minimum"], count["maximum"]]
+
+
+def _page_lines() -> list[str]:
+    return CONTRACT_PAGE.read_text(encoding="utf-8").splitlines()
+
+
 def test_the_catalogue_serves_the_fixtures_unless_a_test_narrows_them() -> None:
     served = models(EmulatorConfig())
     for api_id in (SEEDREAM, SEEDREAM_EDIT, FLUX):
