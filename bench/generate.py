@@ -27,7 +27,7 @@ from app.core.config import Settings
 from app.core.model_id import DEFAULT_MODEL
 from app.domain.parameters import CREDITS_PER_IMAGE, NAMED_SIZE_PIXELS
 from app.domain.presets import PRESETS
-from app.emulator.service import IMAGE_PREFIX
+from app.emulator.images import IMAGE_PREFIX
 from app.features.archive.rows import IMAGES, JOBS
 from app.features.people import accounts
 from app.storage.blobs.choose import open_blob_store

@@ -19,9 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from app.core.loopback import LoopbackServer
-from app.emulator import API_PREFIX, Emulator, EmulatorConfig
+from app.emulator import API_PREFIX, EmulatedJob, Emulator, EmulatorConfig
 from app.emulator.render import render_png
-from app.emulator.service import EmulatedJob
 from bench.imagery import with_text_chunk
 
 VARIANTS = 3

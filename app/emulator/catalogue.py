@@ -5,35 +5,31 @@ PixelDojo's catalogue lists 60 to 140 models, each with its own run schema; thes
 few stand for the kinds the app must handle. Their ids and fields are the
 emulator's own (PixelDojo documents no edit model): `seedream-4-edit` follows fal's
 "Seedream v4.5 edit" (`image_urls`, 1 to 10), `flux-dev` has an enum, integer and
-number ranges, a boolean and a field the form cannot render.
+number ranges, a boolean and a field the form cannot render. Each run schema is a
+fixture written from docs/upstream-contract.md (app/emulator/contract.py); Seedream's
+is served with the knobs of EmulatorConfig applied, so a test can narrow or widen it.
 """
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Any
 
-from app.domain.parameters import (
-    CREDITS_PER_IMAGE,
-    IMAGE_SIZES,
-    PROMPT_MAX_CHARS,
-    SEED_MAX,
-    SEED_MIN,
-)
+from app.emulator.config import EmulatorConfig
+from app.emulator.contract import run_schema
 
 SEEDREAM = "seedream-4"
 SEEDREAM_EDIT = "seedream-4-edit"
 FLUX = "flux-dev"
 VIDEO = "seedance-1-video"
-REFERENCE_MAX = 10
+# The contract's only example charges 1 credit for one image.
+CREDITS_PER_IMAGE = 1.0
 
 
 @dataclass(frozen=True)
 class EmulatedModel:
     card: dict[str, Any]
-    # None: the schema is built per request (Seedream's, with the emulator's knobs).
-    schema: dict[str, Any] | None
+    schema: dict[str, Any]
 
     @property
     def api_id(self) -> str:
@@ -55,8 +51,14 @@ class EmulatedModel:
 
 
 def card(
-    api_id: str, name: str, description: str, *, modality: str = "image", credits: float = 1
+    api_id: str,
+    name: str,
+    description: str,
+    *,
+    modality: str = "image",
+    credits: float = CREDITS_PER_IMAGE,
 ) -> dict[str, Any]:
+    """A model as `GET /models` lists it."""
     return {
         "apiId": api_id,
         "name": name,
@@ -66,73 +68,12 @@ def card(
     }
 
 
-_PROMPT = {
-    "type": "string",
-    "minLength": 1,
-    "maxLength": PROMPT_MAX_CHARS,
-    "description": "What to draw",
-}
-_SEED = {"type": "integer", "minimum": SEED_MIN, "maximum": SEED_MAX, "description": "Fixed seed"}
-
-EDIT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "prompt": {**_PROMPT, "description": "What to change"},
-        "image_urls": {
-            "type": "array",
-            "items": {"type": "string", "format": "uri"},
-            "minItems": 1,
-            "maxItems": REFERENCE_MAX,
-            "description": "The images to edit: URLs or data: URIs",
-        },
-        "image_size": {
-            "type": "string",
-            "enum": [size for size in IMAGE_SIZES if size != "custom"],
-            "default": "auto_2K",
-        },
-        "seed": _SEED,
-        "num_images": {"type": "integer", "minimum": 1, "maximum": 6, "default": 1},
-    },
-    "required": ["prompt", "image_urls"],
-    "additionalProperties": False,
-}
-
-FLUX_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "prompt": {"type": "string", "minLength": 1, "maxLength": 2000},
-        "negative_prompt": {"type": "string", "maxLength": 500, "description": "What to avoid"},
-        "aspect_ratio": {
-            "type": "string",
-            "enum": ["1:1", "16:9", "9:16", "4:3", "3:4"],
-            "default": "1:1",
-        },
-        "num_inference_steps": {"type": "integer", "minimum": 1, "maximum": 50, "default": 28},
-        "guidance_scale": {"type": "number", "minimum": 1, "maximum": 20, "default": 3.5},
-        "enable_safety_checker": {"type": "boolean", "default": True},
-        "seed": _SEED,
-        "num_images": {"type": "integer", "minimum": 1, "maximum": 4, "default": 1},
-        "loras": {
-            "type": "array",
-            "items": {"type": "object", "properties": {"path": {"type": "string"}}},
-            "description": "LoRA weights to apply",
-        },
-    },
-    "required": ["prompt"],
-    "additionalProperties": False,
-}
-
-VIDEO_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"prompt": {"type": "string"}, "duration": {"type": "integer"}},
-    "required": ["prompt"],
-}
-
-
-def default_models() -> dict[str, EmulatedModel]:
-    models = [
+def models(config: EmulatorConfig) -> dict[str, EmulatedModel]:
+    """The catalogue: the built-in models, with `extra_models` added or replacing."""
+    built_in = [
         EmulatedModel(
-            card(SEEDREAM, "Seedream 4.5", "ByteDance Seedream 4.5 (emulated locally)"), None
+            card(SEEDREAM, "Seedream 4.5", "ByteDance Seedream 4.5 (emulated locally)"),
+            served_seedream_schema(config),
         ),
         EmulatedModel(
             card(
@@ -140,17 +81,44 @@ def default_models() -> dict[str, EmulatedModel]:
                 "Seedream 4.5 Edit",
                 "Seedream 4.5 edits from up to 10 reference images (emulated locally)",
             ),
-            copy.deepcopy(EDIT_SCHEMA),
+            run_schema(SEEDREAM_EDIT),
         ),
         EmulatedModel(
             card(
                 FLUX, "FLUX.1 [dev]", "A text-to-image model with other knobs (emulated)", credits=2
             ),
-            copy.deepcopy(FLUX_SCHEMA),
+            run_schema(FLUX),
         ),
         EmulatedModel(
             card(VIDEO, "Seedance 1.0", "Video (emulated; not an image model)", modality="video"),
-            copy.deepcopy(VIDEO_SCHEMA),
+            run_schema(VIDEO),
         ),
     ]
-    return {model.api_id: model for model in models}
+    found = {model.api_id: model for model in built_in}
+    for api_id, spec in config.extra_models.items():
+        extra_card = {"apiId": api_id, "modality": "image", **spec.get("card", {})}
+        extra_card.setdefault("name", api_id)
+        schema = spec.get("schema")
+        found[api_id] = EmulatedModel(
+            extra_card, dict(schema) if schema else served_seedream_schema(config)
+        )
+    return found
+
+
+def served_seedream_schema(config: EmulatorConfig) -> dict[str, Any]:
+    """Seedream's run schema as served: its fixture with the knobs applied."""
+    schema = run_schema(SEEDREAM)
+    properties: dict[str, Any] = schema["properties"]
+    for name, change in config.schema_overrides.items():
+        if change is None:
+            properties.pop(name, None)
+            continue
+        prop = properties.setdefault(name, {})
+        for keyword, value in change.items():
+            if value is None:
+                prop.pop(keyword, None)
+            else:
+                prop[keyword] = value
+    if config.schema_required is not None:
+        schema["required"] = list(config.schema_required)
+    return schema
