@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from app.core.errors import InvalidParameters, NotFoundError, OverBudget
 from app.domain.model_params import RunParams
 from app.domain.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams, ModelId
-from app.domain.presets import PRESETS, PRESETS_BY_SLUG
+from app.domain.presets import PRESETS, PRESETS_BY_SLUG, preset_run
 from app.domain.rules import form_limits, offered_sizes
 from app.domain.runs import REFERENCES_MAX, check_run, parse_run
 from app.features.jobs import creation, reads
@@ -94,7 +94,10 @@ async def run_of(services: Services, body: JobCreate) -> tuple[str, RunParams, R
     the rules it is checked against."""
     model = body.model or services.settings.model
     in_force = await rules_for_run(services.submitter, model)
-    return model, parse_run(body.run_values(), builtin_record=in_force.builtin_form), in_force
+    params = parse_run(
+        body.run_values(), builtin_record=in_force.builtin_form, rules=in_force.rules
+    )
+    return model, params, in_force
 
 
 class ImageInputPublic(BaseModel):
@@ -138,7 +141,7 @@ def rules_in_force(
         problem=in_force.problem,
         sizes=offered_sizes(in_force.rules),
         limits=form_limits(in_force.rules),
-        differences=in_force.differences(),
+        differences=[change.text for change in in_force.differences()],
         form="seedream" if in_force.builtin_form else "schema",
         fields={name: dict(prop) for name, prop in in_force.rules.properties.items()},
         image_input=ImageInputPublic(
@@ -199,8 +202,10 @@ def list_models(services: ServicesDep) -> ModelsPublic:
 
 
 @router.get("/presets", response_model=list[PresetPublic])
-def list_presets() -> list[PresetPublic]:
-    return [preset_public(preset) for preset in PRESETS]
+def list_presets(services: ServicesDep) -> list[PresetPublic]:
+    """The presets as the rules in force for the configured model let them run."""
+    rules = services.rules.in_force().rules
+    return [preset_public(preset_run(preset, rules)) for preset in PRESETS]
 
 
 def _remix_source(body: JobCreate) -> creation.RemixSource | None:
