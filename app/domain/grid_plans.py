@@ -3,7 +3,8 @@
 An axis varies one thing over a list of values; as text (the command line's
 `--x`, the grid form's fields) it reads `NAME=VALUE,VALUE,...`:
 
-    preset=cyberpunk-street,food-overhead   presets: each sets the prompt and the size
+    preset=cyberpunk-street,food-overhead   presets: each sets the size, and the prompt
+                                            unless the request gives one of its own
     seed=1,2,3          seed=random:4       seeds: a list, or that many drawn at random
     size=square_hd,landscape_16_9,2048x1536 named sizes, or a custom width x height
     num_images=1,2      width=2048,2560     any numeric parameter of the run
@@ -15,6 +16,12 @@ across tabs (z). A plan is every cell's run parameters, each validated by the sa
 function as every other submission before anything is sent, with the number of jobs
 and their cost. Planning touches no database: presets saved by the team are looked
 up through a function the caller passes in.
+
+A preset axis with a prompt of the request's own draws that prompt in every cell, each
+preset giving its size (`grid "a lighthouse at dawn" --x preset=...` is a lighthouse in
+each preset's shape); without one, each preset draws its own prompt. The plan's notes
+say which, and name any preset run at another size than its own because the rules in
+force do not allow it.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ import hashlib
 import re
 import secrets
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
 from typing import Any
 
@@ -55,8 +62,8 @@ from app.domain.parameters import (
     SEED_MAX,
     GenerationParams,
 )
-from app.domain.presets import PRESETS_BY_SLUG
-from app.domain.rules import ModelRules, builtin_rules
+from app.domain.presets import PRESETS_BY_SLUG, nearest_size
+from app.domain.rules import ModelRules, builtin_rules, offered_sizes
 from app.domain.runs import validate_parameters
 
 __all__ = ["MAX_CELLS", "AxisSpec", "GridRequest"]
@@ -145,6 +152,9 @@ class GridPlan:
     prompt: str
     axes: tuple[Axis, ...]
     cells: tuple[PlannedCell, ...]
+    # What a person should know before making it: whose prompt the presets draw, and
+    # presets run at another size than their own.
+    notes: tuple[str, ...] = ()
 
     @property
     def jobs(self) -> int:
@@ -187,6 +197,9 @@ def plan_grid(
         )
     base = dict(request.parameters)
     rules = rules or builtin_rules(request.model or default_model)
+    own_prompt = str(base.get(PROMPT) or "").strip()
+    notes = _preset_notes(axes, own_prompt)
+    axes = [_fitted(axis, rules, notes) for axis in axes]
     errors: dict[str, str] = {}
     cells: list[PlannedCell] = []
     for position, (z, y, x) in enumerate(product(range(tabs), range(rows), range(cols))):
@@ -197,11 +210,12 @@ def plan_grid(
         # Presets first: they replace the prompt, which a search and replace then edits.
         for axis in sorted(axes, key=lambda axis: _APPLY_ORDER.get(axis.param, 1)):
             index = indexes[AXIS_NAMES.index(axis.name)]
-            problem = _apply(axis, index, values, set_by)
+            problem = _apply(axis, index, values, set_by, keep_prompt=bool(own_prompt))
             if problem:
                 errors.setdefault(axis.name, f"{axis.labels[index]}: {problem}")
             if axis.param == PRESET:
-                preset = axis.presets[index].slug
+                # Filed under the preset only while the prompt is the preset's own.
+                preset = None if own_prompt else axis.presets[index].slug
         try:
             params = validate_parameters(values, rules)
         except InvalidParameters as invalid:
@@ -222,11 +236,41 @@ def plan_grid(
         model=request.model or default_model,
         # What a listing calls it: the prompt, unless presets replace it.
         prompt=f"Presets: {', '.join(presets.labels)}"
-        if presets is not None
-        else str(base.get(PROMPT) or cells[0].params.prompt),
+        if presets is not None and not own_prompt
+        else str(own_prompt or cells[0].params.prompt),
         axes=tuple(axes),
         cells=tuple(cells),
+        notes=tuple(notes),
     )
+
+
+def _preset_notes(axes: Sequence[Axis], own_prompt: str) -> list[str]:
+    presets = next((axis for axis in axes if axis.param == PRESET), None)
+    if presets is None:
+        return []
+    if own_prompt:
+        return [f"Every cell draws the prompt “{own_prompt}”; each preset gives its size."]
+    return ["Each preset draws its own prompt at its own size."]
+
+
+def _fitted(axis: Axis, rules: ModelRules, notes: list[str]) -> Axis:
+    """A preset axis with each preset at a size the rules allow: the nearest in shape when
+    its own is not (noted)."""
+    if axis.param != PRESET:
+        return axis
+    named = [size for size in offered_sizes(rules) if size != CUSTOM_SIZE]
+    choices = []
+    for choice in axis.presets:
+        if choice.image_size == CUSTOM_SIZE or not named or choice.image_size in named:
+            choices.append(choice)
+            continue
+        nearest = nearest_size(choice.image_size, named)
+        notes.append(
+            f"{choice.label} runs at {size_label(nearest)}: PixelDojo's schema does not allow "
+            f"its {size_label(choice.image_size)}."
+        )
+        choices.append(replace(choice, image_size=nearest))
+    return replace(axis, presets=tuple(choices))
 
 
 _APPLY_ORDER = {PRESET: 0, PROMPT: 2}
@@ -344,15 +388,25 @@ def _whole_number(value: int | str) -> int:
     return int(text)
 
 
-def _apply(axis: Axis, index: int, values: dict[str, Any], set_by: dict[str, str]) -> str | None:
-    """Set this axis's value in a cell's parameters; returns a problem, if any."""
+def _apply(
+    axis: Axis,
+    index: int,
+    values: dict[str, Any],
+    set_by: dict[str, str],
+    *,
+    keep_prompt: bool = False,
+) -> str | None:
+    """Set this axis's value in a cell's parameters; returns a problem, if any. A preset
+    sets the size, and the prompt unless `keep_prompt` (the request has its own)."""
     value = axis.values[index]
     fields: tuple[str, ...]
     if axis.param == PRESET:
         choice = axis.presets[index]
-        values[PROMPT] = choice.prompt
         _set_size(values, choice.image_size, choice.custom_width, choice.custom_height)
-        fields = (PROMPT, SIZE, WIDTH, HEIGHT)
+        fields = (SIZE, WIDTH, HEIGHT)
+        if not keep_prompt:
+            values[PROMPT] = choice.prompt
+            fields = (PROMPT, *fields)
     elif axis.param == SIZE:
         if "x" in value:
             width, height = (int(side) for side in value.split("x"))
@@ -425,6 +479,7 @@ def plan_summary(plan: GridPlan) -> dict[str, Any]:
         "images": plan.images,
         "estimated_credits": plan.credits,
         "axes": [axis.record() for axis in plan.axes],
+        "notes": list(plan.notes),
     }
 
 
