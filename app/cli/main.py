@@ -315,7 +315,9 @@ def doctor(args: argparse.Namespace) -> int:
     import asyncio
     import json
 
-    from app.features.doctor.checks import EXIT_NOTHING_TO_CHECK, diagnose, save_report
+    from app.cli.doctor import render
+    from app.features.doctor.checks import diagnose
+    from app.features.doctor.report import EXIT_NOTHING_TO_CHECK, save_report
 
     settings = load_settings()
     if args.model:
@@ -340,7 +342,7 @@ def doctor(args: argparse.Namespace) -> int:
         else:
             print(message, file=sys.stderr)
         return EXIT_NOTHING_TO_CHECK
-    from app.features.doctor.checks import Gallery
+    from app.features.doctor.paid_run import Gallery
     from app.features.people.access import load_secret
 
     db, blobs = _open_gallery(settings)
@@ -356,7 +358,7 @@ def doctor(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_json(), indent=2))
     else:
-        print(result.render(), end="")
+        print(render(result), end="")
     return result.exit_code
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from app.core.config import Settings
-from app.features.doctor.checks import LastDoctorReport
+from app.features.doctor.report import LastDoctorReport
 from app.features.jobs.events import JobEvents
 from app.features.jobs.submission import Submitter
 from app.features.models.catalogue import ModelCatalogue
