@@ -16,7 +16,7 @@ from app.domain.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationPar
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG, preset_run
 from app.domain.rules import form_limits, offered_sizes
 from app.domain.runs import REFERENCES_MAX, check_run, parse_run
-from app.features.jobs import creation, reads
+from app.features.jobs import creation, reads, timing
 from app.features.jobs.submission import rules_for_run, submit_job
 from app.features.models.live_rules import RulesInForce
 from app.features.people.budgets import BudgetExceeded, check_budget_before
@@ -372,4 +372,9 @@ def _load_job(services: Services, job_id: int) -> JobPublic:
     item = reads.get_job(services.db, job_id=job_id)
     if item is None:
         raise NotFoundError(f"There is no job {job_id}.")
-    return job_public(item)
+    answer = job_public(item)
+    if not answer.finished:
+        # What a waiting client shows beside its clock ("0:23 of about 0:30").
+        typical = timing.typical_seconds(services.db, models=[answer.model])
+        answer.typical_seconds = typical.get(answer.model)
+    return answer

@@ -13,7 +13,13 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
-from app.core.errors import InvalidParameters, NotFoundError, PlaygroundError, SubmissionFailed
+from app.core.errors import (
+    InvalidParameters,
+    NotFoundError,
+    PlaygroundError,
+    SubmissionFailed,
+    TooManyAttempts,
+)
 from app.domain.runs import field_errors
 from app.storage.db.engine import is_number_out_of_range
 
@@ -117,6 +123,8 @@ async def _playground_error(request: Request, exc: Exception) -> Response:
         extra["job_url"] = f"/api/jobs/{exc.job_id}"
         if exc.retry_after is not None:
             headers["Retry-After"] = str(int(exc.retry_after + 0.999))
+    if isinstance(exc, TooManyAttempts):
+        headers["Retry-After"] = str(int(exc.retry_after + 0.999))
     return _answer(
         request,
         status_code=exc.status_code,

@@ -574,6 +574,11 @@ class JobPublic(BaseModel):
     reference_images: list[ReferencePublic] = Field(
         default_factory=list, description="Gallery images sent as references, in order"
     )
+    typical_seconds: float | None = Field(
+        None,
+        description="While it runs: how long recent jobs of its model took, from submission "
+        "to stored images (None: finished, or no history yet)",
+    )
 
 
 class JobPage(BaseModel):
