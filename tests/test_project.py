@@ -7,7 +7,7 @@ import hashlib
 import re
 from pathlib import Path
 
-from app.cli.main import build_parser
+from app.cli.main import cli
 from app.core.config import Settings
 from app.core.resources import STATIC_DIR, TEMPLATES_DIR
 from tests.conftest import env_name
@@ -22,9 +22,7 @@ def test_every_setting_is_documented_in_the_readme() -> None:
 
 
 def test_every_cli_command_is_documented_in_the_readme() -> None:
-    subcommands = next(
-        action for action in build_parser()._actions if action.dest == "command"
-    ).choices
+    subcommands = list(cli.commands)
     assert subcommands
     for name in subcommands:
         assert f"seedream-playground {name}" in README, name

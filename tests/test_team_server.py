@@ -44,9 +44,9 @@ def test_compose_runs_postgres_16_scalable_web_and_worker_roles_and_optional_min
     for name in ("db", "web", "worker"):
         assert "profiles" not in services[name]
     # The roles' commands exist and take what compose gives them.
-    parser = cli.build_parser()
-    parser.parse_args(services["web"]["command"][1:])
-    parser.parse_args(["worker", "--concurrency", "8"])
+    for args in (services["web"]["command"][1:], ["worker", "--concurrency", "8"]):
+        command = cli.cli.commands[args[0]]
+        assert command.make_context(args[0], list(args[1:])).params, args
 
 
 def test_every_variable_compose_sets_is_a_setting_and_in_the_readme() -> None:
