@@ -5,6 +5,7 @@ where the key's status shows says what the last check found."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -291,3 +292,31 @@ def test_json_differences_are_records_and_the_changed_defaults_are_named(
     assert "note defaults the live schema changes what runs by default:" in flat
     assert "a run that names no size is made at Square HD (square_hd)" in flat
     assert "Wedding portrait runs at Portrait 9:16" in flat
+
+
+@pytest.mark.slow
+def test_doctor_run_shows_each_step_with_a_ticking_clock(tmp_path: Path) -> None:
+    from tests.cli import cli_env, run_cli, run_on_terminal
+
+    with serve_emulator(job_seconds=2.5) as running:
+        env = cli_env(
+            PIXELDOJO_API_KEY=TEST_KEY,
+            PIXELDOJO_BASE_URL=running.base_url,
+            PLAYGROUND_DATA_DIR=str(tmp_path / "data"),
+            PIXELDOJO_RATE_LIMIT_PER_MINUTE="0",
+        )
+        seen = run_on_terminal("doctor", "--run", cwd=tmp_path, env=env)
+        assert seen.returncode == 0, seen.text
+        logged = run_cli("doctor", "--run", cwd=tmp_path, env=env)
+    waiting = re.findall(r"Waiting for the test job \S+: \w+ · 0:(\d\d)", seen.text)
+    assert len(set(waiting)) >= 2, "the clock ticks while the paid job runs"
+    for step in ("Reading the model's card", "Checking the API key", "Submitting the test job"):
+        assert step in seen.text, step
+    # In a log: each step once, with when it began, and nothing redrawn.
+    steps = [line for line in logged.stderr.splitlines() if re.match(r"  \d+:\d\d  ", line)]
+    assert [line.split("  ")[2] for line in steps][:2] == [
+        "Reading the model's card",
+        "Checking the API key",
+    ]
+    assert "\r" not in logged.stderr
+    assert "the test job completed in" in " ".join(logged.stdout.split())

@@ -32,8 +32,10 @@ AXIS_FIELDS = {"x": "--x", "y": "--y", "z": "--z", "axes": "--x/--y/--z"}
 
 @click.command(
     epilog=examples(
-        'grid "a lighthouse at dawn" --x preset=cyberpunk-street,dramatic-landscape --y seed=1,2,3',
-        'grid "a cat on a mat" --x prompt=cat,dog,fox --y size=square_hd,landscape_16_9 --yes',
+        'grid "a lighthouse at dawn" \\',
+        "    --x preset=cyberpunk-street,dramatic-landscape --y seed=1,2,3",
+        'grid "a cat on a mat" --x prompt=cat,dog,fox \\',
+        "    --y size=square_hd,landscape_16_9 --yes",
     )
 )
 @click.argument("prompt", required=False, metavar="[PROMPT|-]")

@@ -111,6 +111,10 @@ def run_remote(output: Output, work: Coroutine[Any, Any, int]) -> int:
 
 def examples(*lines: str) -> str:
     """An epilog of examples, kept as written (click rewraps paragraphs otherwise); each is
-    a command of its own, unless it starts with `$ ` (a pipe, as typed)."""
-    shown = [line[2:] if line.startswith("$ ") else f"{PROG} {line}" for line in lines]
+    a command of its own, unless it starts with `$ ` (a pipe, as typed) or with spaces
+    (the rest of the one before, after its `\\`)."""
+    shown = [
+        line[2:] if line.startswith("$ ") else line if line.startswith(" ") else f"{PROG} {line}"
+        for line in lines
+    ]
     return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in shown)

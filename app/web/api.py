@@ -128,11 +128,12 @@ class RulesPublic(BaseModel):
 
 
 @router.get("/rules", response_model=RulesPublic)
-def rules_in_force(
+async def rules_in_force(
     services: ServicesDep,
     model: Annotated[ModelId | None, Query(description="Default: the configured model")] = None,
 ) -> RulesPublic:
-    in_force = services.rules.in_force(model or services.settings.model)
+    """A model never asked about is looked up first (as a run of it would be)."""
+    in_force = await services.rules.for_submission(model or services.settings.model)
     return RulesPublic(
         model=in_force.model,
         source=in_force.source,
