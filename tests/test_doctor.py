@@ -261,6 +261,7 @@ def test_a_base_url_without_api_v1_is_not_pixeldojo_and_the_key_is_not_checked(
     headline = " ".join(out.rstrip().split("\n\n")[-1].split())
     assert "is not PixelDojo's API" in headline and "/api/v1" in headline
     assert "PLAYGROUND_MODEL" not in headline, "the model setting is not to blame"
+    assert " clock " not in out, "another server's clock says nothing of PixelDojo's"
 
 
 def test_an_enum_in_another_order_is_no_difference(

@@ -1,5 +1,6 @@
-"""The team server's recipe: compose.yaml names real settings and commands, the README
-documents every one of them, and `backup` on PostgreSQL says how in one line."""
+"""The team server's recipe: compose.yaml names real settings and commands, the README and
+docs/team-server.md document every one of them, and `backup` on PostgreSQL says how in one
+line."""
 
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def test_compose_runs_postgres_16_scalable_web_and_worker_roles_and_optional_min
 
 def test_every_variable_compose_sets_is_a_setting_and_in_the_readme() -> None:
     text = (ROOT / "compose.yaml").read_text()
-    readme = (ROOT / "README.md").read_text()
+    readme = (ROOT / "README.md").read_text() + (ROOT / "docs" / "team-server.md").read_text()
     used = set(re.findall(r"\$\{([A-Z0-9_]+)", text)) | set(
         re.findall(r"^\s+((?:PLAYGROUND|PIXELDOJO)_[A-Z0-9_]+):", text, re.MULTILINE)
     )
