@@ -111,3 +111,17 @@ def test_a_command_used_wrongly_is_one_line_and_no_command_is_the_help(tmp_path:
     bare = run_cli(cwd=tmp_path)
     assert bare.returncode == 0
     assert "Usage: seedream-playground" in bare.stdout and "generate" in bare.stdout
+
+
+def test_errors_speak_the_command_line_s_words(
+    app: RunningApp, emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    small = run_cli("generate", "a fox", "-s", "100x100", "--server", app.url, cwd=tmp_path)
+    line = one_line_error(small)
+    assert "Invalid parameters: --size: must be between 900 and 4,096" in line
+    assert "customWidth" not in line and "customHeight" not in line
+    nobody = run_cli("generate", "a fox", "-m", "no-such-model", "--server", app.url, cwd=tmp_path)
+    line = one_line_error(nobody)
+    assert "`seedream-playground models` lists those it has" in line
+    assert "/api/" not in line
+    assert emulator.emulator.requests_to("run") == []

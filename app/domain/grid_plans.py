@@ -29,7 +29,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from itertools import product
 from typing import Any
@@ -44,7 +44,6 @@ from app.domain.grid_axes import (
     PROMPT,
     SEED,
     SIZE,
-    TEAM_PRESET_PREFIX,
     TITLES,
     WIDTH,
     AxisSpec,
@@ -52,6 +51,14 @@ from app.domain.grid_axes import (
     axis_parameters,
     canonical_parameter,
     values_text,
+)
+from app.domain.grid_presets import (
+    PresetChoice,
+    TeamPresetLookup,
+    fitted,
+    no_team_presets,
+    preset_choice,
+    preset_notes,
 )
 from app.domain.parameters import (
     CUSTOM_SIZE,
@@ -62,45 +69,10 @@ from app.domain.parameters import (
     SEED_MAX,
     GenerationParams,
 )
-from app.domain.presets import PRESETS_BY_SLUG, nearest_size
-from app.domain.rules import ModelRules, builtin_rules, offered_sizes
+from app.domain.rules import ModelRules, builtin_rules
 from app.domain.runs import validate_parameters
 
-__all__ = ["MAX_CELLS", "AxisSpec", "GridRequest"]
-
-
-@dataclass(frozen=True)
-class PresetChoice:
-    """A preset as an axis value: what it sets, its label, and the slug a job records."""
-
-    value: str
-    label: str
-    slug: str | None
-    prompt: str
-    image_size: str
-    custom_width: int | None = None
-    custom_height: int | None = None
-
-
-# Finds a team preset by its id (None: there is none); the caller owns the database.
-TeamPresetLookup = Callable[[int], PresetChoice | None]
-
-
-def builtin_preset(slug: str) -> PresetChoice | None:
-    preset = PRESETS_BY_SLUG.get(slug)
-    if preset is None:
-        return None
-    return PresetChoice(
-        value=slug,
-        label=preset.name,
-        slug=slug,
-        prompt=preset.prompt,
-        image_size=preset.image_size,
-    )
-
-
-def _no_team_presets(_: int) -> PresetChoice | None:
-    return None
+__all__ = ["MAX_CELLS", "AxisSpec", "GridRequest", "PresetChoice", "TeamPresetLookup"]
 
 
 @dataclass(frozen=True)
@@ -180,7 +152,7 @@ def plan_grid(
     *,
     default_model: str,
     token: str | None = None,
-    team_preset: TeamPresetLookup = _no_team_presets,
+    team_preset: TeamPresetLookup = no_team_presets,
     rules: ModelRules | None = None,
 ) -> GridPlan:
     """Every cell's run parameters, validated against `rules` (the rules in force for the
@@ -198,8 +170,11 @@ def plan_grid(
     base = dict(request.parameters)
     rules = rules or builtin_rules(request.model or default_model)
     own_prompt = str(base.get(PROMPT) or "").strip()
-    notes = _preset_notes(axes, own_prompt)
-    axes = [_fitted(axis, rules, notes) for axis in axes]
+    notes = preset_notes(varied=any(axis.param == PRESET for axis in axes), own_prompt=own_prompt)
+    axes = [
+        replace(axis, presets=fitted(axis.presets, rules, notes)) if axis.param == PRESET else axis
+        for axis in axes
+    ]
     errors: dict[str, str] = {}
     cells: list[PlannedCell] = []
     for position, (z, y, x) in enumerate(product(range(tabs), range(rows), range(cols))):
@@ -242,35 +217,6 @@ def plan_grid(
         cells=tuple(cells),
         notes=tuple(notes),
     )
-
-
-def _preset_notes(axes: Sequence[Axis], own_prompt: str) -> list[str]:
-    presets = next((axis for axis in axes if axis.param == PRESET), None)
-    if presets is None:
-        return []
-    if own_prompt:
-        return [f"Every cell draws the prompt “{own_prompt}”; each preset gives its size."]
-    return ["Each preset draws its own prompt at its own size."]
-
-
-def _fitted(axis: Axis, rules: ModelRules, notes: list[str]) -> Axis:
-    """A preset axis with each preset at a size the rules allow: the nearest in shape when
-    its own is not (noted)."""
-    if axis.param != PRESET:
-        return axis
-    named = [size for size in offered_sizes(rules) if size != CUSTOM_SIZE]
-    choices = []
-    for choice in axis.presets:
-        if choice.image_size == CUSTOM_SIZE or not named or choice.image_size in named:
-            choices.append(choice)
-            continue
-        nearest = nearest_size(choice.image_size, named)
-        notes.append(
-            f"{choice.label} runs at {size_label(nearest)}: PixelDojo's schema does not allow "
-            f"its {size_label(choice.image_size)}."
-        )
-        choices.append(replace(choice, image_size=nearest))
-    return replace(axis, presets=tuple(choices))
 
 
 _APPLY_ORDER = {PRESET: 0, PROMPT: 2}
@@ -328,7 +274,7 @@ def _resolve(
     if duplicates:
         raise ValueError(f"{', '.join(duplicates)} is listed twice")
     if param == PRESET:
-        choices = tuple(_preset_choice(value, team_preset) for value in values)
+        choices = tuple(preset_choice(value, team_preset) for value in values)
         return Axis(
             name,
             param,
@@ -345,20 +291,6 @@ def _resolve(
         return Axis(name, param, f"Prompt: “{texts[0]}” replaced", texts, texts)
     numbers = tuple(_whole_number(value) for value in values)
     return Axis(name, param, TITLES.get(param, param), numbers, tuple(map(str, numbers)))
-
-
-def _preset_choice(value: int | str, team_preset: TeamPresetLookup) -> PresetChoice:
-    text = str(value).strip()
-    if text.startswith(TEAM_PRESET_PREFIX):
-        number = text.removeprefix(TEAM_PRESET_PREFIX)
-        found = team_preset(int(number)) if number.isdecimal() and len(number) < 19 else None
-        if found is None:
-            raise ValueError(f"there is no team preset {number}")
-        return found
-    found = builtin_preset(text)
-    if found is None:
-        raise ValueError(f"no preset is called {text!r}; one of: {', '.join(PRESETS_BY_SLUG)}")
-    return found
 
 
 def _size_value(value: int | str) -> str:

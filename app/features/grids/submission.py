@@ -11,7 +11,8 @@ from __future__ import annotations
 import anyio
 
 from app.core.errors import KeyRefused, NotFoundError, OverBudget
-from app.domain.grid_plans import GridPlan, GridRequest, PresetChoice, TeamPresetLookup, plan_grid
+from app.domain.grid_plans import GridPlan, GridRequest, plan_grid
+from app.domain.grid_presets import PresetChoice, TeamPresetLookup
 from app.features.grids import records as grid_records
 from app.features.jobs.submission import rules_for_run
 from app.features.models import team_presets
