@@ -6,7 +6,6 @@ out before that, not after, with a traceback.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
@@ -27,16 +26,4 @@ def prepare_folder(path: Path, *, option: str = "--out") -> Path:
         raise RemoteError(
             f"{option} {path}: cannot write there ({reason})", code="bad_out"
         ) from None
-    return path
-
-
-def writable_target(path: Path, *, option: str) -> Path:
-    """A file the command will write: its folder must exist and take files."""
-    if path.is_dir():
-        raise RemoteError(f"{option} {path}: that is a folder; give a file name", code="bad_out")
-    folder = path.parent
-    if not folder.is_dir():
-        raise RemoteError(f"{option} {path}: the folder {folder} does not exist", code="bad_out")
-    if not os.access(folder, os.W_OK):
-        raise RemoteError(f"{option} {path}: {folder} cannot be written to", code="bad_out")
     return path

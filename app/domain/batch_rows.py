@@ -125,7 +125,7 @@ def _csv_rows(path: Path, text: str) -> list[Mapping[str, Any]]:
     except csv.Error as exc:
         where = _quote_opened(text) or reader.line_num
         raise BatchFileError(
-            f"{path}, line {where}: {exc} (a quote is never closed?)"
+            f"{path}, line {where}: a quote opens a cell that is never closed"
             if "unexpected end" in str(exc)
             else f"{path}, line {reader.line_num}: {exc}"
         ) from None
