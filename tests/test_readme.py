@@ -115,6 +115,8 @@ def servers() -> Iterator[Servers]:
     held.stop_all()
 
 
+# Some twenty commands, each a process of its own, and three servers: minutes on a busy machine.
+@pytest.mark.timeout(600)
 def test_every_shell_command_the_readme_shows_works_against_demo_mode(
     tmp_path: Path, servers: Servers
 ) -> None:

@@ -52,8 +52,12 @@ class Commands(click.Group):
 def cli(context: click.Context) -> None:
     """A playground and shared gallery for Seedream 4.5 through the PixelDojo API.
 
-    Start it with `seedream-playground serve` (demo mode without PIXELDOJO_API_KEY), then
-    make images in the browser or from here: `seedream-playground generate "a cat"`.
+    Start it (demo mode without PIXELDOJO_API_KEY), then make images in the browser or
+    from here:
+
+    \b
+      seedream-playground serve
+      seedream-playground generate "a cat"
     """
     if context.invoked_subcommand is None:
         click.echo(context.get_help())
