@@ -169,3 +169,26 @@ def test_any_field_of_the_live_schema_and_a_reference_file(
     sent = app.client.get(f"/api/images/{reference['image_id']}").content
     assert Image.open(io.BytesIO(sent)).size == (640, 480)
     assert len(emulator.emulator.requests_to("run")) == 2, "nothing sent for the refusals"
+    # The same file again is the same gallery image, so the same job: nothing paid again.
+    again = run_cli(
+        "generate", "the bottle, on a beach", "-m", "seedream-4-edit", "-r", str(picture),
+        "--server", app.url, "--json", cwd=tmp_path,
+    )  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["job"]["id"] == job["id"]
+    assert len(emulator.emulator.requests_to("run")) == 2
+
+
+def test_a_failed_job_says_how_to_send_another(
+    app: RunningApp, emulator: RunningEmulator, tmp_path: Path
+) -> None:
+    args = ("generate", "a cat [[fail]]", "--server", app.url)
+    failed = one_line_error(run_cli(*args, cwd=tmp_path))
+    assert re.fullmatch(
+        r"seedream-playground generate: Job \d+ failed: .+ \(--new sends another\)", failed
+    )
+    # Run again, it is the same failed job (nothing sent); --new sends another.
+    assert one_line_error(run_cli(*args, cwd=tmp_path)) == failed
+    assert len(emulator.emulator.requests_to("run")) == 1
+    one_line_error(run_cli(*args, "--new", cwd=tmp_path))
+    assert len(emulator.emulator.requests_to("run")) == 2

@@ -155,7 +155,10 @@ async def make(
         job = await follow_job(remote, job, output)
         files = await download_images(remote, job, folder)
     if job["status"] != "completed":
-        raise RemoteError(f"Job {job['id']} {job['status_label'].lower()}: {job['error']}")
+        # The same command again would show this same job: say how to try once more.
+        raise RemoteError(
+            f"Job {job['id']} {job['status_label'].lower()}: {job['error']} (--new sends another)"
+        )
     output.say(f"Made {plural(len(files), 'image')}")
     output.result(
         {"job": job, "files": [str(path) for path in files], "carried_on": replayed},
