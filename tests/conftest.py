@@ -102,10 +102,13 @@ def fixed_calendar() -> Iterator[datetime]:
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Tests never see the developer's own key or settings, nor a `.env` in the checkout."""
+    """Tests never see the developer's own key, settings or tokens, nor a `.env` in the
+    checkout."""
     for name in list(os.environ):
         if name.startswith(("PIXELDOJO_", "PLAYGROUND_", "AWS_")):
             monkeypatch.delenv(name)
+    # The command line's own config folder (where `login` keeps tokens): the test's.
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
     monkeypatch.chdir(tmp_path)
 
 

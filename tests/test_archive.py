@@ -200,7 +200,7 @@ def test_moving_a_sqlite_gallery_up_to_postgresql_is_byte_identical(
     monkeypatch: pytest.MonkeyPatch,
     postgres_database: DatabaseChoice,
 ) -> None:
-    """The documented way up (README, "Team server"): export the SQLite gallery, import it
+    """The documented way up (docs/team-server.md): export the SQLite gallery, import it
     into the PostgreSQL one. Every row, every byte, every search answer comes across."""
     source = make_settings(tmp_path / "source", emulator)
     with serve_app(source) as app:

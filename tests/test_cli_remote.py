@@ -175,7 +175,7 @@ def start_batch(app: RunningApp, folder: Path, *extra: str) -> subprocess.Popen[
 
 
 def results(folder: Path) -> list[dict[str, str]]:
-    path = folder / "out" / "results.csv"
+    path = folder / "out" / "rows.results.csv"
     if not path.exists():
         return []
     with path.open(newline="") as file:
@@ -202,6 +202,7 @@ def test_an_interrupted_batch_resumes_and_pays_once_per_row(
     _, stderr = first.communicate(timeout=30)
     assert first.returncode == 130, stderr
     assert "Run the same command again" in stderr
+    assert "Traceback" not in stderr
     # A crash: killed outright, a few rows later.
     before = len(sent("run"))
     assert before < 12
@@ -229,7 +230,7 @@ def test_an_interrupted_batch_resumes_and_pays_once_per_row(
 
     again = start_batch(app, tmp_path, "--json")
     stdout, _ = again.communicate(timeout=60)
-    assert json.loads(stdout)["skipped"] == 12
+    assert json.loads(stdout)["done_before"] == 12
     assert len(sent("run")) == 12
 
 
@@ -266,6 +267,7 @@ def test_grid_prints_its_plan_asks_first_and_saves_the_contact_sheet(
     assert "pass --yes" in unasked.stderr.strip().splitlines()[-1]
     assert unasked.returncode == 1
     assert "6 jobs, 6 images, 6 credits" in unasked.stderr
+    assert "Every cell draws the prompt “a lighthouse at dawn”" in unasked.stderr
     assert emulator.emulator.requests_to("run") == [], "nothing without a yes"
 
     made = run_cli("grid", *GRID_ARGS, "--yes", "--json", "--server", app.url, cwd=tmp_path)

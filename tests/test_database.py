@@ -186,7 +186,7 @@ def test_a_postgres_url_is_opened_with_psycopg_3(postgres_url: str) -> None:
 def test_the_database_url_setting_is_checked_and_hides_its_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from app.cli.main import load_settings
+    from app.cli.local import load_settings
     from app.core.config import Settings
 
     settings = Settings(

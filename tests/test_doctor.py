@@ -5,6 +5,7 @@ where the key's status shows says what the last check found."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from app.cli.main import main
-from app.domain.parameters import NAMED_SIZE_PIXELS
+from app.domain.parameters import IMAGE_SIZES, NAMED_SIZE_PIXELS
 from app.emulator import Fault
 from tests.conftest import TEST_KEY, RunningEmulator, make_settings, serve_app, serve_emulator
 
@@ -242,3 +243,81 @@ def test_doctor_says_whether_pixeldojo_can_call_the_app_back(
     )
     assert code == 0
     assert f"warn  callbacks    {nowhere} did not answer from here" in out
+
+
+def test_a_base_url_without_api_v1_is_not_pixeldojo_and_the_key_is_not_checked(
+    emulator: RunningEmulator,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The emulator's own host without /api/v1: everything there answers 404.
+    code, out = doctor(monkeypatch, capsys, emulator.url, tmp_path / "data", key="pd_garbage")
+    assert code == 1
+    assert_fits_80_columns(out)
+    key_line = next(line for line in out.splitlines() if " API key " in line)
+    assert key_line.split()[0] == "skip", "never ok for a key it could not check"
+    assert not any(line.split()[:1] == ["ok"] for line in out.splitlines() if "base URL" in line)
+    headline = " ".join(out.rstrip().split("\n\n")[-1].split())
+    assert "is not PixelDojo's API" in headline and "/api/v1" in headline
+    assert "PLAYGROUND_MODEL" not in headline, "the model setting is not to blame"
+    assert " clock " not in out, "another server's clock says nothing of PixelDojo's"
+
+
+def test_an_enum_in_another_order_is_no_difference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shuffled = {"image_size": {"enum": list(reversed(IMAGE_SIZES))}}
+    with serve_emulator(schema_overrides=shuffled) as running:
+        code, out = doctor(monkeypatch, capsys, running.base_url, tmp_path / "data", "--json")
+    report = json.loads(out)
+    assert code == 0
+    assert report["differences"] == []
+    assert "the same as the built-in rules" in json.dumps(report["checks"])
+
+
+def test_json_differences_are_records_and_the_changed_defaults_are_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    allowed = ["square_hd", "portrait_16_9", "landscape_16_9"]
+    with serve_emulator(schema_overrides={"image_size": {"enum": allowed}}) as running:
+        code, out = doctor(monkeypatch, capsys, running.base_url, tmp_path / "data", "--json")
+        _, text = doctor(monkeypatch, capsys, running.base_url, tmp_path / "data")
+    report = json.loads(out)
+    assert code == 0
+    (enum,) = report["differences"]
+    assert (enum["field"], enum["keyword"], enum["live"]) == ("image_size", "enum", allowed)
+    assert enum["builtin"] == list(IMAGE_SIZES)
+    assert_fits_80_columns(text)
+    flat = " ".join(text.split())
+    assert "note defaults the live schema changes what runs by default:" in flat
+    assert "a run that names no size is made at Square HD (square_hd)" in flat
+    assert "Wedding portrait runs at Portrait 9:16" in flat
+
+
+@pytest.mark.slow
+def test_doctor_run_shows_each_step_with_a_ticking_clock(tmp_path: Path) -> None:
+    from tests.cli import cli_env, run_cli, run_on_terminal
+
+    with serve_emulator(job_seconds=2.5) as running:
+        env = cli_env(
+            PIXELDOJO_API_KEY=TEST_KEY,
+            PIXELDOJO_BASE_URL=running.base_url,
+            PLAYGROUND_DATA_DIR=str(tmp_path / "data"),
+            PIXELDOJO_RATE_LIMIT_PER_MINUTE="0",
+        )
+        seen = run_on_terminal("doctor", "--run", cwd=tmp_path, env=env)
+        assert seen.returncode == 0, seen.text
+        logged = run_cli("doctor", "--run", cwd=tmp_path, env=env)
+    waiting = re.findall(r"Waiting for the test job \S+: \w+ · 0:(\d\d)", seen.text)
+    assert len(set(waiting)) >= 2, "the clock ticks while the paid job runs"
+    for step in ("Reading the model's card", "Checking the API key", "Submitting the test job"):
+        assert step in seen.text, step
+    # In a log: each step once, with when it began, and nothing redrawn.
+    steps = [line for line in logged.stderr.splitlines() if re.match(r"  \d+:\d\d  ", line)]
+    assert [line.split("  ")[2] for line in steps][:2] == [
+        "Reading the model's card",
+        "Checking the API key",
+    ]
+    assert "\r" not in logged.stderr
+    assert "the test job completed in" in " ".join(logged.stdout.split())

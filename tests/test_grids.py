@@ -58,15 +58,29 @@ def test_a_plan_has_one_job_per_cell_and_costs_what_its_images_cost() -> None:
     assert [(cell.x, cell.y) for cell in made.cells][:3] == [(0, 0), (1, 0), (0, 1)]
     cyberpunk = PRESETS_BY_SLUG["cyberpunk-street"]
     first = made.cells[0]
-    # A preset sets the prompt and the size; the seed and the number of images come
-    # from the rest of the request.
+    # With a prompt of the request's own, a preset gives its size and every cell draws that
+    # prompt; the seed and the number of images come from the rest of the request.
     assert first.params.upstream_body() == {
-        "prompt": cyberpunk.prompt,
+        "prompt": "a lighthouse",
         "image_size": cyberpunk.image_size,
         "seed": 1,
         "num_images": 2,
     }
-    assert first.preset == "cyberpunk-street"
+    assert first.preset is None, "a prompt of one's own is not the preset's work"
+    assert summary["notes"] == [
+        "Every cell draws the prompt “a lighthouse”; each preset gives its size."
+    ]
+
+
+def test_presets_draw_their_own_prompts_when_the_request_has_none() -> None:
+    made = plan("", "preset=cyberpunk-street,food-overhead", "seed=1")
+    cyberpunk, food = PRESETS_BY_SLUG["cyberpunk-street"], PRESETS_BY_SLUG["food-overhead"]
+    bodies = [cell.params.upstream_body() for cell in made.cells]
+    assert [body["prompt"] for body in bodies] == [cyberpunk.prompt, food.prompt]
+    assert [body["image_size"] for body in bodies] == [cyberpunk.image_size, food.image_size]
+    assert [cell.preset for cell in made.cells] == ["cyberpunk-street", "food-overhead"]
+    assert made.notes == ("Each preset draws its own prompt at its own size.",)
+    assert made.prompt == "Presets: Cyberpunk street, Food overhead"
 
 
 def test_every_kind_of_axis_changes_what_it_names() -> None:

@@ -174,13 +174,22 @@ def test_new_seed_remix_and_try_all_are_held_to_the_rules_refreshed_on_demand(
     remix_page = _Elements(app.client.get(f"/?remix={job['id']}").text)
     assert remix_page.by_id("num_images-error") is not None, "said on opening the remix"
 
-    try_all = app.client.post("/playground/try-all", data={"submission_token": "t"})
-    assert try_all.status_code == 422
-    assert "landscape_4_3" in try_all.text
     # The six-image job's own polls go on; nothing else reached PixelDojo.
     calls = [r for r in emulator.emulator.requests if r.route != "job"]
-    assert calls == [], "0 upstream calls on every path"
+    assert calls == [], "0 upstream calls on every refused path"
     assert len(app.client.get("/api/jobs").json()["items"]) == 1
+
+    # Trying every preset is not refused as a whole: the two presets made at landscape 4:3
+    # run at the nearest size still allowed, and the answer says so.
+    try_all = app.client.post("/playground/try-all", data={"submission_token": "t"}, headers=HTMX)
+    assert try_all.status_code == 200, try_all.text
+    message = json.loads(try_all.headers["HX-Trigger"])["toast"]["message"]
+    assert "Children storybook runs at Landscape 16:9" in message
+    assert "Real estate interior runs at Landscape 16:9" in message
+    runs = emulator.emulator.requests_to("run")
+    assert len(runs) == 8
+    assert sorted(run.body["image_size"] for run in runs).count("landscape_16_9") == 3
+    assert all(run.body["image_size"] != "landscape_4_3" for run in runs)
 
 
 def test_the_last_good_copy_stays_in_force_while_the_schema_cannot_be_read(
@@ -233,3 +242,55 @@ def test_the_schema_is_read_again_on_the_timer(tmp_path: Path, emulator: Running
             timeout=20,
             what="the timer to read the narrowed schema",
         )
+
+
+# --- A live schema without the built-in default size ---------------------------------------
+
+WITHOUT_AUTO_2K = [size for size in IMAGE_SIZES if size not in ("auto_2K", "auto_4K")]
+
+
+@pytest.fixture(scope="module")
+def without_default(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
+    """PixelDojo's schema lists no auto_2K (and still names it its default)."""
+    with serve_emulator(schema_overrides={"image_size": {"enum": WITHOUT_AUTO_2K}}) as upstream:
+        data = tmp_path_factory.mktemp("without-default") / "data"
+        with serve_app(make_settings(data, upstream)) as running:
+            yield running
+
+
+def test_a_prompt_alone_runs_at_the_first_allowed_size_from_the_api_and_the_form(
+    without_default: RunningApp,
+) -> None:
+    client = without_default.client
+    rules = client.get("/api/rules").json()
+    assert rules["fields"]["image_size"]["default"] == WITHOUT_AUTO_2K[0]
+    made = client.post("/api/jobs", json={"prompt": "a cat"})
+    assert made.status_code == 202, made.text
+    assert made.json()["parameters"]["image_size"] == WITHOUT_AUTO_2K[0]
+    assert wait_for_job(client, made.json()["id"])["status"] == "completed"
+
+    page = _Elements(client.get("/").text)
+    chosen = [attrs["value"] for attrs in page.named("image_size") if "checked" in attrs]
+    assert chosen == [WITHOUT_AUTO_2K[0]], "the form starts on a size it may send"
+    posted = client.post("/jobs", data={"prompt": "a dog", "num_images": "1"}, headers=HTMX)
+    assert posted.status_code in (200, 303), posted.text
+    jobs = client.get("/api/jobs").json()["items"]
+    assert jobs[0]["parameters"]["prompt"] == "a dog"
+    assert jobs[0]["parameters"]["image_size"] == WITHOUT_AUTO_2K[0]
+
+
+def test_presets_say_how_the_live_schema_changes_them(without_default: RunningApp) -> None:
+    schema = {"image_size": {"enum": ["square_hd", "portrait_16_9"]}}
+    with (
+        serve_emulator(schema_overrides=schema) as upstream,
+        serve_app(
+            make_settings(without_default.settings.data_dir.parent / "narrower", upstream)
+        ) as app,
+    ):
+        presets = {preset["slug"]: preset for preset in app.client.get("/api/presets").json()}
+    landscape = presets["dramatic-landscape"]
+    assert landscape["available"] and landscape["parameters"]["image_size"] == "square_hd"
+    assert landscape["note"] == (
+        "Dramatic landscape runs at Square HD: PixelDojo's schema does not allow its Landscape 16:9"
+    )
+    assert presets["cyberpunk-street"]["note"] is None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.domain.parameters import GenerationParams
-from app.features.doctor.checks import DoctorResult, latest_report, save_report
+from app.features.doctor.report import DoctorResult, latest_report, save_report
 from app.features.models.live_rules import known_models, load_row, record_read, rules_from_row
 from app.storage.db.engine import Database
 

@@ -8,16 +8,20 @@ from typing import Any
 import pytest
 
 from app.domain.parameters import IMAGE_SIZES, PROMPT_MAX_CHARS, GenerationParams
+from app.domain.presets import PRESETS_BY_SLUG, preset_run
+from app.domain.rule_changes import differences
 from app.domain.rules import (
     SEEDREAM_RULES,
     ModelRules,
     SchemaUnreadable,
     builtin_rules,
+    default_size,
     effective,
     form_limits,
     offered_sizes,
     seed_range,
 )
+from app.domain.runs import validate_parameters
 
 
 def live(schema: dict[str, Any]) -> ModelRules:
@@ -149,14 +153,69 @@ def test_differences_name_every_change_from_the_built_in_rules() -> None:
         "properties": {**NARROW["properties"], "aspect_ratio": {"type": "string"}},
         "required": ["prompt", "num_images"],
     }
-    lines = live(changed).differences(SEEDREAM_RULES)
+    found = differences(live(changed), SEEDREAM_RULES)
+    lines = [change.text for change in found]
     assert "num_images: maximum 4 (built-in: 6)" in lines
     assert "prompt: maxLength 2,000 (built-in: 4,000)" in lines
     assert "image_size: enum lacks auto_4K" in lines
     assert "aspect_ratio: only in the live schema (string)" in lines
     assert "required: num_images, prompt (built-in: prompt)" in lines
+    # For scripts, each as a record: the field, the keyword, and both sides' values.
+    records = [change.to_json() for change in found]
+    assert {
+        "field": "num_images",
+        "keyword": "maximum",
+        "live": 4,
+        "builtin": 6,
+        "text": "num_images: maximum 4 (built-in: 6)",
+    } in records
+    enum = next(record for record in records if record["keyword"] == "enum")
+    assert enum["field"] == "image_size" and "auto_4K" in enum["builtin"]
+    assert "auto_4K" not in enum["live"]
     same = live(GenerationParams.model_json_schema())
-    assert same.differences(SEEDREAM_RULES) == []
+    assert differences(same, SEEDREAM_RULES) == []
+
+
+def test_an_enum_in_another_order_is_no_difference() -> None:
+    schema = GenerationParams.model_json_schema()
+    schema["properties"]["image_size"]["enum"] = list(reversed(IMAGE_SIZES))
+    assert differences(live(schema), SEEDREAM_RULES) == []
+
+
+def test_a_live_schema_without_the_default_size_defaults_to_the_first_it_allows() -> None:
+    allowed = ["square_hd", "landscape_16_9", "custom"]
+    schema = GenerationParams.model_json_schema()
+    schema["properties"]["image_size"]["enum"] = allowed  # its default is still auto_2K
+    rules = effective(SEEDREAM_RULES, live(schema))
+    assert default_size(rules) == "square_hd"
+    assert rules.keyword("image_size", "default") == "square_hd", "as /api/rules shows it"
+    # A prompt alone is a run at that size, and the rules in force accept it.
+    params = validate_parameters({"prompt": "a cat"}, rules)
+    assert params.image_size == "square_hd"
+    assert default_size(SEEDREAM_RULES) == "auto_2K"
+    with_ours = {**schema, "properties": {**schema["properties"]}}
+    with_ours["properties"]["image_size"] = {"type": "string", "enum": ["square", "auto_2K"]}
+    assert default_size(effective(SEEDREAM_RULES, live(with_ours))) == "auto_2K"
+
+
+def test_a_preset_whose_size_the_schema_forbids_runs_at_the_nearest_allowed_size() -> None:
+    schema = GenerationParams.model_json_schema()
+    schema["properties"]["image_size"]["enum"] = ["square_hd", "landscape_16_9", "portrait_16_9"]
+    rules = effective(SEEDREAM_RULES, live(schema))
+    cyberpunk = preset_run(PRESETS_BY_SLUG["cyberpunk-street"], rules)
+    assert cyberpunk.params is not None and cyberpunk.params.image_size == "portrait_16_9"
+    assert cyberpunk.note is None, "its own size is allowed"
+    wedding = preset_run(PRESETS_BY_SLUG["wedding-portrait"], rules)  # portrait_4_3
+    assert wedding.params is not None
+    assert wedding.params.image_size == "portrait_16_9", "the nearest in shape"
+    assert wedding.note == (
+        "Wedding portrait runs at Portrait 9:16: PixelDojo's schema does not allow its Portrait 3:4"
+    )
+    schema["properties"]["image_size"]["enum"] = ["custom"]
+    nothing = preset_run(
+        PRESETS_BY_SLUG["wedding-portrait"], effective(SEEDREAM_RULES, live(schema))
+    )
+    assert not nothing.available and "unavailable" in (nothing.note or "")
 
 
 def test_the_form_s_limits_and_sizes_follow_the_rules() -> None:

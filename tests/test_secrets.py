@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from app.cli import main as cli
+from app.cli.local import load_settings
 from app.core.config import SECRET_KEY_MIN_BYTES, Settings
 from app.emulator import Fault
 from app.features.jobs import callbacks as webhooks
@@ -81,7 +82,7 @@ def test_a_settings_error_does_not_echo_the_key(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("PIXELDOJO_API_KEY", TEST_KEY)
     monkeypatch.setenv("PIXELDOJO_BASE_URL", "http://pixeldojo.example/api/v1")
     with pytest.raises(SystemExit) as exit_info:
-        cli.load_settings()
+        load_settings()
     message = str(exit_info.value)
     assert "plain http" in message
     assert TEST_KEY not in message

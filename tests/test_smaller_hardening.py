@@ -20,6 +20,7 @@ import lxml.html
 import pytest
 
 from app.cli import main as cli
+from app.cli.local import open_database
 from app.features.people import accounts
 from tests.conftest import (
     RunningApp,
@@ -139,7 +140,7 @@ def test_an_api_token_can_neither_change_the_password_nor_make_tokens(team: Team
 def test_an_admins_reset_revokes_the_tokens(tmp_path: Path) -> None:
     env = {"PLAYGROUND_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
     settings = make_settings(tmp_path / "data", None)
-    db = cli._open_database(settings)
+    db = open_database(settings)
     user = accounts.create_user(db, name="Max", password=PASSWORD, is_admin=True)
     assert user.id is not None
     new = accounts.create_api_token(db, user_id=user.id, name="nightly")

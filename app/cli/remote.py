@@ -1,10 +1,12 @@
-"""Talking to a running playground over its JSON API: what the command line's
-`generate`, `batch` and `grid` are built on.
+"""Talking to a running playground over its JSON API: what the command line's `generate`,
+`batch`, `grid`, `jobs`, `models`, `presets` and `login` are built on.
 
 Every failure becomes one `RemoteError` whose message is a sentence a person can act
-on. A submission lost on the way (a dropped connection, a timeout) is sent again
-with the same Idempotency-Key, which the server answers with the job it already
-has: retrying never pays twice.
+on, in the command line's words (`--size`, not `customWidth`). A server that answers
+but not as a playground (another service on that port, a path that is not one) is said
+to be so, instead of failing on its answer. A submission lost on the way (a dropped
+connection, a timeout) is sent again with the same Idempotency-Key, which the server
+answers with the job it already has: retrying never pays twice.
 """
 
 from __future__ import annotations
@@ -12,18 +14,29 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-DEFAULT_SERVER = "http://127.0.0.1:8000"
-TOKEN_VARIABLE = "PLAYGROUND_TOKEN"
+from app.cli.credentials import SERVER_VARIABLE, TOKEN_VARIABLE
+
 REQUEST_TIMEOUT_SECONDS = 90.0
 SEND_ATTEMPTS = 4
 POLL_SECONDS = 0.5
 POLL_MAX_SECONDS = 2.0
 DOWNLOAD_CHUNK = 1 << 16
+# Codes after which nothing else sent to the server can work either.
+FATAL_CODES = frozenset(
+    {"unreachable", "connection_lost", "sign_in_required", "invalid_token", "not_a_playground"}
+)
+# What the API's words are on the command line.
+CLI_WORDS = (
+    ("GET /api/models lists those it has", "`seedream-playground models` lists those it has"),
+    ("GET /api/models", "`seedream-playground models`"),
+    ("GET /api/presets", "`seedream-playground presets`"),
+)
 
 
 class RemoteError(Exception):
@@ -36,16 +49,28 @@ class RemoteError(Exception):
         self.status = status
 
 
-def token_from_environment() -> str | None:
-    token = os.environ.get(TOKEN_VARIABLE, "").strip()
-    return token or None
+def in_cli_words(message: str) -> str:
+    for api, cli in CLI_WORDS:
+        message = message.replace(api, cli)
+    return message
 
 
 class Remote:
-    """One server, one connection pool; use as `async with Remote(url) as remote:`."""
+    """One server, one connection pool; use as `async with Remote(url) as remote:`.
 
-    def __init__(self, server: str, *, token: str | None = None) -> None:
+    `field_names` says what the command line calls the API's fields in errors
+    (`{"customWidth": "--size"}`); fields it does not name keep their own names.
+    """
+
+    def __init__(
+        self,
+        server: str,
+        *,
+        token: str | None = None,
+        field_names: Mapping[str, str] | None = None,
+    ) -> None:
         self.server = server.rstrip("/")
+        self.field_names = dict(field_names or {})
         headers = {"Accept": "application/json", "User-Agent": "seedream-playground-cli"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
@@ -69,6 +94,7 @@ class Remote:
         path: str,
         *,
         json: Any = None,
+        content: bytes | None = None,
         headers: dict[str, str] | None = None,
         params: dict[str, Any] | None = None,
         retry: bool = False,
@@ -78,13 +104,13 @@ class Remote:
         for attempt in range(SEND_ATTEMPTS):
             try:
                 answer = await self._client.request(
-                    method, path, json=json, headers=headers, params=params
+                    method, path, json=json, content=content, headers=headers, params=params
                 )
             except httpx.ConnectError:
+                raise self.unreachable() from None
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
                 raise RemoteError(
-                    f"Cannot reach {self.server}: is `seedream-playground serve` running there? "
-                    "(--server names another)",
-                    code="unreachable",
+                    f"{self.server} cannot be used: {exc}", code="unreachable"
                 ) from None
             except httpx.TransportError as exc:
                 if not retry or attempt == SEND_ATTEMPTS - 1:
@@ -98,54 +124,121 @@ class Remote:
                 await asyncio.sleep(_retry_after(answer))
                 continue
             if answer.status_code >= 400:
-                raise self._error(answer)
+                raise self._error(answer, method, path)
             return answer
         raise AssertionError("unreachable")
 
-    def _error(self, answer: httpx.Response) -> RemoteError:
+    def unreachable(self) -> RemoteError:
+        return RemoteError(
+            f"Cannot reach {self.server}: is `seedream-playground serve` running there? "
+            f"(--server or {SERVER_VARIABLE} names another)",
+            code="unreachable",
+        )
+
+    def not_a_playground(self, method: str, path: str, what: str) -> RemoteError:
+        return RemoteError(
+            f"{self.server} answers, but not as a Seedream Playground ({method} {path}: "
+            f"{what}); is --server right?",
+            code="not_a_playground",
+        )
+
+    def _error(self, answer: httpx.Response, method: str, path: str) -> RemoteError:
         try:
-            error = answer.json().get("error", {})
+            document = answer.json()
         except ValueError:
-            error = {}
+            document = None
+        error = document.get("error") if isinstance(document, dict) else None
+        if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+            # Every error of a playground's API is `{"error": {"code", "message"}}`.
+            return self.not_a_playground(method, path, f"HTTP {answer.status_code}")
         code = str(error.get("code") or f"http_{answer.status_code}")
-        message = str(error.get("message") or answer.text.strip() or answer.reason_phrase)
+        message = str(error["message"])
         if answer.status_code == 401:
             if code == "invalid_token":
-                message = f"The token in {TOKEN_VARIABLE} is not valid or was revoked."
-            else:
+                message = f"The API token ({TOKEN_VARIABLE} or login) is not valid or was revoked."
+            elif code == "sign_in_required":
                 message = (
-                    f"{self.server} needs sign-in: set {TOKEN_VARIABLE} to an API token "
-                    "(make one on your account page)."
+                    f"{self.server} needs sign-in: run `seedream-playground login`, or set "
+                    f"{TOKEN_VARIABLE} to an API token (make one on your account page)."
                 )
         elif code == "invalid_parameters" and isinstance(error.get("fields"), dict):
-            fields = "; ".join(f"{name}: {text}" for name, text in error["fields"].items())
-            message = f"Invalid parameters: {fields}"
-        message = " ".join(message.split())
+            named: dict[str, str] = {}
+            for name, text in error["fields"].items():
+                named.setdefault(self._field_name(str(name)), str(text))
+            message = "Invalid parameters: " + "; ".join(f"{n}: {t}" for n, t in named.items())
+        message = in_cli_words(" ".join(message.split()))
         return RemoteError(message, code=code, status=answer.status_code)
 
-    async def get_json(self, path: str, **params: Any) -> Any:
-        answer = await self._send("GET", path, params=params or None, retry=True)
-        return answer.json()
+    def _field_name(self, name: str) -> str:
+        head, dot, rest = name.rpartition(".")
+        return f"{head}{dot}{self.field_names.get(rest, rest)}"
+
+    def _document(self, answer: httpx.Response, method: str, path: str, kind: type) -> Any:
+        try:
+            document = answer.json()
+        except ValueError:
+            raise self.not_a_playground(method, path, "not JSON") from None
+        if not isinstance(document, kind):
+            raise self.not_a_playground(method, path, "an unexpected answer")
+        return document
+
+    async def get_json(self, path: str, *, kind: type = dict, **params: Any) -> Any:
+        given = {name: value for name, value in params.items() if value is not None}
+        answer = await self._send("GET", path, params=given or None, retry=True)
+        return self._document(answer, "GET", path, kind)
 
     async def post_json(self, path: str, body: Any, *, key: str | None = None) -> Any:
         headers = {"Idempotency-Key": key} if key else None
         answer = await self._send("POST", path, json=body, headers=headers, retry=key is not None)
-        return answer.json()
+        return self._document(answer, "POST", path, dict)
 
     # --- What the commands use ---------------------------------------------------------
 
     async def presets(self) -> dict[str, dict[str, Any]]:
-        return {preset["slug"]: preset for preset in await self.get_json("/api/presets")}
+        listed = await self.get_json("/api/presets", kind=list)
+        found = {str(p.get("slug")): p for p in listed if isinstance(p, dict) and "slug" in p}
+        if len(found) != len(listed):
+            raise self.not_a_playground("GET", "/api/presets", "an unexpected answer")
+        return found
 
-    async def submit_job(self, body: dict[str, Any], *, key: str) -> dict[str, Any]:
-        job: dict[str, Any] = await self.post_json("/api/jobs", body, key=key)
-        return job
+    async def submit_job(self, body: dict[str, Any], *, key: str) -> tuple[dict[str, Any], bool]:
+        """The job the server made for `body`, and whether it had made it before (the same
+        key: this answer is the earlier job's, and nothing was paid again)."""
+        answer = await self._send(
+            "POST", "/api/jobs", json=body, headers={"Idempotency-Key": key}, retry=True
+        )
+        job = self._job(self._document(answer, "POST", "/api/jobs", dict), "POST /api/jobs")
+        return job, answer.headers.get("idempotent-replayed") == "true"
 
     async def job(self, job_id: int) -> dict[str, Any]:
-        job: dict[str, Any] = await self.get_json(f"/api/jobs/{job_id}")
-        return job
+        return self._job(await self.get_json(f"/api/jobs/{job_id}"), f"GET /api/jobs/{job_id}")
 
-    async def wait_for_job(self, job_id: int, *, on_change: Any = None) -> dict[str, Any]:
+    def _job(self, document: dict[str, Any], where: str) -> dict[str, Any]:
+        if not {"id", "status", "finished", "images", "parameters"} <= set(document):
+            method, path = where.split(" ", 1)
+            raise self.not_a_playground(method, path, "not a job")
+        return document
+
+    async def upload(self, path: Path) -> int:
+        """Keep an image file in the server's gallery as an upload; its image id (the same
+        bytes give the same id every time)."""
+        kind = image_type(path)
+        if kind is None:
+            raise RemoteError(f"--reference {path}: not a PNG, JPEG or WebP image")
+        answer = await self._send(
+            "POST",
+            "/api/uploads",
+            content=path.read_bytes(),
+            params={"name": path.name},
+            headers={"Content-Type": kind},
+            retry=True,
+        )
+        document = self._document(answer, "POST", "/api/uploads", dict)
+        return int(document["image_id"])
+
+    async def wait_for_job(
+        self, job_id: int, *, on_change: Callable[[dict[str, Any]], None] | None = None
+    ) -> dict[str, Any]:
         """Poll until the job has finished; `on_change(job)` hears each new state."""
         delay, seen = POLL_SECONDS, None
         while True:
@@ -163,13 +256,12 @@ class Remote:
     async def download(self, path: str, folder: Path, *, prefix: str = "") -> Path:
         """Save what `path` serves into `folder` under the server's file name, whole or not
         at all (written aside, then renamed)."""
-        folder.mkdir(parents=True, exist_ok=True)
         for attempt in range(SEND_ATTEMPTS):
             try:
                 async with self._client.stream("GET", path) as answer:
                     if answer.status_code >= 400:
                         await answer.aread()
-                        raise self._error(answer)
+                        raise self._error(answer, "GET", path)
                     name = prefix + _file_name(answer, default=Path(path).name)
                     target = folder / name
                     partial = folder / f".{name}.part"
@@ -179,7 +271,7 @@ class Remote:
                     os.replace(partial, target)
                     return target
             except httpx.ConnectError:
-                raise RemoteError(f"Cannot reach {self.server}", code="unreachable") from None
+                raise self.unreachable() from None
             except httpx.TransportError:
                 if attempt == SEND_ATTEMPTS - 1:
                     raise RemoteError(
@@ -188,6 +280,19 @@ class Remote:
                     ) from None
                 await asyncio.sleep(2**attempt)
         raise AssertionError("unreachable")
+
+
+def image_type(path: Path) -> str | None:
+    """The image type a file's first bytes say it is, if it is one the gallery keeps."""
+    with path.open("rb") as stream:
+        head = stream.read(12)
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if head.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "image/webp"
+    return None
 
 
 def _retry_after(answer: httpx.Response) -> float:

@@ -100,6 +100,22 @@ class SignInRequired(PlaygroundError):
     code = "sign_in_required"
 
 
+class WrongPassword(PlaygroundError):
+    status_code = 401
+    code = "wrong_password"
+
+
+class TooManyAttempts(PlaygroundError):
+    """Sign-ins slowed down after failures: try again after `retry_after` seconds."""
+
+    status_code = 429
+    code = "too_many_attempts"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Forbidden(PlaygroundError):
     status_code = 403
     code = "forbidden"

@@ -3,7 +3,8 @@
 An axis varies one thing over a list of values; as text (the command line's
 `--x`, the grid form's fields) it reads `NAME=VALUE,VALUE,...`:
 
-    preset=cyberpunk-street,food-overhead   presets: each sets the prompt and the size
+    preset=cyberpunk-street,food-overhead   presets: each sets the size, and the prompt
+                                            unless the request gives one of its own
     seed=1,2,3          seed=random:4       seeds: a list, or that many drawn at random
     size=square_hd,landscape_16_9,2048x1536 named sizes, or a custom width x height
     num_images=1,2      width=2048,2560     any numeric parameter of the run
@@ -15,6 +16,12 @@ across tabs (z). A plan is every cell's run parameters, each validated by the sa
 function as every other submission before anything is sent, with the number of jobs
 and their cost. Planning touches no database: presets saved by the team are looked
 up through a function the caller passes in.
+
+A preset axis with a prompt of the request's own draws that prompt in every cell, each
+preset giving its size (`grid "a lighthouse at dawn" --x preset=...` is a lighthouse in
+each preset's shape); without one, each preset draws its own prompt. The plan's notes
+say which, and name any preset run at another size than its own because the rules in
+force do not allow it.
 """
 
 from __future__ import annotations
@@ -22,8 +29,8 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from itertools import product
 from typing import Any
 
@@ -37,7 +44,6 @@ from app.domain.grid_axes import (
     PROMPT,
     SEED,
     SIZE,
-    TEAM_PRESET_PREFIX,
     TITLES,
     WIDTH,
     AxisSpec,
@@ -45,6 +51,14 @@ from app.domain.grid_axes import (
     axis_parameters,
     canonical_parameter,
     values_text,
+)
+from app.domain.grid_presets import (
+    PresetChoice,
+    TeamPresetLookup,
+    fitted,
+    no_team_presets,
+    preset_choice,
+    preset_notes,
 )
 from app.domain.parameters import (
     CUSTOM_SIZE,
@@ -55,45 +69,10 @@ from app.domain.parameters import (
     SEED_MAX,
     GenerationParams,
 )
-from app.domain.presets import PRESETS_BY_SLUG
 from app.domain.rules import ModelRules, builtin_rules
 from app.domain.runs import validate_parameters
 
-__all__ = ["MAX_CELLS", "AxisSpec", "GridRequest"]
-
-
-@dataclass(frozen=True)
-class PresetChoice:
-    """A preset as an axis value: what it sets, its label, and the slug a job records."""
-
-    value: str
-    label: str
-    slug: str | None
-    prompt: str
-    image_size: str
-    custom_width: int | None = None
-    custom_height: int | None = None
-
-
-# Finds a team preset by its id (None: there is none); the caller owns the database.
-TeamPresetLookup = Callable[[int], PresetChoice | None]
-
-
-def builtin_preset(slug: str) -> PresetChoice | None:
-    preset = PRESETS_BY_SLUG.get(slug)
-    if preset is None:
-        return None
-    return PresetChoice(
-        value=slug,
-        label=preset.name,
-        slug=slug,
-        prompt=preset.prompt,
-        image_size=preset.image_size,
-    )
-
-
-def _no_team_presets(_: int) -> PresetChoice | None:
-    return None
+__all__ = ["MAX_CELLS", "AxisSpec", "GridRequest", "PresetChoice", "TeamPresetLookup"]
 
 
 @dataclass(frozen=True)
@@ -145,6 +124,9 @@ class GridPlan:
     prompt: str
     axes: tuple[Axis, ...]
     cells: tuple[PlannedCell, ...]
+    # What a person should know before making it: whose prompt the presets draw, and
+    # presets run at another size than their own.
+    notes: tuple[str, ...] = ()
 
     @property
     def jobs(self) -> int:
@@ -170,7 +152,7 @@ def plan_grid(
     *,
     default_model: str,
     token: str | None = None,
-    team_preset: TeamPresetLookup = _no_team_presets,
+    team_preset: TeamPresetLookup = no_team_presets,
     rules: ModelRules | None = None,
 ) -> GridPlan:
     """Every cell's run parameters, validated against `rules` (the rules in force for the
@@ -187,6 +169,12 @@ def plan_grid(
         )
     base = dict(request.parameters)
     rules = rules or builtin_rules(request.model or default_model)
+    own_prompt = str(base.get(PROMPT) or "").strip()
+    notes = preset_notes(varied=any(axis.param == PRESET for axis in axes), own_prompt=own_prompt)
+    axes = [
+        replace(axis, presets=fitted(axis.presets, rules, notes)) if axis.param == PRESET else axis
+        for axis in axes
+    ]
     errors: dict[str, str] = {}
     cells: list[PlannedCell] = []
     for position, (z, y, x) in enumerate(product(range(tabs), range(rows), range(cols))):
@@ -197,11 +185,12 @@ def plan_grid(
         # Presets first: they replace the prompt, which a search and replace then edits.
         for axis in sorted(axes, key=lambda axis: _APPLY_ORDER.get(axis.param, 1)):
             index = indexes[AXIS_NAMES.index(axis.name)]
-            problem = _apply(axis, index, values, set_by)
+            problem = _apply(axis, index, values, set_by, keep_prompt=bool(own_prompt))
             if problem:
                 errors.setdefault(axis.name, f"{axis.labels[index]}: {problem}")
             if axis.param == PRESET:
-                preset = axis.presets[index].slug
+                # Filed under the preset only while the prompt is the preset's own.
+                preset = None if own_prompt else axis.presets[index].slug
         try:
             params = validate_parameters(values, rules)
         except InvalidParameters as invalid:
@@ -222,10 +211,11 @@ def plan_grid(
         model=request.model or default_model,
         # What a listing calls it: the prompt, unless presets replace it.
         prompt=f"Presets: {', '.join(presets.labels)}"
-        if presets is not None
-        else str(base.get(PROMPT) or cells[0].params.prompt),
+        if presets is not None and not own_prompt
+        else str(own_prompt or cells[0].params.prompt),
         axes=tuple(axes),
         cells=tuple(cells),
+        notes=tuple(notes),
     )
 
 
@@ -284,7 +274,7 @@ def _resolve(
     if duplicates:
         raise ValueError(f"{', '.join(duplicates)} is listed twice")
     if param == PRESET:
-        choices = tuple(_preset_choice(value, team_preset) for value in values)
+        choices = tuple(preset_choice(value, team_preset) for value in values)
         return Axis(
             name,
             param,
@@ -301,20 +291,6 @@ def _resolve(
         return Axis(name, param, f"Prompt: “{texts[0]}” replaced", texts, texts)
     numbers = tuple(_whole_number(value) for value in values)
     return Axis(name, param, TITLES.get(param, param), numbers, tuple(map(str, numbers)))
-
-
-def _preset_choice(value: int | str, team_preset: TeamPresetLookup) -> PresetChoice:
-    text = str(value).strip()
-    if text.startswith(TEAM_PRESET_PREFIX):
-        number = text.removeprefix(TEAM_PRESET_PREFIX)
-        found = team_preset(int(number)) if number.isdecimal() and len(number) < 19 else None
-        if found is None:
-            raise ValueError(f"there is no team preset {number}")
-        return found
-    found = builtin_preset(text)
-    if found is None:
-        raise ValueError(f"no preset is called {text!r}; one of: {', '.join(PRESETS_BY_SLUG)}")
-    return found
 
 
 def _size_value(value: int | str) -> str:
@@ -344,15 +320,25 @@ def _whole_number(value: int | str) -> int:
     return int(text)
 
 
-def _apply(axis: Axis, index: int, values: dict[str, Any], set_by: dict[str, str]) -> str | None:
-    """Set this axis's value in a cell's parameters; returns a problem, if any."""
+def _apply(
+    axis: Axis,
+    index: int,
+    values: dict[str, Any],
+    set_by: dict[str, str],
+    *,
+    keep_prompt: bool = False,
+) -> str | None:
+    """Set this axis's value in a cell's parameters; returns a problem, if any. A preset
+    sets the size, and the prompt unless `keep_prompt` (the request has its own)."""
     value = axis.values[index]
     fields: tuple[str, ...]
     if axis.param == PRESET:
         choice = axis.presets[index]
-        values[PROMPT] = choice.prompt
         _set_size(values, choice.image_size, choice.custom_width, choice.custom_height)
-        fields = (PROMPT, SIZE, WIDTH, HEIGHT)
+        fields = (SIZE, WIDTH, HEIGHT)
+        if not keep_prompt:
+            values[PROMPT] = choice.prompt
+            fields = (PROMPT, *fields)
     elif axis.param == SIZE:
         if "x" in value:
             width, height = (int(side) for side in value.split("x"))
@@ -425,6 +411,7 @@ def plan_summary(plan: GridPlan) -> dict[str, Any]:
         "images": plan.images,
         "estimated_credits": plan.credits,
         "axes": [axis.record() for axis in plan.axes],
+        "notes": list(plan.notes),
     }
 
 

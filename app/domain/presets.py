@@ -7,9 +7,19 @@ sizes for them, so each takes the named size that suits its subject.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from pydantic import BaseModel, ConfigDict
 
-from app.domain.parameters import GenerationParams
+from app.domain.parameters import (
+    CUSTOM_SIZE,
+    NAMED_SIZE_PIXELS,
+    GenerationParams,
+    size_label,
+)
+from app.domain.rules import ModelRules, offered_sizes
 
 
 class Preset(BaseModel):
@@ -112,3 +122,66 @@ PRESETS: tuple[Preset, ...] = (
 )
 
 PRESETS_BY_SLUG: dict[str, Preset] = {preset.slug: preset for preset in PRESETS}
+
+
+# --- Presets under the rules in force ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PresetRun:
+    """A preset as the rules in force let it run: its own parameters, or at the nearest size
+    they allow (with a note saying so); `params` None when it cannot run at all (`note`
+    says why)."""
+
+    preset: Preset
+    params: GenerationParams | None
+    note: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.params is not None
+
+
+def preset_run(preset: Preset, rules: ModelRules) -> PresetRun:
+    """How `preset` runs under `rules`: a live schema may drop the size a preset was made
+    for; it then runs at the allowed size nearest in shape, and says so."""
+    offered = offered_sizes(rules)
+    if not offered or preset.image_size in offered:
+        return PresetRun(preset, preset.params())
+    named = [size for size in offered if size != CUSTOM_SIZE]
+    if not named:
+        return PresetRun(
+            preset,
+            None,
+            f"{preset.name} is unavailable: PixelDojo's schema allows no named size "
+            f"(its size is {size_label(preset.image_size)})",
+        )
+    nearest = nearest_size(preset.image_size, named)
+    return PresetRun(
+        preset,
+        GenerationParams(prompt=preset.prompt, image_size=nearest),
+        f"{preset.name} runs at {size_label(nearest)}: PixelDojo's schema does not allow "
+        f"its {size_label(preset.image_size)}",
+    )
+
+
+def nearest_size(size: str, allowed: Sequence[str]) -> str:
+    """The allowed size closest to `size`: the same orientation first (a portrait preset
+    stays a portrait), then the nearest in shape, then in pixels (sizes whose pixels this
+    app does not know come last, in their order)."""
+    wanted = NAMED_SIZE_PIXELS.get(size)
+
+    def distance(candidate: str) -> tuple[float, float, float]:
+        pixels = NAMED_SIZE_PIXELS.get(candidate)
+        if wanted is None or pixels is None:
+            return (math.inf, math.inf, math.inf)
+        ratio, wanted_ratio = math.log(pixels[0] / pixels[1]), math.log(wanted[0] / wanted[1])
+        turned = float(_orientation(ratio) != _orientation(wanted_ratio))
+        area = abs(math.log((pixels[0] * pixels[1]) / (wanted[0] * wanted[1])))
+        return (turned, round(abs(ratio - wanted_ratio), 6), area)
+
+    return min(allowed, key=distance)
+
+
+def _orientation(log_ratio: float) -> int:
+    return 0 if abs(log_ratio) < 1e-9 else (1 if log_ratio > 0 else -1)

@@ -163,42 +163,6 @@ class ModelRules:
                 errors.setdefault(name, problem)
         return errors
 
-    # --- Comparing ----------------------------------------------------------------
-
-    def differences(self, builtin: ModelRules) -> list[str]:
-        """Every way these (live) rules differ from the built-in ones, one line each."""
-        lines: list[str] = []
-        for name in sorted(set(self.properties) | set(builtin.properties)):
-            ours, theirs = builtin.properties.get(name), self.properties.get(name)
-            if theirs is None:
-                allowed = self.additional_properties is not False
-                lines.append(
-                    f"{name}: not in the live schema" + ("" if allowed else ", so it is never sent")
-                )
-                continue
-            if ours is None:
-                lines.append(f"{name}: only in the live schema ({describe(theirs)})")
-                continue
-            for keyword in CHECKED_KEYWORDS:
-                live, built = theirs.get(keyword), ours.get(keyword)
-                if live is None or live == built:
-                    continue
-                lines.append(f"{name}: {_keyword_difference(keyword, live, built)}")
-        if self.required is not None and self.required != builtin.required_fields:
-            lines.append(
-                f"required: {', '.join(sorted(self.required)) or 'nothing'} "
-                f"(built-in: {', '.join(sorted(builtin.required_fields)) or 'nothing'})"
-            )
-        if (
-            self.additional_properties is not None
-            and self.additional_properties != builtin.additional_properties
-        ):
-            lines.append(
-                f"additionalProperties: {str(self.additional_properties).lower()} (built-in: "
-                f"{str(builtin.additional_properties).lower()})"
-            )
-        return lines
-
 
 def effective(builtin: ModelRules | None, live: ModelRules | None) -> ModelRules:
     """The rules in force: the live schema where it speaks, the built-in where it is silent."""
@@ -214,6 +178,9 @@ def effective(builtin: ModelRules | None, live: ModelRules | None) -> ModelRules
     if live.additional_properties is not False:
         for name, prop in builtin.properties.items():
             properties.setdefault(name, prop)
+    size = properties.get("image_size")
+    if size is not None and "image_size" in builtin.properties:
+        properties["image_size"] = _with_allowed_default(size)
     return ModelRules(
         model=live.model,
         properties=properties,
@@ -223,6 +190,23 @@ def effective(builtin: ModelRules | None, live: ModelRules | None) -> ModelRules
         else builtin.additional_properties,
         extra_checks=builtin.extra_checks,
     )
+
+
+def _with_allowed_default(prop: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The size field with a default its enum allows: a live schema that drops the built-in
+    default (auto_2K) would otherwise refuse a run that names no size, the simplest one."""
+    allowed = [str(size) for size in prop.get("enum") or () if size != CUSTOM_SIZE]
+    if not allowed or prop.get("default") in allowed:
+        return prop
+    return {**prop, "default": allowed[0]}
+
+
+def default_size(rules: ModelRules) -> str | None:
+    """The size a run that names none is made at: the rules' default (the live schema's, or
+    else the built-in auto_2K, as long as the enum in force allows it; else the first named
+    size it allows). None for a model without image sizes."""
+    default = rules.keyword("image_size", "default")
+    return str(default) if default is not None else None
 
 
 # --- What the form shows ------------------------------------------------------------
@@ -378,9 +362,8 @@ def describe(prop: Mapping[str, Any]) -> str:
         parts.append("one of " + ", ".join(str(value) for value in prop["enum"]))
     low, high = prop.get("minimum"), prop.get("maximum")
     if low is not None or high is not None:
-        parts.append(
-            f"{_num(low) if low is not None else '…'}–{_num(high) if high is not None else '…'}"
-        )
+        shown = [number_text(bound) if bound is not None else "…" for bound in (low, high)]
+        parts.append("–".join(shown))
     if prop.get("maxLength") is not None:
         parts.append(f"at most {prop['maxLength']:,} characters")
     if prop.get("maxItems") is not None:
@@ -494,15 +477,15 @@ def _problem(
         low, high = bounds
         if (low is not None and value < low) or (high is not None and value > high):
             if low is not None and high is not None:
-                return f"must be between {_num(low)} and {_num(high)}"
+                return f"must be between {number_text(low)} and {number_text(high)}"
             if high is None:
-                return f"must be at least {_num(low or 0)}"
-            return f"must be at most {_num(high)}"
+                return f"must be at least {number_text(low or 0)}"
+            return f"must be at most {number_text(high)}"
         # Exclusive bounds of a non-integer field (bounds() made an integer's inclusive).
         if prop.get("exclusiveMinimum") is not None and value <= prop["exclusiveMinimum"]:
-            return f"must be more than {_num(prop['exclusiveMinimum'])}"
+            return f"must be more than {number_text(prop['exclusiveMinimum'])}"
         if prop.get("exclusiveMaximum") is not None and value >= prop["exclusiveMaximum"]:
-            return f"must be less than {_num(prop['exclusiveMaximum'])}"
+            return f"must be less than {number_text(prop['exclusiveMaximum'])}"
     if isinstance(value, str):
         if prop.get("minLength") and len(value.strip()) < prop["minLength"]:
             return (
@@ -520,31 +503,8 @@ def _problem(
     return None
 
 
-def _keyword_difference(keyword: str, live: Any, built: Any) -> str:
-    if keyword == "enum" and isinstance(live, list) and isinstance(built, list):
-        missing = [str(v) for v in built if v not in live]
-        extra = [str(v) for v in live if v not in built]
-        parts = []
-        if missing:
-            parts.append("lacks " + ", ".join(missing))
-        if extra:
-            parts.append("adds " + ", ".join(extra))
-        return "enum " + "; ".join(parts)
-    shown = "any" if keyword == "type" and not live else _shown(live)
-    if built is None:
-        return f"{keyword} {shown} (built-in: none)"
-    return f"{keyword} {shown} (built-in: {_shown(built)})"
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, tuple | list):
-        return "/".join(str(v) for v in value)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return _num(value)
-    return str(value)
-
-
-def _num(value: float) -> str:
+def number_text(value: float) -> str:
+    """A number as the rules' messages write it: `4,000`, `0.5`."""
     return f"{value:,.0f}" if float(value).is_integer() else f"{value:,}"
 
 

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from app.core.errors import InvalidParameters
 from app.domain.model_params import ModelParams, RunParams
 from app.domain.parameters import GenerationParams
-from app.domain.rules import ImageInput, ModelRules, image_input, seed_range
+from app.domain.rules import ImageInput, ModelRules, default_size, image_input, seed_range
 
 # Where a request names its reference images (gallery image ids), whatever the model
 # calls its image input.
@@ -35,19 +35,32 @@ class Seeded(Protocol):
 Run = TypeVar("Run", bound=Seeded)
 
 
-def parse_parameters(values: Mapping[str, Any]) -> GenerationParams:
-    """Read run parameters into the record (types only); the error names every wrong field."""
+def parse_parameters(
+    values: Mapping[str, Any], rules: ModelRules | None = None
+) -> GenerationParams:
+    """Read run parameters into the record (types only); the error names every wrong field.
+
+    A run that names no size takes the default size of `rules` (the rules in force), which
+    is the record's own auto_2K unless the live schema does not allow it."""
+    given = dict(values)
+    if rules is not None and given.get("image_size") is None:
+        size = default_size(rules)
+        if size is not None:
+            given["image_size"] = size
     try:
-        return GenerationParams.model_validate(dict(values))
+        return GenerationParams.model_validate(given)
     except ValidationError as exc:
         raise InvalidParameters(field_errors(exc.errors(include_input=False))) from None
 
 
-def parse_run(values: Mapping[str, Any], *, builtin_record: bool) -> RunParams:
-    """Read a run: the Seedream record (types checked here), or another model's values as
-    they are (their types are its schema's, checked by `check_run`)."""
+def parse_run(
+    values: Mapping[str, Any], *, builtin_record: bool, rules: ModelRules | None = None
+) -> RunParams:
+    """Read a run: the Seedream record (types checked here, the size defaulting as the
+    `rules` in force say), or another model's values as they are (their types are its
+    schema's, checked by `check_run`)."""
     if builtin_record:
-        return parse_parameters(values)
+        return parse_parameters(values, rules)
     return ModelParams({name: value for name, value in values.items() if value is not None})
 
 
@@ -98,7 +111,7 @@ def references_problem(found: ImageInput, count: int) -> str | None:
 
 def validate_parameters(values: Mapping[str, Any], rules: ModelRules) -> GenerationParams:
     """Read and check run parameters against the rules in force."""
-    params = parse_parameters(values)
+    params = parse_parameters(values, rules)
     check_run(params, rules)
     return params
 
@@ -141,5 +154,7 @@ def field_errors(errors: Sequence[Mapping[str, Any]]) -> dict[str, str]:
         message = str(error["msg"]).removeprefix("Value error, ")
         if error["type"] == "extra_forbidden":
             message = "is not a parameter of this model"
+        elif error["type"] == "missing":
+            message = "is required"
         by_field.setdefault(".".join(where) or "body", message)
     return by_field

@@ -14,10 +14,10 @@ from app.core.errors import InvalidParameters, NotFoundError, OverBudget
 from app.core.model_id import ModelId
 from app.domain.model_params import RunParams
 from app.domain.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams
-from app.domain.presets import PRESETS, PRESETS_BY_SLUG
+from app.domain.presets import PRESETS, PRESETS_BY_SLUG, preset_run
 from app.domain.rules import form_limits, offered_sizes
 from app.domain.runs import REFERENCES_MAX, check_run, parse_run
-from app.features.jobs import creation, reads
+from app.features.jobs import creation, reads, timing
 from app.features.jobs.submission import rules_for_run, submit_job
 from app.features.models.live_rules import RulesInForce
 from app.features.people.budgets import BudgetExceeded, check_budget_before
@@ -95,7 +95,10 @@ async def run_of(services: Services, body: JobCreate) -> tuple[str, RunParams, R
     the rules it is checked against."""
     model = body.model or services.settings.model
     in_force = await rules_for_run(services.submitter, model)
-    return model, parse_run(body.run_values(), builtin_record=in_force.builtin_form), in_force
+    params = parse_run(
+        body.run_values(), builtin_record=in_force.builtin_form, rules=in_force.rules
+    )
+    return model, params, in_force
 
 
 class ImageInputPublic(BaseModel):
@@ -126,11 +129,12 @@ class RulesPublic(BaseModel):
 
 
 @router.get("/rules", response_model=RulesPublic)
-def rules_in_force(
+async def rules_in_force(
     services: ServicesDep,
     model: Annotated[ModelId | None, Query(description="Default: the configured model")] = None,
 ) -> RulesPublic:
-    in_force = services.rules.in_force(model or services.settings.model)
+    """A model never asked about is looked up first (as a run of it would be)."""
+    in_force = await services.rules.for_submission(model or services.settings.model)
     return RulesPublic(
         model=in_force.model,
         source=in_force.source,
@@ -139,7 +143,7 @@ def rules_in_force(
         problem=in_force.problem,
         sizes=offered_sizes(in_force.rules),
         limits=form_limits(in_force.rules),
-        differences=in_force.differences(),
+        differences=[change.text for change in in_force.differences()],
         form="seedream" if in_force.builtin_form else "schema",
         fields={name: dict(prop) for name, prop in in_force.rules.properties.items()},
         image_input=ImageInputPublic(
@@ -200,8 +204,10 @@ def list_models(services: ServicesDep) -> ModelsPublic:
 
 
 @router.get("/presets", response_model=list[PresetPublic])
-def list_presets() -> list[PresetPublic]:
-    return [preset_public(preset) for preset in PRESETS]
+def list_presets(services: ServicesDep) -> list[PresetPublic]:
+    """The presets as the rules in force for the configured model let them run."""
+    rules = services.rules.in_force().rules
+    return [preset_public(preset_run(preset, rules)) for preset in PRESETS]
 
 
 def _remix_source(body: JobCreate) -> creation.RemixSource | None:
@@ -368,4 +374,9 @@ def _load_job(services: Services, job_id: int) -> JobPublic:
     item = reads.get_job(services.db, job_id=job_id)
     if item is None:
         raise NotFoundError(f"There is no job {job_id}.")
-    return job_public(item)
+    answer = job_public(item)
+    if not answer.finished:
+        # What a waiting client shows beside its clock ("0:23 of about 0:30").
+        typical = timing.typical_seconds(services.db, models=[answer.model])
+        answer.typical_seconds = typical.get(answer.model)
+    return answer

@@ -9,7 +9,13 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.core.errors import InvalidParameters, NotFoundError, SignInRequired
+from app.core.errors import (
+    InvalidParameters,
+    NotFoundError,
+    SignInRequired,
+    TooManyAttempts,
+    WrongPassword,
+)
 from app.features.people import accounts, audit, budgets, throttle
 from app.storage.db.tables import User, utcnow
 from app.web.deps import BrowserUser, ClientIP, CurrentUser, ServicesDep, TemplatesDep
@@ -48,19 +54,20 @@ def sign_in(
 ) -> Response:
     db = services.db
     context: dict[str, Any] = {"next_page": safe_next(next_page), "name": name}
-    checked = throttle.check_password(db, throttle.Attempt(name=name, address=ip), password)
-    if checked.wait:
-        context["error"] = throttle.wait_message(checked.wait)
+    checked = _check_password(services, name=name, password=password, ip=ip)
+    if isinstance(checked, float):
+        context["error"] = throttle.wait_message(checked)
         return templates.TemplateResponse(
-            request, "sign_in.html", context, status_code=429, headers=_retry_after(checked)
+            request,
+            "sign_in.html",
+            context,
+            status_code=429,
+            headers={"Retry-After": str(math.ceil(checked))},
         )
-    user = checked.user
-    if user is None:
-        audit.record(
-            db, action=audit.Action.SIGN_IN_FAILED, user=None, actor=name[:64] or "?", ip=ip
-        )
+    if checked is None:
         context["error"] = "Wrong name or password."
         return templates.TemplateResponse(request, "sign_in.html", context, status_code=401)
+    user = checked
     assert user.id is not None
     token = accounts.start_session(db, user_id=user.id, ip=ip, days=services.settings.session_days)
     audit.record(db, action=audit.Action.SIGN_IN, user=user, ip=ip)
@@ -77,8 +84,21 @@ def sign_in(
     return response
 
 
-def _retry_after(checked: throttle.Checked) -> dict[str, str]:
-    return {"Retry-After": str(math.ceil(checked.wait))}
+def _check_password(
+    services: ServicesDep, *, name: str, password: str, ip: str | None
+) -> User | float | None:
+    """The person a name and password sign in as; None when they are wrong, or the seconds
+    to wait when too many guesses came first (counted through the one throttle, and audited
+    the same, whether the sign-in page or the command line's `login` asks)."""
+    db = services.db
+    checked = throttle.check_password(db, throttle.Attempt(name=name, address=ip), password)
+    if checked.wait:
+        return float(checked.wait)
+    if checked.user is None:
+        audit.record(
+            db, action=audit.Action.SIGN_IN_FAILED, user=None, actor=name[:64] or "?", ip=ip
+        )
+    return checked.user
 
 
 @router.post("/sign-out")
@@ -177,7 +197,11 @@ def change_password_page(
     if checked.wait:
         context["password_error"] = throttle.wait_message(checked.wait)
         return templates.TemplateResponse(
-            request, "account.html", context, status_code=429, headers=_retry_after(checked)
+            request,
+            "account.html",
+            context,
+            status_code=429,
+            headers={"Retry-After": str(math.ceil(checked.wait))},
         )
     if checked.user is None:
         context["password_error"] = "The current password is not right."
@@ -290,6 +314,39 @@ def create_token(
         raise InvalidParameters({exc.field: exc.message}) from None
     audit.record(
         services.db, action=audit.Action.TOKEN_CREATED, user=person, ip=ip, detail=body.name
+    )
+    public = TokenPublic.model_validate(new.token, from_attributes=True)
+    return NewTokenPublic(**public.model_dump(), token=new.secret)
+
+
+class SignInForToken(BaseModel):
+    """A name and password, exchanged for a new API token (the command line's `login`)."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+    name: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=1024)
+    token_name: str = Field(
+        "command line", min_length=1, max_length=80, json_schema_extra={"pattern": r"\S"}
+    )
+
+
+@api_router.post("/sign-in", response_model=NewTokenPublic, status_code=201)
+def sign_in_for_token(body: SignInForToken, services: ServicesDep, ip: ClientIP) -> NewTokenPublic:
+    """A new API token for a name and password: slowed down after failures and audited as
+    the sign-in page is. The token acts with its owner's rights until revoked."""
+    checked = _check_password(services, name=body.name, password=body.password, ip=ip)
+    if isinstance(checked, float):
+        raise TooManyAttempts(throttle.wait_message(checked), retry_after=checked)
+    if checked is None:
+        raise WrongPassword("Wrong name or password.")
+    assert checked.id is not None
+    try:
+        new = accounts.create_api_token(services.db, user_id=checked.id, name=body.token_name)
+    except accounts.AccountError as exc:
+        raise InvalidParameters({exc.field: exc.message}) from None
+    audit.record(
+        services.db, action=audit.Action.TOKEN_CREATED, user=checked, ip=ip, detail=body.token_name
     )
     public = TokenPublic.model_validate(new.token, from_attributes=True)
     return NewTokenPublic(**public.model_dump(), token=new.secret)

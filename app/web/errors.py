@@ -18,6 +18,7 @@ from app.core.errors import (
     NotFoundError,
     PlaygroundError,
     SubmissionFailed,
+    TooManyAttempts,
     UpstreamBusy,
 )
 from app.domain.runs import field_errors
@@ -121,7 +122,10 @@ async def _playground_error(request: Request, exc: Exception) -> Response:
     if isinstance(exc, SubmissionFailed):
         extra["job_id"] = exc.job_id
         extra["job_url"] = f"/api/jobs/{exc.job_id}"
-    if isinstance(exc, SubmissionFailed | UpstreamBusy) and exc.retry_after is not None:
+    if (
+        isinstance(exc, SubmissionFailed | UpstreamBusy | TooManyAttempts)
+        and exc.retry_after is not None
+    ):
         headers["Retry-After"] = str(int(exc.retry_after + 0.999))
     return _answer(
         request,

@@ -29,7 +29,7 @@ from app.core.config import Settings
 from app.core.loopback import LoopbackServer
 from app.core.resources import STATIC_DIR
 from app.emulator import API_PREFIX, Emulator, EmulatorConfig
-from app.features.doctor.checks import LastDoctorReport
+from app.features.doctor.report import LastDoctorReport
 from app.features.gallery import listing as gallery
 from app.features.gallery import trash
 from app.features.grids.runner import GridRunner

@@ -18,8 +18,8 @@ from app.domain.parameters import (
     UPSTREAM_FIELDS,
     GenerationParams,
 )
-from app.domain.presets import PRESETS_BY_SLUG, Preset
-from app.domain.rules import SEEDREAM_RULES, ModelRules, has_builtin_record
+from app.domain.presets import PRESETS_BY_SLUG, Preset, preset_run
+from app.domain.rules import SEEDREAM_RULES, ModelRules, default_size, has_builtin_record
 from app.domain.runs import REFERENCES_FIELD, REFERENCES_MAX, check_run, parse_parameters
 from app.features.jobs.creation import RemixSource
 from app.features.models.catalogue import CatalogueInForce
@@ -72,14 +72,21 @@ class GenerateForm:
     references: list[str] = field(default_factory=list)
 
     @classmethod
-    def blank(cls, *, model: str) -> GenerateForm:
+    def blank(cls, *, model: str, rules: ModelRules | None = None) -> GenerateForm:
         if not has_builtin_record(model):
             return cls(values={}, model=model)  # its schema's defaults, in its own form
-        return cls(values={"image_size": DEFAULT_IMAGE_SIZE, "num_images": "1"}, model=model)
+        size = (default_size(rules) if rules is not None else None) or DEFAULT_IMAGE_SIZE
+        return cls(values={"image_size": size, "num_images": "1"}, model=model)
 
     @classmethod
-    def from_preset(cls, preset: Preset, *, model: str) -> GenerateForm:
-        return cls.from_params(preset.params(), model=model, preset=preset.slug)
+    def from_preset(
+        cls, preset: Preset, *, model: str, rules: ModelRules | None = None
+    ) -> GenerateForm:
+        """The form filled from a preset, at the nearest size the rules in force allow when
+        they do not allow its own."""
+        run = preset_run(preset, rules) if rules is not None else None
+        params = run.params if run is not None and run.params is not None else preset.params()
+        return cls.from_params(params, model=model, preset=preset.slug)
 
     @classmethod
     def from_params(
@@ -224,7 +231,11 @@ class GenerateForm:
         anyway); on failure, fills `errors` and raises InvalidParameters."""
         parsed: dict[str, Any] = {"prompt": self.values.get("prompt", "")}
         errors = dict(errors or {})
-        image_size = self.values.get("image_size") or DEFAULT_IMAGE_SIZE
+        image_size = (
+            self.values.get("image_size")
+            or (default_size(rules) if rules is not None else None)
+            or DEFAULT_IMAGE_SIZE
+        )
         parsed["image_size"] = image_size
         for name in INTEGER_FIELDS:
             raw = self.values.get(name, "")

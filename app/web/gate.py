@@ -52,7 +52,11 @@ CSRF_HEADER = "x-csrf-token"
 # Methods that may change something. Others (GET, HEAD, OPTIONS, and ones no route
 # declares, which the router answers 405) need no cross-site check.
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-PUBLIC_PATHS = frozenset({"/sign-in", "/healthz"})
+# Bodies a page on another site cannot send without a CORS preflight (which this app never
+# answers): a script's JSON, or an image's bytes uploaded as a reference.
+NOT_SENDABLE_CROSS_SITE = ("application/json", "image/png", "image/jpeg", "image/webp")
+# /api/sign-in exchanges a name and password for an API token (the command line's `login`).
+PUBLIC_PATHS = frozenset({"/sign-in", "/api/sign-in", "/healthz"})
 PUBLIC_PREFIXES = ("/static/",)
 # Files that are the same for everyone may be cached; nothing else a signed-in person sees.
 CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")
@@ -237,7 +241,9 @@ async def check_same_site(request: Request) -> None:
     request with neither must be JSON (a cross-site form cannot send JSON) or
     carry the CSRF token, in the `X-CSRF-Token` header or the form's
     `csrf_token` field. Requests authenticated by an API token carry no ambient
-    credential and skip this.
+    credential and skip this. An image's bytes (a reference upload) count as JSON does:
+    a page elsewhere cannot send either without a CORS preflight, which this app never
+    answers.
     """
     if request.method not in STATE_CHANGING_METHODS or getattr(request.state, "by_token", False):
         return
@@ -256,7 +262,7 @@ async def check_same_site(request: Request) -> None:
         raise CrossSiteRequest(f"it came from {origin}")
     # Neither header: an old browser, or a script.
     content_type = request.headers.get("content-type", "")
-    if content_type.startswith("application/json"):
+    if content_type.startswith(NOT_SENDABLE_CROSS_SITE):
         return
     presented = request.headers.get(CSRF_HEADER)
     if presented is None and content_type.startswith(

@@ -36,16 +36,17 @@ class GridForm:
     token: str = field(default_factory=new_submission_token)
 
     @classmethod
-    def blank(cls) -> GridForm:
+    def blank(cls, *, size: str | None = None) -> GridForm:
+        """A new grid's form; `size` is the default size of the rules in force."""
         return cls(
-            values={"image_size": DEFAULT_IMAGE_SIZE, "num_images": "1"},
+            values={"image_size": size or DEFAULT_IMAGE_SIZE, "num_images": "1"},
             axes=dict(STARTING_AXES),
             preset_choices={"x": list(PRESETS_BY_SLUG)[:2]},
         )
 
     @classmethod
-    def from_preset(cls, preset: Preset) -> GridForm:
-        form = cls.blank()
+    def from_preset(cls, preset: Preset, *, size: str | None = None) -> GridForm:
+        form = cls.blank(size=size)
         form.values.update(prompt=preset.prompt, image_size=preset.image_size)
         form.preset = preset.slug
         # A preset's own grid: its prompt against seeds and sizes, not against other presets.

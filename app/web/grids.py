@@ -17,6 +17,7 @@ from app.domain import grid_plans as grids
 from app.domain.grid_axes import axis_parameters
 from app.domain.grid_plans import MAX_CELLS
 from app.domain.presets import PRESETS_BY_SLUG
+from app.domain.rules import default_size
 from app.features.grids import records as grid_records
 from app.features.jobs.events import (
     HEARTBEAT_SECONDS,
@@ -95,12 +96,16 @@ def new_grid_page(
     elif preset is not None:
         if preset not in PRESETS_BY_SLUG:
             raise NotFoundError(f"There is no preset called {preset!r}.")
-        form = GridForm.from_preset(PRESETS_BY_SLUG[preset])
+        form = GridForm.from_preset(PRESETS_BY_SLUG[preset], size=_default_size(services))
     else:
-        form = GridForm.blank()
+        form = GridForm.blank(size=_default_size(services))
     context = _form_context(services, form)
     context["plan"] = _plan_or_errors(services, form)
     return templates.TemplateResponse(request, "grid_new.html", context)
+
+
+def _default_size(services: Services) -> str | None:
+    return default_size(services.rules.in_force().rules)
 
 
 def _plan_or_errors(services: Services, form: GridForm) -> Any:

@@ -65,6 +65,7 @@ class GridPlanPublic(BaseModel):
     images: int
     estimated_credits: float
     axes: list[AxisPublic]
+    notes: list[str] = []
     cells: list[PlannedCellPublic]
 
 

@@ -52,11 +52,12 @@ def _form_for(
         saved = team_presets.get_preset(services.db, preset_id=team_preset)
         form = GenerateForm.from_params(team_presets.preset_params(saved), model=model)
     elif preset is None:
-        return GenerateForm.blank(model=model)
+        return GenerateForm.blank(model=model, rules=services.rules.in_force(model).rules)
     elif preset not in PRESETS_BY_SLUG:
         raise NotFoundError(f"There is no preset called {preset!r}.")
     else:
-        form = GenerateForm.from_preset(PRESETS_BY_SLUG[preset], model=model)
+        rules = services.rules.in_force(model).rules
+        form = GenerateForm.from_preset(PRESETS_BY_SLUG[preset], model=model, rules=rules)
     # Parameters from before (a remix, a saved preset) may ask what the rules in force no
     # longer allow (a size PixelDojo dropped): say so now, not after pressing Generate.
     with contextlib.suppress(InvalidParameters):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 import anyio
@@ -13,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.errors import InvalidParameters, PlaygroundError, SubmissionFailed
 from app.domain.parameters import GenerationParams
-from app.domain.presets import PRESETS
+from app.domain.presets import PRESETS, Preset, preset_run
 from app.features.jobs import reads
 from app.features.jobs.submission import submit_job
 from app.features.models import team_presets
@@ -40,61 +41,89 @@ api_router = APIRouter(prefix="/api", tags=["api"])
 async def try_all_presets(
     request: Request, services: ServicesDep, templates: TemplatesDep
 ) -> Response:
-    """Submit the eight presets at once; the answer is their comparison grid.
+    """Submit every preset the rules in force allow at once; the answer is their comparison
+    grid, and a message naming the presets skipped or run at another size.
 
     The confirming form carries a one-time token: confirming twice (or a resent
-    request) gives back the same eight jobs, paid for once.
+    request) gives back the same jobs, paid for once.
     """
     posted = await request.form()
     token = str(posted.get("submission_token", "") or "")[:TOKEN_MAX] or new_submission_token()
-    job_ids, any_new = await submit_all_presets(
+    tried = await submit_all_presets(
         services, token=token, user=current_user(request), ip=client_ip(request)
     )
     if not is_htmx(request):
         return RedirectResponse("/#comparison", status_code=303)
     items = await run_in_threadpool(
-        lambda: [reads.get_job(services.db, job_id=job_id) for job_id in job_ids]
+        lambda: [reads.get_job(services.db, job_id=job_id) for job_id in tried.job_ids]
     )
-    entries = list(zip(PRESETS, items, strict=True))
+    headers: dict[str, str] = {} if tried.any_new else {"HX-Reswap": "none"}
+    if tried.notes:
+        # ASCII JSON: a header carries Latin-1 at most.
+        headers["HX-Trigger"] = json.dumps(
+            {"toast": {"message": " ".join(tried.notes), "kind": "info"}}
+        )
     return templates.TemplateResponse(
         request,
         "partials/_comparison.html",
-        {"entries": entries, "try_all_token": new_submission_token(), "refresh_token": True},
-        headers={} if any_new else {"HX-Reswap": "none"},
+        {
+            "entries": list(zip(tried.presets, items, strict=True)),
+            "try_all_token": new_submission_token(),
+            "refresh_token": True,
+        },
+        headers=headers,
     )
+
+
+@dataclass
+class TriedPresets:
+    """What trying every preset made: a job for each preset that could run (in order), and
+    a sentence for each one skipped or run at another size than its own."""
+
+    presets: list[Preset] = field(default_factory=list)
+    job_ids: list[int] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    any_new: bool = False
 
 
 async def submit_all_presets(
     services: Services, *, token: str, user: User | None = None, ip: str | None = None
-) -> tuple[list[int], bool]:
-    """One job per preset, submitted side by side; a refused one still has its (failed) job.
-
-    Returns the job ids and whether any of them is new (not a repeat of `token`).
+) -> TriedPresets:
+    """One job per preset the rules in force allow, submitted side by side; a refused one
+    still has its (failed) job. A preset those rules leave no run (a live schema with none
+    of the sizes, or a prompt too long for it) is skipped and named: the others still run.
     """
-    job_ids = [0] * len(PRESETS)
+    model = services.settings.model
+    rules = (await services.rules.for_submission(model)).rules
+    tried = TriedPresets()
+    runs: list[tuple[Preset, GenerationParams]] = []
+    for preset in PRESETS:
+        run = preset_run(preset, rules)
+        if run.params is None:
+            tried.notes.append(f"Skipped {run.note}.")
+            continue
+        problems = rules.check(run.params.values())
+        if problems:
+            field_name, problem = next(iter(problems.items()))
+            tried.notes.append(f"Skipped {preset.name}: its {field_name} {problem}.")
+            continue
+        if run.note:
+            tried.notes.append(f"{run.note}.")
+        runs.append((preset, run.params))
+    if not runs:
+        raise InvalidParameters({"presets": "the rules in force allow none of the presets"})
+    job_ids = [0] * len(runs)
+    created = [False] * len(runs)
     # A refused key or a budget: kept, not raised in the task group, where it would become
     # an ExceptionGroup that no error handler answers (a 500).
     refusals: list[PlaygroundError] = []
-    created = [False] * len(PRESETS)
-    model = services.settings.model
-    # All eight are checked before any is sent: the person confirmed eight jobs, so a
-    # preset the rules in force refuse stops them all, naming it, and nothing is spent.
-    rules = (await services.rules.for_submission(model)).rules
-    refused: dict[str, str] = {}
-    for preset in PRESETS:
-        values = preset.params().values()
-        for field, problem in rules.check(values).items():
-            asked = f" {values[field]!r}" if field in values and field != "prompt" else ""
-            refused[f"{preset.name}: {field}"] = f"{field}{asked} {problem}"
-    if refused:
-        raise InvalidParameters(refused)
 
     async def submit(index: int) -> None:
-        preset = PRESETS[index]
+        preset, params = runs[index]
         try:
             job, created[index] = await submit_job(
                 services.submitter,
-                params=preset.params(),
+                params=params,
                 model=model,
                 preset=preset.slug,
                 idempotency_key=f"form:try-all:{token}:{preset.slug}",
@@ -110,11 +139,14 @@ async def submit_all_presets(
             refusals.append(refused)
 
     async with anyio.create_task_group() as group:
-        for index in range(len(PRESETS)):
+        for index in range(len(runs)):
             group.start_soon(submit, index)
     if refusals:
         raise refusals[0]
-    return job_ids, any(created)
+    tried.presets = [preset for preset, _ in runs]
+    tried.job_ids = job_ids
+    tried.any_new = any(created)
+    return tried
 
 
 # --- Team presets, for people ----------------------------------------------------

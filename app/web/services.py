@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from app.core.config import Settings
-from app.features.doctor.checks import LastDoctorReport
+from app.features.doctor.report import LastDoctorReport
 from app.features.grids.submission import Grids
 from app.features.jobs.events import JobEvents
 from app.features.jobs.submission import Submitter

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 
 from app.core.errors import NotFoundError
 from app.domain.parameters import RecordedParameters
-from app.domain.presets import Preset
+from app.domain.presets import PresetRun
 from app.features.gallery.listing import JobWithImages
 from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary
 from app.storage.db.tables import Image, ImagePublic, Job, JobPublic, PresetPublic
@@ -228,12 +228,14 @@ def plain_float(value: float) -> bool:
     return value == 0 or (math.isfinite(value) and 1e-4 <= abs(value) < 1e15)
 
 
-def preset_public(preset: Preset) -> PresetPublic:
-    params = preset.params()
+def preset_public(run: PresetRun) -> PresetPublic:
+    params = run.params or run.preset.params()
     return PresetPublic(
-        slug=preset.slug,
-        name=preset.name,
-        description=preset.description,
+        slug=run.preset.slug,
+        name=run.preset.name,
+        description=run.preset.description,
         parameters=params,
         estimated_credits=params.estimated_credits,
+        available=run.available,
+        note=run.note,
     )

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import anyio
 
 from app.core.errors import KeyRefused, NotFoundError, OverBudget
-from app.domain.grid_plans import GridPlan, GridRequest, PresetChoice, plan_grid
+from app.domain.grid_plans import GridPlan, GridRequest, plan_grid
+from app.domain.grid_presets import PresetChoice
 from app.features.grids import records as grid_records
 from app.features.grids.runner import GridRunner
 from app.features.jobs.submission import Submitter, rules_for_run

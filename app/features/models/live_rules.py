@@ -39,6 +39,7 @@ import anyio
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from app.domain.rule_changes import Difference, differences
 from app.domain.rules import (
     BUILTIN_RULES,
     ImageInput,
@@ -100,10 +101,10 @@ class RulesInForce:
             return "rules: built-in"
         return f"rules: {self.source}, fetched {ago(self.fetched_at, now or utcnow())}"
 
-    def differences(self) -> list[str]:
+    def differences(self) -> list[Difference]:
         if self.live is None or not has_builtin_record(self.model):
             return []
-        return self.live.differences(builtin_rules(self.model))
+        return differences(self.live, builtin_rules(self.model))
 
     @property
     def builtin_form(self) -> bool:

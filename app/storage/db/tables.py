@@ -571,6 +571,11 @@ class JobPublic(BaseModel):
     reference_images: list[ReferencePublic] = Field(
         default_factory=list, description="Gallery images sent as references, in order"
     )
+    typical_seconds: float | None = Field(
+        None,
+        description="While it runs: how long recent jobs of its model took, from submission "
+        "to stored images (None: finished, or no history yet)",
+    )
 
 
 class JobPage(BaseModel):
@@ -582,8 +587,13 @@ class PresetPublic(BaseModel):
     slug: str
     name: str
     description: str
-    parameters: GenerationParams
+    parameters: GenerationParams = Field(
+        description="What it runs with under the rules in force (its size may be the nearest "
+        "one the live schema allows: `note` says so)"
+    )
     estimated_credits: int
+    available: bool = Field(True, description="False: the rules in force leave it no run")
+    note: str | None = Field(None, description="How the rules in force change it, if they do")
 
 
 class TeamPresetPublic(BaseModel):
