@@ -184,7 +184,7 @@ def test_blank_means_unset_for_every_setting(blank: str) -> None:
 def test_a_short_signing_key_refuses_to_start_in_one_line(tmp_path: Path) -> None:
     key = "not-32-bytes-long"
     started = subprocess.run(
-        [sys.executable, "-m", "app", "serve", "--port", "0"],
+        [sys.executable, "-m", "app", "serve", "--port", "65000"],
         env={
             "PATH": os.environ["PATH"],
             "PLAYGROUND_DATA_DIR": str(tmp_path / "data"),

@@ -95,7 +95,7 @@ def test_without_sign_in_only_loopback_host_names_are_answered(app: RunningApp) 
 def test_serving_on_a_public_address_without_sign_in_is_refused(tmp_path: Path) -> None:
     env = {"PLAYGROUND_DATA_DIR": str(tmp_path / "data"), "PATH": "/usr/bin:/bin"}
     result = subprocess.run(
-        [sys.executable, "-m", "app", "serve", "--host", "0.0.0.0", "--port", "0"],
+        [sys.executable, "-m", "app", "serve", "--host", "0.0.0.0", "--port", "65000"],
         env=env,
         capture_output=True,
         text=True,
@@ -134,6 +134,8 @@ def test_every_route_refuses_anonymous_requests_once_sign_in_is_on(
     public.add(("GET", "/references/{image_id}"))
     # PixelDojo's callback: its signed address is its permission (tests/test_webhooks.py).
     public.add(("POST", "/webhooks/pixeldojo/{job_id}/{signature}"))
+    # Signing in for a token: a name and password are its permission.
+    public.add(("POST", "/api/sign-in"))
     routes = all_routes()
     assert len(routes) > 40
     with team.anonymous(**SAME_ORIGIN) as anonymous:
@@ -148,6 +150,8 @@ def test_every_route_refuses_anonymous_requests_once_sign_in_is_on(
                 assert answer.status_code == 401, (method, path, answer.status_code)
         # The exceptions stay open.
         assert anonymous.get("/sign-in").status_code == 200
+        wrong = anonymous.post("/api/sign-in", json={"name": "max", "password": "not it"})
+        assert wrong.status_code == 401 and "token" not in wrong.json()
         assert anonymous.get("/healthz").status_code == 200
         assert anonymous.get("/static/app.css").status_code == 200
     assert emulator.emulator.requests_to("run") == []

@@ -135,7 +135,7 @@ async def make(
                 "give a PROMPT (or `-` to read it from standard input), or a --preset"
             )
         if options or references:
-            rules = await remote.get_json("/api/rules", model=model or None)
+            rules = await remote.post_json("/api/rules", {"model": model or None})
             body.update(typed_options(options, rules))
             ids = await reference_ids(remote, references, rules)
             if ids:

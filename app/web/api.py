@@ -129,12 +129,28 @@ class RulesPublic(BaseModel):
 
 
 @router.get("/rules", response_model=RulesPublic)
-async def rules_in_force(
+def rules_in_force(
     services: ServicesDep,
     model: Annotated[ModelId | None, Query(description="Default: the configured model")] = None,
 ) -> RulesPublic:
-    """A model never asked about is looked up first (as a run of it would be)."""
-    in_force = await services.rules.for_submission(model or services.settings.model)
+    """What is in force now; nothing is read from PixelDojo and nothing is written (a model
+    never read answers with the built-in rules: POST reads it first)."""
+    return _rules_public(services.rules.in_force(model or services.settings.model))
+
+
+class RulesAsked(BaseModel):
+    model: ModelId | None = Field(None, description="Default: the configured model")
+
+
+@router.post("/rules", response_model=RulesPublic)
+async def rules_read_first(body: RulesAsked, services: ServicesDep) -> RulesPublic:
+    """The rules a run of this model would be checked against: a model the catalogue lists
+    but never read is read from PixelDojo first, as a run of it would be (a POST, so no
+    link or image on another site can make the app read or keep a name)."""
+    return _rules_public(await services.rules.for_submission(body.model or services.settings.model))
+
+
+def _rules_public(in_force: RulesInForce) -> RulesPublic:
     return RulesPublic(
         model=in_force.model,
         source=in_force.source,
