@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr
 
 from app import __version__
@@ -63,6 +62,7 @@ from app.web import (
     references,
     webhooks,
 )
+from app.web.assets import static_assets
 from app.web.bodies import BodyLimit, body_limits
 from app.web.errors import API_ERRORS, install_error_handlers
 from app.web.gate import Gate, check_same_site
@@ -122,9 +122,10 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     )
     app.state.settings = settings
     app.state.run_worker = run_worker
-    app.state.templates = build_templates(settings)
+    assets = static_assets(STATIC_DIR)
+    app.state.templates = build_templates(settings, static_url=assets.url)
     gallery_pages.install_template_helpers(app.state.templates, settings)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", assets, name="static")
     docs.mount_assets(app)
     for router in ROUTERS:
         # Documented on every API route (page routers are left out of the schema).

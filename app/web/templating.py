@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,7 +30,8 @@ from app.storage.db.tables import JobStatus
 from app.web.schema_form import FormField, form_fields
 
 
-def build_templates(settings: Settings) -> Jinja2Templates:
+def build_templates(settings: Settings, *, static_url: Callable[[str], str]) -> Jinja2Templates:
+    """`static_url` names a static file by its content (app/web/assets.py)."""
     templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[upstream_state])
     env = templates.env
     # Starlette turns autoescaping on already; say so here, since prompts are user text.
@@ -39,6 +41,7 @@ def build_templates(settings: Settings) -> Jinja2Templates:
     env.auto_reload = False
     env.globals.update(
         version=__version__,
+        static_url=static_url,
         demo_mode=settings.demo_mode,
         settings_model=settings.model,
         presets=PRESETS,
