@@ -84,15 +84,25 @@ class PixelDojoClient:
         await self._api.aclose()
         await self._downloads.aclose()
 
-    async def submit(self, model: str, body: dict[str, Any]) -> UpstreamJob:
+    async def submit(
+        self,
+        model: str,
+        body: dict[str, Any],
+        *,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> UpstreamJob:
         """Submit once. Retried only where the upstream certainly did not take it:
-        a 429 (bounded by `max_submit_wait_seconds`) or a connection never made."""
+        a 429 (bounded by `max_submit_wait_seconds`) or a connection never made.
+        `before_send`, awaited after each wait for the rate limit and before the request
+        goes, may raise to give up while nothing has been sent."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_submit_wait_seconds
         path = f"models/{quote(model, safe='')}/run"
         refused_connections = 0
         while True:
             await self.limiter.acquire(submit=True, max_wait=max(0.0, deadline - loop.time()))
+            if before_send is not None:
+                await before_send()
             try:
                 response = await self._request("POST", path, json=body)
             except UpstreamUnreachable as exc:

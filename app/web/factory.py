@@ -60,6 +60,7 @@ from app.web import (
     pages,
     presets,
     references,
+    stops,
     webhooks,
 )
 from app.web.assets import static_assets
@@ -90,6 +91,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     live.router,
     gallery_pages.router,
     grids.router,
+    stops.router,
     pages.router,
     presets.router,
     references.router,

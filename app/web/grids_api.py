@@ -131,6 +131,8 @@ def cell_public(view: grid_records.CellView) -> GridCellPublic:
     cell, job = view.cell, view.job
     if cell.refused is not None:
         label = "Not submitted"
+    elif view.stopped:
+        label = "Stopped: not sent"
     elif job is None:
         label = "Queued"
     else:

@@ -114,6 +114,9 @@ STATUS_LABELS = {
 }
 
 
+STOPPED_LABEL = "Stopped by you"
+
+
 # Stored as the plain value (VARCHAR), read back as the enum member.
 _status_type = sa.Enum(
     JobStatus,
@@ -186,6 +189,9 @@ class Job(SQLModel, table=True):
     webhook_at: datetime | None = _utc_column()
     upstream_completed_at: datetime | None = _utc_column()
     finished_at: datetime | None = _utc_column()
+    # When the person stopped it (app/features/jobs/stopping.py). PixelDojo has no cancel: a
+    # job it has is still polled and its images kept; one not yet sent never is.
+    stopped_at: datetime | None = _utc_column()
     expires_at: datetime | None = _utc_column()
     # Reserved against budgets at submission; the reported credit_cost settles it.
     estimated_credits: float = 0.0
@@ -203,6 +209,16 @@ class Job(SQLModel, table=True):
     lease_token: int = Field(
         default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"}
     )
+
+    @property
+    def stopped(self) -> bool:
+        """Stopped by the person before it finished: no longer waited for on any page."""
+        return self.stopped_at is not None and self.status is not JobStatus.COMPLETED
+
+    @property
+    def state_label(self) -> str:
+        """What pages call its state: its status, or that the person stopped it."""
+        return STOPPED_LABEL if self.stopped else self.status.label
 
 
 class User(SQLModel, table=True):
@@ -520,6 +536,10 @@ class GridCell(SQLModel, table=True):
     job_id: int | None = Field(default=None, unique=True, sa_type=RecordId)
     # Why it was never submitted (a budget, a refused key), if so.
     refused: str | None = None
+    # When the runner took it to send it, and when the person stopped it before that
+    # (app/features/grids/stopping.py): each changes this row, so only one of them can win.
+    sent_at: datetime | None = _utc_column()
+    stopped_at: datetime | None = _utc_column()
 
 
 # --- What the API answers with -------------------------------------------------
