@@ -145,6 +145,8 @@ class GridPlan:
     prompt: str
     axes: tuple[Axis, ...]
     cells: tuple[PlannedCell, ...]
+    # Demo mode: nothing is charged, so nothing is estimated either.
+    free: bool = False
 
     @property
     def jobs(self) -> int:
@@ -156,7 +158,10 @@ class GridPlan:
 
     @property
     def credits(self) -> float:
-        return float(sum(cell.params.estimated_credits for cell in self.cells))
+        return float(sum(self.cell_credits(cell) for cell in self.cells))
+
+    def cell_credits(self, cell: PlannedCell) -> float:
+        return 0.0 if self.free else float(cell.params.estimated_credits)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -172,9 +177,11 @@ def plan_grid(
     token: str | None = None,
     team_preset: TeamPresetLookup = _no_team_presets,
     rules: ModelRules | None = None,
+    free: bool = False,
 ) -> GridPlan:
     """Every cell's run parameters, validated against `rules` (the rules in force for the
     grid's model; default: the built-in ones); InvalidParameters names the axis at fault.
+    `free`: nothing is charged (demo mode), so the plan costs nothing.
 
     `token` draws random seeds: the same token draws the same seeds, so a plan shown
     before submitting is the grid that a submission with the same token makes.
@@ -226,6 +233,7 @@ def plan_grid(
         else str(base.get(PROMPT) or cells[0].params.prompt),
         axes=tuple(axes),
         cells=tuple(cells),
+        free=free,
     )
 
 
@@ -437,7 +445,7 @@ def cell_records(plan: GridPlan) -> list[dict[str, Any]]:
             "z": cell.z,
             "preset": cell.preset,
             "parameters": cell.params.upstream_body(),
-            "estimated_credits": cell.params.estimated_credits,
+            "estimated_credits": plan.cell_credits(cell),
         }
         for cell in plan.cells
     ]

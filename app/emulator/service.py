@@ -115,6 +115,9 @@ class EmulatorConfig:
     # Whether a run's webhook_url is called when its job ends, and how late.
     callbacks: bool = True
     callback_delay_seconds: float = 0.0
+    # Demo mode's upstream: every model costs nothing, in its catalogue and in its runs, so
+    # the app, its API, the command line and budgets all count the 0 credits demo mode says.
+    free: bool = False
 
 
 @dataclass
@@ -358,6 +361,10 @@ class Emulator:
             card = {"apiId": api_id, "modality": "image", **spec.get("card", {})}
             card.setdefault("name", api_id)
             models[api_id] = EmulatedModel(card, spec.get("schema"))
+        if self.config.free:
+            for api_id, model in models.items():
+                cost = {**(model.card.get("creditCost") or {}), "default": 0, "amount": 0}
+                models[api_id] = EmulatedModel({**model.card, "creditCost": cost}, model.schema)
         return models
 
     def _model_or_404(self, api_id: str) -> Response | None:

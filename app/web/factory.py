@@ -166,6 +166,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             EmulatorConfig(
                 job_seconds=settings.demo_job_seconds,
                 api_keys=frozenset({api_key.get_secret_value()}),
+                free=True,
             ),
             state_file=settings.data_dir / DEMO_UPSTREAM_FILE,
         )

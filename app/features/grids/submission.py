@@ -48,6 +48,7 @@ def plan(services: Services, request: GridRequest, *, token: str | None) -> Grid
         token=token,
         team_preset=_team_preset_lookup(services),
         rules=services.rules.in_force(request.model or services.settings.model).rules,
+        free=services.demo_mode,
     )
 
 
