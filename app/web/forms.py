@@ -70,12 +70,16 @@ class GenerateForm:
     remix_image: str = ""
     # Gallery image ids picked as references, in order (strings, as posted).
     references: list[str] = field(default_factory=list)
+    # Filled with nothing in particular (no preset, remix or earlier post): the browser may
+    # put back the model, size and count the person used last (static/form.js).
+    fresh: bool = False
 
     @classmethod
     def blank(cls, *, model: str) -> GenerateForm:
         if not has_builtin_record(model):
-            return cls(values={}, model=model)  # its schema's defaults, in its own form
-        return cls(values={"image_size": DEFAULT_IMAGE_SIZE, "num_images": "1"}, model=model)
+            return cls(values={}, model=model, fresh=True)  # its schema's defaults
+        values = {"image_size": DEFAULT_IMAGE_SIZE, "num_images": "1"}
+        return cls(values=values, model=model, fresh=True)
 
     @classmethod
     def from_preset(cls, preset: Preset, *, model: str) -> GenerateForm:

@@ -21,6 +21,7 @@ from app.domain.parameters import (
     NAMED_SIZE_PIXELS,
     pixel_size,
     size_label,
+    size_short_label,
 )
 from app.domain.presets import PRESETS
 from app.domain.rules import SEEDREAM_RULES, form_limits, has_builtin_record, offered_sizes
@@ -51,12 +52,14 @@ def build_templates(settings: Settings, *, static_url: Callable[[str], str]) -> 
         image_sizes=IMAGE_SIZES,
         image_size_labels=IMAGE_SIZE_LABELS,
         size_label=size_label,
+        size_short_label=size_short_label,
         named_size_pixels=NAMED_SIZE_PIXELS,
         # The built-in limits; the form renders the limits of the rules in force.
         limits=form_limits(SEEDREAM_RULES),
         form_limits=form_limits,
         offered_sizes=offered_sizes,
         pixel_size=pixel_size,
+        ratio=ratio,
         JobStatus=JobStatus,
         schema_fields=schema_fields,
         image_count_fields=IMAGE_COUNT_FIELDS,
@@ -93,6 +96,12 @@ def upstream_state(request: Request) -> dict[str, Any]:
 def schema_fields(in_force: RulesInForce) -> list[FormField]:
     """The form of a model without a hand-made one, from its schema (app/web/schema_form.py)."""
     return form_fields(in_force.rules, in_force.image_input)
+
+
+def ratio(width: int, height: int) -> str:
+    """An image's width over its height, for the stylesheets that size a box by it
+    (`attr(data-ratio type(<number>))`): the box is then right before the image arrives."""
+    return f"{width / height:.4f}" if width > 0 and height > 0 else "1"
 
 
 ALT_TEXT_MAX_CHARS = 200

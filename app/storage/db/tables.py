@@ -117,6 +117,17 @@ STATUS_LABELS = {
 STOPPED_LABEL = "Stopped by you"
 
 
+def is_stopped(status: JobStatus, stopped_at: datetime | None) -> bool:
+    """Stopped by the person before it finished: no longer waited for on any page (a job, or
+    a listing's row of one, asks this)."""
+    return stopped_at is not None and status is not JobStatus.COMPLETED
+
+
+def state_label(status: JobStatus, stopped_at: datetime | None) -> str:
+    """What pages call a job's state: its status, or that the person stopped it."""
+    return STOPPED_LABEL if is_stopped(status, stopped_at) else status.label
+
+
 # Stored as the plain value (VARCHAR), read back as the enum member.
 _status_type = sa.Enum(
     JobStatus,
@@ -212,13 +223,11 @@ class Job(SQLModel, table=True):
 
     @property
     def stopped(self) -> bool:
-        """Stopped by the person before it finished: no longer waited for on any page."""
-        return self.stopped_at is not None and self.status is not JobStatus.COMPLETED
+        return is_stopped(self.status, self.stopped_at)
 
     @property
     def state_label(self) -> str:
-        """What pages call its state: its status, or that the person stopped it."""
-        return STOPPED_LABEL if self.stopped else self.status.label
+        return state_label(self.status, self.stopped_at)
 
 
 class User(SQLModel, table=True):
