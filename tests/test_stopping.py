@@ -7,7 +7,9 @@ never sent until the stop is undone; a failed job is tried again with its own se
 
 from __future__ import annotations
 
+import html
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -42,7 +44,12 @@ pytestmark = pytest.mark.both_databases
 
 
 def toast(answer: httpx.Response) -> dict[str, Any]:
-    detail: dict[str, Any] = json.loads(answer.headers["HX-Trigger"])["toast"]
+    """The toast an answer carries, swapped into the page's toasts (app/web/stops.py)."""
+    marker = re.search(
+        r'hx-swap-oob="beforeend:#toasts"><p hidden data-toast="([^"]*)"', answer.text
+    )
+    assert marker, answer.text
+    detail: dict[str, Any] = json.loads(html.unescape(marker.group(1)))
     return detail
 
 

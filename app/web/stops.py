@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Form, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import escape
 
 from app.core.errors import InvalidParameters, SubmissionFailed
 from app.features.grids import records as grid_records
@@ -31,10 +32,19 @@ def _jobs(count: int) -> str:
 
 
 def _toast(message: str, undo_url: str | None = None, ids: list[int] | None = None) -> str:
+    """The toast that answers the button, as markup swapped into the page's toasts.
+
+    Not an HX-Trigger header: that event starts at the button, and the live stream may have
+    replaced the card holding it (with the same change) before this answer arrives; an event
+    on a button no longer in the page reaches nobody. static/toasts.js shows it.
+    """
     toast: dict[str, Any] = {"message": message}
     if undo_url is not None:
         toast["undo"] = {"url": undo_url, "ids": ids or []}
-    return json.dumps({"toast": toast})
+    return (
+        '<div hx-swap-oob="beforeend:#toasts">'
+        f'<p hidden data-toast="{escape(json.dumps(toast))}"></p></div>'
+    )
 
 
 def _ids(ids: list[int] | None) -> list[int]:
@@ -60,16 +70,16 @@ async def stop_jobs(
     if not is_htmx(request):
         return RedirectResponse(back(request, None), status_code=303)
     if not stopped:
-        headers = {"HX-Trigger": _toast("Nothing left to stop: they had finished.")}
+        toast = _toast("Nothing left to stop: they had finished.")
     else:
         named = f"job #{stopped[0]}" if len(stopped) == 1 else _jobs(len(stopped))
         message = (
             f"Stopped {named}. PixelDojo cannot cancel what it has begun: "
             "its images are still kept if they come"
         )
-        headers = {"HX-Trigger": _toast(message, "/jobs/resume", stopped)}
+        toast = _toast(message, "/jobs/resume", stopped)
     cards = await run_in_threadpool(render_cards, services, templates, job_ids)
-    return HTMLResponse(cards, headers=headers)
+    return HTMLResponse(cards + toast)
 
 
 @router.post("/jobs/resume", response_class=HTMLResponse)
@@ -93,7 +103,7 @@ async def resume_jobs(
     else:
         message = "Nothing to wait for again: those jobs were stopped before they were sent."
     cards = await run_in_threadpool(render_cards, services, templates, job_ids)
-    return HTMLResponse(cards, headers={"HX-Trigger": _toast(message)})
+    return HTMLResponse(cards + _toast(message))
 
 
 @router.post("/jobs/{job_id}/retry", response_class=HTMLResponse)
@@ -155,11 +165,11 @@ async def stop_grid(
             f"Stopped: {stop.changed} cell{'' if stop.changed == 1 else 's'} will not be sent "
             f"({stop.sent} sent before)"
         )
-        trigger = _toast(message, f"/grids/{grid_id}/resume")
+        toast = _toast(message, f"/grids/{grid_id}/resume")
     else:
-        trigger = _toast("Nothing left to stop: every cell was sent.")
+        toast = _toast("Nothing left to stop: every cell was sent.")
     cells = await run_in_threadpool(render_cells, services, templates, grid_id, None)
-    return HTMLResponse(cells, headers={"HX-Trigger": trigger})
+    return HTMLResponse(cells + toast)
 
 
 @router.post("/grids/{grid_id}/resume", response_class=HTMLResponse)
@@ -188,4 +198,4 @@ async def resume_grid(
     cells = await run_in_threadpool(render_cells, services, templates, grid_id, None)
     # The page's live stream ended with the stop: this one follows the cells sent now.
     stream = templates.get_template("partials/_grid_stream.html").render(view=view, oob=True)
-    return HTMLResponse(cells + stream, headers={"HX-Trigger": _toast(message)})
+    return HTMLResponse(cells + stream + _toast(message))

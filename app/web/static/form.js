@@ -322,16 +322,17 @@
     try { localStorage.setItem(rememberKey(), JSON.stringify(chosen)); } catch (e) { /* private mode */ }
   }
 
-  var switchedModel = false;  // once per page: a model picked later is the person's own choice
+  var firstForm = true;  // only the page's own form may switch model: later, the person picks
 
   // A fresh form (nothing in particular asked for) gets the person's last choices back.
   function putBack(form) {
+    var first = firstForm;
+    firstForm = false;
     if (!form.hasAttribute("data-fresh")) return;
     var saved = remembered();
     if (!saved) return;
     var picker = $("select[data-model-picker]", form);
-    if (saved.model && picker && picker.value !== saved.model && !switchedModel) {
-      switchedModel = true;
+    if (first && saved.model && picker && picker.value !== saved.model) {
       var known = $$("option", picker).some(function (option) { return option.value === saved.model; });
       if (known) {
         picker.value = saved.model;
@@ -339,7 +340,6 @@
         return;
       }
     }
-    switchedModel = true;
     if (saved.model && saved.model !== modelOf(form)) return;
     var size = saved.size && $('input[name=image_size][value="' + saved.size + '"]', form);
     if (size && !size.checked) {

@@ -54,8 +54,20 @@
   // The server answers a change with an HX-Trigger `toast`: what was done, and how to undo
   // it: another change through the gallery's selection route, or a route of its own (`url`:
   // a stop's undo).
-  document.addEventListener("toast", function (event) {
-    var detail = event.detail || {};
+  document.addEventListener("toast", function (event) { showToast(event.detail || {}); });
+
+  // Or as markup swapped into the toasts' region (app/web/stops.py says why): shown, then gone.
+  htmx.onLoad(function (root) {
+    var markers = root.matches && root.matches("[data-toast]") ? [root] : $$("[data-toast]", root);
+    markers.forEach(function (marker) {
+      var detail = null;
+      try { detail = JSON.parse(marker.getAttribute("data-toast")); } catch (e) { /* not ours */ }
+      marker.remove();
+      if (detail) showToast(detail);
+    });
+  });
+
+  function showToast(detail) {
     if (!detail.message) return;
     var undo = null, spec = detail.undo;
     if (spec && spec.url) {
@@ -74,7 +86,7 @@
       };
     }
     P.toast(detail.message, "info", undo);
-  });
+  }
 
   // Stars follow a change wherever the image shows: a tile, the lightbox, the output.
   document.addEventListener("images-changed", function (event) {
