@@ -41,8 +41,13 @@ def open_page(browser: Any, app: RunningApp, viewport: dict[str, int], path: str
     record_csp_violations(context)
     page = context.new_page()
     errors: list[str] = []
+
+    def console(message: Any) -> None:
+        if message.type == "error":
+            errors.append(message.text)
+
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("console", console)
     page.goto(app.url + path)
     wait_for_htmx(page)
     page.errors = errors  # checked by `close`

@@ -109,8 +109,9 @@ def test_a_job_stopped_while_it_waits_for_the_rate_limit_is_never_sent(
         serve_emulator() as emulator,
         serve_app(make_settings(tmp_path / "data", emulator, database=database)) as app,
     ):
-        # PixelDojo asks the app to wait two seconds before sending anything more.
-        emulator.emulator.faults.add(Fault("run", status=429, headers={"Retry-After": "2"}))
+        # PixelDojo asks the app to wait before sending anything more: long enough for the
+        # stop below to arrive on a busy machine.
+        emulator.emulator.faults.add(Fault("run", status=429, headers={"Retry-After": "5"}))
         answers: list[httpx.Response] = []
         sender = threading.Thread(
             target=lambda: answers.append(app.client.post("/api/jobs", json={"prompt": "later"}))
