@@ -8,9 +8,24 @@ from collections.abc import Sequence
 
 from fastapi.templating import Jinja2Templates
 
+from app.domain.parameters import DEFAULT_IMAGE_SIZE, pixel_size
 from app.features.grids import records as grid_records
 from app.features.jobs import reads
 from app.web.services import Services
+
+
+def sheet_shape(view: grid_records.GridView) -> tuple[int, int]:
+    """The shape every cell of a grid's sheet is drawn in: its cells' size when they all ask
+    for one (a sheet of portraits is portrait), else square."""
+    shapes = {
+        pixel_size(
+            cell.cell.parameters.get("image_size") or DEFAULT_IMAGE_SIZE,
+            cell.cell.parameters.get("customWidth"),
+            cell.cell.parameters.get("customHeight"),
+        )
+        for cell in view.cells
+    }
+    return shapes.pop() if len(shapes) == 1 else (1, 1)
 
 
 def render_cards(services: Services, templates: Jinja2Templates, job_ids: Sequence[int]) -> str:

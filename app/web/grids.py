@@ -27,7 +27,7 @@ from app.features.jobs.events import (
 )
 from app.features.models import team_presets
 from app.storage.db.tables import ROW_ID_MAX
-from app.web.cards import render_cells
+from app.web.cards import render_cells, sheet_shape
 from app.web.deps import ServicesDep, TemplatesDep, current_user, is_htmx
 from app.web.grid_form import GridForm
 from app.web.services import Services
@@ -168,7 +168,13 @@ async def grid_page(
     return templates.TemplateResponse(
         request,
         "grid.html",
-        {"view": view, "columns": columns, "rows": rows, "tabs": tabs},
+        {
+            "view": view,
+            "columns": columns,
+            "rows": rows,
+            "tabs": tabs,
+            "sheet_shape": sheet_shape(view),
+        },
     )
 
 
