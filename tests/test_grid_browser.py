@@ -223,7 +223,9 @@ def test_stopping_a_twenty_cell_grid_after_three_sends_no_cell_more(
             page.get_by_role("button", name=re.compile("^Stop")).click()
             toast = page.locator("#toasts .toast").last
             expect(toast).to_contain_text("Stopped:")
-            sent = int(re.search(r"\((\d+) sent before\)", toast.inner_text()).group(1))
+            counted = re.search(r"\((\d+) sent before\)", toast.inner_text())
+            assert counted, toast.inner_text()
+            sent = int(counted.group(1))
             assert 3 <= sent <= 4, toast.inner_text()
             expect(page.locator(".grid-cell.status-stopped")).to_have_count(20 - sent)
             wait_until(
