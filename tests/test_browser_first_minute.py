@@ -14,7 +14,7 @@ import pytest
 
 from app.domain.presets import PRESETS_BY_SLUG
 from tests.browser import axe_violations, csp_violations, record_csp_violations, wait_for_htmx
-from tests.conftest import RunningApp, make_settings, serve_app, serve_emulator
+from tests.conftest import RunningApp, make_settings, serve_app, serve_emulator, wait_for_job
 from tests.screenshots import DESKTOP, PHONE
 
 pytestmark = pytest.mark.browser
@@ -244,4 +244,22 @@ def test_stopping_a_job_answers_at_once_and_undo_waits_for_it_again(
     for theme in ("light", "dark"):
         page.emulate_media(color_scheme=theme)
         assert axe_violations(page) == [], theme
+    close(page)
+
+
+def test_the_job_page_shows_the_output_large_beside_what_made_it(
+    browser: Any, site: RunningApp
+) -> None:
+    job = site.client.post("/api/jobs", json={"prompt": "a job page", "image_size": "square_hd"})
+    done = wait_for_job(site.client, job.json()["id"])
+    page = open_page(browser, site, DESKTOP, f"/jobs/{done['id']}")
+    image = page.locator(".job-page-images img")
+    page.wait_for_function("i => i.complete && i.naturalWidth > 0", arg=image.element_handle())
+    box = image.bounding_box()
+    assert max(box["width"], box["height"]) >= 480, box
+    assert box["y"] + box["height"] <= DESKTOP["height"], "the whole image on the first screen"
+    # Parameters and the run record in the column beside it, not below it.
+    for heading in ("#params-heading", "#run-heading"):
+        beside = page.locator(heading).bounding_box()
+        assert beside["x"] >= box["x"] + box["width"], (heading, beside, box)
     close(page)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -25,7 +26,7 @@ from app.domain.parameters import (
 )
 from app.domain.presets import PRESETS
 from app.domain.rules import SEEDREAM_RULES, form_limits, has_builtin_record, offered_sizes
-from app.features.jobs.references import is_upload
+from app.features.jobs.references import is_upload, placeholder_ids
 from app.features.models.live_rules import RulesInForce
 from app.storage.db.tables import JobStatus
 from app.web.schema_form import FormField, form_fields
@@ -64,6 +65,7 @@ def build_templates(settings: Settings, *, static_url: Callable[[str], str]) -> 
         schema_fields=schema_fields,
         image_count_fields=IMAGE_COUNT_FIELDS,
         is_upload=is_upload,
+        reference_ids=placeholder_ids,
         has_builtin_record=has_builtin_record,
     )
     env.globals["credits_text"] = credits_text_for(settings.demo_mode)
@@ -74,6 +76,7 @@ def build_templates(settings: Settings, *, static_url: Callable[[str], str]) -> 
     env.filters["filesize"] = format_filesize
     env.filters["seconds_since"] = seconds_since
     env.filters["alt_text"] = alt_text
+    env.filters["json_text"] = json_text
     return templates
 
 
@@ -112,6 +115,12 @@ def alt_text(env: Environment, prompt: str) -> str:
     """An image's alt text: its prompt, shortened. A filter, not a macro: a gallery page
     calls it 48 times, and a macro call costs as much as the rest of the tile."""
     return do_truncate(env, prompt, ALT_TEXT_MAX_CHARS)
+
+
+def json_text(value: object, indent: int | None = None) -> str:
+    """A value as JSON to read on a page: its own characters (the page escapes them as it
+    escapes any text), where `tojson`, made for scripts, writes `<` as `\\u003c`."""
+    return json.dumps(value, indent=indent, ensure_ascii=False)
 
 
 def format_when(moment: datetime | None) -> str:
