@@ -102,6 +102,30 @@ def test_a_stop_is_undone_while_the_job_runs(tmp_path: Path, database: DatabaseC
         assert stopped_at(database, tmp_path / "data", job["id"]) is None
 
 
+def test_a_try_all_s_jobs_stop_together_and_their_stop_is_undone_together(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
+    with (
+        serve_emulator() as emulator,
+        serve_app(make_settings(tmp_path / "data", emulator, database=database)) as app,
+    ):
+        jobs = [
+            app.client.post("/api/jobs", json={"prompt": f"[[never]] preset {n}"}).json()["id"]
+            for n in range(3)
+        ]
+        finished = app.client.post("/api/jobs", json={"prompt": "quick"}).json()["id"]
+        wait_for_job(app.client, finished)
+        # As the comparison's Stop all sends them: every job of the try-all, done or not.
+        stopped = app.client.post("/jobs/stop", data={"ids": [*jobs, finished]}, headers=HTMX)
+        detail = toast(stopped)
+        assert detail["message"].startswith("Stopped 3 jobs")
+        assert detail["undo"] == {"url": "/jobs/resume", "ids": jobs}
+        assert stopped.text.count(STOPPED_LABEL) == 3
+        undone = app.client.post("/jobs/resume", data={"ids": jobs}, headers=HTMX)
+        assert toast(undone)["message"] == "Waiting for 3 jobs again"
+        assert all(stopped_at(database, tmp_path / "data", job) is None for job in jobs)
+
+
 def test_a_job_stopped_while_it_waits_for_the_rate_limit_is_never_sent(
     tmp_path: Path, database: DatabaseChoice
 ) -> None:
