@@ -23,7 +23,7 @@ def test_every_page_names_its_static_files_by_their_content(app: RunningApp) -> 
     linked: dict[str, str] = {}
     for page in ("/", "/gallery", "/grids/new"):
         linked.update(page_assets(app, page))
-    for name in ("app.css", "app.js", "gallery.css", "grids.js"):
+    for name in ("app.css", "toasts.js", "form.js", "gallery.css", "grids.js"):
         assert f"/static/{name}" in linked, name
     for path, digest in linked.items():
         answer = app.client.get(f"{path}?v={digest}", headers={"Accept-Encoding": "identity"})
@@ -49,9 +49,9 @@ def test_an_address_without_the_current_hash_is_revalidated_never_kept_stale(
 
 
 def test_text_files_are_gzipped_for_browsers_that_take_it(app: RunningApp) -> None:
-    digest = page_assets(app, "/")["/static/app.js"]
-    url = f"/static/app.js?v={digest}"
-    original = (STATIC_DIR / "app.js").read_bytes()
+    digest = page_assets(app, "/")["/static/form.js"]
+    url = f"/static/form.js?v={digest}"
+    original = (STATIC_DIR / "form.js").read_bytes()
     # httpx would decode it; read the bytes as they travel.
     with httpx.Client(base_url=app.url) as raw:
         packed = raw.get(url, headers={"Accept-Encoding": "gzip, deflate, br"})
