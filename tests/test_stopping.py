@@ -251,6 +251,31 @@ def test_a_cell_taken_to_be_sent_cannot_be_stopped_and_a_stopped_one_cannot_be_t
                 db.dispose()
 
 
+def test_a_grid_cell_s_job_stopped_on_its_own_says_so_in_the_sheet(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
+    with (
+        serve_emulator() as emulator,
+        serve_app(make_settings(tmp_path / "data", emulator, database=database)) as app,
+    ):
+        grid = app.client.post(
+            "/api/grids",
+            json={
+                "parameters": {"prompt": "[[never]] a lantern"},
+                "axes": [{"param": "seed", "values": [1]}],
+            },
+        ).json()
+        job_id = wait_until(
+            lambda: app.client.get(f"/api/grids/{grid['id']}").json()["cells"][0]["job_id"],
+            what="the cell to be sent",
+        )
+        app.client.post("/jobs/stop", data={"ids": job_id}, headers=HTMX)
+        sheet = app.client.get(f"/grids/{grid['id']}").text
+        cell = sheet.split(f'id="cell-{grid["id"]}-0"')[1].split("</figure>")[0]
+        # As on the job's card: stopped, still followed, no longer waited for.
+        assert STOPPED_LABEL in cell and "spinner" not in cell, cell
+
+
 def test_retry_sends_a_failed_job_again_with_its_own_seed(app: RunningApp) -> None:
     failed = app.client.post("/api/jobs", json={"prompt": "[[fail]] a moth", "seed": 77}).json()
     assert wait_for_job(app.client, failed["id"])["status"] == "failed"
