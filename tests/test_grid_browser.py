@@ -12,6 +12,8 @@ import pytest
 from app.emulator.faults import Fault
 from tests.browser import (
     SCREENSHOT_DIR,
+    THEMES,
+    axe_violations,
     csp_violations,
     horizontal_overflow,
     record_csp_violations,
@@ -245,4 +247,46 @@ def test_stopping_a_twenty_cell_grid_after_three_sends_no_cell_more(
                 "20 of 20 cells done", timeout=60_000
             )
             assert len(emulator.emulator.requests_to("run")) == 20
+            context.close()
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_the_grid_s_question_its_running_sheet_and_its_stop_pass_axe(
+    browser: Any, tmp_path: Path, theme: str
+) -> None:
+    """The states the finished pages' audit never sees: the confirmation, cells still being
+    sent with Stop offered, and the sheet stopped with its toast."""
+    from playwright.sync_api import expect
+
+    with serve_emulator(job_seconds=0.3) as emulator:
+        # Each submission answered after half a second: cells are still queued when stopped.
+        emulator.emulator.faults.add(Fault("run", kind="delay", delay_seconds=0.5, times=100))
+        with serve_app(make_settings(tmp_path / "data", emulator)) as app:
+            context = browser.new_context(
+                viewport={"width": 1280, "height": 800}, color_scheme=theme
+            )
+            page = context.new_page()
+            page.goto(app.url + "/grids/new")
+            wait_for_htmx(page)
+            page.get_by_label("Prompt").fill("a lighthouse")
+            rows = page.get_by_role("group", name=re.compile("^Rows"))
+            rows.get_by_label("Rows vary").select_option("seed")
+            rows.get_by_label(re.compile("^Values")).fill("1, 2, 3, 4, 5, 6")
+            expect(page.locator(".grid-plan")).to_contain_text("12 jobs")
+            page.get_by_role("button", name="Make the grid").click()
+            dialog = page.get_by_role("dialog", name="Make this grid?")
+            expect(dialog).to_be_visible()
+            assert axe_violations(page) == [], "the question"
+
+            dialog.get_by_role("button", name="Make 12 jobs").click()
+            page.wait_for_url(re.compile(r"/grids/\d+$"))
+            wait_for_htmx(page)
+            stop = page.get_by_role("button", name=re.compile("^Stop"))
+            expect(stop).to_be_visible()
+            assert axe_violations(page) == [], "the running sheet"
+
+            stop.click()
+            expect(page.locator("#toasts .toast").last).to_contain_text("Stopped:")
+            expect(page.locator(".grid-cell.status-stopped").first).to_be_visible()
+            assert axe_violations(page) == [], "the stopped sheet"
             context.close()
