@@ -263,3 +263,34 @@ def test_the_job_page_shows_the_output_large_beside_what_made_it(
         beside = page.locator(heading).bounding_box()
         assert beside["x"] >= box["x"] + box["width"], (heading, beside, box)
     close(page)
+
+
+def test_a_try_all_is_stopped_with_one_button_and_undone_from_its_toast(
+    browser: Any, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    # Jobs that outlast the test: all eight are still waited for when Stop all is pressed.
+    with (
+        serve_emulator(job_seconds=60) as emulator,
+        serve_app(make_settings(tmp_path / "data", emulator)) as app,
+    ):
+        page = open_page(browser, app, DESKTOP)
+        page.get_by_role("button", name=re.compile("^Try all")).click()
+        page.get_by_role("button", name=re.compile("^Submit")).click()
+        comparison = page.locator("#comparison")
+        expect(comparison.locator(".job-card")).to_have_count(len(PRESETS_BY_SLUG))
+        stop_all = comparison.get_by_role("button", name=re.compile("^Stop all"))
+        stop_all.click()
+        # Nothing is waited for any more, and the button goes with what it stopped.
+        expect(comparison.locator(".spinner")).to_have_count(0)
+        expect(stop_all).to_be_hidden()
+        toast = page.locator("#toasts .toast").last
+        expect(toast).to_contain_text("Stopped")
+        for theme in ("light", "dark"):
+            page.emulate_media(color_scheme=theme)
+            assert axe_violations(page) == [], theme
+        toast.get_by_role("button", name="Undo").click()
+        expect(stop_all).to_be_visible()
+        expect(comparison.locator(".job-card .spinner").first).to_be_visible()
+        close(page)
