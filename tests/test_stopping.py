@@ -79,6 +79,10 @@ def test_a_running_job_stopped_is_no_longer_waited_for_and_its_images_are_still_
         assert "spinner" not in answer.text and "Wait for it again" in answer.text
         assert toast(answer)["undo"] == {"url": "/jobs/resume", "ids": [job["id"]]}
         assert stopped_at(database, tmp_path / "data", job["id"]) is not None
+        # The JSON API says what the pages say, for the job and in a listing.
+        assert app.client.get(f"/api/jobs/{job['id']}").json()["status_label"] == STOPPED_LABEL
+        listed = app.client.get("/api/jobs").json()["items"]
+        assert [item["status_label"] for item in listed] == [STOPPED_LABEL]
         # PixelDojo cannot cancel: the job runs on there, and its images are kept.
         done = wait_for_job(app.client, job["id"])
         assert done["status"] == "completed" and len(done["images"]) == 1
@@ -274,6 +278,8 @@ def test_a_grid_cell_s_job_stopped_on_its_own_says_so_in_the_sheet(
         cell = sheet.split(f'id="cell-{grid["id"]}-0"')[1].split("</figure>")[0]
         # As on the job's card: stopped, still followed, no longer waited for.
         assert STOPPED_LABEL in cell and "spinner" not in cell, cell
+        cells = app.client.get(f"/api/grids/{grid['id']}").json()["cells"]
+        assert cells[0]["status_label"] == STOPPED_LABEL
 
 
 def test_retry_sends_a_failed_job_again_with_its_own_seed(app: RunningApp) -> None:

@@ -136,7 +136,7 @@ def cell_public(view: grid_records.CellView) -> GridCellPublic:
     elif job is None:
         label = "Queued"
     else:
-        label = job.status.label
+        label = job.state_label
     return GridCellPublic(
         position=cell.position,
         x=cell.x,
