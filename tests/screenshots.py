@@ -8,7 +8,8 @@ latest image, then a finished four-image job), and photographs in Debian's Chrom
 - the try-all grid, after confirming the dialog,
 - the gallery,
 
-each at 1280×800 and 390×844, light and dark, into docs/screenshots/ (or `--out DIR`).
+each at 1280×800 and 390×844, light and dark, into docs/screenshots/ (or `--out DIR`);
+then a phone right after Generate, the new job's progress in view.
 The browser tests use the same seeding (tests/test_browser_canvas.py).
 """
 
@@ -26,6 +27,7 @@ from typing import Any
 import httpx
 
 from app.domain.presets import PRESETS
+from app.emulator import API_PREFIX
 from tests.browser import CHROMIUM_ARGS
 from tests.conftest import (
     RunningApp,
@@ -120,6 +122,40 @@ def shoot(app: RunningApp, out: Path, browser: Any) -> list[Path]:
                     page.screenshot(path=str(path))
                 written.append(path)
                 context.close()
+    written += shoot_generating(app, out, browser)
+    return written
+
+
+def shoot_generating(app: RunningApp, out: Path, browser: Any) -> list[Path]:
+    """A phone the moment after Generate: the new job's progress in view, where it lands."""
+    emulator_url = app.settings.pixeldojo_base_url.removesuffix(API_PREFIX)
+    written = []
+    # Slow enough to be photographed while it runs.
+    httpx.post(emulator_url + "/_emulator/config", json={"job_seconds": 6}).raise_for_status()
+    try:
+        for theme in THEMES:
+            context = browser.new_context(
+                viewport=PHONE, color_scheme=theme, reduced_motion="reduce"
+            )
+            page = context.new_page()
+            page.goto(app.url + "/")
+            page.wait_for_function("() => window.htmx !== undefined")
+            wait_for_images(page)
+            page.locator("#prompt").fill("a red kite over the dunes at noon, wide shot")
+            page.locator(".generate-button").click()
+            page.wait_for_function(
+                "() => { const p = document.querySelector("
+                "'#output .job-card[data-running] [data-progress]');"
+                " if (!p) return false; const r = p.getBoundingClientRect();"
+                " return r.top >= 0 && r.bottom <= innerHeight; }",
+                timeout=DONE_MS,
+            )
+            path = out / f"playground-generating-{theme}-390.png"
+            page.screenshot(path=str(path))
+            written.append(path)
+            context.close()
+    finally:
+        httpx.post(emulator_url + "/_emulator/config", json={"job_seconds": 0.3}).raise_for_status()
     return written
 
 

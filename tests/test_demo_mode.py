@@ -5,8 +5,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlmodel import select
+
+from app.features.people.accounts import create_user
+from app.storage.db.engine import Database
+from app.storage.db.tables import User
 from app.web.factory import DEMO_UPSTREAM_FILE
 from tests.conftest import make_settings, serve_app, wait_for_job, wait_until
+from tests.test_team import sign_in
 
 
 def test_demo_mode_makes_images_locally_and_says_so(tmp_path: Path) -> None:
@@ -52,3 +58,39 @@ def test_a_demo_job_running_when_the_app_stops_finishes_after_it_starts_again(
         assert again["credits_remaining"] == balance - done["credit_cost"]
     saved = json.loads((data_dir / DEMO_UPSTREAM_FILE).read_text())
     assert len(saved["jobs"]) == 2
+
+
+def test_demo_mode_counts_no_credits_anywhere_and_no_budget_is_spent(tmp_path: Path) -> None:
+    """The page says "0 credits (demo)": the API, the command line's plans and budgets agree."""
+    settings = make_settings(tmp_path / "data", None)
+    db = Database.for_settings(settings)
+    db.migrate()
+    # A budget of one credit a day, that a charged demo would exceed at the second image.
+    create_user(db, name="Ada", password="correct horse battery", is_admin=True)
+    with db.write() as session:
+        ada = session.exec(select(User)).one()
+        ada.daily_budget = 1.0
+        session.add(ada)
+    with serve_app(settings) as app:
+        signed_in = sign_in(app.url, "Ada", "correct horse battery")
+        first = signed_in.post("/api/jobs", json={"prompt": "free", "num_images": 2}).json()
+        done = wait_for_job(signed_in, first["id"])
+        assert done["status"] == "completed" and done["credit_cost"] == 0
+        # Over the budget if counted; it is not.
+        second = signed_in.post("/api/jobs", json={"prompt": "still free", "num_images": 4})
+        assert second.status_code == 202, second.text
+        wait_for_job(signed_in, second.json()["id"])
+        check = signed_in.post("/api/jobs/check", json={"jobs": [{"prompt": "x", "num_images": 3}]})
+        assert check.json()["estimated_credits"] == 0
+        plan = signed_in.post(
+            "/api/grids/plan",
+            json={"parameters": {"prompt": "x"}, "axes": [{"param": "seed", "values": [1, 2]}]},
+        ).json()
+        assert plan["estimated_credits"] == 0
+        assert {cell["estimated_credits"] for cell in plan["cells"]} == {0}
+        models = signed_in.get("/api/models").json()
+        assert models["models"] and {model["credits"] for model in models["models"]} == {0}
+        usage = signed_in.get("/api/usage").json()
+        assert usage["total_credits"] == 0
+        signed_in.close()
+    db.dispose()

@@ -713,6 +713,8 @@ def test_usage_counts_credits_per_day_preset_and_model(shared_app: RunningApp, m
     assert usage["balance"]["job_id"] == newest_reported["id"]
     page = client.get("/usage").text
     assert "<svg" in page and f'data-day="{today}"' in page
+    # The page names a preset as people know it, and links to its images by its slug.
+    assert '<a href="/gallery?preset=food-overhead">Food overhead</a>' in page
     assert (
         client.get("/api/usage", params={"since": "2020-01-01", "until": "2026-01-01"}).status_code
         == 422

@@ -219,6 +219,33 @@ def test_a_grid_fills_in_is_paid_once_and_goes_away_as_zip_and_contact_sheet(
     assert_cells_drawn(picture, columns=2, rows=3)
 
 
+def test_the_contact_sheet_says_a_cell_was_stopped_as_the_sheet_s_page_does() -> None:
+    from app.features.grids.contact_sheet import _cell_note
+    from app.storage.db.tables import STOPPED_LABEL, GridCell, Job, JobStatus, utcnow
+
+    def cell(job: Job | None = None, **fields: Any) -> grid_records.CellView:
+        row = GridCell(grid_id=1, position=0, x=0, y=0, z=0, parameters={}, **fields)
+        return grid_records.CellView(cell=row, job=job, images=[])
+
+    assert _cell_note(cell(stopped_at=utcnow())) == "Stopped: not sent"
+    assert _cell_note(cell()) == "Not submitted yet"
+
+    def job(**fields: Any) -> Job:
+        return Job(
+            id=1,
+            model="seedream-4",
+            prompt="p",
+            image_size="auto_2K",
+            num_images=1,
+            request_body={},
+            status=JobStatus.PENDING,
+            **fields,
+        )
+
+    assert _cell_note(cell(job(), job_id=1)) == JobStatus.PENDING.label
+    assert _cell_note(cell(job(stopped_at=utcnow()), job_id=1)) == STOPPED_LABEL
+
+
 def assert_cells_drawn(picture: Image.Image, *, columns: int, rows: int) -> None:
     """Every cell of the sheet holds a picture (not the white page, not an empty box)."""
     from app.features.grids.contact_sheet import CELL, GAP

@@ -164,7 +164,7 @@ async def test_without_any_wake_a_watch_still_sees_another_process_s_change(
             assert time.monotonic() - started < RECHECK_SECONDS * 3, "the recheck never came"
             await next_look(listener)
     assert watch.all_finished
-    assert watch.sent[job_id] == (JobStatus.FAILED, "elsewhere", None)
+    assert watch.sent[job_id] == (JobStatus.FAILED, "elsewhere", None, False)
     db.dispose()
 
 

@@ -129,7 +129,13 @@ def test_an_edit_sends_the_gallery_image_as_one_decodable_image_of_its_shape_and
     page = _Elements(site.client.get(f"/jobs/{job['id']}").text)
     links = [a for tag, a in page.elements if tag == "a" and a.get("href") == landscape["url"]]
     assert links, "the job page links the reference to its image"
-    assert "base64" not in site.client.get(f"/jobs/{job['id']}").text
+    text = site.client.get(f"/jobs/{job['id']}").text
+    assert "base64" not in text
+    # Shown as the images they are, in the parameters too; the body sent reads as written.
+    thumbnail = f'src="/api/images/{landscape["id"]}/thumbnail"'
+    params = text[text.index('id="params-heading"') : text.index("Request body sent")]
+    assert "<dt>image_urls</dt><dd>" in params and thumbnail in params
+    assert "u003c" not in text and "&lt;gallery image" in text
 
     # The output visibly uses the reference: the emulator's edit is a tinted copy of it.
     output = site.client.get(job["images"][0]["url"]).content

@@ -127,6 +127,8 @@ class GridPlan:
     # What a person should know before making it: whose prompt the presets draw, and
     # presets run at another size than their own.
     notes: tuple[str, ...] = ()
+    # Demo mode: nothing is charged, so nothing is estimated either.
+    free: bool = False
 
     @property
     def jobs(self) -> int:
@@ -138,7 +140,10 @@ class GridPlan:
 
     @property
     def credits(self) -> float:
-        return float(sum(cell.params.estimated_credits for cell in self.cells))
+        return float(sum(self.cell_credits(cell) for cell in self.cells))
+
+    def cell_credits(self, cell: PlannedCell) -> float:
+        return 0.0 if self.free else float(cell.params.estimated_credits)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -154,9 +159,11 @@ def plan_grid(
     token: str | None = None,
     team_preset: TeamPresetLookup = no_team_presets,
     rules: ModelRules | None = None,
+    free: bool = False,
 ) -> GridPlan:
     """Every cell's run parameters, validated against `rules` (the rules in force for the
     grid's model; default: the built-in ones); InvalidParameters names the axis at fault.
+    `free`: nothing is charged (demo mode), so the plan costs nothing.
 
     `token` draws random seeds: the same token draws the same seeds, so a plan shown
     before submitting is the grid that a submission with the same token makes.
@@ -216,6 +223,7 @@ def plan_grid(
         axes=tuple(axes),
         cells=tuple(cells),
         notes=tuple(notes),
+        free=free,
     )
 
 
@@ -424,7 +432,7 @@ def cell_records(plan: GridPlan) -> list[dict[str, Any]]:
             "z": cell.z,
             "preset": cell.preset,
             "parameters": cell.params.upstream_body(),
-            "estimated_credits": cell.params.estimated_credits,
+            "estimated_credits": plan.cell_credits(cell),
         }
         for cell in plan.cells
     ]

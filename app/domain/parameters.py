@@ -65,6 +65,19 @@ IMAGE_SIZE_LABELS: dict[str, str] = {
     "custom": "Custom size",
 }
 
+# The same, short enough to sit under a size's shape in the form.
+IMAGE_SIZE_SHORT_LABELS: dict[str, str] = {
+    "auto_2K": "2K",
+    "auto_4K": "4K",
+    "square_hd": "1:1 HD",
+    "square": "1:1",
+    "portrait_4_3": "3:4",
+    "portrait_16_9": "9:16",
+    "landscape_4_3": "4:3",
+    "landscape_16_9": "16:9",
+    "custom": "Own",
+}
+
 SIDE_MAX = 4096
 TOTAL_PIXELS_MIN = 2560 * 1440
 TOTAL_PIXELS_MAX = 4096 * 4096
@@ -232,3 +245,8 @@ def pixel_size(image_size: str, width: int | None, height: int | None) -> tuple[
 def size_label(image_size: str) -> str:
     """How the form names a size; a size only the live schema knows is shown by its name."""
     return IMAGE_SIZE_LABELS.get(image_size, image_size.replace("_", " "))
+
+
+def size_short_label(image_size: str) -> str:
+    """`size_label`, short enough to sit under the size's shape."""
+    return IMAGE_SIZE_SHORT_LABELS.get(image_size, size_label(image_size))

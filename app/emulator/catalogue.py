@@ -102,6 +102,10 @@ def models(config: EmulatorConfig) -> dict[str, EmulatedModel]:
         found[api_id] = EmulatedModel(
             extra_card, dict(schema) if schema else served_seedream_schema(config)
         )
+    if config.free:
+        for api_id, model in found.items():
+            cost = {**(model.card.get("creditCost") or {}), "default": 0, "amount": 0}
+            found[api_id] = EmulatedModel({**model.card, "creditCost": cost}, model.schema)
     return found
 
 

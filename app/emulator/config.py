@@ -47,3 +47,6 @@ class EmulatorConfig:
     # Whether a run's webhook_url is called when its job ends, and how late.
     callbacks: bool = True
     callback_delay_seconds: float = 0.0
+    # Demo mode's upstream: every model costs nothing, in its catalogue and in its runs, so
+    # the app, its API, the command line and budgets all count the 0 credits demo mode says.
+    free: bool = False

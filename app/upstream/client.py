@@ -84,9 +84,17 @@ class PixelDojoClient:
         await self._api.aclose()
         await self._downloads.aclose()
 
-    async def submit(self, model: str, body: dict[str, Any]) -> UpstreamJob:
+    async def submit(
+        self,
+        model: str,
+        body: dict[str, Any],
+        *,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> UpstreamJob:
         """Submit once. Retried only where the upstream certainly did not take it:
-        a 429 (bounded by `max_submit_wait_seconds`) or a connection never made."""
+        a 429 (bounded by `max_submit_wait_seconds`) or a connection never made.
+        `before_send`, awaited after each wait for the rate limit and before the request
+        goes, may raise to give up while nothing has been sent."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_submit_wait_seconds
         path = f"models/{quote(model, safe='')}/run"
@@ -94,7 +102,12 @@ class PixelDojoClient:
         while True:
             try:
                 response = await self._request(
-                    "POST", path, submit=True, max_wait=max(0.0, deadline - loop.time()), json=body
+                    "POST",
+                    path,
+                    submit=True,
+                    max_wait=max(0.0, deadline - loop.time()),
+                    before_send=before_send,
+                    json=body,
                 )
             except UpstreamUnreachable as exc:
                 if exc.request_sent or refused_connections >= 1:
@@ -176,12 +189,16 @@ class PixelDojoClient:
         *,
         submit: bool = False,
         max_wait: float | None = None,
+        before_send: Callable[[], Awaitable[None]] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """The one way a request carrying the key leaves: each takes its token from the
         budget first (for the app, one budget per key shared by every process, whatever the
-        call), so no caller can spend the key's rate limit around it."""
+        call), so no caller can spend the key's rate limit around it. `before_send` runs
+        between the wait for the budget and the request, and may raise to send nothing."""
         await self.limiter.acquire(submit=submit, max_wait=max_wait)
+        if before_send is not None:
+            await before_send()
         try:
             return await self._api.request(method, path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

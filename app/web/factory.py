@@ -20,7 +20,6 @@ from urllib.parse import urlsplit
 
 import anyio
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.staticfiles import StaticFiles
 from pydantic import SecretStr
 
 from app import __version__
@@ -64,8 +63,10 @@ from app.web import (
     pages,
     presets,
     references,
+    stops,
     webhooks,
 )
+from app.web.assets import static_assets
 from app.web.bodies import BodyLimit, body_limits
 from app.web.errors import API_ERRORS, install_error_handlers
 from app.web.gate import Gate, check_same_site
@@ -93,6 +94,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     live.router,
     gallery_pages.router,
     grids.router,
+    stops.router,
     pages.router,
     presets.router,
     references.router,
@@ -126,9 +128,10 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     app.state.settings = settings
     app.state.run_worker = run_worker
     access_log.install()
-    app.state.templates = build_templates(settings)
+    assets = static_assets(STATIC_DIR)
+    app.state.templates = build_templates(settings, static_url=assets.url)
     gallery_pages.install_template_helpers(app.state.templates, settings)
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.mount("/static", assets, name="static")
     docs.mount_assets(app)
     for router in ROUTERS:
         # Documented on every API route (page routers are left out of the schema).
@@ -167,6 +170,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             EmulatorConfig(
                 job_seconds=settings.demo_job_seconds,
                 api_keys=frozenset({api_key.get_secret_value()}),
+                free=True,
             ),
             state_file=settings.data_dir / DEMO_UPSTREAM_FILE,
         )
@@ -252,6 +256,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             submitter=submitter,
             key_health=key_health,
             runner=grid_runner,
+            free=settings.demo_mode,
         ),
         rules=rules,
         doctor_reports=LastDoctorReport(db, settings.upstream_name),

@@ -70,13 +70,16 @@ class GenerateForm:
     remix_image: str = ""
     # Gallery image ids picked as references, in order (strings, as posted).
     references: list[str] = field(default_factory=list)
+    # Filled with nothing in particular (no preset, remix or earlier post): the browser may
+    # put back the model, size and count the person used last (static/form.js).
+    fresh: bool = False
 
     @classmethod
     def blank(cls, *, model: str, rules: ModelRules | None = None) -> GenerateForm:
         if not has_builtin_record(model):
-            return cls(values={}, model=model)  # its schema's defaults, in its own form
+            return cls(values={}, model=model, fresh=True)  # its schema's defaults
         size = (default_size(rules) if rules is not None else None) or DEFAULT_IMAGE_SIZE
-        return cls(values={"image_size": size, "num_images": "1"}, model=model)
+        return cls(values={"image_size": size, "num_images": "1"}, model=model, fresh=True)
 
     @classmethod
     def from_preset(

@@ -24,7 +24,7 @@ from app.features.gallery.image_metadata import file_stem, sidecar_bytes
 from app.features.gallery.listing import GalleryEntry
 from app.features.gallery.usage import usage, usage_range
 from app.features.jobs import reads
-from app.features.jobs.submission import submit_new_seed
+from app.features.jobs.again import submit_new_seed
 from app.features.people import audit
 from app.features.people.permissions import Actor
 from app.storage.db.tables import Job, JobPage, JobPublic

@@ -26,8 +26,8 @@ from app.features.gallery.downloads import jobs_for
 from app.features.gallery.listing import Cursor, GalleryFilters, GalleryPage
 from app.features.gallery.trash import purge_time
 from app.features.gallery.usage import usage, usage_range
+from app.features.jobs.again import submit_new_seed
 from app.features.jobs.reads import get_job
-from app.features.jobs.submission import submit_new_seed
 from app.features.people import audit
 from app.storage.db.tables import Job, JobStatus
 from app.web.charts import credits_chart

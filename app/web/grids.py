@@ -27,6 +27,7 @@ from app.features.jobs.events import (
 )
 from app.features.models import team_presets
 from app.storage.db.tables import ROW_ID_MAX
+from app.web.cards import render_cells, sheet_shape
 from app.web.deps import ServicesDep, TemplatesDep, current_user, is_htmx
 from app.web.grid_form import GridForm
 from app.web.services import Services
@@ -170,25 +171,14 @@ async def grid_page(
     return templates.TemplateResponse(
         request,
         "grid.html",
-        {"view": view, "columns": columns, "rows": rows, "tabs": tabs},
+        {
+            "view": view,
+            "columns": columns,
+            "rows": rows,
+            "tabs": tabs,
+            "sheet_shape": sheet_shape(view),
+        },
     )
-
-
-def render_cells(
-    services: Services, templates: Jinja2Templates, grid_id: int, positions: set[int] | None
-) -> str:
-    """The grid's cells (those in `positions`, or all) and its progress, each swapping out
-    its namesake on the page."""
-    view = grid_records.require_grid(services.db, grid_id=grid_id)
-    cell_template = templates.get_template("partials/_grid_cell.html")
-    progress = templates.get_template("partials/_grid_progress.html")
-    parts = [
-        cell_template.render(view=view, item=cell, oob=True)
-        for cell in view.cells
-        if positions is None or cell.cell.position in positions
-    ]
-    parts.append(progress.render(view=view, oob=True))
-    return "".join(parts)
 
 
 @router.get("/events/grids/{grid_id}")

@@ -131,10 +131,12 @@ def cell_public(view: grid_records.CellView) -> GridCellPublic:
     cell, job = view.cell, view.job
     if cell.refused is not None:
         label = "Not submitted"
+    elif view.stopped:
+        label = "Stopped: not sent"
     elif job is None:
         label = "Queued"
     else:
-        label = job.status.label
+        label = job.state_label
     return GridCellPublic(
         position=cell.position,
         x=cell.x,

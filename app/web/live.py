@@ -8,7 +8,7 @@ recent jobs, or in a preset comparison.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query
@@ -17,7 +17,6 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.templating import Jinja2Templates
 
 from app.core.errors import InvalidParameters
-from app.features.jobs import reads
 from app.features.jobs.events import (
     HEARTBEAT_SECONDS,
     RECONNECT_MILLISECONDS,
@@ -27,6 +26,7 @@ from app.features.jobs.events import (
     parse_job_ids,
     shown_states,
 )
+from app.web.cards import render_cards
 from app.web.deps import ServicesDep, TemplatesDep
 from app.web.services import Services
 
@@ -40,17 +40,6 @@ def _job_ids(raw: str) -> list[int]:
         return parse_job_ids(raw)
     except ValueError as exc:
         raise InvalidParameters({"ids": str(exc)}) from None
-
-
-def render_cards(services: Services, templates: Jinja2Templates, job_ids: Sequence[int]) -> str:
-    """The cards of these jobs (those that exist), each swapping out its namesake on the page."""
-    template = templates.get_template("partials/_job_card.html")
-    cards = []
-    for job_id in job_ids:
-        item = reads.get_job(services.db, job_id=job_id)
-        if item is not None:
-            cards.append(template.render(item=item, oob=True))
-    return "".join(cards)
 
 
 @router.get("/events/jobs")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,16 +22,18 @@ from app.domain.parameters import (
     NAMED_SIZE_PIXELS,
     pixel_size,
     size_label,
+    size_short_label,
 )
 from app.domain.presets import PRESETS
 from app.domain.rules import SEEDREAM_RULES, form_limits, has_builtin_record, offered_sizes
-from app.features.jobs.references import is_upload
+from app.features.jobs.references import is_upload, placeholder_ids
 from app.features.models.live_rules import RulesInForce
 from app.storage.db.tables import JobStatus, utcnow
 from app.web.schema_form import FormField, form_fields
 
 
-def build_templates(settings: Settings) -> Jinja2Templates:
+def build_templates(settings: Settings, *, static_url: Callable[[str], str]) -> Jinja2Templates:
+    """`static_url` names a static file by its content (app/web/assets.py)."""
     templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[upstream_state])
     env = templates.env
     # Starlette turns autoescaping on already; say so here, since prompts are user text.
@@ -39,6 +43,7 @@ def build_templates(settings: Settings) -> Jinja2Templates:
     env.auto_reload = False
     env.globals.update(
         version=__version__,
+        static_url=static_url,
         demo_mode=settings.demo_mode,
         settings_model=settings.model,
         presets=PRESETS,
@@ -48,16 +53,19 @@ def build_templates(settings: Settings) -> Jinja2Templates:
         image_sizes=IMAGE_SIZES,
         image_size_labels=IMAGE_SIZE_LABELS,
         size_label=size_label,
+        size_short_label=size_short_label,
         named_size_pixels=NAMED_SIZE_PIXELS,
         # The built-in limits; the form renders the limits of the rules in force.
         limits=form_limits(SEEDREAM_RULES),
         form_limits=form_limits,
         offered_sizes=offered_sizes,
         pixel_size=pixel_size,
+        ratio=ratio,
         JobStatus=JobStatus,
         schema_fields=schema_fields,
         image_count_fields=IMAGE_COUNT_FIELDS,
         is_upload=is_upload,
+        reference_ids=placeholder_ids,
         has_builtin_record=has_builtin_record,
     )
     env.globals["credits_text"] = credits_text_for(settings.demo_mode)
@@ -68,6 +76,7 @@ def build_templates(settings: Settings) -> Jinja2Templates:
     env.filters["filesize"] = format_filesize
     env.filters["seconds_since"] = seconds_since
     env.filters["alt_text"] = alt_text
+    env.filters["json_text"] = json_text
     return templates
 
 
@@ -92,6 +101,12 @@ def schema_fields(in_force: RulesInForce) -> list[FormField]:
     return form_fields(in_force.rules, in_force.image_input)
 
 
+def ratio(width: int, height: int) -> str:
+    """An image's width over its height, for the stylesheets that size a box by it
+    (`attr(data-ratio type(<number>))`): the box is then right before the image arrives."""
+    return f"{width / height:.4f}" if width > 0 and height > 0 else "1"
+
+
 ALT_TEXT_MAX_CHARS = 200
 
 
@@ -100,6 +115,12 @@ def alt_text(env: Environment, prompt: str) -> str:
     """An image's alt text: its prompt, shortened. A filter, not a macro: a gallery page
     calls it 48 times, and a macro call costs as much as the rest of the tile."""
     return do_truncate(env, prompt, ALT_TEXT_MAX_CHARS)
+
+
+def json_text(value: object, indent: int | None = None) -> str:
+    """A value as JSON to read on a page: its own characters (the page escapes them as it
+    escapes any text), where `tojson`, made for scripts, writes `<` as `\\u003c`."""
+    return json.dumps(value, indent=indent, ensure_ascii=False)
 
 
 def format_when(moment: datetime | None) -> str:

@@ -21,7 +21,7 @@ from markupsafe import Markup, escape
 
 from app.features.gallery.listing import GalleryEntry
 from app.features.jobs.references import is_upload
-from app.web.templating import ALT_TEXT_MAX_CHARS
+from app.web.templating import ALT_TEXT_MAX_CHARS, ratio
 
 CAPTION_MAX_CHARS = 80
 
@@ -60,7 +60,7 @@ def render_tiles(
         next_value, on_class, pressed, title, mark = _FAVOURITE_FORM[bool(entry.favourite)]
         parts.append(
             f"""
-<li class="gallery-item" id="image-{id}" data-image-id="{id}">
+<li class="gallery-item" id="image-{id}" data-image-id="{id}" data-ratio="{ratio(width, height)}">
   <a class="tile-link" href="/jobs/{job_id}#image-{id}" data-lightbox="{id}">
     <img src="/api/images/{id}/thumbnail" width="{width}" height="{height}" alt="{alt}" \
 loading="lazy" decoding="async">

@@ -94,7 +94,7 @@ def job_answer(item: JobWithImages | JobListItem) -> dict[str, Any]:
         "id": job.id,
         "author": item.author,
         "status": job.status,
-        "status_label": job.status.label,
+        "status_label": job.state_label,
         "finished": job.status.is_finished,
         "model": job.model,
         "preset": job.preset,
@@ -163,7 +163,7 @@ def _job_json(item: JobWithImages | JobListItem) -> str:
     status = job.status
     return (
         f'{{"id":{number},"author":{json_text(item.author)},"status":{encode_basestring(status.value)},'
-        f'"status_label":{encode_basestring(status.label)},'
+        f'"status_label":{encode_basestring(job.state_label)},'
         f'"finished":{"true" if status.is_finished else "false"},'
         f'"model":{encode_basestring(job.model)},"preset":{json_text(job.preset)},'
         f'"parameters":{parameters_json(job)},'

@@ -183,11 +183,14 @@ def _cell_note(cell: CellView | None) -> str:
         return "No cell"
     if cell.cell.refused:
         return cell.cell.refused
+    if cell.stopped:
+        return "Stopped: not sent"
     if cell.job is None:
         return "Not submitted yet"
     if cell.job.error and cell.job.status.is_finished:
         return f"{cell.job.status.label}: {cell.job.error}"
-    return cell.job.status.label
+    # As the sheet's page says it: a job the person stopped is no longer waited for.
+    return cell.job.state_label
 
 
 def _paste_tiled(sheet: Image.Image, box: tuple[int, int], pictures: Sequence[bytes]) -> None:

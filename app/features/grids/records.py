@@ -126,13 +126,20 @@ class CellView:
 
     @property
     def finished(self) -> bool:
-        return self.cell.refused is not None or (
-            self.job is not None and self.job.status in FINISHED_STATUSES
+        return (
+            self.cell.refused is not None
+            or self.stopped
+            or (self.job is not None and self.job.status in FINISHED_STATUSES)
         )
 
     @property
+    def stopped(self) -> bool:
+        """Stopped by the person before it was sent (app/features/grids/stopping.py)."""
+        return self.job is None and self.cell.stopped_at is not None
+
+    @property
     def queued(self) -> bool:
-        return self.job is None and self.cell.refused is None
+        return self.job is None and self.cell.refused is None and self.cell.stopped_at is None
 
 
 @dataclass(frozen=True)
@@ -148,6 +155,15 @@ class GridView:
     @property
     def done_count(self) -> int:
         return sum(1 for cell in self.cells if cell.finished)
+
+    @property
+    def stopped_count(self) -> int:
+        return sum(1 for cell in self.cells if cell.stopped)
+
+    @property
+    def sending(self) -> bool:
+        """Whether cells are still waiting to be sent (the page offers to stop them)."""
+        return any(cell.queued for cell in self.cells)
 
     def cell_at(self, x: int, y: int, z: int) -> CellView | None:
         for cell in self.cells:
@@ -240,6 +256,7 @@ def list_grids(
                 col(GridCell.grid_id),
                 col(GridCell.position),
                 col(GridCell.refused),
+                col(GridCell.stopped_at),
                 col(Job.status),
                 col(Image.id),
             )
@@ -257,9 +274,13 @@ def list_grids(
         ).all()
     counts: dict[int, list[int]] = {grid_id: [0, 0] for grid_id in ids if grid_id is not None}
     pictures: dict[int, list[int]] = {}
-    for grid_id, _, refused, status, image_id in rows:
+    for grid_id, _, refused, stopped, status, image_id in rows:
         counts[grid_id][0] += 1
-        if refused is not None or (status is not None and JobStatus(status) in FINISHED_STATUSES):
+        if (
+            refused is not None
+            or (stopped is not None and status is None)
+            or (status is not None and JobStatus(status) in FINISHED_STATUSES)
+        ):
             counts[grid_id][1] += 1
         if image_id is not None and len(pictures.setdefault(grid_id, [])) < previews:
             pictures[grid_id].append(image_id)
@@ -273,7 +294,7 @@ def list_grids(
 
 
 def queued_cells(db: Database, *, grid_id: int) -> list[GridCell]:
-    """Cells not yet submitted (nor refused), in the order they are submitted."""
+    """Cells not yet submitted (nor refused, nor stopped), in the order they are submitted."""
     with db.read() as session:
         return list(
             session.exec(
@@ -282,6 +303,7 @@ def queued_cells(db: Database, *, grid_id: int) -> list[GridCell]:
                     GridCell.grid_id == grid_id,
                     col(GridCell.job_id).is_(None),
                     col(GridCell.refused).is_(None),
+                    col(GridCell.stopped_at).is_(None),
                 )
                 .order_by(col(GridCell.position))
             ).all()
@@ -358,6 +380,7 @@ def grids_to_resume(db: Database, *, lease_seconds: float, limit: int = 100) -> 
                     col(GridCell.grid_id) == col(Grid.id),
                     col(GridCell.job_id).is_(None),
                     col(GridCell.refused).is_(None),
+                    col(GridCell.stopped_at).is_(None),
                 ),
             )
             .order_by(col(Grid.id))
@@ -374,11 +397,11 @@ def owner_of(db: Database, *, grid: Grid) -> User | None:
 
 
 # What a grid page shows of a cell; a change in any of these is worth sending.
-CellState = tuple[int | None, str | None, str | None, float | None, str | None, int]
+CellState = tuple[int | None, str | None, str | None, float | None, str | None, int, bool]
 
 
 def cell_states(db: Database, *, grid_id: int) -> dict[int, CellState]:
-    """Position → (job id, status, error, cost, refusal, stored images): one query."""
+    """Position → (job id, status, error, cost, refusal, stored images, stopped): one query."""
     image_count = (
         sa.select(sa.func.count())
         .where(col(Image.job_id) == col(GridCell.job_id), col(Image.deleted_at).is_(None))
@@ -394,19 +417,32 @@ def cell_states(db: Database, *, grid_id: int) -> dict[int, CellState]:
                 col(Job.credit_cost),
                 col(GridCell.refused),
                 image_count,
+                col(GridCell.stopped_at),
             )
             .outerjoin(Job, col(Job.id) == col(GridCell.job_id))
             .where(col(GridCell.grid_id) == grid_id)
         ).all()
     return {
-        position: (job_id, None if status is None else str(status), error, cost, refused, count)
-        for position, job_id, status, error, cost, refused, count in rows
+        position: (
+            job_id,
+            None if status is None else str(status),
+            error,
+            cost,
+            refused,
+            count,
+            stopped is not None and job_id is None,
+        )
+        for position, job_id, status, error, cost, refused, count, stopped in rows
     }
 
 
 def state_finished(state: CellState) -> bool:
-    _, status, _, _, refused, _ = state
-    return refused is not None or (status is not None and JobStatus(status) in FINISHED_STATUSES)
+    _, status, _, _, refused, _, stopped = state
+    return (
+        refused is not None
+        or stopped
+        or (status is not None and JobStatus(status) in FINISHED_STATUSES)
+    )
 
 
 def grid_of_job(db: Database, *, job_id: int) -> GridCell | None:

@@ -9,7 +9,9 @@ refusal, and the grid's first cells are already running while the last are sent.
 The worker submitting a grid holds it (`grids.runner`). A grid whose worker stopped
 (a restart, a crash: its heartbeat ends) is taken up again by the next worker to
 start, or to show it. What cannot be submitted says why, in its cell: a refused
-key or a budget reached stops the cells left; one invalid cell stops only itself.
+key or a budget reached stops the cells left; one invalid cell stops only itself. The
+person can stop the cells left at any time (app/features/grids/stopping.py): each cell is
+taken before it is sent, so a stopped one is never sent.
 """
 
 from __future__ import annotations
@@ -31,9 +33,11 @@ from app.core.errors import (
 )
 from app.domain.runs import validate_parameters
 from app.features.grids import records as grid_records
+from app.features.grids import stopping
 from app.features.jobs.submission import Submitter, submit_job
 from app.features.models.live_rules import LiveRules
 from app.storage.db.engine import Database
+from app.storage.db.tables import Grid, GridCell, User
 
 log = logging.getLogger(__name__)
 
@@ -133,52 +137,72 @@ class GridRunner:
             return
         grid = view.grid
         user = await anyio.to_thread.run_sync(lambda: grid_records.owner_of(self.db, grid=grid))
-        cells = await anyio.to_thread.run_sync(
-            lambda: grid_records.queued_cells(self.db, grid_id=grid_id)
-        )
-        for cell in cells:
-            if self._stopping:
-                return
-            position = cell.position
-            try:
-                # Validated again: the rules may have changed since the grid was planned.
-                in_force = await self.rules.for_submission(grid.model)
-                params = validate_parameters(cell.parameters, in_force.rules)
-                job, _ = await submit_job(
-                    self.submitter,
-                    params=params,
-                    model=grid.model,
-                    preset=cell.preset,
-                    idempotency_key=cell_key(grid_id, position),
-                    user=user,
-                )
-                assert job.id is not None
-                job_id, stop_reason = job.id, None
-            except SubmissionFailed as failure:
-                # The job exists and says what went wrong; some answers stop the cells left.
-                job_id = failure.job_id
-                stop_reason = failure.message if failure.code in STOPPING_CODES else None
-            except (KeyRefused, OverBudget) as refused:
-                await self._refuse(grid_id, refused.message)
-                return
-            except (InvalidParameters, IdempotencyKeyReused) as invalid:
-                await self._refuse(grid_id, invalid.message, position=position)
-                continue
-            except PlaygroundError as error:
-                await self._refuse(grid_id, error.message, position=position)
-                continue
-            await anyio.to_thread.run_sync(
-                functools.partial(
-                    grid_records.record_cell_job,
-                    self.db,
-                    grid_id=grid_id,
-                    position=position,
-                    job_id=job_id,
-                )
+        # Again until none is left: a stop undone meanwhile queues cells this pass skipped.
+        while True:
+            cells = await anyio.to_thread.run_sync(
+                lambda: grid_records.queued_cells(self.db, grid_id=grid_id)
             )
-            if stop_reason is not None:
-                await self._refuse(grid_id, f"Not submitted: {stop_reason}")
+            sent_any = False
+            for cell in cells:
+                if self._stopping:
+                    return
+                taken = await anyio.to_thread.run_sync(
+                    functools.partial(
+                        stopping.take_cell, self.db, grid_id=grid_id, position=cell.position
+                    )
+                )
+                if not taken:
+                    continue  # the person stopped it (or it was settled meanwhile)
+                sent_any = True
+                if not await self._submit_cell(grid, cell, user):
+                    return
+            if not sent_any:
                 return
+
+    async def _submit_cell(self, grid: Grid, cell: GridCell, user: User | None) -> bool:
+        """Submit one cell and record its job; False when the cells left must not be sent."""
+        assert grid.id is not None
+        grid_id, position = grid.id, cell.position
+        try:
+            # Validated again: the rules may have changed since the grid was planned.
+            in_force = await self.rules.for_submission(grid.model)
+            params = validate_parameters(cell.parameters, in_force.rules)
+            job, _ = await submit_job(
+                self.submitter,
+                params=params,
+                model=grid.model,
+                preset=cell.preset,
+                idempotency_key=cell_key(grid_id, position),
+                user=user,
+            )
+            assert job.id is not None
+            job_id, stop_reason = job.id, None
+        except SubmissionFailed as failure:
+            # The job exists and says what went wrong; some answers stop the cells left.
+            job_id = failure.job_id
+            stop_reason = failure.message if failure.code in STOPPING_CODES else None
+        except (KeyRefused, OverBudget) as refused:
+            await self._refuse(grid_id, refused.message)
+            return False
+        except (InvalidParameters, IdempotencyKeyReused) as invalid:
+            await self._refuse(grid_id, invalid.message, position=position)
+            return True
+        except PlaygroundError as error:
+            await self._refuse(grid_id, error.message, position=position)
+            return True
+        await anyio.to_thread.run_sync(
+            functools.partial(
+                grid_records.record_cell_job,
+                self.db,
+                grid_id=grid_id,
+                position=position,
+                job_id=job_id,
+            )
+        )
+        if stop_reason is not None:
+            await self._refuse(grid_id, f"Not submitted: {stop_reason}")
+            return False
+        return True
 
     async def _refuse(self, grid_id: int, reason: str, *, position: int | None = None) -> None:
         await anyio.to_thread.run_sync(

@@ -36,6 +36,8 @@ class Grids:
     submitter: Submitter
     key_health: KeyHealth
     runner: GridRunner
+    # Demo mode: nothing is charged, so a plan estimates nothing either.
+    free: bool = False
 
     def _team_preset(self, preset_id: int) -> PresetChoice | None:
         try:
@@ -61,6 +63,7 @@ class Grids:
             token=token,
             team_preset=self._team_preset,
             rules=self.rules.in_force(request.model or self.default_model).rules,
+            free=self.free,
         )
 
     async def make(

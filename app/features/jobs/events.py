@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import col
 
 from app.storage.db.engine import Database
 from app.storage.db.tables import FINISHED_STATUSES, ROW_ID_MAX, Job, JobStatus
@@ -139,16 +139,24 @@ async def next_look(listener: asyncio.Event, *, timeout: float = RECHECK_SECONDS
 
 
 # What a page shows of a job; a change in any of these is worth sending.
-Shown = tuple[JobStatus, str | None, float | None]
+Shown = tuple[JobStatus, str | None, float | None, bool]
 
 
 def shown_states(db: Database, *, job_ids: Sequence[int]) -> dict[int, Shown]:
     with db.read() as session:
-        rows = session.exec(
-            select(Job.id, Job.status, Job.error, Job.credit_cost).where(col(Job.id).in_(job_ids))
+        rows = session.execute(
+            sa.select(
+                col(Job.id),
+                col(Job.status),
+                col(Job.error),
+                col(Job.credit_cost),
+                col(Job.stopped_at),
+            ).where(col(Job.id).in_(job_ids))
         ).all()
     return {
-        job_id: (JobStatus(status), error, cost) for job_id, status, error, cost in rows if job_id
+        job_id: (JobStatus(status), error, cost, stopped is not None)
+        for job_id, status, error, cost, stopped in rows
+        if job_id
     }
 
 

@@ -15,7 +15,16 @@ from sqlmodel import Session, col, select
 
 from app.features.gallery.listing import JobWithImages
 from app.storage.db.engine import Database
-from app.storage.db.tables import FINISHED_STATUSES, ROW_ID_MAX, Image, Job, JobStatus, User
+from app.storage.db.tables import (
+    FINISHED_STATUSES,
+    ROW_ID_MAX,
+    Image,
+    Job,
+    JobStatus,
+    User,
+    is_stopped,
+    state_label,
+)
 
 
 def get_job(db: Database, *, job_id: int) -> JobWithImages | None:
@@ -66,6 +75,15 @@ class JobSummary:
     remix_of_job_id: int | None
     remix_of_image_index: int | None
     reference_images: list[int] | None
+    stopped_at: datetime | None = None
+
+    @property
+    def stopped(self) -> bool:
+        return is_stopped(self.status, self.stopped_at)
+
+    @property
+    def state_label(self) -> str:
+        return state_label(self.status, self.stopped_at)
 
 
 @dataclass(slots=True)

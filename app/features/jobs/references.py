@@ -96,6 +96,19 @@ def placeholder(image_id: int) -> str:
     return f"<gallery image {image_id}>"
 
 
+_PLACEHOLDER = re.compile(r"<gallery image (\d+)>")
+
+
+def placeholder_ids(value: object) -> list[int]:
+    """The gallery images a kept body value names by their placeholders (one, or a list of
+    them), so pages show them as thumbnails; [] for any other value."""
+    values = value if isinstance(value, list) else [value]
+    found = [_PLACEHOLDER.fullmatch(item) if isinstance(item, str) else None for item in values]
+    if not values or not all(found):
+        return []
+    return [int(match.group(1)) for match in found if match is not None]
+
+
 # --- Making them fit ---------------------------------------------------------------------
 
 

@@ -27,6 +27,7 @@ the reference images and the request.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,17 +39,15 @@ from app.core.errors import (
     IdempotencyKeyReused,
     InvalidParameters,
     KeyRefused,
-    NotFoundError,
     OverBudget,
     SubmissionFailed,
 )
-from app.domain.model_params import RunParams, run_from_body
-from app.domain.rules import ImageInput, has_builtin_record
+from app.domain.model_params import RunParams
+from app.domain.rules import ImageInput
 from app.domain.runs import check_run, with_known_seed
-from app.features.gallery import listing as gallery
 from app.features.gallery.listing import GalleryEntry
 from app.features.jobs import callbacks as webhooks
-from app.features.jobs import creation, queue, reads, references
+from app.features.jobs import creation, queue, reads, references, stopping
 from app.features.jobs.submission_answers import (
     answer_was_lost,
     as_submission_failed,
@@ -218,6 +217,13 @@ async def submit_job(
         )
     )
     body = params.upstream_body()
+
+    async def still_wanted() -> None:
+        # The person may have stopped it while it waited for the rate limit.
+        await anyio.to_thread.run_sync(
+            functools.partial(stopping.refuse_if_stopped, submitter.db, job_id=job_id)
+        )
+
     sending = False
     try:
         async with asyncio.timeout_at(deadline):
@@ -225,7 +231,12 @@ async def submit_job(
                 assert image_input is not None
                 body[image_input.name] = await _reference_values(submitter, entries, image_input)
             sending = True
-            upstream = await submitter.client.submit(model, _with_callback(submitter, body, job_id))
+            upstream = await submitter.client.submit(
+                model, _with_callback(submitter, body, job_id), before_send=still_wanted
+            )
+    except stopping.StoppedBeforeSending:
+        stopped = _NotSent(stopping.STOPPED_UNSENT, status_code=409, code="stopped")
+        return await _fail_unsent(submitter, job_id, token, stopped), True
     except _NotSent as unsent:
         return await _fail_unsent(submitter, job_id, token, unsent), True
     except TimeoutError:
@@ -272,43 +283,6 @@ async def submit_job(
         return await _taken_over(submitter, job_id), True
     submitter.scheduler.wake()
     return job, True
-
-
-async def submit_new_seed(
-    submitter: Submitter,
-    job_id: int,
-    *,
-    token: str | None = None,
-    user: User | None = None,
-    ip: str | None = None,
-) -> tuple[Job, bool]:
-    """Submit a job's parameters again with a new seed ("same prompt, new seed"); at most
-    once per token. The new job says it came from the old one."""
-    job = await anyio.to_thread.run_sync(
-        lambda: gallery.get_job_detail(submitter.db, job_id=job_id)
-    )
-    if job is None:
-        raise NotFoundError(f"There is no job {job_id}.")
-    key = f"new-seed:{job_id}:{token}" if token else None
-    # The body it sent, with a seed drawn afresh: the key's own, so a repeat asks the same;
-    # its references go again (the body keeps only notes naming them).
-    in_force = await rules_for_run(submitter, job.model)
-    body = {name: value for name, value in job.request_body.items() if name != "seed"}
-    if in_force.image_input is not None and job.reference_images:
-        body.pop(in_force.image_input.name, None)
-    params = run_from_body(body, builtin_record=has_builtin_record(job.model))
-    params = with_known_seed(params, in_force.rules, key=key, avoid=job.seed)
-    return await submit_job(
-        submitter,
-        params=params,
-        model=job.model,
-        preset=job.preset,
-        idempotency_key=key,
-        user=user,
-        ip=ip,
-        remix_of=creation.RemixSource(job_id=job_id),
-        reference_images=job.reference_images or (),
-    )
 
 
 def _with_callback(submitter: Submitter, body: dict[str, Any], job_id: int) -> dict[str, Any]:

@@ -18,6 +18,8 @@ class Action(StrEnum):
     DELETE = "delete"
     RESTORE = "restore"
     PURGE = "purge"
+    # Stopping jobs or a grid's cells, and undoing it.
+    STOP = "stop"
     USER_ADDED = "user_added"
     USER_REMOVED = "user_removed"
     ADMIN_CHANGED = "admin_changed"

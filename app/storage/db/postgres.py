@@ -93,7 +93,8 @@ def advance_id_sequences(connection: sa.Connection, tables: Sequence[sa.Table]) 
 
 # A trigger (migration 0013) sends the job's id on this channel when a job is created or
 # its status, error or cost changes: what a page shows and what a worker must pick up;
-# since migration 0015 also when PixelDojo calls back about it (a worker must poll it now).
+# since migration 0015 also when PixelDojo calls back about it (a worker must poll it now),
+# and since 0016 when the person stops it.
 JOB_CHANGES_CHANNEL = "playground_job_changes"
 _TRIGGER_FUNCTION = "playground_job_changed"
 # Each migration that changes the trigger names its own columns: an old migration must

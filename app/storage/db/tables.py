@@ -111,6 +111,20 @@ STATUS_LABELS = {
 }
 
 
+STOPPED_LABEL = "Stopped by you"
+
+
+def is_stopped(status: JobStatus, stopped_at: datetime | None) -> bool:
+    """Stopped by the person before it finished: no longer waited for on any page (a job, or
+    a listing's row of one, asks this)."""
+    return stopped_at is not None and status is not JobStatus.COMPLETED
+
+
+def state_label(status: JobStatus, stopped_at: datetime | None) -> str:
+    """What pages call a job's state: its status, or that the person stopped it."""
+    return STOPPED_LABEL if is_stopped(status, stopped_at) else status.label
+
+
 # Stored as the plain value (VARCHAR), read back as the enum member.
 _status_type = sa.Enum(
     JobStatus,
@@ -183,6 +197,9 @@ class Job(SQLModel, table=True):
     webhook_at: datetime | None = _utc_column()
     upstream_completed_at: datetime | None = _utc_column()
     finished_at: datetime | None = _utc_column()
+    # When the person stopped it (app/features/jobs/stopping.py). PixelDojo has no cancel: a
+    # job it has is still polled and its images kept; one not yet sent never is.
+    stopped_at: datetime | None = _utc_column()
     expires_at: datetime | None = _utc_column()
     # Reserved against budgets at submission; the reported credit_cost settles it.
     estimated_credits: float = 0.0
@@ -200,6 +217,14 @@ class Job(SQLModel, table=True):
     lease_token: int = Field(
         default=0, sa_type=sa.BigInteger, sa_column_kwargs={"server_default": "0"}
     )
+
+    @property
+    def stopped(self) -> bool:
+        return is_stopped(self.status, self.stopped_at)
+
+    @property
+    def state_label(self) -> str:
+        return state_label(self.status, self.stopped_at)
 
 
 class User(SQLModel, table=True):
@@ -517,6 +542,10 @@ class GridCell(SQLModel, table=True):
     job_id: int | None = Field(default=None, unique=True, sa_type=RecordId)
     # Why it was never submitted (a budget, a refused key), if so.
     refused: str | None = None
+    # When the runner took it to send it, and when the person stopped it before that
+    # (app/features/grids/stopping.py): each changes this row, so only one of them can win.
+    sent_at: datetime | None = _utc_column()
+    stopped_at: datetime | None = _utc_column()
 
 
 # --- What the API answers with -------------------------------------------------

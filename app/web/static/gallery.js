@@ -1,93 +1,8 @@
-// The gallery's enhancements: lightbox with ←/→/Esc, selection bar, copy buttons.
-// Without this file every link and form still works, only less smoothly.
+// The gallery's enhancements: the selection bar, and tiles that follow each change (the
+// lightbox is static/lightbox.js). Without this file every link and form still works, only
+// less smoothly.
 (function () {
   "use strict";
-
-  var currentId = null;
-
-  function lightbox() { return document.getElementById("lightbox"); }
-
-  function tiles() {
-    return Array.prototype.slice.call(
-      document.querySelectorAll("#gallery-grid .gallery-item[data-image-id]")
-    );
-  }
-
-  function openImage(id) {
-    var dialog = lightbox();
-    if (!dialog || !window.htmx) return false;
-    currentId = String(id);
-    htmx.ajax("GET", "/gallery/images/" + id + "/lightbox", { target: "#lightbox-body", swap: "innerHTML" });
-    if (!dialog.open) dialog.showModal();
-    return true;
-  }
-
-  // Move by `delta` tiles; at the end of the grid, load the next page first.
-  function step(delta) {
-    var list = tiles();
-    var index = list.findIndex(function (li) { return li.getAttribute("data-image-id") === currentId; });
-    if (index < 0) return;
-    var target = list[index + delta];
-    if (target) { openImage(target.getAttribute("data-image-id")); return; }
-    var more = document.querySelector("#gallery-grid .gallery-more[hx-get]");
-    if (delta > 0 && more && window.htmx) {
-      var grid = document.getElementById("gallery-grid");
-      grid.addEventListener("htmx:afterSettle", function again() {
-        grid.removeEventListener("htmx:afterSettle", again);
-        step(delta);
-      });
-      htmx.trigger(more, "gallery-more");
-    }
-  }
-
-  // Arrow keys that belong to a field or a tab list (the code examples) are not for the lightbox.
-  function keysTaken(target) {
-    if (!target || !target.closest) return false;
-    if (target.closest("[role=tablist]")) return true;
-    return /^(INPUT|SELECT|TEXTAREA)$/.test(target.tagName) && target.type !== "checkbox";
-  }
-
-  document.addEventListener("click", function (event) {
-    var link = event.target.closest && event.target.closest("a[data-lightbox]");
-    if (link && event.button === 0 && !(event.metaKey || event.ctrlKey || event.shiftKey || event.altKey)) {
-      if (openImage(link.getAttribute("data-lightbox"))) event.preventDefault();
-      return;
-    }
-    var dialog = lightbox();
-    if (!dialog || !dialog.open) return;
-    if (event.target === dialog) { dialog.close(); return; }  // a click on the backdrop
-    if (event.target.closest("[data-lightbox-prev]")) step(-1);
-    else if (event.target.closest("[data-lightbox-next]")) step(1);
-    else if (event.target.closest("[data-lightbox-close]")) dialog.close();
-  });
-
-  document.addEventListener("keydown", function (event) {
-    var dialog = lightbox();
-    if (!dialog || !dialog.open || keysTaken(event.target)) return;
-    if (event.key === "ArrowLeft") { event.preventDefault(); step(-1); }
-    else if (event.key === "ArrowRight") { event.preventDefault(); step(1); }
-    // Escape closes the dialog natively.
-  });
-
-  document.addEventListener("close", function (event) {
-    if (event.target !== lightbox()) return;
-    // Keyboard users land back on the image they were looking at.
-    var tile = currentId && document.getElementById("image-" + currentId);
-    var link = tile && tile.querySelector("a");
-    if (link) { link.focus({ preventScroll: true }); tile.scrollIntoView({ block: "nearest" }); }
-    var body = document.getElementById("lightbox-body");
-    if (body) body.innerHTML = "";
-  }, true);
-
-  // A star toggled in the lightbox shows on its tile too.
-  document.addEventListener("htmx:afterSwap", function (event) {
-    var form = event.detail.elt;
-    if (!form || !form.classList || !form.classList.contains("fav-form")) return;
-    if (!lightbox() || !lightbox().contains(form)) return;
-    var tile = document.getElementById("image-" + currentId);
-    var old = tile && tile.querySelector(".fav-form");
-    if (old) { old.outerHTML = form.outerHTML; htmx.process(tile); }
-  });
 
   // Selection: shown only while images are ticked, with how many; buttons enabled once
   // enough are ticked. The page keeps room below the grid for the bar (see gallery.css).
@@ -111,6 +26,11 @@
   document.addEventListener("change", function (event) {
     if (event.target.classList && event.target.classList.contains("tile-select")) syncSelection();
   });
+  document.addEventListener("click", function (event) {
+    if (!(event.target.closest && event.target.closest("[data-selection-clear]"))) return;
+    document.querySelectorAll("input.tile-select:checked").forEach(function (box) { box.checked = false; });
+    syncSelection();
+  });
   document.addEventListener("htmx:afterSettle", syncSelection);
   document.addEventListener("DOMContentLoaded", syncSelection);
 
@@ -131,15 +51,15 @@
       ids.forEach(function (id) {
         var tile = document.getElementById("image-" + id);
         if (!tile) return;
+        // The selection stays for the next action until it is cleared; an image that leaves
+        // the view leaves the selection with it.
         var box = tile.querySelector("input.tile-select");
-        if (box) box.checked = false;
+        if (box && hide) box.checked = false;
         if (hide) tile.hidden = true;
         if (show) tile.hidden = false;
       });
       syncSelection();
     }
-    var dialog = lightbox();
-    if (dialog && dialog.open && currentId && ids.indexOf(currentId) >= 0 && detail.action === "trash") dialog.close();
     // The job page shows each image's state: redraw it.
     var jobPage = document.getElementById("job-page");
     if (jobPage && detail.action !== "favourite" && detail.action !== "unfavourite" && window.htmx) {

@@ -2,7 +2,7 @@
 // the team's gallery, and uploads (a file chosen, dropped or pasted). The row's hidden
 // `reference_images` inputs are what the form posts; the server checks them against the
 // model's image input (how many, which images) before anything is sent. Runs under the
-// same strict CSP as app.js: no inline code, no eval.
+// same strict CSP as the page's other scripts: no inline code, no eval.
 (function () {
   "use strict";
 
@@ -13,7 +13,7 @@
   function dialog() { return $("[data-reference-dialog]"); }
 
   function say(message, kind) {
-    // The page's toasts live in app.js; an event keeps the two files apart.
+    // The page's toasts live in toasts.js; an event keeps the two files apart.
     document.dispatchEvent(new CustomEvent("playground-toast", { detail: { message: message, kind: kind || "error" } }));
   }
 
