@@ -59,7 +59,7 @@ def test_vendored_files_match_their_recorded_checksums() -> None:
     for name, recorded in rows:
         actual = hashlib.sha256((STATIC_DIR / "vendor" / name).read_bytes()).hexdigest()
         assert actual == recorded, name
-        assert f"/static/vendor/{name}" in (TEMPLATES_DIR / "base.html").read_text()
+        assert f'static_url("vendor/{name}")' in (TEMPLATES_DIR / "base.html").read_text()
 
 
 def test_the_dockerfile_installs_the_package_and_serves_on_all_interfaces() -> None:
