@@ -17,6 +17,8 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.core import extras
+from app.core.errors import MissingExtra
 from app.domain.parameters import DEFAULT_MODEL, ModelId
 
 PUBLIC_API_BASE_URL = "https://pixeldojo.ai/api/v1"
@@ -224,6 +226,7 @@ class Settings(BaseSettings):
                 "PLAYGROUND_DATABASE_URL must be a postgresql:// URL; leave it unset for the "
                 "SQLite database in the data dir"
             )
+        _require(extras.POSTGRES)
         return SecretStr(url)
 
     @field_validator("image_hosts", mode="before")
@@ -252,6 +255,7 @@ class Settings(BaseSettings):
                 "PLAYGROUND_BLOB_URL must be s3://bucket or s3://bucket/prefix "
                 "(unset keeps images beside the database)"
             )
+        _require(extras.S3)
         return url
 
     @field_validator("s3_endpoint_url")
@@ -334,6 +338,14 @@ class Settings(BaseSettings):
     @property
     def scratch_dir(self) -> Path:
         return self.data_dir / "tmp"
+
+
+def _require(extra: extras.Extra) -> None:
+    """A setting that needs an extra is refused, in one line, where the extra is missing."""
+    try:
+        extras.require(extra)
+    except MissingExtra as missing:
+        raise ValueError(missing.message) from None
 
 
 def is_loopback_host(host: str) -> bool:

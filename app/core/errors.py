@@ -12,7 +12,9 @@
     ├── CrossSiteRequest        403: a state-changing request that did not come from this site
     ├── UploadRefused           422: an uploaded file is not an image the gallery keeps
     ├── UploadTooLarge          413: an uploaded file is over the byte cap
-    └── SubmissionFailed        the upstream refused the job (the job row says why)
+    ├── SubmissionFailed        the upstream refused the job (the job row says why)
+    └── MissingExtra            a setting needs an optional part that is not installed
+                                (said at start-up, never in answer to a request)
 
 They are turned into answers in one place (app/web/errors.py): JSON for the
 API, a page for the browser, a fragment for htmx.
@@ -128,3 +130,10 @@ class SubmissionFailed(PlaygroundError):
         self.status_code = status_code
         self.code = code
         self.retry_after = retry_after
+
+
+class MissingExtra(PlaygroundError):
+    """A setting asks for PostgreSQL or S3, and that extra is not installed
+    (app/core/extras.py)."""
+
+    code = "missing_extra"

@@ -26,6 +26,7 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlmodel import Session
 
+from app.core import extras
 from app.core.config import Settings
 from app.core.resources import MIGRATIONS_DIR
 from app.storage.db import postgres, sqlite
@@ -34,6 +35,8 @@ from app.storage.db import postgres, sqlite
 class Database:
     def __init__(self, url: str | sa.URL) -> None:
         if postgres.is_postgres_url(url):
+            # Said in one line here, not as SQLAlchemy's ModuleNotFoundError.
+            extras.require(extras.POSTGRES)
             url = postgres.engine_url(url)
         self.url = sa.make_url(url)
         if self.url.get_backend_name() == "sqlite":

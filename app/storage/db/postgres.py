@@ -40,7 +40,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -194,6 +193,10 @@ def listen(
         .set(drivername="postgresql")
         .render_as_string(hide_password=False)
     )
+    # Here, not at the top: the module is imported on SQLite too, where psycopg may be
+    # absent (it is the [postgres] extra, app/core/extras.py).
+    import psycopg
+
     while not stop.is_set():
         try:
             with psycopg.connect(
