@@ -153,7 +153,12 @@ def worker(args: argparse.Namespace) -> int:
         f"database {_gallery_name(settings)}",
         file=sys.stderr,
     )
-    worker_role.main(settings)
+    health_socket = None
+    if args.health_port is not None:
+        from app.worker.health import bind
+
+        health_socket = bind(args.health_host, args.health_port)
+    worker_role.main(settings, health_socket=health_socket)
     return 0
 
 
@@ -699,6 +704,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="jobs this worker handles at once (default: PLAYGROUND_POLLER_CONCURRENCY, 8)",
     )
+    worker_parser.add_argument(
+        "--health-port",
+        type=int,
+        metavar="N",
+        help="answer /livez, /readyz (and /metrics with PLAYGROUND_METRICS=true) on this port",
+    )
+    worker_parser.add_argument(
+        "--health-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="the address the health port listens on (default 127.0.0.1)",
+    )
     worker_parser.add_argument("--log-level", default="info", help="log level")
     worker_parser.set_defaults(handler=worker)
 
@@ -803,6 +820,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("grid needs at least --x NAME=VALUE,VALUE,...")
     if args.command == "worker" and args.concurrency is not None and args.concurrency < 1:
         parser.error("--concurrency must be 1 or more")
+    port = getattr(args, "health_port", None)
+    if args.command == "worker" and port is not None and not 0 < port < 65536:
+        parser.error("--health-port must be a port number, 1 to 65535")
     if args.command == "batch" and args.concurrency < 1:
         parser.error("--concurrency must be 1 or more")
     result: int = args.handler(args)

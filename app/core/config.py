@@ -161,6 +161,11 @@ class Settings(BaseSettings):
     trash_days: int = Field(
         30, ge=0, description="Days a deleted image can be restored from the trash before purge"
     )
+    metrics: bool = Field(
+        False,
+        description="Serve Prometheus metrics: at /metrics of a web process (to admins once "
+        "sign-in is on) and on a worker's --health-port",
+    )
     blob_url: str | None = Field(
         None,
         description="Where image bytes live: s3://bucket/prefix for an S3-compatible store; "

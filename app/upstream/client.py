@@ -17,6 +17,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import httpx
 from pydantic import SecretStr
 
+from app.core import metrics
 from app.upstream.answers import ListedJob, UpstreamJob, parse_job, parse_job_list
 from app.upstream.errors import (
     DownloadRefused,
@@ -94,11 +95,12 @@ class PixelDojoClient:
         while True:
             await self.limiter.acquire(submit=True, max_wait=max(0.0, deadline - loop.time()))
             try:
-                response = await self._request("POST", path, json=body)
+                response = await self._request("POST", path, endpoint="submit", json=body)
             except UpstreamUnreachable as exc:
                 if exc.request_sent or refused_connections >= 1:
                     raise
                 refused_connections += 1
+                metrics.UPSTREAM_RETRIES.labels(reason="connection_refused").inc()
                 continue
             if response.status_code in (200, 201, 202):
                 # An accepted job with no status word is pending, never a lost answer.
@@ -110,34 +112,35 @@ class PixelDojoClient:
             await self.limiter.hold(pause)
             if loop.time() + pause > deadline:
                 raise error
+            metrics.UPSTREAM_RETRIES.labels(reason="rate_limited").inc()
 
     async def get_job(self, job_id: str) -> UpstreamJob:
         # The status URL is rebuilt from our base: a statusUrl pointing elsewhere never
         # receives the key.
-        response = await self._limited("GET", f"jobs/{quote(job_id, safe='')}")
+        response = await self._limited("GET", f"jobs/{quote(job_id, safe='')}", endpoint="job")
         return parse_job(self._json(response), self._secret)
 
     async def list_jobs(self, *, limit: int = 50) -> list[ListedJob]:
         """Recent jobs of this key (the listing's path is the contract's best guess)."""
-        response = await self._limited("GET", "jobs", params={"limit": limit})
+        response = await self._limited("GET", "jobs", endpoint="jobs", params={"limit": limit})
         return parse_job_list(self._json(response))
 
     async def check_key(self) -> None:
         """Raise AuthenticationFailed if the key is refused; a cheap read with no side effect
         (a job that cannot exist: 404 with a good key, 401 with a bad one)."""
-        response = await self._request("GET", "jobs/job_keycheck")
+        response = await self._request("GET", "jobs/job_keycheck", endpoint="key_check")
         if response.status_code not in (200, 404):
             raise error_from_response(response, self._secret)
 
     async def list_models(self) -> Any:
         """The catalogue (`GET /models`), as PixelDojo answers it (app/features/models/catalogue.py
         reads it)."""
-        response = await self._limited("GET", "models")
+        response = await self._limited("GET", "models", endpoint="models")
         return self._json(response)
 
     async def model(self, model: str) -> dict[str, Any]:
         """The model's card: name, modality, credit cost (NotFound for an unknown model)."""
-        response = await self._limited("GET", f"models/{quote(model, safe='')}")
+        response = await self._limited("GET", f"models/{quote(model, safe='')}", endpoint="model")
         payload = self._json(response)
         if not isinstance(payload, dict):
             raise MalformedResponse("PixelDojo's model answer is not a JSON object")
@@ -145,12 +148,16 @@ class PixelDojoClient:
 
     async def model_schema(self, model: str) -> Any:
         """The JSON Schema of the model's run body, as PixelDojo answers it."""
-        response = await self._limited("GET", f"models/{quote(model, safe='')}/schema")
+        response = await self._limited(
+            "GET", f"models/{quote(model, safe='')}/schema", endpoint="model_schema"
+        )
         return self._json(response)
 
-    async def _limited(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _limited(
+        self, method: str, path: str, *, endpoint: str, **kwargs: Any
+    ) -> httpx.Response:
         await self.limiter.acquire(submit=False)
-        response = await self._request(method, path, **kwargs)
+        response = await self._request(method, path, endpoint=endpoint, **kwargs)
         if response.status_code != 200:
             error = error_from_response(response, self._secret)
             if isinstance(error, RateLimited):
@@ -160,7 +167,22 @@ class PixelDojoClient:
             raise error
         return response
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def _request(
+        self, method: str, path: str, *, endpoint: str, **kwargs: Any
+    ) -> httpx.Response:
+        """One API request, counted by `endpoint` (a name, never the path: job ids would make
+        a series each) and its answer."""
+        try:
+            response = await self._send(method, path, **kwargs)
+        except UpstreamUnreachable:
+            metrics.UPSTREAM_REQUESTS.labels(endpoint=endpoint, status="unreachable").inc()
+            raise
+        metrics.UPSTREAM_REQUESTS.labels(endpoint=endpoint, status=str(response.status_code)).inc()
+        if response.status_code == 429:
+            metrics.UPSTREAM_RATE_LIMITED.labels(endpoint=endpoint).inc()
+        return response
+
+    async def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:
             return await self._api.request(method, path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -198,6 +220,19 @@ class PixelDojoClient:
         On the key-less client, from allowed hosts only (redirects are followed only
         to allowed hosts), at most `max_bytes`, within one overall deadline.
         """
+        try:
+            downloaded = await self._fetch(url, destination, max_bytes=max_bytes)
+        except DownloadRefused:
+            metrics.DOWNLOADS.labels(outcome="refused").inc()
+            raise
+        except Exception:
+            metrics.DOWNLOADS.labels(outcome="failed").inc()
+            raise
+        metrics.DOWNLOADS.labels(outcome="ok").inc()
+        metrics.DOWNLOAD_BYTES.inc(downloaded.byte_size)
+        return downloaded
+
+    async def _fetch(self, url: str, destination: BinaryIO, *, max_bytes: int) -> Download:
         try:
             async with asyncio.timeout(self.download_timeout_seconds):
                 return await self._download(url, destination, max_bytes=max_bytes)

@@ -19,6 +19,7 @@ What every store promises:
 - `discard` deletes what the caller has checked nobody references; `sweep`
   deletes unreferenced bytes older than a grace period (a writer may be between
   storing bytes and committing its rows).
+- `check` asks the store whether it answers, for the readiness probe;
 - `redirect_url` is the S3 store's alone: a presigned, expiring URL to send a
   browser to instead of streaming through the app, when the settings ask for it.
 """
@@ -89,6 +90,10 @@ class BlobStore(Protocol):
     def backup_to(self, directory: Path) -> Path | None:
         """Copy the store into `directory` as one consistent file for a backup, returning it;
         None when its bytes are not a file of ours (they are backed up where they live)."""
+
+    def check(self) -> None:
+        """Raise BlobStoreUnavailable unless the store answers now: one round trip, asked by
+        the readiness probe (app/features/ops/probes.py)."""
 
     def describe(self) -> str:
         """Where the bytes are, for people: a path, a database or a bucket (never a secret)."""

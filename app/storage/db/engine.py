@@ -14,6 +14,7 @@ archive's id sequences and the gallery migration, each saying why.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,6 +25,7 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import Session
 
 from app.core import extras
@@ -110,6 +112,13 @@ class Database:
             command.upgrade(config, "head")
             after = MigrationContext.configure(connection).get_current_revision()
         return before, after
+
+    def schema_revision(self) -> str | None:
+        """The schema's revision as the database answers now, on a connection of the read
+        pool (a round trip: `SELECT 1`, then the revision); raises if it does not answer."""
+        with self.read_engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+            return MigrationContext.configure(connection).get_current_revision()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -212,6 +221,12 @@ def is_number_out_of_range(exc: BaseException) -> bool:
     """Whether `exc` is the database (or its driver) refusing a number too large for a column:
     no record can have it, so the web layer answers 404 rather than 500."""
     return sqlite.is_integer_overflow(exc) or postgres.is_integer_overflow(exc)
+
+
+@functools.cache
+def newest_revision() -> str | None:
+    """The revision this version of the app migrates to (its migrations' head)."""
+    return ScriptDirectory.from_config(migrations_config()).get_current_head()
 
 
 def migrations_config() -> Config:

@@ -42,6 +42,7 @@ from app.storage.blobs.protocol import (
     CHUNK_BYTES,
     SWEEP_GRACE_SECONDS,
     BlobNotFound,
+    BlobStoreUnavailable,
     DigestMismatch,
 )
 
@@ -306,6 +307,13 @@ class SQLiteBlobStore:
 
     def describe(self) -> str:
         return f"the SQLite file {self.path}"
+
+    def check(self) -> None:
+        try:
+            with self._connection() as connection:
+                connection.execute("SELECT 1 FROM blobs LIMIT 0").fetchall()
+        except sqlite3.Error as exc:
+            raise BlobStoreUnavailable(f"{self.describe()}: {exc}") from None
 
     def put_file(self, sha256: str, path: Path) -> None:
         """Store the file's bytes under `sha256`, streaming in chunks; no-op if present."""
