@@ -5,6 +5,7 @@ and a worker answers the same on its --health-port."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -100,7 +101,10 @@ def test_readyz_goes_503_within_5_s_of_stopping_postgresql_and_back_to_200_when_
 
     bin_dir = find_bin_dir()
     if bin_dir is None:
-        pytest.skip("PostgreSQL server binaries not found (apt install postgresql)")
+        message = "PostgreSQL server binaries not found (apt install postgresql)"
+        if os.environ.get("PLAYGROUND_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
     # A server of this test's own: it is stopped under the app.
     cluster = PostgresCluster.start_new(bin_dir)
     try:

@@ -4,9 +4,9 @@ Read, not counted: jobs are submitted, polled and finished by every process on t
 database, so only the database knows how many there are in each status. Every process
 answers the same figures (take any one, or `max` across them).
 
-Three statements per scrape, each on an index (`ix_jobs_status_id`,
+Two statements per scrape, each on an index (`ix_jobs_status_id`,
 `ix_jobs_status_next_poll`): counting a million jobs by status reads the status index
-once, tens of milliseconds; the queue's figures read its unfinished part only.
+once, tens of milliseconds; the oldest due job is looked for among unfinished ones only.
 """
 
 from __future__ import annotations
