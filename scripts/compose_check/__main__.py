@@ -36,6 +36,7 @@ def main(argv: Sequence[str]) -> int:
     images: list[str] = []
     status = 0
     try:
+        run.work_in_memory()
         with run.step("lints and docker-compose config"):
             lint(run)
             check_config(run)
@@ -64,7 +65,9 @@ def main(argv: Sequence[str]) -> int:
         status = 1
     finally:
         run.say("cleaning up")
+        cleaning = time.monotonic()
         run.clean_up()
+        run.timings.append(("clean-up", time.monotonic() - cleaning))
     total = time.monotonic() - run.started
     summary = ", ".join(
         f"{name.split(' (')[0].split(':')[0]} {took:.0f}s" for name, took in run.timings
