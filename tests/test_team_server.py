@@ -105,6 +105,41 @@ def test_every_service_is_hardened_limited_and_checked() -> None:
     assert services["minio"]["environment"]["MINIO_BROWSER"] == "off"
 
 
+# What compose.ci.yaml may change, and why (its comments): images that cannot be pulled,
+# never pulling, host networking, and what host networking forces (the app's addresses of
+# db and minio, one port per container, so one container per project, and the
+# healthchecks that follow those ports).
+OVERRIDE_MAY_SET = {
+    "image",
+    "pull_policy",
+    "network_mode",
+    "entrypoint",
+    "command",
+    "environment",
+    "healthcheck",
+    "deploy",
+}
+
+
+def test_the_ci_override_only_swaps_images_and_sets_host_networking() -> None:
+    from app import __version__
+
+    override: dict[str, Any] = yaml.safe_load((ROOT / "compose.ci.yaml").read_text())
+    services: dict[str, dict[str, Any]] = override["services"]
+    assert set(services) <= set(services_of(compose()))
+    for name, service in services.items():
+        assert set(service) <= OVERRIDE_MAY_SET, f"{name} changes {set(service) - OVERRIDE_MAY_SET}"
+        assert service["network_mode"] == "host", name
+        assert service["pull_policy"] == "never", name
+        # Only images made on the machine: the app's own, or the base made from Debian's.
+        assert service.get("image", f"seedream-playground:{__version__}") in {
+            f"seedream-playground:{__version__}",
+            "${CHECK_BASE_IMAGE}",
+        }, name
+        assert service.get("deploy", {}).keys() <= {"replicas"}, name
+        assert not service.get("healthcheck", {}).get("disable") or name == "minio-bucket", name
+
+
 def test_the_dockerfile_builds_from_the_lock_on_a_pinned_base_as_a_numeric_user() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     base = re.search(r"^ARG BASE=(\S+)$", dockerfile, re.MULTILINE)
