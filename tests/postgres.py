@@ -168,6 +168,9 @@ class PostgresCluster:
                 "--no-sync",
             ]
         )
+        self._pg_ctl_start()
+
+    def _pg_ctl_start(self) -> None:
         options = " ".join(
             [
                 f"-p {self.port}",
@@ -194,6 +197,15 @@ class PostgresCluster:
                 "start",
             ]
         )
+
+    def pause(self) -> None:
+        """Stop the server as a crash would, keeping its files: `resume` starts it again on the
+        same port, with everything that was committed (for tests of the app while its
+        database is down; a cluster of the test's own, never the run's shared one)."""
+        self._run(self._pg_ctl_stop(), as_server_user=False)
+
+    def resume(self) -> None:
+        self._pg_ctl_start()
 
     def url(self, database: str = "postgres") -> str:
         """The URL a user would put in PLAYGROUND_DATABASE_URL."""

@@ -161,7 +161,7 @@ def _positive(_: click.Context, __: click.Parameter, value: int | None) -> int |
 
 @click.command(
     short_help="Poll jobs and store images, with no web app.",
-    epilog=examples("worker", "worker --concurrency 16"),
+    epilog=examples("worker", "worker --concurrency 16", "worker --health-port 8081"),
 )
 @click.option(
     "--concurrency",
@@ -170,9 +170,24 @@ def _positive(_: click.Context, __: click.Parameter, value: int | None) -> int |
     callback=_positive,
     help="Jobs this worker handles at once [default: PLAYGROUND_POLLER_CONCURRENCY, 8].",
 )
+@click.option(
+    "--health-port",
+    type=click.IntRange(1, 65535),
+    metavar="N",
+    help="Answer /livez, /readyz (and /metrics with PLAYGROUND_METRICS=true) on this port.",
+)
+@click.option(
+    "--health-host",
+    default="127.0.0.1",
+    show_default=True,
+    metavar="HOST",
+    help="The address the health port listens on.",
+)
 @click.option("--log-level", type=LOG_LEVELS, default="info", show_default=True)
 @common
-def worker(concurrency: int | None, log_level: str) -> int:
+def worker(
+    concurrency: int | None, health_port: int | None, health_host: str, log_level: str
+) -> int:
     """Poll jobs and store their images, with no web app (beside `serve --no-worker`).
 
     Runs until stopped (SIGTERM or Ctrl+C hands unfinished work back). Run as many as you
@@ -196,7 +211,12 @@ def worker(concurrency: int | None, log_level: str) -> int:
         f"database {gallery_name(settings)}",
         file=sys.stderr,
     )
-    worker_role.main(settings)
+    health_socket = None
+    if health_port is not None:
+        from app.worker.health import bind
+
+        health_socket = bind(health_host, health_port)
+    worker_role.main(settings, health_socket=health_socket)
     return 0
 
 

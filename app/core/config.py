@@ -17,7 +17,9 @@ import platformdirs
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.core import extras
 from app.core.database_url import POSTGRES_SCHEMES, engine_url
+from app.core.errors import MissingExtra
 from app.core.model_id import DEFAULT_MODEL, ModelId
 
 PUBLIC_API_BASE_URL = "https://pixeldojo.ai/api/v1"
@@ -157,6 +159,11 @@ class Settings(BaseSettings):
     trash_days: int = Field(
         30, ge=0, description="Days a deleted image can be restored from the trash before purge"
     )
+    metrics: bool = Field(
+        False,
+        description="Serve Prometheus metrics: at /metrics of a web process (to admins once "
+        "sign-in is on) and on a worker's --health-port",
+    )
     blob_url: str | None = Field(
         None,
         description="Where image bytes live: s3://bucket/prefix for an S3-compatible store; "
@@ -225,6 +232,7 @@ class Settings(BaseSettings):
                 "PLAYGROUND_DATABASE_URL must be a postgresql:// URL; leave it unset for the "
                 "SQLite database in the data dir"
             )
+        _require(extras.POSTGRES)
         return SecretStr(url)
 
     @field_validator("image_hosts", mode="before")
@@ -257,6 +265,7 @@ class Settings(BaseSettings):
                 "PLAYGROUND_BLOB_URL must be s3://bucket or s3://bucket/prefix "
                 "(unset keeps images beside the database)"
             )
+        _require(extras.S3)
         return url
 
     @field_validator("s3_endpoint_url")
@@ -349,6 +358,14 @@ def _is_blank(value: object) -> bool:
     if isinstance(value, SecretStr):
         value = value.get_secret_value()
     return isinstance(value, str) and not value.strip()
+
+
+def _require(extra: extras.Extra) -> None:
+    """A setting that needs an extra is refused, in one line, where the extra is missing."""
+    try:
+        extras.require(extra)
+    except MissingExtra as missing:
+        raise ValueError(missing.message) from None
 
 
 def is_loopback_host(host: str) -> bool:

@@ -13,7 +13,9 @@
     ├── CrossSiteRequest        403: a state-changing request that did not come from this site
     ├── UploadRefused           422: an uploaded file is not an image the gallery keeps
     ├── UploadTooLarge          413: an uploaded file is over the byte cap
-    └── SubmissionFailed        the upstream refused the job (the job row says why)
+    ├── SubmissionFailed        the upstream refused the job (the job row says why)
+    └── MissingExtra            a setting needs an optional part that is not installed
+                                (said at start-up, never in answer to a request)
 
 They are turned into answers in one place (app/web/errors.py): JSON for the
 API, a page for the browser, a fragment for htmx. A message never names a file
@@ -168,3 +170,10 @@ def plain_reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and (exc.filename is not None or exc.filename2 is not None):
         return exc.strerror or type(exc).__name__
     return str(exc) or type(exc).__name__
+
+
+class MissingExtra(PlaygroundError):
+    """A setting asks for PostgreSQL or S3, and that extra is not installed
+    (app/core/extras.py)."""
+
+    code = "missing_extra"

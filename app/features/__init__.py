@@ -1,1 +1,2 @@
-"""What the app does, a package each: jobs, gallery, grids, people, models, archive, doctor."""
+"""What the app does, a package each: jobs, gallery, grids, people, models, archive, doctor,
+ops."""

@@ -17,6 +17,7 @@ from urllib.parse import quote, urljoin, urlsplit
 import httpx
 from pydantic import SecretStr
 
+from app.core import metrics
 from app.upstream.answers import ListedJob, UpstreamJob, parse_job, parse_job_list
 from app.upstream.errors import (
     DownloadRefused,
@@ -104,6 +105,7 @@ class PixelDojoClient:
                 response = await self._request(
                     "POST",
                     path,
+                    endpoint="submit",
                     submit=True,
                     max_wait=max(0.0, deadline - loop.time()),
                     before_send=before_send,
@@ -113,6 +115,7 @@ class PixelDojoClient:
                 if exc.request_sent or refused_connections >= 1:
                     raise
                 refused_connections += 1
+                metrics.UPSTREAM_RETRIES.labels(reason="connection_refused").inc()
                 continue
             if response.status_code in (200, 201, 202):
                 # An accepted job with no status word is pending, never a lost answer.
@@ -124,33 +127,40 @@ class PixelDojoClient:
             await self.limiter.hold(pause)
             if loop.time() + pause > deadline:
                 raise error
+            metrics.UPSTREAM_RETRIES.labels(reason="rate_limited").inc()
 
     async def get_job(self, job_id: str) -> UpstreamJob:
         # The status URL is rebuilt from our base: a statusUrl pointing elsewhere never
         # receives the key.
-        response = await self._limited("GET", f"jobs/{quote(job_id, safe='')}")
+        response = await self._limited("GET", f"jobs/{quote(job_id, safe='')}", endpoint="job")
         return parse_job(self._json(response), self._secret)
 
     async def list_jobs(self, *, limit: int = 50) -> list[ListedJob]:
         """Recent jobs of this key (the listing's path is the contract's best guess)."""
-        response = await self._limited("GET", "jobs", params={"limit": limit})
+        response = await self._limited("GET", "jobs", endpoint="jobs", params={"limit": limit})
         return parse_job_list(self._json(response))
 
     async def check_key(self, *, max_wait: float | None = None) -> None:
         """Raise AuthenticationFailed if the key is refused; a cheap read with no side effect
         (a job that cannot exist: 404 with a good key, 401 with a bad one). With `max_wait`,
         LocalRateLimit rather than wait longer than that for the budget."""
-        await self._limited("GET", "jobs/job_keycheck", answered=(200, 404), max_wait=max_wait)
+        await self._limited(
+            "GET",
+            "jobs/job_keycheck",
+            endpoint="key_check",
+            answered=(200, 404),
+            max_wait=max_wait,
+        )
 
     async def list_models(self) -> Any:
         """The catalogue (`GET /models`), as PixelDojo answers it (app/features/models/catalogue.py
         reads it)."""
-        response = await self._limited("GET", "models")
+        response = await self._limited("GET", "models", endpoint="models")
         return self._json(response)
 
     async def model(self, model: str) -> dict[str, Any]:
         """The model's card: name, modality, credit cost (NotFound for an unknown model)."""
-        response = await self._limited("GET", f"models/{quote(model, safe='')}")
+        response = await self._limited("GET", f"models/{quote(model, safe='')}", endpoint="model")
         payload = self._json(response)
         if not isinstance(payload, dict):
             raise MalformedResponse("PixelDojo's model answer is not a JSON object")
@@ -158,7 +168,9 @@ class PixelDojoClient:
 
     async def model_schema(self, model: str) -> Any:
         """The JSON Schema of the model's run body, as PixelDojo answers it."""
-        response = await self._limited("GET", f"models/{quote(model, safe='')}/schema")
+        response = await self._limited(
+            "GET", f"models/{quote(model, safe='')}/schema", endpoint="model_schema"
+        )
         return self._json(response)
 
     async def _limited(
@@ -166,13 +178,14 @@ class PixelDojoClient:
         method: str,
         path: str,
         *,
+        endpoint: str,
         answered: tuple[int, ...] = (200,),
         max_wait: float | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
         """A read: raises the upstream's error for any status but `answered` (a 429 holds
         every caller for as long as the server asked)."""
-        response = await self._request(method, path, max_wait=max_wait, **kwargs)
+        response = await self._request(method, path, endpoint=endpoint, max_wait=max_wait, **kwargs)
         if response.status_code not in answered:
             error = error_from_response(response, self._secret)
             if isinstance(error, RateLimited):
@@ -187,6 +200,7 @@ class PixelDojoClient:
         method: str,
         path: str,
         *,
+        endpoint: str,
         submit: bool = False,
         max_wait: float | None = None,
         before_send: Callable[[], Awaitable[None]] | None = None,
@@ -195,24 +209,33 @@ class PixelDojoClient:
         """The one way a request carrying the key leaves: each takes its token from the
         budget first (for the app, one budget per key shared by every process, whatever the
         call), so no caller can spend the key's rate limit around it. `before_send` runs
-        between the wait for the budget and the request, and may raise to send nothing."""
+        between the wait for the budget and the request, and may raise to send nothing.
+        Counted by `endpoint` (a name, never the path: job ids would make a series each)
+        and its answer."""
         await self.limiter.acquire(submit=submit, max_wait=max_wait)
         if before_send is not None:
             await before_send()
         try:
-            return await self._api.request(method, path, **kwargs)
+            response = await self._api.request(method, path, **kwargs)
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            metrics.UPSTREAM_REQUESTS.labels(endpoint=endpoint, status="unreachable").inc()
             raise UpstreamUnreachable(
                 f"could not connect to PixelDojo ({exc.__class__.__name__})", request_sent=False
             ) from None
         except httpx.TimeoutException:
+            metrics.UPSTREAM_REQUESTS.labels(endpoint=endpoint, status="unreachable").inc()
             raise UpstreamUnreachable(
                 "PixelDojo did not answer in time", request_sent=True
             ) from None
         except httpx.TransportError as exc:
+            metrics.UPSTREAM_REQUESTS.labels(endpoint=endpoint, status="unreachable").inc()
             raise UpstreamUnreachable(
                 f"the connection to PixelDojo broke ({exc.__class__.__name__})", request_sent=True
             ) from None
+        metrics.UPSTREAM_REQUESTS.labels(endpoint=endpoint, status=str(response.status_code)).inc()
+        if response.status_code == 429:
+            metrics.UPSTREAM_RATE_LIMITED.labels(endpoint=endpoint).inc()
+        return response
 
     def _json(self, response: httpx.Response) -> Any:
         try:
@@ -236,6 +259,19 @@ class PixelDojoClient:
         On the key-less client, from allowed hosts only (redirects are followed only
         to allowed hosts), at most `max_bytes`, within one overall deadline.
         """
+        try:
+            downloaded = await self._fetch(url, destination, max_bytes=max_bytes)
+        except DownloadRefused:
+            metrics.DOWNLOADS.labels(outcome="refused").inc()
+            raise
+        except Exception:
+            metrics.DOWNLOADS.labels(outcome="failed").inc()
+            raise
+        metrics.DOWNLOADS.labels(outcome="ok").inc()
+        metrics.DOWNLOAD_BYTES.inc(downloaded.byte_size)
+        return downloaded
+
+    async def _fetch(self, url: str, destination: BinaryIO, *, max_bytes: int) -> Download:
         try:
             async with asyncio.timeout(self.download_timeout_seconds):
                 return await self._download(url, destination, max_bytes=max_bytes)

@@ -23,6 +23,7 @@ from app.core.errors import (
 )
 from app.domain.runs import field_errors
 from app.storage.db.engine import is_number_out_of_range
+from app.web.ops import MACHINE_PATHS
 
 # Codes that read the same whatever Python's name for the status (413's changed in 3.13).
 HTTP_ERROR_CODES = {400: "bad_request", 413: "request_too_large"}
@@ -84,7 +85,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
+    return request.url.path.startswith("/api/") or request.url.path in MACHINE_PATHS
 
 
 def _answer(

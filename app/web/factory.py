@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import SecretStr
 
 from app import __version__
-from app.core import datadir
+from app.core import datadir, metrics
 from app.core.config import Settings
 from app.core.loopback import LoopbackServer
 from app.core.resources import STATIC_DIR
@@ -40,6 +40,8 @@ from app.features.models.catalogue import ModelCatalogue
 from app.features.models.key_status import KeyHealth
 from app.features.models.live_rules import LiveRules
 from app.features.models.rate_budget import upstream_client
+from app.features.ops.job_gauges import JobGauges
+from app.features.ops.probes import Probes
 from app.features.people import accounts
 from app.features.people.access import Access, load_secret
 from app.storage import thumbnails
@@ -60,6 +62,7 @@ from app.web import (
     grids,
     grids_api,
     live,
+    ops,
     pages,
     presets,
     references,
@@ -70,6 +73,7 @@ from app.web.assets import static_assets
 from app.web.bodies import BodyLimit, body_limits
 from app.web.errors import API_ERRORS, install_error_handlers
 from app.web.gate import Gate, check_same_site
+from app.web.ops import RequestTimer
 from app.web.services import Services
 from app.web.templating import build_templates
 from app.worker.poller import Poller
@@ -87,7 +91,7 @@ DEMO_UPSTREAM_FILE = "demo-upstream.json"
 # live's /jobs/cards would otherwise be taken for a job id by pages. The route-by-route
 # access test reads this list.
 ROUTERS: tuple[APIRouter, ...] = (
-    pages.health_router,
+    ops.router,
     api.router,
     gallery_api.router,
     grids_api.router,
@@ -138,6 +142,9 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         app.include_router(router, responses=API_ERRORS)
     install_error_handlers(app)
     app.add_middleware(Gate)
+    if settings.metrics:
+        # Outside the gate: refused requests are answers too, and take time.
+        app.add_middleware(RequestTimer)
     # Outermost: bodies are counted before anything (the gate included) could read them.
     app.add_middleware(BodyLimit, uploads=body_limits(settings))
     return app
@@ -263,6 +270,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         image_origin=redirect_origin(blobs),
         catalogue=catalogue,
         submitter=submitter,
+        probes=Probes(db=db, blobs=blobs, signing_key=secret),
+        metrics=metrics.registry(JobGauges(db)) if settings.metrics else None,
     )
     catalogue.start()
     rules.start()

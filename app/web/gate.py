@@ -7,8 +7,9 @@ is protected without anyone remembering to. In order:
    header must name loopback, and so must the caller's address and any address
    a proxy says it forwarded for.
 2. The person is found from their session cookie or an API token (Bearer).
-3. With sign-in on, anonymous requests are refused, except the sign-in page,
-   static files and /healthz: 401 for the API and htmx, a redirect for pages.
+3. With sign-in on, anonymous requests are refused, except the sign-in page, static
+   files and the probes (/livez, /readyz, /healthz): 401 for the API and htmx, a redirect
+   for pages.
    Signed reference-image links (/references/...) are answered to anyone, on any
    host name: PixelDojo fetches them, and each names one image until it expires.
    So are PixelDojo's signed callbacks (/webhooks/pixeldojo/..., app/features/jobs/callbacks.py),
@@ -44,6 +45,7 @@ from app.core.errors import CrossSiteRequest
 from app.features.jobs import callbacks as webhooks
 from app.features.people.access import Access, caller_is_local, host_is_loopback
 from app.features.people.credentials import Credential
+from app.web.ops import MACHINE_PATHS, PROBE_PATHS
 from app.web.services import Services
 
 SESSION_COOKIE = "playground_session"
@@ -56,7 +58,7 @@ STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # answers): a script's JSON, or an image's bytes uploaded as a reference.
 NOT_SENDABLE_CROSS_SITE = ("application/json", "image/png", "image/jpeg", "image/webp")
 # /api/sign-in exchanges a name and password for an API token (the command line's `login`).
-PUBLIC_PATHS = frozenset({"/sign-in", "/api/sign-in", "/healthz"})
+PUBLIC_PATHS = frozenset({"/sign-in", "/api/sign-in", *PROBE_PATHS})
 PUBLIC_PREFIXES = ("/static/",)
 # Files that are the same for everyone may be cached; nothing else a signed-in person sees.
 CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")
@@ -211,6 +213,7 @@ def wants_json(request: Request) -> bool:
     path = request.url.path
     return (
         path.startswith("/api/")
+        or path in MACHINE_PATHS
         or path == "/openapi.json"
         or "application/json" in request.headers.get("accept", "")
     )

@@ -262,14 +262,3 @@ async def check_key(request: Request, services: ServicesDep) -> Response:
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Refresh": "true"})
     return RedirectResponse(back(request, None), 303)
-
-
-# A router of its own, first in the app's list: health checks come often, and each route
-# ahead of a path costs a match (app/web/factory.py's ROUTERS).
-health_router = APIRouter(tags=["health"])
-
-
-@health_router.get("/healthz")
-async def healthz() -> dict[str, str]:
-    # Async: it blocks on nothing, so it needs no worker thread (the bare floor's own route).
-    return {"status": "ok"}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry
+
 from app.core.config import Settings
 from app.features.doctor.report import LastDoctorReport
 from app.features.grids.submission import Grids
@@ -12,6 +14,7 @@ from app.features.jobs.submission import Submitter
 from app.features.models.catalogue import ModelCatalogue
 from app.features.models.key_status import KeyHealth
 from app.features.models.live_rules import LiveRules
+from app.features.ops.probes import Probes
 from app.features.people.access import Access
 from app.storage.blobs.protocol import BlobStore
 from app.storage.db.engine import Database
@@ -38,5 +41,8 @@ class Services:
     doctor_reports: LastDoctorReport
     catalogue: ModelCatalogue
     submitter: Submitter
+    probes: Probes
+    # What /metrics answers (app/core/metrics.py): None unless PLAYGROUND_METRICS is on.
+    metrics: CollectorRegistry | None = None
     # Where image routes send browsers (an S3 store's origin, in redirect mode), or None.
     image_origin: str | None = None

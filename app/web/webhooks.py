@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from app.core import metrics
 from app.core.errors import NotFoundError
 from app.features.jobs import callbacks as webhooks
 from app.storage.db.tables import ROW_ID_MAX, utcnow
@@ -34,7 +35,9 @@ async def pixeldojo_callback(job_id: int, signature: str, services: ServicesDep)
         or not webhooks.signature_valid(services.access.webhook_key, job_id, signature)
     ):
         # One answer for a wrong signature and an unknown job: it tells nothing.
+        metrics.CALLBACKS.labels(outcome="refused").inc()
         raise NotFoundError(webhooks.NOT_FOUND_MESSAGE)
+    metrics.CALLBACKS.labels(outcome="accepted").inc()
     if await run_in_threadpool(webhooks.record_callback, services.db, job_id=job_id, now=utcnow()):
         # This process's poller at once; the others hear the change through the database.
         services.poller.wake()

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 
 import anyio
 
+from app.core import metrics
 from app.core.config import Settings
 from app.features.jobs import callbacks as webhooks
 from app.features.jobs import queue, timing
@@ -61,6 +62,13 @@ RECONCILE_RETRY_SECONDS = 5.0
 DEFAULT_RETENTION = timedelta(hours=24)
 # The upstream may record a job a little before or after our clock says we sent it.
 CLOCK_SLACK_SECONDS = 30.0
+# What a job put back to be tried again was doing, as the retry metric names it.
+RETRY_STAGES = {
+    JobStatus.PENDING: "poll",
+    JobStatus.DOWNLOADING: "store",
+    JobStatus.SUBMITTING: "reconcile",
+    JobStatus.RECONCILING: "reconcile",
+}
 
 
 class Poller:
@@ -102,6 +110,9 @@ class Poller:
         # When callbacks were last seen to arrive (by monotonic clock).
         self._callbacks_seen_at: float | None = None
         self._scratch_dir = worker_scratch_dir(settings.scratch_dir, worker_id)
+        # When the database last heard this worker was alive (monotonic clock): a worker
+        # whose heartbeats fail looks dead to the others, who take its jobs over.
+        self._beaten_at: float | None = None
 
     def register(self) -> None:
         """Be known as a live worker (and the submitter beside it), with a heartbeat, before
@@ -111,6 +122,7 @@ class Poller:
             return
         for worker_id in (self.worker_id, self.submitter_id):
             queue.register_worker(self.db, worker_id=worker_id)
+        self._beaten_at = time.monotonic()
         self._tasks.append(asyncio.create_task(self._beat(), name="poller-heartbeat"))
 
     def start(self) -> None:
@@ -245,6 +257,16 @@ class Poller:
             lease_seconds=self.settings.lease_seconds,
             also_alive=[self.submitter_id],
         )
+        self._beaten_at = time.monotonic()
+
+    def seconds_since_heartbeat(self) -> float | None:
+        """How long ago the database last heard this worker was alive; None before it has."""
+        return None if self._beaten_at is None else time.monotonic() - self._beaten_at
+
+    @property
+    def polling(self) -> bool:
+        """Whether the polling loop runs (it ends only when the worker stops)."""
+        return any(task.get_name() == "poller" and not task.done() for task in self._tasks)
 
     def _seconds_until_due(self) -> float:
         due_in = queue.seconds_until_next_due(self.db, now=utcnow())
@@ -332,6 +354,8 @@ class Poller:
             log.info("job %s was taken over before it was polled; leaving it", job.id)
             return
         due_at = job.next_poll_at
+        if due_at is not None:
+            metrics.POLL_DELAY.observe(max(0.0, -_seconds_until(due_at)))
         try:
             upstream = await self.client.get_job(job.upstream_job_id)
         except UpstreamError as exc:
@@ -654,6 +678,7 @@ class Poller:
         await anyio.to_thread.run_sync(lambda: self.key_health.refused(message))
 
     async def _retry(self, job: Job, note: str | None, *, delay: float | None = None) -> None:
+        metrics.JOB_RETRIES.labels(stage=RETRY_STAGES.get(job.status, "other")).inc()
         if delay is None:
             # Exponential backoff with full jitter, so many jobs do not retry in step.
             ceiling = min(

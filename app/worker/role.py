@@ -23,15 +23,19 @@ import socket
 
 import anyio
 
+from app.core import metrics
 from app.core.config import Settings
 from app.features.jobs import queue
 from app.features.jobs.events import JobEvents
 from app.features.models.key_status import KeyHealth
 from app.features.models.rate_budget import upstream_client
+from app.features.ops.job_gauges import JobGauges
+from app.features.ops.probes import Probes
 from app.storage.blobs.choose import open_blob_store
 from app.storage.db.engine import Database
 from app.storage.db.tables import utcnow
 from app.storage.intake import clear_scratch, return_image_memory_promptly
+from app.worker.health import HealthServer, health_app, health_server
 from app.worker.poller import Poller
 
 log = logging.getLogger(__name__)
@@ -48,8 +52,11 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
 
-async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
-    """Poll and store until `stop` is set; then hand unfinished work back."""
+async def run_worker(
+    settings: Settings, *, stop: asyncio.Event, health_socket: socket.socket | None = None
+) -> None:
+    """Poll and store until `stop` is set; then hand unfinished work back. With
+    `health_socket`, answer the probes (and the metrics, if on) there meanwhile."""
     if settings.pixeldojo_api_key is None:
         raise RuntimeError(DEMO_MODE_REFUSAL)
     return_image_memory_promptly()
@@ -81,9 +88,27 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
         settings.poller_concurrency,
         blobs.describe(),
     )
+    health: HealthServer | None = None
+    health_task: asyncio.Task[None] | None = None
+    if health_socket is not None:
+        probes = Probes(
+            db=db,
+            blobs=blobs,
+            heartbeat=poller.seconds_since_heartbeat,
+            polling=lambda: poller.polling,
+            lease_seconds=settings.lease_seconds,
+        )
+        registry = metrics.registry(JobGauges(db)) if settings.metrics else None
+        health = health_server(health_app(probes, registry))
+        health_task = asyncio.create_task(health.serve([health_socket]), name="health port")
+        host, port = health_socket.getsockname()[:2]
+        log.info("worker %s: probes on http://%s:%d/readyz", poller.worker_id, host, port)
     try:
         await stop.wait()
     finally:
+        if health is not None and health_task is not None:
+            health.should_exit = True
+            await health_task
         await poller.stop()
         events.detach()
         await client.aclose()
@@ -91,7 +116,7 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event) -> None:
         db.dispose()
 
 
-def main(settings: Settings) -> None:
+def main(settings: Settings, *, health_socket: socket.socket | None = None) -> None:
     """Run a worker until SIGTERM or Ctrl+C."""
 
     async def _run() -> None:
@@ -99,6 +124,6 @@ def main(settings: Settings) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
-        await run_worker(settings, stop=stop)
+        await run_worker(settings, stop=stop, health_socket=health_socket)
 
     asyncio.run(_run())

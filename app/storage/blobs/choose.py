@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from app.core import extras
 from app.core.config import Settings
 from app.core.database_url import is_postgres_url
 from app.storage.blobs.protocol import BlobStore
@@ -20,7 +21,9 @@ from app.storage.blobs.protocol import BlobStore
 def open_blob_store(settings: Settings, *, database_url: str | sa.URL) -> BlobStore:
     """The store the settings name, for a gallery whose rows are at `database_url`."""
     if settings.blob_url is not None:
-        # Imported here: boto3 costs start-up time nobody else should pay.
+        # Imported here: boto3 costs start-up time nobody else should pay, and it is the
+        # [s3] extra, which may not be installed.
+        extras.require(extras.S3)
         from app.storage.blobs.s3 import S3BlobStore, parse_blob_url
 
         bucket, prefix = parse_blob_url(settings.blob_url)

@@ -19,6 +19,7 @@ from app.storage.blobs.protocol import (
     CHUNK_BYTES,
     SWEEP_GRACE_SECONDS,
     BlobNotFound,
+    BlobStoreUnavailable,
     DigestMismatch,
     split_chunks,
 )
@@ -65,10 +66,24 @@ class PostgresBlobStore:
 
     def __init__(self, url: str | sa.URL, *, pool_size: int = 4) -> None:
         self._url = make_url(engine_url(url))
-        self._engine = sa.create_engine(self._url, pool_size=pool_size, max_overflow=pool_size)
+        # Checked before use, as the database's own pools are (engine_options): a server
+        # restart otherwise fails the first read of each pooled connection.
+        self._engine = sa.create_engine(
+            self._url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
+        )
 
     def describe(self) -> str:
         return f"PostgreSQL ({self._url.render_as_string(hide_password=True)})"
+
+    def check(self) -> None:
+        try:
+            with self._engine.connect() as connection:
+                connection.execute(sa.select(BLOBS.c.sha256).limit(0)).all()
+        except sa.exc.SQLAlchemyError as exc:
+            # The class alone: a driver's message may quote the connection string.
+            raise BlobStoreUnavailable(
+                f"{self.describe()} does not answer ({exc.__class__.__name__})"
+            ) from None
 
     def close(self) -> None:
         self._engine.dispose()

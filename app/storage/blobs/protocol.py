@@ -27,6 +27,7 @@ What every store promises:
   naming deleted bytes. S3 offers no transaction: there `put_file` and `renew`
   renew the object's date, and deletions spare anything renewed within
   `SWEEP_GRACE_SECONDS` (see app/storage/blobs/s3.py for what that leaves).
+- `check` asks the store whether it answers, for the readiness probe;
 - `redirect_url` is the S3 store's alone: a presigned, expiring URL to send a
   browser to instead of streaming through the app, when the settings ask for it.
 """
@@ -122,6 +123,10 @@ class BlobStore(Protocol):
     def backup_to(self, directory: Path) -> Path | None:
         """Copy the store into `directory` as one consistent file for a backup, returning it;
         None when its bytes are not a file of ours (they are backed up where they live)."""
+
+    def check(self) -> None:
+        """Raise BlobStoreUnavailable unless the store answers now: one round trip, asked by
+        the readiness probe (app/features/ops/probes.py)."""
 
     def describe(self) -> str:
         """Where the bytes are, for people: a path, a database or a bucket (never a secret)."""

@@ -130,6 +130,12 @@ class S3BlobStore:
         where = f" at {self._endpoint_url}" if self._endpoint_url else ""
         return f"s3://{self._bucket}/{self._prefix}{where}"
 
+    def check(self) -> None:
+        try:
+            self._client.head_bucket(Bucket=self._bucket)
+        except (ClientError, BotoCoreError) as exc:
+            raise S3Unavailable(f"cannot use the bucket {self.describe()}: {exc}") from None
+
     def close(self) -> None:
         self._client.close()
 

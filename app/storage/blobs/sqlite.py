@@ -22,6 +22,7 @@ from app.storage.blobs.protocol import (
     CHUNK_BYTES,
     SWEEP_GRACE_SECONDS,
     BlobNotFound,
+    BlobStoreUnavailable,
     DigestMismatch,
 )
 from app.storage.db.sqlite import BUSY_TIMEOUT_MS, backup_database, use_wal
@@ -131,6 +132,13 @@ class SQLiteBlobStore:
                 self._pool.get_nowait().close()
             except queue.Empty:
                 return
+
+    def check(self) -> None:
+        try:
+            with self._connection() as connection:
+                connection.execute("SELECT 1 FROM blobs LIMIT 0").fetchall()
+        except sqlite3.Error as exc:
+            raise BlobStoreUnavailable(f"{self.describe()}: {exc}") from None
 
     def describe(self) -> str:
         return f"the SQLite file {self.path}"

@@ -14,6 +14,7 @@ archive's id sequences and the gallery migration, each saying why.
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,8 +25,10 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlmodel import Session
 
+from app.core import extras
 from app.core.config import Settings
 from app.core.database_url import display_url, engine_url, is_postgres_url
 from app.core.resources import MIGRATIONS_DIR
@@ -40,6 +43,8 @@ CREDENTIALS_MARKER_SUFFIX = "-credentials-changed"
 class Database:
     def __init__(self, url: str | sa.URL) -> None:
         if is_postgres_url(url):
+            # Said in one line here, not as SQLAlchemy's ModuleNotFoundError.
+            extras.require(extras.POSTGRES)
             url = engine_url(url)
         self.url = sa.make_url(url)
         if self.url.get_backend_name() == "sqlite":
@@ -114,6 +119,13 @@ class Database:
             command.upgrade(config, "head")
             after = MigrationContext.configure(connection).get_current_revision()
         return before, after
+
+    def schema_revision(self) -> str | None:
+        """The schema's revision as the database answers now, on a connection of the read
+        pool (a round trip: `SELECT 1`, then the revision); raises if it does not answer."""
+        with self.read_engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+            return MigrationContext.configure(connection).get_current_revision()
 
     @contextmanager
     def read(self) -> Iterator[Session]:
@@ -233,6 +245,12 @@ def is_number_out_of_range(exc: BaseException) -> bool:
     """Whether `exc` is the database (or its driver) refusing a number too large for a column:
     no record can have it, so the web layer answers 404 rather than 500."""
     return sqlite.is_integer_overflow(exc) or postgres.is_integer_overflow(exc)
+
+
+@functools.cache
+def newest_revision() -> str | None:
+    """The revision this version of the app migrates to (its migrations' head)."""
+    return ScriptDirectory.from_config(migrations_config()).get_current_head()
 
 
 def migrations_config() -> Config:

@@ -34,7 +34,6 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import psycopg
 import sqlalchemy as sa
 
 from app.core.database_url import engine_url
@@ -167,6 +166,10 @@ def listen(
         .set(drivername="postgresql")
         .render_as_string(hide_password=False)
     )
+    # Here, not at the top: the module is imported on SQLite too, where psycopg may be
+    # absent (it is the [postgres] extra, app/core/extras.py).
+    import psycopg
+
     while not stop.is_set():
         try:
             with psycopg.connect(
