@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from jsonschema import Draft202012Validator
 from PIL import Image as PILImage
 
 from app.cli import main as cli
@@ -165,6 +166,7 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
         assert sum(name.startswith("blobs/") for name in names) == 6
         assert sum(name.startswith("thumbnails/") for name in names) == 6, "one per image"
         assert_named_and_dated(contents)
+        assert_follows_the_published_schema(contents)
     assert_readable_by_anyone(archive.read_bytes())
     assert (
         run_cli(monkeypatch, tmp_path / "copy", "import", str(archive), database=other_database)
@@ -320,6 +322,8 @@ def test_an_export_cannot_smuggle_text_into_number_columns() -> None:
     }
 
 
+SCHEMAS = Path(__file__).parent.parent / "app" / "web" / "static" / "schemas"
+EXPORT_SCHEMA = SCHEMAS / "gallery-export.schema.json"
 EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
@@ -343,6 +347,22 @@ def assert_named_and_dated(contents: zipfile.ZipFile) -> None:
         moment = dated.pop(info.filename, exported)
         assert info.date_time == dos_time(moment), info.filename
     assert dated == {}, "every image and thumbnail is named with its extension"
+
+
+def assert_follows_the_published_schema(contents: zipfile.ZipFile) -> None:
+    """The manifest and every row, by app/web/static/schemas/gallery-export.schema.json."""
+    schema = json.loads(EXPORT_SCHEMA.read_text())
+    check = Draft202012Validator.FORMAT_CHECKER
+    Draft202012Validator(schema, format_checker=check).validate(
+        json.loads(contents.read("manifest.json"))
+    )
+    for table in ("jobs", "images", "collections", "collection_images", "users"):
+        rows = Draft202012Validator(
+            {"$defs": schema["$defs"], "$ref": f"#/$defs/{table}"}, format_checker=check
+        )
+        for line in contents.read(f"{table}.jsonl").splitlines():
+            rows.validate(json.loads(line))
+        assert not rows.is_valid({}), "a row without its columns does not pass"
 
 
 def test_an_export_in_format_version_2_still_imports(
