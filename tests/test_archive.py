@@ -7,13 +7,16 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import re
 import zipfile
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from jsonschema import Draft202012Validator
 from PIL import Image as PILImage
 
 from app.cli import main as cli
@@ -29,6 +32,7 @@ from tests.conftest import (
     serve_app,
     wait_for_job,
 )
+from tests.zip_readers import assert_readable_by_anyone, dos_time
 
 pytestmark = pytest.mark.both_databases
 
@@ -161,6 +165,9 @@ def test_export_and_import_into_a_fresh_data_dir_loses_nothing(
         assert "manifest.json" in names and "jobs.jsonl" in names
         assert sum(name.startswith("blobs/") for name in names) == 6
         assert sum(name.startswith("thumbnails/") for name in names) == 6, "one per image"
+        assert_named_and_dated(contents)
+        assert_follows_the_published_schema(contents)
+    assert_readable_by_anyone(archive.read_bytes())
     assert (
         run_cli(monkeypatch, tmp_path / "copy", "import", str(archive), database=other_database)
         == 0
@@ -315,6 +322,68 @@ def test_an_export_cannot_smuggle_text_into_number_columns() -> None:
     }
 
 
+SCHEMAS = Path(__file__).parent.parent / "app" / "web" / "static" / "schemas"
+EXPORT_SCHEMA = SCHEMAS / "gallery-export.schema.json"
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+
+
+def assert_named_and_dated(contents: zipfile.ZipFile) -> None:
+    """Images and thumbnails are named as the files they are and dated when the first image
+    with their bytes was made; the rest when the export was taken."""
+    manifest = json.loads(contents.read("manifest.json"))
+    exported = datetime.fromisoformat(manifest["exported_at"]).astimezone(UTC)
+    assert manifest["version"] == 3
+    first_made: dict[str, tuple[datetime, str]] = {}
+    for line in contents.read("images.jsonl").splitlines():
+        image = json.loads(line)
+        made = datetime.fromisoformat(image["created_at"]).astimezone(UTC)
+        if image["sha256"] not in first_made or made < first_made[image["sha256"]][0]:
+            first_made[image["sha256"]] = (made, EXTENSIONS[image["content_type"]])
+    dated = {}
+    for sha, (made, extension) in first_made.items():
+        dated[f"blobs/{sha}.{extension}"] = made
+        dated[f"thumbnails/{sha}.webp"] = made
+    for info in contents.infolist():
+        moment = dated.pop(info.filename, exported)
+        assert info.date_time == dos_time(moment), info.filename
+    assert dated == {}, "every image and thumbnail is named with its extension"
+
+
+def assert_follows_the_published_schema(contents: zipfile.ZipFile) -> None:
+    """The manifest and every row, by app/web/static/schemas/gallery-export.schema.json."""
+    schema = json.loads(EXPORT_SCHEMA.read_text())
+    check = Draft202012Validator.FORMAT_CHECKER
+    Draft202012Validator(schema, format_checker=check).validate(
+        json.loads(contents.read("manifest.json"))
+    )
+    for table in ("jobs", "images", "collections", "collection_images", "users"):
+        rows = Draft202012Validator(
+            {"$defs": schema["$defs"], "$ref": f"#/$defs/{table}"}, format_checker=check
+        )
+        for line in contents.read(f"{table}.jsonl").splitlines():
+            rows.validate(json.loads(line))
+        assert not rows.is_valid({}), "a row without its columns does not pass"
+
+
+def test_an_export_in_format_version_2_still_imports(
+    tmp_path: Path,
+    emulator: RunningEmulator,
+    monkeypatch: pytest.MonkeyPatch,
+    database: DatabaseChoice,
+) -> None:
+    """tests/fixtures/gallery-export-v2.zip, as the export wrote it before its members had
+    extensions and dates: four jobs (one failed), three images (one an upload), a board."""
+    fixture = Path(__file__).parent / "fixtures" / "gallery-export-v2.zip"
+    assert run_cli(monkeypatch, tmp_path / "data", "import", str(fixture), database=database) == 0
+    settings = make_settings(tmp_path / "data", emulator, database=database)
+    rows = table_rows(settings)
+    assert (len(rows["jobs"]), len(rows["images"]), len(rows["collections"])) == (4, 3, 1)
+    with zipfile.ZipFile(fixture) as old:
+        for sha, (data, thumbnail) in stored_bytes(settings).items():
+            assert data == old.read(f"blobs/{sha}")
+            assert thumbnail == old.read(f"thumbnails/{sha}")
+
+
 def as_version_1(export: Path, target: Path) -> None:
     """The same export in the layout of version 1, from before thumbnails moved into the
     blob store: their columns in thumbnails.jsonl and their bytes once per image row."""
@@ -324,11 +393,15 @@ def as_version_1(export: Path, target: Path) -> None:
         rows = []
         for line in new.read("images.jsonl").splitlines():
             image = json.loads(line)
-            old.writestr(f"thumbnails/{image['id']}", new.read(f"thumbnails/{image['sha256']}"))
+            old.writestr(
+                f"thumbnails/{image['id']}", new.read(f"thumbnails/{image['sha256']}.webp")
+            )
             rows.append(
                 {"image_id": image["id"], "content_type": "image/webp", "width": 1, "height": 1}
             )
         old.writestr("thumbnails.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
         for info in new.infolist():
             if info.filename != "manifest.json" and not info.filename.startswith("thumbnails/"):
-                old.writestr(info, new.read(info))
+                # Images by their digest alone, as every export before version 3.
+                name = re.sub(r"^(blobs/[0-9a-f]{64})\.\w+$", r"\1", info.filename)
+                old.writestr(name, new.read(info))

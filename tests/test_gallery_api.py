@@ -614,7 +614,8 @@ def test_a_downloaded_png_carries_its_parameters(shared_app: RunningApp, made: M
         text = dict(png.text)  # type: ignore[attr-defined]
         pixels = png.tobytes()
     assert text["parameters"].startswith(
-        "a lighthouse at dawn, watercolour\nSeed: 11, Size: 2560x1440"
+        "a lighthouse at dawn, watercolour\n"
+        "Steps: 1, Sampler: Seedream, CFG scale: 1, Seed: 11, Size: 2560x1440"
     )
     assert "Model: seedream-4" in text["parameters"] and "Image: 2 of 2" in text["parameters"]
     record = json.loads(text["seedream"])

@@ -27,6 +27,7 @@ from tests.conftest import (
     serve_app,
     wait_until,
 )
+from tests.zip_readers import assert_readable_by_anyone
 
 
 def plan(prompt: str = "a lighthouse at dawn", *axes: str, token: str | None = "t", **base: Any):
@@ -204,7 +205,9 @@ def test_a_grid_fills_in_is_paid_once_and_goes_away_as_zip_and_contact_sheet(
     listed = app.client.get("/api/grids").json()["items"]
     assert [(item["id"], item["cells"], item["done"]) for item in listed] == [(grid_id, 6, 6)]
 
-    archive = zipfile.ZipFile(io.BytesIO(app.client.get(f"/api/grids/{grid_id}/zip").content))
+    grid_zip = app.client.get(f"/api/grids/{grid_id}/zip").content
+    assert_readable_by_anyone(grid_zip)  # a streaming reader takes it, unzipped by anyone
+    archive = zipfile.ZipFile(io.BytesIO(grid_zip))
     manifest = json.loads(archive.read("manifest.json"))
     assert manifest["count"] == 6
     assert manifest["selection"]["grid"] == grid_id

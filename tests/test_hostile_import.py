@@ -97,10 +97,10 @@ def swap_blob(content: bytes) -> Callable[[dict[str, bytes], RawZip], None]:
     def change(members: dict[str, bytes], extra: RawZip) -> None:
         old = next(name for name in members if name.startswith("blobs/"))
         new_sha = hashlib.sha256(content).hexdigest()
-        members[f"blobs/{new_sha}"] = content
+        members[f"blobs/{new_sha}.png"] = content
         del members[old]
         members["images.jsonl"] = members["images.jsonl"].replace(
-            old.removeprefix("blobs/").encode(), new_sha.encode()
+            old.removeprefix("blobs/").partition(".")[0].encode(), new_sha.encode()
         )
         rows = [json.loads(line) for line in members["images.jsonl"].splitlines()]
         for row in rows:
@@ -148,6 +148,23 @@ def traversal_names(members: dict[str, bytes], extra: RawZip) -> None:
 
 def huge_thumbnail(members: dict[str, bytes], extra: RawZip) -> None:
     swap_thumbnail(huge_png(50_000, 50_000))(members, extra)
+
+
+def _a_png(members: dict[str, bytes]) -> str | None:
+    """An image named as a PNG (left alone if another hostility has replaced them all)."""
+    return next((name for name in members if re.fullmatch(r"blobs/\w+\.png", name)), None)
+
+
+def misnamed_image(members: dict[str, bytes], extra: RawZip) -> None:
+    """A PNG under a name that says JPEG."""
+    if name := _a_png(members):
+        members[name.removesuffix(".png") + ".jpg"] = members.pop(name)
+
+
+def image_under_two_names(members: dict[str, bytes], extra: RawZip) -> None:
+    """The same image by digest alone (as version 2 named it) and with its extension."""
+    if name := _a_png(members):
+        members[name.removesuffix(".png")] = members[name]
 
 
 def missing_member(members: dict[str, bytes], extra: RawZip) -> None:
@@ -215,15 +232,15 @@ def _a_blank_collection_name(rows: list[dict[str, Any]]) -> None:
 HOSTILE = {
     "html labelled as an image": (
         swap_blob(HTML),
-        r"blobs/[0-9a-f]{64}: the file is not a readable image",
+        r"blobs/[0-9a-f]{64}\.png: the file is not a readable image",
     ),
     "javascript labelled as an image": (
         swap_blob(JAVASCRIPT),
-        r"blobs/[0-9a-f]{64}: the file is not a readable image",
+        r"blobs/[0-9a-f]{64}\.png: the file is not a readable image",
     ),
     "javascript labelled as a thumbnail": (
         swap_thumbnail(JAVASCRIPT),
-        r"thumbnails/[0-9a-f]{64}: the file is not a readable image",
+        r"thumbnails/[0-9a-f]{64}\.webp: the file is not a readable image",
     ),
     "zip bomb in the rows": (
         zip_bomb_in_rows,
@@ -231,7 +248,7 @@ HOSTILE = {
     ),
     "zip bomb with a lying header": (
         zip_bomb_with_a_lying_header,
-        r"blobs/[0-9a-f]{64}: cannot be read \(Bad CRC-32",
+        r"blobs/[0-9a-f]{64}\.png: cannot be read \(Bad CRC-32",
     ),
     "a 1 GB member": (
         one_gib_member,
@@ -243,8 +260,17 @@ HOSTILE = {
     ),
     "a 50,000 × 50,000 thumbnail": (
         huge_thumbnail,
-        r"thumbnails/[0-9a-f]{64}: the image is (over|50000×50000 pixels, over) "
+        r"thumbnails/[0-9a-f]{64}\.webp: the image is (over|50000×50000 pixels, over) "
         r"the [\d,]+-pixel cap",
+    ),
+    "an image named as another type": (
+        misnamed_image,
+        r"blobs/[0-9a-f]{64}\.jpg: it is image/png, not what its name says",
+    ),
+    "an image under two names": (
+        image_under_two_names,
+        r"the archive holds 'blobs/[0-9a-f]{64}(\.png)?' and 'blobs/[0-9a-f]{64}(\.png)?': "
+        r"the same bytes",
     ),
     "a missing member": (missing_member, r"images\.jsonl line \d+: the archive has no blobs/"),
     "bad JSON": (bad_json, r"collections\.jsonl line 1: not valid JSON"),

@@ -24,8 +24,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from app.core import metrics
 from app.features.ops.probes import Part, Probes
 from app.features.people import accounts
-from app.storage.db.engine import Database, newest_revision
 from app.storage.blobs.sqlite import SQLiteBlobStore
+from app.storage.db.engine import Database, newest_revision
 from app.storage.db.tables import JobStatus
 from tests.conftest import (
     CLIENT_TLS,

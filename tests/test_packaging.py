@@ -37,6 +37,8 @@ def test_the_wheel_ships_templates_static_files_and_migrations(wheel: Path) -> N
         "app/web/templates/partials/_job_card.html",
         "app/web/static/app.css",
         "app/web/static/vendor/htmx-2.0.11.min.js",
+        "app/web/static/schemas/image-record.schema.json",
+        "app/web/static/schemas/gallery-export.schema.json",
         "app/storage/db/migrations/env.py",
         "app/storage/db/migrations/versions/0001_jobs_and_images.py",
     ):

@@ -31,6 +31,8 @@ from app.upstream import DownloadRefused
 FORMAT_CONTENT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 # The only types an image or thumbnail is ever stored or served as.
 IMAGE_CONTENT_TYPES = frozenset(FORMAT_CONTENT_TYPES.values())
+# The file name extension of each, wherever an image is saved as a file.
+IMAGE_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 # Larger than any size the model makes (4096×4096) and far below Pillow's own
 # decompression-bomb threshold, which would let 89 million pixels through.
 MAX_IMAGE_PIXELS = 4096 * 4096 + 1

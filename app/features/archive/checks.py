@@ -41,7 +41,9 @@ from app.features.archive.members import ArchiveError, read_member, records, str
 from app.features.archive.rows import OPTIONAL_MEMBERS, ROW_MEMBERS, KeyOrder, checked_row
 from app.storage.intake import (
     IMAGE_CONTENT_TYPES,
+    IMAGE_EXTENSIONS,
     MAX_IMAGE_PIXELS,
+    THUMBNAIL_CONTENT_TYPE,
     THUMBNAIL_MAX_SIDE,
     ImageFacts,
     verify_image,
@@ -49,22 +51,32 @@ from app.storage.intake import (
 from app.upstream import DownloadRefused
 
 FORMAT = "seedream-playground-gallery"
-VERSION = 2
+VERSION = 3
 # Version 1, from before thumbnails moved into the blob store, held them as
-# thumbnails.jsonl rows and thumbnails/<image id> bytes; version 2 as thumbnails/<sha256>.
-READABLE_VERSIONS = (1, 2)
+# thumbnails.jsonl rows and thumbnails/<image id> bytes; version 2 as thumbnails/<sha256>;
+# version 3 names images and thumbnails with their extension (blobs/<sha256>.png).
+READABLE_VERSIONS = (1, 2, 3)
 
 # The members an export holds besides its lists of rows (app/features/archive/rows.py).
 MANIFEST = "manifest.json"
-BLOB_MEMBER = re.compile(r"blobs/([0-9a-f]{64})")
-# By the image's digest (version 2) or by its id (version 1).
-THUMBNAIL_MEMBER = re.compile(r"thumbnails/([0-9a-f]{64}|[1-9][0-9]{0,18})")
+BLOB_MEMBER = re.compile(r"blobs/([0-9a-f]{64})(?:\.(png|jpg|webp))?")
+# By the image's digest (versions 2 and 3) or by its id (version 1).
+THUMBNAIL_MEMBER = re.compile(r"thumbnails/([0-9a-f]{64}|[1-9][0-9]{0,18})(?:\.(webp))?")
 # Folder entries a repacking tool may add; they hold nothing.
 FOLDERS = frozenset({"blobs/", "thumbnails/"})
 # Left free on the data dir's disk after an import's images are stored.
 DISK_RESERVE_BYTES = 1024**3
 _END_OF_DIRECTORY = b"PK\x05\x06"
 _ZIP64_LOCATOR = b"PK\x06\x07"
+
+
+def blob_member(sha: str, content_type: str) -> str:
+    """Where an export keeps an image's bytes: by digest, with the extension of its type."""
+    return f"blobs/{sha}.{IMAGE_EXTENSIONS[content_type]}"
+
+
+def thumbnail_member(sha: str) -> str:
+    return f"thumbnails/{sha}.{IMAGE_EXTENSIONS[THUMBNAIL_CONTENT_TYPE]}"
 
 
 @dataclass(frozen=True)
@@ -164,7 +176,8 @@ def inspect(archive: zipfile.ZipFile, limits: ImportLimits, *, scratch_dir: Path
         # Only the bytes count: they go into the blob store beside their image, and a
         # version 1 row's columns are not kept.
         data = read_member(archive, info, limit=limits.max_thumbnail_bytes)
-        _verified(info.filename, io.BytesIO(data), limits.max_thumbnail_pixels)
+        facts = _verified(info.filename, io.BytesIO(data), limits.max_thumbnail_pixels)
+        _named_as(info.filename, facts.content_type)
     return inventory
 
 
@@ -219,14 +232,24 @@ def _member_limit(name: str, limits: ImportLimits, found: Inventory, info: zipfi
         found.rows[name] = info
         return limits.rows_bytes
     if match := BLOB_MEMBER.fullmatch(name):
-        found.blobs[match.group(1)] = info
+        _found_once(found.blobs, match.group(1), info)
         return limits.max_image_bytes
     if match := THUMBNAIL_MEMBER.fullmatch(name):
-        found.thumbnails[match.group(1)] = info
+        _found_once(found.thumbnails, match.group(1), info)
         if BLOB_MEMBER.fullmatch(f"blobs/{match.group(1)}"):
             found.thumbnail_of[match.group(1)] = info
         return limits.max_thumbnail_bytes
     raise ArchiveError(f"the archive holds {name[:100]!r}, which an export never does")
+
+
+def _found_once(members: dict[str, zipfile.ZipInfo], key: str, info: zipfile.ZipInfo) -> None:
+    """One member for each image or thumbnail, under one name or the other (with or without
+    its extension), never both."""
+    if key in members:
+        raise ArchiveError(
+            f"the archive holds {members[key].filename!r} and {info.filename!r}: the same bytes"
+        )
+    members[key] = info
 
 
 def _room(scratch_dir: Path, limits: ImportLimits) -> int:
@@ -326,6 +349,7 @@ def _check_blob(
             facts = _verified(info.filename, source, limits.max_image_pixels)
     finally:
         scratch.unlink(missing_ok=True)
+    _named_as(info.filename, facts.content_type)
     if expected is not None:
         _agree(info.filename, facts, expected, size)
 
@@ -335,6 +359,13 @@ def _verified(name: str, source: BinaryIO, max_pixels: int) -> ImageFacts:
         return verify_image(source, max_pixels=max_pixels)
     except DownloadRefused as refused:
         raise ArchiveError(f"{name}: {refused.message}") from None
+
+
+def _named_as(name: str, content_type: str) -> None:
+    """A member named with an extension holds an image of that type."""
+    extension = name.rpartition("/")[2].partition(".")[2]
+    if extension and IMAGE_EXTENSIONS[content_type] != extension:
+        raise ArchiveError(f"{name}: it is {content_type}, not what its name says")
 
 
 def _agree(name: str, facts: ImageFacts, expected: Expected, size: int) -> None:

@@ -8,11 +8,17 @@ The file is a zip:
     collections.jsonl
     collection_images.jsonl
     users.jsonl              the people who made the jobs: names only, never passwords
-    blobs/<sha256>           each distinct image's bytes, once
-    thumbnails/<sha256>      its WebP thumbnail, beside it as in the blob store
+    blobs/<sha256>.png       each distinct image's bytes, once (.png, .jpg or .webp)
+    thumbnails/<sha256>.webp its thumbnail, beside it as in the blob store
 
-Version 1 files, from before thumbnails moved into the blob store, held them as
-`thumbnails.jsonl` rows and `thumbnails/<image id>` bytes; they import as well.
+Every member is dated: an image and its thumbnail when the first image with those
+bytes was made, the rest when the snapshot was taken (app/core/zips.py writes them).
+The rows and the manifest follow the JSON Schema in
+app/web/static/schemas/gallery-export.schema.json.
+
+Older files import as well: version 2 named images and thumbnails by their digest
+alone (`blobs/<sha256>`), and version 1, from before thumbnails moved into the blob
+store, held them as `thumbnails.jsonl` rows and `thumbnails/<image id>` bytes.
 
 Rows are written column by column from the tables themselves, so a column a
 later migration adds travels without a change here. Importing into an empty
@@ -48,13 +54,17 @@ import sqlalchemy as sa
 
 from app import __version__
 from app.core.datadir import open_private
+from app.core.zips import ZipWriter
 from app.features.archive.checks import (
     FORMAT,
+    MANIFEST,
     VERSION,
     ImportLimits,
     Inventory,
+    blob_member,
     inspect,
     open_archive,
+    thumbnail_member,
 )
 from app.features.archive.members import ArchiveError, read_member, records, stream_member
 from app.features.archive.rows import (
@@ -144,54 +154,52 @@ def export_gallery(db: Database, blobs: BlobStore, path: Path) -> Counts:
     thumbnails = Thumbnails(db, blobs)
     counts = Counts()
     partial = path.with_name(path.name + ".partial")
+    exported_at = utcnow()
     with (
         db.read() as session,
         # Only we can read it: it holds every image and prompt of the gallery.
         os.fdopen(open_private(partial), "wb") as stream,
-        zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_DEFLATED) as archive,
+        ZipWriter(stream) as archive,
     ):
         connection = session.connection()
-        digests: set[str] = set()
+        # Each distinct image's bytes: its type, and when the first image with them was made.
+        digests: dict[str, tuple[str, datetime]] = {}
         for name, table in (
             ("jobs", JOBS),
             ("images", IMAGES),
             ("collections", COLLECTIONS),
             ("collection_images", COLLECTION_IMAGES),
         ):
-            with archive.open(f"{name}.jsonl", "w") as out:
+            with archive.open(f"{name}.jsonl", modified=exported_at, large=True) as out:
                 for row in _rows(connection, table):
                     out.write(_line({k: _to_json(v) for k, v in row.items()}))
                     setattr(counts, name, getattr(counts, name) + 1)
                     if table is IMAGES:
-                        digests.add(row["sha256"])
-        with archive.open("users.jsonl", "w") as out:
+                        digests.setdefault(row["sha256"], (row["content_type"], row["created_at"]))
+        with archive.open("users.jsonl", modified=exported_at, large=True) as out:
             for row in _rows(connection, USERS):
                 out.write(_line({k: _to_json(row[k]) for k in USER_COLUMNS}))
                 counts.users += 1
         for sha in sorted(digests):
-            # Stored, not deflated: image formats are compressed already.
-            info = zipfile.ZipInfo(f"blobs/{sha}")
-            info.compress_type = zipfile.ZIP_STORED
-            with archive.open(info, "w", force_zip64=True) as out:
+            content_type, made_at = digests[sha]
+            with archive.open(
+                blob_member(sha, content_type), modified=made_at, packed=True, large=True
+            ) as out:
                 for chunk in blobs.iter_chunks(sha):
                     out.write(chunk)
             counts.blobs += 1
             thumbnail = thumbnails.read(sha)
             if thumbnail is not None:
-                archive.writestr(
-                    zipfile.ZipInfo(f"thumbnails/{sha}"),
-                    thumbnail,
-                    compress_type=zipfile.ZIP_STORED,
-                )
+                archive.add(thumbnail_member(sha), thumbnail, modified=made_at, packed=True)
                 counts.thumbnails += 1
         manifest = {
             "format": FORMAT,
             "version": VERSION,
             "app_version": __version__,
-            "exported_at": utcnow().isoformat(),
+            "exported_at": exported_at.isoformat(),
             "counts": counts.as_dict(),
         }
-        archive.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
+        archive.add(MANIFEST, json.dumps(manifest, indent=2) + "\n", modified=exported_at)
     partial.replace(path)
     return counts
 

@@ -1,24 +1,22 @@
 """Taking images away: one image with its parameters embedded, or many as a zip.
 
 Everything streams: image bytes come from the blob store a chunk at a time and
-a zip is written as it is sent (stored, not compressed: PNGs are compressed
-already), so a download of a thousand images holds one chunk in memory.
+a zip is written as it is sent (app/core/zips.py), so a download of a thousand
+images holds one chunk in memory.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import re
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from sqlmodel import col, select
 
 from app.core.errors import InvalidParameters, NotFoundError
+from app.core.zips import ZipStream
 from app.features.gallery import boards
 from app.features.gallery import listing as gallery
 from app.features.gallery.image_metadata import (
@@ -118,25 +116,6 @@ def zip_selection(db: Database, ids: Sequence[int], filters: GalleryFilters) -> 
     return ZipSelection(page.items, {"filters": dict(filters.query_items())}, name)
 
 
-class _Sink(io.RawIOBase):
-    """Where zipfile writes; the generator below hands each write on at once."""
-
-    def __init__(self) -> None:
-        self._parts: list[bytes] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        self._parts.append(bytes(data))
-        return len(data)
-
-    def drain(self) -> bytes:
-        data = b"".join(self._parts)
-        self._parts.clear()
-        return data
-
-
 def zip_stream(
     blobs: BlobStore,
     entries: Sequence[GalleryEntry],
@@ -145,8 +124,8 @@ def zip_stream(
     base_url: str,
     selection: dict[str, Any],
 ) -> Iterator[bytes]:
-    """A zip of the images (parameters embedded), a JSON sidecar each, and manifest.json."""
-    sink = _Sink()
+    """A zip of the images (parameters embedded), a JSON sidecar each, and manifest.json, each
+    member dated when its job was made (app/core/zips.py says what every reader needs)."""
     manifest: dict[str, Any] = {
         "generator": GENERATOR,
         "created_at": utcnow().isoformat(),
@@ -154,31 +133,26 @@ def zip_stream(
         "count": len(entries),
         "images": [],
     }
-    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:
+    with ZipStream() as archive:
         for entry in entries:
             job = jobs[entry.job_id]
             download = image_download(blobs, entry, job, base_url=base_url)
-            info = zipfile.ZipInfo(download.name, date_time=_zip_time(job.created_at))
-            with archive.open(info, "w") as member:
+            with archive.open(download.name, modified=job.created_at, packed=True) as member:
                 for chunk in download.chunks:
                     member.write(chunk)
-                    if data := sink.drain():
+                    if data := archive.take():
                         yield data
             sidecar_name = f"{file_stem(entry)}.json"
-            archive.writestr(
-                zipfile.ZipInfo(sidecar_name, date_time=_zip_time(job.created_at)),
-                sidecar_bytes(entry, job, base_url=base_url),
+            archive.add(
+                sidecar_name, sidecar_bytes(entry, job, base_url=base_url), modified=job.created_at
             )
             document = record(entry, job, base_url=base_url)
             manifest["images"].append({"file": download.name, "sidecar": sidecar_name, **document})
-            if data := sink.drain():
+            if data := archive.take():
                 yield data
-        archive.writestr(
-            zipfile.ZipInfo("manifest.json", date_time=_zip_time(utcnow())),
+        archive.add(
+            "manifest.json",
             json.dumps(manifest, indent=2, ensure_ascii=False) + "\n",
+            modified=utcnow(),
         )
-    yield sink.drain()
-
-
-def _zip_time(moment: datetime) -> tuple[int, int, int, int, int, int]:
-    return (moment.year, moment.month, moment.day, moment.hour, moment.minute, moment.second)
+    yield archive.take()

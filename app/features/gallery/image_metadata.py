@@ -5,14 +5,25 @@ the header chunk (IHDR) while the stored bytes stream past, so a download costs
 no more than the plain image and its pixels are exactly the stored ones.
 
 Two keys, as other generators do: `parameters`, the prompt and a line of
-settings in the layout AUTOMATIC1111's "PNG info" reads, and `seedream`, the
-whole record as JSON (the same document as the sidecar). Pillow shows both in
+settings in AUTOMATIC1111's layout, and `seedream`, the whole record as JSON (the
+same document as the sidecar), which stays the exact one. Pillow shows both in
 `Image.open(path).text`.
+
+The readers of A1111's layout (its own "PNG info", sd-parsers, SD Prompt Reader)
+find the settings line by its start, `Steps:`, and take an image for one of
+A1111's only when that line carries `Sampler:` and `CFG scale:` as well. Seedream
+has neither steps, sampler nor guidance, so those three are placeholders that say
+so (`Steps: 1, Sampler: Seedream, CFG scale: 1`); `Seed`, `Size` and `Model` follow
+under A1111's own names, then our own keys.
+
+The record's fields are published as a JSON Schema, served with the static files:
+app/web/static/schemas/image-record.schema.json (a zip's manifest.json in its $defs).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import struct
 import zlib
 from collections.abc import Iterable, Iterator
@@ -23,14 +34,21 @@ from app.domain.code_examples import run_url
 from app.domain.parameters import RecordedParameters
 from app.features.gallery.listing import GalleryEntry
 from app.storage.db.tables import Job
+from app.storage.intake import IMAGE_EXTENSIONS
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_CONTENT_TYPE = "image/png"
 PARAMETERS_KEY = "parameters"
 RECORD_KEY = "seedream"
 GENERATOR = f"Seedream Playground {__version__}"
-
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+# What A1111's readers require of a settings line, for a model that has none of it.
+PLACEHOLDER_SETTINGS = ("Steps: 1", "Sampler: Seedream", "CFG scale: 1")
+# A prompt line that starts like the settings line would be read as it: SD Prompt Reader
+# takes the first "\nSteps:" for the settings. (A "Negative prompt:" line is left alone:
+# it is one, to every reader, as a prompt pasted from A1111 means.)
+_LOOKS_LIKE_SETTINGS = re.compile(r"\n(?=\s*Steps:)")
+# A value holding these would split into other keys: quoted as A1111 quotes it.
+_NEEDS_QUOTES = re.compile(r"[,:\n\"]")
 
 
 def file_stem(entry: GalleryEntry) -> str:
@@ -38,7 +56,7 @@ def file_stem(entry: GalleryEntry) -> str:
 
 
 def file_name(entry: GalleryEntry) -> str:
-    return f"{file_stem(entry)}.{EXTENSIONS.get(entry.content_type, 'bin')}"
+    return f"{file_stem(entry)}.{IMAGE_EXTENSIONS.get(entry.content_type, 'bin')}"
 
 
 def record(entry: GalleryEntry, job: Job, *, base_url: str) -> dict[str, Any]:
@@ -82,21 +100,33 @@ def record(entry: GalleryEntry, job: Job, *, base_url: str) -> dict[str, Any]:
 
 
 def parameters_text(entry: GalleryEntry, job: Job) -> str:
-    """The prompt, then one line of settings (AUTOMATIC1111's layout)."""
+    """The prompt, then one line of settings, in AUTOMATIC1111's layout."""
     settings = [
+        *PLACEHOLDER_SETTINGS,
         f"Seed: {job.seed if job.seed is not None else 'random'}",
         f"Size: {entry.width}x{entry.height}",
-        f"Model: {job.model}",
-        f"Image size: {job.image_size}",
+        f"Model: {_quoted(job.model)}",
+        f"Image size: {_quoted(job.image_size)}",
     ]
     if job.preset:
-        settings.append(f"Preset: {job.preset}")
+        settings.append(f"Preset: {_quoted(job.preset)}")
     if job.reference_images:
         settings.append("References: " + " ".join(f"#{i}" for i in job.reference_images))
     settings.append(f"Image: {entry.index + 1} of {job.num_images}")
     if job.upstream_job_id:
-        settings.append(f"Upstream job: {job.upstream_job_id}")
-    return f"{job.prompt}\n{', '.join(settings)}"
+        settings.append(f"Upstream job: {_quoted(job.upstream_job_id)}")
+    return f"{prompt_text(job.prompt)}\n{', '.join(settings)}"
+
+
+def prompt_text(prompt: str) -> str:
+    """The prompt as the `parameters` chunk holds it: a line that would pass for the
+    settings is joined onto the line before it, so no prompt can change the settings a
+    reader finds. (The `seedream` chunk keeps the prompt exactly.)"""
+    return _LOOKS_LIKE_SETTINGS.sub(" ", prompt.strip("\n"))
+
+
+def _quoted(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False) if _NEEDS_QUOTES.search(value) else value
 
 
 def text_chunk(keyword: str, text: str) -> bytes:

@@ -42,7 +42,7 @@ from app.features.gallery.listing import GalleryEntry
 from app.storage.blobs.protocol import BlobStore, ensure_kept, store_then_commit
 from app.storage.db.engine import Database
 from app.storage.db.tables import Image, Job, JobStatus, User, utcnow
-from app.storage.intake import check_image
+from app.storage.intake import IMAGE_CONTENT_TYPES, check_image
 
 # The model name that marks a job as an upload (never a PixelDojo apiId: the run path
 # refuses it), so uploads sit in the gallery, its filters and exports like any image.
@@ -57,7 +57,6 @@ JPEG_QUALITY = 90
 _SHRINK_STEP = 0.8
 UPLOAD_NAME_MAX_CHARS = 200
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f]+")
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 
 
 @dataclass(frozen=True)
@@ -119,7 +118,7 @@ def prepare(
     fits = (
         max(entry.width, entry.height) <= max_side
         and entry.byte_size <= max_bytes
-        and entry.content_type in EXTENSIONS
+        and entry.content_type in IMAGE_CONTENT_TYPES
     )
     data = b"".join(blobs.iter_chunks(entry.sha256))
     if fits:
