@@ -68,6 +68,7 @@ from app.web import (
 from app.web.bodies import BodyLimit, body_limits
 from app.web.errors import API_ERRORS, install_error_handlers
 from app.web.gate import Gate, check_same_site
+from app.web.head import HeadAsGet
 from app.web.services import Services
 from app.web.templating import build_templates
 from app.worker.poller import Poller
@@ -134,8 +135,10 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         app.include_router(router, responses=API_ERRORS)
     install_error_handlers(app)
     app.add_middleware(Gate)
-    # Outermost: bodies are counted before anything (the gate included) could read them.
+    # Bodies are counted before anything (the gate included) could read them.
     app.add_middleware(BodyLimit, uploads=body_limits(settings))
+    # Outermost: everything inside sees a HEAD as the GET it asks about.
+    app.add_middleware(HeadAsGet)
     return app
 
 

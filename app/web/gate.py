@@ -44,6 +44,7 @@ from app.core.errors import CrossSiteRequest
 from app.features.jobs import callbacks as webhooks
 from app.features.people.access import Access, caller_is_local, host_is_loopback
 from app.features.people.credentials import Credential
+from app.web.problems import problem_response
 from app.web.services import Services
 
 SESSION_COOKIE = "playground_session"
@@ -181,7 +182,11 @@ async def _identify(
         if credential is None:
             credential = await anyio.to_thread.run_sync(access.look_up_token, secret)
         if credential is None:
-            return _json_error(401, "invalid_token", "This API token is not valid or was revoked.")
+            refusal = _json_error(
+                401, "invalid_token", "This API token is not valid or was revoked."
+            )
+            refusal.headers["www-authenticate"] = 'Bearer error="invalid_token"'
+            return refusal
         if access.token_use_due(credential):
             await anyio.to_thread.run_sync(access.record_token_use, secret, credential)
         return credential
@@ -277,7 +282,7 @@ async def check_same_site(request: Request) -> None:
 
 
 def _json_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    return problem_response(status, code, message)
 
 
 async def _refuse_caller(scope: Scope, receive: Receive, send: Send) -> None:

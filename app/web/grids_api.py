@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -20,6 +20,7 @@ from app.features.grids.contact_sheet import render_contact_sheet
 from app.features.jobs import reads
 from app.storage.db.tables import ImagePublic, JobStatus
 from app.web.deps import CurrentUser, ServicesDep
+from app.web.paging import link_next
 from app.web.services import Services
 from app.web.views import image_public
 
@@ -213,6 +214,8 @@ async def create_grid(
 
 @router.get("/grids", response_model=GridPage)
 def list_grids(
+    request: Request,
+    response: Response,
     services: ServicesDep,
     cursor: Annotated[
         int | None, Query(ge=1, description="next_cursor of the previous page")
@@ -220,6 +223,7 @@ def list_grids(
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> GridPage:
     page, next_cursor = grid_records.list_grids(services.db, before_id=cursor, limit=limit)
+    link_next(response, request, next_cursor)
     return GridPage(
         items=[
             GridSummaryPublic(
