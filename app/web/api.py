@@ -26,7 +26,7 @@ from app.storage.db.tables import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
 from app.web.conditional import ACCEPT_RANGES, bytes_answer, none_match
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
-from app.web.paging import next_link
+from app.web.paging import IdCursorQuery, id_cursor, next_link
 from app.web.services import Services
 from app.web.views import image_headers, job_page_json, job_public, preset_public
 
@@ -246,6 +246,7 @@ async def create_job(
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
+    response.headers["Location"] = f"/api/jobs/{job.id}"
     return await run_in_threadpool(_load_job, services, job.id)
 
 
@@ -296,10 +297,10 @@ async def check_jobs(body: JobBatch, services: ServicesDep, user: CurrentUser) -
 def list_jobs(
     request: Request,
     services: ServicesDep,
-    cursor: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: IdCursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
-    page, next_cursor = reads.list_jobs(services.db, before_id=cursor, limit=limit)
+    page, next_cursor = reads.list_jobs(services.db, before_id=id_cursor(cursor), limit=limit)
     # Serialised here, in the worker thread the query ran in: returning a model would
     # have FastAPI check it again, in another thread hop (app/web/views.py).
     return Response(

@@ -62,6 +62,10 @@ _ERROR_MEANINGS = {
 }
 
 
+def error_meaning(status: int) -> str:
+    return _ERROR_MEANINGS.get(status) or HTTPStatus(status).phrase
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these error statuses, all answered as ErrorAnswer."""
     return {
@@ -70,8 +74,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-# What any API route may answer besides its success; job submissions add SUBMISSION_ERRORS.
-API_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
+# What job submissions may answer besides the errors any route may (app/web/openapi.py).
 SUBMISSION_ERRORS = error_responses(402, 429, 502, 503)
 
 

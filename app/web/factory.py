@@ -60,13 +60,14 @@ from app.web import (
     grids,
     grids_api,
     live,
+    openapi,
     pages,
     presets,
     references,
     webhooks,
 )
 from app.web.bodies import BodyLimit, body_limits
-from app.web.errors import API_ERRORS, install_error_handlers
+from app.web.errors import install_error_handlers
 from app.web.gate import Gate, check_same_site
 from app.web.head import HeadAsGet
 from app.web.services import Services
@@ -122,6 +123,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         redoc_url=None,
         # Every route, including any added later: state changes only from this site.
         dependencies=[Depends(check_same_site)],
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.settings = settings
     app.state.run_worker = run_worker
@@ -131,8 +133,8 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     docs.mount_assets(app)
     for router in ROUTERS:
-        # Documented on every API route (page routers are left out of the schema).
-        app.include_router(router, responses=API_ERRORS)
+        app.include_router(router)
+    openapi.install(app)
     install_error_handlers(app)
     app.add_middleware(Gate)
     # Bodies are counted before anything (the gate included) could read them.

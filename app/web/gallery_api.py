@@ -63,7 +63,7 @@ from app.web.gallery_views import (
     gallery_page_json,
     usage_public,
 )
-from app.web.paging import link_next, next_link
+from app.web.paging import IdCursorQuery, id_cursor, link_next, next_link
 from app.web.services import Services
 from app.web.views import image_headers, job_page_json, job_public
 
@@ -145,14 +145,12 @@ def search_jobs(
     request: Request,
     services: ServicesDep,
     filters: FiltersDep,
-    cursor: Annotated[
-        int | None, Query(ge=1, description="next_cursor of the previous page")
-    ] = None,
+    cursor: IdCursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     """Jobs (any status) narrowed by the same filters: failed, unknown and running ones too."""
     page, next_cursor = gallery.search_jobs(
-        services.db, filters=filters, before_id=cursor, limit=limit
+        services.db, filters=filters, before_id=id_cursor(cursor), limit=limit
     )
     return Response(
         job_page_json(page, next_cursor),
@@ -229,6 +227,7 @@ async def same_prompt_new_seed(
         response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
     new_id = job.id
+    response.headers["Location"] = f"/api/jobs/{new_id}"
 
     def load() -> JobPublic:
         item = reads.get_job(services.db, job_id=new_id)

@@ -53,7 +53,8 @@ CSRF_HEADER = "x-csrf-token"
 # Methods that may change something. Others (GET, HEAD, OPTIONS, and ones no route
 # declares, which the router answers 405) need no cross-site check.
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-PUBLIC_PATHS = frozenset({"/sign-in", "/healthz"})
+# The OpenAPI description holds no data: tools read it before they hold a token.
+PUBLIC_PATHS = frozenset({"/sign-in", "/healthz", "/openapi.json"})
 PUBLIC_PREFIXES = ("/static/",)
 # Files that are the same for everyone may be cached; nothing else a signed-in person sees.
 CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")

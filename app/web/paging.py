@@ -6,7 +6,9 @@ body's shape; the body's `next_cursor` stays for those that read it.
 
 from __future__ import annotations
 
-from fastapi import Request, Response
+from typing import Annotated
+
+from fastapi import Query, Request, Response
 
 
 def next_link(request: Request, next_cursor: object | None) -> dict[str, str]:
@@ -22,3 +24,15 @@ def next_link(request: Request, next_cursor: object | None) -> dict[str, str]:
 
 def link_next(response: Response, request: Request, next_cursor: object | None) -> None:
     response.headers.update(next_link(request, next_cursor))
+
+
+# A cursor that is a record's id, declared as the string `next_cursor` is (one type for
+# both, so generated clients pass one page's cursor to the next call as it is).
+IdCursorQuery = Annotated[
+    str | None,
+    Query(pattern=r"^[0-9]{1,19}$", description="next_cursor of the previous page"),
+]
+
+
+def id_cursor(text: str | None) -> int | None:
+    return int(text) if text else None

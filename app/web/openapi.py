@@ -1,0 +1,116 @@
+"""The OpenAPI description, finished for the tools a team generates clients with.
+
+FastAPI writes most of it from the routes; this adds what it cannot know: that the API
+takes a bearer token (sign-in on) or nothing (a local, single-person playground); short
+operation ids (`jobs_create`, not `create_job_api_jobs_post`); bytes as
+`format: binary`; and, for each operation, only the errors it can answer, each an RFC
+9457 problem (app/web/problems.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from app.web.errors import ErrorAnswer, error_meaning
+from app.web.problems import PROBLEM_JSON
+
+BEARER = "bearer"
+# Answered to anyone, signed in or not.
+PUBLIC_OPERATIONS = frozenset({"/healthz"})
+# The names clients are generated with, where the function's own name would not say
+# which resource it acts on; any other operation is named by its function.
+OPERATION_IDS = {
+    "create_job": "jobs_create",
+    "list_jobs": "jobs_list",
+    "get_job": "jobs_get",
+    "check_jobs": "jobs_check",
+    "search": "gallery_search",
+    "search_jobs": "gallery_search_jobs",
+    "get_image_detail": "gallery_image",
+    "get_image": "images_get",
+    "get_thumbnail": "images_thumbnail",
+    "download_image": "images_download",
+    "download_sidecar": "images_sidecar",
+    "download_zip": "gallery_zip",
+    "upload_image": "uploads_create",
+    "job_events": "events_stream",
+}
+BINARY = {"type": "string", "format": "binary"}
+BINARY_TYPES = ("image/", "application/zip", "application/octet-stream")
+BODY_METHODS = frozenset({"post", "put", "patch"})
+CHANGING_METHODS = frozenset({"post", "put", "patch", "delete"})
+
+
+def operation_id(route: APIRoute) -> str:
+    return OPERATION_IDS.get(route.name, route.name)
+
+
+def install(app: FastAPI) -> None:
+    """Have `app.openapi()` (and so /openapi.json and /docs) give the finished schema."""
+    written = app.openapi
+
+    def finished() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = finish(written())
+        return app.openapi_schema
+
+    app.openapi = finished  # type: ignore[method-assign]
+
+
+def finish(schema: dict[str, Any]) -> dict[str, Any]:
+    components = schema.setdefault("components", {})
+    components["securitySchemes"] = {
+        BEARER: {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API token (Account → API tokens, or `seedream-playground "
+            "tokens add`). Needed once sign-in is on; a local playground takes none.",
+        }
+    }
+    schemas = components.setdefault("schemas", {})
+    problem = ErrorAnswer.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(problem.pop("$defs", {}))
+    schemas[ErrorAnswer.__name__] = problem
+    for path, operations in schema.get("paths", {}).items():
+        for method, operation in operations.items():
+            public = path in PUBLIC_OPERATIONS
+            operation["security"] = [] if public else [{BEARER: []}, {}]
+            _binary(operation)
+            if not public:
+                _errors(path, method, operation)
+    return schema
+
+
+def _binary(operation: dict[str, Any]) -> None:
+    """Bytes are strings of format binary, so generated clients hand back the bytes."""
+    bodies = [operation.get("requestBody", {}), *operation.get("responses", {}).values()]
+    for body in bodies:
+        for media_type, content in body.get("content", {}).items():
+            if media_type.startswith(BINARY_TYPES):
+                content["schema"] = dict(BINARY)
+
+
+def _errors(path: str, method: str, operation: dict[str, Any]) -> None:
+    """The errors this operation can answer: sign-in (401) and refusal (403) for every one,
+    404 where the path names a record, 422 where anything is read from the request, the
+    body's own errors where there is a body, and what the route declared itself."""
+    statuses = {401, 403}
+    if "{" in path:
+        statuses.add(404)
+    if operation.get("parameters") or "requestBody" in operation:
+        statuses.add(422)
+    if method in BODY_METHODS:
+        statuses |= {400, 413, 415}
+    if method in CHANGING_METHODS:
+        statuses.add(409)
+    responses = operation.setdefault("responses", {})
+    declared = {int(code) for code in responses if code.isdigit() and int(code) >= 400}
+    for status in sorted(statuses | declared):
+        responses[str(status)] = {
+            "description": responses.get(str(status), {}).get("description")
+            or error_meaning(status),
+            "content": {PROBLEM_JSON: {"schema": {"$ref": "#/components/schemas/ErrorAnswer"}}},
+        }
