@@ -36,7 +36,7 @@ OPERATION_IDS = {
     "download_sidecar": "images_sidecar",
     "download_zip": "gallery_zip",
     "upload_image": "uploads_create",
-    "job_events": "events_stream",
+    "stream_job_events": "events_stream",
 }
 BINARY = {"type": "string", "format": "binary"}
 BINARY_TYPES = ("image/", "application/zip", "application/octet-stream")
