@@ -81,7 +81,7 @@ def test_the_description_is_public_valid_and_names_bearer_tokens(
     # Only the errors each can give, each a problem document.
     get_job = paths["/api/jobs/{job_id}"]["get"]["responses"]
     assert "404" in get_job and "415" not in get_job and "409" not in get_job
-    assert "404" not in paths["/api/jobs"]["get"]["responses"]
+    assert not {"404", "422"} & paths["/api/presets"]["get"]["responses"].keys(), "no input"
     create = paths["/api/jobs"]["post"]["responses"]
     assert {"400", "415", "422", "402", "429"} <= create.keys()
     assert list(create["422"]["content"]) == ["application/problem+json"]
@@ -95,6 +95,15 @@ def test_the_description_is_public_valid_and_names_bearer_tokens(
         (cursor,) = [p for p in paths[path]["get"]["parameters"] if p["name"] == "cursor"]
         types = {option.get("type") for option in cursor["schema"].get("anyOf", [cursor["schema"]])}
         assert "integer" not in types, path
+    # Enums named once, as components, wherever they are taken.
+    schemas = spec["components"]["schemas"]
+    sizes = schemas["ImageSize"]["enum"]
+    assert "auto_2K" in sizes
+    assert schemas["JobCreate"]["properties"]["image_size"]["$ref"].endswith("/ImageSize")
+    for path in ("/api/gallery", "/api/gallery/jobs", "/api/zip"):
+        parameters = {p["name"]: p["schema"] for p in paths[path]["get"]["parameters"]}
+        assert parameters["status"]["anyOf"][0] == {"$ref": "#/components/schemas/JobStatus"}
+        assert parameters["image_size"]["anyOf"][0] == {"$ref": "#/components/schemas/ImageSize"}
     job = spec["components"]["schemas"]["JobPublic"]["properties"]
     assert job["created_at"]["format"] == "date-time"
     assert "api_url" in job

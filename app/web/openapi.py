@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from app.domain.parameters import IMAGE_SIZES
 from app.web.errors import ErrorAnswer, error_meaning
 from app.web.problems import PROBLEM_JSON
 
@@ -42,6 +43,8 @@ BINARY = {"type": "string", "format": "binary"}
 BINARY_TYPES = ("image/", "application/zip", "application/octet-stream")
 BODY_METHODS = frozenset({"post", "put", "patch"})
 CHANGING_METHODS = frozenset({"post", "put", "patch", "delete"})
+# Enums given one component each, however many fields and parameters take them.
+SHARED_ENUMS = ("JobStatus", "ImageSize")
 
 
 def operation_id(route: APIRoute) -> str:
@@ -74,6 +77,8 @@ def finish(schema: dict[str, Any]) -> dict[str, Any]:
     problem = ErrorAnswer.model_json_schema(ref_template="#/components/schemas/{model}")
     schemas.update(problem.pop("$defs", {}))
     schemas[ErrorAnswer.__name__] = problem
+    schemas["ImageSize"] = {"type": "string", "enum": list(IMAGE_SIZES), "title": "ImageSize"}
+    _share_enums(schema, {name: schemas[name] for name in SHARED_ENUMS})
     for path, operations in schema.get("paths", {}).items():
         for method, operation in operations.items():
             public = path in PUBLIC_OPERATIONS
@@ -82,6 +87,35 @@ def finish(schema: dict[str, Any]) -> dict[str, Any]:
             if not public:
                 _errors(path, method, operation)
     return schema
+
+
+def _share_enums(node: Any, shared: dict[str, dict[str, Any]], *, inside: str = "") -> None:
+    """Name each enum that is one of `shared` (a filter's may add "" for "any") by its
+    component, so a generated client has one type for it, not one per place it appears."""
+    if isinstance(node, list):
+        for item in node:
+            _share_enums(item, shared, inside=inside)
+        return
+    if not isinstance(node, dict):
+        return
+    for key, value in list(node.items()):
+        if isinstance(value, dict) and "enum" in value and key not in shared:
+            values = [item for item in value["enum"] if item not in ("", None)]
+            for name, component in shared.items():
+                if values and set(values) == set(component["enum"]):
+                    node[key] = _named(value, name)
+                    break
+        _share_enums(node[key], shared, inside=key)
+
+
+def _named(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    ref = {"$ref": f"#/components/schemas/{name}"}
+    rest = {key: value for key, value in schema.items() if key not in ("type", "enum")}
+    extra = [item for item in schema["enum"] if item in ("", None)]
+    if not extra:
+        return {**ref, **rest}
+    blank: dict[str, Any] = {"type": "string", "enum": [""]} if "" in extra else {"type": "null"}
+    return {"anyOf": [ref, blank], **rest}
 
 
 def _binary(operation: dict[str, Any]) -> None:
@@ -95,13 +129,12 @@ def _binary(operation: dict[str, Any]) -> None:
 
 def _errors(path: str, method: str, operation: dict[str, Any]) -> None:
     """The errors this operation can answer: sign-in (401) and refusal (403) for every one,
-    404 where the path names a record, 422 where anything is read from the request, the
-    body's own errors where there is a body, and what the route declared itself."""
+    404 and 422 where anything is read from the request (any number in it may name no
+    record), the body's own errors where there is a body, and what the route declared."""
     statuses = {401, 403}
-    if "{" in path:
-        statuses.add(404)
-    if operation.get("parameters") or "requestBody" in operation:
-        statuses.add(422)
+    if "{" in path or operation.get("parameters") or "requestBody" in operation:
+        # A record named in the path, the query or the body may not exist.
+        statuses |= {404, 422}
     if method in BODY_METHODS:
         statuses |= {400, 413, 415}
     if method in CHANGING_METHODS:
