@@ -9,6 +9,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from starlette.requests import Request
@@ -171,6 +172,29 @@ def test_every_get_route_answers_head_with_its_headers_and_no_body(
         assert missing.status_code == 404 and missing.content == b""
         # HEAD is not a way round a route's methods.
         assert client.request("HEAD", "/api/jobs/check").status_code == 405
+
+
+@pytest.mark.anyio
+async def test_a_streams_head_stops_the_stream_at_once(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    settings = make_settings(tmp_path / "data", emulator)
+    async with running(settings) as (app, client):
+        job_id = (await client.post("/api/jobs", json={"prompt": "a newt"})).json()["id"]
+        stream = await client.head(f"/api/events?ids={job_id}")
+        assert stream.status_code == 200 and stream.content == b""
+        assert stream.headers["content-type"].startswith("text/event-stream")
+        events = app.state.services.events
+        with anyio.fail_after(30):
+            while events.listener_count and not await job_finished(client, job_id):
+                await anyio.sleep(0.01)
+        # The stream stopped watching while the job ran: not left to run to its end.
+        assert events.listener_count == 0
+        assert not await job_finished(client, job_id)
+
+
+async def job_finished(client: httpx.AsyncClient, job_id: int) -> bool:
+    return bool((await client.get(f"/api/jobs/{job_id}")).json()["finished"])
 
 
 def test_api_errors_are_problem_details_keeping_their_code(
