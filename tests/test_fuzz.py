@@ -71,6 +71,25 @@ class Loopback:
         await self.app(scope, receive, send)
 
 
+PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code"}
+
+
+@schemathesis.check
+def problem_details(ctx: Any, response: Any, case: Any) -> None:
+    """Every error the API answers is an RFC 9457 problem that keeps its `code`."""
+    if response.status_code < 400 or not case.path.startswith("/api/"):
+        return
+    content_type = response.headers.get("content-type", [""])[0]
+    assert content_type == "application/problem+json", (
+        f"{response.status_code} answered as {content_type!r}, not application/problem+json"
+    )
+    body = response.json()
+    missing = PROBLEM_MEMBERS - body.keys()
+    assert not missing, f"the problem lacks {sorted(missing)}"
+    assert body["status"] == response.status_code, "its status is the answer's"
+    assert body["error"]["code"] == body["code"], "the code kept where scripts read it"
+
+
 def with_control_characters(schema: dict[str, Any]) -> int:
     """Give every free-text query parameter (a string with no enum, pattern or format) the
     control-character examples; returns how many it gave them to."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -22,8 +23,10 @@ from app.features.jobs.submission import rules_for_run, submit_job
 from app.features.models.live_rules import RulesInForce
 from app.features.people.budgets import BudgetExceeded, check_budget_before
 from app.storage.db.tables import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
+from app.web.conditional import ACCEPT_RANGES, bytes_answer, none_match
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
+from app.web.paging import IdCursorQuery, id_cursor, next_link
 from app.web.services import Services
 from app.web.views import image_headers, job_page_json, job_public, preset_public
 
@@ -265,6 +268,7 @@ async def create_job(
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
+    response.headers["Location"] = f"/api/jobs/{job.id}"
     return await run_in_threadpool(_load_job, services, job.id)
 
 
@@ -313,14 +317,19 @@ async def check_jobs(body: JobBatch, services: ServicesDep, user: CurrentUser) -
 
 @router.get("/jobs", response_model=JobPage)
 def list_jobs(
+    request: Request,
     services: ServicesDep,
-    cursor: Annotated[int | None, Query(description="next_cursor of the previous page")] = None,
+    cursor: IdCursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
-    page, next_cursor = reads.list_jobs(services.db, before_id=cursor, limit=limit)
+    page, next_cursor = reads.list_jobs(services.db, before_id=id_cursor(cursor), limit=limit)
     # Serialised here, in the worker thread the query ran in: returning a model would
     # have FastAPI check it again, in another thread hop (app/web/views.py).
-    return Response(job_page_json(page, next_cursor), media_type="application/json")
+    return Response(
+        job_page_json(page, next_cursor),
+        media_type="application/json",
+        headers=next_link(request, next_cursor),
+    )
 
 
 # `:int`: /api/jobs/check is another address, whatever the method asked of it.
@@ -334,7 +343,9 @@ def get_job(job_id: int, services: ServicesDep) -> JobPublic:
     response_class=StreamingResponse,
     responses={
         200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+        206: {"description": "The bytes the Range asked for"},
         304: {"description": "Not modified: the If-None-Match ETag is this image's"},
+        416: {"description": "The Range names no byte of the image"},
     },
 )
 def get_image(image_id: int, request: Request, services: ServicesDep) -> Response:
@@ -344,15 +355,20 @@ def get_image(image_id: int, request: Request, services: ServicesDep) -> Respons
     headers = {
         **image_headers(image_id, stored.content_type),
         "Cache-Control": IMMUTABLE_CACHE,
-        "ETag": f'"{stored.sha256}"',
     }
-    if request.headers.get("if-none-match") == headers["ETag"]:
-        return Response(status_code=304, headers=headers)
+    etag = f'"{stored.sha256}"'
+    if none_match(request, etag):
+        return Response(status_code=304, headers={**headers, **ACCEPT_RANGES, "ETag": etag})
     url = services.blobs.redirect_url(stored.sha256, content_type=stored.content_type)
     if url is not None:
         return _redirect(url, services)
-    headers["Content-Length"] = str(stored.byte_size)
-    return StreamingResponse(services.blobs.iter_chunks(stored.sha256), headers=headers)
+    return bytes_answer(
+        request,
+        etag=etag,
+        length=stored.byte_size,
+        chunks=lambda: services.blobs.iter_chunks(stored.sha256),
+        headers=headers,
+    )
 
 
 @router.get(
@@ -360,7 +376,7 @@ def get_image(image_id: int, request: Request, services: ServicesDep) -> Respons
     response_class=Response,
     responses={200: {"content": {"image/webp": {}}}},
 )
-def get_thumbnail(image_id: int, services: ServicesDep) -> Response:
+def get_thumbnail(image_id: int, request: Request, services: ServicesDep) -> Response:
     stored = reads.get_image(services.db, image_id=image_id)
     if stored is None:
         raise NotFoundError(f"There is no image {image_id}.")
@@ -369,8 +385,13 @@ def get_thumbnail(image_id: int, services: ServicesDep) -> Response:
         raise NotFoundError(f"Image {image_id} has no thumbnail.")
     if thumbnail.redirect is not None:
         return _redirect(thumbnail.redirect, services)
-    return Response(
-        thumbnail.data,
+    data = thumbnail.data
+    return bytes_answer(
+        request,
+        # Of its own bytes: a thumbnail made again (a new encoder) is another representation.
+        etag=f'"{hashlib.sha256(data).hexdigest()}"',
+        length=len(data),
+        chunks=lambda: (data,),
         headers={
             **image_headers(image_id, thumbnail.content_type),
             "Cache-Control": IMMUTABLE_CACHE,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
@@ -257,8 +258,8 @@ class TokenPublic(BaseModel):
     id: int
     name: str
     prefix: str
-    created_at: Any
-    last_used_at: Any
+    created_at: datetime
+    last_used_at: datetime | None
 
 
 class NewTokenPublic(TokenPublic):

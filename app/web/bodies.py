@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
-from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.config import Settings
+from app.web.problems import problem_response
 
 FORM_AND_JSON_LIMIT = 1024 * 1024
 # Routes that take more than a form, by path prefix, with their own limit: a batch check
@@ -109,9 +109,10 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 async def _refuse(too_large: BodyTooLarge, scope: Scope, receive: Receive, send: Send) -> None:
-    response = JSONResponse(
-        {"error": {"code": "request_too_large", "message": too_large.detail}},
-        status_code=413,
+    response = problem_response(
+        413,
+        "request_too_large",
+        too_large.detail,
         # The rest of the body is not read: the connection cannot carry another request.
         headers={"Connection": "close"},
     )

@@ -7,10 +7,10 @@ from http import HTTPStatus
 from typing import Any
 
 import sqlalchemy as sa
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, params
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 
 from app.core.errors import (
@@ -24,6 +24,7 @@ from app.core.errors import (
 from app.domain.runs import field_errors
 from app.storage.db.engine import is_number_out_of_range
 from app.web.ops import MACHINE_PATHS
+from app.web.problems import problem_response
 
 # Codes that read the same whatever Python's name for the status (413's changed in 3.13).
 HTTP_ERROR_CODES = {400: "bad_request", 413: "request_too_large"}
@@ -38,16 +39,24 @@ class ErrorBody(BaseModel):
 
 
 class ErrorAnswer(BaseModel):
-    """What every error of the API looks like."""
+    """What every error of the API looks like: an RFC 9457 problem (app/web/problems.py)."""
 
     model_config = ConfigDict(extra="allow")
 
-    error: ErrorBody
-    detail: list[dict[str, Any]] | None = None
+    type: str = Field(description="Always about:blank: `code` says which problem")
+    title: str = Field(description="The HTTP status's phrase")
+    status: int
+    detail: str = Field(description="What went wrong, for people")
+    code: str = Field(description="What went wrong, for programs: stable across versions")
+    fields: dict[str, str] | None = Field(
+        None, description="invalid_parameters and conflict: each field's problem"
+    )
+    error: ErrorBody = Field(description="`code`, `message` and the extensions, as before")
 
 
 _ERROR_MEANINGS = {
     400: "The body could not be read (malformed JSON or form)",
+    415: "The body is not JSON",
     401: "Sign-in is on: sign in, or send an API token",
     402: "PixelDojo says the credits have run out",
     403: "Not allowed: another person's work, a budget, or a request from another site",
@@ -61,6 +70,10 @@ _ERROR_MEANINGS = {
 }
 
 
+def error_meaning(status: int) -> str:
+    return _ERROR_MEANINGS.get(status) or HTTPStatus(status).phrase
+
+
 def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` for these error statuses, all answered as ErrorAnswer."""
     return {
@@ -69,8 +82,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
-# What any API route may answer besides its success; job submissions add SUBMISSION_ERRORS.
-API_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422)
+# What job submissions may answer besides the errors any route may (app/web/openapi.py).
 SUBMISSION_ERRORS = error_responses(402, 429, 502, 503)
 
 
@@ -98,10 +110,7 @@ def _answer(
     headers: dict[str, str] | None = None,
 ) -> Response:
     if _wants_json(request):
-        payload = {"error": {"code": code, "message": message, **(extra or {})}}
-        if "detail" in (extra or {}):
-            payload["detail"] = payload["error"].pop("detail")
-        return JSONResponse(payload, status_code=status_code, headers=headers)
+        return problem_response(status_code, code, message, extra=extra, headers=headers)
     templates = request.app.state.templates
     context = {
         "status_code": status_code,
@@ -153,9 +162,23 @@ async def _number_too_large(request: Request, exc: Exception) -> Response:
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
+    if any(error.get("type") == "json_invalid" for error in exc.errors()):
+        return _answer(
+            request,
+            status_code=400,
+            code="malformed_json",
+            message="The body is not valid JSON.",
+        )
+    if _body_not_json(request, exc):
+        return _answer(
+            request,
+            status_code=415,
+            code="unsupported_media_type",
+            message="Send the body as JSON (Content-Type: application/json).",
+        )
     fields = field_errors(exc.errors())
     summary = "; ".join(f"{field}: {message}" for field, message in fields.items())
-    detail = [
+    errors = [
         {key: value for key, value in error.items() if key in ("loc", "msg", "type")}
         for error in exc.errors()
     ]
@@ -164,7 +187,29 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
         status_code=422,
         code="invalid_parameters",
         message=summary,
-        extra={"fields": fields, "detail": detail},
+        extra={"fields": fields, "errors": errors},
+    )
+
+
+def _body_not_json(request: Request, exc: RequestValidationError) -> bool:
+    """Whether the body was refused because it came as something other than the JSON the
+    route reads (FastAPI hands such a body on as bytes, and the model then refuses it)."""
+    content_type = request.headers.get("content-type")
+    if content_type is None or _is_json_type(content_type):
+        return False
+    route = request.scope.get("route")
+    dependant = getattr(route, "dependant", None)
+    if dependant is None or not dependant.body_params:
+        return False
+    if any(isinstance(field.field_info, params.Form) for field in dependant.body_params):
+        return False
+    return any(tuple(error.get("loc", ()))[:1] == ("body",) for error in exc.errors())
+
+
+def _is_json_type(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
     )
 
 

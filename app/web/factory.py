@@ -57,11 +57,13 @@ from app.web import (
     auth,
     code,
     docs,
+    events_api,
     gallery_api,
     gallery_pages,
     grids,
     grids_api,
     live,
+    openapi,
     ops,
     pages,
     presets,
@@ -71,8 +73,9 @@ from app.web import (
 )
 from app.web.assets import static_assets
 from app.web.bodies import BodyLimit, body_limits
-from app.web.errors import API_ERRORS, install_error_handlers
+from app.web.errors import install_error_handlers
 from app.web.gate import Gate, check_same_site
+from app.web.head import HeadAsGet
 from app.web.ops import RequestTimer
 from app.web.services import Services
 from app.web.templating import build_templates
@@ -95,6 +98,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     api.router,
     gallery_api.router,
     grids_api.router,
+    events_api.router,
     live.router,
     gallery_pages.router,
     grids.router,
@@ -128,6 +132,7 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         redoc_url=None,
         # Every route, including any added later: state changes only from this site.
         dependencies=[Depends(check_same_site)],
+        generate_unique_id_function=openapi.operation_id,
     )
     app.state.settings = settings
     app.state.run_worker = run_worker
@@ -138,15 +143,17 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
     app.mount("/static", assets, name="static")
     docs.mount_assets(app)
     for router in ROUTERS:
-        # Documented on every API route (page routers are left out of the schema).
-        app.include_router(router, responses=API_ERRORS)
+        app.include_router(router)
+    openapi.install(app)
     install_error_handlers(app)
     app.add_middleware(Gate)
     if settings.metrics:
         # Outside the gate: refused requests are answers too, and take time.
         app.add_middleware(RequestTimer)
-    # Outermost: bodies are counted before anything (the gate included) could read them.
+    # Bodies are counted before anything (the gate included) could read them.
     app.add_middleware(BodyLimit, uploads=body_limits(settings))
+    # Outermost: everything inside sees a HEAD as the GET it asks about.
+    app.add_middleware(HeadAsGet)
     return app
 
 

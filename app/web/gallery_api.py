@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 
@@ -28,6 +28,7 @@ from app.features.jobs.again import submit_new_seed
 from app.features.people import audit
 from app.features.people.permissions import Actor
 from app.storage.db.tables import Job, JobPage, JobPublic
+from app.web.conditional import bytes_answer
 from app.web.deps import ActorDep, ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
 from app.web.gallery_params import (
@@ -62,6 +63,7 @@ from app.web.gallery_views import (
     gallery_page_json,
     usage_public,
 )
+from app.web.paging import IdCursorQuery, id_cursor, link_next, next_link
 from app.web.services import Services
 from app.web.views import image_headers, job_page_json, job_public
 
@@ -122,7 +124,7 @@ def image_detail(services: Services, entry: GalleryEntry) -> GalleryImageDetail:
 
 
 @router.get("/gallery", response_model=GalleryImagePage, openapi_extra=PAGE_OPENAPI)
-def search(services: ServicesDep, query: GalleryQueryDep) -> Response:
+def search(request: Request, services: ServicesDep, query: GalleryQueryDep) -> Response:
     """Images newest first, narrowed by the filters; pass `next_cursor` for the next page."""
     page = gallery.search_images(
         services.db, filters=query.filters, cursor=query.cursor, limit=query.limit
@@ -133,23 +135,28 @@ def search(services: ServicesDep, query: GalleryQueryDep) -> Response:
         trash_days=services.settings.trash_days,
     )
     # Serialised here, in the worker thread the query ran in (app/web/views.py).
-    return Response(answer, media_type="application/json")
+    return Response(
+        answer, media_type="application/json", headers=next_link(request, page.next_cursor)
+    )
 
 
 @router.get("/gallery/jobs", response_model=JobPage, openapi_extra=FILTERS_OPENAPI)
 def search_jobs(
+    request: Request,
     services: ServicesDep,
     filters: FiltersDep,
-    cursor: Annotated[
-        int | None, Query(ge=1, description="next_cursor of the previous page")
-    ] = None,
+    cursor: IdCursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> Response:
     """Jobs (any status) narrowed by the same filters: failed, unknown and running ones too."""
     page, next_cursor = gallery.search_jobs(
-        services.db, filters=filters, before_id=cursor, limit=limit
+        services.db, filters=filters, before_id=id_cursor(cursor), limit=limit
     )
-    return Response(job_page_json(page, next_cursor), media_type="application/json")
+    return Response(
+        job_page_json(page, next_cursor),
+        media_type="application/json",
+        headers=next_link(request, next_cursor),
+    )
 
 
 @router.get("/gallery/images/{image_id}", response_model=GalleryImageDetail)
@@ -220,6 +227,7 @@ async def same_prompt_new_seed(
         response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
     new_id = job.id
+    response.headers["Location"] = f"/api/jobs/{new_id}"
 
     def load() -> JobPublic:
         item = reads.get_job(services.db, job_id=new_id)
@@ -318,7 +326,11 @@ def remove_from_collection(collection_id: int, image_id: int, services: Services
 
 @router.get("/trash", response_model=GalleryImagePage)
 def list_trash(
-    services: ServicesDep, cursor: CursorDep, limit: LimitQuery = DEFAULT_LIMIT
+    request: Request,
+    response: Response,
+    services: ServicesDep,
+    cursor: CursorDep,
+    limit: LimitQuery = DEFAULT_LIMIT,
 ) -> GalleryImagePage:
     """Trashed images, each with the moment it will be purged (reading never purges)."""
     page = gallery.search_images(
@@ -328,6 +340,7 @@ def list_trash(
         trash=True,
         trashed_after=trash.expiry_cutoff(days=services.settings.trash_days),
     )
+    link_next(response, request, page.next_cursor)
     return GalleryImagePage(
         items=[_image(services, entry) for entry in page.items],
         next_cursor=str(page.next_cursor) if page.next_cursor else None,
@@ -375,20 +388,27 @@ def _attachment(name: str) -> str:
 @router.get(
     "/images/{image_id}/download",
     response_class=StreamingResponse,
-    responses={200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}}},
+    responses={
+        200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
+        206: {"description": "The bytes the Range asked for"},
+        304: {"description": "Not modified: the If-None-Match ETag is this download's"},
+        416: {"description": "The Range names no byte of the download"},
+    },
 )
-def download_image(image_id: int, services: ServicesDep) -> Response:
+def download_image(image_id: int, request: Request, services: ServicesDep) -> Response:
     """The image as a file, its parameters embedded (PNG text chunks `parameters`, `seedream`)."""
     entry = _entry_or_404(services, image_id)
     job = _job_or_404(services, entry.job_id)
     download = image_download(
         services.blobs, entry, job, base_url=services.settings.pixeldojo_base_url
     )
-    return StreamingResponse(
-        download.chunks,
+    return bytes_answer(
+        request,
+        etag=download.etag,
+        length=download.length,
+        chunks=lambda: download.chunks,
         headers={
             **image_headers(image_id, download.content_type),
-            "Content-Length": str(download.length),
             "Content-Disposition": _attachment(download.name),
         },
     )

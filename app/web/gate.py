@@ -46,6 +46,7 @@ from app.features.jobs import callbacks as webhooks
 from app.features.people.access import Access, caller_is_local, host_is_loopback
 from app.features.people.credentials import Credential
 from app.web.ops import MACHINE_PATHS, PROBE_PATHS
+from app.web.problems import problem_response
 from app.web.services import Services
 
 SESSION_COOKIE = "playground_session"
@@ -58,7 +59,8 @@ STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 # answers): a script's JSON, or an image's bytes uploaded as a reference.
 NOT_SENDABLE_CROSS_SITE = ("application/json", "image/png", "image/jpeg", "image/webp")
 # /api/sign-in exchanges a name and password for an API token (the command line's `login`).
-PUBLIC_PATHS = frozenset({"/sign-in", "/api/sign-in", *PROBE_PATHS})
+# The OpenAPI description holds no data: tools read it before they hold a token.
+PUBLIC_PATHS = frozenset({"/sign-in", "/api/sign-in", "/openapi.json", *PROBE_PATHS})
 PUBLIC_PREFIXES = ("/static/",)
 # Files that are the same for everyone may be cached; nothing else a signed-in person sees.
 CACHEABLE_PREFIXES = ("/static/", "/docs/assets/")
@@ -187,7 +189,11 @@ async def _identify(
         if credential is None:
             credential = await anyio.to_thread.run_sync(access.look_up_token, secret)
         if credential is None:
-            return _json_error(401, "invalid_token", "This API token is not valid or was revoked.")
+            refusal = _json_error(
+                401, "invalid_token", "This API token is not valid or was revoked."
+            )
+            refusal.headers["www-authenticate"] = 'Bearer error="invalid_token"'
+            return refusal
         if access.token_use_due(credential):
             await anyio.to_thread.run_sync(access.record_token_use, secret, credential)
         return credential
@@ -286,7 +292,7 @@ async def check_same_site(request: Request) -> None:
 
 
 def _json_error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    return problem_response(status, code, message)
 
 
 async def _refuse_caller(scope: Scope, receive: Receive, send: Send) -> None:

@@ -3,9 +3,10 @@ take it away as a zip or as one contact-sheet PNG."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
@@ -20,6 +21,7 @@ from app.features.grids.contact_sheet import render_contact_sheet
 from app.features.jobs import reads
 from app.storage.db.tables import ImagePublic, JobStatus
 from app.web.deps import CurrentUser, ServicesDep
+from app.web.paging import IdCursorQuery, id_cursor, link_next
 from app.web.services import Services
 from app.web.views import image_public
 
@@ -103,7 +105,7 @@ class GridPublic(BaseModel):
     url: str
     zip_url: str
     contact_sheet_url: str
-    created_at: Any
+    created_at: datetime
 
 
 class GridSummaryPublic(BaseModel):
@@ -115,7 +117,7 @@ class GridSummaryPublic(BaseModel):
     done: int
     estimated_credits: float
     url: str
-    created_at: Any
+    created_at: datetime
 
 
 class GridPage(BaseModel):
@@ -210,19 +212,23 @@ async def create_grid(
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     assert grid.id is not None
+    response.headers["Location"] = f"/api/grids/{grid.id}"
     view = await run_in_threadpool(grid_or_404, services, grid.id)
     return grid_public(view)
 
 
 @router.get("/grids", response_model=GridPage)
 def list_grids(
+    request: Request,
+    response: Response,
     services: ServicesDep,
-    cursor: Annotated[
-        int | None, Query(ge=1, description="next_cursor of the previous page")
-    ] = None,
+    cursor: IdCursorQuery = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
 ) -> GridPage:
-    page, next_cursor = grid_records.list_grids(services.db, before_id=cursor, limit=limit)
+    page, next_cursor = grid_records.list_grids(
+        services.db, before_id=id_cursor(cursor), limit=limit
+    )
+    link_next(response, request, next_cursor)
     return GridPage(
         items=[
             GridSummaryPublic(

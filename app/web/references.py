@@ -24,7 +24,6 @@ from app.web.views import image_headers
 
 router = APIRouter(tags=["references"])
 
-UPLOAD_CONTENT_TYPES = ("image/png", "image/jpeg", "image/webp")
 PICKER_PAGE_SIZE = 24
 QUERY_MAX_CHARS = 500
 
@@ -44,9 +43,11 @@ class UploadPublic(BaseModel):
     openapi_extra={
         "requestBody": {
             "required": True,
+            "description": "The image's bytes: PNG, JPEG or WebP, told apart by their "
+            "bytes (any Content-Type is read the same)",
+            # One type: generated clients take a body of one type only.
             "content": {
-                kind: {"schema": {"type": "string", "format": "binary"}}
-                for kind in UPLOAD_CONTENT_TYPES
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
             },
         }
     },

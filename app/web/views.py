@@ -110,6 +110,7 @@ def job_answer(item: JobWithImages | JobListItem) -> dict[str, Any]:
         "expires_at": job.expires_at,
         "images": [image_answer(image) for image in item.images],
         "url": f"/jobs/{job.id}",
+        "api_url": f"/api/jobs/{job.id}",
         "remix_of": {
             "job_id": job.remix_of_job_id,
             "image_index": job.remix_of_image_index,
@@ -172,7 +173,8 @@ def _job_json(item: JobWithImages | JobListItem) -> str:
         f'"credits_remaining":{json_float(job.credits_remaining)},'
         f'"created_at":{json_moment(job.created_at)},"submitted_at":{json_moment(job.submitted_at)},'
         f'"finished_at":{json_moment(job.finished_at)},"expires_at":{json_moment(job.expires_at)},'
-        f'"images":[{images}],"url":"/jobs/{number}","remix_of":{remix},'
+        f'"images":[{images}],"url":"/jobs/{number}","api_url":"/api/jobs/{number}",'
+        f'"remix_of":{remix},'
         f'"reference_images":[{references}]}}'
     )
 

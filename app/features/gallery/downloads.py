@@ -7,6 +7,7 @@ images holds one chunk in memory.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -44,6 +45,8 @@ class ImageDownload:
     content_type: str
     length: int
     chunks: Iterator[bytes]
+    # Names these exact bytes: the stored image's digest, and that of what is spliced in.
+    etag: str
 
 
 def jobs_for(db: Database, entries: Sequence[GalleryEntry]) -> dict[int, Job]:
@@ -66,13 +69,17 @@ def image_download(
     chunks = blobs.iter_chunks(entry.sha256)
     if entry.content_type != PNG_CONTENT_TYPE:
         # JPEG and WebP go out as stored; their parameters travel in the sidecar.
-        return ImageDownload(file_name(entry), entry.content_type, entry.byte_size, chunks)
+        return ImageDownload(
+            file_name(entry), entry.content_type, entry.byte_size, chunks, f'"{entry.sha256}"'
+        )
     extra = png_chunks_for(entry, job, base_url=base_url)
+    spliced = hashlib.sha256(extra).hexdigest()[:16]
     return ImageDownload(
         file_name(entry),
         entry.content_type,
         entry.byte_size + len(extra),
         splice_after_header(chunks, extra),
+        f'"{entry.sha256}-{spliced}"',
     )
 
 

@@ -595,7 +595,8 @@ class JobPublic(BaseModel):
     finished_at: datetime | None
     expires_at: datetime | None
     images: list[ImagePublic]
-    url: str
+    url: str = Field(description="The job's page, for people")
+    api_url: str = Field(description="The job in this API: GET it to follow the job")
     remix_of: RemixOfPublic | None = None
     reference_images: list[ReferencePublic] = Field(
         default_factory=list, description="Gallery images sent as references, in order"
