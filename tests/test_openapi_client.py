@@ -75,7 +75,7 @@ def test_the_description_is_public_valid_and_names_bearer_tokens(
     assert paths["/api/jobs"]["post"]["operationId"] == "jobs_create"
     assert paths["/api/gallery"]["get"]["operationId"] == "gallery_search"
     assert paths["/api/jobs"]["get"]["security"] == [{"bearer": []}, {}]
-    health = paths["/healthz"]["get"]
+    health = paths["/livez"]["get"]
     assert health["security"] == []
     assert not [status for status in health["responses"] if status >= "400"], "no errors"
     # Only the errors each can give, each a problem document.

@@ -332,7 +332,12 @@ class SignInForToken(BaseModel):
     )
 
 
-@api_router.post("/sign-in", response_model=NewTokenPublic, status_code=201)
+@api_router.post(
+    "/sign-in",
+    response_model=NewTokenPublic,
+    status_code=201,
+    responses={429: {"description": "Too many wrong passwords: try again after Retry-After"}},
+)
 def sign_in_for_token(body: SignInForToken, services: ServicesDep, ip: ClientIP) -> NewTokenPublic:
     """A new API token for a name and password: slowed down after failures and audited as
     the sign-in page is. The token acts with its owner's rights until revoked."""

@@ -16,11 +16,13 @@ from fastapi.routing import APIRoute
 
 from app.domain.parameters import IMAGE_SIZES
 from app.web.errors import ErrorAnswer, error_meaning
+from app.web.ops import PROBE_PATHS
 from app.web.problems import PROBLEM_JSON
 
 BEARER = "bearer"
 # Answered to anyone, signed in or not.
-PUBLIC_OPERATIONS = frozenset({"/healthz"})
+# The probes answer anyone (app/web/ops.py): no token, and no error of ours to describe.
+PUBLIC_OPERATIONS = PROBE_PATHS
 # The names clients are generated with, where the function's own name would not say
 # which resource it acts on; any other operation is named by its function.
 OPERATION_IDS = {

@@ -30,7 +30,8 @@ def link_next(response: Response, request: Request, next_cursor: object | None) 
 # both, so generated clients pass one page's cursor to the next call as it is).
 IdCursorQuery = Annotated[
     str | None,
-    Query(pattern=r"^[0-9]{1,19}$", description="next_cursor of the previous page"),
+    # Digits only; one past any row id is no page (404), as a path id past them is.
+    Query(pattern=r"^[0-9]{1,40}$", description="next_cursor of the previous page"),
 ]
 
 
