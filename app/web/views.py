@@ -126,6 +126,8 @@ def job_answer(item: JobWithImages | JobListItem) -> dict[str, Any]:
             }
             for image_id in job.reference_images or ()
         ],
+        # Listings leave it out (None): only a job's own answer looks it up.
+        "typical_seconds": None,
     }
 
 
@@ -175,7 +177,9 @@ def _job_json(item: JobWithImages | JobListItem) -> str:
         f'"finished_at":{json_moment(job.finished_at)},"expires_at":{json_moment(job.expires_at)},'
         f'"images":[{images}],"url":"/jobs/{number}","api_url":"/api/jobs/{number}",'
         f'"remix_of":{remix},'
-        f'"reference_images":[{references}]}}'
+        f'"reference_images":[{references}],'
+        # Listings leave it out (None): only a job's own answer looks it up.
+        '"typical_seconds":null}'
     )
 
 
