@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
+from app.core.signing import Signer
 from app.domain.parameters import GenerationParams
 from app.features.jobs import reads
 from app.features.jobs.submission import Submitter, submit_job
@@ -65,7 +66,7 @@ async def test_a_job_is_submitted_with_nothing_but_the_parts_it_needs(
         default_model="seedream-4",
         blobs=blobs,
         public_url=None,
-        reference_key=b"signs reference links",
+        signer=Signer(b"signs reference links"),
     )
     try:
         job, created = await submit_job(

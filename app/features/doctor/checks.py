@@ -34,6 +34,7 @@ from PIL import ImageDraw
 
 from app.core.config import Settings
 from app.core.errors import InvalidParameters
+from app.core.signing import Signer
 from app.domain.model_params import IMAGE_COUNT_FIELDS, ModelParams, RunParams
 from app.domain.parameters import NAMED_SIZE_PIXELS, GenerationParams
 from app.domain.rules import (
@@ -52,7 +53,6 @@ from app.features.gallery import listing as galleries
 from app.features.jobs import callbacks as webhooks
 from app.features.jobs import references
 from app.features.models.live_rules import ago, record_read
-from app.features.people.access import reference_key
 from app.storage.blobs.protocol import BlobStore
 from app.storage.db.engine import Database
 from app.storage.db.tables import DoctorReport, utcnow
@@ -766,7 +766,7 @@ def _reference_link(
         )
     entry = galleries.get_entry(gallery.db, image_id=image_id)
     assert entry is not None
-    return references.signed_url(settings.public_url, reference_key(gallery.secret), entry, found)
+    return references.signed_url(settings.public_url, Signer(gallery.secret), entry, found)
 
 
 def _report_references(
