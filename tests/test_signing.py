@@ -6,14 +6,19 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from app.core import signing
+from app.core.config import Settings
 from app.core.signing import Signer
 from app.features.jobs import callbacks
 from app.features.jobs.references import SignedReference
+from app.features.people import accounts
 from app.features.people.access import Access
 from app.storage.db.engine import Database
+from app.web.gate import SESSION_COOKIE
+from tests.conftest import SAME_ORIGIN, serve_app
 
 SECRET = b"k" * 32
 
@@ -68,3 +73,28 @@ def test_a_malformed_signature_is_refused_not_an_error(access: Access, presented
     assert not callbacks.signature_valid(access.signer, 42, presented)
     link = SignedReference(7, 4096, 10_000_000, 1_900_000_000)
     assert not link.valid(access.signer, presented, now=1_800_000_000)
+
+
+def test_a_cookie_or_form_token_that_is_not_ascii_is_refused_not_a_500(
+    settings: Settings,
+) -> None:
+    """Headers arrive as latin-1 text; comparing such text as a signature raised (a 500)."""
+    db = Database.for_settings(settings)
+    db.migrate()
+    accounts.create_user(db, name="Ada", password="correct horse battery")
+    db.dispose()
+    with serve_app(settings) as app:
+        cookie = f"{SESSION_COOKIE}=tok.t\xf6k\xe9n".encode("latin-1")
+        page = app.client.get("/gallery", headers={b"Cookie": cookie})
+        assert page.status_code == 303
+        with httpx.Client(base_url=app.url, timeout=30) as person:
+            signed_in = person.post(
+                "/sign-in",
+                data={"name": "Ada", "password": "correct horse battery", "next": "/"},
+                headers=SAME_ORIGIN,
+            )
+            assert signed_in.status_code == 303
+            # No Sec-Fetch-Site or Origin (an old browser): the form token is what is checked.
+            token = "t\xf6k\xe9n".encode("latin-1")
+            form = person.post("/sign-out", headers={b"X-CSRF-Token": token})
+            assert form.status_code == 403
