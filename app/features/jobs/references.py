@@ -150,9 +150,6 @@ class SignedReference:
     max_bytes: int
     expires: int
 
-    def _signed(self) -> str:
-        return f"reference:{self.image_id}:{self.max_side}:{self.max_bytes}:{self.expires}"
-
     def signature(self, signer: signing.Signer) -> str:
         return signer.sign(signing.REFERENCE_LINK, self._signed())
 
@@ -167,6 +164,9 @@ class SignedReference:
         if self.expires < (time.time() if now is None else now):
             return False
         return signer.valid(signing.REFERENCE_LINK, self._signed(), signature)
+
+    def _signed(self) -> str:
+        return f"reference:{self.image_id}:{self.max_side}:{self.max_bytes}:{self.expires}"
 
 
 def signed_url(
