@@ -43,7 +43,7 @@ def load_secret(settings: Settings, db: Database) -> bytes:
     starts first. Every web process then accepts every session and form token.
 
     A data dir from before the key moved into the database keeps its key (the file's),
-    so nobody is signed out by the upgrade.
+    so links and callback addresses it signed still check.
     """
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
