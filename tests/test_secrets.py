@@ -3,9 +3,6 @@ a blank setting is no setting, and nothing signs with a key too short to keep a 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import io
 import logging
 import os
@@ -20,10 +17,10 @@ import pytest
 from app.cli import main as cli
 from app.cli.local import load_settings
 from app.core.config import SECRET_KEY_MIN_BYTES, Settings
+from app.core.signing import SESSION, Signer
 from app.emulator import Fault
 from app.features.jobs import callbacks as webhooks
 from app.features.jobs.references import SignedReference
-from app.features.people.access import reference_key, webhook_key
 from app.web.gate import SESSION_COOKIE
 from tests.conftest import (
     SAME_ORIGIN,
@@ -106,11 +103,6 @@ SECRET_SETTINGS = (
 )
 
 
-def _mac(key: bytes, message: str) -> str:
-    digest = hmac.new(key, message.encode(), hashlib.sha256).digest()
-    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
-
 @BLANKS
 def test_blank_secret_settings_are_unset_and_nothing_signed_with_an_empty_key_works(
     tmp_path: Path,
@@ -153,15 +145,15 @@ def test_blank_secret_settings_are_unset_and_nothing_signed_with_an_empty_key_wo
 
             empty = blank.encode()
             link = SignedReference(image_id, 4096, 10_000_000, int(time.time()) + 600)
-            forged_link = link.url(app.url, reference_key(empty))
+            forged_link = link.url(app.url, Signer(empty))
             assert stranger.get(forged_link).status_code == 404
 
-            callback = webhooks.callback_url(app.url, webhook_key(empty), done["id"])
+            callback = webhooks.callback_url(app.url, Signer(empty), done["id"])
             assert stranger.post(callback).status_code == 404
 
             cookie = person.cookies[SESSION_COOKIE]
             token = cookie.rpartition(".")[0]
-            forged_cookie = f"{token}.{_mac(empty, f'session:{token}')}"
+            forged_cookie = f"{token}.{Signer(empty).sign(SESSION, token)}"
             assert forged_cookie != cookie
             stranger.cookies.set(SESSION_COOKIE, forged_cookie)
             assert stranger.get("/api/jobs").status_code == 401
@@ -225,16 +217,16 @@ def test_the_access_log_shows_signed_addresses_without_their_signatures(
             done = wait_for_job(client, job_id)
             image_id = done["images"][0]["id"]
             wait_until(lambda: emulator.emulator.callbacks, what="PixelDojo's callback")
-            signatures.append(webhooks.signature(webhook_key(secret.encode()), job_id))
+            signatures.append(webhooks.signature(Signer(secret.encode()), job_id))
 
             link = SignedReference(image_id, 4096, 10_000_000, int(time.time()) + 600)
-            url = link.url(app.url, reference_key(secret.encode()))
-            signatures.append(link.signature(reference_key(secret.encode())))
+            url = link.url(app.url, Signer(secret.encode()))
+            signatures.append(link.signature(Signer(secret.encode())))
             assert client.get(url).status_code == 200
             escaped = url.replace("signature=", "sig%6Eature=")
             assert client.get(escaped).status_code == 200
 
-            callback = webhooks.callback_url(app.url, webhook_key(secret.encode()), job_id)
+            callback = webhooks.callback_url(app.url, Signer(secret.encode()), job_id)
             assert client.post(callback).status_code == 204
             escaped = callback.replace("/pixeldojo/", "/pixel%64ojo/")
             assert client.post(escaped).status_code == 204

@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from sqlmodel import select
 
 from app.core.errors import SubmissionFailed
+from app.core.signing import Signer
 from app.domain.model_params import run_from_body
 from app.domain.parameters import GenerationParams
 from app.domain.rules import has_builtin_record
@@ -84,7 +85,7 @@ async def test_a_job_is_submitted_with_nothing_but_the_parts_it_needs(
         default_model="seedream-4",
         blobs=blobs,
         public_url=None,
-        reference_key=b"signs reference links",
+        signer=Signer(b"signs reference links"),
     )
     try:
         job, created = await submit_job(
@@ -206,7 +207,7 @@ async def edit_rig(
         default_model="seedream-4",
         blobs=held,  # type: ignore[arg-type]
         public_url=None,
-        reference_key=b"signs reference links",
+        signer=Signer(b"signs reference links"),
     )
     try:
         yield EditRig(db, submitter, held, reference, emulator)

@@ -22,10 +22,11 @@ from starlette.routing import Route
 
 from app.core.config import Settings
 from app.core.loopback import LoopbackServer
+from app.core.signing import Signer
 from app.features.jobs import callbacks as webhooks
 from app.features.jobs import creation, queue
 from app.features.jobs.timing import SAFETY_SHARE, UpstreamTiming, safety_poll_in
-from app.features.people.access import load_secret, webhook_key
+from app.features.people.access import load_secret
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
 from app.upstream import UpstreamJob, UpstreamState
@@ -237,13 +238,13 @@ def test_safety_polls_wait_past_the_slowest_jobs_then_back_off_with_the_jobs_age
 
 
 def test_signatures_name_one_job_and_one_secret() -> None:
-    key = webhook_key(b"secret one")
+    key = Signer(b"secret one")
     url = webhooks.callback_url("https://playground.example/", key, 42)
     assert url.startswith("https://playground.example/webhooks/pixeldojo/42/")
     signature = url.rsplit("/", 1)[1]
     assert webhooks.signature_valid(key, 42, signature)
     assert not webhooks.signature_valid(key, 43, signature)
-    assert not webhooks.signature_valid(webhook_key(b"secret two"), 42, signature)
+    assert not webhooks.signature_valid(Signer(b"secret two"), 42, signature)
     altered = signature[:-1] + ("1" if signature.endswith("0") else "0")
     assert not webhooks.signature_valid(key, 42, altered)
 
@@ -291,7 +292,7 @@ def test_the_callback_route_answers_only_its_signed_address_from_anywhere(
     try:
         # No accounts: the app answers only this machine, except signed addresses.
         with in_process(settings, peer="203.0.113.9", headers=stranger) as client:
-            key = webhook_key(load_secret(settings, db))
+            key = Signer(load_secret(settings, db))
             good = f"/webhooks/pixeldojo/{job_id}/{webhooks.signature(key, job_id)}"
             assert client.get("/").status_code == 403, "everything else stays local"
             for wrong in (

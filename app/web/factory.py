@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -23,7 +21,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import SecretStr
 
 from app import __version__
-from app.core import datadir, metrics
+from app.core import datadir, metrics, signing
 from app.core.config import Settings
 from app.core.loopback import LoopbackServer
 from app.core.resources import STATIC_DIR
@@ -178,7 +176,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Demo mode: the same client, over real loopback HTTP, to the built-in emulator.
         # Its key comes from the data dir's secret and its jobs are kept in the data dir,
         # so a job still running when the app stops finishes after it starts again.
-        demo_key = hmac.new(secret, b"demo upstream key", hashlib.sha256).hexdigest()[:32]
+        demo_key = signing.Signer(secret).derived(signing.DEMO_UPSTREAM_KEY)
         api_key = SecretStr("pd_demo_" + demo_key)
         emulator = Emulator(
             EmulatorConfig(
@@ -240,9 +238,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         default_model=settings.model,
         blobs=blobs,
         public_url=settings.public_url,
-        reference_key=access.reference_key,
+        signer=access.signer,
         callback_base_url=settings.callback_base_url,
-        callback_key=access.webhook_key,
     )
     grid_runner = GridRunner(
         db=db,

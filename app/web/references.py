@@ -108,7 +108,7 @@ def signed_reference(
     """A reference image for PixelDojo to fetch, while its signed link lasts."""
     signed = SignedReference(image_id, side, bytes_, expires)
     entry = gallery.get_entry(services.db, image_id=image_id) if image_id <= ROW_ID_MAX else None
-    if entry is None or not signed.valid(services.access.reference_key, signature):
+    if entry is None or not signed.valid(services.access.signer, signature):
         # One answer for a wrong, an expired and an unknown link: it tells nothing.
         raise NotFoundError("This link does not work (it may have expired).")
     prepared = references.prepare(services.blobs, entry, max_side=side, max_bytes=bytes_)

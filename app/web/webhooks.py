@@ -31,8 +31,7 @@ async def pixeldojo_callback(job_id: int, signature: str, services: ServicesDep)
         # Off, nothing is sent with runs, so no address can be owed an answer.
         services.settings.callback_base_url is None
         or not 0 < job_id <= ROW_ID_MAX
-        or len(signature) != webhooks.SIGNATURE_HEX_CHARS
-        or not webhooks.signature_valid(services.access.webhook_key, job_id, signature)
+        or not webhooks.signature_valid(services.access.signer, job_id, signature)
     ):
         # One answer for a wrong signature and an unknown job: it tells nothing.
         metrics.CALLBACKS.labels(outcome="refused").inc()

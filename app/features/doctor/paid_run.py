@@ -25,6 +25,7 @@ from PIL import ImageDraw
 
 from app.core.config import Settings
 from app.core.errors import InvalidParameters
+from app.core.signing import Signer
 from app.domain.model_params import IMAGE_COUNT_FIELDS, ModelParams, RunParams
 from app.domain.parameters import NAMED_SIZE_PIXELS, GenerationParams
 from app.domain.rules import (
@@ -41,7 +42,6 @@ from app.domain.runs import check_run, with_known_seed
 from app.features.doctor.report import DoctorResult
 from app.features.gallery import listing as galleries
 from app.features.jobs import references
-from app.features.people.access import reference_key
 from app.storage.blobs.protocol import BlobStore
 from app.storage.db.engine import Database
 from app.storage.db.tables import utcnow
@@ -389,7 +389,7 @@ def _reference_link(
         )
     entry = galleries.get_entry(gallery.db, image_id=image_id)
     assert entry is not None
-    return references.signed_url(settings.public_url, reference_key(gallery.secret), entry, found)
+    return references.signed_url(settings.public_url, Signer(gallery.secret), entry, found)
 
 
 def _report_references(

@@ -30,6 +30,7 @@ from app.storage.db.tables import (
     Worker,
     utcnow,
 )
+from app.storage.db.upsert import upsert
 
 
 def create_grid(
@@ -48,57 +49,50 @@ def create_grid(
     grid that cannot be paid for is refused before any of its jobs, not half-way.
     """
     now = utcnow()
-    try:
-        with db.write() as session:
-            earlier = _earlier_grid(session, idempotency_key, request=request, model=plan.model)
-            if earlier is not None:
-                return earlier, False
-            if remix_of is not None and session.get(Grid, remix_of) is None:
-                raise InvalidParameters({"remix_of": f"there is no grid {remix_of}"})
-            if user is not None and user.id is not None:
-                # Locked (on PostgreSQL) until the grid is written: one person's grids and
-                # jobs are checked against their budget one at a time.
-                current = session.get(User, user.id, with_for_update=True)
-                if current is not None:
-                    check_budget(
-                        session, user=current, cost=plan.credits, now=now, what="This grid"
-                    )
-            grid = Grid(
-                created_at=now,
-                user_id=user.id if user is not None else None,
-                model=plan.model,
-                prompt=plan.prompt,
-                request=request,
-                axes=[axis.record() for axis in plan.axes],
-                estimated_credits=plan.credits,
-                idempotency_key=idempotency_key,
-                remix_of_grid_id=remix_of,
-            )
-            session.add(grid)
-            session.flush()
-            assert grid.id is not None
-            for cell in cell_records(plan):
-                session.add(
-                    GridCell(
-                        grid_id=grid.id,
-                        position=cell["position"],
-                        x=cell["x"],
-                        y=cell["y"],
-                        z=cell["z"],
-                        preset=cell["preset"],
-                        parameters=cell["parameters"],
-                    )
-                )
-        return grid, True
-    except sa.exc.IntegrityError:
-        # Two requests with one key raced past the check (only a server database lets two
-        # writers do that): the unique key let one in; the other gets its grid.
-        if idempotency_key is None:
-            raise
-    with db.read() as session:
+
+    def write(session: Session) -> tuple[Grid, bool]:
         earlier = _earlier_grid(session, idempotency_key, request=request, model=plan.model)
-    assert earlier is not None
-    return earlier, False
+        if earlier is not None:
+            return earlier, False
+        if remix_of is not None and session.get(Grid, remix_of) is None:
+            raise InvalidParameters({"remix_of": f"there is no grid {remix_of}"})
+        if user is not None and user.id is not None:
+            # Locked (on PostgreSQL) until the grid is written: one person's grids and
+            # jobs are checked against their budget one at a time.
+            current = session.get(User, user.id, with_for_update=True)
+            if current is not None:
+                check_budget(session, user=current, cost=plan.credits, now=now, what="This grid")
+        grid = Grid(
+            created_at=now,
+            user_id=user.id if user is not None else None,
+            model=plan.model,
+            prompt=plan.prompt,
+            request=request,
+            axes=[axis.record() for axis in plan.axes],
+            estimated_credits=plan.credits,
+            idempotency_key=idempotency_key,
+            remix_of_grid_id=remix_of,
+        )
+        session.add(grid)
+        session.flush()
+        assert grid.id is not None
+        for cell in cell_records(plan):
+            session.add(
+                GridCell(
+                    grid_id=grid.id,
+                    position=cell["position"],
+                    x=cell["x"],
+                    y=cell["y"],
+                    z=cell["z"],
+                    preset=cell["preset"],
+                    parameters=cell["parameters"],
+                )
+            )
+        return grid, True
+
+    # Two requests with one key may both find none (on a server database): the unique key
+    # lets one in, and the other, written again, gets its grid.
+    return upsert(db, write)
 
 
 def _earlier_grid(

@@ -9,8 +9,8 @@ reach this app, every run carries one:
 
 What PixelDojo sends there (its payload, a signature header, retries) is not
 documented, so nothing in it is trusted or even read: the call only says "ask
-about this job now". The URL's signature (an HMAC of the job id, with a key of
-its own derived from the app's secret) is the permission, so a call needs no
+about this job now". The URL's signature (of the job id, app/core/signing.py
+`CALLBACK`) is the permission, so a call needs no
 sign-in; a forged or repeated one can at most bring one status poll forward,
 never spend a credit or change a job. The poll that follows reads the job from
 PixelDojo with the API key, as any poll does.
@@ -24,13 +24,12 @@ forward.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from sqlmodel import col, select
 
+from app.core import signing
 from app.features.jobs.queue import CALLED_BACK_STATUSES
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, UTCDateTime
@@ -52,20 +51,22 @@ TRUST_SAMPLE = 20
 TRUST_MIN_JOBS = 3
 TRUST_SHARE = 0.5
 TRUST_WINDOW_JOBS = 5_000
-SIGNATURE_HEX_CHARS = 32
 
 
-def signature(key: bytes, job_id: int) -> str:
-    digest = hmac.new(key, f"job:{job_id}".encode(), hashlib.sha256).hexdigest()
-    return digest[:SIGNATURE_HEX_CHARS]
+def _signed(job_id: int) -> str:
+    return f"job:{job_id}"
 
 
-def callback_url(public_url: str, key: bytes, job_id: int) -> str:
-    return f"{public_url.rstrip('/')}{PATH_PREFIX}{job_id}/{signature(key, job_id)}"
+def signature(signer: signing.Signer, job_id: int) -> str:
+    return signer.sign(signing.CALLBACK, _signed(job_id))
 
 
-def signature_valid(key: bytes, job_id: int, presented: str) -> bool:
-    return hmac.compare_digest(presented.encode(), signature(key, job_id).encode())
+def callback_url(public_url: str, signer: signing.Signer, job_id: int) -> str:
+    return f"{public_url.rstrip('/')}{PATH_PREFIX}{job_id}/{signature(signer, job_id)}"
+
+
+def signature_valid(signer: signing.Signer, job_id: int, presented: str) -> bool:
+    return signer.valid(signing.CALLBACK, _signed(job_id), presented)
 
 
 def record_callback(db: Database, *, job_id: int, now: datetime) -> bool:

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from app.core.errors import InvalidParameters
@@ -19,6 +18,7 @@ from app.domain.model_params import RunParams
 from app.features.people.budgets import check_budget
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, User, utcnow
+from app.storage.db.upsert import upsert
 from app.upstream import UpstreamJob
 
 
@@ -58,48 +58,49 @@ def create_job(
     """
     now = utcnow()
     cost = params.estimated_credits if estimated_credits is None else estimated_credits
-    job = Job(
-        model=model,
-        preset=preset,
-        **params.columns(),
-        request_body=params.upstream_body() if request_body is None else request_body,
-        status=JobStatus.SUBMITTING,
-        created_at=now,
-        updated_at=now,
-        lease_owner=owner,
-        lease_expires_at=now + timedelta(seconds=lease_seconds),
-        idempotency_key=idempotency_key,
-        user_id=user.id if user is not None else None,
-        estimated_credits=cost,
-        remix_of_job_id=remix_of.job_id if remix_of else None,
-        remix_of_image_index=remix_of.image_index if remix_of else None,
-        reference_images=list(reference_images) if reference_images else None,
-    )
-    try:
-        with db.write() as session:
-            if idempotency_key is not None:
-                earlier = _with_key(session, idempotency_key)
-                if earlier is not None:
-                    return _replayed(earlier, job), False
-            if remix_of is not None:
-                _check_remix_source(session, remix_of)
-            if user is not None and user.id is not None:
-                # Locked (on PostgreSQL) until the job is written: one person's submissions
-                # are checked against their budget one at a time, each seeing the last.
-                current = session.get(User, user.id, with_for_update=True)
-                if current is not None:
-                    check_budget(session, user=current, cost=cost, now=now)
-            session.add(job)
-            session.flush()
+
+    def new_job() -> Job:
+        return Job(
+            model=model,
+            preset=preset,
+            **params.columns(),
+            request_body=params.upstream_body() if request_body is None else request_body,
+            status=JobStatus.SUBMITTING,
+            created_at=now,
+            updated_at=now,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+            idempotency_key=idempotency_key,
+            user_id=user.id if user is not None else None,
+            estimated_credits=cost,
+            remix_of_job_id=remix_of.job_id if remix_of else None,
+            remix_of_image_index=remix_of.image_index if remix_of else None,
+            reference_images=list(reference_images) if reference_images else None,
+        )
+
+    request = new_job()
+
+    def write(session: Session) -> tuple[Job, bool]:
+        if idempotency_key is not None:
+            earlier = _with_key(session, idempotency_key)
+            if earlier is not None:
+                return _replayed(earlier, request), False
+        if remix_of is not None:
+            _check_remix_source(session, remix_of)
+        if user is not None and user.id is not None:
+            # Locked (on PostgreSQL) until the job is written: one person's submissions
+            # are checked against their budget one at a time, each seeing the last.
+            current = session.get(User, user.id, with_for_update=True)
+            if current is not None:
+                check_budget(session, user=current, cost=cost, now=now)
+        job = new_job()
+        session.add(job)
+        session.flush()
         return job, True
-    except sa.exc.IntegrityError:
-        # Only a server database lets two writers race this far; SQLite's write lock doesn't.
-        if idempotency_key is None:
-            raise
-    with db.read() as session:
-        earlier = _with_key(session, idempotency_key)
-    assert earlier is not None
-    return _replayed(earlier, job), False
+
+    # Two requests with one key may both find none (on a server database): the unique key
+    # lets one in, and the other, written again, gets its job.
+    return upsert(db, write)
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ from the blob store and sent in one of two ways:
 
     data: URI (default)       the bytes, base64, inside the run body
     signed URL                with PLAYGROUND_PUBLIC_URL set: a link to this app that
-                              expires, signed with the app's secret (never the key)
+                              expires, signed (app/core/signing.py `REFERENCE_LINK`)
 
 Either way the image is first made to fit: within the schema's limits where it
 states them, else at most 4,096 px a side and 10 MB (scaled down, re-encoded as
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import io
 import re
 import time
@@ -34,6 +33,7 @@ from PIL import Image as PILImage
 from PIL import ImageOps
 from sqlmodel import col
 
+from app.core import signing
 from app.core.errors import InvalidParameters
 from app.domain.rules import ImageInput
 from app.domain.runs import REFERENCES_FIELD
@@ -162,27 +162,28 @@ class SignedReference:
     max_bytes: int
     expires: int
 
-    def signature(self, secret: bytes) -> str:
-        message = f"reference:{self.image_id}:{self.max_side}:{self.max_bytes}:{self.expires}"
-        digest = hmac.new(secret, message.encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest[:24]).decode().rstrip("=")
+    def signature(self, signer: signing.Signer) -> str:
+        return signer.sign(signing.REFERENCE_LINK, self._signed())
 
-    def url(self, public_url: str, secret: bytes) -> str:
+    def url(self, public_url: str, signer: signing.Signer) -> str:
         return (
             f"{public_url.rstrip('/')}/references/{self.image_id}?expires={self.expires}"
             f"&side={self.max_side}&bytes={self.max_bytes}"
-            f"&{SIGNATURE_PARAMETER}={self.signature(secret)}"
+            f"&{SIGNATURE_PARAMETER}={self.signature(signer)}"
         )
 
-    def valid(self, secret: bytes, signature: str, *, now: float | None = None) -> bool:
+    def valid(self, signer: signing.Signer, signature: str, *, now: float | None = None) -> bool:
         if self.expires < (time.time() if now is None else now):
             return False
-        return hmac.compare_digest(signature.encode(), self.signature(secret).encode())
+        return signer.valid(signing.REFERENCE_LINK, self._signed(), signature)
+
+    def _signed(self) -> str:
+        return f"reference:{self.image_id}:{self.max_side}:{self.max_bytes}:{self.expires}"
 
 
 def signed_url(
     public_url: str,
-    secret: bytes,
+    signer: signing.Signer,
     entry: GalleryEntry,
     limits: ImageInput,
     *,
@@ -192,7 +193,7 @@ def signed_url(
     fetch: the image id, the limits, the expiry and a signature (never the key)."""
     expires = int((time.time() if now is None else now) + SIGNED_URL_SECONDS)
     signed = SignedReference(entry.image_id, limits.max_side, limits.max_bytes, expires)
-    return signed.url(public_url, secret)
+    return signed.url(public_url, signer)
 
 
 def body_references(
@@ -201,11 +202,11 @@ def body_references(
     limits: ImageInput,
     *,
     public_url: str | None,
-    secret: bytes,
+    signer: signing.Signer,
 ) -> list[str]:
     """What goes in the run body for these references: data: URIs, or signed URLs."""
     if public_url:
-        return [signed_url(public_url, secret, entry, limits) for entry in entries]
+        return [signed_url(public_url, signer, entry, limits) for entry in entries]
     return [
         prepare(blobs, entry, max_side=limits.max_side, max_bytes=limits.max_bytes).data_uri()
         for entry in entries

@@ -42,6 +42,7 @@ from app.core.errors import (
     OverBudget,
     SubmissionFailed,
 )
+from app.core.signing import Signer
 from app.domain.model_params import RunParams
 from app.domain.rules import ImageInput
 from app.domain.runs import check_run, with_known_seed
@@ -108,15 +109,14 @@ class Submitter:
     catalogue: ModelCatalogue
     # The model a run names when it names none (always allowed, listed or not).
     default_model: str
-    # Where reference images are read from, and how links to them are made and signed.
+    # Where reference images are read from, and where links to them point.
     blobs: BlobStore
     public_url: str | None
-    reference_key: bytes
-    # Where PixelDojo calls back when a job ends (app/features/jobs/callbacks.py): the public URL
-    # when
-    # callbacks are on, else None (poll only); and what signs the callback URLs.
+    # What signs reference links and callback URLs.
+    signer: Signer
+    # Where PixelDojo calls back when a job ends (app/features/jobs/callbacks.py): the public
+    # URL when callbacks are on, else None (poll only).
     callback_base_url: str | None = None
-    callback_key: bytes = b""
 
 
 async def rules_for_run(submitter: Submitter, model: str) -> RulesInForce:
@@ -290,7 +290,7 @@ def _with_callback(submitter: Submitter, body: dict[str, Any], job_id: int) -> d
     out of the body the job stores (that URL is a permission, not a parameter)."""
     if submitter.callback_base_url is None:
         return body
-    url = webhooks.callback_url(submitter.callback_base_url, submitter.callback_key, job_id)
+    url = webhooks.callback_url(submitter.callback_base_url, submitter.signer, job_id)
     return {**body, webhooks.RUN_FIELD: url}
 
 
@@ -314,7 +314,7 @@ async def _reference_values(
                 entries,
                 image_input,
                 public_url=submitter.public_url,
-                secret=submitter.reference_key,
+                signer=submitter.signer,
             ),
             # The submission's deadline ends a read that hangs: its thread finishes alone.
             abandon_on_cancel=True,

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 import anyio
-import sqlalchemy as sa
+from sqlmodel import Session
 
 from app.core.model_id import DEFAULT_MODEL
 from app.domain.parameters import CREDITS_PER_IMAGE
@@ -28,6 +28,7 @@ from app.features.models.periodic_read import PeriodicRead
 from app.storage.db.engine import Database
 from app.storage.db.tables import ModelCatalogue as CatalogueRow
 from app.storage.db.tables import utcnow
+from app.storage.db.upsert import upsert
 from app.upstream import MalformedResponse, PixelDojoClient, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -224,24 +225,18 @@ def record_read(
 ) -> None:
     """Keep how a read went; a failed read keeps the copy read before."""
     now = utcnow()
-    for attempt in range(
-        2
-    ):  # two workers may both insert the first row (app/features/models/live_rules.py)
-        try:
-            with db.write() as session:
-                row = session.get(CatalogueRow, upstream) or CatalogueRow(
-                    upstream=upstream, checked_at=now
-                )
-                row.checked_at = now
-                row.error = error[:ERROR_MAX_CHARS] if error else None
-                if models is not None:
-                    row.models = [model.to_json() for model in models]
-                    row.fetched_at = now
-                session.add(row)
-            return
-        except sa.exc.IntegrityError:
-            if attempt:
-                raise
+
+    def keep(session: Session) -> None:
+        # Two workers may both insert the first row (app/storage/db/upsert.py).
+        row = session.get(CatalogueRow, upstream) or CatalogueRow(upstream=upstream, checked_at=now)
+        row.checked_at = now
+        row.error = error[:ERROR_MAX_CHARS] if error else None
+        if models is not None:
+            row.models = [model.to_json() for model in models]
+            row.fetched_at = now
+        session.add(row)
+
+    upsert(db, keep)
 
 
 def catalogue_from_row(row: CatalogueRow | None) -> CatalogueInForce:

@@ -37,7 +37,7 @@ from typing import Any, Literal
 
 import anyio
 import sqlalchemy as sa
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from app.domain.rule_changes import Difference, differences
 from app.domain.rules import (
@@ -54,6 +54,7 @@ from app.features.models.catalogue import CatalogueInForce
 from app.features.models.periodic_read import PeriodicRead
 from app.storage.db.engine import Database
 from app.storage.db.tables import ModelSchema, utcnow
+from app.storage.db.upsert import upsert
 from app.upstream import MalformedResponse, NotFound, PixelDojoClient, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -163,28 +164,24 @@ def record_read(
 ) -> None:
     """Keep how a read went; a schema read keeps its copy, a failed one keeps the old copy."""
     now = utcnow()
-    # Twice at most: two workers starting together may both insert the first row; on a
-    # server database the second one's insert fails, and it updates the row instead.
-    for attempt in range(2):
-        try:
-            with db.write() as session:
-                row = session.get(ModelSchema, (upstream, model))
-                if row is None:
-                    row = ModelSchema(upstream=upstream, model=model, checked_at=now)
-                row.checked_at = now
-                row.error = error[:ERROR_MAX_CHARS] if error else None
-                if model_found is not None:
-                    row.model_found = model_found
-                if card is not None:
-                    row.model_card = card
-                if schema is not None:
-                    row.json_schema = schema
-                    row.fetched_at = now
-                session.add(row)
-            return
-        except sa.exc.IntegrityError:
-            if attempt:
-                raise
+
+    def keep(session: Session) -> None:
+        # Two workers starting together may both insert the first row (app/storage/db/upsert.py).
+        row = session.get(ModelSchema, (upstream, model))
+        if row is None:
+            row = ModelSchema(upstream=upstream, model=model, checked_at=now)
+        row.checked_at = now
+        row.error = error[:ERROR_MAX_CHARS] if error else None
+        if model_found is not None:
+            row.model_found = model_found
+        if card is not None:
+            row.model_card = card
+        if schema is not None:
+            row.json_schema = schema
+            row.fetched_at = now
+        session.add(row)
+
+    upsert(db, keep)
 
 
 def forget_unlisted(

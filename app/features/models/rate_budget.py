@@ -20,13 +20,14 @@ from collections.abc import Awaitable, Callable
 
 import anyio
 import httpx
-import sqlalchemy as sa
 from pydantic import SecretStr
+from sqlmodel import Session
 
 from app.core.config import Settings
 from app.features.models.key_status import fingerprint
 from app.storage.db.engine import Database
 from app.storage.db.tables import RateBudget
+from app.storage.db.upsert import upsert
 from app.upstream import PixelDojoClient
 from app.upstream.ratelimit import RateLimiter, take_token
 
@@ -77,51 +78,42 @@ class SharedRateLimiter(RateLimiter):
             with self._db.read() as session:
                 row = session.get(RateBudget, self._fingerprint)
             return max(0.0, row.paused_until - now) if row is not None else 0.0
-        assert self.per_minute is not None
-        for attempt in range(2):
-            try:
-                with self._db.write() as session:
-                    row = session.get(RateBudget, self._fingerprint, with_for_update=True)
-                    if row is None:
-                        row = RateBudget(
-                            fingerprint=self._fingerprint, tokens=self._capacity, updated_at=now
-                        )
-                    if now < row.paused_until:
-                        return row.paused_until - now
-                    row.tokens, wait = take_token(
-                        tokens=row.tokens,
-                        elapsed=now - row.updated_at,
-                        per_minute=self.per_minute,
-                        reserve=self._reserve,
-                        submit=submit,
-                    )
-                    row.updated_at = max(row.updated_at, now)
-                    session.add(row)
-                    return wait
-            except sa.exc.IntegrityError:
-                # Another process made the row first (only a server database gets here).
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
+        per_minute = self.per_minute
+        assert per_minute is not None
+
+        def take(session: Session) -> float:
+            row = self._row(session, now)
+            if now < row.paused_until:
+                return row.paused_until - now
+            row.tokens, wait = take_token(
+                tokens=row.tokens,
+                elapsed=now - row.updated_at,
+                per_minute=per_minute,
+                reserve=self._reserve,
+                submit=submit,
+            )
+            row.updated_at = max(row.updated_at, now)
+            session.add(row)
+            return wait
+
+        return upsert(self._db, take)
 
     def pause(self, seconds: float) -> None:
         until = self._clock() + seconds
-        for attempt in range(2):
-            try:
-                with self._db.write() as session:
-                    row = session.get(RateBudget, self._fingerprint, with_for_update=True)
-                    if row is None:
-                        row = RateBudget(
-                            fingerprint=self._fingerprint,
-                            tokens=self._capacity,
-                            updated_at=self._clock(),
-                        )
-                    row.paused_until = max(row.paused_until, until)
-                    session.add(row)
-                return
-            except sa.exc.IntegrityError:
-                if attempt:
-                    raise
+
+        def hold(session: Session) -> None:
+            row = self._row(session, self._clock())
+            row.paused_until = max(row.paused_until, until)
+            session.add(row)
+
+        upsert(self._db, hold)
+
+    def _row(self, session: Session, now: float) -> RateBudget:
+        """This key's row, locked (on PostgreSQL) until the write ends; a new one if none."""
+        row = session.get(RateBudget, self._fingerprint, with_for_update=True)
+        if row is None:
+            row = RateBudget(fingerprint=self._fingerprint, tokens=self._capacity, updated_at=now)
+        return row
 
     async def hold(self, seconds: float) -> None:
         await anyio.to_thread.run_sync(self.pause, seconds)

@@ -13,22 +13,21 @@ change made by another process is seen at once, is in app/features/people/creden
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import secrets
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 
-import sqlalchemy as sa
+from sqlmodel import Session
 
+from app.core import signing
 from app.core.config import Settings, is_loopback_host
 from app.features.people import accounts
 from app.features.people.credentials import Credential, CredentialCache
 from app.storage.db.engine import Database
 from app.storage.db.tables import AppSecret, utcnow
+from app.storage.db.upsert import upsert
 
 # Where versions before the database kept it; read once, to carry it over.
 SECRET_FILE = "secret_key"
@@ -44,7 +43,7 @@ def load_secret(settings: Settings, db: Database) -> bytes:
     starts first. Every web process then accepts every session and form token.
 
     A data dir from before the key moved into the database keeps its key (the file's),
-    so nobody is signed out by the upgrade.
+    so links and callback addresses it signed still check.
     """
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
@@ -53,14 +52,16 @@ def load_secret(settings: Settings, db: Database) -> bytes:
         return stored.encode()
     legacy = settings.data_dir / SECRET_FILE
     value = _read_secret(legacy) if legacy.is_file() else secrets.token_hex(32)
-    try:
-        with db.write() as session:
-            session.add(AppSecret(name=SIGNING_SECRET, value=value, created_at=utcnow()))
-    except sa.exc.IntegrityError:
-        pass  # another process stored one first: that one counts
-    stored = _stored_secret(db)
-    assert stored is not None
-    return stored.encode()
+
+    def store(session: Session) -> str:
+        # Another process may have stored one first: that one counts.
+        row = session.get(AppSecret, SIGNING_SECRET)
+        if row is None:
+            row = AppSecret(name=SIGNING_SECRET, value=value, created_at=utcnow())
+            session.add(row)
+        return row.value
+
+    return upsert(db, store).encode()
 
 
 def _stored_secret(db: Database) -> str | None:
@@ -83,10 +84,8 @@ class Access:
         self, db: Database, secret: bytes, *, credentials: CredentialCache | None = None
     ) -> None:
         self._db = db
-        self._secret = secret
+        self.signer = signing.Signer(secret)
         self._cached: tuple[float, bool] | None = None
-        self.reference_key = reference_key(secret)
-        self.webhook_key = webhook_key(secret)
         self.credentials = credentials if credentials is not None else CredentialCache()
         self._unsubscribe = db.on_credentials_changed(self.credentials.clear)
         marker = db.credentials_marker()
@@ -194,25 +193,24 @@ class Access:
     def sessionless_csrf_token(self) -> str:
         return self._sessionless_csrf
 
-    def _mac(self, purpose: str, value: str) -> str:
-        digest = hmac.new(self._secret, f"{purpose}:{value}".encode(), hashlib.sha256).digest()
-        return base64.urlsafe_b64encode(digest).decode().rstrip("=")
-
     def sign_session(self, token: str) -> str:
-        return f"{token}.{self._mac('session', token)}"
+        return f"{token}.{self.signer.sign(signing.SESSION, token)}"
 
     def unsign_session(self, cookie: str) -> str | None:
+        """The session token a cookie carries, or None if it is not one this secret signed (a
+        cookie from before sessions were signed by app/core/signing.py is refused: its holder
+        signs in again)."""
         token, _, mac = cookie.rpartition(".")
-        if token and hmac.compare_digest(mac, self._mac("session", token)):
+        if token and self.signer.valid(signing.SESSION, token, mac):
             return token
         return None
 
     def csrf_token(self, session_hash: str | None) -> str:
         """The token forms and htmx send back; tied to the session, so it cannot be reused."""
-        return self._mac("csrf", session_hash or "no-session")
+        return self.signer.sign(signing.CSRF, session_hash or "no-session")
 
     def csrf_valid(self, session_hash: str | None, presented: str) -> bool:
-        return hmac.compare_digest(presented, self.csrf_token(session_hash))
+        return self.signer.valid(signing.CSRF, session_hash or "no-session", presented)
 
 
 # Headers in which proxies name the address they forwarded a request for.
@@ -253,19 +251,6 @@ def _strip_port(node: str) -> str:
     if node.startswith("["):
         return node[1 : node.find("]")] if "]" in node else node
     return node.split(":", 1)[0] if node.count(":") == 1 else node
-
-
-def reference_key(secret: bytes) -> bytes:
-    """What signs reference-image links (app/features/jobs/references.py): a key of its own,
-    derived from
-    the app's secret, so a link never helps forge a session or a CSRF token."""
-    return hmac.new(secret, b"reference image links", hashlib.sha256).digest()
-
-
-def webhook_key(secret: bytes) -> bytes:
-    """What signs the callback URLs PixelDojo is given (app/features/jobs/callbacks.py): a key of
-    its own."""
-    return hmac.new(secret, b"pixeldojo callbacks", hashlib.sha256).digest()
 
 
 def host_is_loopback(host_header: str) -> bool:
