@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from app.core.text import Text
+
 PROMPT_MAX_CHARS = 4000
 
 # The named sizes, in the order the form offers them.
@@ -101,7 +103,7 @@ class GenerationParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(
+    prompt: Text = Field(
         description="What to draw", **_rules(minLength=1, maxLength=PROMPT_MAX_CHARS)
     )
     image_size: str = Field(

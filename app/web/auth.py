@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.errors import InvalidParameters, NotFoundError, SignInRequired
+from app.core.text import WordedLine
 from app.features.people import accounts, audit, budgets, throttle
 from app.storage.db.tables import User, utcnow
 from app.web.deps import BrowserUser, ClientIP, CurrentUser, ServicesDep, TemplatesDep
@@ -226,7 +227,7 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(strict=True)
 
     # Not only spaces: the schema says so, create_api_token refuses it.
-    name: str = Field(min_length=1, max_length=80, json_schema_extra={"pattern": r"\S"})
+    name: WordedLine = Field(min_length=1, max_length=80)
 
 
 class TokenPublic(BaseModel):

@@ -16,7 +16,7 @@ from app.domain.grid_axes import AXIS_NAMES, PRESET, SEED, AxisSpec, GridRequest
 from app.domain.parameters import CUSTOM_SIZE, DEFAULT_IMAGE_SIZE
 from app.domain.presets import PRESETS_BY_SLUG, Preset
 from app.storage.db.tables import Grid
-from app.web.forms import TOKEN_MAX, new_submission_token
+from app.web.forms import new_submission_token, posted_token
 
 BASE_FIELDS = ("prompt", "image_size", "customWidth", "customHeight", "seed", "num_images")
 INTEGER_FIELDS = ("customWidth", "customHeight", "seed", "num_images")
@@ -92,14 +92,13 @@ class GridForm:
             if getlist is not None
         }
         preset = str(posted.get("preset", "") or "") or None
-        token = str(posted.get("submission_token", "") or "").strip()[:TOKEN_MAX]
         return cls(
             values=values,
             axes=axes,
             preset_choices={name: slugs for name, slugs in choices.items() if slugs},
             preset=preset if preset in PRESETS_BY_SLUG else None,
             remix_of=str(posted.get("remix_of", "") or "").strip(),
-            token=token or new_submission_token(),
+            token=posted_token(posted),
         )
 
     def to_request(self) -> GridRequest:
