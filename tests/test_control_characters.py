@@ -11,10 +11,14 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from app.core.errors import InvalidParameters
 from app.core.text import CONTROL_MESSAGE, check_line, check_text, text_problems
+from app.domain.grid_axes import GridRequest
+from app.domain.grid_plans import request_from_record
 from app.domain.model_params import ModelParams
+from app.domain.parameters import GenerationParams
 from app.domain.rules import SEEDREAM_RULES
 from app.domain.runs import check_run
 from app.features.people import accounts
@@ -165,3 +169,19 @@ def test_the_rule_keeps_line_breaks_and_tabs_in_a_text_only() -> None:
     with pytest.raises(InvalidParameters) as refusal:
         check_run(ModelParams(values), SEEDREAM_RULES)
     assert refusal.value.field_errors["style.names.1"] == CONTROL_MESSAGE
+
+
+def test_a_record_stored_before_the_rule_still_opens() -> None:
+    """A SQLite gallery may keep a prompt or an axis value from before the rule: read back, it
+    opens as it was; sent again as a new run, it is held to the rule like any other."""
+    stored = {"prompt": "old \x1b[0mprompt\x00", "image_size": "square", "num_images": 1}
+    assert GenerationParams.from_body(stored).prompt == stored["prompt"]
+    with pytest.raises(ValidationError):
+        GenerationParams.model_validate(stored)
+    record = {"parameters": stored, "axes": [{"param": "prompt", "values": ["old", "ne\x01w"]}]}
+    assert request_from_record(record).axes[0].values == ["old", "ne\x01w"]
+    with pytest.raises(ValidationError):
+        GridRequest.model_validate(record)
+    with pytest.raises(InvalidParameters) as refusal:
+        check_run(GenerationParams.from_body(stored), SEEDREAM_RULES)
+    assert refusal.value.field_errors["prompt"] == CONTROL_MESSAGE

@@ -11,7 +11,9 @@ when it holds a control character it may not, before anything is stored or sent 
 - a text (`Text`): a prompt, a description; it may hold line breaks and tabs, no other.
 
 The answer is the same on both databases, as it is decided before either is asked. Each
-kind's JSON Schema pattern says the same to OpenAPI, so a client can tell beforehand.
+kind's JSON Schema pattern says the same to OpenAPI, so a client can tell beforehand. The rule
+is for what comes in: a record kept before it (a SQLite gallery's old prompt) is read back as
+it is, validated with the `STORED` context, so it still opens.
 (A search is neither: it is split into words at any control character, never refused;
 app/features/gallery/listing.py.)
 """
@@ -22,7 +24,7 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, ValidationInfo
 
 CONTROL_MESSAGE = "must not contain control characters"
 # C0, DEL and C1; a text keeps tab, line feed and carriage return of these.
@@ -56,6 +58,23 @@ def check_text(value: str) -> str:
     return value
 
 
+# The validation context of a record read back from storage: the rule is not applied again.
+STORED: dict[str, bool] = {"stored": True}
+
+
+def is_stored(info: ValidationInfo) -> bool:
+    """Whether this validation reads back a stored record (see `STORED`)."""
+    return isinstance(info.context, Mapping) and bool(info.context.get("stored"))
+
+
+def _line(value: str, info: ValidationInfo) -> str:
+    return value if is_stored(info) else check_line(value)
+
+
+def _text(value: str, info: ValidationInfo) -> str:
+    return value if is_stored(info) else check_text(value)
+
+
 def text_problems(values: Mapping[str, Any]) -> dict[str, str]:
     """Every text among values of a shape nobody declared (another model's run parameters)
     that holds a control character a text may not, at any depth, by its path (`a.0.b`): such a
@@ -74,14 +93,10 @@ def text_problems(values: Mapping[str, Any]) -> dict[str, str]:
     return problems
 
 
-Line = Annotated[
-    str, AfterValidator(check_line), Field(json_schema_extra={"pattern": LINE_PATTERN})
-]
-Text = Annotated[
-    str, AfterValidator(check_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})
-]
+Line = Annotated[str, AfterValidator(_line), Field(json_schema_extra={"pattern": LINE_PATTERN})]
+Text = Annotated[str, AfterValidator(_text), Field(json_schema_extra={"pattern": TEXT_PATTERN})]
 # A line that must say something, not be blank, as the fields that ask for one say to OpenAPI.
 WORDED_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
 WordedLine = Annotated[
-    str, AfterValidator(check_line), Field(json_schema_extra={"pattern": WORDED_LINE_PATTERN})
+    str, AfterValidator(_line), Field(json_schema_extra={"pattern": WORDED_LINE_PATTERN})
 ]

@@ -11,10 +11,18 @@ import re
 from collections.abc import Sequence
 from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.core.model_id import ModelId
-from app.core.text import LINE_PATTERN, Line, line_problem
+from app.core.text import LINE_PATTERN, Line, is_stored, line_problem
 from app.domain.parameters import GenerationParams
 
 AXIS_NAMES = ("x", "y", "z")
@@ -107,12 +115,12 @@ class AxisSpec(BaseModel):
 
     @field_validator("values")
     @classmethod
-    def _values_short(cls, values: list[int | str]) -> list[int | str]:
+    def _values_short(cls, values: list[int | str], info: ValidationInfo) -> list[int | str]:
         for value in values:
             if isinstance(value, str) and len(value) > VALUE_MAX_CHARS:
                 raise ValueError(f"each value must be at most {VALUE_MAX_CHARS} characters")
             # Here, not in the type: a union would name its members in the error.
-            if isinstance(value, str) and (problem := line_problem(value)):
+            if isinstance(value, str) and not is_stored(info) and (problem := line_problem(value)):
                 raise ValueError(problem)
         return values
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
-from app.core.text import Text
+from app.core.text import STORED, Text
 
 PROMPT_MAX_CHARS = 4000
 
@@ -157,7 +157,9 @@ class GenerationParams(BaseModel):
     def from_body(cls, body: Mapping[str, Any]) -> GenerationParams:
         """A stored upstream body read back as the record (fields it does not know are
         left out: they were never the form's)."""
-        return cls.model_validate({name: body[name] for name in cls.model_fields if name in body})
+        return cls.model_validate(
+            {name: body[name] for name in cls.model_fields if name in body}, context=STORED
+        )
 
     def with_seed(self, seed: int) -> GenerationParams:
         return self.model_copy(update={"seed": seed})

@@ -13,6 +13,7 @@ from typing import Any
 
 from app.core.errors import InvalidParameters
 from app.domain.grid_axes import AXIS_NAMES, PRESET, SEED, AxisSpec, GridRequest, values_text
+from app.domain.grid_plans import request_from_record
 from app.domain.parameters import CUSTOM_SIZE, DEFAULT_IMAGE_SIZE
 from app.domain.presets import PRESETS_BY_SLUG, Preset
 from app.storage.db.tables import Grid
@@ -56,7 +57,7 @@ class GridForm:
     @classmethod
     def from_grid(cls, grid: Grid) -> GridForm:
         """A grid's request, its seeds as drawn: change one axis and make another."""
-        request = GridRequest.model_validate(grid.request)
+        request = request_from_record(grid.request)
         values = {
             name: "" if value is None else str(value) for name, value in request.parameters.items()
         }
