@@ -2,7 +2,8 @@
 (examples, coverage, fuzzing, and stateful sequences where it can link operations), with
 every check it offers. It must find no server error, and nothing else either.
 
-Two runs, as the API is used:
+Two runs, as the API is used, each on SQLite and on PostgreSQL (whose text cannot hold a
+NUL at all, where SQLite's keeps one or cuts the string at it):
 
 - team: sign-in on, as a script with an admin's API token. The token is kept working
   whatever the fuzzer does to it (it may revoke it, demote or remove its own person):
@@ -10,12 +11,19 @@ Two runs, as the API is used:
 - local: one person without sign-in, with no browser headers, as a local script sends:
   the cross-site check must read forms (or refuse) without ever failing on one.
 
-`PLAYGROUND_FUZZ_EXAMPLES` sets the examples per operation (default 8: the two runs take
-about a minute and a half together on two cores; raise it for a deeper run by hand).
+Every free-text string the API takes, in a query or in a body, is given NUL and other
+control characters among its examples besides what the fuzzer makes up. Where the schema
+says a string may not hold them (app/core/text.py), the fuzzer's copy of it says nothing, so
+they are sent as valid data: the one answer besides acceptance is then the rule's own, a 422
+naming each such field and nothing else.
+
+`PLAYGROUND_FUZZ_EXAMPLES` sets the examples per operation (default 5; raise it for a deeper
+run by hand).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -25,14 +33,17 @@ from typing import Any
 
 import pytest
 import schemathesis
+from schemathesis import Case, CheckContext, Response
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.python.asgi import shutdown_lifespans
+from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.core.config import Settings
+from app.core.text import CONTROL_MESSAGE, LINE_PATTERN, TEXT_PATTERN, WORDED_LINE_PATTERN
 from app.features.people import accounts
 from app.storage.db.engine import Database
 from app.web.factory import create_app
-from tests.conftest import in_process, make_settings, wait_for_job
+from tests.conftest import DatabaseChoice, in_process, make_settings, wait_for_job
 
 MAX_EXAMPLES = int(os.environ.get("PLAYGROUND_FUZZ_EXAMPLES", "5"))
 # Schema-valid requests these operations may still refuse (422), for rules that span
@@ -50,10 +61,18 @@ CROSS_FIELD_RULES = [
 ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429"]
 
 
-# Examples every free-text query parameter is given besides what the fuzzer makes up: NUL
-# (SQLite reads a string only up to it, PostgreSQL refuses it in text) after a word, alone and
-# in a phrase, and other control characters, C0, DEL and C1.
-CONTROL_CHARACTER_EXAMPLES = ["a\x00", "\x00", '"a\x00b"', "\x01\x08\x1b[0m\x7f\x85 word"]
+pytestmark = pytest.mark.both_databases
+
+# Examples every free-text string is given besides what the fuzzer makes up: NUL (SQLite
+# reads a string only up to it, PostgreSQL refuses it in text) after a word, alone and in a
+# phrase, and other control characters, C0, DEL and C1, and the ones a text may hold.
+CONTROL_CHARACTER_EXAMPLES = [
+    "a\x00",
+    "\x00",
+    '"a\x00b"',
+    "\x01\x08\x1b[0m\x7f\x85 word",
+    "two\nlines\tand a tab",
+]
 
 
 class Loopback:
@@ -63,12 +82,25 @@ class Loopback:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.query_strings: list[bytes] = []
+        self.bodies: list[bytes] = []
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            scope = {**scope, "client": ("127.0.0.1", 50000)}
-            self.query_strings.append(scope.get("query_string", b""))
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope = {**scope, "client": ("127.0.0.1", 50000)}
+        self.query_strings.append(scope.get("query_string", b""))
+
+        async def kept_receive() -> Any:
+            message = await receive()
+            if message["type"] == "http.request":
+                self.bodies.append(message.get("body", b""))
+            return message
+
+        await self.app(scope, kept_receive, send)
+
+    def sent_in_a_body(self, text: bytes) -> bool:
+        return any(text in body for body in self.bodies)
 
 
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code"}
@@ -90,26 +122,84 @@ def problem_details(ctx: Any, response: Any, case: Any) -> None:
     assert body["error"]["code"] == body["code"], "the code kept where scripts read it"
 
 
-def with_control_characters(schema: dict[str, Any]) -> int:
-    """Give every free-text query parameter (a string with no enum, pattern or format) the
-    control-character examples; returns how many it gave them to."""
-    given = 0
+def with_control_characters(schema: dict[str, Any]) -> tuple[int, int]:
+    """Give every free-text string (one with no enum or format, and no pattern but the control
+    characters' rule, which is taken out) the control-character examples: each query
+    parameter's, and each property of the JSON bodies the API takes, in lists too. Returns how
+    many query parameters and body properties it gave them to."""
+    parameters = 0
+    bodies: set[str] = set()
     for operations in schema["paths"].values():
         for operation in operations.values():
             for parameter in operation.get("parameters", []):
-                if parameter.get("in") != "query":
-                    continue
-                free = [
-                    option
-                    for option in parameter["schema"].get("anyOf", [parameter["schema"]])
-                    if option.get("type") == "string"
-                    and not {"enum", "pattern", "format"} & option.keys()
-                    and option.get("maxLength", 1) > 0
-                ]
-                if free:
-                    free[0]["examples"] = CONTROL_CHARACTER_EXAMPLES
-                    given += 1
-    return given
+                if parameter.get("in") == "query" and _give_examples(parameter["schema"]):
+                    parameters += 1
+            content = operation.get("requestBody", {}).get("content", {})
+            reference = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+            if reference:
+                bodies.add(reference.rsplit("/", 1)[1])
+    properties = 0
+    components = schema["components"]["schemas"]
+    seen: set[str] = set()
+    while bodies - seen:
+        name = (bodies - seen).pop()
+        seen.add(name)
+        for property_schema in components[name].get("properties", {}).values():
+            for option in _options(property_schema):
+                inner = option.get("items", option)
+                reference = inner.get("$ref", "")
+                if reference:
+                    bodies.add(reference.rsplit("/", 1)[1])
+                elif _give_examples(inner):
+                    properties += 1
+    return parameters, properties
+
+
+def _options(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(schema.get("anyOf", [schema]))
+
+
+# The patterns that say a string holds no control characters (beyond line breaks and tabs),
+# and what the fuzzer is told instead: nothing, or only what else the pattern asked for.
+CONTROL_RULES = {LINE_PATTERN: None, TEXT_PATTERN: None, WORDED_LINE_PATTERN: r"\S"}
+
+
+def _give_examples(schema: dict[str, Any]) -> bool:
+    free = []
+    for option in _options(schema):
+        if option.get("pattern") in CONTROL_RULES:
+            instead = CONTROL_RULES[option.pop("pattern")]
+            if instead:
+                option["pattern"] = instead
+        if (
+            option.get("type") == "string"
+            and not {"enum", "format"} & option.keys()
+            and option.get("pattern", r"\S") == r"\S"
+            and option.get("maxLength", 1) > 0
+        ):
+            free.append(option)
+    if free:
+        free[0]["examples"] = CONTROL_CHARACTER_EXAMPLES
+    return bool(free)
+
+
+# The operations valid data was refused for, for holding control characters (as it should).
+REFUSED_FOR_CONTROL_CHARACTERS: set[str] = set()
+
+
+@schemathesis.check
+def valid_data_accepted_or_refused_for_control_characters(
+    ctx: CheckContext, response: Response, case: Case[Any]
+) -> bool | None:
+    """schemathesis's positive_data_acceptance (turned off for this one), save that a 422
+    is the right answer where it names only fields that hold a control character they may not
+    (the fuzzer's schema lets them through as valid)."""
+    if response.status_code == 422:
+        fields = json.loads(response.content).get("error", {}).get("fields") or {}
+        if fields and set(fields.values()) == {CONTROL_MESSAGE}:
+            REFUSED_FOR_CONTROL_CHARACTERS.add(case.operation.label)
+            return None
+    return positive_data_acceptance(ctx, response, case)
 
 
 @dataclass
@@ -161,12 +251,16 @@ def fuzz(
             "headers": headers,
             "seed": 20261130,
             "generation": {"max-examples": MAX_EXAMPLES},
+            "checks": {"positive_data_acceptance": {"enabled": False}},
             "operations": [
                 {
                     "include-method": method,
                     "include-path": path,
                     "checks": {
-                        "positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "422"]}
+                        "positive_data_acceptance": {
+                            "enabled": False,
+                            "expected-statuses": [*ACCEPTED, "422"],
+                        }
                     },
                 }
                 for method, path in CROSS_FIELD_RULES
@@ -182,8 +276,11 @@ def fuzz(
     schema = schemathesis.openapi.from_asgi(
         "/openapi.json", loopback, config=config, headers=loading
     )
-    # The search's three operations at least (q), before any operation is read from it.
-    assert with_control_characters(schema.raw_schema) >= 3
+    # Before any operation is read from it: the search's three operations at least (q), and
+    # the bodies' texts (a prompt, a collection's name and description, a token's name...).
+    parameters, properties = with_control_characters(schema.raw_schema)
+    assert parameters >= 3
+    assert properties >= 10
     if auth is not None:
         standing = auth
 
@@ -206,6 +303,10 @@ def fuzz(
     print("\n" + ", ".join(phases))
     searched = [query for query in loopback.query_strings if b"q=a%00" in query]
     assert searched, "the run searched for a word and a NUL"
+    assert loopback.sent_in_a_body(b'"a\\u0000"'), "the run sent a NUL in a body"
+    # The check standing in for positive_data_acceptance ran, and saw the rule refuse a body.
+    refused = REFUSED_FOR_CONTROL_CHARACTERS
+    assert any(label.startswith(("POST", "PATCH")) for label in refused), refused
     return sorted(set(found))
 
 
@@ -238,12 +339,13 @@ def record(event: events.EngineEvent, found: list[str], phases: list[str]) -> No
 
 
 @pytest.fixture
-def team_app(tmp_path: Path) -> Iterator[tuple[Any, StandingAdmin]]:
+def team_app(tmp_path: Path, database: DatabaseChoice) -> Iterator[tuple[Any, StandingAdmin]]:
     data = tmp_path / "data"
-    seed_gallery(make_settings(data, None))
-    db = Database.at_path(data / "playground.db")
+    seed_gallery(make_settings(data, None, database=database))
+    db = database.open(data)
     # Jobs the fuzzer submits stay pending: nothing to render or download meanwhile.
-    yield create_app(make_settings(data, None, demo_job_seconds=3600)), StandingAdmin(db)
+    app = create_app(make_settings(data, None, database=database, demo_job_seconds=3600))
+    yield app, StandingAdmin(db)
     db.dispose()
 
 
@@ -258,10 +360,12 @@ def test_fuzzing_the_api_with_a_token_finds_nothing(
 
 
 @pytest.mark.timeout(600)
-def test_fuzzing_the_local_api_without_browser_headers_finds_nothing(tmp_path: Path) -> None:
+def test_fuzzing_the_local_api_without_browser_headers_finds_nothing(
+    tmp_path: Path, database: DatabaseChoice
+) -> None:
     data = tmp_path / "data"
-    seed_gallery(make_settings(data, None))
-    app = create_app(make_settings(data, None, demo_job_seconds=3600))
+    seed_gallery(make_settings(data, None, database=database))
+    app = create_app(make_settings(data, None, database=database, demo_job_seconds=3600))
     # Adding the first person turns sign-in on, ending the single-person mode this run is
     # about (everything after would be a 401); the team run fuzzes that operation.
     found = fuzz(app, headers={"Host": "127.0.0.1"}, auth=None, leave_out=(("POST", "/api/users"),))

@@ -9,11 +9,20 @@ from __future__ import annotations
 import csv
 import re
 from collections.abc import Sequence
-from typing import Any, get_args
+from typing import Annotated, Any, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from app.core.model_id import ModelId
+from app.core.text import LINE_PATTERN, Line, is_stored, line_problem
 from app.domain.parameters import GenerationParams
 
 AXIS_NAMES = ("x", "y", "z")
@@ -82,16 +91,20 @@ def canonical_parameter(name: str) -> str | None:
     return name if name in known else folded.get(name)
 
 
+# An axis value typed as text: a line, checked by AxisSpec itself (see `_values_short`).
+AxisText = Annotated[str, Field(json_schema_extra={"pattern": LINE_PATTERN})]
+
+
 class AxisSpec(BaseModel):
     """One axis as asked for: the parameter it varies and its values, or for seeds,
     how many to draw at random."""
 
     model_config = ConfigDict(extra="forbid")
 
-    param: str = Field(
+    param: Line = Field(
         max_length=40, description="preset, seed, image_size, prompt or a numeric parameter"
     )
-    values: list[StrictInt | str] = Field(
+    values: list[StrictInt | AxisText] = Field(
         default_factory=list,
         max_length=MAX_VALUES,
         description="The values; for prompt, the word to find and then what replaces it",
@@ -102,10 +115,13 @@ class AxisSpec(BaseModel):
 
     @field_validator("values")
     @classmethod
-    def _values_short(cls, values: list[int | str]) -> list[int | str]:
+    def _values_short(cls, values: list[int | str], info: ValidationInfo) -> list[int | str]:
         for value in values:
             if isinstance(value, str) and len(value) > VALUE_MAX_CHARS:
                 raise ValueError(f"each value must be at most {VALUE_MAX_CHARS} characters")
+            # Here, not in the type: a union would name its members in the error.
+            if isinstance(value, str) and not is_stored(info) and (problem := line_problem(value)):
+                raise ValueError(problem)
         return values
 
     @classmethod
@@ -160,5 +176,5 @@ class GridRequest(BaseModel):
         min_length=1, max_length=len(AXIS_NAMES), description="x (columns), y (rows), z (tabs)"
     )
     model: ModelId | None = Field(None, description="Model apiId; default: the configured one")
-    preset: str | None = Field(None, description="Slug of the preset the base came from")
+    preset: Line | None = Field(None, description="Slug of the preset the base came from")
     remix_of: int | None = Field(None, ge=1, description="The grid this one changes")

@@ -35,6 +35,7 @@ from itertools import product
 from typing import Any
 
 from app.core.errors import InvalidParameters
+from app.core.text import STORED
 from app.domain.grid_axes import (
     AXIS_NAMES,
     CUSTOM_SIZE_TEXT,
@@ -439,7 +440,7 @@ def cell_records(plan: GridPlan) -> list[dict[str, Any]]:
 
 
 def request_from_record(record: Mapping[str, Any]) -> GridRequest:
-    return GridRequest.model_validate(record)
+    return GridRequest.model_validate(record, context=STORED)
 
 
 def shape(axes: Sequence[Mapping[str, Any]]) -> tuple[int, int, int]:

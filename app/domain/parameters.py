@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator
 
+from app.core.text import STORED, Text
+
 PROMPT_MAX_CHARS = 4000
 
 # The named sizes, in the order the form offers them.
@@ -114,7 +116,7 @@ class GenerationParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt: str = Field(
+    prompt: Text = Field(
         description="What to draw", **_rules(minLength=1, maxLength=PROMPT_MAX_CHARS)
     )
     image_size: str = Field(
@@ -168,7 +170,9 @@ class GenerationParams(BaseModel):
     def from_body(cls, body: Mapping[str, Any]) -> GenerationParams:
         """A stored upstream body read back as the record (fields it does not know are
         left out: they were never the form's)."""
-        return cls.model_validate({name: body[name] for name in cls.model_fields if name in body})
+        return cls.model_validate(
+            {name: body[name] for name in cls.model_fields if name in body}, context=STORED
+        )
 
     def with_seed(self, seed: int) -> GenerationParams:
         return self.model_copy(update={"seed": seed})

@@ -14,6 +14,7 @@ from typing import Any, Protocol, Self, TypeVar
 from pydantic import ValidationError
 
 from app.core.errors import InvalidParameters
+from app.core.text import text_problems
 from app.domain.model_params import ModelParams, RunParams
 from app.domain.parameters import GenerationParams
 from app.domain.rules import ImageInput, ModelRules, default_size, image_input, seed_range
@@ -71,7 +72,7 @@ def check_run(params: RunParams, rules: ModelRules, *, references: int = 0) -> N
     has no image input, and held to the number its image input takes.
     """
     values = params.values()
-    problems: dict[str, str] = {}
+    problems = text_problems(values)
     found = image_input(rules)
     if found is None:
         if references:

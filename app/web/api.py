@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.errors import InvalidParameters, NotFoundError, OverBudget
 from app.core.model_id import ModelId
+from app.core.text import Line, Text
 from app.domain.model_params import RunParams
 from app.domain.parameters import NUM_IMAGES_MAX, UPSTREAM_FIELDS, GenerationParams
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG, preset_run
@@ -49,7 +50,7 @@ class JobCreate(GenerationParams):
 
     model_config = ConfigDict(extra="allow")
 
-    prompt: str | None = Field(  # type: ignore[assignment]
+    prompt: Text | None = Field(  # type: ignore[assignment]
         None, description="What to draw; required by Seedream (and most models)"
     )
     model: ModelId | None = Field(None, description="Model apiId; default: the configured one")
@@ -245,7 +246,7 @@ async def create_job(
     ip: ClientIP,
     response: Response,
     idempotency_key: Annotated[
-        str | None,
+        Line | None,
         Header(
             min_length=1,
             max_length=IDEMPOTENCY_KEY_MAX,

@@ -17,6 +17,7 @@ from app.core.errors import (
     TooManyAttempts,
     WrongPassword,
 )
+from app.core.text import Line, WordedLine
 from app.features.people import accounts, audit, budgets, throttle
 from app.storage.db.tables import User, utcnow
 from app.web.deps import BrowserUser, ClientIP, CurrentUser, ServicesDep, TemplatesDep
@@ -251,7 +252,7 @@ class TokenCreate(BaseModel):
     model_config = ConfigDict(strict=True)
 
     # Not only spaces: the schema says so, create_api_token refuses it.
-    name: str = Field(min_length=1, max_length=80, json_schema_extra={"pattern": r"\S"})
+    name: WordedLine = Field(min_length=1, max_length=80)
 
 
 class TokenPublic(BaseModel):
@@ -325,11 +326,9 @@ class SignInForToken(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    name: str = Field(min_length=1, max_length=64)
+    name: Line = Field(min_length=1, max_length=64)
     password: str = Field(min_length=1, max_length=1024)
-    token_name: str = Field(
-        "command line", min_length=1, max_length=80, json_schema_extra={"pattern": r"\S"}
-    )
+    token_name: WordedLine = Field("command line", min_length=1, max_length=80)
 
 
 @api_router.post(

@@ -11,6 +11,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from app.core.errors import InvalidParameters
 from app.core.model_id import ModelId
+from app.core.text import line_problem
 from app.domain.model_params import IMAGE_COUNT_FIELDS, ModelParams, RunParams
 from app.domain.parameters import (
     CUSTOM_SIZE,
@@ -39,6 +40,24 @@ _model_id = TypeAdapter(ModelId)
 
 def new_submission_token() -> str:
     return secrets.token_urlsafe(18)
+
+
+def posted_token(form: Any) -> str:
+    """The form's one-time token as posted (a new one if it has none): it becomes an
+    idempotency key, a line like any other key."""
+    token = str(form.get("submission_token", "") or "").strip()
+    if problem := line_problem(token):
+        raise InvalidParameters({"submission_token": problem})
+    return token[:TOKEN_MAX] or new_submission_token()
+
+
+def posted_model(form: Any, default: str) -> str:
+    """The model the form names (the configured one if none): read before it is validated
+    (a refused form shows it back), so only its kind is checked here."""
+    model = str(form.get("model", "") or "").strip()
+    if problem := line_problem(model):
+        raise InvalidParameters({"model": problem})
+    return model or default
 
 
 @dataclass(frozen=True)
@@ -125,13 +144,12 @@ class GenerateForm:
             # The prompt keeps its inner whitespace; only the ends are trimmed by validation.
             values["prompt"] = str(form.get("prompt", "") or "")
         preset = str(form.get("preset", "") or "") or None
-        chosen_model = str(form.get("model", "") or "").strip() or model
-        token = str(form.get("submission_token", "") or "").strip()
+        chosen_model = posted_model(form, model)
         return cls(
             values=values,
             model=chosen_model,
             preset=preset if prompt_follows_preset(values["prompt"], preset) else None,
-            token=token[:TOKEN_MAX] if token else new_submission_token(),
+            token=posted_token(form),
             remix_of=str(form.get("remix_of", "") or "").strip(),
             remix_image=str(form.get("remix_image", "") or "").strip(),
             references=[

@@ -16,6 +16,7 @@ from fastapi.templating import Jinja2Templates
 
 from app.core.config import Settings
 from app.core.errors import InvalidParameters, NotFoundError, SubmissionFailed
+from app.core.text import Line
 from app.domain.code_examples import KEY_VARIABLE, CodeExample, code_examples
 from app.domain.parameters import IMAGE_SIZE_LABELS, IMAGE_SIZES
 from app.domain.presets import PRESETS
@@ -361,7 +362,7 @@ async def new_seed_page(
     templates: TemplatesDep,
     user: CurrentUser,
     ip: ClientIP,
-    token: Annotated[str | None, Form(max_length=100)] = None,
+    token: Annotated[Line | None, Form(max_length=100)] = None,
 ) -> Response:
     """Same prompt, new seed: submitted at once; the browser goes to the new job.
     The form's one-time token makes a double click one job, not two."""

@@ -16,6 +16,7 @@ from pydantic import Field
 from starlette.datastructures import QueryParams
 
 from app.core.errors import InvalidParameters
+from app.core.text import LINE_PATTERN, line_problem
 from app.domain.parameters import IMAGE_SIZES
 from app.features.gallery.listing import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Cursor, GalleryFilters
 from app.storage.db.tables import ROW_ID_MAX, JobStatus
@@ -74,10 +75,9 @@ def optional_day(name: str, value: str | None) -> date | None:
 # routes describe them to OpenAPI with `FILTERS_OPENAPI`, made from this list:
 # (name, schema, description), each schema exactly what the parser accepts.
 NAME_MAX_CHARS = 100
-# A preset's or model's name holds no control character; PostgreSQL would refuse a NUL in
-# the query outright. (A search may hold anything: app.features.gallery.listing.parse_search.)
-NAME_PATTERN = r"^[^\x00-\x1f\x7f]*$"
-_NAME_SCHEMA = {"type": "string", "maxLength": NAME_MAX_CHARS, "pattern": NAME_PATTERN}
+# A preset's or model's name is a line (app/core/text.py). (A search may hold anything:
+# app.features.gallery.listing.parse_search.)
+_NAME_SCHEMA = {"type": "string", "maxLength": NAME_MAX_CHARS, "pattern": LINE_PATTERN}
 FILTER_PARAMETERS: tuple[tuple[str, dict[str, Any], str], ...] = (
     (
         "q",
@@ -133,8 +133,8 @@ def _filters(query: QueryParams, errors: dict[str, str]) -> GalleryFilters:
     for name, value in (("preset", preset), ("model", model)):
         if value is not None and len(value) > NAME_MAX_CHARS:
             errors[name] = f"must be at most {NAME_MAX_CHARS} characters"
-        elif value is not None and not re.fullmatch(NAME_PATTERN, value):
-            errors[name] = "must not hold control characters"
+        elif value is not None and (problem := line_problem(value)):
+            errors[name] = problem
     image_size = query.get("image_size") or None
     if image_size is not None and image_size not in IMAGE_SIZES:
         errors["image_size"] = f"must be one of {', '.join(IMAGE_SIZES)}"

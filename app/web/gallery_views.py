@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from app.core.text import Text, WordedLine
 from app.domain.parameters import RecordedParameters
 from app.features.gallery import boards
 from app.features.gallery.boards import Board
@@ -102,9 +103,9 @@ class CollectionPublic(BaseModel):
 # OpenAPI schema tells a client (and a fuzzer) the truth. Strict: `0` is not `false`.
 ImageId = Annotated[StrictInt, Field(ge=1, le=ROW_ID_MAX)]
 # A name is something to read: not only spaces (the schema says so; boards.clean_name
-# refuses it, naming the field).
-BoardName = Annotated[str, Field(max_length=boards.NAME_MAX, json_schema_extra={"pattern": r"\S"})]
-BoardDescription = Annotated[str, Field(max_length=boards.DESCRIPTION_MAX)]
+# refuses it, naming the field), on one line; a description may have several.
+BoardName = Annotated[WordedLine, Field(max_length=boards.NAME_MAX)]
+BoardDescription = Annotated[Text, Field(max_length=boards.DESCRIPTION_MAX)]
 
 
 class CollectionCreate(BaseModel):

@@ -13,10 +13,11 @@ from typing import Any
 
 from app.core.errors import InvalidParameters
 from app.domain.grid_axes import AXIS_NAMES, PRESET, SEED, AxisSpec, GridRequest, values_text
+from app.domain.grid_plans import request_from_record
 from app.domain.parameters import CUSTOM_SIZE, DEFAULT_IMAGE_SIZE
 from app.domain.presets import PRESETS_BY_SLUG, Preset
 from app.storage.db.tables import Grid
-from app.web.forms import TOKEN_MAX, new_submission_token
+from app.web.forms import new_submission_token, posted_token
 
 BASE_FIELDS = ("prompt", "image_size", "customWidth", "customHeight", "seed", "num_images")
 INTEGER_FIELDS = ("customWidth", "customHeight", "seed", "num_images")
@@ -57,7 +58,7 @@ class GridForm:
     @classmethod
     def from_grid(cls, grid: Grid) -> GridForm:
         """A grid's request, its seeds as drawn: change one axis and make another."""
-        request = GridRequest.model_validate(grid.request)
+        request = request_from_record(grid.request)
         values = {
             name: "" if value is None else str(value) for name, value in request.parameters.items()
         }
@@ -93,14 +94,13 @@ class GridForm:
             if getlist is not None
         }
         preset = str(posted.get("preset", "") or "") or None
-        token = str(posted.get("submission_token", "") or "").strip()[:TOKEN_MAX]
         return cls(
             values=values,
             axes=axes,
             preset_choices={name: slugs for name, slugs in choices.items() if slugs},
             preset=preset if preset in PRESETS_BY_SLUG else None,
             remix_of=str(posted.get("remix_of", "") or "").strip(),
-            token=token or new_submission_token(),
+            token=posted_token(posted),
         )
 
     def to_request(self) -> GridRequest:

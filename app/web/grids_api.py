@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from app.core.errors import InvalidParameters
+from app.core.text import Line
 from app.domain import grid_plans as grids
 from app.domain.grid_plans import GridPlan, GridRequest, cell_records, plan_summary
 from app.features.gallery import listing as gallery
@@ -30,7 +31,7 @@ router = APIRouter(prefix="/api", tags=["grids"])
 IDEMPOTENCY_KEY_MAX = 190
 
 KeyHeader = Annotated[
-    str | None,
+    Line | None,
     Header(
         min_length=1,
         max_length=IDEMPOTENCY_KEY_MAX,

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.core.errors import InvalidParameters, PlaygroundError, SubmissionFailed
+from app.core.text import Line
 from app.domain.parameters import GenerationParams
 from app.domain.presets import PRESETS, Preset, preset_run
 from app.features.jobs import reads
@@ -27,7 +28,7 @@ from app.web.deps import (
     current_user,
     is_htmx,
 )
-from app.web.forms import TOKEN_MAX, GenerateForm, new_submission_token
+from app.web.forms import GenerateForm, new_submission_token, posted_token
 from app.web.services import Services
 
 router = APIRouter(include_in_schema=False)
@@ -48,7 +49,7 @@ async def try_all_presets(
     request) gives back the same jobs, paid for once.
     """
     posted = await request.form()
-    token = str(posted.get("submission_token", "") or "")[:TOKEN_MAX] or new_submission_token()
+    token = posted_token(posted)
     tried = await submit_all_presets(
         services, token=token, user=current_user(request), ip=client_ip(request)
     )
@@ -235,8 +236,8 @@ class TeamPresetCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=team_presets.NAME_MAX_CHARS, description="Shown on its card")
-    description: str = Field("", max_length=team_presets.DESCRIPTION_MAX_CHARS)
+    name: Line = Field(max_length=team_presets.NAME_MAX_CHARS, description="Shown on its card")
+    description: Line = Field("", max_length=team_presets.DESCRIPTION_MAX_CHARS)
     parameters: GenerationParams
 
 

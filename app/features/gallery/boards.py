@@ -16,6 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 
 from app.core.errors import Conflict, InvalidParameters, NotFoundError
+from app.core.text import line_problem, text_problem
 from app.features.people import audit
 from app.features.people.permissions import Actor
 from app.storage.db.engine import Database
@@ -38,6 +39,8 @@ class Board:
 
 def clean_name(name: str) -> str:
     cleaned = " ".join(name.split())
+    if problem := line_problem(cleaned):
+        raise InvalidParameters({"name": problem})
     if not cleaned:
         raise InvalidParameters({"name": "must not be empty"})
     if len(cleaned) > NAME_MAX:
@@ -47,6 +50,8 @@ def clean_name(name: str) -> str:
 
 def clean_description(description: str) -> str:
     cleaned = description.strip()
+    if problem := text_problem(cleaned):
+        raise InvalidParameters({"description": problem})
     if len(cleaned) > DESCRIPTION_MAX:
         raise InvalidParameters({"description": f"must be at most {DESCRIPTION_MAX} characters"})
     return cleaned

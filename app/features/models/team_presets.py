@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from app.core.errors import Conflict, InvalidParameters, NotFoundError
 from app.core.model_id import DEFAULT_MODEL
+from app.core.text import line_problem
 from app.domain.parameters import GenerationParams
 from app.domain.rules import ModelRules, builtin_rules
 from app.domain.runs import validate_parameters
@@ -30,11 +31,15 @@ def clean_labels(*, name: str, description: str) -> tuple[str, str, dict[str, st
     errors: dict[str, str] = {}
     name = " ".join(name.split())
     description = description.strip()
-    if not name:
+    if problem := line_problem(name):
+        errors["name"] = problem
+    elif not name:
         errors["name"] = "must not be empty"
     elif len(name) > NAME_MAX_CHARS:
         errors["name"] = f"must be at most {NAME_MAX_CHARS} characters"
-    if len(description) > DESCRIPTION_MAX_CHARS:
+    if problem := line_problem(description):
+        errors["description"] = problem
+    elif len(description) > DESCRIPTION_MAX_CHARS:
         errors["description"] = f"must be at most {DESCRIPTION_MAX_CHARS} characters"
     return name, description, errors
 

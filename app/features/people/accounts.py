@@ -26,6 +26,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlmodel import Session, col, select
 
+from app.core.text import line_problem
 from app.storage.db.engine import Database
 from app.storage.db.tables import ApiToken, User, UserSession, utcnow
 
@@ -124,8 +125,8 @@ def get_user(db: Database, *, user_id: int) -> User | None:
 
 
 def find_user(db: Database, *, name: str) -> User | None:
-    if "\x00" in name:
-        return None  # no account is called so, and PostgreSQL refuses to look
+    if line_problem(name):
+        return None  # no account is called so, and PostgreSQL refuses a NUL to look
     with db.read() as session:
         return session.exec(select(User).where(User.name_key == name_key(name))).first()
 
