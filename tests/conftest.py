@@ -29,8 +29,8 @@ from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
 from app.web.factory import create_app
 
-# Fixtures kept beside the helpers they go with, offered to every test.
-pytest_plugins = ("tests.support.team",)
+# Fixtures kept beside the helpers they go with, offered to every test, and the tiers.
+pytest_plugins = ("tests.support.team", "tests.support.tiers", "pytester")
 
 # Recognisable, so a test can look for it anywhere it must not be.
 TEST_KEY = "pd_test_" + secrets.token_hex(16)
