@@ -4,11 +4,15 @@ marking them, and a fast test that uses a heavy fixture after all fails, saying 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from tests.support.tiers import HEAVY_FIXTURES
+from tests.support.tiers import HEAVY_FIXTURES, SLOW_FILES
 
 CONFTEST = """
+from pathlib import Path
+
 import pytest
 
 pytest_plugins = ("tests.support.tiers",)
@@ -31,6 +35,8 @@ def pytest_generate_tests(metafunc):
 """
 
 SUITE = '''
+from pathlib import Path
+
 import pytest
 
 class AppProcess:
@@ -100,3 +106,8 @@ def test_a_fast_test_that_asks_for_a_heavy_fixture_by_name_fails(
 def test_every_heavy_fixture_names_a_declared_marker(pytestconfig: pytest.Config) -> None:
     declared = {line.split(":")[0] for line in pytestconfig.getini("markers")}
     assert {"fast", *HEAVY_FIXTURES.values()} <= declared
+
+
+def test_every_file_kept_out_of_the_fast_tier_exists() -> None:
+    tests = Path(__file__).resolve().parent
+    assert sorted(name for name in SLOW_FILES if not (tests / name).is_file()) == []

@@ -37,6 +37,37 @@ PROCESS_NAMES = frozenset(
     {"AppProcess", "WorkerProcess", "run_cli", "start_cli", "run_on_terminal", "subprocess"}
 )
 HEAVY_TIERS = ("browser", "postgres", "slow")
+# Files that use nothing heavy but take too long for the fast tier (measured with
+# `pytest -m fast --durations=0`): jobs run to the end through the poller and its
+# timers, fuzzing, restarts, whole teams signed in. They run with the rest, as `slow`.
+SLOW_FILES = frozenset(
+    {
+        "test_bench.py",
+        "test_canvas.py",
+        "test_demo_mode.py",
+        "test_doctor.py",
+        "test_emulator_contract.py",
+        "test_fuzz.py",
+        "test_gallery_team.py",
+        "test_grids.py",
+        "test_hostile_import.py",
+        "test_live_updates.py",
+        "test_multiprocess.py",
+        "test_playground_flow.py",
+        "test_poll_timing.py",
+        "test_reliability.py",
+        "test_remix.py",
+        "test_restart.py",
+        "test_secrets.py",
+        "test_seeds.py",
+        "test_smaller_hardening.py",
+        "test_stopping.py",
+        "test_team.py",
+        "test_team_presets.py",
+        "test_validation.py",
+        "test_webhooks.py",
+    }
+)
 
 
 def _code_names(code: CodeType) -> set[str]:
@@ -74,6 +105,8 @@ def names_used(function: Any, module: ModuleType | None) -> set[str]:
 def heavy_tiers(item: pytest.Item) -> set[str]:
     """The heavy tiers (`HEAVY_TIERS`) a collected test belongs to."""
     tiers = {tier for tier in HEAVY_TIERS if item.get_closest_marker(tier)}
+    if item.path.name in SLOW_FILES:
+        tiers.add("slow")
     fixturenames: list[str] = getattr(item, "fixturenames", [])
     tiers |= {HEAVY_FIXTURES[name] for name in fixturenames if name in HEAVY_FIXTURES}
     params = getattr(getattr(item, "callspec", None), "params", {})
