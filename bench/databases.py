@@ -29,7 +29,7 @@ from bench.imagery import PoolImage
 from bench.measure import BenchError, Connection, interleaved_timings, percentile, timer
 from bench.report import Report
 from bench.server import serve_app_process
-from tests.postgres import PostgresCluster, find_bin_dir
+from tests.support.postgres import PostgresCluster, find_bin_dir
 
 SECTION = "SQLite and PostgreSQL"
 DATABASES = ("sqlite", "postgresql")

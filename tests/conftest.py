@@ -1,6 +1,6 @@
 """Shared fixtures: a PixelDojo emulator, apps served over loopback HTTP, and real databases:
 a SQLite file per test, or (for the tests marked `both_databases`) a PostgreSQL database
-per test as well, on a server the run starts itself (tests/postgres.py)."""
+per test as well, on a server the run starts itself (tests/support/postgres.py)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ from app.emulator import API_PREFIX, Emulator, EmulatorConfig
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
 from app.web.factory import create_app
+
+# Fixtures kept beside the helpers they go with, offered to every test, and the tiers.
+pytest_plugins = ("tests.support.team", "tests.support.tiers", "pytester")
 
 # Recognisable, so a test can look for it anywhere it must not be.
 TEST_KEY = "pd_test_" + secrets.token_hex(16)
@@ -419,11 +422,11 @@ def chromium_path() -> str | None:
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[Any]:
-    """One PostgreSQL server for the whole run (tests/postgres.py); skipped where absent.
+    """One PostgreSQL server for the whole run (tests/support/postgres.py); skipped where absent.
 
     CI sets PLAYGROUND_REQUIRE_POSTGRES=1, so there a missing server fails instead.
     """
-    from tests.postgres import PostgresCluster, find_bin_dir
+    from tests.support.postgres import PostgresCluster, find_bin_dir
 
     bin_dir = find_bin_dir()
     if bin_dir is None:
@@ -473,8 +476,9 @@ def postgres_test_databases(postgres_cluster: Any, postgres_template: str) -> tu
 
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[Any]:
-    """One S3-compatible server (moto's server mode, tests/s3server.py) for the whole run."""
-    from tests.s3server import S3Server
+    """One S3-compatible server (moto's server mode, tests/support/s3server.py) for the
+    whole run."""
+    from tests.support.s3server import S3Server
 
     server = S3Server.start()
     try:
@@ -496,7 +500,7 @@ class S3Bucket:
 @pytest.fixture
 def s3_bucket(s3_server: Any, monkeypatch: pytest.MonkeyPatch) -> S3Bucket:
     """A new, empty bucket of this test's own, with the AWS variables that reach it."""
-    from tests.s3server import AWS_ENVIRONMENT
+    from tests.support.s3server import AWS_ENVIRONMENT
 
     for name, value in AWS_ENVIRONMENT.items():
         monkeypatch.setenv(name, value)
@@ -512,7 +516,7 @@ def anyio_backend() -> str:
 def browser() -> Iterator[Any]:
     # Module scope, not session: Playwright's sync API keeps an event loop running in the
     # main thread while it is open, and the async tests need that thread's loop free.
-    from tests.browser import launch_browser
+    from tests.support.browser import launch_browser
 
     yield from launch_browser()
 
@@ -520,7 +524,7 @@ def browser() -> Iterator[Any]:
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """In a worker process of a parallel run: hand the screenshots' folder to the main process,
     which prints the summary."""
-    from tests.browser import SCREENSHOTS_KEY
+    from tests.support.browser import SCREENSHOTS_KEY
 
     workeroutput = getattr(session.config, "workeroutput", None)
     folder = session.config.stash.get(SCREENSHOTS_KEY, None)
@@ -531,7 +535,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: object) -> None:
     """pytest-xdist's: a worker is done; keep the screenshots' folder it reported."""
-    from tests.browser import SCREENSHOTS_KEY
+    from tests.support.browser import SCREENSHOTS_KEY
 
     folder = getattr(node, "workeroutput", {}).get("screenshots")
     if folder is not None:
@@ -540,7 +544,7 @@ def pytest_testnodedown(node: Any, error: object) -> None:
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Say where the browser tests saved their screenshots, so a reviewer can look at them."""
-    from tests.browser import SCREENSHOTS_KEY
+    from tests.support.browser import SCREENSHOTS_KEY
 
     folder = config.stash.get(SCREENSHOTS_KEY, None)
     if folder is not None:

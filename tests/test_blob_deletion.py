@@ -28,7 +28,7 @@ from app.storage.blobs.choose import open_blob_store
 from app.storage.blobs.protocol import BlobStore
 from app.storage.db.engine import Database
 from app.storage.db.tables import Image, Job, JobStatus, utcnow
-from tests.test_roles import downloading_job, staged_image
+from tests.support.jobs import downloading_job, staged_image
 
 pytestmark = pytest.mark.both_databases
 

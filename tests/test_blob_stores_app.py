@@ -9,45 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import io
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
-from fastapi import FastAPI
 from PIL import Image
 
 from app.storage.db.tables import Thumbnail
-from app.web.factory import create_app
-from tests.conftest import SAME_ORIGIN, RunningEmulator, S3Bucket, make_settings
+from tests.conftest import RunningEmulator, S3Bucket, make_settings
+from tests.support.asgi import finished_job, running
 
 pytestmark = pytest.mark.anyio
 
 STORES = ("sqlite", "postgres", "s3")
-
-
-@asynccontextmanager
-async def running(settings: Any) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    app = create_app(settings)
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1", headers=SAME_ORIGIN
-        ) as client,
-    ):
-        yield app, client
-
-
-async def finished_job(client: httpx.AsyncClient, job_id: int) -> dict[str, Any]:
-    with anyio.fail_after(30):
-        while True:
-            job: dict[str, Any] = (await client.get(f"/api/jobs/{job_id}")).json()
-            if job["finished"]:
-                return job
-            await anyio.sleep(0.05)
 
 
 def store_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser import csp_violations, record_csp_violations
 from tests.conftest import RunningEmulator, S3Bucket, make_settings, serve_app, wait_for_job
+from tests.support.browser import csp_violations, record_csp_violations
 
 pytestmark = pytest.mark.browser
 

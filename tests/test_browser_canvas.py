@@ -2,7 +2,7 @@
 the output is, the try-all grid, every toast, and the gallery's selection bar on a phone.
 
 One app and one browser for the module; its gallery is made as the README's screenshots
-make theirs (tests/screenshots.py): a job per preset, then a finished four-image job.
+make theirs (tests/support/screenshots.py): a job per preset, then a finished four-image job.
 """
 
 from __future__ import annotations
@@ -14,9 +14,14 @@ from typing import Any
 import pytest
 
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG
-from tests.browser import axe_violations, csp_violations, record_csp_violations, wait_for_htmx
 from tests.conftest import RunningApp, wait_for_job
-from tests.screenshots import DESKTOP, PHONE, run_try_all, sample_site, seed_gallery
+from tests.support.browser import (
+    axe_violations,
+    csp_violations,
+    record_csp_violations,
+    wait_for_htmx,
+)
+from tests.support.screenshots import DESKTOP, PHONE, run_try_all, sample_site, seed_gallery
 
 pytestmark = pytest.mark.browser
 

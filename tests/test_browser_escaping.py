@@ -10,8 +10,8 @@ import pytest
 
 from app.features.models import team_presets
 from app.storage.db.engine import Database
-from tests.browser import wait_for_htmx
 from tests.conftest import RunningApp, make_settings, serve_app, serve_emulator, wait_for_job
+from tests.support.browser import wait_for_htmx
 
 pytestmark = pytest.mark.browser
 

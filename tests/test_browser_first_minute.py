@@ -13,9 +13,14 @@ from typing import Any
 import pytest
 
 from app.domain.presets import PRESETS_BY_SLUG
-from tests.browser import axe_violations, csp_violations, record_csp_violations, wait_for_htmx
 from tests.conftest import RunningApp, make_settings, serve_app, serve_emulator, wait_for_job
-from tests.screenshots import DESKTOP, PHONE
+from tests.support.browser import (
+    axe_violations,
+    csp_violations,
+    record_csp_violations,
+    wait_for_htmx,
+)
+from tests.support.screenshots import DESKTOP, PHONE
 
 pytestmark = pytest.mark.browser
 

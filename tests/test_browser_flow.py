@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG
-from tests.browser import wait_for_htmx
 from tests.conftest import (
     TEST_KEY,
     RunningApp,
@@ -20,6 +19,7 @@ from tests.conftest import (
     serve_emulator,
     wait_until,
 )
+from tests.support.browser import wait_for_htmx
 
 pytestmark = pytest.mark.browser
 

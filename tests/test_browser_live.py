@@ -14,7 +14,6 @@ import pytest
 
 from app.storage.db.engine import Database
 from app.storage.db.tables import JobStatus
-from tests.browser import wait_for_htmx
 from tests.conftest import (
     RunningApp,
     RunningEmulator,
@@ -24,6 +23,7 @@ from tests.conftest import (
     serve_emulator,
     wait_for_job,
 )
+from tests.support.browser import wait_for_htmx
 
 pytestmark = pytest.mark.browser
 

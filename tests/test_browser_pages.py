@@ -16,7 +16,15 @@ from app.domain.presets import PRESETS_BY_SLUG
 from app.emulator.catalogue import SEEDREAM_EDIT
 from app.features.models import team_presets
 from app.storage.db.engine import Database
-from tests.browser import (
+from tests.conftest import (
+    RunningApp,
+    make_settings,
+    serve_app,
+    serve_emulator,
+    wait_for_job,
+    wait_until,
+)
+from tests.support.browser import (
     ADMIN_NAME,
     ADMIN_PASSWORD,
     PAGES,
@@ -31,14 +39,6 @@ from tests.browser import (
     record_csp_violations,
     sign_in,
     wait_for_htmx,
-)
-from tests.conftest import (
-    RunningApp,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-    wait_until,
 )
 
 pytestmark = pytest.mark.browser

@@ -1,6 +1,7 @@
 """In Chromium: pick an edit model, pick a gallery image in the reference dialog, submit, and
 see the reference on the job page; the picker and the dialog pass axe under the strict CSP
-and fit a phone. The README's pictures are made by the same steps (tests/docs_screenshots.py)."""
+and fit a phone. The README's pictures are made by the same steps
+(tests/support/docs_screenshots.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +12,6 @@ from typing import Any
 
 import pytest
 
-from tests.browser import (
-    ROOT,
-    axe_violations,
-    csp_violations,
-    horizontal_overflow,
-    record_csp_violations,
-    wait_for_htmx,
-)
 from tests.conftest import (
     RunningApp,
     RunningEmulator,
@@ -26,7 +19,15 @@ from tests.conftest import (
     serve_app,
     serve_emulator,
 )
-from tests.docs_screenshots import (
+from tests.support.browser import (
+    ROOT,
+    axe_violations,
+    csp_violations,
+    horizontal_overflow,
+    record_csp_violations,
+    wait_for_htmx,
+)
+from tests.support.docs_screenshots import (
     make_reference_gallery,
     open_reference_dialog,
     photograph_references,

@@ -17,6 +17,7 @@ from app.domain.presets import PRESETS, PRESETS_BY_SLUG
 from app.features.gallery.listing import latest_preset_images
 from app.storage.db.engine import Database
 from tests.conftest import RunningApp, RunningEmulator, make_settings, serve_app, wait_for_job
+from tests.support.html import one, select
 
 HTMX = {"HX-Request": "true"}
 
@@ -84,27 +85,28 @@ def test_each_preset_shows_the_teams_latest_image_made_from_it(app: RunningApp) 
     finally:
         db.dispose()
     page = app.client.get("/").text
-    chip = re.search(r'<a class="preset-chip[^"]*" id="preset-cyberpunk-street".*?</a>', page, re.S)
-    assert chip and f'src="/api/images/{older["images"][0]["id"]}/thumbnail"' in chip.group(0)
-    other = re.search(r'id="preset-food-overhead".*?</a>', page, re.S)
-    assert other and "preset-thumb-empty" in other.group(0)
+    thumb = one(page, "a.preset-chip#preset-cyberpunk-street .preset-thumb")
+    assert thumb.get("src") == f"/api/images/{older['images'][0]['id']}/thumbnail"
+    assert select(page, "a.preset-chip#preset-food-overhead .preset-thumb.preset-thumb-empty")
 
 
 def test_the_newest_job_is_the_output_and_the_others_the_strip(app: RunningApp) -> None:
     first = _finished_job(app.client)
     second = _finished_job(app.client, num_images=4, seed=7)
     page = app.client.get("/").text
-    output = page[page.index('id="output"') : page.index('id="recent-heading"')]
-    strip = page[page.index('id="jobs"') :]
-    assert f'id="job-{second["id"]}"' in output and f'id="job-{first["id"]}"' not in output
-    assert f'id="job-{first["id"]}"' in strip and f'id="job-{second["id"]}"' not in strip
-    assert output.count('class="job-image"') == 4 and 'data-count="4"' in output
+    output, strip = one(page, "#output"), one(page, "#jobs")
+    assert select(output, f"#job-{second['id']}") and not select(output, f"#job-{first['id']}")
+    assert select(strip, f"#job-{first['id']}") and not select(strip, f"#job-{second['id']}")
+    assert len(select(output, ".job-image")) == 4
+    assert one(output, ".job-images").get("data-count") == "4"
     for image in second["images"]:
         # Each image carries its actions; the full image is offered for the large view.
-        assert f"/api/images/{image['id']}/download" in output
-        assert f'data-compare="{image["id"]}"' in output
-        assert f"/api/images/{image['id']} {image['width']}w" in output
-    assert output.count('data-same-seed="7"') == 4
+        figure = one(output, f"figure.job-image#job-image-{image['id']}")
+        assert select(figure, f'a[download][href="/api/images/{image["id"]}/download"]')
+        assert select(figure, f'button[data-compare="{image["id"]}"]')
+        srcset = one(figure, "img").get("srcset", "")
+        assert f"/api/images/{image['id']} {image['width']}w" in srcset.split(", ")
+    assert len(select(output, 'button[data-same-seed="7"]')) == 4
 
 
 def test_new_seed_from_the_output_answers_with_the_new_card(app: RunningApp) -> None:
@@ -116,7 +118,7 @@ def test_new_seed_from_the_output_answers_with_the_new_card(app: RunningApp) -> 
     )
     assert answer.status_code == 200
     new_id = int(re.search(r'data-job-id="(\d+)"', answer.text).group(1))  # type: ignore[union-attr]
-    assert new_id != source["id"] and f'id="job-{new_id}"' in answer.text
+    assert new_id != source["id"] and select(answer.text, f"#job-{new_id}")
     again = app.client.post(
         f"/jobs/{source['id']}/new-seed",
         data={"token": "t-1"},
@@ -198,7 +200,7 @@ def test_wording_fields_as_the_form_names_them_and_trash_dates(app: RunningApp) 
     assert taken.status_code == 422
     error = re.search(r'<p class="field-error" id="collection-name-error">([^<]*)</p>', taken.text)
     assert error and error.group(1) == "A collection with this name exists already."
-    assert 'aria-describedby="collection-name-error"' in taken.text
+    assert select(taken.text, '[aria-describedby="collection-name-error"]')
 
     job = _finished_job(app.client)
     app.client.post("/api/trash", json={"image_ids": [job["images"][0]["id"]]})

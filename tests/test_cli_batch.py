@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli import one_line_error, run_cli, start_cli
 from tests.conftest import (
     RunningApp,
     RunningEmulator,
@@ -20,6 +19,7 @@ from tests.conftest import (
     serve_emulator,
     wait_until,
 )
+from tests.support.cli import one_line_error, run_cli, start_cli
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ import pytest
 from app.cli.main import cli
 from app.features.people import accounts
 from app.storage.db.engine import Database
-from tests.cli import cli_env, one_line_error, run_cli
 from tests.conftest import RunningApp, RunningEmulator, make_settings, serve_app
+from tests.support.cli import cli_env, one_line_error, run_cli
 
 pytestmark = pytest.mark.slow
 

@@ -15,8 +15,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.core.loopback import LoopbackServer
-from tests.cli import cli_env, one_line_error, run_cli
 from tests.conftest import RunningApp, RunningEmulator
+from tests.support.cli import cli_env, one_line_error, run_cli
 
 pytestmark = pytest.mark.slow
 

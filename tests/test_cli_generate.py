@@ -16,7 +16,6 @@ import pytest
 from PIL import Image
 
 from app.domain.parameters import IMAGE_SIZES
-from tests.cli import one_line_error, run_cli, run_on_terminal, start_cli
 from tests.conftest import (
     RunningApp,
     RunningEmulator,
@@ -25,6 +24,7 @@ from tests.conftest import (
     serve_emulator,
     wait_until,
 )
+from tests.support.cli import one_line_error, run_cli, run_on_terminal, start_cli
 
 pytestmark = pytest.mark.slow
 

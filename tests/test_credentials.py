@@ -28,7 +28,7 @@ from app.storage.db.engine import CREDENTIALS_MARKER_SUFFIX, Database
 from app.storage.db.tables import ApiToken, utcnow
 from app.web.factory import create_app
 from tests.conftest import SAME_ORIGIN, DatabaseChoice, RunningEmulator
-from tests.processes import AppProcess
+from tests.support.processes import AppProcess
 
 PASSWORD = "correct horse battery"
 

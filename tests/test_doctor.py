@@ -16,35 +16,9 @@ from app.cli.main import main
 from app.domain.parameters import IMAGE_SIZES, NAMED_SIZE_PIXELS
 from app.emulator import Fault
 from tests.conftest import TEST_KEY, RunningEmulator, make_settings, serve_app, serve_emulator
+from tests.support.doctor import assert_fits_80_columns, doctor
 
 NARROW = {"num_images": {"maximum": 4}, "prompt": {"maxLength": 2000}}
-
-
-def doctor(
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    base_url: str,
-    data_dir: Path,
-    *args: str,
-    key: str = TEST_KEY,
-    **env: str,
-) -> tuple[int, str]:
-    monkeypatch.setenv("PIXELDOJO_API_KEY", key)
-    monkeypatch.setenv("PIXELDOJO_BASE_URL", base_url)
-    monkeypatch.setenv("PLAYGROUND_DATA_DIR", str(data_dir))
-    monkeypatch.setenv("PLAYGROUND_POLL_INITIAL_SECONDS", "0.1")
-    monkeypatch.setenv("PIXELDOJO_RATE_LIMIT_PER_MINUTE", "0")
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    code = main(["doctor", *args])
-    out, err = capsys.readouterr()
-    assert key not in out + err, "the key is never printed"
-    return code, out
-
-
-def assert_fits_80_columns(text: str) -> None:
-    for line in text.splitlines():
-        assert len(line) <= 80, line
 
 
 def test_a_good_key_passes_spending_nothing(
@@ -297,7 +271,7 @@ def test_json_differences_are_records_and_the_changed_defaults_are_named(
 
 @pytest.mark.slow
 def test_doctor_run_shows_each_step_with_a_ticking_clock(tmp_path: Path) -> None:
-    from tests.cli import cli_env, run_cli, run_on_terminal
+    from tests.support.cli import cli_env, run_cli, run_on_terminal
 
     with serve_emulator(job_seconds=2.5) as running:
         env = cli_env(

@@ -12,7 +12,7 @@ from app.core.loopback import LoopbackServer
 from app.emulator.catalogue import SEEDREAM_EDIT
 from app.web.factory import create_app
 from tests.conftest import RunningEmulator, make_settings, serve_emulator
-from tests.test_doctor import assert_fits_80_columns, doctor
+from tests.support.doctor import assert_fits_80_columns, doctor
 
 
 def test_an_edit_model_with_data_uris_accepted(

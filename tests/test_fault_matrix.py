@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fault_matrix import (
+from tests.support.fault_matrix import (
     SCENARIOS,
     Expect,
     Report,

@@ -255,7 +255,7 @@ def test_compare_and_the_open_lightbox_pass_axe_under_the_strict_csp(
     """The pages the audit in test_browser_pages cannot reach without a selection."""
     from playwright.sync_api import expect
 
-    from tests.browser import (
+    from tests.support.browser import (
         axe_violations,
         csp_violations,
         horizontal_overflow,

@@ -12,7 +12,8 @@ from jinja2.filters import do_truncate
 from app.features.gallery.listing import GalleryEntry
 from app.features.jobs.references import UPLOAD_MODEL
 from app.web.tiles import Options, render_tiles
-from tests.gallery_seed import GALLERY_ENTRY
+from tests.support.gallery_seed import GALLERY_ENTRY
+from tests.support.html import one, text
 
 HOSTILE = '"><script>alert(1)</script> & a lighthouse at dawn, ' + "watercolor " * 20
 
@@ -43,11 +44,17 @@ def test_tiles_escape_the_prompt_and_truncate_it_as_jinja_does() -> None:
     assert alt is not None and caption is not None
     for found, length in ((alt.group(1), 200), (caption.group(1), 80)):
         assert found == str(env.filters["e"](do_truncate(env, HOSTILE, length)))
-    assert 'id="image-7"' in html and 'href="/jobs/70#image-7"' in html
-    assert 'width="2048" height="1536"' in html
-    on, off = html.split('id="image-8"')[1], html.split('id="image-8"')[0]
-    assert 'aria-pressed="true"' in on and 'value="false"' in on and "★" in on
-    assert 'aria-pressed="false"' in off and "☆" in off
+    assert one(html, "li#image-7 a.tile-link").get("href") == "/jobs/70#image-7"
+    image = one(html, "li#image-7 img")
+    assert (image.get("width"), image.get("height")) == ("2048", "1536")
+    # A favourite's button is pressed and its form unsets it; the other's the reverse.
+    for tile, pressed, sends, star in (
+        ("image-8", "true", "false", "★"),
+        ("image-7", "false", "true", "☆"),
+    ):
+        button = one(html, f"li#{tile} form.fav-form button")
+        assert (button.get("aria-pressed"), text(button)) == (pressed, star)
+        assert one(html, f"li#{tile} form.fav-form input[name=favourite]").get("value") == sends
 
 
 def test_options_mark_the_chosen_one_and_escape_the_rest() -> None:

@@ -1,9 +1,6 @@
 """The gallery with sign-in on: whose work is whose, who may delete it, what it cost each
 person, and a team's gallery carried to another instance with its authors."""
 
-# The `team` fixture is imported from test_team, so each test's `team` argument shadows it.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,7 +18,7 @@ from tests.conftest import (
     serve_app,
     wait_for_job,
 )
-from tests.test_team import Team, team  # noqa: F401 - the team fixture: Ada (admin), Max, Zoe
+from tests.support.team import Team
 
 pytestmark = pytest.mark.both_databases
 

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from app.emulator.faults import Fault
-from tests.browser import (
+from tests.conftest import make_settings, serve_app, serve_emulator, wait_until
+from tests.support.browser import (
     SCREENSHOT_DIR,
     THEMES,
     axe_violations,
@@ -19,8 +20,7 @@ from tests.browser import (
     record_csp_violations,
     wait_for_htmx,
 )
-from tests.conftest import make_settings, serve_app, serve_emulator, wait_until
-from tests.docs_screenshots import make_grid, photograph
+from tests.support.docs_screenshots import make_grid, photograph
 
 pytestmark = pytest.mark.browser
 

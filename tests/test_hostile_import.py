@@ -42,7 +42,7 @@ from tests.conftest import (
     serve_emulator,
     wait_for_job,
 )
-from tests.hostile_zip import RawZip, huge_png
+from tests.support.hostile_zip import RawZip, huge_png
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pytest
 
 from app.web.bodies import FORM_AND_JSON_LIMIT, BodyLimit, body_limit_for
 from tests.conftest import RunningApp, RunningEmulator, in_process, make_settings
-from tests.processes import AppProcess
+from tests.support.processes import AppProcess
 
 CHUNK = b"x" * (1024 * 1024)
 HUGE_MIB = 300

@@ -21,7 +21,7 @@ from app.storage.db.tables import Job, JobPage, JobStatus, utcnow
 from app.web.factory import create_app
 from app.web.gallery_views import GalleryImagePage, gallery_image, gallery_page_json
 from app.web.views import job_page_json, job_public
-from tests.gallery_seed import GALLERY_ENTRY, seed_gallery
+from tests.support.gallery_seed import GALLERY_ENTRY, seed_gallery
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
+from tests.support.html import Elements
 
 ALLOWED_SIZES = [size for size in IMAGE_SIZES if size != "auto_4K"]
 NARROW: dict[str, Any] = {
@@ -48,37 +48,6 @@ def narrowed_app(
     data = tmp_path_factory.mktemp("narrowed") / "data"
     with serve_app(make_settings(data, narrowed)) as running:
         yield running
-
-
-class _Elements(HTMLParser):
-    def __init__(self, text: str) -> None:
-        super().__init__()
-        self.elements: list[tuple[str, dict[str, str | None]]] = []
-        self.texts: dict[str, str] = {}
-        self._open: list[str] = []
-        self.feed(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        found = dict(attrs)
-        self.elements.append((tag, found))
-        ident = found.get("id")
-        if ident:
-            self._open.append(ident)
-            self.texts.setdefault(ident, "")
-
-    def handle_data(self, data: str) -> None:
-        for ident in self._open:
-            self.texts[ident] += data
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag == "p" and self._open:
-            self._open.pop()
-
-    def by_id(self, ident: str) -> dict[str, str | None]:
-        return next(attrs for _, attrs in self.elements if attrs.get("id") == ident)
-
-    def named(self, name: str) -> list[dict[str, str | None]]:
-        return [attrs for _, attrs in self.elements if attrs.get("name") == name]
 
 
 FORBIDDEN: list[tuple[str, dict[str, Any], str]] = [
@@ -113,13 +82,13 @@ def test_the_form_refuses_what_the_live_schema_forbids_with_no_upstream_call(
     posted = {"image_size": "auto_2K", "num_images": "1", **{k: str(v) for k, v in body.items()}}
     answer = narrowed_app.client.post("/jobs", data=posted, headers=HTMX)
     assert answer.status_code == 422
-    page = _Elements(answer.text)
+    page = Elements(answer.text)
     assert page.by_id(f"{field}-error") is not None
     assert narrowed.emulator.requests == [], "0 upstream calls"
 
 
 def test_the_form_offers_only_what_the_live_schema_allows(narrowed_app: RunningApp) -> None:
-    page = _Elements(narrowed_app.client.get("/").text)
+    page = Elements(narrowed_app.client.get("/").text)
     offered = [attrs["value"] for attrs in page.named("image_size")]
     assert offered == ALLOWED_SIZES
     assert page.by_id("num_images")["max"] == "4"
@@ -171,7 +140,7 @@ def test_new_seed_remix_and_try_all_are_held_to_the_rules_refreshed_on_demand(
     answer = app.client.post("/jobs", data=remix, headers=HTMX)
     assert answer.status_code == 422
     assert 'id="num_images-error"' in answer.text
-    remix_page = _Elements(app.client.get(f"/?remix={job['id']}").text)
+    remix_page = Elements(app.client.get(f"/?remix={job['id']}").text)
     assert remix_page.by_id("num_images-error") is not None, "said on opening the remix"
 
     # The six-image job's own polls go on; nothing else reached PixelDojo.
@@ -219,7 +188,7 @@ def test_with_no_copy_and_no_schema_the_built_in_rules_apply(tmp_path: Path) -> 
             assert rules["source"] == "built-in"
             assert rules["label"] == "rules: built-in"
             assert "could not be read" in rules["problem"]
-            page = _Elements(app.client.get("/").text)
+            page = Elements(app.client.get("/").text)
             assert page.texts["rules-status"].split()[:2] == ["rules:", "built-in"]
             assert len(page.named("image_size")) == len(IMAGE_SIZES)
 
@@ -269,7 +238,7 @@ def test_a_prompt_alone_runs_at_the_first_allowed_size_from_the_api_and_the_form
     assert made.json()["parameters"]["image_size"] == WITHOUT_AUTO_2K[0]
     assert wait_for_job(client, made.json()["id"])["status"] == "completed"
 
-    page = _Elements(client.get("/").text)
+    page = Elements(client.get("/").text)
     chosen = [attrs["value"] for attrs in page.named("image_size") if "checked" in attrs]
     assert chosen == [WITHOUT_AUTO_2K[0]], "the form starts on a size it may send"
     posted = client.post("/jobs", data={"prompt": "a dog", "num_images": "1"}, headers=HTMX)

@@ -6,11 +6,9 @@ import asyncio
 import re
 import threading
 import time
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from app.domain.parameters import GenerationParams
@@ -28,22 +26,7 @@ from app.features.jobs.timing import typical_seconds
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
 from tests.conftest import DatabaseChoice, RunningApp, end_job_elsewhere, wait_for_job
-
-
-def read_events(response: httpx.Response) -> Iterator[tuple[str, str]]:
-    """(event, data) pairs from an SSE response, as a browser would assemble them."""
-    event, data = "message", list[str]()
-    for line in response.iter_lines():
-        if line == "":
-            if data:
-                yield event, "\n".join(data)
-            event, data = "message", []
-        elif line.startswith("event: "):
-            event = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            data.append(line.removeprefix("data: "))
-        elif line == "data:":
-            data.append("")
+from tests.support.events import read_events
 
 
 @pytest.mark.both_databases

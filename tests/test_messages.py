@@ -12,7 +12,7 @@ import pytest
 from app.core.errors import plain_reason
 from app.emulator import Fault
 from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job
-from tests.test_doctor import doctor
+from tests.support.doctor import doctor
 
 NOT_AN_IMAGE = b"<html><body>Bad gateway</body></html>"
 

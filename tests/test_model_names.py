@@ -30,7 +30,7 @@ from tests.conftest import (
     serve_app,
     serve_emulator,
 )
-from tests.test_doctor import doctor
+from tests.support.doctor import doctor
 
 HTMX = {"HX-Request": "true"}
 JUNK = "junk-model"

@@ -21,7 +21,7 @@ from tests.conftest import (
     serve_emulator,
     wait_for_job,
 )
-from tests.test_live_schema import _Elements
+from tests.support.html import Elements
 
 HTMX = {"HX-Request": "true"}
 # A model whose schema holds one field of every kind the form knows, and two it does not.
@@ -56,7 +56,7 @@ def picked(site: RunningApp, model: str) -> str:
     a model never read it asks, once shown, for its schema by POST (htmx, on load)."""
     shown = site.client.get("/playground/form", params={"model": model}, headers=HTMX)
     assert shown.status_code == 200
-    reading = [a for _, a in _Elements(shown.text).elements if "data-rules-reading" in a]
+    reading = [a for _, a in Elements(shown.text).elements if "data-rules-reading" in a]
     if not reading:
         return shown.text
     assert (reading[0]["hx-post"], reading[0]["hx-trigger"]) == ("/upstream/rules/refresh", "load")
@@ -99,7 +99,7 @@ def test_the_catalogue_lists_the_image_models_with_their_cost_seedream_first(
     flux = next(model for model in listed["models"] if model["api_id"] == FLUX)
     assert (flux["credits"], flux["per_job"], flux["cost"]) == (2, False, "2 credits per image")
 
-    picker = _Elements(site.client.get("/").text)
+    picker = Elements(site.client.get("/").text)
     options = [
         a["value"] for tag, a in picker.elements if tag == "option" and a.get("value") in ids
     ]
@@ -124,7 +124,7 @@ def test_the_catalogue_s_last_good_copy_serves_while_pixeldojo_cannot_be_read(
 
 
 def test_the_cost_shown_and_reserved_is_the_catalogue_s(site: RunningApp) -> None:
-    form = _Elements(picked(site, FLUX))
+    form = Elements(picked(site, FLUX))
     cost = next(a for tag, a in form.elements if "data-cost" in a)
     assert cost["data-credits-per-image"] == "2.0"
     assert cost["data-count-input"] == "param-num_images"
@@ -134,13 +134,13 @@ def test_the_cost_shown_and_reserved_is_the_catalogue_s(site: RunningApp) -> Non
         json={"jobs": [{"model": FLUX, "prompt": "a fox", "num_images": 3}, {"prompt": "a fox"}]},
     )
     assert check.json()["estimated_credits"] == 2 * 3 + 1
-    per_job = _Elements(picked(site, EVERY_KIND))
+    per_job = Elements(picked(site, EVERY_KIND))
     cost = next(a for tag, a in per_job.elements if "data-cost" in a)
     assert (cost["data-credits-per-job"], cost["data-credits-per-image"]) == ("3.0", "0.0")
 
 
 def test_a_form_is_rendered_from_a_schema_with_every_kind_of_field(site: RunningApp) -> None:
-    form = _Elements(picked(site, EVERY_KIND))
+    form = Elements(picked(site, EVERY_KIND))
     tags = {
         a.get("name"): tag for tag, a in form.elements if (a.get("name") or "").startswith("param.")
     }
@@ -200,7 +200,7 @@ def test_the_values_typed_are_sent_as_the_schema_types_them(
     job_id = int(answer.headers["location"].rsplit("/", 1)[-1])
     job = wait_for_job(site.client, job_id)
     assert job["model"] == EVERY_KIND and job["parameters"]["seed"] == seed
-    page = _Elements(site.client.get(f"/jobs/{job_id}").text)
+    page = Elements(site.client.get(f"/jobs/{job_id}").text)
     assert (
         "steps" in [text.strip() for text in page.texts.values()]
         or "steps" in site.client.get(f"/jobs/{job_id}").text
@@ -223,7 +223,7 @@ def test_typing_mistakes_in_a_schema_form_are_named_and_cost_nothing(
         headers=HTMX,
     )
     assert answer.status_code == 422
-    form = _Elements(answer.text)
+    form = Elements(answer.text)
     assert "must be a whole number" in answer.text
     for field in ("prompt", "param-steps", "param-strength", "param-quality"):
         assert form.by_id(f"{field}-error") is not None, field
@@ -236,7 +236,7 @@ def test_picking_seedream_again_gives_its_hand_made_form_with_the_prompt_carried
     answer = site.client.get(
         "/playground/form", params={"model": "seedream-4", "param.prompt": "a tin robot"}
     )
-    form = _Elements(answer.text)
+    form = Elements(answer.text)
     assert [a["value"] for a in form.named("image_size")][:2] == ["auto_2K", "auto_4K"]
     assert "a tin robot" in answer.text
     assert form.by_id("prompt")["name"] == "prompt"
@@ -253,7 +253,7 @@ def test_jobs_the_gallery_and_compare_show_the_model(site: RunningApp) -> None:
     assert [item["id"] for item in only_flux] == [flux_job["images"][0]["id"]]
     gallery = site.client.get("/gallery", params={"model": FLUX}).text
     assert FLUX in gallery
-    datalist = _Elements(site.client.get("/gallery").text)
+    datalist = Elements(site.client.get("/gallery").text)
     assert FLUX in [a.get("value") for tag, a in datalist.elements if tag == "option"]
     ids = [flux_job["images"][0]["id"], seedream["images"][0]["id"]]
     compare = site.client.get("/api/compare", params={"ids": ids}).json()

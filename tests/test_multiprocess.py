@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from tests.conftest import DatabaseChoice, RunningEmulator, serve_emulator, wait_until
-from tests.processes import AppProcess, WorkerProcess
-from tests.test_live_updates import read_events
+from tests.support.events import read_events
+from tests.support.processes import AppProcess, WorkerProcess
 
 JOBS = 200
 WORKERS = 3

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,32 +17,9 @@ from app.features.jobs import queue
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, Worker, utcnow
 from tests.conftest import DatabaseChoice
+from tests.support.jobs import add_due_jobs
 
 pytestmark = pytest.mark.both_databases
-
-
-def add_due_jobs(db: Database, count: int, *, now: datetime) -> list[int]:
-    rows = [
-        {
-            "created_at": now,
-            "updated_at": now,
-            "model": "seedream-4",
-            "prompt": f"queued {n}",
-            "image_size": "auto_2K",
-            "num_images": 1,
-            "request_body": {},
-            "status": JobStatus.PENDING,
-            "upstream_job_id": f"job_queued_{n}",
-            "next_poll_at": now - timedelta(seconds=count - n),
-            "poll_count": 0,
-            "estimated_credits": 1.0,
-        }
-        for n in range(count)
-    ]
-    with db.write() as session:
-        session.connection().execute(sa.insert(Job.__table__), rows)  # type: ignore[attr-defined]
-    with db.read() as session:
-        return [job_id for job_id in session.exec(select(Job.id)).all() if job_id is not None]
 
 
 def test_claimers_working_at_once_never_get_the_same_job(

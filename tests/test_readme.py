@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli import cli_env
 from tests.conftest import serve_emulator, wait_until
+from tests.support.cli import cli_env
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

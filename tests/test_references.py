@@ -38,7 +38,7 @@ from tests.conftest import (
     serve_emulator,
     wait_for_job,
 )
-from tests.test_live_schema import _Elements
+from tests.support.html import Elements
 
 HTMX = {"HX-Request": "true"}
 # An edit model whose schema says how large a reference may be, and takes at most two.
@@ -126,7 +126,7 @@ def test_an_edit_sends_the_gallery_image_as_one_decodable_image_of_its_shape_and
     run = upstream.emulator.requests_to("run")[-1]
     assert run.path.endswith(f"/models/{SEEDREAM_EDIT}/run")
     assert run.body["image_urls"][0].startswith("data:image/png;base64,")
-    page = _Elements(site.client.get(f"/jobs/{job['id']}").text)
+    page = Elements(site.client.get(f"/jobs/{job['id']}").text)
     links = [a for tag, a in page.elements if tag == "a" and a.get("href") == landscape["url"]]
     assert links, "the job page links the reference to its image"
     text = site.client.get(f"/jobs/{job['id']}").text
@@ -240,7 +240,7 @@ def test_the_form_refuses_references_for_a_model_without_image_inputs(
         "/jobs", data={**posted, "reference_images": str(landscape["id"])}, headers=HTMX
     )
     assert answer.status_code == 422
-    assert _Elements(answer.text).by_id("reference_images-error") is not None
+    assert Elements(answer.text).by_id("reference_images-error") is not None
     assert upstream.emulator.requests == []
 
 
@@ -256,7 +256,7 @@ def test_remix_and_new_seed_keep_the_references(
     site: RunningApp, upstream: RunningEmulator, landscape: dict[str, Any]
 ) -> None:
     job = _edit(site, [landscape["id"]], seed=7)
-    remix = _Elements(site.client.get(f"/?remix={job['id']}").text)
+    remix = Elements(site.client.get(f"/?remix={job['id']}").text)
     assert [a["value"] for a in remix.named("reference_images")] == [str(landscape["id"])]
     assert remix.by_id("model")["name"] == "model"
     chosen = [a for tag, a in remix.elements if tag == "option" and "selected" in a]
@@ -299,7 +299,7 @@ def test_an_upload_is_kept_in_the_gallery_marked_as_one_and_sent_as_a_reference(
     assert upload["image_id"] in [item["id"] for item in uploads]
     others = site.client.get("/api/gallery", params={"model": "seedream-4"}).json()["items"]
     assert upload["image_id"] not in [item["id"] for item in others]
-    tile = _Elements(site.client.get("/gallery", params={"model": "upload"}).text)
+    tile = Elements(site.client.get("/gallery", params={"model": "upload"}).text)
     assert any(tag == "span" and a.get("class") == "tile-model" for tag, a in tile.elements)
 
     upstream.emulator.received_references.clear()

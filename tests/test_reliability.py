@@ -33,7 +33,7 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
-from tests.processes import AppProcess
+from tests.support.processes import AppProcess
 
 # --- At most once ------------------------------------------------------------------------
 

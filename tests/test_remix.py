@@ -17,6 +17,7 @@ from tests.conftest import (
     serve_app,
     wait_for_job,
 )
+from tests.support.html import one, select, text
 
 pytestmark = pytest.mark.both_databases
 
@@ -36,8 +37,9 @@ def test_a_remix_from_the_api_records_its_source(app: RunningApp) -> None:
         "url": f"/jobs/{source['id']}",
     }
     page = app.client.get(f"/jobs/{remix['id']}").text
-    link = f'<a href="/jobs/{source["id"]}">job #{source["id"]}</a>'
-    assert f"<dt>Remix of</dt><dd>{link}, image 2" in page
+    [said] = [term.getnext() for term in select(page, "dt") if text(term) == "Remix of"]
+    assert text(said) == f"job #{source['id']}, image 2"
+    assert one(said, "a").get("href") == f"/jobs/{source['id']}"
     sidecar = app.client.get(f"{remix['images'][0]['url']}/sidecar").json()
     assert sidecar["job"]["remix_of"] == {"job_id": source["id"], "image_index": 1}
     # An ordinary job is a remix of nothing.
@@ -70,9 +72,11 @@ def test_a_remix_of_nothing_is_refused_before_any_upstream_request(
 def test_the_playground_remembers_the_remix_source_through_the_form(app: RunningApp) -> None:
     source = make_job(app, num_images=2)
     page = app.client.get("/", params={"remix": source["id"], "image": 1}).text
-    assert f'name="remix_of" value="{source["id"]}"' in page
-    assert 'name="remix_image" value="1"' in page
-    assert f'Remix of <a href="/jobs/{source["id"]}">job #{source["id"]}</a>, image 2' in page
+    assert one(page, "#generate-form input[name=remix_of]").get("value") == str(source["id"])
+    assert one(page, "#generate-form input[name=remix_image]").get("value") == "1"
+    said = one(page, "#generate-form input[name=remix_image] + p.form-preset")
+    assert text(said) == f"Remix of job #{source['id']}, image 2"
+    assert one(said, "a").get("href") == f"/jobs/{source['id']}"
     assert app.client.get("/", params={"remix": source["id"], "image": 2}).status_code == 404
 
     form = {

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import threading
 from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import sqlalchemy as sa
-from PIL import Image as PILImage
 from sqlmodel import col, select
 
 from app.cli import main as cli
@@ -28,7 +25,6 @@ from app.features.people.access import SECRET_FILE, load_secret
 from app.storage.blobs.choose import open_blob_store
 from app.storage.db.engine import Database
 from app.storage.db.tables import Image, Job, JobStatus, utcnow
-from app.storage.intake import StagedImage, check_image
 from app.upstream import UpstreamJob, UpstreamState
 from app.web.factory import create_app
 from app.worker.role import run_worker
@@ -41,36 +37,9 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
-from tests.test_queue import add_due_jobs
+from tests.support.jobs import add_due_jobs, downloading_job, staged_image
 
 # --- Fencing ---------------------------------------------------------------------------------
-
-
-def staged_image(tmp_path: Path, name: str) -> StagedImage:
-    buffer = io.BytesIO()
-    PILImage.new("RGB", (64, 48), (200, 40, 90)).save(buffer, format="PNG")
-    path = tmp_path / name
-    path.write_bytes(buffer.getvalue())
-    return StagedImage(
-        index=0,
-        source_url="https://example.invalid/a.png",
-        path=path,
-        byte_size=len(buffer.getvalue()),
-        sha256=hashlib.sha256(buffer.getvalue()).hexdigest(),
-        checked=check_image(path),
-    )
-
-
-def downloading_job(db: Database) -> int:
-    now = utcnow()
-    [job_id] = add_due_jobs(db, 1, now=now)
-    with db.write() as session:
-        session.execute(
-            sa.update(Job)
-            .where(col(Job.id) == job_id)
-            .values(status=JobStatus.DOWNLOADING, output_urls=["https://example.invalid/a.png"])
-        )
-    return job_id
 
 
 @pytest.mark.both_databases

@@ -31,7 +31,7 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
-from tests.processes import AppProcess
+from tests.support.processes import AppProcess
 
 
 def test_the_key_appears_nowhere_it_could_leak(

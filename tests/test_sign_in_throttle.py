@@ -16,12 +16,7 @@ from app.features.people.throttle import Attempt
 from app.storage.db.engine import Database
 from app.storage.db.tables import utcnow
 from tests.conftest import SAME_ORIGIN, DatabaseChoice
-from tests.test_team import (  # noqa: F401 (the fixtures)
-    PASSWORD,
-    Team,
-    stopped_throttle_clock,
-    team,
-)
+from tests.support.team import PASSWORD, Team
 
 
 def fresh_db(tmp_path: Path, database: DatabaseChoice) -> Database:
@@ -94,7 +89,7 @@ def test_the_message_gives_the_real_wait_rounded_up() -> None:
 
 @pytest.mark.both_databases
 @pytest.mark.usefixtures("stopped_throttle_clock")
-def test_a_locked_name_still_signs_in_from_another_address(team: Team) -> None:  # noqa: F811
+def test_a_locked_name_still_signs_in_from_another_address(team: Team) -> None:
     def sign_in(address: str, password: str) -> httpx.Response:
         # The test server trusts X-Forwarded-For from loopback, as behind a proxy.
         return httpx.post(
@@ -113,7 +108,7 @@ def test_a_locked_name_still_signs_in_from_another_address(team: Team) -> None: 
 
 @pytest.mark.both_databases
 @pytest.mark.usefixtures("stopped_throttle_clock")
-def test_changing_a_password_counts_its_checks_with_the_sign_ins(team: Team) -> None:  # noqa: F811
+def test_changing_a_password_counts_its_checks_with_the_sign_ins(team: Team) -> None:
     """A stolen session cannot guess the password on the account page either: the current
     password's checks wait and count as sign-ins at that name and address do."""
 
@@ -137,7 +132,7 @@ def test_changing_a_password_counts_its_checks_with_the_sign_ins(team: Team) -> 
 
 
 @pytest.mark.both_databases
-def test_a_name_holding_nul_is_a_wrong_name_on_both_databases(team: Team) -> None:  # noqa: F811
+def test_a_name_holding_nul_is_a_wrong_name_on_both_databases(team: Team) -> None:
     with team.anonymous(**SAME_ORIGIN) as browser:
         answer = browser.post("/sign-in", data={"name": "Max\x00", "password": PASSWORD})
     assert answer.status_code == 401

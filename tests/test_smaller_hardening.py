@@ -2,9 +2,6 @@
 with a password, redirects only to this site, API docs that work offline, and a
 single-person app that answers only this machine, even behind a proxy on it."""
 
-# The `team` fixture is imported from test_team, so each test's `team` argument shadows it.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import os
@@ -29,7 +26,7 @@ from tests.conftest import (
     make_settings,
     wait_for_job,
 )
-from tests.test_team import PASSWORD, Team, sign_in, team  # noqa: F401
+from tests.support.team import PASSWORD, Team, sign_in
 
 
 def mode(path: Path) -> int:

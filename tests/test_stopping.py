@@ -2,9 +2,6 @@
 images are kept; one still waiting to be sent is never sent; a grid's cells not yet sent are
 never sent until the stop is undone; a failed job is tried again with its own seed."""
 
-# The `team` fixture is imported from test_team, so each test's `team` argument shadows it.
-# ruff: noqa: F811
-
 from __future__ import annotations
 
 import html
@@ -35,7 +32,7 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
-from tests.test_team import Team, team  # noqa: F401
+from tests.support.team import Team
 
 HTMX = {"HX-Request": "true"}
 LOCAL = Actor(user=None, sign_in_on=False)

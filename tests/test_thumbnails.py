@@ -18,7 +18,7 @@ from app.storage.db.engine import Database
 from app.storage.db.tables import Thumbnail
 from app.storage.thumbnails import Thumbnails
 from tests.conftest import RunningEmulator, make_settings
-from tests.test_blob_stores_app import finished_job, running
+from tests.support.asgi import finished_job, running
 
 pytestmark = pytest.mark.anyio
 

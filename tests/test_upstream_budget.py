@@ -25,7 +25,7 @@ from tests.conftest import (
     make_settings,
     serve_app,
 )
-from tests.test_doctor import doctor
+from tests.support.doctor import doctor
 
 APP = Path(__file__).resolve().parent.parent / "app"
 HTMX = {"HX-Request": "true"}

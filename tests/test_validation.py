@@ -140,7 +140,7 @@ def test_a_record_number_too_large_for_the_database_is_not_found(
 def test_no_number_in_an_address_makes_the_database_fail(app: RunningApp) -> None:
     """Every page and API route that takes a number, given numbers past what the database's
     columns hold (32-bit, 64-bit and beyond): a 404 or a 422, never a 500."""
-    from tests.test_team import all_routes
+    from tests.support.team import all_routes
 
     numbered = [path for method, path in all_routes() if method == "GET" and "{" in path]
     assert len(numbered) > 10

@@ -43,7 +43,7 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
-from tests.processes import AppProcess, WorkerProcess, free_port
+from tests.support.processes import AppProcess, WorkerProcess, free_port
 
 NOW = utcnow()
 

@@ -1,6 +1,6 @@
 """The README's pictures, made from a real run.
 
-    python -m tests.docs_screenshots [grid] [references]
+    python -m tests.support.docs_screenshots [grid] [references]
         # writes docs/screenshots/grid-*.png, models-*.png and reference-dialog-*.png
         # (all of them, or those named)
 
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from app.emulator.catalogue import SEEDREAM_EDIT
-from tests.browser import CHROMIUM_ARGS, ROOT, wait_for_htmx
 from tests.conftest import (
     RunningApp,
     chromium_path,
@@ -31,6 +30,7 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
+from tests.support.browser import CHROMIUM_ARGS, ROOT, wait_for_htmx
 
 DOCS_DIR = ROOT / "docs" / "screenshots"
 GRID = {

@@ -1,4 +1,4 @@
-"""The README's screenshots, made again from scratch: `python -m tests.screenshots`.
+"""The README's screenshots, made again from scratch: `python -m tests.support.screenshots`.
 
 Starts the PixelDojo emulator and the app on loopback ports with a fresh data dir,
 makes a small gallery through the app (one job per preset, so each preset shows its
@@ -28,7 +28,6 @@ import httpx
 
 from app.domain.presets import PRESETS
 from app.emulator import API_PREFIX
-from tests.browser import CHROMIUM_ARGS
 from tests.conftest import (
     RunningApp,
     chromium_path,
@@ -37,8 +36,9 @@ from tests.conftest import (
     serve_emulator,
     wait_for_job,
 )
+from tests.support.browser import CHROMIUM_ARGS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}

@@ -45,11 +45,11 @@ def launch_browser() -> Iterator[object]:
 
 # --- Every page, audited and photographed ----------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT_DIR = ROOT / "test-artifacts" / "screenshots"
 # Where the run saved its screenshots, for the closing summary (tests/conftest.py).
 SCREENSHOTS_KEY = pytest.StashKey[Path]()
-AXE_SCRIPT = Path(__file__).resolve().parent / "vendor" / "axe-4.14.1.min.js"
+AXE_SCRIPT = Path(__file__).resolve().parents[1] / "vendor" / "axe-4.14.1.min.js"
 
 WIDTHS = {"wide": 1280, "phone": 390}
 THEMES = ("light", "dark")

@@ -7,7 +7,7 @@ and whether the stored images are complete, correct and not duplicated.
 
 Run it on its own for a one-line summary:
 
-    .venv/bin/python -m tests.fault_matrix
+    .venv/bin/python -m tests.support.fault_matrix
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
-from tests.processes import AppProcess
+from tests.support.processes import AppProcess
 
 
 @dataclass(frozen=True)
