@@ -32,7 +32,7 @@ from tests.conftest import (
     serve_app,
     wait_for_job,
 )
-from tests.zip_readers import assert_readable_by_anyone, dos_time
+from tests.support.zip_readers import assert_readable_by_anyone, dos_time
 
 pytestmark = pytest.mark.both_databases
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import io
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -19,21 +18,9 @@ from PIL import Image
 from app.storage.db.tables import Thumbnail
 from tests.conftest import RunningEmulator, S3Bucket, make_settings
 from tests.support.asgi import finished_job, running
+from tests.support.stores import STORES, store_settings
 
 pytestmark = pytest.mark.anyio
-
-STORES = ("sqlite", "postgres", "s3")
-
-
-def store_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:
-    if kind == "s3":
-        bucket: S3Bucket = request.getfixturevalue("s3_bucket")
-        return bucket.settings()
-    if kind == "postgres":
-        # The PostgreSQL store is the one a PostgreSQL gallery uses: the app runs on
-        # PostgreSQL (PLAYGROUND_DATABASE_URL) and keeps its images there.
-        return {"database_url": request.getfixturevalue("postgres_url")}
-    return {}
 
 
 @pytest.mark.parametrize("kind", STORES)

@@ -27,7 +27,7 @@ from tests.conftest import (
     serve_app,
     wait_until,
 )
-from tests.zip_readers import assert_readable_by_anyone
+from tests.support.zip_readers import assert_readable_by_anyone
 
 
 def plan(prompt: str = "a lighthouse at dawn", *axes: str, token: str | None = "t", **base: Any):

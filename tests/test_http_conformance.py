@@ -26,7 +26,8 @@ from tests.conftest import (
     make_settings,
     wait_for_job,
 )
-from tests.test_blob_stores_app import STORES, finished_job, running, store_settings
+from tests.support.asgi import finished_job, running
+from tests.support.stores import STORES, store_settings
 
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code"}
 

@@ -19,7 +19,7 @@ from PIL import Image
 
 from app.core.zips import ZipStream, ZipWriter
 from tests.conftest import RunningApp, make_settings, serve_app, serve_emulator, wait_for_job
-from tests.zip_readers import (
+from tests.support.zip_readers import (
     StreamRefused,
     assert_readable_by_anyone,
     compile_stream_zip,

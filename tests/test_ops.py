@@ -39,7 +39,7 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
-from tests.processes import AppProcess, free_port
+from tests.support.processes import AppProcess, free_port
 
 PASSWORD = "correct horse battery"
 
@@ -97,7 +97,7 @@ def test_readyz_names_a_schema_that_is_not_this_versions(app: RunningApp) -> Non
 def test_readyz_goes_503_within_5_s_of_stopping_postgresql_and_back_to_200_when_it_returns(
     tmp_path: Path, emulator: RunningEmulator
 ) -> None:
-    from tests.postgres import PostgresCluster, find_bin_dir
+    from tests.support.postgres import PostgresCluster, find_bin_dir
 
     bin_dir = find_bin_dir()
     if bin_dir is None:

@@ -41,8 +41,8 @@ class Stack:
         self.health_ports = (free_port(), free_port())
 
     def start_host_services(self) -> None:
-        from tests.postgres import PostgresCluster, find_bin_dir
-        from tests.s3server import AWS_ENVIRONMENT, S3Server
+        from tests.support.postgres import PostgresCluster, find_bin_dir
+        from tests.support.s3server import AWS_ENVIRONMENT, S3Server
 
         bin_dir = find_bin_dir()
         if bin_dir is None:

@@ -29,7 +29,7 @@ _DESCRIPTOR = b"PK\x07\x08"
 _DATA_DESCRIPTOR_FLAG = 0x08
 _STORED, _DEFLATED = 0, 8
 _ZIP64_EXTRA = 0x0001
-_JAVA_SOURCE = Path(__file__).parent / "readers" / "StreamZip.java"
+_JAVA_SOURCE = Path(__file__).parent.parent / "readers" / "StreamZip.java"
 
 
 class StreamRefused(Exception):
