@@ -78,7 +78,7 @@ async def test_old_thumbnails_are_served_exported_and_moved_beside_their_images(
         export_gallery(db, blobs, tmp_path / "gallery.zip")
         with zipfile.ZipFile(tmp_path / "gallery.zip") as archive:
             for image in images:
-                assert archive.read(f"thumbnails/{image['sha256']}") == before[image["id"]]
+                assert archive.read(f"thumbnails/{image['sha256']}.webp") == before[image["id"]]
         # A batch at a time: stopping between two loses nothing.
         assert thumbnails.move_legacy_batch(limit=1) == 1
         assert legacy_rows(db) == 1
