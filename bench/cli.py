@@ -4,6 +4,7 @@
     python -m bench --quick    the short run CI does (smaller N, fewer jobs, same targets)
     python -m bench --only databases   the same gallery on SQLite and PostgreSQL, side by side
     python -m bench --only load        many clients at once, idle and while the worker stores
+    python -m bench --only storing     CPU of storing an image, against decode + thumbnail + hash
     python -m bench --large 1000000 --data-dir DIR
                                the headline run: a million jobs, generated into DIR once
                                (1.9 GB) and reused by later runs
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import databases, gallery, load, memory, poller, serving
+from bench import databases, gallery, load, memory, poller, serving, storing
 from bench.generate import TEAM, Dataset, generate, make_pool, reuse_or_generate
 from bench.imagery import PoolImage
 from bench.report import Report
@@ -37,10 +38,10 @@ from bench.upstream import Pace
 # Never contacted: the gallery and serving apps have no unfinished jobs to poll.
 IDLE_UPSTREAM = "http://127.0.0.1:9/api/v1"
 BENCH_KEY = "pd_bench_local"
-SUITES = ("gallery", "serving", "load", "poller", "memory", "databases")
+SUITES = ("gallery", "serving", "load", "storing", "poller", "memory", "databases")
 # Starting a PostgreSQL server and filling two galleries costs more than the short run
 # can spare: `--quick --only databases` runs it at the quick size.
-QUICK_SUITES = ("gallery", "serving", "load", "poller", "memory")
+QUICK_SUITES = ("gallery", "serving", "load", "storing", "poller", "memory")
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ class Profile:
     load_rounds: int
     load_seconds: float
     load_batch: int
+    storing_rounds: int
 
     @property
     def pace(self) -> Pace:
@@ -105,6 +107,7 @@ FULL = Profile(
     load_rounds=3,
     load_seconds=4.0,
     load_batch=1_000,
+    storing_rounds=20,
 )
 QUICK = Profile(
     name="quick",
@@ -129,6 +132,7 @@ QUICK = Profile(
     load_rounds=2,
     load_seconds=1.5,
     load_batch=100,
+    storing_rounds=8,
 )
 
 
@@ -150,7 +154,7 @@ def run(
             "load_average": [round(x, 1) for x in psutil.getloadavg()],
         },
     )
-    needs_data = {"gallery", "serving", "load", "databases"} & set(suites)
+    needs_data = {"gallery", "serving", "load", "storing", "databases"} & set(suites)
     pool: list[PoolImage] = []
     datasets: dict[int, Dataset] = {}
     if needs_data:
@@ -257,6 +261,12 @@ def run(
             ),
         )
 
+    if "storing" in suites:
+        image = next(image for image in pool if (image.width, image.height) == (2048, 2048))
+        report.section("storing one image: CPU of the worker's path, in floors")
+        storing.report(
+            report, storing.measure(work_dir / "storing", image, rounds=profile.storing_rounds)
+        )
     if "poller" in suites:
         pace = profile.pace
         for callbacks in (True, False):

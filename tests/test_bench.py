@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from app.emulator import EmulatedJob, EmulatorConfig
-from bench import databases, load
+from bench import databases, load, storing
 from bench.bound import best_delays
 from bench.generate import DATASET_FILE, TEAM, generate, make_pool, reuse_or_generate
 from bench.imagery import PoolImage, with_text_chunk
@@ -248,3 +248,20 @@ def test_the_load_figures_are_the_ratios_of_what_the_clients_measured(
         ).fetchone()
     assert new >= run.batch + run.idle[1].by_kind["submit"] + run.idle[3].by_kind["submit"]
     assert completed >= 1
+
+
+def test_the_storing_ratio_is_of_cpu_measured_on_images_really_stored(
+    tmp_path: Path, pool: list[PoolImage]
+) -> None:
+    run = storing.measure(tmp_path, pool[0], rounds=3, warmup=1)
+    assert len(run.store_cpu) == len(run.floor_cpu) == 3
+    assert all(seconds > 0 for seconds in run.store_cpu + run.floor_cpu)
+    assert run.stored == 4, "each round stored bytes of its own, warm-up included"
+    report = Report()
+    storing.report(report, run)
+    (figure,) = report.figures
+    assert figure.value == pytest.approx(sorted(run.store_cpu)[1] / sorted(run.floor_cpu)[1]), (
+        "the ratio of the medians"
+    )
+    data = with_text_chunk(pool[0].path.read_bytes(), "same bytes")
+    assert storing.floor_one(data) == hashlib.sha256(data).hexdigest()
