@@ -69,6 +69,8 @@ class Side:
     seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     by_kind: dict[str, int] = field(default_factory=dict)
+    # The kind of each request in `latencies`, in the same order.
+    kinds: list[str] = field(default_factory=list)
 
     @property
     def throughput(self) -> float:
@@ -81,6 +83,9 @@ class Side:
     @property
     def p99(self) -> float:
         return percentile(self.latencies, 0.99)
+
+    def of_kind(self, kind: str) -> list[float]:
+        return [seconds for seconds, k in zip(self.latencies, self.kinds, strict=True) if k == kind]
 
 
 @dataclass
@@ -200,6 +205,7 @@ async def _block(
                 before = time.perf_counter()
                 await _exchange(reader, writer, request)
                 side.latencies.append(time.perf_counter() - before)
+                side.kinds.append(kind)
                 side.by_kind[kind] += 1
             ended.append(loop.time())
 
@@ -217,6 +223,7 @@ def _merge(into: Side, block: Side) -> None:
     into.requests += block.requests
     into.seconds += block.seconds
     into.latencies.extend(block.latencies)
+    into.kinds.extend(block.kinds)
     for kind, count in block.by_kind.items():
         into.by_kind[kind] = into.by_kind.get(kind, 0) + count
 
@@ -448,6 +455,19 @@ def report(report: Report, run: LoadRun) -> None:
         f"{storing.p99 * 1000:.1f} ms against {run.idle[c].p99 * 1000:.1f} ms; "
         f"{run.stored_while_measuring} of a {run.batch:,}-job batch stored meanwhile",
     )
+    # Where the tail comes from: a submit takes several turns of the event loop (the row,
+    # the audit line, the upstream's answer, the row again), each behind every request queued.
+    for kind in MIX:
+        idle_kind, storing_kind = run.idle[c].of_kind(kind), storing.of_kind(kind)
+        if idle_kind and storing_kind:
+            report.info(
+                SECTION,
+                f"{c} clients, {kind} ({MIX[kind]:.0%} of requests): p99",
+                percentile(idle_kind, 0.99) * 1000,
+                "ms",
+                f"p50 {percentile(idle_kind, 0.5) * 1000:.1f} ms; while storing "
+                f"p99 {percentile(storing_kind, 0.99) * 1000:.1f} ms",
+            )
     report.info(
         SECTION,
         f"{c} clients while the worker stores: throughput, fraction of idle",
