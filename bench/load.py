@@ -44,7 +44,7 @@ from bench.upstream import EMULATOR_SETTINGS, Pace, serve_upstream
 SECTION = "load"
 # Share of requests by kind, and the requests of each kind (`requests`).
 MIX = {"gallery": 0.70, "search": 0.20, "status": 0.07, "submit": 0.03}
-# The targets (issue 31) are set at this many clients.
+# The targets are set at this many clients.
 TARGET_CONCURRENCY = 32
 THROUGHPUT_MIN = 0.25  # the app's throughput, as a fraction of the bare app's
 P99_MAX = 10.0  # the app's p99, in bare p99s at the same concurrency
