@@ -5,6 +5,7 @@
     python -m bench --only databases   the same gallery on SQLite and PostgreSQL, side by side
     python -m bench --only load        many clients at once, idle and while the worker stores
     python -m bench --only storing     CPU of storing an image, against decode + thumbnail + hash
+    python -m bench --only browser     bytes, LCP and click to image in Chromium (demo mode)
     python -m bench --large 1000000 --data-dir DIR
                                the headline run: a million jobs, generated into DIR once
                                (1.9 GB) and reused by later runs
@@ -28,7 +29,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import databases, gallery, load, memory, poller, serving, storing
+from bench import browser, databases, gallery, load, memory, poller, serving, storing
 from bench.generate import TEAM, Dataset, generate, make_pool, reuse_or_generate
 from bench.imagery import PoolImage
 from bench.report import Report
@@ -38,9 +39,10 @@ from bench.upstream import Pace
 # Never contacted: the gallery and serving apps have no unfinished jobs to poll.
 IDLE_UPSTREAM = "http://127.0.0.1:9/api/v1"
 BENCH_KEY = "pd_bench_local"
-SUITES = ("gallery", "serving", "load", "storing", "poller", "memory", "databases")
+SUITES = ("gallery", "serving", "load", "storing", "poller", "memory", "browser", "databases")
 # Starting a PostgreSQL server and filling two galleries costs more than the short run
-# can spare: `--quick --only databases` runs it at the quick size.
+# can spare: `--quick --only databases` runs it at the quick size. The browser's suite
+# needs Chromium, which CI's machine need not have: `--only browser` runs it.
 QUICK_SUITES = ("gallery", "serving", "load", "storing", "poller", "memory")
 
 
@@ -72,6 +74,7 @@ class Profile:
     load_seconds: float
     load_batch: int
     storing_rounds: int
+    browser_rounds: int
 
     @property
     def pace(self) -> Pace:
@@ -108,6 +111,7 @@ FULL = Profile(
     load_seconds=4.0,
     load_batch=1_000,
     storing_rounds=20,
+    browser_rounds=5,
 )
 QUICK = Profile(
     name="quick",
@@ -133,6 +137,7 @@ QUICK = Profile(
     load_seconds=1.5,
     load_batch=100,
     storing_rounds=8,
+    browser_rounds=3,
 )
 
 
@@ -287,6 +292,9 @@ def run(
     if "memory" in suites:
         report.section("download memory (one 4096×4096 PNG)")
         memory.measure(report, work_dir / "memory")
+    if "browser" in suites:
+        report.section("the browser's cost (Chromium, demo mode)")
+        browser.report(report, browser.measure(work_dir / "browser", rounds=profile.browser_rounds))
     # Last: a machine without PostgreSQL's binaries misses this one, after all the others ran.
     if "databases" in suites:
         report.section(

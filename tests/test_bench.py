@@ -15,7 +15,7 @@ import pytest
 from PIL import Image
 
 from app.emulator import EmulatedJob, EmulatorConfig
-from bench import databases, load, storing
+from bench import browser, databases, load, storing
 from bench.bound import best_delays
 from bench.generate import DATASET_FILE, TEAM, generate, make_pool, reuse_or_generate
 from bench.imagery import PoolImage, with_text_chunk
@@ -265,3 +265,23 @@ def test_the_storing_ratio_is_of_cpu_measured_on_images_really_stored(
     )
     data = with_text_chunk(pool[0].path.read_bytes(), "same bytes")
     assert storing.floor_one(data) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.browser
+def test_the_browser_figures_are_what_chromium_measured(tmp_path: Path) -> None:
+    if browser.chromium() is None:
+        pytest.skip("the browser's benchmark needs Debian's chromium")
+    run = browser.measure(tmp_path, job_seconds=0.5, rounds=1)
+    (click,) = run.click_to_image
+    assert click > 0.5, "an image cannot show before its job ends upstream"
+    assert run.overhead_p50 == pytest.approx(click - 0.5)
+    for visit in run.visits.values():
+        assert visit.first_bytes > visit.repeat_bytes > 0, "the cache spares the static files"
+        assert 0 < visit.lcp_seconds < 30
+    report = Report()
+    browser.report(report, run)
+    figures = {figure.name: figure.value for figure in report.figures}
+    playground = run.visits["playground"]
+    assert figures["playground: first visit, over the wire"] == playground.first_bytes / 1024
+    assert figures["playground: repeat visit, over the wire"] == playground.repeat_bytes / 1024
+    assert figures["click to image less the job's upstream time: p50"] == run.overhead_p50
