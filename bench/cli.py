@@ -3,6 +3,9 @@
     python -m bench            the full run (N = 1,000 and 100,000; 1,000 jobs in flight)
     python -m bench --quick    the short run CI does (smaller N, fewer jobs, same targets)
     python -m bench --only databases   the same gallery on SQLite and PostgreSQL, side by side
+    python -m bench --only load        many clients at once, idle and while the worker stores
+    python -m bench --only storing     CPU of storing an image, against decode + thumbnail + hash
+    python -m bench --only browser     bytes, LCP and click to image in Chromium (demo mode)
     python -m bench --large 1000000 --data-dir DIR
                                the headline run: a million jobs, generated into DIR once
                                (1.9 GB) and reused by later runs
@@ -26,7 +29,7 @@ from pathlib import Path
 
 import psutil
 
-from bench import databases, gallery, memory, poller, serving
+from bench import browser, databases, gallery, load, memory, poller, serving, storing
 from bench.generate import TEAM, Dataset, generate, make_pool, reuse_or_generate
 from bench.imagery import PoolImage
 from bench.report import Report
@@ -36,10 +39,11 @@ from bench.upstream import Pace
 # Never contacted: the gallery and serving apps have no unfinished jobs to poll.
 IDLE_UPSTREAM = "http://127.0.0.1:9/api/v1"
 BENCH_KEY = "pd_bench_local"
-SUITES = ("gallery", "serving", "poller", "memory", "databases")
+SUITES = ("gallery", "serving", "load", "storing", "poller", "memory", "browser", "databases")
 # Starting a PostgreSQL server and filling two galleries costs more than the short run
-# can spare: `--quick --only databases` runs it at the quick size.
-QUICK_SUITES = ("gallery", "serving", "poller", "memory")
+# can spare: `--quick --only databases` runs it at the quick size. The browser's suite
+# needs Chromium, which CI's machine need not have: `--only browser` runs it.
+QUICK_SUITES = ("gallery", "serving", "load", "storing", "poller", "memory")
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,13 @@ class Profile:
     database_jobs: int
     database_rounds: int
     database_warmup: int
+    # Clients at once; blocks of each side per concurrency; seconds a block; jobs stored.
+    load_concurrencies: tuple[int, ...]
+    load_rounds: int
+    load_seconds: float
+    load_batch: int
+    storing_rounds: int
+    browser_rounds: int
 
     @property
     def pace(self) -> Pace:
@@ -95,6 +106,12 @@ FULL = Profile(
     database_jobs=2_000,
     database_rounds=200,
     database_warmup=20,
+    load_concurrencies=(1, 8, 32, 128),
+    load_rounds=3,
+    load_seconds=4.0,
+    load_batch=1_000,
+    storing_rounds=20,
+    browser_rounds=5,
 )
 QUICK = Profile(
     name="quick",
@@ -115,6 +132,12 @@ QUICK = Profile(
     database_jobs=500,
     database_rounds=60,
     database_warmup=10,
+    load_concurrencies=(1, 8, 32),
+    load_rounds=2,
+    load_seconds=1.0,
+    load_batch=100,
+    storing_rounds=8,
+    browser_rounds=3,
 )
 
 
@@ -136,7 +159,7 @@ def run(
             "load_average": [round(x, 1) for x in psutil.getloadavg()],
         },
     )
-    needs_data = {"gallery", "serving", "databases"} & set(suites)
+    needs_data = {"gallery", "serving", "load", "storing", "databases"} & set(suites)
     pool: list[PoolImage] = []
     datasets: dict[int, Dataset] = {}
     if needs_data:
@@ -146,7 +169,7 @@ def run(
         report.info(
             "data", f"{len(pool)} distinct full-size images", time.perf_counter() - started, "s"
         )
-        sizes = [profile.small_jobs] if {"gallery", "serving"} & set(suites) else []
+        sizes = [profile.small_jobs] if {"gallery", "serving", "load"} & set(suites) else []
         sizes += [profile.large_jobs] if "gallery" in suites else []
         for size in sizes:
             started = time.perf_counter()
@@ -223,6 +246,32 @@ def run(
         report.section("gallery latency (p50 in bare-framework floors, sizes in the same rounds)")
         gallery.report(report, measured)
 
+    # After the gallery: the batch it stores adds jobs to the small gallery.
+    if "load" in suites:
+        size = profile.small_jobs
+        report.section(
+            f"load (N={size:,}): clients at once against the bare app at as many, "
+            f"then while the worker stores a {profile.load_batch:,}-job batch"
+        )
+        load.report(
+            report,
+            load.measure(
+                work_dir / "load",
+                datasets[size],
+                pool,
+                concurrencies=profile.load_concurrencies,
+                rounds=profile.load_rounds,
+                seconds=profile.load_seconds,
+                batch=profile.load_batch,
+            ),
+        )
+
+    if "storing" in suites:
+        image = next(image for image in pool if (image.width, image.height) == (2048, 2048))
+        report.section("storing one image: CPU of the worker's path, in floors")
+        storing.report(
+            report, storing.measure(work_dir / "storing", image, rounds=profile.storing_rounds)
+        )
     if "poller" in suites:
         pace = profile.pace
         for callbacks in (True, False):
@@ -243,6 +292,9 @@ def run(
     if "memory" in suites:
         report.section("download memory (one 4096×4096 PNG)")
         memory.measure(report, work_dir / "memory")
+    if "browser" in suites:
+        report.section("the browser's cost (Chromium, demo mode)")
+        browser.report(report, browser.measure(work_dir / "browser", rounds=profile.browser_rounds))
     # Last: a machine without PostgreSQL's binaries misses this one, after all the others ran.
     if "databases" in suites:
         report.section(

@@ -103,18 +103,18 @@ def measure(
             database = work_dir / "data" / "playground.db"
             slowest = pace.median_seconds * pace.spread**3 * pace.slow_factor
             deadline = time.monotonic() + slowest + 120
-            _check(_submit(app.port, history, per_second=100.0))
+            _check(submit(app.port, history, per_second=100.0))
             _wait_until_idle(app, database, deadline)
             measured_after = len(_records(database))
 
             cpu_before = app.cpu_seconds()
             app.reset_peak_rss()
-            started = time.time() + 0.2  # as _submit schedules the first job
+            started = time.time() + 0.2  # as `submit` schedules the first job
             emulator.slow_window = (
                 started + SLOW_FROM * jobs / submit_per_second,
                 started + SLOW_UNTIL * jobs / submit_per_second,
             )
-            _check(_submit(app.port, jobs, submit_per_second))
+            _check(submit(app.port, jobs, submit_per_second))
             submitted_in = time.time() - started
             _wait_until_idle(app, database, time.monotonic() + slowest + 120 + jobs / 10)
             cpu = app.cpu_seconds() - cpu_before
@@ -250,8 +250,9 @@ def _wait_until_idle(app: AppProcess, database: Path, deadline: float) -> None:
         time.sleep(0.25)
 
 
-def _submit(port: int, jobs: int, per_second: float) -> list[str]:
-    """Submit `jobs` through POST /api/jobs, job i at i/per_second; returns failures."""
+def submit(port: int, jobs: int, per_second: float, *, token: str | None = None) -> list[str]:
+    """Submit `jobs` through POST /api/jobs, job i at i/per_second, signed in with `token`
+    if given; returns failures."""
     start = time.monotonic() + 0.2
     counter = iter(range(jobs))
     lock = threading.Lock()
@@ -259,7 +260,7 @@ def _submit(port: int, jobs: int, per_second: float) -> list[str]:
 
     def submitter(worker: int) -> None:
         rng = random.Random(worker)
-        connection = Connection(port)
+        connection = Connection(port, token=token)
         try:
             while True:
                 with lock:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -14,10 +15,11 @@ import pytest
 from PIL import Image
 
 from app.emulator import EmulatedJob, EmulatorConfig
-from bench import databases
+from bench import browser, databases, load, storing
 from bench.bound import best_delays
 from bench.generate import DATASET_FILE, TEAM, generate, make_pool, reuse_or_generate
 from bench.imagery import PoolImage, with_text_chunk
+from bench.measure import percentile
 from bench.report import Report
 from bench.server import bare_app
 from bench.upstream import BenchEmulator, Pace
@@ -198,3 +200,88 @@ async def test_the_bare_floor_is_one_route_answering_as_the_app_does() -> None:
         answer = await client.get("/healthz")
         assert answer.status_code == 200 and answer.json() == {"status": "ok"}
         assert (await client.get("/api/jobs")).status_code == 404
+
+
+def test_the_load_figures_are_the_ratios_of_what_the_clients_measured(
+    tmp_path: Path, pool: list[PoolImage]
+) -> None:
+    dataset = generate(tmp_path / "data", jobs=60, pool=pool)
+    jobs_before = dataset.last_job_id
+    run = load.measure(
+        tmp_path / "work",
+        dataset,
+        pool,
+        concurrencies=(1, 3),
+        rounds=1,
+        seconds=0.3,
+        batch=3,
+        storing_concurrency=3,
+    )
+    for concurrency in (1, 3):
+        bare, idle = run.bare[concurrency], run.idle[concurrency]
+        assert set(bare.by_kind) == {"floor"}, "the bare app is asked its one route only"
+        assert set(idle.by_kind) == set(load.MIX) and idle.by_kind["gallery"] > 0
+        for side in (bare, idle):
+            assert side.requests == len(side.latencies) == sum(side.by_kind.values()) > 0
+            assert 0 < side.seconds < 5
+    for side in (run.storing, *run.idle.values()):
+        assert set(side.by_kind) == set(load.MIX)
+    report = Report()
+    load.report(report, run)
+    figures = {figure.name: figure.value for figure in report.figures}
+    for concurrency in (1, 3):
+        bare, idle = run.bare[concurrency], run.idle[concurrency]
+        assert figures[
+            f"{concurrency} clients: throughput, fraction of the bare app's"
+        ] == pytest.approx((idle.requests / idle.seconds) / (bare.requests / bare.seconds))
+        for name, share in (("p50", 0.5), ("p99", 0.99)):
+            assert figures[f"{concurrency} clients: {name} in bare {name}s"] == pytest.approx(
+                percentile(idle.latencies, share) / percentile(bare.latencies, share)
+            )
+    assert figures["3 clients while the worker stores: p99 in idle p99s"] == pytest.approx(
+        percentile(run.storing.latencies, 0.99) / percentile(run.idle[3].latencies, 0.99)
+    )
+    # The batch went in through the app, and the worker stored from it before the clock ran.
+    with sqlite3.connect(dataset.data_dir / "playground.db") as connection:
+        new, completed = connection.execute(
+            "SELECT count(*), sum(status = 'completed') FROM jobs WHERE id > ?", (jobs_before,)
+        ).fetchone()
+    assert new >= run.batch + run.idle[1].by_kind["submit"] + run.idle[3].by_kind["submit"]
+    assert completed >= 1
+
+
+def test_the_storing_ratio_is_of_cpu_measured_on_images_really_stored(
+    tmp_path: Path, pool: list[PoolImage]
+) -> None:
+    run = storing.measure(tmp_path, pool[0], rounds=3, warmup=1)
+    assert len(run.store_cpu) == len(run.floor_cpu) == 3
+    assert all(seconds > 0 for seconds in run.store_cpu + run.floor_cpu)
+    assert run.stored == 4, "each round stored bytes of its own, warm-up included"
+    report = Report()
+    storing.report(report, run)
+    (figure,) = report.figures
+    assert figure.value == pytest.approx(sorted(run.store_cpu)[1] / sorted(run.floor_cpu)[1]), (
+        "the ratio of the medians"
+    )
+    data = with_text_chunk(pool[0].path.read_bytes(), "same bytes")
+    assert storing.floor_one(data) == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.browser
+def test_the_browser_figures_are_what_chromium_measured(tmp_path: Path) -> None:
+    if browser.chromium() is None:
+        pytest.skip("the browser's benchmark needs Debian's chromium")
+    run = browser.measure(tmp_path, job_seconds=0.5, rounds=1)
+    (click,) = run.click_to_image
+    assert click > 0.5, "an image cannot show before its job ends upstream"
+    assert run.overhead_p50 == pytest.approx(click - 0.5)
+    for visit in run.visits.values():
+        assert visit.first_bytes > visit.repeat_bytes > 0, "the cache spares the static files"
+        assert 0 < visit.lcp_seconds < 30
+    report = Report()
+    browser.report(report, run)
+    figures = {figure.name: figure.value for figure in report.figures}
+    playground = run.visits["playground"]
+    assert figures["playground: first visit, over the wire"] == playground.first_bytes / 1024
+    assert figures["playground: repeat visit, over the wire"] == playground.repeat_bytes / 1024
+    assert figures["click to image less the job's upstream time: p50"] == run.overhead_p50

@@ -8,6 +8,8 @@ their sha256; the rows that point at them are written by `app.features.jobs`.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ctypes
 import hashlib
 import io
@@ -17,11 +19,13 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+import anyio
 from PIL import Image as PILImage
 from PIL import ImageOps, UnidentifiedImageError
 
@@ -51,6 +55,9 @@ MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
 DECODE_SLOTS = 2
 _decode_slots = threading.BoundedSemaphore(DECODE_SLOTS)
 _M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+# How much lower than the rest of the process the threads that check images run (see
+# `check_image_aside`).
+IMAGE_THREAD_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,39 @@ def check_image(path: Path, *, max_pixels: int = MAX_IMAGE_PIXELS) -> CheckedIma
         height=facts.height,
         thumbnail=thumbnail,
     )
+
+
+def _yield_the_cpu() -> None:
+    # Linux keeps a niceness per thread (setpriority on a thread id sets that thread's
+    # alone); elsewhere this changes nothing, and a refusal leaves the thread as it was.
+    with contextlib.suppress(AttributeError, OSError):
+        thread = threading.get_native_id()
+        current = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, current + IMAGE_THREAD_NICENESS))
+
+
+# Threads of their own, not the shared pool requests use for the database: niced, they
+# would slow the requests that later ran on them.
+_image_threads = ThreadPoolExecutor(
+    max_workers=DECODE_SLOTS, thread_name_prefix="image-check", initializer=_yield_the_cpu
+)
+
+
+async def check_image_aside(path: Path) -> CheckedImage:
+    """`check_image` in a thread that yields the CPU to the rest of the process.
+
+    Checking a 2K image is ~0.15 s of CPU (decode, thumbnail; Pillow lets go of the GIL
+    for both), so on a two-core server a batch being stored took the cores from requests:
+    with 32 people browsing, pages came half as fast. At a lower priority the kernel runs
+    the request first whenever both wait for a core; the images are stored in the time
+    requests leave (docs/benchmarks.md, load).
+    """
+    future = _image_threads.submit(check_image, path)
+    # As anyio's threads do: the caller waits for the check even when cancelled, so the
+    # scratch file it reads is not removed under it.
+    with anyio.CancelScope(shield=True):
+        checked = await asyncio.wrap_future(future)
+    return checked
 
 
 def verify_image(source: BinaryIO, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageFacts:

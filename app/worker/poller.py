@@ -31,7 +31,12 @@ from app.features.models.key_status import KeyHealth
 from app.storage.blobs.protocol import BlobStore
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
-from app.storage.intake import StagedImage, check_image, scratch_file, worker_scratch_dir
+from app.storage.intake import (
+    StagedImage,
+    check_image_aside,
+    scratch_file,
+    worker_scratch_dir,
+)
 from app.upstream import (
     AuthenticationFailed,
     DownloadRefused,
@@ -511,7 +516,7 @@ class Poller:
                         url, stream, max_bytes=self.settings.download_max_bytes
                     )
                     stream.flush()
-                    checked = await anyio.to_thread.run_sync(check_image, path)
+                    checked = await check_image_aside(path)
                     staged.append(
                         StagedImage(
                             index=index,
