@@ -13,7 +13,7 @@ from app.storage import intake
 from app.storage.intake import CheckedImage
 from app.upstream import DownloadRefused
 from tests.conftest import RunningEmulator, make_settings
-from tests.test_blob_stores_app import finished_job, running
+from tests.support.asgi import finished_job, running
 
 pytestmark = pytest.mark.anyio
 
