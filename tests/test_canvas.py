@@ -14,7 +14,7 @@ import pytest
 
 from app.core.clock import calendar_at
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG
-from app.features.gallery.listing import latest_preset_images
+from app.features.gallery.lookups import latest_preset_images
 from app.storage.db.engine import Database
 from tests.conftest import RunningApp, RunningEmulator, make_settings, serve_app, wait_for_job
 from tests.support.html import one, select

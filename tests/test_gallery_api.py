@@ -26,7 +26,7 @@ from PIL import Image
 from app.core.clock import calendar_at
 from app.domain.presets import PRESETS_BY_SLUG
 from app.features.gallery import listing as gallery
-from app.features.gallery import trash
+from app.features.gallery import lookups, trash
 from app.features.gallery.listing import GalleryFilters
 from app.storage.blobs.choose import open_blob_store
 from app.storage.db.engine import Database
@@ -478,7 +478,7 @@ def test_images_are_purged_after_the_configured_days(
         assert (result.images, result.blobs) == (1, 1)
         assert not blobs.contains(image["sha256"])
         assert blobs.read_thumbnail(image["sha256"]) is None, "its thumbnail went with it"
-        assert gallery.get_entry(db, image_id=image["id"]) is None
+        assert lookups.get_entry(db, image_id=image["id"]) is None
     finally:
         blobs.close()
         db.dispose()

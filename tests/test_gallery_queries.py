@@ -16,6 +16,7 @@ from sqlalchemy import event
 from sqlmodel import col
 
 from app.features.gallery import listing as gallery
+from app.features.gallery import lookups
 from app.features.gallery.listing import Cursor, GalleryFilters, parse_search
 from app.storage.db import postgres
 from app.storage.db.engine import Database
@@ -280,9 +281,9 @@ def test_listing_columns_are_read_in_the_entry_fields_order() -> None:
     # Rows become GalleryEntry positionally, for speed: the two lists must agree.
     from dataclasses import fields
 
-    from app.features.gallery.listing import _ENTRY_COLUMNS, GalleryEntry
+    from app.features.gallery.listing import ENTRY_COLUMNS, GalleryEntry
 
-    assert [column.name for column in _ENTRY_COLUMNS] == [f.name for f in fields(GalleryEntry)]
+    assert [column.name for column in ENTRY_COLUMNS] == [f.name for f in fields(GalleryEntry)]
 
 
 def test_each_presets_latest_image_is_found_through_an_index(
@@ -290,7 +291,7 @@ def test_each_presets_latest_image_is_found_through_an_index(
 ) -> None:
     """The playground asks this on every load: it must not grow with the gallery."""
     db, _ = seeded
-    plans = plans_of(db, lambda: gallery.latest_preset_images(db, slugs=["neon-city", "none"]))
+    plans = plans_of(db, lambda: lookups.latest_preset_images(db, slugs=["neon-city", "none"]))
     assert len(plans) == 2
     for plan in plans:
         if db.dialect == "sqlite":

@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 
 from app.core.errors import InvalidParameters, NotFoundError
 from app.domain.code_examples import code_examples, run_url
-from app.features.gallery import boards, trash
+from app.features.gallery import boards, lookups, trash
 from app.features.gallery import listing as gallery
 from app.features.gallery.compare import COMPARE_MAX, compare_entries, compare_rows
 from app.features.gallery.downloads import (
@@ -75,14 +75,14 @@ def _image(services: Services, entry: GalleryEntry) -> GalleryImage:
 
 
 def _entry_or_404(services: Services, image_id: int) -> GalleryEntry:
-    entry = gallery.get_entry(services.db, image_id=image_id)
+    entry = lookups.get_entry(services.db, image_id=image_id)
     if entry is None:
         raise NotFoundError(f"There is no image {image_id}.")
     return entry
 
 
 def _job_or_404(services: Services, job_id: int) -> Job:
-    job = gallery.get_job_detail(services.db, job_id=job_id)
+    job = lookups.get_job_detail(services.db, job_id=job_id)
     if job is None:
         raise NotFoundError(f"There is no job {job_id}.")
     return job
@@ -108,7 +108,7 @@ def image_detail(services: Services, entry: GalleryEntry) -> GalleryImageDetail:
     summary = _image(services, entry)
     return GalleryImageDetail(
         **summary.model_dump(),
-        author=gallery.author_of(services.db, user_id=job.user_id),
+        author=lookups.author_of(services.db, user_id=job.user_id),
         upstream_job_id=job.upstream_job_id,
         submitted_at=job.submitted_at,
         finished_at=job.finished_at,
@@ -171,21 +171,21 @@ def get_image_detail(image_id: int, services: ServicesDep) -> GalleryImageDetail
 @router.put("/gallery/images/{image_id}/favourite", response_model=GalleryImage)
 def star(image_id: int, services: ServicesDep) -> GalleryImage:
     _entry_or_404(services, image_id)
-    gallery.set_favourite(services.db, image_ids=[image_id], favourite=True)
+    lookups.set_favourite(services.db, image_ids=[image_id], favourite=True)
     return _image(services, _entry_or_404(services, image_id))
 
 
 @router.delete("/gallery/images/{image_id}/favourite", response_model=GalleryImage)
 def unstar(image_id: int, services: ServicesDep) -> GalleryImage:
     _entry_or_404(services, image_id)
-    gallery.set_favourite(services.db, image_ids=[image_id], favourite=False)
+    lookups.set_favourite(services.db, image_ids=[image_id], favourite=False)
     return _image(services, _entry_or_404(services, image_id))
 
 
 @router.post("/gallery/favourites", response_model=CountAnswer)
 def star_many(body: FavouriteUpdate, services: ServicesDep) -> CountAnswer:
     """Star (or with `favourite: false` unstar) several images at once."""
-    count = gallery.set_favourite(services.db, image_ids=body.image_ids, favourite=body.favourite)
+    count = lookups.set_favourite(services.db, image_ids=body.image_ids, favourite=body.favourite)
     return CountAnswer(count=count)
 
 

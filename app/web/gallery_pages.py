@@ -20,7 +20,7 @@ from app.core.text import Line
 from app.domain.code_examples import KEY_VARIABLE, CodeExample, code_examples
 from app.domain.parameters import IMAGE_SIZE_LABELS, IMAGE_SIZES
 from app.domain.presets import PRESETS
-from app.features.gallery import boards, trash
+from app.features.gallery import boards, lookups, trash
 from app.features.gallery import listing as gallery
 from app.features.gallery.compare import compare_entries, compare_rows, prompt_words
 from app.features.gallery.downloads import jobs_for
@@ -152,7 +152,7 @@ def gallery_page(
     blank = any(value == "" for value in request.query_params.values())
     if blank and not is_htmx(request):
         return RedirectResponse(canonical, status_code=303)
-    choices = gallery.filter_choices(services.db, people=sign_in_on(request))
+    choices = lookups.filter_choices(services.db, people=sign_in_on(request))
     context: dict[str, Any] = {
         "filters": filters,
         "people": choices.people,
@@ -197,15 +197,15 @@ def gallery_more(
 def lightbox(
     image_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
 ) -> Response:
-    entry = gallery.get_entry(services.db, image_id=image_id)
+    entry = lookups.get_entry(services.db, image_id=image_id)
     if entry is None:
         raise NotFoundError(f"There is no image {image_id}.")
-    job = gallery.get_job_detail(services.db, job_id=entry.job_id)
+    job = lookups.get_job_detail(services.db, job_id=entry.job_id)
     assert job is not None
     context = {
         "entry": entry,
         "job": job,
-        "author": gallery.author_of(services.db, user_id=job.user_id),
+        "author": lookups.author_of(services.db, user_id=job.user_id),
         "collections": boards.boards_of(services.db, image_id=image_id),
         "board_names": boards.board_names(services.db),
     }
@@ -221,7 +221,7 @@ def toggle_favourite(
     favourite: Annotated[bool, Form()],
     next: Annotated[str | None, Form()] = None,
 ) -> Response:
-    if not gallery.set_favourite(services.db, image_ids=[image_id], favourite=favourite):
+    if not lookups.set_favourite(services.db, image_ids=[image_id], favourite=favourite):
         raise NotFoundError(f"There is no image {image_id}.")
     if is_htmx(request):
         answer = SelectionAnswer(
@@ -287,9 +287,9 @@ def selection_action(
     if action in ("favourite", "unfavourite"):
         starred = action == "favourite"
         # Undo puts back only what this changed: images already starred stay starred.
-        before = gallery.favourite_ids(db, image_ids=image_ids)
+        before = lookups.favourite_ids(db, image_ids=image_ids)
         changed = [i for i in image_ids if (i in before) != starred]
-        gallery.set_favourite(db, image_ids=image_ids, favourite=starred)
+        lookups.set_favourite(db, image_ids=image_ids, favourite=starred)
         answer = SelectionAnswer(
             action=action,
             message=f"Starred {_images(len(image_ids))}"

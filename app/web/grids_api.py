@@ -15,7 +15,7 @@ from app.core.errors import InvalidParameters
 from app.core.text import Line
 from app.domain import grid_plans as grids
 from app.domain.grid_plans import GridPlan, GridRequest, cell_records, plan_summary
-from app.features.gallery import listing as gallery
+from app.features.gallery import lookups
 from app.features.gallery.downloads import jobs_for, zip_stream
 from app.features.grids import records as grid_records
 from app.features.grids.contact_sheet import render_contact_sheet
@@ -271,7 +271,7 @@ def download_grid_zip(grid_id: int, services: ServicesDep) -> Response:
     """Every image of the grid with its parameters embedded, a sidecar each, and a manifest
     that says which cell each image fills."""
     view = grid_or_404(services, grid_id)
-    entries = gallery.get_entries(services.db, image_ids=grid_images(view))
+    entries = lookups.get_entries(services.db, image_ids=grid_images(view))
     if not entries:
         raise InvalidParameters({"grid": "none of its images is stored yet"})
     selection = {

@@ -15,6 +15,7 @@ from app.domain.parameters import NUM_IMAGES_MAX
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG
 from app.domain.runs import REFERENCES_FIELD
 from app.features.gallery import listing as gallery
+from app.features.gallery import lookups
 from app.features.grids import records as grid_records
 from app.features.jobs import reads, timing
 from app.features.jobs.submission import submit_job
@@ -70,7 +71,7 @@ def _form_context(services: Services, form: GenerateForm) -> dict[str, Any]:
     return {
         "form": form,
         "team_presets": team_presets.list_presets(services.db),
-        "preset_images": gallery.latest_preset_images(
+        "preset_images": lookups.latest_preset_images(
             services.db, slugs=[preset.slug for preset in PRESETS]
         ),
     }

@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from app.core.errors import NotFoundError, UploadRefused, UploadTooLarge
 from app.features.gallery import listing as gallery
+from app.features.gallery import lookups
 from app.features.jobs import references
 from app.features.jobs.references import SignedReference
 from app.storage.db.tables import ROW_ID_MAX
@@ -85,7 +86,7 @@ async def upload_image(
             )
         except DownloadRefused as refused:
             raise UploadRefused(f"This file cannot be kept: {refused.message}.") from None
-    entry = await run_in_threadpool(lambda: gallery.get_entry(services.db, image_id=image_id))
+    entry = await run_in_threadpool(lambda: lookups.get_entry(services.db, image_id=image_id))
     assert entry is not None
     return UploadPublic(
         image_id=image_id,
@@ -107,7 +108,7 @@ def signed_reference(
 ) -> Response:
     """A reference image for PixelDojo to fetch, while its signed link lasts."""
     signed = SignedReference(image_id, side, bytes_, expires)
-    entry = gallery.get_entry(services.db, image_id=image_id) if image_id <= ROW_ID_MAX else None
+    entry = lookups.get_entry(services.db, image_id=image_id) if image_id <= ROW_ID_MAX else None
     if entry is None or not signed.valid(services.access.signer, signature):
         # One answer for a wrong, an expired and an unknown link: it tells nothing.
         raise NotFoundError("This link does not work (it may have expired).")

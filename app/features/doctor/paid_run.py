@@ -40,7 +40,7 @@ from app.domain.rules import (
 )
 from app.domain.runs import check_run, with_known_seed
 from app.features.doctor.report import DoctorResult
-from app.features.gallery import listing as galleries
+from app.features.gallery import lookups
 from app.features.jobs import references
 from app.storage.blobs.protocol import BlobStore
 from app.storage.db.engine import Database
@@ -387,7 +387,7 @@ def _reference_link(
         image_id = references.store_upload(
             gallery.db, gallery.blobs, Path(stream.name), name=DOCTOR_REFERENCE_NAME, user=None
         )
-    entry = galleries.get_entry(gallery.db, image_id=image_id)
+    entry = lookups.get_entry(gallery.db, image_id=image_id)
     assert entry is not None
     return references.signed_url(settings.public_url, Signer(gallery.secret), entry, found)
 

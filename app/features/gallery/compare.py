@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from app.core.errors import InvalidParameters, NotFoundError
-from app.features.gallery import listing as gallery
+from app.features.gallery import lookups
 from app.features.gallery.listing import GalleryEntry
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job
@@ -75,7 +75,7 @@ def compare_entries(db: Database, ids: Sequence[int]) -> list[GalleryEntry]:
         raise InvalidParameters({"ids": "pick at least two images"})
     if len(unique) > COMPARE_MAX:
         raise InvalidParameters({"ids": f"compare at most {COMPARE_MAX} images at once"})
-    entries = gallery.get_entries(db, image_ids=unique)
+    entries = lookups.get_entries(db, image_ids=unique)
     missing = sorted(set(unique) - {entry.image_id for entry in entries})
     if missing:
         raise NotFoundError(f"There is no image {', '.join(map(str, missing[:20]))}.")

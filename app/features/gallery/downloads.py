@@ -18,7 +18,7 @@ from sqlmodel import col, select
 
 from app.core.errors import InvalidParameters, NotFoundError
 from app.core.zips import ZipStream
-from app.features.gallery import boards
+from app.features.gallery import boards, lookups
 from app.features.gallery import listing as gallery
 from app.features.gallery.image_metadata import (
     GENERATOR,
@@ -96,7 +96,7 @@ def zip_selection(db: Database, ids: Sequence[int], filters: GalleryFilters) -> 
     if ids:
         if len(set(ids)) > ZIP_MAX_IMAGES:
             raise InvalidParameters({"ids": f"pick at most {ZIP_MAX_IMAGES} images"})
-        entries = gallery.get_entries(db, image_ids=ids)
+        entries = lookups.get_entries(db, image_ids=ids)
         missing = sorted(set(ids) - {entry.image_id for entry in entries})
         if missing:
             raise NotFoundError(f"There is no image {', '.join(map(str, missing[:20]))}.")

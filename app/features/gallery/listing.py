@@ -1,4 +1,4 @@
-"""Finding images: the gallery's listing, search and filters, and favourites.
+"""Finding images: the gallery's listing, search and filters.
 
 The gallery lists images newest job first (then by their place in the job),
 paged by a keyset cursor `(job id, image index)`, never OFFSET, so page 2,000
@@ -20,6 +20,10 @@ Either way the rows come out already in page order and the database stops after
 `limit + 1` of them; `tests/test_gallery_queries.py` checks the plans.
 
 `user` narrows to one person's work (jobs.user_id, set when sign-in is on).
+
+It stays one module, long as it is: the filters, the statement cache and both databases'
+searches are one query builder, and a change to any of them is a change to the plans the
+tests check. Lookups by id live in `app.features.gallery.lookups`.
 """
 
 from __future__ import annotations
@@ -40,7 +44,6 @@ from app.storage.db import postgres, sqlite
 from app.storage.db.engine import Database
 from app.storage.db.tables import (
     ROW_ID_MAX,
-    Collection,
     CollectionImage,
     Image,
     Job,
@@ -214,7 +217,7 @@ class GalleryPage:
     next_cursor: Cursor | None
 
 
-_ENTRY_COLUMNS: tuple[Any, ...] = (
+ENTRY_COLUMNS: tuple[Any, ...] = (
     col(Image.id).label("image_id"),
     col(Image.job_id).label("job_id"),
     col(Image.index).label("index"),
@@ -240,7 +243,7 @@ _ENTRY_COLUMNS: tuple[Any, ...] = (
 )
 
 
-def _entry(row: sa.Row[Any]) -> GalleryEntry:
+def entry_of(row: sa.Row[Any]) -> GalleryEntry:
     # Positional: the columns are selected in the dataclass's field order.
     values: tuple[Any, ...] = tuple(row)
     return GalleryEntry(*values)
@@ -381,7 +384,7 @@ def _images_statement(shape: _Shape) -> sa.Select[Any]:
         drive_by_jobs = True
     order_key: Any = col(Job.id) if drive_by_jobs else col(Image.job_id)
     statement = (
-        sa.select(*_ENTRY_COLUMNS)
+        sa.select(*ENTRY_COLUMNS)
         .select_from(Image)
         .join(Job, col(Job.id) == col(Image.job_id))
         .where(
@@ -445,7 +448,7 @@ def search_images(
             rows = connection.execute(_images_statement(shape), {**params, "limit": wanted}).all()
     else:
         rows = _fts_search(db, shape, params, filters, wanted=wanted, cursor=cursor)
-    items = [_entry(row) for row in rows[:limit]]
+    items = [entry_of(row) for row in rows[:limit]]
     next_cursor = items[-1].cursor if len(rows) > limit and items else None
     return GalleryPage(items, next_cursor)
 
@@ -617,29 +620,6 @@ def search_jobs(
     return items, next_before
 
 
-@dataclass(frozen=True)
-class FilterChoices:
-    """What the gallery's filter form offers beside the fixed lists: (id, name) pairs."""
-
-    people: list[tuple[int, str]]
-    boards: list[tuple[int, str]]
-
-
-_PEOPLE = sa.select(col(User.id), col(User.name)).order_by(col(User.name_key))
-_BOARDS = sa.select(col(Collection.id), col(Collection.name)).order_by(col(Collection.name))
-
-
-def filter_choices(db: Database, *, people: bool) -> FilterChoices:
-    """Everyone who ever made something (`people`: only with sign-in on) and every board,
-    by name, read together: a gallery page asks on every request."""
-    with db.read_rows() as connection:
-        return FilterChoices(
-            # (Ids are primary keys: never None, whatever the column's Python type says.)
-            people=[(i or 0, name) for i, name in connection.execute(_PEOPLE)] if people else [],
-            boards=[(i or 0, name) for i, name in connection.execute(_BOARDS)],
-        )
-
-
 def author_names(session: Session, user_ids: Iterable[int | None]) -> dict[int | None, str]:
     """Names of the people who made jobs, in one query."""
     wanted = {user_id for user_id in user_ids if user_id is not None}
@@ -647,122 +627,3 @@ def author_names(session: Session, user_ids: Iterable[int | None]) -> dict[int |
         return {}
     rows = session.exec(select(User.id, User.name).where(col(User.id).in_(wanted))).all()
     return {user_id: name for user_id, name in rows}
-
-
-def author_of(db: Database, *, user_id: int | None) -> str | None:
-    if user_id is None:
-        return None
-    with db.read() as session:
-        return author_names(session, [user_id]).get(user_id)
-
-
-def image_owners(db: Database, *, image_ids: Iterable[int]) -> dict[int, int | None]:
-    """Who made each image (the user id of its job), for permission checks."""
-    ids = list(dict.fromkeys(image_ids))
-    if not ids:
-        return {}
-    with db.read() as session:
-        rows = session.execute(
-            sa.select(col(Image.id), col(Job.user_id))
-            .join(Job, col(Job.id) == col(Image.job_id))
-            .where(col(Image.id).in_(ids))
-        )
-        return {image_id: user_id for image_id, user_id in rows}
-
-
-# --- Single images ---------------------------------------------------------------------
-
-
-def get_entry(db: Database, *, image_id: int) -> GalleryEntry | None:
-    """One image with its job's parameters, in the trash or not."""
-    with db.read() as session:
-        row = (
-            session.connection()
-            .execute(
-                sa.select(*_ENTRY_COLUMNS)
-                .select_from(Image)
-                .join(Job, col(Job.id) == col(Image.job_id))
-                .where(col(Image.id) == image_id)
-            )
-            .first()
-        )
-    return _entry(row) if row is not None else None
-
-
-def get_entries(db: Database, *, image_ids: Iterable[int]) -> list[GalleryEntry]:
-    """These images (those that exist), in the order asked for; duplicates dropped."""
-    wanted = list(dict.fromkeys(image_ids))
-    if not wanted:
-        return []
-    with db.read() as session:
-        rows = session.connection().execute(
-            sa.select(*_ENTRY_COLUMNS)
-            .select_from(Image)
-            .join(Job, col(Job.id) == col(Image.job_id))
-            .where(col(Image.id).in_(wanted))
-        )
-        by_id = {entry.image_id: entry for entry in map(_entry, rows)}
-    return [by_id[image_id] for image_id in wanted if image_id in by_id]
-
-
-def get_job_detail(db: Database, *, job_id: int) -> Job | None:
-    with db.read() as session:
-        return session.get(Job, job_id)
-
-
-def set_favourite(db: Database, *, image_ids: Iterable[int], favourite: bool) -> int:
-    """Star or unstar images; returns how many exist."""
-    ids = list(dict.fromkeys(image_ids))
-    if not ids:
-        return 0
-    with db.write() as session:
-        result = session.execute(
-            sa.update(Image).where(col(Image.id).in_(ids)).values(favourite=favourite)
-        )
-        return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def favourite_ids(db: Database, *, image_ids: Iterable[int]) -> set[int]:
-    """Which of these images are starred."""
-    ids = list(dict.fromkeys(image_ids))
-    if not ids:
-        return set()
-    with db.read() as session:
-        found = session.exec(
-            select(Image.id).where(col(Image.id).in_(ids), col(Image.favourite).is_(True))
-        ).all()
-        return {image_id for image_id in found if image_id is not None}
-
-
-def existing_image_ids(db: Database, *, image_ids: Iterable[int]) -> set[int]:
-    ids = list(dict.fromkeys(image_ids))
-    if not ids:
-        return set()
-    with db.read() as session:
-        return {
-            image_id
-            for image_id in session.exec(select(Image.id).where(col(Image.id).in_(ids))).all()
-            if image_id is not None
-        }
-
-
-def latest_preset_images(db: Database, *, slugs: Sequence[str]) -> dict[str, int]:
-    """For each preset, the id of the newest image made from it that is not in the trash.
-
-    One short query per preset, each walking `jobs` backwards through its (preset, id)
-    index and stopping at the first job with a stored image: the cost stays the same
-    however large the gallery grows.
-    """
-    latest: dict[str, int] = {}
-    with db.read() as session:
-        for slug in slugs:
-            image_id = session.exec(
-                select(Image.id)
-                .join(Job, col(Job.id) == col(Image.job_id))
-                .where(col(Job.preset) == slug, col(Image.deleted_at).is_(None))
-                .order_by(col(Job.id).desc(), col(Image.index))
-                .limit(1)
-            ).first()
-            if image_id is not None:
-                latest[slug] = image_id
-    return latest

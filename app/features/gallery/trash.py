@@ -22,7 +22,7 @@ import anyio
 import sqlalchemy as sa
 from sqlmodel import col, select
 
-from app.features.gallery import listing as gallery
+from app.features.gallery import lookups
 from app.features.people import audit
 from app.features.people.permissions import Actor
 from app.storage.blobs.protocol import BlobStore
@@ -127,7 +127,7 @@ def change(
     Returns how many images changed."""
     if action not in TRASH_ACTIONS:
         raise ValueError(f"{action} is not something done to the trash")
-    for image_id, owner in gallery.image_owners(db, image_ids=image_ids).items():
+    for image_id, owner in lookups.image_owners(db, image_ids=image_ids).items():
         actor.ensure_may_change(owner, what=f"image {image_id}")
     if action is audit.Action.DELETE:
         count = move_to_trash(db, image_ids=image_ids)

@@ -12,7 +12,7 @@ from app.core.errors import NotFoundError
 from app.domain.model_params import run_from_body
 from app.domain.rules import has_builtin_record
 from app.domain.runs import with_known_seed
-from app.features.gallery import listing as gallery
+from app.features.gallery import lookups
 from app.features.jobs import creation
 from app.features.jobs.submission import Submitter, rules_for_run, submit_job
 from app.storage.db.tables import Job, User
@@ -43,7 +43,7 @@ async def submit_again(
     """Submit a job's parameters again, with a new seed or (a retry) the same one; at most
     once per token. The new job says it came from the old one."""
     job = await anyio.to_thread.run_sync(
-        lambda: gallery.get_job_detail(submitter.db, job_id=job_id)
+        lambda: lookups.get_job_detail(submitter.db, job_id=job_id)
     )
     if job is None:
         raise NotFoundError(f"There is no job {job_id}.")

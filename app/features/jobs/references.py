@@ -37,7 +37,7 @@ from app.core import signing
 from app.core.errors import InvalidParameters
 from app.domain.rules import ImageInput
 from app.domain.runs import REFERENCES_FIELD
-from app.features.gallery import listing as gallery
+from app.features.gallery import lookups
 from app.features.gallery.listing import GalleryEntry
 from app.storage.blobs.protocol import BlobStore, ensure_kept, store_then_commit
 from app.storage.db.engine import Database
@@ -80,7 +80,7 @@ def load_references(db: Database, image_ids: Sequence[int]) -> list[GalleryEntry
     (with the field named, before anything is sent)."""
     if len(set(image_ids)) != len(image_ids):
         raise InvalidParameters({REFERENCES_FIELD: "names the same image twice"})
-    entries = {entry.image_id: entry for entry in gallery.get_entries(db, image_ids=image_ids)}
+    entries = {entry.image_id: entry for entry in lookups.get_entries(db, image_ids=image_ids)}
     for image_id in image_ids:
         entry = entries.get(image_id)
         if entry is None:
