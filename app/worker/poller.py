@@ -9,6 +9,10 @@ process, or a second one, picks up exactly the jobs nobody owns. A job moves
     downloading --URLs expired--> expired
     reconciling --found upstream--> pending;  --not found in time--> unknown
     submitting (its submitter died) --> reconciling      (never resubmitted)
+
+When to poll, retry or give up is decided in `app.worker.schedule`, which does no I/O.
+This stays one module, long as it is: claiming, polling, storing and reconciling share
+one lease and one set of lanes, and each step's I/O is ordered against the others'.
 """
 
 from __future__ import annotations
@@ -40,7 +44,6 @@ from app.storage.intake import (
 from app.upstream import (
     AuthenticationFailed,
     DownloadRefused,
-    ListedJob,
     MalformedResponse,
     NotFound,
     PixelDojoClient,
@@ -48,25 +51,10 @@ from app.upstream import (
     UpstreamError,
     UpstreamState,
 )
+from app.worker import schedule
 
 log = logging.getLogger(__name__)
 
-# Check the database this often even with nothing due: other workers add jobs too.
-IDLE_RECHECK_SECONDS = 5.0
-RETRY_MAX_SECONDS = 60.0
-# Images stored at once (download, check, thumbnail), apart from the polls.
-STORE_CONCURRENCY = 8
-# How long a learned job timing is trusted before it is looked up again (a cheap indexed
-# read): short, because each look-up narrows the window in which jobs finish, and a team
-# submitting in bursts needs it narrow within seconds, not minutes.
-EXPECTATION_TTL_SECONDS = 5.0
-# While the key is refused, polls wait this long (a person has to fix the key).
-KEY_REFUSED_RETRY_SECONDS = 60.0
-RECONCILE_RETRY_SECONDS = 5.0
-# How long images stay on PixelDojo's temporary host when it does not say (legacy API).
-DEFAULT_RETENTION = timedelta(hours=24)
-# The upstream may record a job a little before or after our clock says we sent it.
-CLOCK_SLACK_SECONDS = 30.0
 # What a job put back to be tried again was doing, as the retry metric names it.
 RETRY_STAGES = {
     JobStatus.PENDING: "poll",
@@ -107,7 +95,7 @@ class Poller:
         # behind downloads and image checks (a tenth of a second or more each).
         self._in_flight: dict[asyncio.Task[None], int] = {}
         self._storing: dict[asyncio.Task[None], int] = {}
-        self._store_slots = asyncio.Semaphore(STORE_CONCURRENCY)
+        self._store_slots = asyncio.Semaphore(schedule.STORE_CONCURRENCY)
         self._tasks: list[asyncio.Task[None]] = []
         # When each job's lease was last known good (claimed or renewed), by monotonic clock.
         self._held_since: dict[tuple[int, int], float] = {}
@@ -150,15 +138,12 @@ class Poller:
         for a job PixelDojo will call back about (`callback`) while callbacks arrive, when
         all but the slowest would have called."""
         found = self._timing(model, image_size, num_images)
-        if callback and self._callbacks_arrive():
-            return timing.safety_poll_in(
-                timing=found,
-                elapsed=0.0,
-                poll_count=0,
-                initial=self.settings.poll_initial_seconds,
-                maximum=self.settings.poll_max_seconds,
-            )
-        return timing.first_poll_at(found, initial=self.settings.poll_initial_seconds)
+        return schedule.first_poll_delay(
+            found=found,
+            callbacks_arrive=callback and self._callbacks_arrive(),
+            initial=self.settings.poll_initial_seconds,
+            maximum=self.settings.poll_max_seconds,
+        )
 
     def _callbacks_arrive(self) -> bool:
         """Whether PixelDojo's callbacks reach this app (app/features/jobs/callbacks.py): once seen
@@ -166,8 +151,7 @@ class Poller:
         looked up again every few seconds. "Not yet" is not remembered: the next job to
         finish may show that they do (and only jobs that asked for one ask this)."""
         now = time.monotonic()
-        seen_at = self._callbacks_seen_at
-        if seen_at is not None and now - seen_at < EXPECTATION_TTL_SECONDS:
+        if schedule.still_fresh(self._callbacks_seen_at, now=now):
             return True
         self._callbacks_seen_at = now if webhooks.callbacks_arrive(self.db) else None
         return self._callbacks_seen_at is not None
@@ -177,7 +161,7 @@ class Poller:
         kind = (model, image_size, num_images)
         now = time.monotonic()
         cached = self._timings.get(kind)
-        if cached is not None and now - cached[0] < EXPECTATION_TTL_SECONDS:
+        if cached is not None and schedule.still_fresh(cached[0], now=now):
             return cached[1]
         found = timing.upstream_timing(
             self.db,
@@ -237,11 +221,11 @@ class Poller:
                 delay = (
                     await anyio.to_thread.run_sync(self._seconds_until_due)
                     if self._free_slots() > 0
-                    else IDLE_RECHECK_SECONDS
+                    else schedule.IDLE_RECHECK_SECONDS
                 )
             except Exception:
                 log.exception("the poller could not read the job queue; retrying")
-                delay = IDLE_RECHECK_SECONDS
+                delay = schedule.IDLE_RECHECK_SECONDS
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=delay)
 
@@ -274,16 +258,14 @@ class Poller:
         return any(task.get_name() == "poller" and not task.done() for task in self._tasks)
 
     def _seconds_until_due(self) -> float:
-        due_in = queue.seconds_until_next_due(self.db, now=utcnow())
-        if due_in is None:
-            return IDLE_RECHECK_SECONDS
-        return min(IDLE_RECHECK_SECONDS, due_in + 0.01)
+        return schedule.idle_wait(queue.seconds_until_next_due(self.db, now=utcnow()))
 
     def _free_slots(self) -> int:
-        # Images waiting for a storing slot count against claiming: otherwise one worker
-        # would lease every finished job after a restart and the others could not help.
-        waiting_to_store = max(0, len(self._storing) - STORE_CONCURRENCY)
-        return self.settings.poller_concurrency - len(self._in_flight) - waiting_to_store
+        return schedule.free_slots(
+            concurrency=self.settings.poller_concurrency,
+            polling=len(self._in_flight),
+            storing=len(self._storing),
+        )
 
     async def _claim_and_start(self) -> None:
         free = self._free_slots()
@@ -355,7 +337,9 @@ class Poller:
         # A job PixelDojo called back about is asked about at once, whatever its kind's timing.
         if job.poll_count == 0 and job.webhook_at is None and await self._too_early(job):
             return
-        if not await self._still_mine(job, unless_held_within=self._trusted_for):
+        if not await self._still_mine(
+            job, unless_held_within=schedule.trusted_for(self.settings.lease_seconds)
+        ):
             log.info("job %s was taken over before it was polled; leaving it", job.id)
             return
         due_at = job.next_poll_at
@@ -371,7 +355,11 @@ class Poller:
         if upstream.state is UpstreamState.RUNNING:
             # Only PixelDojo saying "still running" can time a job out: a late poll (the app
             # was down, polls were rate limited) may find it finished and paid for.
-            if utcnow() > job.created_at + timedelta(seconds=self.settings.job_deadline_seconds):
+            if schedule.past_deadline(
+                created_at=job.created_at,
+                deadline_seconds=self.settings.job_deadline_seconds,
+                now=utcnow(),
+            ):
                 minutes = self.settings.job_deadline_seconds / 60
                 await self._finish(
                     job,
@@ -419,9 +407,14 @@ class Poller:
             await self._retry(
                 job,
                 "Waiting: PixelDojo refuses the API key. The job resumes once the key works.",
-                delay=KEY_REFUSED_RETRY_SECONDS,
+                delay=schedule.KEY_REFUSED_RETRY_SECONDS,
             )
-        elif self._given_up(job):
+        elif schedule.given_up(
+            created_at=job.created_at,
+            expires_at=job.expires_at,
+            deadline_seconds=self.settings.job_deadline_seconds,
+            now=utcnow(),
+        ):
             await self._finish(
                 job,
                 JobStatus.FAILED,
@@ -437,17 +430,6 @@ class Poller:
             )
         else:
             await self._retry(job, f"Retrying: {exc.message}")
-
-    def _given_up(self, job: Job) -> bool:
-        """Past the job's deadline and past the time its images could still be fetched."""
-        deadline = job.created_at + timedelta(seconds=self.settings.job_deadline_seconds)
-        return utcnow() > max(deadline, job.expires_at or deadline)
-
-    def _images_expire(self, job: Job) -> datetime:
-        """When the images' URLs die: PixelDojo's expiresAt, else the contract's 24 hours."""
-        if job.expires_at is not None:
-            return job.expires_at
-        return (job.upstream_completed_at or job.created_at) + DEFAULT_RETENTION
 
     async def _too_early(self, job: Job) -> bool:
         """Postpone, without asking PixelDojo, a first poll planned before jobs like it were
@@ -476,15 +458,14 @@ class Poller:
         started = _started(job)
         # Once PixelDojo has called back about the job and still says "running" (its status
         # lagging its callback), ordinary polls: the callback will not come again.
-        schedule = (
-            timing.safety_poll_in
-            if job.webhook_requested and job.webhook_at is None and self._callbacks_arrive()
-            else timing.next_poll_in
+        awaiting_callback = (
+            job.webhook_requested and job.webhook_at is None and self._callbacks_arrive()
         )
-        return schedule(
-            timing=self._timing(job.model, job.image_size, job.num_images),
+        return schedule.poll_delay(
+            found=self._timing(job.model, job.image_size, job.num_images),
             elapsed=(utcnow() - started).total_seconds(),
             poll_count=job.poll_count + 1,
+            awaiting_callback=awaiting_callback,
             initial=self.settings.poll_initial_seconds,
             maximum=self.settings.poll_max_seconds,
         )
@@ -492,7 +473,7 @@ class Poller:
     # --- Storing images -----------------------------------------------------------------
 
     async def _download(self, job: Job) -> None:
-        if utcnow() > self._images_expire(job):
+        if utcnow() > schedule.images_expire(job):
             await self._finish(
                 job,
                 JobStatus.EXPIRED,
@@ -554,7 +535,7 @@ class Poller:
         """
         key = (_id(job), job.lease_token)
         since = self._held_since.get(key)
-        if since is not None and time.monotonic() - since < unless_held_within:
+        if schedule.held_within(since, now=time.monotonic(), within=unless_held_within):
             return True
         renewed_at = time.monotonic()
         mine = await anyio.to_thread.run_sync(
@@ -569,11 +550,6 @@ class Poller:
         if mine:
             self._held_since[key] = renewed_at
         return mine
-
-    @property
-    def _trusted_for(self) -> float:
-        # A quarter of a lease: a request started within it ends long before the lease could.
-        return self.settings.lease_seconds / 4
 
     def _forget_leases(self, job_id: int | None) -> None:
         if job_id is not None and not any(
@@ -601,7 +577,7 @@ class Poller:
             listed = await self.client.list_jobs()
         except AuthenticationFailed as exc:
             await self._key_refused(exc)
-            await self._retry(job, note, delay=KEY_REFUSED_RETRY_SECONDS)
+            await self._retry(job, note, delay=schedule.KEY_REFUSED_RETRY_SECONDS)
             return
         except UpstreamError as exc:
             if utcnow() > give_up_at or isinstance(exc, NotFound):
@@ -618,9 +594,14 @@ class Poller:
 
         if await anyio.to_thread.run_sync(lambda: queue.submitting_twins(self.db, job=job)):
             # Another job asking the same is mid-submit: its upstream job could look like ours.
-            await self._retry(job, note, delay=RECONCILE_RETRY_SECONDS)
+            await self._retry(job, note, delay=schedule.RECONCILE_RETRY_SECONDS)
             return
-        matches = [entry for entry in listed if self._could_be(job, entry)]
+        submit_window = self.settings.submit_window_seconds
+        matches = [
+            entry
+            for entry in listed
+            if schedule.could_be(job, entry, submit_window_seconds=submit_window)
+        ]
         linked = await anyio.to_thread.run_sync(
             lambda: queue.linked_upstream_ids(
                 self.db, upstream_job_ids=[entry.job_id for entry in matches]
@@ -658,23 +639,7 @@ class Poller:
                 "want it.",
             )
         else:
-            await self._retry(job, note, delay=RECONCILE_RETRY_SECONDS)
-
-    def _could_be(self, job: Job, entry: ListedJob) -> bool:
-        if entry.model is not None and entry.model != job.model:
-            return False
-        if entry.prompt is not None and entry.prompt != job.prompt:
-            return False
-        if entry.created_at is None:
-            # Without a time, only a matching prompt can tell.
-            return entry.prompt is not None
-        # Without a prompt, a job made within the submit's window is taken only if it is the
-        # one unclaimed candidate (the caller counts them).
-        earliest = job.created_at - timedelta(seconds=CLOCK_SLACK_SECONDS)
-        latest = job.created_at + timedelta(
-            seconds=self.settings.submit_window_seconds + CLOCK_SLACK_SECONDS
-        )
-        return earliest <= entry.created_at <= latest
+            await self._retry(job, note, delay=schedule.RECONCILE_RETRY_SECONDS)
 
     # --- Bookkeeping ----------------------------------------------------------------
 
@@ -686,15 +651,18 @@ class Poller:
         metrics.JOB_RETRIES.labels(stage=RETRY_STAGES.get(job.status, "other")).inc()
         if delay is None:
             # Exponential backoff with full jitter, so many jobs do not retry in step.
-            ceiling = min(
-                RETRY_MAX_SECONDS, self.settings.poll_initial_seconds * 2 ** min(job.poll_count, 10)
+            ceiling = schedule.backoff_ceiling(
+                poll_count=job.poll_count, initial=self.settings.poll_initial_seconds
             )
             delay = random.uniform(ceiling / 2, ceiling)
-        delay = min(delay, RETRY_MAX_SECONDS)
-        if job.status is JobStatus.DOWNLOADING:
-            # The last attempt lands just after the expiry, where the job is marked expired.
-            delay = min(delay, max(0.5, _seconds_until(self._images_expire(job)) + 0.5))
-        await self._reschedule(job, delay, note=note)
+        expires_in = (
+            _seconds_until(schedule.images_expire(job))
+            if job.status is JobStatus.DOWNLOADING
+            else None
+        )
+        await self._reschedule(
+            job, schedule.capped_retry_delay(delay, expires_in=expires_in), note=note
+        )
 
     async def _reschedule(
         self,
