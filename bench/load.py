@@ -16,6 +16,10 @@ not take the client's core; until the batch starts it holds every job for hours
 
 The client is asyncio with raw HTTP/1.1 on streams: a full-featured client costs
 more per request than the bare app does, and would measure itself.
+
+It stays one module, long as it is: the idle and the storing runs share the clients,
+the alternating blocks and the bare-app floor, and their figures are only comparable
+while they are measured by the same code.
 """
 
 from __future__ import annotations

@@ -12,6 +12,10 @@ wherever it states a keyword, the built-in rule where it is silent, never looser
 than the live schema (a field it does not list is refused when it forbids
 additional properties). `check` names every field a run gets wrong, before
 anything is sent upstream.
+
+It stays one module, long as it is: the form's limits, the image inputs and the checks
+are all readings of the one shape `_normalize` gives every schema, and say a bound the
+same way (`number_text`); apart, each would need to know that shape.
 """
 
 from __future__ import annotations

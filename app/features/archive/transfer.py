@@ -35,6 +35,9 @@ written in one transaction, so an import that fails leaves the gallery as it was
 People travel as names, so each job stays attributed: someone the target knows
 (by name) is matched; anyone else arrives as a removed account that cannot sign
 in, and importing never turns sign-in on or gives anybody access.
+
+It stays one module, long as it is: export and import are two directions of one format,
+and keeping the writer and the reader side by side is what keeps them agreeing.
 """
 
 from __future__ import annotations

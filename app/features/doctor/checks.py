@@ -10,6 +10,10 @@ known to be PixelDojo's API (the model's card or the catalogue answered): a base
 URL without `/api/v1` answers 404 to everything, which says nothing of the key, so
 the key is then marked unchecked. The key is never printed, stored or sent anywhere
 but the API.
+
+It stays one module, long as it is: each check's verdict depends on what the ones
+before it found (a 404 says nothing of the key until the base URL is known), so the
+order and the reasoning are read in one place.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ Claiming is the one place where the databases differ (`claim_due_jobs`,
 `_skip_locked`): SQLite has one writer at a time, so a claim is a plain
 compare-and-set; PostgreSQL runs claimers side by side, and `FOR UPDATE SKIP
 LOCKED` has each take rows no other claimer is taking, without waiting.
+
+It stays one module, long as it is: every write here is fenced by the same lease
+condition (`_held`), and the fence is only trustworthy while every write is in sight of it.
 """
 
 from __future__ import annotations
