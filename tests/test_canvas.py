@@ -17,7 +17,7 @@ from app.domain.presets import PRESETS, PRESETS_BY_SLUG
 from app.features.gallery.lookups import latest_preset_images
 from app.storage.db.engine import Database
 from tests.conftest import RunningApp, RunningEmulator, make_settings, serve_app, wait_for_job
-from tests.support.html import one, select
+from tests.support.markup import one, select
 
 HTMX = {"HX-Request": "true"}
 

@@ -43,7 +43,7 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
-from tests.support.html import one, select, text, texts
+from tests.support.markup import one, select, text, texts
 
 pytestmark = pytest.mark.both_databases
 

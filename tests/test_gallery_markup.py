@@ -13,7 +13,7 @@ from app.features.gallery.listing import GalleryEntry
 from app.features.jobs.references import UPLOAD_MODEL
 from app.web.tiles import Options, render_tiles
 from tests.support.gallery_seed import GALLERY_ENTRY
-from tests.support.html import one, text
+from tests.support.markup import one, text
 
 HOSTILE = '"><script>alert(1)</script> & a lighthouse at dawn, ' + "watercolor " * 20
 

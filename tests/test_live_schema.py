@@ -22,7 +22,7 @@ from tests.conftest import (
     wait_for_job,
     wait_until,
 )
-from tests.support.html import Elements
+from tests.support.markup import Elements
 
 ALLOWED_SIZES = [size for size in IMAGE_SIZES if size != "auto_4K"]
 NARROW: dict[str, Any] = {

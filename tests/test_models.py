@@ -21,7 +21,7 @@ from tests.conftest import (
     serve_emulator,
     wait_for_job,
 )
-from tests.support.html import Elements
+from tests.support.markup import Elements
 
 HTMX = {"HX-Request": "true"}
 # A model whose schema holds one field of every kind the form knows, and two it does not.

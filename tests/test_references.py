@@ -38,7 +38,7 @@ from tests.conftest import (
     serve_emulator,
     wait_for_job,
 )
-from tests.support.html import Elements
+from tests.support.markup import Elements
 
 HTMX = {"HX-Request": "true"}
 # An edit model whose schema says how large a reference may be, and takes at most two.

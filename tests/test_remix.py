@@ -17,7 +17,7 @@ from tests.conftest import (
     serve_app,
     wait_for_job,
 )
-from tests.support.html import one, select, text
+from tests.support.markup import one, select, text
 
 pytestmark = pytest.mark.both_databases
 
