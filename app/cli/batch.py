@@ -16,11 +16,11 @@ from pathlib import Path
 
 import click
 
-from app.cli.credentials import BadServer, server_from, token_for
+from app.cli.credentials import token_for
 from app.cli.files import prepare_folder
 from app.cli.options import common, examples, output_for, run_remote, server_options
 from app.cli.output import Output, credits_text, plural, waiting_text
-from app.cli.remote import FATAL_CODES, Remote, RemoteError
+from app.cli.remote import FATAL_CODES, Remote, RemoteError, chosen_server
 from app.cli.runs import with_preset
 from app.domain.batch_rows import (
     BatchFileError,
@@ -133,10 +133,7 @@ async def run_batch(
     retry_failed: bool,
     output: Output,
 ) -> int:
-    try:
-        where = server_from(server)
-    except BadServer as bad:
-        raise RemoteError(f"--server {bad}") from None
+    where = chosen_server(server)
     try:
         bodies = read_rows(file)
         folder = prepare_folder(out)

@@ -18,7 +18,7 @@ from app.cli.credentials import token_for
 from app.cli.files import prepare_folder
 from app.cli.options import common, examples, output_for, run_remote, server_options
 from app.cli.output import PROG, Output, plural, waiting_text
-from app.cli.remote import Remote, RemoteError
+from app.cli.remote import Remote, RemoteError, chosen_server
 from app.cli.runs import (
     field_names,
     read_prompt,
@@ -115,12 +115,7 @@ async def make(
     new: bool,
     output: Output,
 ) -> int:
-    from app.cli.credentials import BadServer, server_from
-
-    try:
-        where = server_from(server)
-    except BadServer as bad:
-        raise RemoteError(f"--server {bad}") from None
+    where = chosen_server(server)
     body: dict[str, Any] = {"prompt": read_prompt(prompt), "preset": preset, "model": model}
     body.update(size_fields(size, width, height))
     body.update(seed=seed, num_images=num_images)

@@ -15,11 +15,11 @@ from typing import Any
 
 import click
 
-from app.cli.credentials import BadServer, server_from, token_for
+from app.cli.credentials import token_for
 from app.cli.files import prepare_folder
 from app.cli.options import common, examples, output_for, run_remote, server_options
 from app.cli.output import Output, credits_text, plural, waiting_text
-from app.cli.remote import Remote, RemoteError
+from app.cli.remote import Remote, RemoteError, chosen_server
 from app.cli.runs import field_names, read_prompt, run_key, size_fields, with_preset
 from app.domain.grid_axes import AxisSpec
 
@@ -131,10 +131,7 @@ async def make_grid(
     out: Path,
     output: Output,
 ) -> int:
-    try:
-        where = server_from(server)
-    except BadServer as bad:
-        raise RemoteError(f"--server {bad}") from None
+    where = chosen_server(server)
     try:
         specs = [AxisSpec.parse(text).model_dump(exclude_none=True) for text in axes]
     except ValueError as exc:

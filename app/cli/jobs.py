@@ -13,19 +13,16 @@ from typing import Any
 
 import click
 
-from app.cli.credentials import BadServer, server_from, token_for
+from app.cli.credentials import token_for
 from app.cli.files import prepare_folder
 from app.cli.generate import download_images, follow_job
 from app.cli.options import CONTEXT, common, examples, output_for, run_remote, server_options
 from app.cli.output import plural
-from app.cli.remote import Remote, RemoteError
+from app.cli.remote import Remote, RemoteError, chosen_server
 
 
 def connect(server: str | None) -> Remote:
-    try:
-        where = server_from(server)
-    except BadServer as bad:
-        raise RemoteError(f"--server {bad}") from None
+    where = chosen_server(server)
     return Remote(where, token=token_for(where))
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from app.cli.credentials import SERVER_VARIABLE, TOKEN_VARIABLE
+from app.cli.credentials import SERVER_VARIABLE, TOKEN_VARIABLE, BadServer, server_from
 
 REQUEST_TIMEOUT_SECONDS = 90.0
 SEND_ATTEMPTS = 4
@@ -47,6 +47,15 @@ class RemoteError(Exception):
         self.message = message
         self.code = code
         self.status = status
+
+
+def chosen_server(option: str | None) -> str:
+    """The playground a command talks to (--server, PLAYGROUND_SERVER or the default); a
+    RemoteError naming --server when it is not a playground's address."""
+    try:
+        return server_from(option)
+    except BadServer as bad:
+        raise RemoteError(f"--server {bad}") from None
 
 
 def in_cli_words(message: str) -> str:

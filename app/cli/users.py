@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from app.cli.credentials import BadServer, server_from, store_token
+from app.cli.credentials import store_token
 from app.cli.local import CLI_ACTOR, load_settings, open_database
 from app.cli.options import CONTEXT, common, examples, output_for, run_remote
-from app.cli.remote import Remote, RemoteError
+from app.cli.remote import Remote, RemoteError, chosen_server
 
 if TYPE_CHECKING:
     from app.storage.db.engine import Database
@@ -204,10 +204,7 @@ def login(
     output = output_for()
 
     async def work() -> int:
-        try:
-            where = server_from(server)
-        except BadServer as bad:
-            raise RemoteError(f"--server {bad}") from None
+        where = chosen_server(server)
         if with_token:
             token = sys.stdin.readline().strip()
             if not token:
