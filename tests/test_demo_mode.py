@@ -9,7 +9,7 @@ from sqlmodel import select
 
 from app.features.people.accounts import create_user
 from app.storage.db.engine import Database
-from app.storage.db.tables import User
+from app.storage.db.tables import Job, User
 from app.web.factory import DEMO_UPSTREAM_FILE
 from tests.conftest import make_settings, serve_app, wait_for_job, wait_until
 from tests.support.team import sign_in
@@ -26,6 +26,23 @@ def test_demo_mode_makes_images_locally_and_says_so(tmp_path: Path) -> None:
         done = wait_for_job(app.client, job["id"])
     assert done["status"] == "completed", done
     assert len(done["images"]) == 1
+
+
+def test_the_demo_upstream_calls_the_app_back_as_pixeldojo_does(tmp_path: Path) -> None:
+    """No public URL is set: the built-in emulator calls back at the address the app was
+    reached on, so a demo job ends by callback, not by its next poll."""
+    settings = make_settings(tmp_path / "data", None, demo_job_seconds=0.5)
+    assert settings.public_url is None
+    with serve_app(settings) as app:
+        job = app.client.post("/api/jobs", json={"prompt": "called back"}).json()
+        assert wait_for_job(app.client, job["id"])["status"] == "completed"
+    db = Database.for_settings(settings)
+    with db.read() as session:
+        stored = session.exec(select(Job).where(Job.id == job["id"])).one()
+    db.dispose()
+    assert stored.webhook_at is not None, "the emulator's callback reached the app"
+    # The address is a permission: it is sent, never stored with the job.
+    assert "/webhooks/pixeldojo/" not in json.dumps(stored.model_dump(mode="json"))
 
 
 def test_a_demo_job_running_when_the_app_stops_finishes_after_it_starts_again(

@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import secrets
 from dataclasses import dataclass
 
 
@@ -79,3 +80,38 @@ def _text(purpose: Purpose, mac: bytes) -> str:
     if purpose.hex:
         return kept.hex()
     return base64.urlsafe_b64encode(kept).decode().rstrip("=")
+
+
+# --- Masking: a token shown in a compressed page ----------------------------------------
+# Pages are gzipped (app/web/compression.py) and may echo what a visitor typed, so a
+# token written the same way in every page could be guessed a byte at a time from the
+# compressed sizes (BREACH). Each page carries it masked afresh: a random pad and the
+# token XORed with it, which compress to nothing anyone can compare.
+MASK_PREFIX = "m."
+
+
+def mask_token(token: str) -> str:
+    plain = token.encode()
+    pad = secrets.token_bytes(len(plain))
+    masked = pad + bytes(a ^ b for a, b in zip(plain, pad, strict=True))
+    return MASK_PREFIX + base64.urlsafe_b64encode(masked).decode().rstrip("=")
+
+
+def unmask_token(presented: str) -> str:
+    """The token a masked one carries; anything else is returned as it came (an unmasked
+    token is still a token, and a malformed one fails the signature check that follows)."""
+    if not presented.startswith(MASK_PREFIX):
+        return presented
+    body = presented[len(MASK_PREFIX) :]
+    try:
+        raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
+    except ValueError:
+        return presented
+    half = len(raw) // 2
+    if len(raw) % 2 or not half:
+        return presented
+    pad, masked = raw[:half], raw[half:]
+    try:
+        return bytes(a ^ b for a, b in zip(masked, pad, strict=True)).decode()
+    except UnicodeDecodeError:
+        return presented

@@ -32,6 +32,7 @@ from app.features.gallery import trash
 from app.features.grids.runner import GridRunner
 from app.features.grids.submission import Grids
 from app.features.jobs import queue
+from app.features.jobs.callbacks import CallbackBase
 from app.features.jobs.events import JobEvents
 from app.features.jobs.submission import Submitter
 from app.features.models.catalogue import ModelCatalogue
@@ -71,10 +72,12 @@ from app.web import (
 )
 from app.web.assets import static_assets
 from app.web.bodies import BodyLimit, body_limits
+from app.web.compression import CompressText
 from app.web.errors import install_error_handlers
 from app.web.gate import Gate, check_same_site
 from app.web.head import HeadAsGet
 from app.web.ops import RequestTimer
+from app.web.own_address import LearnOwnAddress
 from app.web.services import Services
 from app.web.templating import build_templates
 from app.worker.poller import Poller
@@ -144,12 +147,16 @@ def create_app(settings: Settings, *, run_worker: bool = True) -> FastAPI:
         app.include_router(router)
     openapi.install(app)
     install_error_handlers(app)
+    if settings.demo_mode and settings.webhooks and settings.public_url is None:
+        app.add_middleware(LearnOwnAddress)
     app.add_middleware(Gate)
     if settings.metrics:
         # Outside the gate: refused requests are answers too, and take time.
         app.add_middleware(RequestTimer)
     # Bodies are counted before anything (the gate included) could read them.
     app.add_middleware(BodyLimit, uploads=body_limits(settings))
+    # Outside the gate, so its refusals are compressed too.
+    app.add_middleware(CompressText)
     # Outermost: everything inside sees a HEAD as the GET it asks about.
     app.add_middleware(HeadAsGet)
     return app
@@ -239,7 +246,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         blobs=blobs,
         public_url=settings.public_url,
         signer=access.signer,
-        callback_base_url=settings.callback_base_url,
+        callback_base=CallbackBase(settings.callback_base_url),
     )
     grid_runner = GridRunner(
         db=db,

@@ -42,6 +42,7 @@ from starlette.responses import JSONResponse, PlainTextResponse, RedirectRespons
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.core.errors import CrossSiteRequest
+from app.core.signing import mask_token
 from app.features.jobs import callbacks as webhooks
 from app.features.people.access import Access, caller_is_local, host_is_loopback
 from app.features.people.credentials import Credential
@@ -135,11 +136,11 @@ class Gate:
         state["sign_in_on"] = sign_in_on
         if identity is None:
             user, session_hash, by_token = None, None, False
-            state["csrf_token"] = access.sessionless_csrf_token
+            state["csrf_token"] = mask_token(access.sessionless_csrf_token)
         else:
             user, session_hash = identity.user, identity.session_hash
             by_token = identity.token_id is not None
-            state["csrf_token"] = identity.csrf_token
+            state["csrf_token"] = mask_token(identity.csrf_token)
         state["user"] = user
         state["session_hash"] = session_hash
         state["by_token"] = by_token

@@ -29,7 +29,7 @@ async def pixeldojo_callback(job_id: int, signature: str, services: ServicesDep)
     A signed address whose job is gone (deleted) is answered 204 all the same."""
     if (
         # Off, nothing is sent with runs, so no address can be owed an answer.
-        services.settings.callback_base_url is None
+        services.submitter.callback_base.url is None
         or not 0 < job_id <= ROW_ID_MAX
         or not webhooks.signature_valid(services.access.signer, job_id, signature)
     ):

@@ -24,6 +24,7 @@ forward.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -51,6 +52,15 @@ TRUST_SAMPLE = 20
 TRUST_MIN_JOBS = 3
 TRUST_SHARE = 0.5
 TRUST_WINDOW_JOBS = 5_000
+
+
+@dataclass
+class CallbackBase:
+    """Where PixelDojo calls back, if anywhere: `PLAYGROUND_PUBLIC_URL` when callbacks are
+    on, or, in demo mode without one, the address the app was first reached on
+    (app/web/own_address.py). None: polls alone tell the app when a job ends."""
+
+    url: str | None = None
 
 
 def _signed(job_id: int) -> str:

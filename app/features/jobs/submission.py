@@ -30,7 +30,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import anyio
@@ -114,9 +114,8 @@ class Submitter:
     public_url: str | None
     # What signs reference links and callback URLs.
     signer: Signer
-    # Where PixelDojo calls back when a job ends (app/features/jobs/callbacks.py): the public
-    # URL when callbacks are on, else None (poll only).
-    callback_base_url: str | None = None
+    # Where PixelDojo calls back when a job ends (app/features/jobs/callbacks.py).
+    callback_base: webhooks.CallbackBase = field(default_factory=webhooks.CallbackBase)
 
 
 async def rules_for_run(submitter: Submitter, model: str) -> RulesInForce:
@@ -258,7 +257,7 @@ async def submit_job(
         raise as_submission_failed(exc, job_id=job_id) from None
 
     await anyio.to_thread.run_sync(submitter.key_health.accepted)
-    callback = submitter.callback_base_url is not None
+    callback = submitter.callback_base.url is not None
     first_poll_in = await anyio.to_thread.run_sync(
         lambda: submitter.scheduler.first_poll_delay(
             model=model,
@@ -288,9 +287,10 @@ async def submit_job(
 def _with_callback(submitter: Submitter, body: dict[str, Any], job_id: int) -> dict[str, Any]:
     """The run body as sent: with the job's signed callback URL when callbacks are on. Kept
     out of the body the job stores (that URL is a permission, not a parameter)."""
-    if submitter.callback_base_url is None:
+    base = submitter.callback_base.url
+    if base is None:
         return body
-    url = webhooks.callback_url(submitter.callback_base_url, submitter.signer, job_id)
+    url = webhooks.callback_url(base, submitter.signer, job_id)
     return {**body, webhooks.RUN_FIELD: url}
 
 

@@ -210,7 +210,8 @@ class Access:
         return self.signer.sign(signing.CSRF, session_hash or "no-session")
 
     def csrf_valid(self, session_hash: str | None, presented: str) -> bool:
-        return self.signer.valid(signing.CSRF, session_hash or "no-session", presented)
+        token = signing.unmask_token(presented)
+        return self.signer.valid(signing.CSRF, session_hash or "no-session", token)
 
 
 # Headers in which proxies name the address they forwarded a request for.
