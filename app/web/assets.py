@@ -5,9 +5,9 @@ so an answer to that address never changes and browsers keep it for a year witho
 asking again (`immutable`). A request without the current hash (an old page, a hand-typed
 address) is answered too, but must be revalidated (`no-cache`, with an ETag), so a new
 version is never hidden behind a stale copy. Text files are gzipped once, at start-up, and
-sent compressed to every browser that says it takes gzip: no request spends CPU on it, and
-nothing but these files is ever compressed here (the live stream and the images stay as
-they are).
+sent compressed to every browser that says it takes gzip: no request spends CPU on it
+(pages and JSON are compressed as they are sent, app/web/compression.py; the live stream
+and the images stay as they are).
 """
 
 from __future__ import annotations
