@@ -17,6 +17,7 @@ from app.features.gallery.listing import JobWithImages
 from app.storage.db.engine import Database
 from app.storage.db.tables import (
     FINISHED_STATUSES,
+    IMAGE_RECORD,
     ROW_ID_MAX,
     Image,
     Job,
@@ -88,6 +89,9 @@ class JobSummary:
 
 @dataclass(slots=True)
 class ImageSummary:
+    """An image as lists show it: the image record (`IMAGE_RECORD`), field for field, in its
+    order, so a row of those columns builds one."""
+
     id: int
     index: int
     width: int
@@ -109,7 +113,7 @@ class JobListItem:
 
 _JOB_SUMMARY_COLUMNS = [col(getattr(Job, f.name)) for f in fields(JobSummary)]
 _IMAGE_SUMMARY_COLUMNS: list[sa.Label[Any]] = [
-    col(getattr(Image, f.name)).label(f"image_{f.name}") for f in fields(ImageSummary)
+    col(getattr(Image, name)).label(f"image_{name}") for name in IMAGE_RECORD
 ]
 
 

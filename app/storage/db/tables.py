@@ -435,6 +435,26 @@ class Image(SQLModel, table=True):
     deleted_at: datetime | None = _utc_column()
 
 
+# The image record: the columns of `images` that every answer about an image carries, in the
+# order answers write them. Declared here once: listings select these columns by name and
+# answers are built from them (app/features/jobs/reads.py, app/web/views.py,
+# app/web/gallery_views.py), and tests/test_image_record.py holds every other list of an
+# image's fields (the answers' models, the fast writers, the gallery's rows, the download's
+# metadata, the export) to this one. Not `source_url` (PixelDojo's temporary link, kept for
+# the record) nor `created_at` (answers give the job's).
+IMAGE_RECORD: tuple[str, ...] = (
+    "id",
+    "index",
+    "width",
+    "height",
+    "content_type",
+    "byte_size",
+    "sha256",
+    "favourite",
+    "deleted_at",
+)
+
+
 class Thumbnail(SQLModel, table=True):
     """Where galleries made before thumbnails moved into the blob store kept them.
 
