@@ -227,6 +227,36 @@ class Job(SQLModel, table=True):
         return state_label(self.status, self.stopped_at)
 
 
+# The job record: the columns of `jobs` a job's answer is made from, in the order listings
+# select them (app/features/jobs/reads.py); not the request body, the output URLs nor the
+# worker's bookkeeping. Declared here once: tests/test_job_record.py holds the read models,
+# the answers' models and the gallery's rows to it.
+JOB_RECORD: tuple[str, ...] = (
+    "id",
+    "status",
+    "model",
+    "preset",
+    "prompt",
+    "image_size",
+    "custom_width",
+    "custom_height",
+    "seed",
+    "num_images",
+    "upstream_job_id",
+    "error",
+    "credit_cost",
+    "credits_remaining",
+    "created_at",
+    "submitted_at",
+    "finished_at",
+    "expires_at",
+    "remix_of_job_id",
+    "remix_of_image_index",
+    "reference_images",
+    "stopped_at",
+)
+
+
 class User(SQLModel, table=True):
     """A person who signs in. Removed people keep their rows, so their work stays attributed."""
 
