@@ -16,9 +16,8 @@ from app.features.gallery.compare import CompareRow
 from app.features.gallery.listing import GalleryEntry
 from app.features.gallery.trash import purge_time
 from app.features.gallery.usage import Usage
-from app.storage.db.tables import ROW_ID_MAX, JobStatus
+from app.storage.db.tables import IMAGE_RECORD, ROW_ID_MAX, JobStatus
 from app.web.views import (
-    answer_json,
     image_url,
     json_float,
     json_moment,
@@ -188,18 +187,12 @@ def gallery_image(entry: GalleryEntry, *, trash_days: float) -> GalleryImage:
 
 
 def gallery_image_answer(entry: GalleryEntry, *, trash_days: float) -> dict[str, Any]:
-    """`GalleryImage` as a plain dict, for listings (app/web/views.py says why)."""
+    """`GalleryImage` as a plain dict (app/web/views.py says why): the image record, its
+    job and links."""
     return {
         "id": entry.image_id,
         "job_id": entry.job_id,
-        "index": entry.index,
-        "width": entry.width,
-        "height": entry.height,
-        "content_type": entry.content_type,
-        "byte_size": entry.byte_size,
-        "sha256": entry.sha256,
-        "favourite": entry.favourite,
-        "deleted_at": entry.deleted_at,
+        **{name: getattr(entry, name) for name in IMAGE_RECORD if name != "id"},
         "purge_at": purge_time(entry.deleted_at, days=trash_days) if entry.deleted_at else None,
         "url": image_url(entry.image_id),
         "thumbnail_url": thumbnail_url(entry.image_id),
@@ -236,7 +229,7 @@ def gallery_page_json(
 def _image_json(entry: GalleryEntry, trash_days: float) -> str:
     cost = entry.credit_cost
     if cost is not None and not plain_float(cost):
-        return answer_json(gallery_image_answer(entry, trash_days=trash_days)).decode()
+        return gallery_image(entry, trash_days=trash_days).model_dump_json()
     image, job = entry.image_id, entry.job_id
     deleted = entry.deleted_at
     purge = purge_time(deleted, days=trash_days) if deleted else None

@@ -2,11 +2,12 @@
 
 Listing pages are written as JSON item by item (`job_page_json`), byte for byte
 what their `*Public` models would write: building and validating a model per item
-cost as much as reading the page (docs/benchmarks.md). Values a plain writer
-cannot match (floats beyond its range) go through pydantic's encoder instead, and
-single answers are the models, validated from the same dicts (`job_answer`).
-tests/test_listing_answers.py checks every listing answer against its model, so
-the two cannot drift apart.
+cost as much as reading the page (docs/benchmarks.md). An item holding a value a
+plain writer cannot match (a float beyond its range) is written by its model instead,
+and single answers are the models, validated from dicts built from the same rows
+(`job_answer`). tests/test_listing_answers.py checks every listing answer against its
+model, and tests/test_listing_writers.py the writers over random rows, so the two
+cannot drift apart.
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ from datetime import datetime
 from json.encoder import encode_basestring
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from app.core.errors import NotFoundError
 from app.domain.parameters import RecordedParameters
 from app.domain.presets import PresetRun
 from app.features.gallery.listing import JobWithImages
 from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary
-from app.storage.db.tables import Image, ImagePublic, Job, JobPublic, PresetPublic
+from app.storage.db.tables import IMAGE_RECORD, Image, ImagePublic, Job, JobPublic, PresetPublic
 from app.storage.intake import IMAGE_CONTENT_TYPES
 
 # An image answer is only ever an image: a browser may not sniff it into something else,
@@ -44,10 +43,6 @@ def image_headers(image_id: int, content_type: str) -> dict[str, str]:
     return {"Content-Type": content_type, **IMAGE_SECURITY_HEADERS}
 
 
-# Serialises dicts, lists, datetimes and enums the way the models' own serialisers do.
-_ANSWER: TypeAdapter[Any] = TypeAdapter(Any)
-
-
 def image_url(image_id: int) -> str:
     return f"/api/images/{image_id}"
 
@@ -65,21 +60,13 @@ def image_public(image: Image | ImageSummary) -> ImagePublic:
 
 
 def image_answer(image: Image | ImageSummary) -> dict[str, Any]:
-    """`ImagePublic` as a plain dict (the module docstring says why)."""
+    """`ImagePublic` as a plain dict (the module docstring says why): the image record and
+    its links."""
     assert image.id is not None
-    return {
-        "id": image.id,
-        "index": image.index,
-        "width": image.width,
-        "height": image.height,
-        "content_type": image.content_type,
-        "byte_size": image.byte_size,
-        "sha256": image.sha256,
-        "url": image_url(image.id),
-        "thumbnail_url": thumbnail_url(image.id),
-        "favourite": image.favourite,
-        "deleted_at": image.deleted_at,
-    }
+    answer = {name: getattr(image, name) for name in IMAGE_RECORD}
+    answer["url"] = image_url(image.id)
+    answer["thumbnail_url"] = thumbnail_url(image.id)
+    return answer
 
 
 def job_public(item: JobWithImages | JobListItem) -> JobPublic:
@@ -131,11 +118,6 @@ def job_answer(item: JobWithImages | JobListItem) -> dict[str, Any]:
     }
 
 
-def answer_json(answer: Any) -> bytes:
-    """A listing's answer (dicts shaped like the models) as the models would write it."""
-    return _ANSWER.dump_json(answer)
-
-
 def job_page_json(items: list[JobWithImages] | list[JobListItem], next_cursor: int | None) -> bytes:
     """A `JobPage` answer, serialised: the listings' hot path, written directly as
     the gallery's is (app/web/gallery_views.py says why; tests/test_listing_answers.py
@@ -149,7 +131,7 @@ def _job_json(item: JobWithImages | JobListItem) -> str:
     job = item.job
     costs = (job.credit_cost, job.credits_remaining)
     if any(cost is not None and not plain_float(cost) for cost in costs):
-        return answer_json(job_answer(item)).decode()
+        return job_public(item).model_dump_json()
     number = job.id
     images = ",".join(_image_json(image) for image in item.images)
     remix = (

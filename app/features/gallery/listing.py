@@ -43,6 +43,7 @@ from sqlmodel import Session, col, select
 from app.storage.db import postgres, sqlite
 from app.storage.db.engine import Database
 from app.storage.db.tables import (
+    IMAGE_RECORD,
     ROW_ID_MAX,
     CollectionImage,
     Image,
@@ -217,30 +218,17 @@ class GalleryPage:
     next_cursor: Cursor | None
 
 
-ENTRY_COLUMNS: tuple[Any, ...] = (
-    col(Image.id).label("image_id"),
-    col(Image.job_id).label("job_id"),
-    col(Image.index).label("index"),
-    col(Image.width).label("width"),
-    col(Image.height).label("height"),
-    col(Image.content_type).label("content_type"),
-    col(Image.byte_size).label("byte_size"),
-    col(Image.sha256).label("sha256"),
-    col(Image.favourite).label("favourite"),
-    col(Image.deleted_at).label("deleted_at"),
-    col(Job.model).label("model"),
-    col(Job.preset).label("preset"),
-    col(Job.prompt).label("prompt"),
-    col(Job.image_size).label("image_size"),
-    col(Job.custom_width).label("custom_width"),
-    col(Job.custom_height).label("custom_height"),
-    col(Job.seed).label("seed"),
-    col(Job.num_images).label("num_images"),
-    col(Job.status).label("status"),
-    col(Job.created_at).label("created_at"),
-    col(Job.credit_cost).label("credit_cost"),
-    col(Job.user_id).label("user_id"),
-)
+def _entry_column(name: str) -> Any:
+    """Where a `GalleryEntry` field is read: the image's id, its job id and the image record
+    from `images`, everything else from `jobs`."""
+    if name == "image_id":
+        return col(Image.id).label(name)
+    table = Image if name == "job_id" or name in IMAGE_RECORD else Job
+    return col(getattr(table, name)).label(name)
+
+
+# In the dataclass's field order, so a row builds an entry positionally (`entry_of`).
+ENTRY_COLUMNS: tuple[Any, ...] = tuple(_entry_column(field.name) for field in fields(GalleryEntry))
 
 
 def entry_of(row: sa.Row[Any]) -> GalleryEntry:

@@ -6,7 +6,7 @@ dataclasses (`JobSummary`, `ImageSummary`) rather than whole ORM rows.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +17,8 @@ from app.features.gallery.listing import JobWithImages
 from app.storage.db.engine import Database
 from app.storage.db.tables import (
     FINISHED_STATUSES,
+    IMAGE_RECORD,
+    JOB_RECORD,
     ROW_ID_MAX,
     Image,
     Job,
@@ -51,8 +53,8 @@ def _author_names(session: Session, jobs: list[Job]) -> dict[int | None, str]:
 # __init__ costs a fraction of a frozen one's (app.features.gallery.listing.GalleryEntry says more).
 @dataclass(slots=True)
 class JobSummary:
-    """A job as lists show it: its columns but the request body, the output URLs and
-    the poller's bookkeeping. Attribute names are `Job`'s, so views read either."""
+    """A job as lists show it: the job record (`JOB_RECORD`), field for field, in its order,
+    so a row of those columns builds one. Attribute names are `Job`'s, so views read either."""
 
     id: int
     status: JobStatus
@@ -88,6 +90,9 @@ class JobSummary:
 
 @dataclass(slots=True)
 class ImageSummary:
+    """An image as lists show it: the image record (`IMAGE_RECORD`), field for field, in its
+    order, so a row of those columns builds one."""
+
     id: int
     index: int
     width: int
@@ -107,9 +112,9 @@ class JobListItem:
     author: str | None = None
 
 
-_JOB_SUMMARY_COLUMNS = [col(getattr(Job, f.name)) for f in fields(JobSummary)]
+_JOB_SUMMARY_COLUMNS = [col(getattr(Job, name)) for name in JOB_RECORD]
 _IMAGE_SUMMARY_COLUMNS: list[sa.Label[Any]] = [
-    col(getattr(Image, f.name)).label(f"image_{f.name}") for f in fields(ImageSummary)
+    col(getattr(Image, name)).label(f"image_{name}") for name in IMAGE_RECORD
 ]
 
 

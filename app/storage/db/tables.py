@@ -227,6 +227,36 @@ class Job(SQLModel, table=True):
         return state_label(self.status, self.stopped_at)
 
 
+# The job record: the columns of `jobs` a job's answer is made from, in the order listings
+# select them (app/features/jobs/reads.py); not the request body, the output URLs nor the
+# worker's bookkeeping. Declared here once: tests/test_job_record.py holds the read models,
+# the answers' models and the gallery's rows to it.
+JOB_RECORD: tuple[str, ...] = (
+    "id",
+    "status",
+    "model",
+    "preset",
+    "prompt",
+    "image_size",
+    "custom_width",
+    "custom_height",
+    "seed",
+    "num_images",
+    "upstream_job_id",
+    "error",
+    "credit_cost",
+    "credits_remaining",
+    "created_at",
+    "submitted_at",
+    "finished_at",
+    "expires_at",
+    "remix_of_job_id",
+    "remix_of_image_index",
+    "reference_images",
+    "stopped_at",
+)
+
+
 class User(SQLModel, table=True):
     """A person who signs in. Removed people keep their rows, so their work stays attributed."""
 
@@ -433,6 +463,26 @@ class Image(SQLModel, table=True):
     # Gallery state: starred, and moved to the trash (purged some days later).
     favourite: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
     deleted_at: datetime | None = _utc_column()
+
+
+# The image record: the columns of `images` that every answer about an image carries, in the
+# order answers write them. Declared here once: listings select these columns by name and
+# answers are built from them (app/features/jobs/reads.py, app/web/views.py,
+# app/web/gallery_views.py), and tests/test_image_record.py holds every other list of an
+# image's fields (the answers' models, the fast writers, the gallery's rows, the download's
+# metadata, the export) to this one. Not `source_url` (PixelDojo's temporary link, kept for
+# the record) nor `created_at` (answers give the job's).
+IMAGE_RECORD: tuple[str, ...] = (
+    "id",
+    "index",
+    "width",
+    "height",
+    "content_type",
+    "byte_size",
+    "sha256",
+    "favourite",
+    "deleted_at",
+)
 
 
 class Thumbnail(SQLModel, table=True):
