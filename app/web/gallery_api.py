@@ -28,6 +28,7 @@ from app.features.jobs.again import submit_new_seed
 from app.features.people import audit
 from app.features.people.permissions import Actor
 from app.storage.db.tables import Job, JobPage, JobPublic
+from app.web import urls
 from app.web.conditional import bytes_answer
 from app.web.deps import ActorDep, ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
@@ -227,7 +228,7 @@ async def same_prompt_new_seed(
         response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
     new_id = job.id
-    response.headers["Location"] = f"/api/jobs/{new_id}"
+    response.headers["Location"] = urls.job_api(new_id)
 
     def load() -> JobPublic:
         item = reads.get_job(services.db, job_id=new_id)
@@ -387,6 +388,7 @@ def _attachment(name: str) -> str:
 
 @router.get(
     "/images/{image_id}/download",
+    name="download_image",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
@@ -414,7 +416,11 @@ def download_image(image_id: int, request: Request, services: ServicesDep) -> Re
     )
 
 
-@router.get("/images/{image_id}/sidecar", responses={200: {"content": {"application/json": {}}}})
+@router.get(
+    "/images/{image_id}/sidecar",
+    name="download_sidecar",
+    responses={200: {"content": {"application/json": {}}}},
+)
 def download_sidecar(image_id: int, services: ServicesDep) -> Response:
     """The image's parameters and provenance as a JSON file."""
     entry = _entry_or_404(services, image_id)

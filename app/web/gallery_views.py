@@ -17,15 +17,14 @@ from app.features.gallery.listing import GalleryEntry
 from app.features.gallery.trash import purge_time
 from app.features.gallery.usage import Usage
 from app.storage.db.tables import ROW_ID_MAX, JobStatus
+from app.web import urls
 from app.web.views import (
     answer_json,
-    image_url,
     json_float,
     json_moment,
     json_text,
     parameters_json,
     plain_float,
-    thumbnail_url,
 )
 
 
@@ -201,11 +200,11 @@ def gallery_image_answer(entry: GalleryEntry, *, trash_days: float) -> dict[str,
         "favourite": entry.favourite,
         "deleted_at": entry.deleted_at,
         "purge_at": purge_time(entry.deleted_at, days=trash_days) if entry.deleted_at else None,
-        "url": image_url(entry.image_id),
-        "thumbnail_url": thumbnail_url(entry.image_id),
-        "download_url": f"/api/images/{entry.image_id}/download",
-        "sidecar_url": f"/api/images/{entry.image_id}/sidecar",
-        "remix_url": f"/?remix={entry.job_id}",
+        "url": urls.image(entry.image_id),
+        "thumbnail_url": urls.thumbnail(entry.image_id),
+        "download_url": urls.download(entry.image_id),
+        "sidecar_url": urls.sidecar(entry.image_id),
+        "remix_url": urls.remix(entry.job_id),
         "job": {
             "id": entry.job_id,
             "model": entry.model,
@@ -214,7 +213,7 @@ def gallery_image_answer(entry: GalleryEntry, *, trash_days: float) -> dict[str,
             "parameters": RecordedParameters.from_columns(entry),
             "credit_cost": entry.credit_cost,
             "created_at": entry.created_at,
-            "url": f"/jobs/{entry.job_id}",
+            "url": urls.job_page(entry.job_id),
         },
     }
 
@@ -266,10 +265,10 @@ def collection_public(board: Board) -> CollectionPublic:
         name=board.name,
         description=board.description,
         image_count=board.image_count,
-        cover_thumbnail_url=thumbnail_url(board.cover_image_id) if board.cover_image_id else None,
+        cover_thumbnail_url=urls.thumbnail(board.cover_image_id) if board.cover_image_id else None,
         created_at=board.created_at,
         updated_at=board.updated_at,
-        gallery_url=f"/gallery?collection={board.id}",
+        gallery_url=urls.collection_gallery(board.id),
     )
 
 

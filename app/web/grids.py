@@ -27,6 +27,7 @@ from app.features.jobs.events import (
 )
 from app.features.models import team_presets
 from app.storage.db.tables import ROW_ID_MAX
+from app.web import urls
 from app.web.cards import render_cells, sheet_shape
 from app.web.deps import ServicesDep, TemplatesDep, current_user, is_htmx
 from app.web.grid_form import GridForm
@@ -155,13 +156,14 @@ async def create_grid(request: Request, services: ServicesDep, templates: Templa
                 headers={"HX-Retarget": "#grid-form", "HX-Reswap": "outerHTML"},
             )
         return templates.TemplateResponse(request, "grid_new.html", context, status_code=422)
-    url = f"/grids/{grid.id}"
+    assert grid.id is not None
+    url = urls.grid_page(grid.id)
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
 
 
-@router.get("/grids/{grid_id}", response_class=HTMLResponse)
+@router.get("/grids/{grid_id}", name="grid_page", response_class=HTMLResponse)
 async def grid_page(
     grid_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
 ) -> Response:

@@ -25,6 +25,7 @@ from app.features.gallery.listing import JobWithImages
 from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary
 from app.storage.db.tables import Image, ImagePublic, Job, JobPublic, PresetPublic
 from app.storage.intake import IMAGE_CONTENT_TYPES
+from app.web import urls
 
 # An image answer is only ever an image: a browser may not sniff it into something else,
 # and opened on its own it is a sandboxed document that can run nothing and load nothing.
@@ -48,14 +49,6 @@ def image_headers(image_id: int, content_type: str) -> dict[str, str]:
 _ANSWER: TypeAdapter[Any] = TypeAdapter(Any)
 
 
-def image_url(image_id: int) -> str:
-    return f"/api/images/{image_id}"
-
-
-def thumbnail_url(image_id: int) -> str:
-    return f"/api/images/{image_id}/thumbnail"
-
-
 def job_parameters(job: Job | JobSummary) -> RecordedParameters:
     return RecordedParameters.from_columns(job)
 
@@ -75,8 +68,8 @@ def image_answer(image: Image | ImageSummary) -> dict[str, Any]:
         "content_type": image.content_type,
         "byte_size": image.byte_size,
         "sha256": image.sha256,
-        "url": image_url(image.id),
-        "thumbnail_url": thumbnail_url(image.id),
+        "url": urls.image(image.id),
+        "thumbnail_url": urls.thumbnail(image.id),
         "favourite": image.favourite,
         "deleted_at": image.deleted_at,
     }
@@ -109,20 +102,20 @@ def job_answer(item: JobWithImages | JobListItem) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "expires_at": job.expires_at,
         "images": [image_answer(image) for image in item.images],
-        "url": f"/jobs/{job.id}",
-        "api_url": f"/api/jobs/{job.id}",
+        "url": urls.job_page(job.id),
+        "api_url": urls.job_api(job.id),
         "remix_of": {
             "job_id": job.remix_of_job_id,
             "image_index": job.remix_of_image_index,
-            "url": f"/jobs/{job.remix_of_job_id}",
+            "url": urls.job_page(job.remix_of_job_id),
         }
         if job.remix_of_job_id is not None
         else None,
         "reference_images": [
             {
                 "image_id": image_id,
-                "url": image_url(image_id),
-                "thumbnail_url": thumbnail_url(image_id),
+                "url": urls.image(image_id),
+                "thumbnail_url": urls.thumbnail(image_id),
             }
             for image_id in job.reference_images or ()
         ],

@@ -1,0 +1,193 @@
+"""Every address the app writes comes from app/web/urls.py, and each of those is the path
+its route is served at: a route moved without its function there fails here, and so does
+a fast JSON writer whose literal copy of an address drifts from it."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from starlette.routing import Route
+
+from app.core.config import Settings
+from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary
+from app.storage.db.tables import ROW_ID_MAX, JobStatus
+from app.web import urls
+from app.web.factory import ROUTERS, create_app
+from app.web.gallery_views import gallery_page_json
+from app.web.views import job_page_json
+from tests.support.gallery_seed import GALLERY_ENTRY
+
+IDS = (1, 42, ROW_ID_MAX)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    data_dir: Path = tmp_path_factory.mktemp("urls") / "data"
+    return create_app(Settings(_env_file=None, data_dir=data_dir))
+
+
+def path_for(app: FastAPI, name: str, **params: int) -> str:
+    return str(app.url_path_for(name, **params))
+
+
+# Each function of urls.py, with what it must equal for an id (or two) on the built app.
+EXPECTED: dict[Callable[..., str], Callable[[FastAPI, int], str]] = {
+    urls.image: lambda app, n: path_for(app, "get_image", image_id=n),
+    urls.thumbnail: lambda app, n: path_for(app, "get_thumbnail", image_id=n),
+    urls.download: lambda app, n: path_for(app, "download_image", image_id=n),
+    urls.sidecar: lambda app, n: path_for(app, "download_sidecar", image_id=n),
+    urls.remix: lambda app, n: path_for(app, "playground") + f"?remix={n}",
+    urls.job_page: lambda app, n: path_for(app, "job_page", job_id=n),
+    urls.job_api: lambda app, n: path_for(app, "get_job", job_id=n),
+    urls.grid_page: lambda app, n: path_for(app, "grid_page", grid_id=n),
+    urls.grid_api: lambda app, n: path_for(app, "get_grid", grid_id=n),
+    urls.grid_zip: lambda app, n: path_for(app, "download_grid_zip", grid_id=n),
+    urls.contact_sheet: lambda app, n: path_for(app, "contact_sheet", grid_id=n),
+    urls.resume_grid: lambda app, n: path_for(app, "resume_grid", grid_id=n),
+    urls.collection_gallery: lambda app, n: path_for(app, "gallery_page") + f"?collection={n}",
+    urls.favourite_form: lambda app, n: path_for(app, "toggle_favourite", image_id=n),
+}
+WITHOUT_IDS: dict[Callable[[], str], str] = {
+    urls.resume_jobs: "resume_jobs",
+    urls.collections: "collections_page",
+}
+ROUTE_NAMES = {
+    "get_image",
+    "get_thumbnail",
+    "download_image",
+    "download_sidecar",
+    "playground",
+    "job_page",
+    "get_job",
+    "grid_page",
+    "get_grid",
+    "download_grid_zip",
+    "contact_sheet",
+    "resume_grid",
+    "gallery_page",
+    "toggle_favourite",
+    *WITHOUT_IDS.values(),
+}
+
+
+def test_every_address_function_is_checked_here() -> None:
+    written = {
+        name
+        for name, function in inspect.getmembers(urls, inspect.isfunction)
+        if function.__module__ == urls.__name__
+    }
+    checked = {function.__name__ for function in [*EXPECTED, *WITHOUT_IDS, urls.job_image]}
+    assert written == checked
+
+
+@pytest.mark.parametrize("number", IDS)
+@pytest.mark.parametrize("function", list(EXPECTED), ids=lambda function: function.__name__)
+def test_each_address_is_its_routes_path(
+    app: FastAPI, function: Callable[[int], str], number: int
+) -> None:
+    assert function(number) == EXPECTED[function](app, number)
+
+
+@pytest.mark.parametrize("function", list(WITHOUT_IDS), ids=lambda function: function.__name__)
+def test_each_fixed_address_is_its_routes_path(app: FastAPI, function: Callable[[], str]) -> None:
+    assert function() == path_for(app, WITHOUT_IDS[function])
+
+
+@pytest.mark.parametrize("number", IDS)
+def test_a_job_image_anchor_is_on_the_job_page(app: FastAPI, number: int) -> None:
+    assert urls.job_image(number, 7) == path_for(app, "job_page", job_id=number) + "#image-7"
+
+
+def test_each_route_named_here_is_one_route() -> None:
+    # `url_path_for` answers with the first route of a name: a second one would be unreachable.
+    routes = [route for router in ROUTERS for route in router.routes]
+    names = [route.name for route in routes if isinstance(route, Route)]
+    assert {name: names.count(name) for name in ROUTE_NAMES} == dict.fromkeys(ROUTE_NAMES, 1)
+
+
+def addresses(value: Any) -> Iterator[tuple[str, str]]:
+    """Every (key, value) of a parsed answer whose key names an address."""
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            if key == "url" or key.endswith("_url"):
+                yield key, inner
+            else:
+                yield from addresses(inner)
+    elif isinstance(value, list):
+        for inner in value:
+            yield from addresses(inner)
+
+
+@pytest.mark.parametrize("number", IDS)
+def test_the_fast_gallery_writer_writes_the_same_addresses(number: int) -> None:
+    entry = replace(GALLERY_ENTRY, image_id=number, job_id=number)
+    (item,) = json.loads(gallery_page_json([entry], None, trash_days=30))["items"]
+    assert sorted(addresses(item)) == sorted(
+        [
+            ("url", urls.image(number)),
+            ("thumbnail_url", urls.thumbnail(number)),
+            ("download_url", urls.download(number)),
+            ("sidecar_url", urls.sidecar(number)),
+            ("remix_url", urls.remix(number)),
+            ("url", urls.job_page(number)),
+        ]
+    )
+
+
+@pytest.mark.parametrize("number", IDS)
+def test_the_fast_job_writer_writes_the_same_addresses(number: int) -> None:
+    moment = datetime(2026, 11, 30, tzinfo=UTC)
+    job = JobSummary(
+        id=number,
+        status=JobStatus.COMPLETED,
+        model="seedream-4",
+        preset=None,
+        prompt="a lighthouse",
+        image_size="auto_2K",
+        custom_width=None,
+        custom_height=None,
+        seed=7,
+        num_images=1,
+        upstream_job_id="job_1",
+        error=None,
+        credit_cost=1.0,
+        credits_remaining=10.0,
+        created_at=moment,
+        submitted_at=moment,
+        finished_at=moment,
+        expires_at=None,
+        remix_of_job_id=number,
+        remix_of_image_index=0,
+        reference_images=[number],
+    )
+    image = ImageSummary(
+        id=number,
+        index=0,
+        width=8,
+        height=8,
+        content_type="image/png",
+        byte_size=1,
+        sha256="ab" * 32,
+        favourite=False,
+        deleted_at=None,
+    )
+    (item,) = json.loads(job_page_json([JobListItem(job, [image], None)], None))["items"]
+    assert sorted(addresses(item)) == sorted(
+        [
+            ("url", urls.job_page(number)),
+            ("api_url", urls.job_api(number)),
+            ("url", urls.job_page(number)),  # the job it remixes
+            ("url", urls.image(number)),
+            ("thumbnail_url", urls.thumbnail(number)),
+            ("url", urls.image(number)),  # its reference image
+            ("thumbnail_url", urls.thumbnail(number)),
+        ]
+    )
