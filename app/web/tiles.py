@@ -7,7 +7,8 @@ f-string, with the user's text (the prompt) escaped exactly as the templates
 escape it (markupsafe) and every other value an integer or a word of ours.
 Templates call `gallery_tiles(entries)`; the favourite form is the one
 `favourite_button` in gallery_macros.html makes, which the lightbox and job
-page swap in. Likewise the filter form's choices (`Options`): escaped once,
+page swap in (tests/test_gallery_markup.py renders both and compares them
+element by element). Likewise the filter form's choices (`Options`): escaped once,
 each request only marks the chosen one.
 """
 
