@@ -1,6 +1,6 @@
 """The gallery's pages: grid with search and endless scrolling, lightbox, compare,
-collections, trash and usage. Forms work without JavaScript; htmx and
-static/gallery.js make them smoother."""
+trash and usage (collections' own pages are app/web/collections_pages.py). Forms work
+without JavaScript; htmx and static/gallery.js make them smoother."""
 
 from __future__ import annotations
 
@@ -406,59 +406,6 @@ def compare_page(
     words = prompt_words([jobs[entry.job_id].prompt for entry in entries])
     context = {"entries": entries, "jobs": jobs, "rows": rows, "prompt_words": words}
     return templates.TemplateResponse(request, "compare.html", context)
-
-
-# --- Collections -------------------------------------------------------------------------
-
-
-@router.get("/collections", name="collections_page", response_class=HTMLResponse)
-def collections_page(request: Request, services: ServicesDep, templates: TemplatesDep) -> Response:
-    context = {"boards": boards.list_boards(services.db), "errors": {}, "values": {}}
-    return templates.TemplateResponse(request, "collections.html", context)
-
-
-@router.post("/collections", response_class=HTMLResponse)
-def create_collection_page(
-    request: Request,
-    services: ServicesDep,
-    templates: TemplatesDep,
-    name: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-) -> Response:
-    try:
-        board = boards.create_board(services.db, name=name, description=description)
-    except InvalidParameters as exc:
-        context = {
-            "boards": boards.list_boards(services.db),
-            "errors": exc.field_errors,
-            "values": {"name": name, "description": description},
-        }
-        return templates.TemplateResponse(request, "collections.html", context, status_code=422)
-    return RedirectResponse(urls.collection_gallery(board.id), status_code=303)
-
-
-@router.post("/collections/{collection_id}/edit")
-def edit_collection_page(
-    collection_id: int,
-    services: ServicesDep,
-    actor: ActorDep,
-    name: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-) -> Response:
-    boards.update_board(
-        services.db,
-        collection_id=collection_id,
-        actor=actor,
-        name=name,
-        description=description,
-    )
-    return RedirectResponse(urls.collection_gallery(collection_id), status_code=303)
-
-
-@router.post("/collections/{collection_id}/delete")
-def delete_collection_page(collection_id: int, services: ServicesDep, actor: ActorDep) -> Response:
-    boards.delete_board(services.db, collection_id=collection_id, actor=actor)
-    return RedirectResponse(urls.collections(), status_code=303)
 
 
 # --- Trash and usage ---------------------------------------------------------------------
