@@ -8,7 +8,6 @@ import inspect
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +16,13 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from app.core.config import Settings
-from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary
-from app.storage.db.tables import ROW_ID_MAX, JobStatus
+from app.features.jobs.reads import JobListItem
+from app.storage.db.tables import ROW_ID_MAX
 from app.web import urls
 from app.web.factory import ROUTERS, create_app
 from app.web.gallery_views import gallery_page_json
 from app.web.views import job_page_json
-from tests.support.gallery_seed import GALLERY_ENTRY
+from tests.support.gallery_seed import GALLERY_ENTRY, IMAGE_SUMMARY, JOB_SUMMARY
 
 IDS = (1, 42, ROW_ID_MAX)
 
@@ -144,41 +143,14 @@ def test_the_fast_gallery_writer_writes_the_same_addresses(number: int) -> None:
 
 @pytest.mark.parametrize("number", IDS)
 def test_the_fast_job_writer_writes_the_same_addresses(number: int) -> None:
-    moment = datetime(2026, 11, 30, tzinfo=UTC)
-    job = JobSummary(
+    job = replace(
+        JOB_SUMMARY,
         id=number,
-        status=JobStatus.COMPLETED,
-        model="seedream-4",
-        preset=None,
-        prompt="a lighthouse",
-        image_size="auto_2K",
-        custom_width=None,
-        custom_height=None,
-        seed=7,
-        num_images=1,
-        upstream_job_id="job_1",
-        error=None,
-        credit_cost=1.0,
-        credits_remaining=10.0,
-        created_at=moment,
-        submitted_at=moment,
-        finished_at=moment,
-        expires_at=None,
         remix_of_job_id=number,
         remix_of_image_index=0,
         reference_images=[number],
     )
-    image = ImageSummary(
-        id=number,
-        index=0,
-        width=8,
-        height=8,
-        content_type="image/png",
-        byte_size=1,
-        sha256="ab" * 32,
-        favourite=False,
-        deleted_at=None,
-    )
+    image = replace(IMAGE_SUMMARY, id=number)
     (item,) = json.loads(job_page_json([JobListItem(job, [image], None)], None))["items"]
     assert sorted(addresses(item)) == sorted(
         [
