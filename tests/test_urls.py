@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi import FastAPI
@@ -57,6 +58,7 @@ EXPECTED: dict[Callable[..., str], Callable[[FastAPI, int], str]] = {
 WITHOUT_IDS: dict[Callable[[], str], str] = {
     urls.resume_jobs: "resume_jobs",
     urls.collections: "collections_page",
+    urls.sign_in: "sign_in_page",
 }
 ROUTE_NAMES = {
     "get_image",
@@ -103,6 +105,13 @@ def test_each_fixed_address_is_its_routes_path(app: FastAPI, function: Callable[
 @pytest.mark.parametrize("number", IDS)
 def test_a_job_image_anchor_is_on_the_job_page(app: FastAPI, number: int) -> None:
     assert urls.job_image(number, 7) == path_for(app, "job_page", job_id=number) + "#image-7"
+
+
+@pytest.mark.parametrize("next_path", ["/", "/gallery?q=a b&favourite=1", "/jobs/7#image-1"])
+def test_sign_in_carries_where_to_go_next(app: FastAPI, next_path: str) -> None:
+    address = urls.sign_in(next_path)
+    assert address.startswith(path_for(app, "sign_in_page") + "?next=")
+    assert parse_qs(urlsplit(address).query) == {"next": [next_path]}
 
 
 def test_each_route_named_here_is_one_route() -> None:

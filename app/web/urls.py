@@ -13,6 +13,8 @@ page; the same test parses what they write and compares each address with these.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 
 def image(image_id: int) -> str:
     """Route `get_image`: the stored image's bytes."""
@@ -97,3 +99,8 @@ def collection_gallery(collection_id: int) -> str:
 def favourite_form(image_id: int) -> str:
     """Route `toggle_favourite`: where a tile's star posts."""
     return f"/gallery/images/{image_id}/favourite"
+
+
+def sign_in(next_path: str | None = None) -> str:
+    """Route `sign_in_page`; with `next_path`, where a signed-in person goes on to."""
+    return "/sign-in" if next_path is None else f"/sign-in?next={quote(next_path)}"
