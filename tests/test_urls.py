@@ -59,6 +59,9 @@ WITHOUT_IDS: dict[Callable[[], str], str] = {
     urls.resume_jobs: "resume_jobs",
     urls.collections: "collections_page",
     urls.sign_in: "sign_in_page",
+    urls.playground: "playground",
+    urls.account: "account_page",
+    urls.admin_people: "people_page",
 }
 ROUTE_NAMES = {
     "get_image",

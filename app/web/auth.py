@@ -39,7 +39,7 @@ def sign_in_page(
     next_page: Annotated[str | None, Query(alias="next")] = None,
 ) -> Response:
     if not getattr(request.state, "sign_in_on", False):
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(urls.playground(), status_code=303)
     return templates.TemplateResponse(
         request, "sign_in.html", {"next_page": safe_next(next_page), "name": ""}
     )
@@ -137,12 +137,12 @@ def _account_context(services: ServicesDep, user: User) -> dict[str, Any]:
     }
 
 
-@router.get("/account", response_class=HTMLResponse)
+@router.get("/account", name="account_page", response_class=HTMLResponse)
 def account_page(
     request: Request, services: ServicesDep, templates: TemplatesDep, user: CurrentUser
 ) -> Response:
     if user is None:
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(urls.playground(), status_code=303)
     return templates.TemplateResponse(request, "account.html", _account_context(services, user))
 
 
@@ -177,7 +177,7 @@ def revoke_token_page(
 ) -> Response:
     person = _signed_in(user)
     _revoke(services, person, token_id, ip)
-    return RedirectResponse("/account", status_code=303)
+    return RedirectResponse(urls.account(), status_code=303)
 
 
 @router.post("/account/password", response_class=HTMLResponse)

@@ -36,6 +36,11 @@ def sidecar(image_id: int) -> str:
     return f"/api/images/{image_id}/sidecar"
 
 
+def playground() -> str:
+    """Route `playground`: the form and the recent jobs."""
+    return "/"
+
+
 def remix(job_id: int) -> str:
     """Route `playground`, its form filled from the job."""
     return f"/?remix={job_id}"
@@ -104,3 +109,13 @@ def favourite_form(image_id: int) -> str:
 def sign_in(next_path: str | None = None) -> str:
     """Route `sign_in_page`; with `next_path`, where a signed-in person goes on to."""
     return "/sign-in" if next_path is None else f"/sign-in?next={quote(next_path)}"
+
+
+def account() -> str:
+    """Route `account_page`: a person's tokens and password."""
+    return "/account"
+
+
+def admin_people() -> str:
+    """Route `people_page`: the accounts an admin manages."""
+    return "/admin/people"
