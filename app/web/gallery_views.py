@@ -241,6 +241,7 @@ def _image_json(entry: GalleryEntry, trash_days: float) -> str:
     purge = purge_time(deleted, days=trash_days) if deleted else None
     # `encode_basestring` directly for the columns that are never null (`json_text` adds a
     # call per value: a tenth of the page's writing).
+    # The addresses are app/web/urls.py's, inline for the same reason (tests/test_urls.py).
     return (
         f'{{"id":{image},"job_id":{job},"index":{entry.index},'
         f'"width":{entry.width},"height":{entry.height},'

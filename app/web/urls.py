@@ -1,4 +1,5 @@
-"""Every address the app writes into an answer, a page or a redirect, one function each.
+"""Every address the app's code writes into an answer, a redirect or a tile, one function
+each (templates keep their own hrefs).
 
 Answers and pages are built without a request at hand (listings are written row by row,
 errors from the exception alone), so `request.url_for` is not there to ask; these plain

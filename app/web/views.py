@@ -139,6 +139,8 @@ def job_page_json(items: list[JobWithImages] | list[JobListItem], next_cursor: i
 
 
 def _job_json(item: JobWithImages | JobListItem) -> str:
+    # The addresses are app/web/urls.py's, inline: a call each per row is a share of the page
+    # (tests/test_urls.py holds them to urls.py).
     job = item.job
     costs = (job.credit_cost, job.credits_remaining)
     if any(cost is not None and not plain_float(cost) for cost in costs):
