@@ -5,15 +5,22 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
+import pytest
 from jinja2 import Environment
 from jinja2.filters import do_truncate
+from lxml.html import HtmlElement
 
+from app.core.config import Settings
 from app.features.gallery.listing import GalleryEntry
 from app.features.jobs.references import UPLOAD_MODEL
+from app.storage.db.tables import ROW_ID_MAX
+from app.web.factory import create_app
 from app.web.tiles import Options, render_tiles
 from tests.support.gallery_seed import GALLERY_ENTRY
-from tests.support.markup import one, text
+from tests.support.markup import attributes, one, parse, select, text
 
 HOSTILE = '"><script>alert(1)</script> & a lighthouse at dawn, ' + "watercolor " * 20
 
@@ -84,3 +91,37 @@ def test_tiles_name_a_model_other_than_the_apps_own() -> None:
         '<span class="tile-model">&lt;edit&gt;-model</span> edited',
         '<span class="tile-model">upload</span> uploaded',
     ]
+
+
+def shape(form: HtmlElement) -> list[tuple[Any, ...]]:
+    """The form element by element: tag, attributes and text (the tail too, inside it)."""
+    return [
+        (
+            element.tag,
+            attributes(element),
+            (element.text or "").strip(),
+            (element.tail or "").strip() if element is not form else "",
+        )
+        for element in form.iter()
+    ]
+
+
+@pytest.mark.parametrize("favourite", [False, True])
+def test_a_tiles_favourite_form_is_the_macros(tmp_path: Path, favourite: bool) -> None:
+    """The tiles write the `favourite_button` macro of gallery_macros.html out by hand, and
+    the lightbox and job page swap the macro's form in for a tile's: the two are one form."""
+    app = create_app(Settings(_env_file=None, data_dir=tmp_path / "data"))
+    env = app.state.templates.env
+    token = 'a"b<c>&d'
+    rows = [
+        entry(1, 'say "cheese" & <smile>', favourite=favourite),
+        entry(42, "a lighthouse", favourite=favourite),
+        replace(entry(1, HOSTILE, favourite=favourite), image_id=ROW_ID_MAX, job_id=ROW_ID_MAX),
+    ]
+    tiles = parse(render_tiles(env, rows, csrf_token=token))
+    macros = env.get_template("gallery_macros.html").make_module({"csrf_token": token})
+    for row in rows:
+        (tile_form,) = select(tiles, f"li#image-{row.image_id} form.fav-form")
+        macro_form = one(str(macros.favourite_button(row.image_id, row.favourite)), "form")
+        assert shape(tile_form) == shape(macro_form), row.image_id
+        assert one(tile_form, "button").get("aria-pressed") == str(favourite).lower()

@@ -14,14 +14,14 @@ import sqlalchemy as sa
 from pydantic import BaseModel
 
 from app.core.config import Settings
-from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary
+from app.features.jobs.reads import JobListItem
 from app.features.people import accounts
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobPage, JobStatus, utcnow
 from app.web.factory import create_app
 from app.web.gallery_views import GalleryImagePage, gallery_image, gallery_page_json
 from app.web.views import job_page_json, job_public
-from tests.support.gallery_seed import GALLERY_ENTRY, seed_gallery
+from tests.support.gallery_seed import GALLERY_ENTRY, IMAGE_SUMMARY, JOB_SUMMARY, seed_gallery
 
 pytestmark = pytest.mark.anyio
 
@@ -127,41 +127,7 @@ def test_gallery_items_written_directly_are_what_the_model_writes() -> None:
 
 
 def test_job_items_written_directly_are_what_the_model_writes() -> None:
-    moment = datetime(2026, 11, 30, 16, 11, 19, 839168, tzinfo=UTC)
-    job = JobSummary(
-        id=9,
-        status=JobStatus.COMPLETED,
-        model="seedream-4",
-        preset=None,
-        prompt="a lighthouse",
-        image_size="auto_2K",
-        custom_width=None,
-        custom_height=None,
-        seed=7,
-        num_images=2,
-        upstream_job_id="job_1",
-        error=None,
-        credit_cost=2.0,
-        credits_remaining=999999999998.0,
-        created_at=moment,
-        submitted_at=moment,
-        finished_at=None,
-        expires_at=datetime(2026, 12, 1, tzinfo=UTC),
-        remix_of_job_id=None,
-        remix_of_image_index=None,
-        reference_images=None,
-    )
-    image = ImageSummary(
-        id=3,
-        index=0,
-        width=2048,
-        height=2048,
-        content_type="image/png",
-        byte_size=5,
-        sha256="cd" * 32,
-        favourite=True,
-        deleted_at=None,
-    )
+    job, image = JOB_SUMMARY, IMAGE_SUMMARY
     items = [
         JobListItem(job, [image, replace(image, id=4, index=1, favourite=False)], "Ada"),
         JobListItem(

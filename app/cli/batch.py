@@ -30,6 +30,7 @@ from app.domain.batch_rows import (
     read_rows,
     results_path,
 )
+from app.web import urls
 
 CHECK_CHUNK = 1000
 
@@ -287,7 +288,7 @@ async def make_row(
         for image in job["images"]:
             files.append(
                 await remote.download(
-                    f"/api/images/{image['id']}/download", folder, prefix=f"row{row.number:04d}-"
+                    urls.download(image["id"]), folder, prefix=f"row{row.number:04d}-"
                 )
             )
     results.record(

@@ -29,6 +29,7 @@ from app.cli.runs import (
     typed_options,
     with_preset,
 )
+from app.web import urls
 
 
 @click.command(
@@ -185,7 +186,4 @@ async def follow_job(remote: Remote, job: dict[str, Any], output: Output) -> dic
 
 
 async def download_images(remote: Remote, job: dict[str, Any], folder: Path) -> list[Path]:
-    return [
-        await remote.download(f"/api/images/{image['id']}/download", folder)
-        for image in job["images"]
-    ]
+    return [await remote.download(urls.download(image["id"]), folder) for image in job["images"]]

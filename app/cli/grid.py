@@ -22,6 +22,7 @@ from app.cli.output import Output, credits_text, plural, waiting_text
 from app.cli.remote import Remote, RemoteError, chosen_server
 from app.cli.runs import field_names, read_prompt, run_key, size_fields, with_preset
 from app.domain.grid_axes import AxisSpec
+from app.web import urls
 
 AXIS_HELP = (
     "preset=A,B; seed=1,2,3 or seed=random:N; size=square_hd,2560x1440; num_images=; "
@@ -196,7 +197,7 @@ async def follow_grid(remote: Remote, made: dict[str, Any], output: Output) -> d
     async with output.progress(describe) as progress:
         delay = 0.5
         while True:
-            current: dict[str, Any] = await remote.get_json(f"/api/grids/{made['id']}")
+            current: dict[str, Any] = await remote.get_json(urls.grid_api(made["id"]))
             if current["done"] != done:
                 done, delay = current["done"], 0.5
                 progress.draw()

@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from app.cli.credentials import SERVER_VARIABLE, TOKEN_VARIABLE, BadServer, server_from
+from app.web import urls
 
 REQUEST_TIMEOUT_SECONDS = 90.0
 SEND_ATTEMPTS = 4
@@ -220,7 +221,8 @@ class Remote:
         return job, answer.headers.get("idempotent-replayed") == "true"
 
     async def job(self, job_id: int) -> dict[str, Any]:
-        return self._job(await self.get_json(f"/api/jobs/{job_id}"), f"GET /api/jobs/{job_id}")
+        path = urls.job_api(job_id)
+        return self._job(await self.get_json(path), f"GET {path}")
 
     def _job(self, document: dict[str, Any], where: str) -> dict[str, Any]:
         if not {"id", "status", "finished", "images", "parameters"} <= set(document):

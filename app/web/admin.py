@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.core.errors import Conflict, InvalidParameters, NotFoundError
 from app.features.people import accounts, audit, budgets
 from app.storage.db.tables import User, utcnow
+from app.web import urls
 from app.web.deps import AdminUser, ClientIP, ServicesDep, TemplatesDep
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -135,7 +136,7 @@ def _credits_field(raw: str, field: str) -> float | None:
 
 @router.get("")
 def admin_home(admin: AdminUser) -> Response:
-    return RedirectResponse("/admin/people", status_code=303)
+    return RedirectResponse(urls.admin_people(), status_code=303)
 
 
 def _people_page(
@@ -150,7 +151,7 @@ def _people_page(
     return templates.TemplateResponse(request, "admin_people.html", context, status_code=status)
 
 
-@router.get("/people", response_class=HTMLResponse)
+@router.get("/people", name="people_page", response_class=HTMLResponse)
 def people_page(
     request: Request, services: ServicesDep, templates: TemplatesDep, admin: AdminUser
 ) -> Response:
@@ -172,7 +173,7 @@ def add_person_page(
         add_person(services, actor=admin, ip=ip, name=name, password=password, is_admin=is_admin)
     except InvalidParameters as exc:
         return _people_page(request, services, templates, errors=exc.field_errors, name=name)
-    return RedirectResponse("/admin/people", status_code=303)
+    return RedirectResponse(urls.admin_people(), status_code=303)
 
 
 @router.post("/people/{user_id}", response_class=HTMLResponse)
@@ -202,7 +203,7 @@ def change_person_page(
         )
     except InvalidParameters as exc:
         return _people_page(request, services, templates, errors=exc.field_errors)
-    return RedirectResponse("/admin/people", status_code=303)
+    return RedirectResponse(urls.admin_people(), status_code=303)
 
 
 @router.post("/people/{user_id}/remove", response_class=HTMLResponse)
@@ -218,7 +219,7 @@ def remove_person_page(
         remove_person(services, actor=admin, ip=ip, user_id=user_id)
     except InvalidParameters as exc:
         return _people_page(request, services, templates, errors=exc.field_errors)
-    return RedirectResponse("/admin/people", status_code=303)
+    return RedirectResponse(urls.admin_people(), status_code=303)
 
 
 @router.get("/spend", response_class=HTMLResponse)

@@ -24,6 +24,7 @@ from app.features.jobs.submission import rules_for_run, submit_job
 from app.features.models.live_rules import RulesInForce
 from app.features.people.budgets import BudgetExceeded, check_budget_before
 from app.storage.db.tables import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
+from app.web import urls
 from app.web.conditional import ACCEPT_RANGES, bytes_answer, none_match
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
@@ -269,7 +270,7 @@ async def create_job(
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
-    response.headers["Location"] = f"/api/jobs/{job.id}"
+    response.headers["Location"] = urls.job_api(job.id)
     return await run_in_threadpool(_load_job, services, job.id)
 
 
@@ -334,13 +335,14 @@ def list_jobs(
 
 
 # `:int`: /api/jobs/check is another address, whatever the method asked of it.
-@router.get("/jobs/{job_id:int}", response_model=JobPublic)
+@router.get("/jobs/{job_id:int}", name="get_job", response_model=JobPublic)
 def get_job(job_id: int, services: ServicesDep) -> JobPublic:
     return _load_job(services, job_id)
 
 
 @router.get(
     "/images/{image_id}",
+    name="get_image",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
@@ -374,6 +376,7 @@ def get_image(image_id: int, request: Request, services: ServicesDep) -> Respons
 
 @router.get(
     "/images/{image_id}/thumbnail",
+    name="get_thumbnail",
     response_class=Response,
     responses={200: {"content": {"image/webp": {}}}},
 )

@@ -20,6 +20,7 @@ from app.core.errors import (
 from app.core.text import Line, WordedLine
 from app.features.people import accounts, audit, budgets, throttle
 from app.storage.db.tables import User, utcnow
+from app.web import urls
 from app.web.deps import BrowserUser, ClientIP, CurrentUser, ServicesDep, TemplatesDep
 from app.web.gate import SESSION_COOKIE
 from app.web.redirects import safe_next
@@ -31,14 +32,14 @@ api_router = APIRouter(prefix="/api", tags=["account"])
 # --- Signing in and out ------------------------------------------------------------
 
 
-@router.get("/sign-in", response_class=HTMLResponse)
+@router.get("/sign-in", name="sign_in_page", response_class=HTMLResponse)
 def sign_in_page(
     request: Request,
     templates: TemplatesDep,
     next_page: Annotated[str | None, Query(alias="next")] = None,
 ) -> Response:
     if not getattr(request.state, "sign_in_on", False):
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(urls.playground(), status_code=303)
     return templates.TemplateResponse(
         request, "sign_in.html", {"next_page": safe_next(next_page), "name": ""}
     )
@@ -111,7 +112,7 @@ def sign_out(request: Request, services: ServicesDep, user: CurrentUser, ip: Cli
         accounts.end_session(services.db, token=token)
     if user is not None:
         audit.record(services.db, action=audit.Action.SIGN_OUT, user=user, ip=ip)
-    response = RedirectResponse("/sign-in", status_code=303)
+    response = RedirectResponse(urls.sign_in(), status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
@@ -136,12 +137,12 @@ def _account_context(services: ServicesDep, user: User) -> dict[str, Any]:
     }
 
 
-@router.get("/account", response_class=HTMLResponse)
+@router.get("/account", name="account_page", response_class=HTMLResponse)
 def account_page(
     request: Request, services: ServicesDep, templates: TemplatesDep, user: CurrentUser
 ) -> Response:
     if user is None:
-        return RedirectResponse("/", status_code=303)
+        return RedirectResponse(urls.playground(), status_code=303)
     return templates.TemplateResponse(request, "account.html", _account_context(services, user))
 
 
@@ -176,7 +177,7 @@ def revoke_token_page(
 ) -> Response:
     person = _signed_in(user)
     _revoke(services, person, token_id, ip)
-    return RedirectResponse("/account", status_code=303)
+    return RedirectResponse(urls.account(), status_code=303)
 
 
 @router.post("/account/password", response_class=HTMLResponse)
@@ -223,7 +224,7 @@ def change_password_page(
         detail="API tokens revoked" if revoke_tokens else "",
     )
     # The new password signed every session out, this one too.
-    return RedirectResponse("/sign-in", status_code=303)
+    return RedirectResponse(urls.sign_in(), status_code=303)
 
 
 def _revoke(services: ServicesDep, person: User, token_id: int, ip: str | None) -> None:

@@ -23,6 +23,7 @@ from app.core.errors import (
 )
 from app.domain.runs import field_errors
 from app.storage.db.engine import is_number_out_of_range
+from app.web import urls
 from app.web.ops import MACHINE_PATHS
 from app.web.problems import problem_response
 
@@ -131,7 +132,7 @@ async def _playground_error(request: Request, exc: Exception) -> Response:
         extra["fields"] = exc.field_errors
     if isinstance(exc, SubmissionFailed):
         extra["job_id"] = exc.job_id
-        extra["job_url"] = f"/api/jobs/{exc.job_id}"
+        extra["job_url"] = urls.job_api(exc.job_id)
     if (
         isinstance(exc, SubmissionFailed | UpstreamBusy | TooManyAttempts)
         and exc.retry_after is not None

@@ -15,7 +15,6 @@ Changes are heard as the htmx stream hears them (app/features/jobs/events.py).
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Annotated
@@ -27,15 +26,13 @@ from fastapi.responses import StreamingResponse
 from app.core.errors import InvalidParameters
 from app.features.jobs import reads
 from app.features.jobs.events import (
-    HEARTBEAT_SECONDS,
-    RECONNECT_MILLISECONDS,
     Shown,
     format_event,
-    next_look,
     parse_job_ids,
     shown_states,
 )
 from app.storage.db.tables import FINISHED_STATUSES, JobStatus
+from app.web import sse
 from app.web.deps import ServicesDep
 from app.web.services import Services
 from app.web.views import job_public
@@ -124,38 +121,28 @@ async def stream_job_events(
     states = await run_in_threadpool(lambda: shown_states(services.db, job_ids=job_ids))
     if watch.done(states):
         return Response(status_code=204)
-    return StreamingResponse(
-        _stream(services, watch),
-        media_type="text/event-stream",
-        # Proxies must pass each message on at once, not buffer the stream.
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    return sse.event_stream(
+        sse.follow(
+            services.events,
+            read=lambda: shown_states(services.db, job_ids=job_ids),
+            send=lambda states: _changes(services, watch, states),
+            finished=watch.done,
+        )
     )
 
 
-async def _stream(services: Services, watch: ResumableWatch) -> AsyncIterator[str]:
-    yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
-    with services.events.listen() as listener:
-        last_sent = time.monotonic()
-        while True:
-            states = await run_in_threadpool(
-                lambda: shown_states(services.db, job_ids=watch.job_ids)
-            )
-            for job_id in watch.changed(states):
-                found = await run_in_threadpool(_job_now, services, job_id)
-                if found is None:  # deleted since the look
-                    continue
-                # The state of the job as read, which may be newer than the look's.
-                shown, job = found
-                if watch.held.get(job_id) == state_token(shown):
-                    continue
-                yield format_event("job", job, event_id=watch.hold(job_id, shown))
-                last_sent = time.monotonic()
-            if watch.done(states):
-                return
-            if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
-                yield ": keep-alive\n\n"
-                last_sent = time.monotonic()
-            await next_look(listener)
+async def _changes(
+    services: Services, watch: ResumableWatch, states: dict[int, Shown]
+) -> AsyncIterator[str]:
+    for job_id in watch.changed(states):
+        found = await run_in_threadpool(_job_now, services, job_id)
+        if found is None:  # deleted since the look
+            continue
+        # The state of the job as read, which may be newer than the look's.
+        shown, job = found
+        if watch.held.get(job_id) == state_token(shown):
+            continue
+        yield format_event("job", job, event_id=watch.hold(job_id, shown))
 
 
 def _job_now(services: Services, job_id: int) -> tuple[Shown, str] | None:

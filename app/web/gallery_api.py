@@ -1,4 +1,5 @@
-"""The gallery's JSON API: search, images, favourites, collections, trash, downloads, usage."""
+"""The gallery's JSON API: search, images, favourites, downloads, usage (collections and
+the trash have routers of their own: app/web/collections_api.py, app/web/trash_api.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from fastapi.responses import StreamingResponse
 
 from app.core.errors import InvalidParameters, NotFoundError
 from app.domain.code_examples import code_examples, run_url
-from app.features.gallery import boards, lookups, trash
+from app.features.gallery import boards, lookups
 from app.features.gallery import listing as gallery
 from app.features.gallery.compare import COMPARE_MAX, compare_entries, compare_rows
 from app.features.gallery.downloads import (
@@ -25,45 +26,36 @@ from app.features.gallery.listing import GalleryEntry
 from app.features.gallery.usage import usage, usage_range
 from app.features.jobs import reads
 from app.features.jobs.again import submit_new_seed
-from app.features.people import audit
-from app.features.people.permissions import Actor
 from app.storage.db.tables import Job, JobPage, JobPublic
+from app.web import urls
 from app.web.conditional import bytes_answer
-from app.web.deps import ActorDep, ClientIP, CurrentUser, ServicesDep
+from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
 from app.web.gallery_params import (
     DAY_SCHEMA,
-    DEFAULT_LIMIT,
     FILTERS_OPENAPI,
     PAGE_OPENAPI,
-    CursorDep,
     FiltersDep,
     GalleryQueryDep,
     ImageIdItem,
-    LimitQuery,
     optional_day,
 )
 from app.web.gallery_views import (
-    CollectionCreate,
-    CollectionPublic,
     CollectionRef,
-    CollectionUpdate,
     ComparePublic,
     CountAnswer,
     FavouriteUpdate,
     GalleryImage,
     GalleryImageDetail,
     GalleryImagePage,
-    ImageIds,
     ReproducePublic,
     UsagePublic,
-    collection_public,
     compare_row_public,
     gallery_image,
     gallery_page_json,
     usage_public,
 )
-from app.web.paging import IdCursorQuery, id_cursor, link_next, next_link
+from app.web.paging import IdCursorQuery, id_cursor, next_link
 from app.web.services import Services
 from app.web.views import image_headers, job_page_json, job_public
 
@@ -227,7 +219,7 @@ async def same_prompt_new_seed(
         response.headers["Idempotent-Replayed"] = "true"
     assert job.id is not None
     new_id = job.id
-    response.headers["Location"] = f"/api/jobs/{new_id}"
+    response.headers["Location"] = urls.job_api(new_id)
 
     def load() -> JobPublic:
         item = reads.get_job(services.db, job_id=new_id)
@@ -268,116 +260,6 @@ def compare(
     )
 
 
-# --- Collections -------------------------------------------------------------------------
-
-
-@router.get("/collections", response_model=list[CollectionPublic])
-def list_collections(services: ServicesDep) -> list[CollectionPublic]:
-    return [collection_public(board) for board in boards.list_boards(services.db)]
-
-
-@router.post("/collections", status_code=201, response_model=CollectionPublic)
-def create_collection(body: CollectionCreate, services: ServicesDep) -> CollectionPublic:
-    board = boards.create_board(services.db, name=body.name, description=body.description)
-    return collection_public(board)
-
-
-@router.get("/collections/{collection_id}", response_model=CollectionPublic)
-def get_collection(collection_id: int, services: ServicesDep) -> CollectionPublic:
-    return collection_public(boards.get_board(services.db, collection_id=collection_id))
-
-
-@router.patch("/collections/{collection_id}", response_model=CollectionPublic)
-def update_collection(
-    collection_id: int, body: CollectionUpdate, services: ServicesDep, actor: ActorDep
-) -> CollectionPublic:
-    """Change the fields the body names; one left out stays as it is."""
-    board = boards.update_board(
-        services.db,
-        collection_id=collection_id,
-        actor=actor,
-        name=body.name,
-        description=body.description,
-    )
-    return collection_public(board)
-
-
-@router.delete("/collections/{collection_id}", status_code=204)
-def delete_collection(collection_id: int, services: ServicesDep, actor: ActorDep) -> Response:
-    """Delete the collection; its images stay in the gallery."""
-    boards.delete_board(services.db, collection_id=collection_id, actor=actor)
-    return Response(status_code=204)
-
-
-@router.post("/collections/{collection_id}/images", response_model=CountAnswer)
-def add_to_collection(collection_id: int, body: ImageIds, services: ServicesDep) -> CountAnswer:
-    added = boards.add_images(services.db, collection_id=collection_id, image_ids=body.image_ids)
-    return CountAnswer(count=added)
-
-
-@router.delete("/collections/{collection_id}/images/{image_id}", response_model=CountAnswer)
-def remove_from_collection(collection_id: int, image_id: int, services: ServicesDep) -> CountAnswer:
-    removed = boards.remove_images(services.db, collection_id=collection_id, image_ids=[image_id])
-    return CountAnswer(count=removed)
-
-
-# --- Trash -------------------------------------------------------------------------------
-
-
-@router.get("/trash", response_model=GalleryImagePage)
-def list_trash(
-    request: Request,
-    response: Response,
-    services: ServicesDep,
-    cursor: CursorDep,
-    limit: LimitQuery = DEFAULT_LIMIT,
-) -> GalleryImagePage:
-    """Trashed images, each with the moment it will be purged (reading never purges)."""
-    page = gallery.search_images(
-        services.db,
-        cursor=cursor,
-        limit=limit,
-        trash=True,
-        trashed_after=trash.expiry_cutoff(days=services.settings.trash_days),
-    )
-    link_next(response, request, page.next_cursor)
-    return GalleryImagePage(
-        items=[_image(services, entry) for entry in page.items],
-        next_cursor=str(page.next_cursor) if page.next_cursor else None,
-    )
-
-
-def _change_trash(
-    services: Services, actor: Actor, action: audit.Action, image_ids: list[int]
-) -> CountAnswer:
-    count = trash.change(
-        services.db,
-        services.blobs,
-        actor=actor,
-        action=action,
-        image_ids=image_ids,
-        days=services.settings.trash_days,
-    )
-    return CountAnswer(count=count)
-
-
-@router.post("/trash", response_model=CountAnswer)
-def move_to_trash(body: ImageIds, services: ServicesDep, actor: ActorDep) -> CountAnswer:
-    """Move images to the trash; they can be restored for `PLAYGROUND_TRASH_DAYS` days."""
-    return _change_trash(services, actor, audit.Action.DELETE, body.image_ids)
-
-
-@router.post("/trash/restore", response_model=CountAnswer)
-def restore(body: ImageIds, services: ServicesDep, actor: ActorDep) -> CountAnswer:
-    return _change_trash(services, actor, audit.Action.RESTORE, body.image_ids)
-
-
-@router.post("/trash/purge", response_model=CountAnswer)
-def purge(body: ImageIds, services: ServicesDep, actor: ActorDep) -> CountAnswer:
-    """Delete trashed images for good, now."""
-    return _change_trash(services, actor, audit.Action.PURGE, body.image_ids)
-
-
 # --- Taking images away ------------------------------------------------------------------
 
 
@@ -387,6 +269,7 @@ def _attachment(name: str) -> str:
 
 @router.get(
     "/images/{image_id}/download",
+    name="download_image",
     response_class=StreamingResponse,
     responses={
         200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
@@ -414,7 +297,11 @@ def download_image(image_id: int, request: Request, services: ServicesDep) -> Re
     )
 
 
-@router.get("/images/{image_id}/sidecar", responses={200: {"content": {"application/json": {}}}})
+@router.get(
+    "/images/{image_id}/sidecar",
+    name="download_sidecar",
+    responses={200: {"content": {"application/json": {}}}},
+)
 def download_sidecar(image_id: int, services: ServicesDep) -> Response:
     """The image's parameters and provenance as a JSON file."""
     entry = _entry_or_404(services, image_id)

@@ -1,6 +1,6 @@
 """The gallery's pages: grid with search and endless scrolling, lightbox, compare,
-collections, trash and usage. Forms work without JavaScript; htmx and
-static/gallery.js make them smoother."""
+trash and usage (collections' own pages are app/web/collections_pages.py). Forms work
+without JavaScript; htmx and static/gallery.js make them smoother."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ from app.features.jobs.again import submit_new_seed
 from app.features.jobs.reads import get_job
 from app.features.people import audit
 from app.storage.db.tables import Job, JobStatus
+from app.web import urls
 from app.web.charts import credits_chart
 from app.web.deps import (
     ActorDep,
@@ -132,7 +133,7 @@ def _gallery_context(
     }
 
 
-@router.get("/gallery", response_class=HTMLResponse)
+@router.get("/gallery", name="gallery_page", response_class=HTMLResponse)
 def gallery_page(
     request: Request,
     services: ServicesDep,
@@ -212,7 +213,9 @@ def lightbox(
     return templates.TemplateResponse(request, "partials/_lightbox.html", context)
 
 
-@router.post("/gallery/images/{image_id}/favourite", response_class=HTMLResponse)
+@router.post(
+    "/gallery/images/{image_id}/favourite", name="toggle_favourite", response_class=HTMLResponse
+)
 def toggle_favourite(
     image_id: int,
     request: Request,
@@ -375,7 +378,7 @@ async def new_seed_page(
     except SubmissionFailed as failure:
         new_id = failure.job_id
     assert new_id is not None
-    url = f"/jobs/{new_id}"
+    url = urls.job_page(new_id)
     if is_htmx(request) and request.headers.get("HX-Target") == "output":
         # From the playground's output: the new job takes its place there.
         item = await run_in_threadpool(lambda: get_job(services.db, job_id=new_id))
@@ -403,59 +406,6 @@ def compare_page(
     words = prompt_words([jobs[entry.job_id].prompt for entry in entries])
     context = {"entries": entries, "jobs": jobs, "rows": rows, "prompt_words": words}
     return templates.TemplateResponse(request, "compare.html", context)
-
-
-# --- Collections -------------------------------------------------------------------------
-
-
-@router.get("/collections", response_class=HTMLResponse)
-def collections_page(request: Request, services: ServicesDep, templates: TemplatesDep) -> Response:
-    context = {"boards": boards.list_boards(services.db), "errors": {}, "values": {}}
-    return templates.TemplateResponse(request, "collections.html", context)
-
-
-@router.post("/collections", response_class=HTMLResponse)
-def create_collection_page(
-    request: Request,
-    services: ServicesDep,
-    templates: TemplatesDep,
-    name: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-) -> Response:
-    try:
-        board = boards.create_board(services.db, name=name, description=description)
-    except InvalidParameters as exc:
-        context = {
-            "boards": boards.list_boards(services.db),
-            "errors": exc.field_errors,
-            "values": {"name": name, "description": description},
-        }
-        return templates.TemplateResponse(request, "collections.html", context, status_code=422)
-    return RedirectResponse(f"/gallery?collection={board.id}", status_code=303)
-
-
-@router.post("/collections/{collection_id}/edit")
-def edit_collection_page(
-    collection_id: int,
-    services: ServicesDep,
-    actor: ActorDep,
-    name: Annotated[str, Form()] = "",
-    description: Annotated[str, Form()] = "",
-) -> Response:
-    boards.update_board(
-        services.db,
-        collection_id=collection_id,
-        actor=actor,
-        name=name,
-        description=description,
-    )
-    return RedirectResponse(f"/gallery?collection={collection_id}", status_code=303)
-
-
-@router.post("/collections/{collection_id}/delete")
-def delete_collection_page(collection_id: int, services: ServicesDep, actor: ActorDep) -> Response:
-    boards.delete_board(services.db, collection_id=collection_id, actor=actor)
-    return RedirectResponse("/collections", status_code=303)
 
 
 # --- Trash and usage ---------------------------------------------------------------------

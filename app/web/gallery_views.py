@@ -17,14 +17,13 @@ from app.features.gallery.listing import GalleryEntry
 from app.features.gallery.trash import purge_time
 from app.features.gallery.usage import Usage
 from app.storage.db.tables import IMAGE_RECORD, ROW_ID_MAX, JobStatus
+from app.web import urls
 from app.web.views import (
-    image_url,
     json_float,
     json_moment,
     json_text,
     parameters_json,
     plain_float,
-    thumbnail_url,
 )
 
 
@@ -194,11 +193,11 @@ def gallery_image_answer(entry: GalleryEntry, *, trash_days: float) -> dict[str,
         "job_id": entry.job_id,
         **{name: getattr(entry, name) for name in IMAGE_RECORD if name != "id"},
         "purge_at": purge_time(entry.deleted_at, days=trash_days) if entry.deleted_at else None,
-        "url": image_url(entry.image_id),
-        "thumbnail_url": thumbnail_url(entry.image_id),
-        "download_url": f"/api/images/{entry.image_id}/download",
-        "sidecar_url": f"/api/images/{entry.image_id}/sidecar",
-        "remix_url": f"/?remix={entry.job_id}",
+        "url": urls.image(entry.image_id),
+        "thumbnail_url": urls.thumbnail(entry.image_id),
+        "download_url": urls.download(entry.image_id),
+        "sidecar_url": urls.sidecar(entry.image_id),
+        "remix_url": urls.remix(entry.job_id),
         "job": {
             "id": entry.job_id,
             "model": entry.model,
@@ -207,7 +206,7 @@ def gallery_image_answer(entry: GalleryEntry, *, trash_days: float) -> dict[str,
             "parameters": RecordedParameters.from_columns(entry),
             "credit_cost": entry.credit_cost,
             "created_at": entry.created_at,
-            "url": f"/jobs/{entry.job_id}",
+            "url": urls.job_page(entry.job_id),
         },
     }
 
@@ -235,6 +234,7 @@ def _image_json(entry: GalleryEntry, trash_days: float) -> str:
     purge = purge_time(deleted, days=trash_days) if deleted else None
     # `encode_basestring` directly for the columns that are never null (`json_text` adds a
     # call per value: a tenth of the page's writing).
+    # The addresses are app/web/urls.py's, inline for the same reason (tests/test_urls.py).
     return (
         f'{{"id":{image},"job_id":{job},"index":{entry.index},'
         f'"width":{entry.width},"height":{entry.height},'
@@ -259,10 +259,10 @@ def collection_public(board: Board) -> CollectionPublic:
         name=board.name,
         description=board.description,
         image_count=board.image_count,
-        cover_thumbnail_url=thumbnail_url(board.cover_image_id) if board.cover_image_id else None,
+        cover_thumbnail_url=urls.thumbnail(board.cover_image_id) if board.cover_image_id else None,
         created_at=board.created_at,
         updated_at=board.updated_at,
-        gallery_url=f"/gallery?collection={board.id}",
+        gallery_url=urls.collection_gallery(board.id),
     )
 
 

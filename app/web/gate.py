@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
-from urllib.parse import quote
 
 import anyio
 from starlette.requests import Request, cookie_parser
@@ -46,6 +45,7 @@ from app.core.signing import mask_token
 from app.features.jobs import callbacks as webhooks
 from app.features.people.access import Access, caller_is_local, host_is_loopback
 from app.features.people.credentials import Credential
+from app.web import urls
 from app.web.ops import MACHINE_PATHS, PROBE_PATHS
 from app.web.problems import problem_response
 from app.web.services import Services
@@ -235,10 +235,8 @@ def _ask_to_sign_in(request: Request) -> Response:
     if request.headers.get("hx-request"):
         current = request.headers.get("hx-current-url", "")
         page = current.split(request.headers.get("host", ""), 1)[-1] if current else here
-        return Response(
-            status_code=401, headers={"HX-Redirect": f"/sign-in?next={quote(page or '/')}"}
-        )
-    return RedirectResponse(f"/sign-in?next={quote(here)}", status_code=303)
+        return Response(status_code=401, headers={"HX-Redirect": urls.sign_in(page or "/")})
+    return RedirectResponse(urls.sign_in(here), status_code=303)
 
 
 # --- Cross-site requests: a dependency of every route -------------------------------------

@@ -3,14 +3,12 @@ fill in live, find it again among the grids, remix it."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
-from fastapi.templating import Jinja2Templates
 
 from app.core.errors import InvalidParameters, NotFoundError
 from app.domain import grid_plans as grids
@@ -19,14 +17,10 @@ from app.domain.grid_plans import MAX_CELLS
 from app.domain.presets import PRESETS_BY_SLUG
 from app.domain.rules import default_size
 from app.features.grids import records as grid_records
-from app.features.jobs.events import (
-    HEARTBEAT_SECONDS,
-    RECONNECT_MILLISECONDS,
-    format_event,
-    next_look,
-)
+from app.features.jobs.events import format_event
 from app.features.models import team_presets
 from app.storage.db.tables import ROW_ID_MAX
+from app.web import sse, urls
 from app.web.cards import render_cells, sheet_shape
 from app.web.deps import ServicesDep, TemplatesDep, current_user, is_htmx
 from app.web.grid_form import GridForm
@@ -155,13 +149,14 @@ async def create_grid(request: Request, services: ServicesDep, templates: Templa
                 headers={"HX-Retarget": "#grid-form", "HX-Reswap": "outerHTML"},
             )
         return templates.TemplateResponse(request, "grid_new.html", context, status_code=422)
-    url = f"/grids/{grid.id}"
+    assert grid.id is not None
+    url = urls.grid_page(grid.id)
     if is_htmx(request):
         return Response(status_code=204, headers={"HX-Redirect": url})
     return RedirectResponse(url, status_code=303)
 
 
-@router.get("/grids/{grid_id}", response_class=HTMLResponse)
+@router.get("/grids/{grid_id}", name="grid_page", response_class=HTMLResponse)
 async def grid_page(
     grid_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
 ) -> Response:
@@ -187,39 +182,26 @@ async def grid_events(
 ) -> StreamingResponse:
     """The grid's cells as they change, until every one has finished."""
     await run_in_threadpool(lambda: grid_records.require_grid(services.db, grid_id=grid_id))
-    return StreamingResponse(
-        _stream(services, templates, grid_id),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-async def _stream(
-    services: Services, templates: Jinja2Templates, grid_id: int
-) -> AsyncIterator[str]:
-    yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
     sent: dict[int, grid_records.CellState] = {}
-    with services.events.listen() as listener:
-        last_sent = time.monotonic()
-        while True:
-            states = await run_in_threadpool(
-                lambda: grid_records.cell_states(services.db, grid_id=grid_id)
-            )
-            changed = {
-                position for position, state in states.items() if sent.get(position) != state
-            }
-            if changed:
-                cells = await run_in_threadpool(render_cells, services, templates, grid_id, changed)
-                sent.update((position, states[position]) for position in changed)
-                yield format_event("cells", cells)
-                last_sent = time.monotonic()
-            if all(grid_records.state_finished(state) for state in states.values()):
-                yield format_event("done", "")
-                return
-            if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
-                yield ": keep-alive\n\n"
-                last_sent = time.monotonic()
-            await next_look(listener)
+
+    async def send(states: dict[int, grid_records.CellState]) -> AsyncIterator[str]:
+        changed = {position for position, state in states.items() if sent.get(position) != state}
+        if changed:
+            cells = await run_in_threadpool(render_cells, services, templates, grid_id, changed)
+            sent.update((position, states[position]) for position in changed)
+            yield format_event("cells", cells)
+
+    return sse.event_stream(
+        sse.follow(
+            services.events,
+            read=lambda: grid_records.cell_states(services.db, grid_id=grid_id),
+            send=send,
+            finished=lambda states: all(
+                grid_records.state_finished(state) for state in states.values()
+            ),
+            closing=format_event("done", ""),
+        )
+    )
 
 
 @router.get("/grids/{grid_id}/cells", response_class=HTMLResponse)

@@ -21,6 +21,7 @@ from app.features.grids import records as grid_records
 from app.features.grids.contact_sheet import render_contact_sheet
 from app.features.jobs import reads
 from app.storage.db.tables import ImagePublic, JobStatus
+from app.web import urls
 from app.web.deps import CurrentUser, ServicesDep
 from app.web.paging import IdCursorQuery, id_cursor, link_next
 from app.web.services import Services
@@ -176,9 +177,9 @@ def grid_public(view: grid_records.GridView) -> GridPublic:
         done=view.done_count,
         cells=[cell_public(cell) for cell in view.cells],
         remix_of=grid.remix_of_grid_id,
-        url=f"/grids/{grid.id}",
-        zip_url=f"/api/grids/{grid.id}/zip",
-        contact_sheet_url=f"/api/grids/{grid.id}/contact-sheet.png",
+        url=urls.grid_page(grid.id),
+        zip_url=urls.grid_zip(grid.id),
+        contact_sheet_url=urls.contact_sheet(grid.id),
         created_at=grid.created_at,
     )
 
@@ -213,7 +214,7 @@ async def create_grid(
     if not created:
         response.headers["Idempotent-Replayed"] = "true"
     assert grid.id is not None
-    response.headers["Location"] = f"/api/grids/{grid.id}"
+    response.headers["Location"] = urls.grid_api(grid.id)
     view = await run_in_threadpool(grid_or_404, services, grid.id)
     return grid_public(view)
 
@@ -240,7 +241,7 @@ def list_grids(
                 cells=item.cells,
                 done=item.done,
                 estimated_credits=item.grid.estimated_credits,
-                url=f"/grids/{item.grid.id}",
+                url=urls.grid_page(item.grid.id or 0),
                 created_at=item.grid.created_at,
             )
             for item in page
@@ -250,7 +251,7 @@ def list_grids(
 
 
 # `:int`: /api/grids/plan is another address, whatever the method asked of it.
-@router.get("/grids/{grid_id:int}", response_model=GridPublic)
+@router.get("/grids/{grid_id:int}", name="get_grid", response_model=GridPublic)
 async def get_grid(grid_id: int, services: ServicesDep) -> GridPublic:
     """The grid, every cell with its job's state and images."""
     view = await run_in_threadpool(grid_or_404, services, grid_id)
@@ -264,6 +265,7 @@ def grid_images(view: grid_records.GridView) -> list[int]:
 
 @router.get(
     "/grids/{grid_id}/zip",
+    name="download_grid_zip",
     response_class=StreamingResponse,
     responses={200: {"content": {"application/zip": {}}}},
 )
@@ -297,6 +299,7 @@ def download_grid_zip(grid_id: int, services: ServicesDep) -> Response:
 
 @router.get(
     "/grids/{grid_id}/contact-sheet.png",
+    name="contact_sheet",
     response_class=Response,
     responses={200: {"content": {"image/png": {}}}},
 )

@@ -7,28 +7,24 @@ recent jobs, or in a preset comparison.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, StreamingResponse
-from fastapi.templating import Jinja2Templates
 
 from app.core.errors import InvalidParameters
 from app.features.jobs.events import (
-    HEARTBEAT_SECONDS,
-    RECONNECT_MILLISECONDS,
     JobWatch,
+    Shown,
     format_event,
-    next_look,
     parse_job_ids,
     shown_states,
 )
+from app.web import sse
 from app.web.cards import render_cards
 from app.web.deps import ServicesDep, TemplatesDep
-from app.web.services import Services
 
 router = APIRouter(include_in_schema=False)
 
@@ -47,37 +43,23 @@ async def job_events(
     ids: IdsQuery, services: ServicesDep, templates: TemplatesDep
 ) -> StreamingResponse:
     watch = JobWatch(_job_ids(ids))
-    return StreamingResponse(
-        _stream(services, templates, watch),
-        media_type="text/event-stream",
-        # Proxies must pass each message on at once, not buffer the stream.
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+
+    async def send(states: dict[int, Shown]) -> AsyncIterator[str]:
+        changed = watch.changed(states)
+        if changed:
+            cards = await run_in_threadpool(render_cards, services, templates, changed)
+            yield format_event("jobs", cards)
+
+    return sse.event_stream(
+        sse.follow(
+            services.events,
+            read=lambda: shown_states(services.db, job_ids=watch.job_ids),
+            send=send,
+            finished=lambda _: watch.all_finished,
+            # The page closes its stream on this; it opens another for its next job.
+            closing=format_event("done", ""),
+        )
     )
-
-
-async def _stream(
-    services: Services, templates: Jinja2Templates, watch: JobWatch
-) -> AsyncIterator[str]:
-    yield f"retry: {RECONNECT_MILLISECONDS}\n\n"
-    with services.events.listen() as listener:
-        last_sent = time.monotonic()
-        while True:
-            states = await run_in_threadpool(
-                lambda: shown_states(services.db, job_ids=watch.job_ids)
-            )
-            changed = watch.changed(states)
-            if changed:
-                cards = await run_in_threadpool(render_cards, services, templates, changed)
-                yield format_event("jobs", cards)
-                last_sent = time.monotonic()
-            if watch.all_finished:
-                # The page closes its stream on this; it opens another for its next job.
-                yield format_event("done", "")
-                return
-            if time.monotonic() - last_sent >= HEARTBEAT_SECONDS:
-                yield ": keep-alive\n\n"
-                last_sent = time.monotonic()
-            await next_look(listener)
 
 
 @router.get("/jobs/cards", response_class=HTMLResponse)

@@ -24,6 +24,7 @@ from app.features.models.key_status import CHECK_MAX_WAIT_SECONDS
 from app.features.models.live_rules import RulesInForce
 from app.storage.db.tables import ROW_ID_MAX
 from app.upstream import AuthenticationFailed, LocalRateLimit, UpstreamError
+from app.web import urls
 from app.web.deps import ServicesDep, TemplatesDep, client_ip, current_user, is_htmx
 from app.web.forms import GenerateForm, new_submission_token
 from app.web.redirects import back
@@ -90,7 +91,7 @@ def _playground_context(services: Services, form: GenerateForm) -> dict[str, Any
     }
 
 
-@router.get("/", response_class=HTMLResponse)
+@router.get("/", name="playground", response_class=HTMLResponse)
 async def playground(
     request: Request,
     services: ServicesDep,
@@ -169,7 +170,7 @@ async def submit_form(request: Request, services: ServicesDep, templates: Templa
         job_id = failure.job_id
     assert job_id is not None
     if not is_htmx(request):
-        return RedirectResponse(f"/jobs/{job_id}", status_code=303)
+        return RedirectResponse(urls.job_page(job_id), status_code=303)
     headers = {} if created else {"HX-Reswap": "none"}
     item = await run_in_threadpool(lambda: reads.get_job(services.db, job_id=job_id))
     return templates.TemplateResponse(
@@ -208,7 +209,7 @@ def _job_or_404(services: ServicesDep, job_id: int) -> gallery.JobWithImages:
     return item
 
 
-@router.get("/jobs/{job_id}", response_class=HTMLResponse)
+@router.get("/jobs/{job_id}", name="job_page", response_class=HTMLResponse)
 def job_page(
     job_id: int, request: Request, services: ServicesDep, templates: TemplatesDep
 ) -> Response:

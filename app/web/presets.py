@@ -20,6 +20,7 @@ from app.features.jobs import reads
 from app.features.jobs.submission import submit_job
 from app.features.models import team_presets
 from app.storage.db.tables import TeamPreset, TeamPresetPublic, User
+from app.web import urls
 from app.web.deps import (
     ActorDep,
     ServicesDep,
@@ -54,7 +55,7 @@ async def try_all_presets(
         services, token=token, user=current_user(request), ip=client_ip(request)
     )
     if not is_htmx(request):
-        return RedirectResponse("/#comparison", status_code=303)
+        return RedirectResponse(urls.playground() + "#comparison", status_code=303)
     items = await run_in_threadpool(
         lambda: [reads.get_job(services.db, job_id=job_id) for job_id in tried.job_ids]
     )

@@ -19,6 +19,7 @@ from app.features.jobs.references import SignedReference
 from app.storage.db.tables import ROW_ID_MAX
 from app.storage.intake import scratch_file
 from app.upstream import DownloadRefused
+from app.web import urls
 from app.web.bodies import REFERENCE_UPLOAD_PATH
 from app.web.deps import CurrentUser, ServicesDep, TemplatesDep
 from app.web.views import image_headers
@@ -90,8 +91,8 @@ async def upload_image(
     assert entry is not None
     return UploadPublic(
         image_id=image_id,
-        url=f"/api/images/{image_id}",
-        thumbnail_url=f"/api/images/{image_id}/thumbnail",
+        url=urls.image(image_id),
+        thumbnail_url=urls.thumbnail(image_id),
         width=entry.width,
         height=entry.height,
     )

@@ -18,6 +18,7 @@ from app.features.grids import records as grid_records
 from app.features.grids import stopping as grid_stopping
 from app.features.jobs import reads, stopping
 from app.features.jobs.again import submit_again
+from app.web import urls
 from app.web.cards import render_cards, render_cells
 from app.web.deps import ActorDep, ClientIP, CurrentUser, ServicesDep, TemplatesDep, is_htmx
 from app.web.redirects import back
@@ -77,12 +78,12 @@ async def stop_jobs(
             f"Stopped {named}. PixelDojo cannot cancel what it has begun: "
             "its images are still kept if they come"
         )
-        toast = _toast(message, "/jobs/resume", stopped)
+        toast = _toast(message, urls.resume_jobs(), stopped)
     cards = await run_in_threadpool(render_cards, services, templates, job_ids)
     return HTMLResponse(cards + toast)
 
 
-@router.post("/jobs/resume", response_class=HTMLResponse)
+@router.post("/jobs/resume", name="resume_jobs", response_class=HTMLResponse)
 async def resume_jobs(
     request: Request,
     services: ServicesDep,
@@ -131,7 +132,7 @@ async def retry_job(
     except SubmissionFailed as failure:
         new_id = failure.job_id
     assert new_id is not None
-    url = f"/jobs/{new_id}"
+    url = urls.job_page(new_id)
     if is_htmx(request) and urlsplit(request.headers.get("HX-Current-URL", "")).path == "/":
         # From the playground: the new job takes the output, as a new seed's does.
         item = await run_in_threadpool(lambda: reads.get_job(services.db, job_id=new_id))
@@ -159,20 +160,20 @@ async def stop_grid(
         lambda: grid_stopping.stop_grid(services.db, actor=actor, grid_id=grid_id)
     )
     if not is_htmx(request):
-        return RedirectResponse(f"/grids/{grid_id}", status_code=303)
+        return RedirectResponse(urls.grid_page(grid_id), status_code=303)
     if stop.changed:
         message = (
             f"Stopped: {stop.changed} cell{'' if stop.changed == 1 else 's'} will not be sent "
             f"({stop.sent} sent before)"
         )
-        toast = _toast(message, f"/grids/{grid_id}/resume")
+        toast = _toast(message, urls.resume_grid(grid_id))
     else:
         toast = _toast("Nothing left to stop: every cell was sent.")
     cells = await run_in_threadpool(render_cells, services, templates, grid_id, None)
     return HTMLResponse(cells + toast)
 
 
-@router.post("/grids/{grid_id}/resume", response_class=HTMLResponse)
+@router.post("/grids/{grid_id}/resume", name="resume_grid", response_class=HTMLResponse)
 async def resume_grid(
     grid_id: int,
     request: Request,
@@ -187,7 +188,7 @@ async def resume_grid(
     if resumed.changed:
         services.grids.runner.start(grid_id)
     if not is_htmx(request):
-        return RedirectResponse(f"/grids/{grid_id}", status_code=303)
+        return RedirectResponse(urls.grid_page(grid_id), status_code=303)
     count = resumed.changed
     message = (
         f"Sending the {count} stopped cell{'' if count == 1 else 's'}"

@@ -7,7 +7,8 @@ f-string, with the user's text (the prompt) escaped exactly as the templates
 escape it (markupsafe) and every other value an integer or a word of ours.
 Templates call `gallery_tiles(entries)`; the favourite form is the one
 `favourite_button` in gallery_macros.html makes, which the lightbox and job
-page swap in. Likewise the filter form's choices (`Options`): escaped once,
+page swap in (tests/test_gallery_markup.py renders both and compares them
+element by element). Likewise the filter form's choices (`Options`): escaped once,
 each request only marks the chosen one.
 """
 
@@ -21,6 +22,7 @@ from markupsafe import Markup, escape
 
 from app.features.gallery.listing import GalleryEntry
 from app.features.jobs.references import is_upload
+from app.web import urls
 from app.web.templating import ALT_TEXT_MAX_CHARS, ratio
 
 CAPTION_MAX_CHARS = 80
@@ -58,17 +60,18 @@ def render_tiles(
             label = "upload" if is_upload(entry.model) else escape(entry.model)
             caption = Markup(f'<span class="tile-model">{label}</span> ') + caption
         next_value, on_class, pressed, title, mark = _FAVOURITE_FORM[bool(entry.favourite)]
+        favourite = urls.favourite_form(id)
         parts.append(
             f"""
 <li class="gallery-item" id="image-{id}" data-image-id="{id}" data-ratio="{ratio(width, height)}">
-  <a class="tile-link" href="/jobs/{job_id}#image-{id}" data-lightbox="{id}">
-    <img src="/api/images/{id}/thumbnail" width="{width}" height="{height}" alt="{alt}" \
+  <a class="tile-link" href="{urls.job_image(job_id, id)}" data-lightbox="{id}">
+    <img src="{urls.thumbnail(id)}" width="{width}" height="{height}" alt="{alt}" \
 loading="lazy" decoding="async">
   </a>
   <input class="tile-select" type="checkbox" name="ids" value="{id}" form="selection" \
 aria-label="Select image {id}">
-  <form class="fav-form" method="post" action="/gallery/images/{id}/favourite" \
-hx-post="/gallery/images/{id}/favourite" hx-swap="outerHTML" data-fav-image="{id}">
+  <form class="fav-form" method="post" action="{favourite}" \
+hx-post="{favourite}" hx-swap="outerHTML" data-fav-image="{id}">
     <input type="hidden" name="csrf_token" value="{token}">
     <input type="hidden" name="favourite" value="{next_value}">
     <button type="submit" class="fav-button{on_class}" aria-pressed="{pressed}" \

@@ -24,6 +24,7 @@ from app.features.gallery.listing import JobWithImages
 from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary
 from app.storage.db.tables import IMAGE_RECORD, Image, ImagePublic, Job, JobPublic, PresetPublic
 from app.storage.intake import IMAGE_CONTENT_TYPES
+from app.web import urls
 
 # An image answer is only ever an image: a browser may not sniff it into something else,
 # and opened on its own it is a sandboxed document that can run nothing and load nothing.
@@ -43,14 +44,6 @@ def image_headers(image_id: int, content_type: str) -> dict[str, str]:
     return {"Content-Type": content_type, **IMAGE_SECURITY_HEADERS}
 
 
-def image_url(image_id: int) -> str:
-    return f"/api/images/{image_id}"
-
-
-def thumbnail_url(image_id: int) -> str:
-    return f"/api/images/{image_id}/thumbnail"
-
-
 def job_parameters(job: Job | JobSummary) -> RecordedParameters:
     return RecordedParameters.from_columns(job)
 
@@ -64,8 +57,8 @@ def image_answer(image: Image | ImageSummary) -> dict[str, Any]:
     its links."""
     assert image.id is not None
     answer = {name: getattr(image, name) for name in IMAGE_RECORD}
-    answer["url"] = image_url(image.id)
-    answer["thumbnail_url"] = thumbnail_url(image.id)
+    answer["url"] = urls.image(image.id)
+    answer["thumbnail_url"] = urls.thumbnail(image.id)
     return answer
 
 
@@ -96,20 +89,20 @@ def job_answer(item: JobWithImages | JobListItem) -> dict[str, Any]:
         "finished_at": job.finished_at,
         "expires_at": job.expires_at,
         "images": [image_answer(image) for image in item.images],
-        "url": f"/jobs/{job.id}",
-        "api_url": f"/api/jobs/{job.id}",
+        "url": urls.job_page(job.id),
+        "api_url": urls.job_api(job.id),
         "remix_of": {
             "job_id": job.remix_of_job_id,
             "image_index": job.remix_of_image_index,
-            "url": f"/jobs/{job.remix_of_job_id}",
+            "url": urls.job_page(job.remix_of_job_id),
         }
         if job.remix_of_job_id is not None
         else None,
         "reference_images": [
             {
                 "image_id": image_id,
-                "url": image_url(image_id),
-                "thumbnail_url": thumbnail_url(image_id),
+                "url": urls.image(image_id),
+                "thumbnail_url": urls.thumbnail(image_id),
             }
             for image_id in job.reference_images or ()
         ],
@@ -128,6 +121,8 @@ def job_page_json(items: list[JobWithImages] | list[JobListItem], next_cursor: i
 
 
 def _job_json(item: JobWithImages | JobListItem) -> str:
+    # The addresses are app/web/urls.py's, inline: a call each per row is a share of the page
+    # (tests/test_urls.py holds them to urls.py).
     job = item.job
     costs = (job.credit_cost, job.credits_remaining)
     if any(cost is not None and not plain_float(cost) for cost in costs):

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 
 from app.features.gallery.listing import GalleryEntry
+from app.features.jobs.reads import ImageSummary, JobSummary
 from app.storage.db.engine import Database
 from app.storage.db.tables import Collection, CollectionImage, Image, Job, JobStatus
 
@@ -42,6 +43,42 @@ GALLERY_ENTRY = GalleryEntry(
     created_at=datetime(2026, 11, 30, tzinfo=UTC),
     credit_cost=1.0,
     user_id=None,
+)
+
+# One row of the jobs listing and one of its images, likewise.
+JOB_SUMMARY = JobSummary(
+    id=9,
+    status=JobStatus.COMPLETED,
+    model="seedream-4",
+    preset=None,
+    prompt="a lighthouse",
+    image_size="auto_2K",
+    custom_width=None,
+    custom_height=None,
+    seed=7,
+    num_images=2,
+    upstream_job_id="job_1",
+    error=None,
+    credit_cost=2.0,
+    credits_remaining=999999999998.0,
+    created_at=datetime(2026, 11, 30, 16, 11, 19, 839168, tzinfo=UTC),
+    submitted_at=datetime(2026, 11, 30, 16, 11, 19, 839168, tzinfo=UTC),
+    finished_at=None,
+    expires_at=datetime(2026, 12, 1, tzinfo=UTC),
+    remix_of_job_id=None,
+    remix_of_image_index=None,
+    reference_images=None,
+)
+IMAGE_SUMMARY = ImageSummary(
+    id=3,
+    index=0,
+    width=2048,
+    height=2048,
+    content_type="image/png",
+    byte_size=5,
+    sha256="cd" * 32,
+    favourite=True,
+    deleted_at=None,
 )
 
 WORDS = [
