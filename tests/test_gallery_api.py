@@ -31,19 +31,13 @@ from app.features.gallery.listing import GalleryFilters
 from app.storage.blobs.choose import open_blob_store
 from app.storage.db.engine import Database
 from app.storage.db.tables import utcnow
-from tests.conftest import (
-    FIXED_DAY,
-    TEST_KEY,
-    DatabaseChoice,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.clock import FIXED_DAY
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import TEST_KEY, RunningEmulator, serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.markup import one, select, text, texts
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.both_databases
 

@@ -21,7 +21,7 @@ from app.features.gallery.listing import Cursor, GalleryFilters, parse_search
 from app.storage.db import postgres
 from app.storage.db.engine import Database
 from app.storage.db.tables import Image, Job, JobStatus, utcnow
-from tests.conftest import DatabaseChoice
+from tests.support.databases import DatabaseChoice
 from tests.support.gallery_seed import SeededImage, seed_gallery
 
 pytestmark = pytest.mark.both_databases

@@ -34,15 +34,11 @@ from app.storage.blobs.protocol import BlobStore
 from app.storage.blobs.sqlite import SQLiteBlobStore
 from app.storage.db.blob_tables import BLOBS
 from app.storage.db.engine import Database
-from tests.conftest import (
-    SQLITE,
-    DatabaseChoice,
-    in_process,
-    make_settings,
-    serve_emulator,
-    wait_for_job,
-)
+from tests.support.apps import in_process, make_settings
+from tests.support.databases import SQLITE, DatabaseChoice
+from tests.support.emulators import serve_emulator
 from tests.support.hostile_zip import RawZip, huge_png
+from tests.support.jobs import wait_for_job
 
 
 @dataclass(frozen=True)

@@ -27,17 +27,10 @@ from app.storage.db.engine import Database
 from app.storage.db.tables import Image, Job, JobStatus
 from app.web.bodies import FORM_AND_JSON_LIMIT
 from app.web.factory import create_app
-from tests.conftest import (
-    SAME_ORIGIN,
-    TEST_KEY,
-    DatabaseChoice,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-)
+from tests.support.apps import SAME_ORIGIN, RunningApp, make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import TEST_KEY, RunningEmulator, serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.markup import Elements
 
 HTMX = {"HX-Request": "true"}

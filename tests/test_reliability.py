@@ -23,17 +23,12 @@ from app.storage.blobs.choose import open_blob_store
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
 from app.upstream import LocalRateLimit, RateLimiter, parse_job
-from tests.conftest import (
-    TEST_KEY,
-    DatabaseChoice,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import TEST_KEY, RunningEmulator
+from tests.support.jobs import wait_for_job
 from tests.support.processes import AppProcess
+from tests.support.waiting import wait_until
 
 # --- At most once ------------------------------------------------------------------------
 

@@ -31,19 +31,12 @@ from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
 from app.upstream import UpstreamJob, UpstreamState
 from app.web.factory import create_app
-from tests.conftest import (
-    CLIENT_TLS,
-    SAME_ORIGIN,
-    TEST_KEY,
-    DatabaseChoice,
-    RunningApp,
-    in_process,
-    make_settings,
-    serve_emulator,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import CLIENT_TLS, SAME_ORIGIN, RunningApp, in_process, make_settings
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import TEST_KEY, serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.processes import AppProcess, WorkerProcess, free_port
+from tests.support.waiting import wait_until
 
 NOW = utcnow()
 

@@ -30,15 +30,11 @@ from PIL import Image as PILImage
 
 from app.core.config import env_name
 from app.emulator import Emulator, Fault
-from tests.conftest import (
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import make_settings, serve_app
+from tests.support.emulators import RunningEmulator, serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.processes import AppProcess
+from tests.support.waiting import wait_until
 
 
 @dataclass(frozen=True)
