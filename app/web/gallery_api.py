@@ -27,7 +27,7 @@ from app.features.jobs import reads
 from app.features.jobs.again import submit_new_seed
 from app.features.people import audit
 from app.features.people.permissions import Actor
-from app.storage.db.tables import Job, JobPage, JobPublic
+from app.storage.db.tables import Job
 from app.web.conditional import bytes_answer
 from app.web.deps import ActorDep, ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
@@ -64,6 +64,7 @@ from app.web.gallery_views import (
     usage_public,
 )
 from app.web.paging import IdCursorQuery, id_cursor, link_next, next_link
+from app.web.schemas import JobPage, JobPublic
 from app.web.services import Services
 from app.web.views import image_headers, job_page_json, job_public
 
