@@ -22,7 +22,14 @@ from tests.support.emulators import RunningEmulator, serve_emulator
 from tests.support.stores import S3Bucket
 
 # Fixtures kept beside the helpers they go with, offered to every test, and the tiers.
-pytest_plugins = ("tests.support.team", "tests.support.tiers", "pytester")
+pytest_plugins = (
+    "tests.support.team",
+    "tests.support.gallery_made",
+    "tests.support.hostile_exports",
+    "tests.support.seeded_gallery",
+    "tests.support.tiers",
+    "pytester",
+)
 
 
 @pytest.hookimpl(tryfirst=True)

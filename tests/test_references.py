@@ -1,7 +1,10 @@
 """Reference images: a gallery image sent with an edit reaches PixelDojo as one decodable
 image of the same shape and content; references a model cannot take are refused before any
 upstream call; uploads are checked like downloads; signed links work until they expire and
-never carry the key; remix, new seed, export and import keep the references."""
+never carry the key; remix, new seed, export and import keep the references.
+
+It stays one module, long as it is: its sections all work on the one served gallery and
+emulator (with a model that takes only small references) its module fixtures make."""
 
 from __future__ import annotations
 

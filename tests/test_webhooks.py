@@ -1,6 +1,9 @@
 """PixelDojo's callbacks: a run asks to be called back, the call brings the job's poll
 forward, polls become a safety net once calls are seen to arrive, and nothing in a call
-is trusted beyond its signed address."""
+is trusted beyond its signed address.
+
+It stays one module, long as it is: the rules, the route and the runs end to end write
+their waiting jobs one way (`add_job`, at `NOW`), and read as the path of one callback."""
 
 from __future__ import annotations
 

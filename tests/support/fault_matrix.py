@@ -8,6 +8,9 @@ and whether the stored images are complete, correct and not duplicated.
 Run it on its own for a one-line summary:
 
     .venv/bin/python -m tests.support.fault_matrix
+
+It stays one module, long as it is: every scenario is a row that one harness runs and
+judges the same way, and the matrix is read as one table, by the tests and as a script.
 """
 
 from __future__ import annotations
