@@ -5,39 +5,31 @@ per test as well, on a server the run starts itself (tests/support/postgres.py).
 from __future__ import annotations
 
 import os
-import secrets
-import shutil
-import ssl
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
-import sqlalchemy as sa
-from sqlmodel import col
 
 from app.core.clock import calendar_at
 from app.core.config import Settings
-from app.core.loopback import LoopbackServer
-from app.emulator import API_PREFIX, Emulator, EmulatorConfig
 from app.storage.db.engine import Database
-from app.storage.db.tables import Job, JobStatus, utcnow
-from app.web.factory import create_app
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.clock import FIXED_DAY
+from tests.support.databases import DATABASE_KINDS, SQLITE, DatabaseChoice
+from tests.support.emulators import RunningEmulator, serve_emulator
+from tests.support.stores import S3Bucket
 
 # Fixtures kept beside the helpers they go with, offered to every test, and the tiers.
-pytest_plugins = ("tests.support.team", "tests.support.tiers", "pytester")
-
-# Recognisable, so a test can look for it anywhere it must not be.
-TEST_KEY = "pd_test_" + secrets.token_hex(16)
-# The day tests whose expectations depend on the date run on (`fixed_calendar`): noon in
-# the middle of a month and of a year, so no test crosses a day, a month or a year; in the
-# past, as app/core/clock.py asks.
-FIXED_DAY = datetime(2025, 6, 16, 12, 0, tzinfo=UTC)
+pytest_plugins = (
+    "tests.support.team",
+    "tests.support.gallery_made",
+    "tests.support.hostile_exports",
+    "tests.support.seeded_gallery",
+    "tests.support.tiers",
+    "pytester",
+)
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -115,67 +107,10 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     monkeypatch.chdir(tmp_path)
 
 
-@dataclass
-class RunningEmulator:
-    emulator: Emulator
-    url: str
-
-    @property
-    def base_url(self) -> str:
-        return self.url + API_PREFIX
-
-    @property
-    def config(self) -> EmulatorConfig:
-        return self.emulator.config
-
-
-@contextmanager
-def serve_emulator(**config: Any) -> Iterator[RunningEmulator]:
-    options: dict[str, Any] = {
-        "job_seconds": 0.3,
-        "strict": True,  # the client must never need the lenient mode
-        "api_keys": frozenset({TEST_KEY}),
-    }
-    options.update(config)
-    emulator = Emulator(EmulatorConfig(**options))
-    with LoopbackServer(emulator.app) as server:
-        yield RunningEmulator(emulator, server.url)
-
-
 @pytest.fixture
 def emulator() -> Iterator[RunningEmulator]:
     with serve_emulator() as running:
         yield running
-
-
-@dataclass(frozen=True)
-class DatabaseChoice:
-    """The database a test's apps use: the SQLite file in their data dir (url None), or a
-    PostgreSQL database of the test's own, already migrated."""
-
-    kind: str
-    url: str | None = None
-
-    def open(self, data_dir: Path) -> Database:
-        """The database an app with this data dir uses, opened directly."""
-        if self.url is None:
-            return Database.at_path(data_dir / "playground.db")
-        return Database(self.url)
-
-    def environment(self) -> dict[str, str]:
-        """What an app started as a process needs to use it."""
-        return {} if self.url is None else {"PLAYGROUND_DATABASE_URL": self.url}
-
-    def use_in_environment(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        """Point commands run in this process (`cli.main`) at this database."""
-        if self.url is None:
-            monkeypatch.delenv("PLAYGROUND_DATABASE_URL", raising=False)
-        else:
-            monkeypatch.setenv("PLAYGROUND_DATABASE_URL", self.url)
-
-
-SQLITE = DatabaseChoice("sqlite")
-DATABASE_KINDS = ("sqlite", "postgresql")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -246,115 +181,6 @@ def module_database(request: pytest.FixtureRequest) -> Iterator[DatabaseChoice]:
         cluster.drop_database(url.rsplit("/", 1)[1])
 
 
-def make_settings(
-    data_dir: Path,
-    emulator: RunningEmulator | None,
-    *,
-    database: DatabaseChoice = SQLITE,
-    **overrides: Any,
-) -> Settings:
-    values: dict[str, Any] = {
-        "data_dir": data_dir,
-        "poll_initial_seconds": 0.1,
-        "poll_max_seconds": 0.3,
-        "demo_job_seconds": 0.3,
-        # The emulator has no rate limit; tests of our own limiter set one.
-        "rate_limit_per_minute": 0,
-    }
-    if emulator is not None:
-        values["pixeldojo_api_key"] = TEST_KEY
-        values["pixeldojo_base_url"] = emulator.base_url
-    if database.url is not None:
-        values["database_url"] = database.url
-    values.update(overrides)
-    return Settings(_env_file=None, **values)
-
-
-@dataclass
-class RunningApp:
-    url: str
-    client: httpx.Client
-    settings: Settings
-
-
-# What a current browser sends with a request from the app's own pages; tests of
-# cross-site protection use clients without it.
-SAME_ORIGIN = {"Sec-Fetch-Site": "same-origin"}
-
-# One TLS context for the tests' frequent clients (`verify=CLIENT_TLS`): otherwise httpx builds
-# one per client, loading the CA bundle, tens of milliseconds of CPU each. The tests speak
-# plain HTTP to 127.0.0.1, so it never verifies anything.
-CLIENT_TLS = ssl.create_default_context()
-
-
-@contextmanager
-def serve_app(settings: Settings) -> Iterator[RunningApp]:
-    with (
-        LoopbackServer(create_app(settings)) as server,
-        httpx.Client(
-            base_url=server.url, timeout=30, headers=SAME_ORIGIN, verify=CLIENT_TLS
-        ) as client,
-    ):
-        yield RunningApp(server.url, client, settings)
-
-
-class InProcessClient:
-    """A synchronous client for an app driven in-process (httpx's ASGI transport): the
-    requests run on the event loop of a portal thread, where the app's lifespan runs too."""
-
-    def __init__(self, portal: Any, client: httpx.AsyncClient) -> None:
-        self._portal = portal
-        self._client = client
-
-    def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        response: httpx.Response = self._portal.call(
-            lambda: self._client.request(method, url, **kwargs)
-        )
-        return response
-
-    def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("GET", url, **kwargs)
-
-    def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("POST", url, **kwargs)
-
-    def put(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("PUT", url, **kwargs)
-
-    def patch(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("PATCH", url, **kwargs)
-
-    def delete(self, url: str, **kwargs: Any) -> httpx.Response:
-        return self.request("DELETE", url, **kwargs)
-
-
-@contextmanager
-def in_process(
-    settings: Settings, *, peer: str = "127.0.0.1", headers: dict[str, str] | None = None
-) -> Iterator[InProcessClient]:
-    """The app driven in-process, its lifespan run, for tests where a real server is not the
-    point: requests come from `peer` to http://127.0.0.1, with `headers` (by default what a
-    browser sends from the app's own pages)."""
-    from anyio.from_thread import start_blocking_portal
-
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app, client=(peer, 50000))
-    with (
-        start_blocking_portal() as portal,
-        portal.wrap_async_context_manager(app.router.lifespan_context(app)),
-    ):
-        client = httpx.AsyncClient(
-            transport=transport,
-            base_url="http://127.0.0.1",
-            headers=SAME_ORIGIN if headers is None else headers,
-            timeout=30,
-        )
-        try:
-            yield InProcessClient(portal, client)
-        finally:
-            portal.call(client.aclose)
-
-
 @pytest.fixture
 def settings(tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice) -> Settings:
     return make_settings(tmp_path / "data", emulator, database=database)
@@ -364,60 +190,6 @@ def settings(tmp_path: Path, emulator: RunningEmulator, database: DatabaseChoice
 def app(settings: Settings) -> Iterator[RunningApp]:
     with serve_app(settings) as running:
         yield running
-
-
-def wait_until(
-    predicate: Callable[[], Any], *, timeout: float = 20.0, interval: float = 0.05, what: str = ""
-) -> Any:
-    """Poll `predicate` until it returns something truthy, failing after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
-def end_job_elsewhere(
-    db: Database, job_id: int, status: JobStatus, error: str | None = None
-) -> None:
-    """What another process ending a job writes (its worker held the lease, not ours)."""
-    now = utcnow()
-    with db.write() as session:
-        session.execute(
-            sa.update(Job)
-            .where(col(Job.id) == job_id)
-            .values(
-                status=status,
-                error=error,
-                finished_at=now,
-                updated_at=now,
-                next_poll_at=None,
-                lease_owner=None,
-                lease_expires_at=None,
-            )
-        )
-
-
-def wait_for_job(
-    client: httpx.Client | InProcessClient, job_id: int, *, timeout: float = 20.0
-) -> dict[str, Any]:
-    def finished() -> dict[str, Any] | None:
-        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
-        return job if job["finished"] else None
-
-    result: dict[str, Any] = wait_until(finished, timeout=timeout, what=f"job {job_id} to finish")
-    return result
-
-
-def chromium_path() -> str | None:
-    return (
-        os.environ.get("PLAYGROUND_CHROMIUM")
-        or shutil.which("chromium")
-        or shutil.which("chromium-browser")
-    )
 
 
 @pytest.fixture(scope="session")
@@ -485,16 +257,6 @@ def s3_server() -> Iterator[Any]:
         yield server
     finally:
         server.stop()
-
-
-@dataclass(frozen=True)
-class S3Bucket:
-    endpoint_url: str
-    name: str
-
-    def settings(self, prefix: str = "gallery") -> dict[str, Any]:
-        """The settings that put a gallery's images in this bucket."""
-        return {"blob_url": f"s3://{self.name}/{prefix}", "s3_endpoint_url": self.endpoint_url}
 
 
 @pytest.fixture

@@ -15,7 +15,9 @@ import pytest
 from app.core.config import Settings
 from app.features.people import accounts
 from app.storage.db.engine import Database
-from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job
+from tests.support.apps import make_settings, serve_app
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
 
 
 @dataclass

@@ -23,15 +23,10 @@ from app.cli import main as cli
 from app.features.archive.transfer import COLLECTION_IMAGES, COLLECTIONS, IMAGES, JOBS
 from app.storage.blobs.choose import open_blob_store
 from app.storage.db.engine import Database
-from tests.conftest import (
-    SQLITE,
-    TEST_KEY,
-    DatabaseChoice,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    wait_for_job,
-)
+from tests.support.apps import make_settings, serve_app
+from tests.support.databases import SQLITE, DatabaseChoice
+from tests.support.emulators import TEST_KEY, RunningEmulator
+from tests.support.jobs import wait_for_job
 from tests.support.zip_readers import assert_readable_by_anyone, dos_time
 
 pytestmark = pytest.mark.both_databases

@@ -23,7 +23,9 @@ from bench.measure import percentile
 from bench.report import Report
 from bench.server import bare_app
 from bench.upstream import BenchEmulator, Pace
-from tests.conftest import DatabaseChoice, RunningEmulator, make_settings, serve_app
+from tests.support.apps import make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator
 
 
 @pytest.fixture(scope="module")

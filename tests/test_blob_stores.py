@@ -36,7 +36,7 @@ from app.storage.blobs.s3 import S3BlobStore, S3Unavailable
 from app.storage.db.blob_tables import BLOB_STORE_TABLES
 from app.storage.db.engine import Database, migrations_config
 from app.storage.db.tables import Image, Job, JobStatus
-from tests.conftest import S3Bucket
+from tests.support.stores import S3Bucket
 
 STORES = ("sqlite", "postgres", "s3")
 # Larger than several chunks and than a whole-image buffer would hide in.

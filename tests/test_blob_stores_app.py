@@ -16,9 +16,10 @@ import pytest
 from PIL import Image
 
 from app.storage.db.tables import Thumbnail
-from tests.conftest import RunningEmulator, S3Bucket, make_settings
+from tests.support.apps import make_settings
 from tests.support.asgi import finished_job, running
-from tests.support.stores import STORES, store_settings
+from tests.support.emulators import RunningEmulator
+from tests.support.stores import STORES, S3Bucket, store_settings
 
 pytestmark = pytest.mark.anyio
 

@@ -7,8 +7,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RunningEmulator, S3Bucket, make_settings, serve_app, wait_for_job
+from tests.support.apps import make_settings, serve_app
 from tests.support.browser import csp_violations, record_csp_violations
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
+from tests.support.stores import S3Bucket
 
 pytestmark = pytest.mark.browser
 

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG
-from tests.conftest import RunningApp, wait_for_job
+from tests.support.apps import RunningApp
 from tests.support.browser import (
     axe_violations,
     csp_violations,
     record_csp_violations,
     wait_for_htmx,
 )
+from tests.support.jobs import wait_for_job
 from tests.support.screenshots import DESKTOP, PHONE, run_try_all, sample_site, seed_gallery
 
 pytestmark = pytest.mark.browser

@@ -10,8 +10,10 @@ import pytest
 
 from app.features.models import team_presets
 from app.storage.db.engine import Database
-from tests.conftest import RunningApp, make_settings, serve_app, serve_emulator, wait_for_job
+from tests.support.apps import RunningApp, make_settings, serve_app
 from tests.support.browser import wait_for_htmx
+from tests.support.emulators import serve_emulator
+from tests.support.jobs import wait_for_job
 
 pytestmark = pytest.mark.browser
 

@@ -13,13 +13,15 @@ from typing import Any
 import pytest
 
 from app.domain.presets import PRESETS_BY_SLUG
-from tests.conftest import RunningApp, make_settings, serve_app, serve_emulator, wait_for_job
+from tests.support.apps import RunningApp, make_settings, serve_app
 from tests.support.browser import (
     axe_violations,
     csp_violations,
     record_csp_violations,
     wait_for_htmx,
 )
+from tests.support.emulators import serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.screenshots import DESKTOP, PHONE
 
 pytestmark = pytest.mark.browser

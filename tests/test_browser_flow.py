@@ -10,16 +10,10 @@ from typing import Any
 import pytest
 
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG
-from tests.conftest import (
-    TEST_KEY,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_until,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
 from tests.support.browser import wait_for_htmx
+from tests.support.emulators import TEST_KEY, RunningEmulator, serve_emulator
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 

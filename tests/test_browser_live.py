@@ -14,16 +14,10 @@ import pytest
 
 from app.storage.db.engine import Database
 from app.storage.db.tables import JobStatus
-from tests.conftest import (
-    RunningApp,
-    RunningEmulator,
-    end_job_elsewhere,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
 from tests.support.browser import wait_for_htmx
+from tests.support.emulators import RunningEmulator, serve_emulator
+from tests.support.jobs import end_job_elsewhere, wait_for_job
 
 pytestmark = pytest.mark.browser
 

@@ -16,14 +16,7 @@ from app.domain.presets import PRESETS_BY_SLUG
 from app.emulator.catalogue import SEEDREAM_EDIT
 from app.features.models import team_presets
 from app.storage.db.engine import Database
-from tests.conftest import (
-    RunningApp,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
 from tests.support.browser import (
     ADMIN_NAME,
     ADMIN_PASSWORD,
@@ -40,6 +33,9 @@ from tests.support.browser import (
     sign_in,
     wait_for_htmx,
 )
+from tests.support.emulators import serve_emulator
+from tests.support.jobs import wait_for_job
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 

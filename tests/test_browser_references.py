@@ -12,13 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import (
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
 from tests.support.browser import (
     ROOT,
     axe_violations,
@@ -33,6 +27,7 @@ from tests.support.docs_screenshots import (
     photograph_references,
     pick_edit_model,
 )
+from tests.support.emulators import RunningEmulator, serve_emulator
 
 pytestmark = pytest.mark.browser
 

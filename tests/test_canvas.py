@@ -16,7 +16,9 @@ from app.core.clock import calendar_at
 from app.domain.presets import PRESETS, PRESETS_BY_SLUG
 from app.features.gallery.lookups import latest_preset_images
 from app.storage.db.engine import Database
-from tests.conftest import RunningApp, RunningEmulator, make_settings, serve_app, wait_for_job
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
 from tests.support.markup import one, select
 
 HTMX = {"HX-Request": "true"}

@@ -11,15 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import (
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_until,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
 from tests.support.cli import one_line_error, run_cli, start_cli
+from tests.support.emulators import RunningEmulator, serve_emulator
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

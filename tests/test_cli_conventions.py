@@ -15,8 +15,9 @@ import pytest
 from app.cli.main import cli
 from app.features.people import accounts
 from app.storage.db.engine import Database
-from tests.conftest import RunningApp, RunningEmulator, make_settings, serve_app
+from tests.support.apps import RunningApp, make_settings, serve_app
 from tests.support.cli import cli_env, one_line_error, run_cli
+from tests.support.emulators import RunningEmulator
 
 pytestmark = pytest.mark.slow
 

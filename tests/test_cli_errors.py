@@ -15,8 +15,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from app.core.loopback import LoopbackServer
-from tests.conftest import RunningApp, RunningEmulator
+from tests.support.apps import RunningApp
 from tests.support.cli import cli_env, one_line_error, run_cli
+from tests.support.emulators import RunningEmulator
 
 pytestmark = pytest.mark.slow
 

@@ -16,15 +16,10 @@ import pytest
 from PIL import Image
 
 from app.domain.parameters import IMAGE_SIZES
-from tests.conftest import (
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_until,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
 from tests.support.cli import one_line_error, run_cli, run_on_terminal, start_cli
+from tests.support.emulators import RunningEmulator, serve_emulator
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -19,14 +19,9 @@ from PIL import Image
 
 from app.features.people import accounts
 from app.storage.db.engine import Database
-from tests.conftest import (
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_until,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.emulators import RunningEmulator, serve_emulator
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

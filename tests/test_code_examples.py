@@ -10,7 +10,8 @@ import shlex
 from app.core.config import Settings
 from app.domain.code_examples import code_examples
 from app.domain.parameters import GenerationParams
-from tests.conftest import TEST_KEY, RunningApp
+from tests.support.apps import RunningApp
+from tests.support.emulators import TEST_KEY
 
 TRICKY = GenerationParams(
     prompt='the lighthouse keeper\'s "last" night — 灯台, $HOME `id`\nsecond line',

@@ -10,7 +10,7 @@ import pytest
 
 from app.core import signing
 from app.web.compression import MINIMUM_SIZE, accepts_gzip
-from tests.conftest import in_process, make_settings
+from tests.support.apps import in_process, make_settings
 from tests.support.markup import one
 
 GZIP = {"Accept-Encoding": "gzip, deflate, br"}

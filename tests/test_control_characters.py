@@ -25,7 +25,8 @@ from app.features.people import accounts
 from app.features.people.accounts import AccountError
 from app.storage.db.engine import Database
 from app.web.gate import SESSION_COOKIE
-from tests.conftest import DatabaseChoice, InProcessClient, in_process, make_settings
+from tests.support.apps import InProcessClient, in_process, make_settings
+from tests.support.databases import DatabaseChoice
 
 pytestmark = pytest.mark.both_databases
 

@@ -27,7 +27,9 @@ from app.storage.db.change_marker import ChangeMarker
 from app.storage.db.engine import CREDENTIALS_MARKER_SUFFIX, Database
 from app.storage.db.tables import ApiToken, utcnow
 from app.web.factory import create_app
-from tests.conftest import SAME_ORIGIN, DatabaseChoice, RunningEmulator
+from tests.support.apps import SAME_ORIGIN
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator
 from tests.support.processes import AppProcess
 
 PASSWORD = "correct horse battery"

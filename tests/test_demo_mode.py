@@ -11,8 +11,10 @@ from app.features.people.accounts import create_user
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, User
 from app.web.factory import DEMO_UPSTREAM_FILE
-from tests.conftest import make_settings, serve_app, wait_for_job, wait_until
+from tests.support.apps import make_settings, serve_app
+from tests.support.jobs import wait_for_job
 from tests.support.team import sign_in
+from tests.support.waiting import wait_until
 
 
 def test_demo_mode_makes_images_locally_and_says_so(tmp_path: Path) -> None:

@@ -15,8 +15,9 @@ import pytest
 from app.cli.main import main
 from app.domain.parameters import IMAGE_SIZES, NAMED_SIZE_PIXELS
 from app.emulator import Fault
-from tests.conftest import TEST_KEY, RunningEmulator, make_settings, serve_app, serve_emulator
+from tests.support.apps import make_settings, serve_app
 from tests.support.doctor import assert_fits_80_columns, doctor
+from tests.support.emulators import TEST_KEY, RunningEmulator, serve_emulator
 
 NARROW = {"num_images": {"maximum": 4}, "prompt": {"maxLength": 2000}}
 
@@ -181,7 +182,7 @@ def test_the_page_shows_the_last_result_where_the_key_status_shows(
         def shows_success() -> bool:
             return "The app can work with this key." in app.client.get("/").text
 
-        from tests.conftest import wait_until
+        from tests.support.waiting import wait_until
 
         wait_until(shows_success, timeout=10, what="the page to show the new report")
 

@@ -11,8 +11,9 @@ import pytest
 from app.core.loopback import LoopbackServer
 from app.emulator.catalogue import SEEDREAM_EDIT
 from app.web.factory import create_app
-from tests.conftest import RunningEmulator, make_settings, serve_emulator
+from tests.support.apps import make_settings
 from tests.support.doctor import assert_fits_80_columns, doctor
+from tests.support.emulators import RunningEmulator, serve_emulator
 
 
 def test_an_edit_model_with_data_uris_accepted(

@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from app.emulator.catalogue import SEEDREAM_EDIT
-from tests.conftest import TEST_KEY, RunningEmulator, wait_until
+from tests.support.emulators import TEST_KEY, RunningEmulator
+from tests.support.waiting import wait_until
 
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 RUN = "/api/v1/models/seedream-4/run"

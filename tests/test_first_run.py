@@ -17,7 +17,7 @@ import pytest
 from app.cli import main as cli
 from app.cli import serve as serving
 from app.core.config import Settings, is_loopback_host
-from tests.conftest import wait_until
+from tests.support.waiting import wait_until
 
 
 @pytest.fixture

@@ -43,7 +43,9 @@ from app.core.text import CONTROL_MESSAGE, LINE_PATTERN, TEXT_PATTERN, WORDED_LI
 from app.features.people import accounts
 from app.storage.db.engine import Database
 from app.web.factory import create_app
-from tests.conftest import DatabaseChoice, in_process, make_settings, wait_for_job
+from tests.support.apps import in_process, make_settings
+from tests.support.databases import DatabaseChoice
+from tests.support.jobs import wait_for_job
 
 MAX_EXAMPLES = int(os.environ.get("PLAYGROUND_FUZZ_EXAMPLES", "5"))
 # Schema-valid requests these operations may still refuse (422), for rules that span

@@ -11,13 +11,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import (
-    RunningApp,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.emulators import serve_emulator
+from tests.support.jobs import wait_for_job
 
 pytestmark = pytest.mark.browser
 

@@ -18,8 +18,10 @@ from sqlmodel import col
 
 from app.storage.db.engine import Database
 from app.storage.db.tables import Image, Job, JobStatus, utcnow
-from tests.conftest import RunningApp, make_settings, serve_app, serve_emulator, wait_for_job
+from tests.support.apps import RunningApp, make_settings, serve_app
 from tests.support.browser import axe_violations, record_csp_violations, wait_for_htmx
+from tests.support.emulators import serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.screenshots import DESKTOP, PHONE
 
 pytestmark = pytest.mark.browser

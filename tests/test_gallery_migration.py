@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from app.features.gallery import listing as gallery
 from app.features.gallery.listing import GalleryFilters
 from app.storage.db.engine import Database, migrations_config
-from tests.conftest import DatabaseChoice
+from tests.support.databases import DatabaseChoice
 
 pytestmark = pytest.mark.both_databases
 

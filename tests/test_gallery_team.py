@@ -11,13 +11,10 @@ import pytest
 from app.cli import main as cli
 from app.features.people import accounts, audit
 from app.storage.db.engine import Database
-from tests.conftest import (
-    DatabaseChoice,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    wait_for_job,
-)
+from tests.support.apps import make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
 from tests.support.team import Team
 
 pytestmark = pytest.mark.both_databases

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from app.emulator.faults import Fault
-from tests.conftest import make_settings, serve_app, serve_emulator, wait_until
+from tests.support.apps import make_settings, serve_app
 from tests.support.browser import (
     SCREENSHOT_DIR,
     THEMES,
@@ -21,6 +21,8 @@ from tests.support.browser import (
     wait_for_htmx,
 )
 from tests.support.docs_screenshots import make_grid, photograph
+from tests.support.emulators import serve_emulator
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.browser
 

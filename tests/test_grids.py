@@ -18,15 +18,10 @@ from app.domain.presets import PRESETS_BY_SLUG
 from app.features.grids import records as grid_records
 from app.features.people import accounts
 from app.storage.db.engine import Database
-from tests.conftest import (
-    SAME_ORIGIN,
-    DatabaseChoice,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    wait_until,
-)
+from tests.support.apps import SAME_ORIGIN, RunningApp, make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator
+from tests.support.waiting import wait_until
 from tests.support.zip_readers import assert_readable_by_anyone
 
 

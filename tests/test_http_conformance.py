@@ -19,14 +19,10 @@ from app.features.people import accounts
 from app.storage.db.engine import Database
 from app.web.conditional import ByteRange, Unsatisfiable, requested_range, slice_chunks
 from app.web.factory import create_app
-from tests.conftest import (
-    SAME_ORIGIN,
-    RunningEmulator,
-    in_process,
-    make_settings,
-    wait_for_job,
-)
+from tests.support.apps import SAME_ORIGIN, in_process, make_settings
 from tests.support.asgi import finished_job, running
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
 from tests.support.stores import STORES, store_settings
 
 PROBLEM_MEMBERS = {"type", "title", "status", "detail", "code"}

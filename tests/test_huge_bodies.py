@@ -13,7 +13,8 @@ import psutil
 import pytest
 
 from app.web.bodies import FORM_AND_JSON_LIMIT, BodyLimit, body_limit_for
-from tests.conftest import RunningApp, RunningEmulator, in_process, make_settings
+from tests.support.apps import RunningApp, in_process, make_settings
+from tests.support.emulators import RunningEmulator
 from tests.support.processes import AppProcess
 
 CHUNK = b"x" * (1024 * 1024)

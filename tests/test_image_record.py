@@ -13,13 +13,14 @@ from app.features.archive.rows import IMAGES, KEY_FIELDS
 from app.features.gallery.image_metadata import record
 from app.features.gallery.listing import ENTRY_COLUMNS, GalleryEntry
 from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary, StoredImage
-from app.storage.db.tables import IMAGE_RECORD, ImagePublic, Job, JobStatus
+from app.storage.db.tables import IMAGE_RECORD, Job, JobStatus
 from app.web.gallery_views import (
     GalleryImage,
     GalleryImageDetail,
     gallery_image_answer,
     gallery_page_json,
 )
+from app.web.schemas import ImagePublic
 from app.web.views import image_answer, job_page_json
 from tests.support.gallery_seed import GALLERY_ENTRY
 

@@ -9,7 +9,9 @@ import sqlalchemy as sa
 
 from app.storage.db.engine import Database
 from app.storage.db.tables import Image
-from tests.conftest import RunningEmulator, in_process, make_settings, wait_for_job
+from tests.support.apps import in_process, make_settings
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
 
 SANDBOX = "sandbox; default-src 'none'"
 

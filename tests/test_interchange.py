@@ -18,7 +18,9 @@ from jsonschema import Draft202012Validator
 from PIL import Image
 
 from app.core.zips import ZipStream, ZipWriter
-from tests.conftest import RunningApp, make_settings, serve_app, serve_emulator, wait_for_job
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.emulators import serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.zip_readers import (
     StreamRefused,
     assert_readable_by_anyone,

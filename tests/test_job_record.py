@@ -12,8 +12,9 @@ from datetime import UTC, datetime, timedelta
 from app.domain.parameters import JOB_COLUMNS, RecordedParameters
 from app.features.gallery.listing import ENTRY_COLUMNS
 from app.features.jobs.reads import JobListItem, JobSummary
-from app.storage.db.tables import JOB_RECORD, Job, JobPublic, JobStatus
+from app.storage.db.tables import JOB_RECORD, Job, JobStatus
 from app.web.gallery_views import GalleryJobSummary
+from app.web.schemas import JobPublic
 from app.web.views import job_answer, job_page_json
 
 # Which of the record's columns each field of a job's answer is made from; () for what the

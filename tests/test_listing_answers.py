@@ -17,9 +17,10 @@ from app.core.config import Settings
 from app.features.jobs.reads import JobListItem
 from app.features.people import accounts
 from app.storage.db.engine import Database
-from app.storage.db.tables import Job, JobPage, JobStatus, utcnow
+from app.storage.db.tables import Job, JobStatus, utcnow
 from app.web.factory import create_app
 from app.web.gallery_views import GalleryImagePage, gallery_image, gallery_page_json
+from app.web.schemas import JobPage
 from app.web.views import job_page_json, job_public
 from tests.support.gallery_seed import GALLERY_ENTRY, IMAGE_SUMMARY, JOB_SUMMARY, seed_gallery
 

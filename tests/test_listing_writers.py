@@ -17,8 +17,9 @@ from hypothesis import strategies as st
 
 from app.features.gallery.listing import IMAGE_INDEX_MAX, GalleryEntry, JobWithImages
 from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary
-from app.storage.db.tables import ROW_ID_MAX, Image, Job, JobPage, JobStatus
+from app.storage.db.tables import ROW_ID_MAX, Image, Job, JobStatus
 from app.web.gallery_views import GalleryImagePage, gallery_image, gallery_page_json
+from app.web.schemas import JobPage
 from app.web.views import job_page_json, job_public
 
 # Derandomized: every run of the suite tries the same rows, and the file takes seconds.

@@ -13,16 +13,11 @@ import pytest
 
 from app.domain.parameters import IMAGE_SIZES
 from app.emulator import Fault
-from tests.conftest import (
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.emulators import RunningEmulator, serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.markup import Elements
+from tests.support.waiting import wait_until
 
 ALLOWED_SIZES = [size for size in IMAGE_SIZES if size != "auto_4K"]
 NARROW: dict[str, Any] = {

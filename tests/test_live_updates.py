@@ -25,8 +25,10 @@ from app.features.jobs.events import (
 from app.features.jobs.timing import typical_seconds
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
-from tests.conftest import DatabaseChoice, RunningApp, end_job_elsewhere, wait_for_job
+from tests.support.apps import RunningApp
+from tests.support.databases import DatabaseChoice
 from tests.support.events import read_events
+from tests.support.jobs import end_job_elsewhere, wait_for_job
 
 
 @pytest.mark.both_databases

@@ -11,8 +11,10 @@ import pytest
 
 from app.core.errors import plain_reason
 from app.emulator import Fault
-from tests.conftest import RunningEmulator, make_settings, serve_app, wait_for_job
+from tests.support.apps import make_settings, serve_app
 from tests.support.doctor import doctor
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
 
 NOT_AN_IMAGE = b"<html><body>Bad gateway</body></html>"
 

@@ -23,14 +23,10 @@ from app.features.models.live_rules import (
 )
 from app.storage.db.engine import Database
 from app.storage.db.tables import ModelCatalogue, ModelSchema, RateBudget, utcnow
-from tests.conftest import (
-    DatabaseChoice,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-)
+from tests.support.apps import make_settings, serve_app
+from tests.support.databases import DatabaseChoice
 from tests.support.doctor import doctor
+from tests.support.emulators import RunningEmulator, serve_emulator
 
 HTMX = {"HX-Request": "true"}
 JUNK = "junk-model"

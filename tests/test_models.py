@@ -12,15 +12,10 @@ import pytest
 
 from app.emulator import Fault
 from app.emulator.catalogue import FLUX, SEEDREAM_EDIT, VIDEO
-from tests.conftest import (
-    DatabaseChoice,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator, serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.markup import Elements
 
 HTMX = {"HX-Request": "true"}

@@ -17,9 +17,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import DatabaseChoice, RunningEmulator, serve_emulator, wait_until
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator, serve_emulator
 from tests.support.events import read_events
 from tests.support.processes import AppProcess, WorkerProcess
+from tests.support.waiting import wait_until
 
 JOBS = 200
 WORKERS = 3

@@ -21,7 +21,8 @@ from PIL import Image
 
 from app.features.people import accounts
 from app.storage.db.engine import Database
-from tests.conftest import RunningEmulator, make_settings, serve_app
+from tests.support.apps import make_settings, serve_app
+from tests.support.emulators import RunningEmulator
 
 # The generator reads only JSON and octet-stream answers as such: the image and zip types
 # are read as bytes (its own documented setting).

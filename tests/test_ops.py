@@ -27,19 +27,13 @@ from app.features.people import accounts
 from app.storage.blobs.sqlite import SQLiteBlobStore
 from app.storage.db.engine import Database, newest_revision
 from app.storage.db.tables import JobStatus
-from tests.conftest import (
-    CLIENT_TLS,
-    TEST_KEY,
-    DatabaseChoice,
-    RunningApp,
-    RunningEmulator,
-    S3Bucket,
-    make_settings,
-    serve_app,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import CLIENT_TLS, RunningApp, make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import TEST_KEY, RunningEmulator
+from tests.support.jobs import wait_for_job
 from tests.support.processes import AppProcess, free_port
+from tests.support.stores import S3Bucket
+from tests.support.waiting import wait_until
 
 PASSWORD = "correct horse battery"
 

@@ -12,16 +12,10 @@ from PIL import Image
 
 from app.domain.parameters import NAMED_SIZE_PIXELS
 from app.domain.presets import PRESETS
-from tests.conftest import (
-    TEST_KEY,
-    DatabaseChoice,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import TEST_KEY, RunningEmulator, serve_emulator
+from tests.support.jobs import wait_for_job
 
 pytestmark = pytest.mark.both_databases
 

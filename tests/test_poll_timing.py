@@ -20,13 +20,10 @@ from app.features.jobs.timing import (
     upstream_timing,
 )
 from app.storage.db.tables import Job, JobStatus, utcnow
-from tests.conftest import (
-    DatabaseChoice,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    wait_for_job,
-)
+from tests.support.apps import make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
 
 
 def plan(timing: UpstreamTiming | None, elapsed: float, poll_count: int = 1) -> float:

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 from app.features.jobs import queue
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, Worker, utcnow
-from tests.conftest import DatabaseChoice
+from tests.support.databases import DatabaseChoice
 from tests.support.jobs import add_due_jobs
 
 pytestmark = pytest.mark.both_databases

@@ -25,8 +25,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import serve_emulator, wait_until
 from tests.support.cli import cli_env
+from tests.support.emulators import serve_emulator
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

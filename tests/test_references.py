@@ -1,7 +1,10 @@
 """Reference images: a gallery image sent with an edit reaches PixelDojo as one decodable
 image of the same shape and content; references a model cannot take are refused before any
 upstream call; uploads are checked like downloads; signed links work until they expire and
-never carry the key; remix, new seed, export and import keep the references."""
+never carry the key; remix, new seed, export and import keep the references.
+
+It stays one module, long as it is: its sections all work on the one served gallery and
+emulator (with a model that takes only small references) its module fixtures make."""
 
 from __future__ import annotations
 
@@ -27,17 +30,10 @@ from app.storage.db.engine import Database
 from app.storage.db.tables import Image, Job, JobStatus
 from app.web.bodies import FORM_AND_JSON_LIMIT
 from app.web.factory import create_app
-from tests.conftest import (
-    SAME_ORIGIN,
-    TEST_KEY,
-    DatabaseChoice,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-)
+from tests.support.apps import SAME_ORIGIN, RunningApp, make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import TEST_KEY, RunningEmulator, serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.markup import Elements
 
 HTMX = {"HX-Request": "true"}

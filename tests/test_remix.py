@@ -9,14 +9,10 @@ from typing import Any
 import pytest
 
 from app.cli import main as cli
-from tests.conftest import (
-    DatabaseChoice,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    wait_for_job,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
 from tests.support.markup import one, select, text
 
 pytestmark = pytest.mark.both_databases

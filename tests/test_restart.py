@@ -11,14 +11,11 @@ from app.emulator import Fault
 from app.features.jobs import queue, reads
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
-from tests.conftest import (
-    DatabaseChoice,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.both_databases
 

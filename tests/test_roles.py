@@ -28,16 +28,17 @@ from app.storage.db.tables import Image, Job, JobStatus, utcnow
 from app.upstream import UpstreamJob, UpstreamState
 from app.web.factory import create_app
 from app.worker.role import run_worker
-from tests.conftest import (
-    SAME_ORIGIN,
-    DatabaseChoice,
-    RunningEmulator,
+from tests.support.apps import SAME_ORIGIN, make_settings
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import (
+    add_due_jobs,
+    downloading_job,
     end_job_elsewhere,
-    make_settings,
+    staged_image,
     wait_for_job,
-    wait_until,
 )
-from tests.support.jobs import add_due_jobs, downloading_job, staged_image
+from tests.support.waiting import wait_until
 
 # --- Fencing ---------------------------------------------------------------------------------
 

@@ -22,16 +22,11 @@ from app.emulator import Fault
 from app.features.jobs import callbacks as webhooks
 from app.features.jobs.references import SignedReference
 from app.web.gate import SESSION_COOKIE
-from tests.conftest import (
-    SAME_ORIGIN,
-    TEST_KEY,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import SAME_ORIGIN, make_settings, serve_app
+from tests.support.emulators import TEST_KEY, RunningEmulator
+from tests.support.jobs import wait_for_job
 from tests.support.processes import AppProcess
+from tests.support.waiting import wait_until
 
 
 def test_the_key_appears_nowhere_it_could_leak(

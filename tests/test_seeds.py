@@ -3,7 +3,9 @@ image shows the seed that made it and the same seed makes it again."""
 
 from __future__ import annotations
 
-from tests.conftest import RunningApp, RunningEmulator, wait_for_job
+from tests.support.apps import RunningApp
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
 
 SEED_MAX = 2_147_483_647
 

@@ -15,7 +15,8 @@ from app.features.people import accounts, audit, throttle
 from app.features.people.throttle import Attempt
 from app.storage.db.engine import Database
 from app.storage.db.tables import utcnow
-from tests.conftest import SAME_ORIGIN, DatabaseChoice
+from tests.support.apps import SAME_ORIGIN
+from tests.support.databases import DatabaseChoice
 from tests.support.team import PASSWORD, Team
 
 

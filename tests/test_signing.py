@@ -18,7 +18,7 @@ from app.features.people import accounts
 from app.features.people.access import Access
 from app.storage.db.engine import Database
 from app.web.gate import SESSION_COOKIE
-from tests.conftest import SAME_ORIGIN, serve_app
+from tests.support.apps import SAME_ORIGIN, serve_app
 
 SECRET = b"k" * 32
 

@@ -19,13 +19,9 @@ import pytest
 from app.cli import main as cli
 from app.cli.local import open_database
 from app.features.people import accounts
-from tests.conftest import (
-    RunningApp,
-    RunningEmulator,
-    in_process,
-    make_settings,
-    wait_for_job,
-)
+from tests.support.apps import RunningApp, in_process, make_settings
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
 from tests.support.team import PASSWORD, Team, sign_in
 
 

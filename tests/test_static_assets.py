@@ -9,7 +9,7 @@ import re
 import httpx
 
 from app.core.resources import STATIC_DIR
-from tests.conftest import RunningApp
+from tests.support.apps import RunningApp
 
 ASSET = re.compile(r'(?:href|src)="(/static/[^"?]+)\?v=([0-9a-f]{12})"')
 

@@ -22,17 +22,12 @@ from app.features.jobs.stopping import STOPPED_UNSENT
 from app.features.people.permissions import Actor
 from app.storage.db.engine import Database
 from app.storage.db.tables import STOPPED_LABEL, Job
-from tests.conftest import (
-    DatabaseChoice,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator, serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.team import Team
+from tests.support.waiting import wait_until
 
 HTMX = {"HX-Request": "true"}
 LOCAL = Actor(user=None, sign_in_on=False)

@@ -12,8 +12,9 @@ import pytest
 from app.storage import intake
 from app.storage.intake import CheckedImage
 from app.upstream import DownloadRefused
-from tests.conftest import RunningEmulator, make_settings
+from tests.support.apps import make_settings
 from tests.support.asgi import finished_job, running
+from tests.support.emulators import RunningEmulator
 
 pytestmark = pytest.mark.anyio
 

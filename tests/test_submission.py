@@ -32,7 +32,9 @@ from app.storage.blobs.protocol import CHUNK_BYTES, BlobNotFound, BlobStore
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
 from app.upstream import PixelDojoClient
-from tests.conftest import TEST_KEY, DatabaseChoice, RunningEmulator, make_settings
+from tests.support.apps import make_settings
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import TEST_KEY, RunningEmulator
 
 pytestmark = [pytest.mark.anyio, pytest.mark.both_databases]
 

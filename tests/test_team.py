@@ -12,12 +12,9 @@ import httpx
 import pytest
 
 from app.features.people import accounts, throttle
-from tests.conftest import (
-    SAME_ORIGIN,
-    RunningApp,
-    RunningEmulator,
-    wait_for_job,
-)
+from tests.support.apps import SAME_ORIGIN, RunningApp
+from tests.support.emulators import RunningEmulator
+from tests.support.jobs import wait_for_job
 from tests.support.team import PASSWORD, Team, all_routes
 
 # --- Safe by default -----------------------------------------------------------------

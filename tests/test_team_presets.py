@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import RunningApp, RunningEmulator
+from tests.support.apps import RunningApp
+from tests.support.emulators import RunningEmulator
 
 GOOD: dict[str, Any] = {
     "name": "Moody harbour",

@@ -15,7 +15,8 @@ import yaml
 
 from app.cli import main as cli
 from app.core.config import Settings, env_name
-from tests.conftest import DatabaseChoice, RunningApp
+from tests.support.apps import RunningApp
+from tests.support.databases import DatabaseChoice
 
 ROOT = Path(__file__).resolve().parent.parent
 # Variables compose.yaml uses that are not the app's own settings.

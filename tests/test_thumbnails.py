@@ -17,8 +17,9 @@ from app.storage.blobs.sqlite import SQLiteBlobStore
 from app.storage.db.engine import Database
 from app.storage.db.tables import Thumbnail
 from app.storage.thumbnails import Thumbnails
-from tests.conftest import RunningEmulator, make_settings
+from tests.support.apps import make_settings
 from tests.support.asgi import finished_job, running
+from tests.support.emulators import RunningEmulator
 
 pytestmark = pytest.mark.anyio
 

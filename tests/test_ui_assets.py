@@ -11,7 +11,7 @@ from pathlib import Path
 
 from app.core.resources import TEMPLATES_DIR
 from app.domain.rules import SEEDREAM_RULES, form_limits
-from tests.conftest import RunningApp
+from tests.support.apps import RunningApp
 
 TESTS = Path(__file__).resolve().parent
 

@@ -24,14 +24,8 @@ from alembic.script import ScriptDirectory
 
 from app.storage.db.engine import migrations_config
 from app.web.gate import SESSION_COOKIE
-from tests.conftest import (
-    CLIENT_TLS,
-    SAME_ORIGIN,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-)
+from tests.support.apps import CLIENT_TLS, SAME_ORIGIN, RunningApp, make_settings, serve_app
+from tests.support.emulators import RunningEmulator
 
 FIXTURE = Path(__file__).parent / "fixtures" / "upgrade-data.tar.gz"
 PASSWORD = "correct horse battery"  # the fixture's (tests/fixtures/make_upgrade_data.py)

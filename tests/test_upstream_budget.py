@@ -18,14 +18,10 @@ from app.features.models.key_status import fingerprint
 from app.storage.db.tables import RateBudget
 from app.upstream import PixelDojoClient, UpstreamError
 from app.upstream.ratelimit import RateLimiter
-from tests.conftest import (
-    TEST_KEY,
-    DatabaseChoice,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-)
+from tests.support.apps import make_settings, serve_app
+from tests.support.databases import DatabaseChoice
 from tests.support.doctor import doctor
+from tests.support.emulators import TEST_KEY, RunningEmulator
 
 APP = Path(__file__).resolve().parent.parent / "app"
 HTMX = {"HX-Request": "true"}

@@ -30,7 +30,8 @@ from app.upstream import (
     retry_delay,
 )
 from app.upstream.errors import MAX_RETRY_DELAY_SECONDS
-from tests.conftest import TEST_KEY, RunningEmulator, wait_until
+from tests.support.emulators import TEST_KEY, RunningEmulator
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 

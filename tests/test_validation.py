@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from app.domain.parameters import PROMPT_MAX_CHARS
-from tests.conftest import RunningApp, RunningEmulator
+from tests.support.apps import RunningApp
+from tests.support.emulators import RunningEmulator
 
 INVALID_BODIES: list[tuple[str, dict[str, Any], str]] = [
     ("empty prompt", {"prompt": ""}, "prompt"),

@@ -1,6 +1,9 @@
 """PixelDojo's callbacks: a run asks to be called back, the call brings the job's poll
 forward, polls become a safety net once calls are seen to arrive, and nothing in a call
-is trusted beyond its signed address."""
+is trusted beyond its signed address.
+
+It stays one module, long as it is: the rules, the route and the runs end to end write
+their waiting jobs one way (`add_job`, at `NOW`), and read as the path of one callback."""
 
 from __future__ import annotations
 
@@ -31,19 +34,12 @@ from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
 from app.upstream import UpstreamJob, UpstreamState
 from app.web.factory import create_app
-from tests.conftest import (
-    CLIENT_TLS,
-    SAME_ORIGIN,
-    TEST_KEY,
-    DatabaseChoice,
-    RunningApp,
-    in_process,
-    make_settings,
-    serve_emulator,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import CLIENT_TLS, SAME_ORIGIN, RunningApp, in_process, make_settings
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import TEST_KEY, serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.processes import AppProcess, WorkerProcess, free_port
+from tests.support.waiting import wait_until
 
 NOW = utcnow()
 

@@ -5,8 +5,8 @@ docs/upstream-contract.md; so is what a schema cannot say (`contract.json`: the 
 sizes of the named sizes, Seedream's custom-size rules, the fields a run may carry
 besides its model's parameters). The app has rules of its own for the same facts
 (app/domain/); the emulator never reads them, so a mistake in them is refused here
-instead of being shared by both sides, and tests/test_emulator_contract.py holds the
-files to the page and the app's rules to the files.
+instead of being shared by both sides: tests/test_emulator_contract.py holds the
+files to the page, and tests/test_contract_agreement.py the app's rules to the files.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The emulator checks a run against its model's schema as PixelDojo does; it does so with
 this module and never with the app's own reading of schemas (app/domain/rules.py), so
-the two can be compared (tests/test_emulator_contract.py). `jsonschema` is not an
+the two can be compared (tests/test_contract_agreement.py). `jsonschema` is not an
 install dependency, and demo mode runs the emulator in every install.
 
 It reads `$ref` (within the document), `allOf`/`anyOf`/`oneOf`, `type`, `enum`,

@@ -23,12 +23,13 @@ from app.features.jobs import creation, reads, timing
 from app.features.jobs.submission import rules_for_run, submit_job
 from app.features.models.live_rules import RulesInForce
 from app.features.people.budgets import BudgetExceeded, check_budget_before
-from app.storage.db.tables import ROW_ID_MAX, JobPage, JobPublic, PresetPublic
+from app.storage.db.tables import ROW_ID_MAX
 from app.web import urls
 from app.web.conditional import ACCEPT_RANGES, bytes_answer, none_match
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
 from app.web.paging import IdCursorQuery, id_cursor, next_link
+from app.web.schemas import JobPage, JobPublic, PresetPublic
 from app.web.services import Services
 from app.web.views import image_headers, job_page_json, job_public, preset_public
 

@@ -26,7 +26,7 @@ from app.features.gallery.listing import GalleryEntry
 from app.features.gallery.usage import usage, usage_range
 from app.features.jobs import reads
 from app.features.jobs.again import submit_new_seed
-from app.storage.db.tables import Job, JobPage, JobPublic
+from app.storage.db.tables import Job
 from app.web import urls
 from app.web.conditional import bytes_answer
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
@@ -56,6 +56,7 @@ from app.web.gallery_views import (
     usage_public,
 )
 from app.web.paging import IdCursorQuery, id_cursor, next_link
+from app.web.schemas import JobPage, JobPublic
 from app.web.services import Services
 from app.web.views import image_headers, job_page_json, job_public
 

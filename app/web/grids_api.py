@@ -20,10 +20,11 @@ from app.features.gallery.downloads import jobs_for, zip_stream
 from app.features.grids import records as grid_records
 from app.features.grids.contact_sheet import render_contact_sheet
 from app.features.jobs import reads
-from app.storage.db.tables import ImagePublic, JobStatus
+from app.storage.db.tables import JobStatus
 from app.web import urls
 from app.web.deps import CurrentUser, ServicesDep
 from app.web.paging import IdCursorQuery, id_cursor, link_next
+from app.web.schemas import ImagePublic
 from app.web.services import Services
 from app.web.views import image_public
 

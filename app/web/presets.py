@@ -19,7 +19,7 @@ from app.domain.presets import PRESETS, Preset, preset_run
 from app.features.jobs import reads
 from app.features.jobs.submission import submit_job
 from app.features.models import team_presets
-from app.storage.db.tables import TeamPreset, TeamPresetPublic, User
+from app.storage.db.tables import TeamPreset, User
 from app.web import urls
 from app.web.deps import (
     ActorDep,
@@ -30,6 +30,7 @@ from app.web.deps import (
     is_htmx,
 )
 from app.web.forms import GenerateForm, new_submission_token, posted_token
+from app.web.schemas import TeamPresetPublic
 from app.web.services import Services
 
 router = APIRouter(include_in_schema=False)

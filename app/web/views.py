@@ -22,9 +22,10 @@ from app.domain.parameters import RecordedParameters
 from app.domain.presets import PresetRun
 from app.features.gallery.listing import JobWithImages
 from app.features.jobs.reads import ImageSummary, JobListItem, JobSummary
-from app.storage.db.tables import IMAGE_RECORD, Image, ImagePublic, Job, JobPublic, PresetPublic
+from app.storage.db.tables import IMAGE_RECORD, Image, Job
 from app.storage.intake import IMAGE_CONTENT_TYPES
 from app.web import urls
+from app.web.schemas import ImagePublic, JobPublic, PresetPublic
 
 # An image answer is only ever an image: a browser may not sniff it into something else,
 # and opened on its own it is a sandboxed document that can run nothing and load nothing.

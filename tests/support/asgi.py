@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from app.web.factory import create_app
-from tests.conftest import SAME_ORIGIN
+from tests.support.apps import SAME_ORIGIN
 
 
 @asynccontextmanager

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from tests.conftest import chromium_path
 
 # Without these, Chromium keeps trying to reach Google's services, which this
 # closed network refuses; the tests talk only to 127.0.0.1.
@@ -25,6 +24,14 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def chromium_path() -> str | None:
+    return (
+        os.environ.get("PLAYGROUND_CHROMIUM")
+        or shutil.which("chromium")
+        or shutil.which("chromium-browser")
+    )
 
 
 def launch_browser() -> Iterator[object]:

@@ -21,16 +21,11 @@ from pathlib import Path
 from typing import Any
 
 from app.emulator.catalogue import SEEDREAM_EDIT
-from tests.conftest import (
-    RunningApp,
-    chromium_path,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-    wait_until,
-)
-from tests.support.browser import CHROMIUM_ARGS, ROOT, wait_for_htmx
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.browser import CHROMIUM_ARGS, ROOT, chromium_path, wait_for_htmx
+from tests.support.emulators import serve_emulator
+from tests.support.jobs import wait_for_job
+from tests.support.waiting import wait_until
 
 DOCS_DIR = ROOT / "docs" / "screenshots"
 GRID = {

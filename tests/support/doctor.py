@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from app.cli.main import main
-from tests.conftest import TEST_KEY
+from tests.support.emulators import TEST_KEY
 
 
 def doctor(

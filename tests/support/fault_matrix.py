@@ -8,6 +8,9 @@ and whether the stored images are complete, correct and not duplicated.
 Run it on its own for a one-line summary:
 
     .venv/bin/python -m tests.support.fault_matrix
+
+It stays one module, long as it is: every scenario is a row that one harness runs and
+judges the same way, and the matrix is read as one table, by the tests and as a script.
 """
 
 from __future__ import annotations
@@ -30,15 +33,11 @@ from PIL import Image as PILImage
 
 from app.core.config import env_name
 from app.emulator import Emulator, Fault
-from tests.conftest import (
-    RunningEmulator,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-    wait_until,
-)
+from tests.support.apps import make_settings, serve_app
+from tests.support.emulators import RunningEmulator, serve_emulator
+from tests.support.jobs import wait_for_job
 from tests.support.processes import AppProcess
+from tests.support.waiting import wait_until
 
 
 @dataclass(frozen=True)

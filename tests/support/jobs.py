@@ -1,5 +1,6 @@
-"""Jobs put straight into a database (due to be polled, or downloading) and images staged as
-the downloader stages them, for the tests of the queue and of what each role does."""
+"""Jobs put straight into a database (due to be polled, downloading, or ended by another
+process) and images staged as the downloader stages them, for the tests of the queue and of
+what each role does; and waiting for a job to finish through the API."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import hashlib
 import io
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import httpx
 import sqlalchemy as sa
 from PIL import Image as PILImage
 from sqlmodel import col, select
@@ -15,6 +18,8 @@ from sqlmodel import col, select
 from app.storage.db.engine import Database
 from app.storage.db.tables import Job, JobStatus, utcnow
 from app.storage.intake import StagedImage, check_image
+from tests.support.apps import InProcessClient
+from tests.support.waiting import wait_until
 
 
 def add_due_jobs(db: Database, count: int, *, now: datetime) -> list[int]:
@@ -66,3 +71,35 @@ def downloading_job(db: Database) -> int:
             .values(status=JobStatus.DOWNLOADING, output_urls=["https://example.invalid/a.png"])
         )
     return job_id
+
+
+def end_job_elsewhere(
+    db: Database, job_id: int, status: JobStatus, error: str | None = None
+) -> None:
+    """What another process ending a job writes (its worker held the lease, not ours)."""
+    now = utcnow()
+    with db.write() as session:
+        session.execute(
+            sa.update(Job)
+            .where(col(Job.id) == job_id)
+            .values(
+                status=status,
+                error=error,
+                finished_at=now,
+                updated_at=now,
+                next_poll_at=None,
+                lease_owner=None,
+                lease_expires_at=None,
+            )
+        )
+
+
+def wait_for_job(
+    client: httpx.Client | InProcessClient, job_id: int, *, timeout: float = 20.0
+) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        job: dict[str, Any] = client.get(f"/api/jobs/{job_id}").json()
+        return job if job["finished"] else None
+
+    result: dict[str, Any] = wait_until(finished, timeout=timeout, what=f"job {job_id} to finish")
+    return result

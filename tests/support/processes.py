@@ -12,14 +12,10 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import (
-    CLIENT_TLS,
-    SQLITE,
-    TEST_KEY,
-    DatabaseChoice,
-    RunningEmulator,
-    wait_until,
-)
+from tests.support.apps import CLIENT_TLS
+from tests.support.databases import SQLITE, DatabaseChoice
+from tests.support.emulators import TEST_KEY, RunningEmulator
+from tests.support.waiting import wait_until
 
 
 def free_port() -> int:

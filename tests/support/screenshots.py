@@ -28,15 +28,10 @@ import httpx
 
 from app.domain.presets import PRESETS
 from app.emulator import API_PREFIX
-from tests.conftest import (
-    RunningApp,
-    chromium_path,
-    make_settings,
-    serve_app,
-    serve_emulator,
-    wait_for_job,
-)
-from tests.support.browser import CHROMIUM_ARGS
+from tests.support.apps import RunningApp, make_settings, serve_app
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
+from tests.support.emulators import serve_emulator
+from tests.support.jobs import wait_for_job
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUT = ROOT / "docs" / "screenshots"

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
-if TYPE_CHECKING:
-    from tests.conftest import S3Bucket
-
 STORES = ("sqlite", "postgres", "s3")
+
+
+@dataclass(frozen=True)
+class S3Bucket:
+    endpoint_url: str
+    name: str
+
+    def settings(self, prefix: str = "gallery") -> dict[str, Any]:
+        """The settings that put a gallery's images in this bucket."""
+        return {"blob_url": f"s3://{self.name}/{prefix}", "s3_endpoint_url": self.endpoint_url}
 
 
 def store_settings(kind: str, request: pytest.FixtureRequest) -> dict[str, Any]:

@@ -19,15 +19,9 @@ from app.features.people import accounts, throttle
 from app.storage.db.engine import Database
 from app.storage.db.tables import utcnow
 from app.web.factory import ROUTERS, create_app
-from tests.conftest import (
-    CLIENT_TLS,
-    SAME_ORIGIN,
-    DatabaseChoice,
-    RunningApp,
-    RunningEmulator,
-    make_settings,
-    serve_app,
-)
+from tests.support.apps import CLIENT_TLS, SAME_ORIGIN, RunningApp, make_settings, serve_app
+from tests.support.databases import DatabaseChoice
+from tests.support.emulators import RunningEmulator
 
 PASSWORD = "correct horse battery"
 

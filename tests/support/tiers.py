@@ -42,8 +42,10 @@ HEAVY_TIERS = ("browser", "postgres", "slow")
 # timers, fuzzing, restarts, whole teams signed in. They run with the rest, as `slow`.
 SLOW_FILES = frozenset(
     {
+        "test_at_most_once.py",
         "test_bench.py",
         "test_canvas.py",
+        "test_contract_agreement.py",
         "test_demo_mode.py",
         "test_doctor.py",
         "test_emulator_contract.py",
@@ -51,6 +53,7 @@ SLOW_FILES = frozenset(
         "test_gallery_team.py",
         "test_grids.py",
         "test_hostile_import.py",
+        "test_import_limits.py",
         "test_live_updates.py",
         "test_multiprocess.py",
         "test_playground_flow.py",

@@ -17,7 +17,7 @@ Which index walks the rows is chosen by the filters:
   (`app.storage.db.postgres.prompt_term_matches`). Both tokenize alike, so they find the same
   jobs. (LIKE, substring matching, is only a reference for tests.)
 Either way the rows come out already in page order and the database stops after
-`limit + 1` of them; `tests/test_gallery_queries.py` checks the plans.
+`limit + 1` of them; `tests/test_gallery_plans.py` checks the plans.
 
 `user` narrows to one person's work (jobs.user_id, set when sign-in is on).
 
