@@ -384,7 +384,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         if args.data_dir:
             parser.error(
-                "--data-dir keeps a SQLite gallery; --database postgresql generates afresh"
+                "--data-dir keeps a SQLite gallery; "
+                "--database postgresql generates its own each run"
             )
     if args.large:
         if args.large <= profile.small_jobs:
