@@ -336,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help=f"comma-separated subset of {','.join(SUITES)} "
-        f"(default: all; with --quick, all but databases)",
+        f"(default: all; with --quick, all but databases; with --database postgresql, gallery)",
     )
     parser.add_argument("--work-dir", type=Path, help="where data dirs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
