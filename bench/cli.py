@@ -9,6 +9,8 @@
     python -m bench --large 1000000 --data-dir DIR
                                the headline run: a million jobs, generated into DIR once
                                (1.9 GB) and reused by later runs
+    python -m bench --only gallery --large 1000000 --database postgresql
+                               the gallery suite on a throwaway PostgreSQL server
     python -m bench generate DIR --jobs N   fill a data dir, to try the gallery by hand
 
 Exits 2 when a benchmark could not run, 1 when a target is missed, 0 otherwise.
@@ -35,6 +37,7 @@ from bench.imagery import PoolImage
 from bench.report import Report
 from bench.server import serve_app_process
 from bench.upstream import Pace
+from tests.support.postgres import PostgresCluster
 
 # Never contacted: the gallery and serving apps have no unfinished jobs to poll.
 IDLE_UPSTREAM = "http://127.0.0.1:9/api/v1"
@@ -44,6 +47,11 @@ SUITES = ("gallery", "serving", "load", "storing", "poller", "memory", "browser"
 # can spare: `--quick --only databases` runs it at the quick size. The browser's suite
 # needs Chromium, which CI's machine need not have: `--only browser` runs it.
 QUICK_SUITES = ("gallery", "serving", "load", "storing", "poller", "memory")
+DATABASES = ("sqlite", "postgresql")
+# What runs on PostgreSQL with `--database postgresql`: the gallery suite, and the
+# databases suite (both sides, as always). The others measure the image files, the
+# worker and the browser, whose cost the database does not set.
+POSTGRESQL_SUITES = ("gallery", "databases")
 
 
 @dataclass(frozen=True)
@@ -148,9 +156,29 @@ def run(
     report: Report,
     *,
     keep_dir: Path | None = None,
+    database: str = "sqlite",
 ) -> None:
-    """Run `suites`; with `keep_dir`, the large dataset is kept there and reused."""
+    """Run `suites`; with `keep_dir`, the large dataset is kept there and reused. With
+    `database="postgresql"`, the gallery suite's galleries are generated into databases of
+    one throwaway PostgreSQL server, served from there, and the server removed after."""
+    with contextlib.ExitStack() as stack:
+        cluster = (
+            stack.enter_context(databases.throwaway_cluster()) if database == "postgresql" else None
+        )
+        _run(profile, suites, work_dir, report, keep_dir=keep_dir, cluster=cluster)
+
+
+def _run(
+    profile: Profile,
+    suites: Sequence[str],
+    work_dir: Path,
+    report: Report,
+    *,
+    keep_dir: Path | None,
+    cluster: PostgresCluster | None,
+) -> None:
     report.context.update(
+        database="postgresql" if cluster else "sqlite",
         profile={**asdict(profile), "pace": asdict(profile.pace)},
         machine={
             "cpus": psutil.cpu_count(),
@@ -173,16 +201,27 @@ def run(
         sizes += [profile.large_jobs] if "gallery" in suites else []
         for size in sizes:
             started = time.perf_counter()
-            if keep_dir is not None and size == profile.large_jobs:
+            if cluster is not None:
+                url = cluster.create_database(f"bench_gallery_{size}")
+                dataset = generate(
+                    work_dir / f"data-{size}", jobs=size, pool=pool, database_url=url
+                )
+                databases.check_ready_for_queries(url)
+            elif keep_dir is not None and size == profile.large_jobs:
                 dataset = reuse_or_generate(keep_dir / f"data-{size}", jobs=size, pool=pool)
             else:
                 dataset = generate(work_dir / f"data-{size}", jobs=size, pool=pool)
             datasets[size] = dataset
             kept = not dataset.seconds
+            into = " into PostgreSQL" if cluster is not None else ""
             report.info(
                 "data",
                 f"N={size:,} jobs ({dataset.images:,} images) "
-                + ("kept from an earlier run, brought up to date in" if kept else "generated in"),
+                + (
+                    "kept from an earlier run, brought up to date in"
+                    if kept
+                    else f"generated{into} in"
+                ),
                 time.perf_counter() - started if kept else dataset.seconds,
                 "s",
             )
@@ -209,42 +248,19 @@ def run(
                 thumbnails_per_round=profile.thumbnails_per_round,
             )
     if "gallery" in suites:
-        # How long the bare framework takes to start, for scale beside the app's start-up.
-        with serve_app_process(
+        measured = gallery.serve_and_measure(
             work_dir,
-            "bare",
-            data_dir=work_dir / "bare",
+            datasets,
             api_key=BENCH_KEY,
             base_url=IDLE_UPSTREAM,
-            bare=True,
-        ) as bare:
-            bare_start_seconds = bare.start_seconds
-        # Both sizes served at once (the large one with the bare floor beside it), every
-        # request of each in the same rounds.
-        with contextlib.ExitStack() as stack:
-            apps = {
-                size: stack.enter_context(
-                    serve_app_process(
-                        work_dir,
-                        f"app-{size}",
-                        data_dir=dataset.data_dir,
-                        api_key=BENCH_KEY,
-                        base_url=IDLE_UPSTREAM,
-                        with_bare=size == profile.large_jobs,
-                    )
-                )
-                for size, dataset in datasets.items()
-            }
-            measured = gallery.measure(
-                apps,
-                datasets,
-                bare_start_seconds=bare_start_seconds,
-                rounds=profile.latency_rounds,
-                warmup=profile.latency_warmup,
-                cpu_requests=profile.latency_rounds // 3,
-            )
-        report.section("gallery latency (p50 in bare-framework floors, sizes in the same rounds)")
-        gallery.report(report, measured)
+            rounds=profile.latency_rounds,
+            warmup=profile.latency_warmup,
+        )
+        on = " on PostgreSQL" if cluster is not None else ""
+        report.section(
+            f"gallery latency{on} (p50 in bare-framework floors, sizes in the same rounds)"
+        )
+        gallery.report(report, measured, section=gallery.SECTION + on)
 
     # After the gallery: the batch it stores adds jobs to the small gallery.
     if "load" in suites:
@@ -320,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         help=f"comma-separated subset of {','.join(SUITES)} "
-        f"(default: all; with --quick, all but databases)",
+        f"(default: all; with --quick, all but databases; with --database postgresql, gallery)",
     )
     parser.add_argument("--work-dir", type=Path, help="where data dirs go (default: a temp dir)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir afterwards")
@@ -330,6 +346,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--data-dir",
         type=Path,
         help="keep the large gallery here and reuse it in later runs (not deleted)",
+    )
+    parser.add_argument(
+        "--database",
+        choices=DATABASES,
+        default="sqlite",
+        help="where the gallery suite's galleries live (default: sqlite); postgresql starts "
+        "a throwaway server for the run",
     )
     commands = parser.add_subparsers(dest="command")
     generate_parser = commands.add_parser("generate", help="fill a data dir with synthetic jobs")
@@ -345,11 +368,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _generate(args.data_dir, jobs=args.jobs, pool_images=args.pool, team=not args.single)
 
     profile = QUICK if args.quick else FULL
-    only = args.only or ",".join(QUICK_SUITES if args.quick else SUITES)
+    postgresql = args.database == "postgresql"
+    default = ("gallery",) if postgresql else QUICK_SUITES if args.quick else SUITES
+    only = args.only or ",".join(default)
     suites = [s.strip() for s in only.split(",") if s.strip()]
     unknown = sorted(set(suites) - set(SUITES))
     if unknown:
         parser.error(f"unknown suite(s): {', '.join(unknown)}")
+    if postgresql:
+        elsewhere = [suite for suite in suites if suite not in POSTGRESQL_SUITES]
+        if elsewhere:
+            parser.error(
+                f"--database postgresql runs only {' and '.join(POSTGRESQL_SUITES)}, "
+                f"not {', '.join(elsewhere)}"
+            )
+        if args.data_dir:
+            parser.error(
+                "--data-dir keeps a SQLite gallery; "
+                "--database postgresql generates its own each run"
+            )
     if args.large:
         if args.large <= profile.small_jobs:
             parser.error(f"--large must be more than the small N ({profile.small_jobs:,})")
@@ -360,7 +397,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.perf_counter()
     print(f"Benchmarks, {profile.name} run, in {work_dir}", flush=True)
     try:
-        _guarded(report, lambda: run(profile, suites, work_dir, report, keep_dir=args.data_dir))
+        _guarded(
+            report,
+            lambda: run(
+                profile, suites, work_dir, report, keep_dir=args.data_dir, database=args.database
+            ),
+        )
     finally:
         if not args.keep:
             shutil.rmtree(work_dir, ignore_errors=True)

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from urllib.parse import quote_plus
 
 import sqlalchemy as sa
 
+from app.storage.db import postgres
 from app.storage.db.engine import Database
 from app.storage.db.tables import Image
 from bench.gallery import DEEP, SEARCH_WORD, Latency
@@ -152,20 +154,56 @@ def measure(
     )
 
 
-def measure_on_a_new_cluster(
-    work_dir: Path, pool: Sequence[PoolImage], **options: Any
-) -> DatabasesRun:
-    """`measure` against a throwaway PostgreSQL server (Debian's binaries), stopped after."""
+@contextmanager
+def throwaway_cluster() -> Iterator[PostgresCluster]:
+    """A PostgreSQL server of the run's own (Debian's binaries), stopped and its files
+    removed afterwards: on an error or Ctrl-C too, and by its watchdog if the run is killed."""
     bin_dir = find_bin_dir()
     if bin_dir is None:
         raise BenchError("PostgreSQL server binaries not found (apt install postgresql)")
     cluster = PostgresCluster.start_new(bin_dir)
     try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def measure_on_a_new_cluster(
+    work_dir: Path, pool: Sequence[PoolImage], **options: Any
+) -> DatabasesRun:
+    """`measure` against a throwaway PostgreSQL server, stopped after."""
+    with throwaway_cluster() as cluster:
         return measure(
             work_dir, pool, postgres_url=cluster.create_database("bench_gallery"), **options
         )
+
+
+def check_ready_for_queries(url: str) -> None:
+    """A bulk-generated PostgreSQL gallery as a served one would be: the prompt search's
+    GIN index in place (the migrations make it) and the planner's statistics gathered
+    (autovacuum would gather them only some time later). Timing without either measures
+    a plan the app would not get."""
+    db = Database(url)
+    try:
+        with db.read_engine.connect() as connection:
+            indexes = connection.execute(
+                sa.text("SELECT count(*) FROM pg_indexes WHERE indexname = :name"),
+                {"name": postgres.PROMPT_SEARCH_INDEX},
+            ).scalar()
+            unanalysed = connection.execute(
+                sa.text(
+                    "SELECT relname FROM pg_stat_user_tables"
+                    " WHERE relname IN ('jobs', 'images')"
+                    " AND last_analyze IS NULL AND last_autoanalyze IS NULL"
+                )
+            ).scalars()
+            never = sorted(unanalysed)
     finally:
-        cluster.stop()
+        db.dispose()
+    if not indexes:
+        raise BenchError(f"the gallery has no {postgres.PROMPT_SEARCH_INDEX} index to search with")
+    if never:
+        raise BenchError(f"the planner has no statistics for {', '.join(never)}")
 
 
 def report(report: Report, run: DatabasesRun) -> None:

@@ -16,13 +16,15 @@ size; one that scans or sorts the table, or walks every match of a search, grows
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote_plus
 
 from bench.generate import Dataset
 from bench.measure import BenchError, Connection, interleaved_latencies, percentile
 from bench.report import Report
-from bench.server import AppProcess
+from bench.server import AppProcess, serve_app_process
 
 SECTION = "gallery latency"
 FLOOR_PATH = "/healthz"
@@ -128,6 +130,51 @@ class GalleryRun:
         return self.latency[(name, large)].p50 / self.latency[(name, small)].p50
 
 
+def serve_and_measure(
+    work_dir: Path,
+    datasets: dict[int, Dataset],
+    *,
+    api_key: str,
+    base_url: str,
+    rounds: int,
+    warmup: int,
+) -> GalleryRun:
+    """Serve each of `datasets` (by N, two sizes) from the database it was generated into
+    (its `database_url`, else its data dir's file) and `measure` them."""
+    # How long the bare framework takes to start, for scale beside the app's start-up.
+    with serve_app_process(
+        work_dir, "bare", data_dir=work_dir / "bare", api_key=api_key, base_url=base_url, bare=True
+    ) as bare:
+        bare_start_seconds = bare.start_seconds
+    # Both sizes served at once (the large one with the bare floor beside it), every
+    # request of each in the same rounds.
+    with contextlib.ExitStack() as stack:
+        apps = {
+            size: stack.enter_context(
+                serve_app_process(
+                    work_dir,
+                    f"app-{size}",
+                    data_dir=dataset.data_dir,
+                    api_key=api_key,
+                    base_url=base_url,
+                    with_bare=size == max(datasets),
+                    settings={"database_url": dataset.database_url}
+                    if dataset.database_url
+                    else None,
+                )
+            )
+            for size, dataset in datasets.items()
+        }
+        return measure(
+            apps,
+            datasets,
+            bare_start_seconds=bare_start_seconds,
+            rounds=rounds,
+            warmup=warmup,
+            cpu_requests=rounds // 3,
+        )
+
+
 def measure(
     apps: dict[int, AppProcess],
     datasets: dict[int, Dataset],
@@ -202,11 +249,12 @@ def _cpu_per_request(app: AppProcess, connection: Connection, path: str, *, coun
     return (app.cpu_seconds() - before) / count
 
 
-def report(report: Report, run: GalleryRun) -> None:
+def report(report: Report, run: GalleryRun, *, section: str = SECTION) -> None:
+    """Every figure beside its target; `section` names the database when it is not SQLite."""
     small, large = run.sizes
     bare = run.latency[(BARE, 0)]
     report.info(
-        SECTION,
+        section,
         "the bare floor: p50",
         bare.p50 * 1000,
         "ms",
@@ -222,10 +270,10 @@ def report(report: Report, run: GalleryRun) -> None:
         )
         if size == large:
             report.at_most(
-                SECTION, name, run.ratio(SIGNED_IN, size), SIGNED_IN_FLOOR_MAX, "×", note
+                section, name, run.ratio(SIGNED_IN, size), SIGNED_IN_FLOOR_MAX, "×", note
             )
         else:
-            report.info(SECTION, name, run.ratio(SIGNED_IN, size), "×", note)
+            report.info(section, name, run.ratio(SIGNED_IN, size), "×", note)
     for name, target in run.targets.items():
         for size in run.sizes:
             figure = f"{name} N={size:,}: p50 in bare floors"
@@ -236,15 +284,15 @@ def report(report: Report, run: GalleryRun) -> None:
                 f"CPU {run.cpu_ratio(name, size):.2f}×"
             )
             if size == large:
-                report.at_most(SECTION, figure, run.ratio(name, size), target, "×", note)
+                report.at_most(section, figure, run.ratio(name, size), target, "×", note)
             else:
-                report.info(SECTION, figure, run.ratio(name, size), "×", note)
+                report.info(section, figure, run.ratio(name, size), "×", note)
         growth = f"{name} growth N={small:,} → {large:,} (p50)"
         limit = run.growth_targets[name]
         if limit is None:
-            report.info(SECTION, growth, run.growth(name), "×", note="fewer matches at N=1,000")
+            report.info(section, growth, run.growth(name), "×", note="fewer matches at N=1,000")
         else:
-            report.at_most(SECTION, growth, run.growth(name), limit, "×")
+            report.at_most(section, growth, run.growth(name), limit, "×")
     for size in run.sizes:
         # CPU, not wall time: on a shared machine the wall time is mostly other people's
         # work (the bare app's start-up beside it shows how much); on an idle one the two
@@ -255,6 +303,6 @@ def report(report: Report, run: GalleryRun) -> None:
             f"the bare app's: {run.bare_start_seconds:.2f} s"
         )
         if size == large:
-            report.at_most(SECTION, name, run.start_cpu_seconds[size], START_MAX_SECONDS, "s", note)
+            report.at_most(section, name, run.start_cpu_seconds[size], START_MAX_SECONDS, "s", note)
         else:
-            report.info(SECTION, name, run.start_cpu_seconds[size], "s", note)
+            report.info(section, name, run.start_cpu_seconds[size], "s", note)

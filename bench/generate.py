@@ -80,6 +80,8 @@ class Dataset:
     seconds: float
     # Bearer token of a team member; None for a single-person install (no sign-in).
     token: str | None = None
+    # Where the rows are when not in the data dir's SQLite file: what the app is served with.
+    database_url: str | None = None
 
     def image_cursor(self, depth: float) -> int:
         """The gallery's `before` cursor `depth` of the way from the newest image to the oldest."""
@@ -223,6 +225,7 @@ def generate(
         last_image_id=image_id,
         seconds=time.perf_counter() - started,
         token=token,
+        database_url=database_url,
     )
 
 

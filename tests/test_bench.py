@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import sqlite3
 import time
 from dataclasses import replace
@@ -15,9 +16,9 @@ import pytest
 from PIL import Image
 
 from app.emulator import EmulatedJob, EmulatorConfig
-from bench import browser, databases, load, storing
+from bench import browser, cli, databases, gallery, load, storing
 from bench.bound import best_delays
-from bench.generate import DATASET_FILE, TEAM, generate, make_pool, reuse_or_generate
+from bench.generate import DATASET_FILE, TEAM, Dataset, generate, make_pool, reuse_or_generate
 from bench.imagery import PoolImage, with_text_chunk
 from bench.measure import percentile
 from bench.report import Report
@@ -26,6 +27,7 @@ from bench.upstream import BenchEmulator, Pace
 from tests.support.apps import make_settings, serve_app
 from tests.support.databases import DatabaseChoice
 from tests.support.emulators import RunningEmulator
+from tests.support.postgres import PostgresCluster, find_bin_dir
 
 
 @pytest.fixture(scope="module")
@@ -135,6 +137,75 @@ def test_sqlite_and_postgresql_galleries_answer_alike(
         assert figure.value == pytest.approx(run.ratio(probe, "p50"))
         sqlite_ms = run.latencies["sqlite"][probe].p50 * 1000
         assert f"SQLite {sqlite_ms:.2f} ms" in figure.note
+
+
+@pytest.mark.postgres
+def test_the_gallery_suite_runs_on_a_postgresql_server_of_its_own(
+    tmp_path: Path,
+    pool: list[PoolImage],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    if find_bin_dir() is None:
+        message = "PostgreSQL server binaries not found (apt install postgresql)"
+        if os.environ.get("PLAYGROUND_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+    started: list[PostgresCluster] = []
+    start_new = PostgresCluster.start_new
+
+    def recorded(bin_dir: Path) -> PostgresCluster:
+        started.append(start_new(bin_dir))
+        return started[-1]
+
+    monkeypatch.setattr(PostgresCluster, "start_new", staticmethod(recorded))
+    monkeypatch.setattr(cli, "make_pool", lambda directory, count: pool)
+    # The smallest sizes whose deep pages and searches still fill a page.
+    profile = replace(
+        cli.QUICK, small_jobs=1_000, large_jobs=1_300, latency_rounds=6, latency_warmup=1
+    )
+    report = Report()
+    cli.run(profile, ["gallery"], tmp_path / "work", report, database="postgresql")
+
+    assert len(started) == 1, "one server for the run's galleries"
+    assert not started[0].root.exists(), "the server is stopped and its files removed"
+    for size in (1_000, 1_300):
+        data_dir = tmp_path / "work" / f"data-{size}"
+        assert not (data_dir / "playground.db").exists(), "rows and images live in PostgreSQL"
+    printed = capsys.readouterr().out
+    assert "generated into PostgreSQL in" in printed
+    assert "\n== gallery latency on PostgreSQL (p50 in bare-framework floors" in printed
+    figures = {f.name: f for f in report.figures if f.section == "gallery latency on PostgreSQL"}
+    # The same probes, figures and targets as on SQLite.
+    for probe in gallery.probes(Dataset(tmp_path, 1, 1, 10, 10, 0.0)):
+        large = figures[f"{probe.name} N=1,300: p50 in bare floors"]
+        assert large.value is not None and large.value > 0, probe.name
+        assert large.target == f"≤ {probe.target:.2f}×" and large.passed is not None
+        assert f"{probe.name} N=1,300: p50 in bare floors" in printed
+        assert f"{probe.name} growth N=1,000 → 1,300 (p50)" in figures
+    assert not report.broken
+
+
+@pytest.mark.parametrize(
+    ("arguments", "refusal"),
+    [
+        (
+            ["--only", "gallery,load"],
+            "--database postgresql runs only gallery and databases, not load",
+        ),
+        (
+            ["--data-dir", "kept"],
+            "--data-dir keeps a SQLite gallery; --database postgresql generates its own each run",
+        ),
+    ],
+)
+def test_what_does_not_run_on_postgresql_is_refused_in_one_line(
+    arguments: list[str], refusal: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["--database", "postgresql", *arguments])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(refusal)
 
 
 def test_a_generated_gallery_is_kept_and_reused(tmp_path: Path, pool: list[PoolImage]) -> None:
