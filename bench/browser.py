@@ -113,7 +113,11 @@ def _visits(browser: Any, url: str) -> Visit:
         def visit() -> int:
             carried[0] = 0
             page.goto(url, wait_until="load")
-            return carried[0]
+            counted = carried[0]
+            # What this visit still loads after its load event (a lazy image below the fold)
+            # is this visit's, not the next one's: let it finish before the next is counted.
+            page.wait_for_load_state("networkidle")
+            return counted
 
         first = visit()
         lcp = float(page.evaluate(LCP_SCRIPT))
