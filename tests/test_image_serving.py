@@ -46,3 +46,24 @@ def test_images_and_thumbnails_are_served_as_sandboxed_images(
             assert refused.status_code == 404, path
             assert "not stored as a PNG, JPEG or WebP image" in refused.json()["error"]["message"]
             assert "text/html" not in refused.headers["content-type"]
+
+
+def test_an_image_whose_bytes_went_while_it_was_asked_for_is_a_clean_404(
+    tmp_path: Path, emulator: RunningEmulator
+) -> None:
+    """A trash purge can delete the bytes between a request's read of the row and its read
+    of the bytes: the answer is a 404 that says so, never headers promising a body that is
+    then cut off."""
+    settings = make_settings(tmp_path / "data", emulator)
+    with in_process(settings) as client:
+        job = wait_for_job(client, client.post("/api/jobs", json={"prompt": "a kite"}).json()["id"])
+        image = job["images"][0]
+        # The row names bytes no store holds: what the purge leaves for that moment.
+        db = Database.at_path(settings.database_path)
+        with db.write() as session:
+            session.execute(sa.update(Image).where(Image.id == image["id"]).values(sha256="0" * 64))
+        db.dispose()
+        for path in (image["url"], f"{image['url']}/download"):
+            gone = client.get(path)
+            assert gone.status_code == 404, path
+            assert "no longer stored" in gone.json()["error"]["message"], path

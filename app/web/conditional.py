@@ -8,12 +8,15 @@ work the same from every blob store without a store knowing about them.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from fastapi import Request, Response
 from fastapi.responses import StreamingResponse
 
+from app.core.errors import NotFoundError
+from app.storage.blobs.protocol import BlobNotFound
 from app.web.head import is_head
 
 # Only byte ranges exist; saying so tells clients they may ask.
@@ -128,5 +131,12 @@ def bytes_answer(
     if is_head(request):
         # The headers the GET would have, without reading a byte from the store.
         return Response(status_code=status, headers=headers)
-    body = chunks() if wanted is None else slice_chunks(chunks(), wanted)
-    return StreamingResponse(body, status_code=status, headers=headers)
+    body = iter(chunks() if wanted is None else slice_chunks(chunks(), wanted))
+    # The first chunk is read before any header is sent: bytes deleted between the row's
+    # read and this one (a trash purge racing a request) are then a clean 404, not a body
+    # cut off after its headers promised it whole.
+    try:
+        first = next(body, b"")
+    except BlobNotFound:
+        raise NotFoundError("These bytes are no longer stored: the image was deleted.") from None
+    return StreamingResponse(itertools.chain((first,), body), status_code=status, headers=headers)
