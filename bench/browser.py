@@ -12,7 +12,6 @@ job's own time upstream: what the app adds to the wait.
 
 from __future__ import annotations
 
-import shutil
 import statistics
 import time
 from dataclasses import dataclass
@@ -21,24 +20,13 @@ from typing import Any
 
 from bench.report import Report
 from bench.server import serve_app_process
+from tests.support.browser import CHROMIUM_ARGS, chromium_path
 
 SECTION = "browser"
 FIRST_VISIT_MAX_KB = 80.0
 REPEAT_VISIT_MAX_KB = 30.0
 LCP_MAX_SECONDS = 1.0
 CLICK_TO_IMAGE_MAX_SECONDS = 0.5  # beyond the job's own time upstream, p50
-# Chromium as the UI tests run it: headless, and kept from reaching anything but loopback.
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 LCP_SCRIPT = """() => new Promise(resolve => new PerformanceObserver(list => {
     const entries = list.getEntries();
     resolve(entries[entries.length - 1].startTime / 1000);
@@ -64,12 +52,8 @@ class BrowserRun:
         return statistics.median(self.click_to_image) - self.job_seconds
 
 
-def chromium() -> str | None:
-    return shutil.which("chromium") or shutil.which("chromium-browser")
-
-
 def measure(work_dir: Path, *, job_seconds: float = 3.0, rounds: int = 3) -> BrowserRun:
-    path = chromium()
+    path = chromium_path()
     if path is None:
         raise RuntimeError("the browser benchmark needs Chromium (apt install chromium)")
     from playwright.sync_api import sync_playwright

@@ -25,6 +25,7 @@ from bench.report import Report
 from bench.server import bare_app
 from bench.upstream import BenchEmulator, Pace
 from tests.support.apps import make_settings, serve_app
+from tests.support.browser import chromium_path
 from tests.support.databases import DatabaseChoice
 from tests.support.emulators import RunningEmulator
 from tests.support.postgres import PostgresCluster, find_bin_dir
@@ -342,7 +343,7 @@ def test_the_storing_ratio_is_of_cpu_measured_on_images_really_stored(
 
 @pytest.mark.browser
 def test_the_browser_figures_are_what_chromium_measured(tmp_path: Path) -> None:
-    if browser.chromium() is None:
+    if chromium_path() is None:
         pytest.skip("the browser's benchmark needs Debian's chromium")
     run = browser.measure(tmp_path, job_seconds=0.5, rounds=1)
     (click,) = run.click_to_image
