@@ -29,6 +29,8 @@ GZIP = {"Accept-Encoding": "gzip, deflate, br"}
         ("identity", False),
         ("", False),
         ("xgzip", False),
+        ("*;q=0, gzip", True),
+        ("gzip;q=0, *", False),
     ],
 )
 def test_which_clients_take_gzip(header: str, expected: bool) -> None:

@@ -27,17 +27,17 @@ LEVEL = 5
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether Accept-Encoding lists gzip (or `*`) without refusing it with q=0."""
+    """Whether Accept-Encoding takes gzip: named with a quality above 0, or, when not named,
+    `*` with one (RFC 9110 §12.5.3)."""
+    qualities: dict[str, float] = {}
     for item in accept_encoding.split(","):
         coding, _, params = item.strip().partition(";")
-        if coding.strip().lower() not in ("gzip", "*"):
-            continue
         quality = params.strip().lower().removeprefix("q=")
         try:
-            return not params or float(quality) > 0
+            qualities[coding.strip().lower()] = float(quality) if params else 1.0
         except ValueError:
-            return False
-    return False
+            qualities[coding.strip().lower()] = 0.0
+    return qualities.get("gzip", qualities.get("*", 0.0)) > 0
 
 
 class CompressText:
