@@ -1,6 +1,7 @@
 """The gallery's first screen in headless Chromium: tiles at once under a one-row header, each
 image at its own shape, controls that appear when wanted, a selection that outlasts its
-actions with toasts above its bar, and no layout shift while two hundred tiles scroll by.
+actions with toasts above its bar, and no layout shift while two hundred tiles scroll by,
+nor while a slow machine paints the first of them.
 
 One app for the module: five images made through the emulator (five shapes), and two hundred
 more rows that show them again, written straight into its database (the bytes are the five's,
@@ -95,13 +96,32 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
             yield app
 
 
-def gallery(browser: Any, app: RunningApp, viewport: dict[str, int], **options: Any) -> Any:
+# The tiles on show at each frame the page paints, from the first.
+COUNT_TILES_PER_FRAME = (
+    "window.__tilesPerFrame = []; (function frame() {"
+    " window.__tilesPerFrame.push(document.querySelectorAll('.gallery-item').length);"
+    " if (document.readyState === 'loading') requestAnimationFrame(frame); })();"
+)
+# How much slower than this machine the page's CPU runs while it loads: a loaded CI machine.
+SLOW_CPU = 8
+
+
+def gallery(
+    browser: Any, app: RunningApp, viewport: dict[str, int], slow: bool = False, **options: Any
+) -> Any:
     context = browser.new_context(viewport=viewport, reduced_motion="reduce", **options)
     record_csp_violations(context)
     context.add_init_script(MEASURE_SHIFTS)
+    context.add_init_script(COUNT_TILES_PER_FRAME)
     page = context.new_page()
+    if slow:
+        # Chromium paints between chunks of a long page it parses only when parsing is slow.
+        cdp = context.new_cdp_session(page)
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": SLOW_CPU})
     page.goto(app.url + "/gallery")
     wait_for_htmx(page)
+    if slow:
+        cdp.send("Emulation.setCPUThrottlingRate", {"rate": 1})
     return page
 
 
@@ -215,10 +235,24 @@ def test_the_selection_outlasts_its_actions_and_toasts_never_cover_its_bar(
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["laptop", "phone"])
+def test_the_first_paint_shows_the_whole_first_page_even_on_a_slow_machine(
+    browser: Any, site: RunningApp, viewport: dict[str, int]
+) -> None:
+    page = gallery(browser, site, viewport, slow=True)
+    page.wait_for_function("document.readyState !== 'loading'")
+    shown = [count for count in page.evaluate("window.__tilesPerFrame") if count]
+    on_a_page = page.locator(".gallery-page").first.locator(".gallery-item").count()
+    # Never a part of it: each tile parsed after a paint would reflow the row it joins.
+    assert set(shown) <= {on_a_page}, shown
+    assert page.evaluate("window.__cls") < 0.05
+    page.context.close()
+
+
+@pytest.mark.parametrize("viewport", [DESKTOP, PHONE], ids=["laptop", "phone"])
 def test_no_layout_shift_while_two_hundred_tiles_scroll_by(
     browser: Any, site: RunningApp, viewport: dict[str, int]
 ) -> None:
-    page = gallery(browser, site, viewport)
+    page = gallery(browser, site, viewport, slow=True)
     total = MORE + len(SHAPES)
     # Scrolled as a person scrolls, a wheel turn at a time, until every page has come.
     for _ in range(200):
