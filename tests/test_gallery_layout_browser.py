@@ -85,9 +85,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningApp]:
     with serve_emulator(job_seconds=0.1) as emulator:
         settings = make_settings(tmp_path_factory.mktemp("gallery-layout") / "data", emulator)
         with serve_app(settings) as app:
-            for size in SHAPES:
-                job = app.client.post("/api/jobs", json={"prompt": size, "image_size": size})
-                assert wait_for_job(app.client, job.json()["id"])["status"] == "completed"
+            submitted = [
+                app.client.post("/api/jobs", json={"prompt": size, "image_size": size}).json()["id"]
+                for size in SHAPES
+            ]
+            for job_id in submitted:
+                assert wait_for_job(app.client, job_id)["status"] == "completed"
             db = Database.for_settings(settings)
             try:
                 show_again(db, MORE)

@@ -242,8 +242,12 @@ def test_malformed_json_is_400_and_another_content_type_is_415_costing_nothing(
 @pytest.mark.both_databases
 def test_paginated_listings_link_to_their_next_page(settings: Settings) -> None:
     with in_process(settings) as client:
-        for prompt in ("a fox", "a hare", "a stoat"):
-            wait_for_job(client, client.post("/api/jobs", json={"prompt": prompt}).json()["id"])
+        submitted = [
+            client.post("/api/jobs", json={"prompt": prompt}).json()["id"]
+            for prompt in ("a fox", "a hare", "a stoat")
+        ]
+        for job_id in submitted:
+            wait_for_job(client, job_id)
         for path in ("/api/jobs?limit=2", "/api/gallery?limit=2&q=a", "/api/gallery/jobs?limit=2"):
             first = client.get(path)
             assert first.status_code == 200, path
