@@ -63,6 +63,12 @@ def test_with_a_process_of_its_own():
 
 def test_with_a_fixture_that_starts_one(served):
     assert served
+
+class PostgresCluster:
+    """Stands in for tests/support/postgres.py's."""
+
+def test_with_a_server_of_its_own():
+    assert PostgresCluster()
 '''
 
 
@@ -81,7 +87,10 @@ def collected(pytester: pytest.Pytester, tier: str) -> set[str]:
 def test_tests_are_put_in_a_tier_by_what_they_use(suite: pytest.Pytester) -> None:
     assert collected(suite, "fast") == {"test_plain", "test_on_a_database[sqlite]"}
     assert collected(suite, "browser") == {"test_in_chromium"}
-    assert collected(suite, "postgres") == {"test_on_a_database[postgresql]"}
+    assert collected(suite, "postgres") == {
+        "test_on_a_database[postgresql]",
+        "test_with_a_server_of_its_own",
+    }
     assert collected(suite, "slow") == {
         "test_with_a_process_of_its_own",
         "test_with_a_fixture_that_starts_one",

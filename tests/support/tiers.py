@@ -36,6 +36,8 @@ POSTGRES_PARAMETERS = frozenset({"postgresql", "postgres"})
 PROCESS_NAMES = frozenset(
     {"AppProcess", "WorkerProcess", "run_cli", "start_cli", "run_on_terminal", "subprocess"}
 )
+# Names whose use means a PostgreSQL server of the test's own.
+POSTGRES_NAMES = frozenset({"PostgresCluster"})
 HEAVY_TIERS = ("browser", "postgres", "slow")
 # Files that use nothing heavy but take too long for the fast tier (measured with
 # `pytest -m fast --durations=0`): jobs run to the end through the poller and its
@@ -127,6 +129,8 @@ def heavy_tiers(item: pytest.Item) -> set[str]:
                 names |= names_used(definition.func, inspect.getmodule(definition.func))
         if names & PROCESS_NAMES:
             tiers.add("slow")
+        if names & POSTGRES_NAMES:
+            tiers.add("postgres")
     return tiers
 
 
