@@ -45,6 +45,11 @@ MAX_IMAGE_PIXELS = 4096 * 4096 + 1
 PILImage.MAX_IMAGE_PIXELS = MAX_IMAGE_PIXELS
 THUMBNAIL_MAX_SIDE = 512
 THUMBNAIL_CONTENT_TYPE = "image/webp"
+# The middle rendition, for an image shown wider than a thumbnail but far smaller than
+# itself (a job's card on a laptop): a 2K PNG is ~6 MB, its preview ~60 KB. Only images
+# larger than this have one (`has_preview`); a smaller image is its own preview.
+PREVIEW_MAX_SIDE = 1024
+PREVIEW_CONTENT_TYPE = "image/webp"
 # Blocks this large or larger go straight back to the system when freed (see below).
 MMAP_THRESHOLD_BYTES = 4 * 1024 * 1024
 # Images decoded at once, process-wide. Each holds its full frame (16 MB for 2K,
@@ -141,6 +146,31 @@ async def check_image_aside(path: Path) -> CheckedImage:
     return checked
 
 
+def has_preview(width: int, height: int) -> bool:
+    """Whether an image this size is shown through a preview: it is larger than one."""
+    return max(width, height) > PREVIEW_MAX_SIDE
+
+
+def fitted_width(width: int, height: int, max_side: int) -> int:
+    """The width of an image this size made at most `max_side` a side (never larger),
+    for a srcset's descriptor."""
+    return round(width * max_side / max(width, height, max_side))
+
+
+def make_preview(source: BinaryIO) -> Thumbnail:
+    """The WebP preview of a stored image: its shape, at most PREVIEW_MAX_SIDE a side.
+
+    Made on the first request for it, not when the image is stored: encoding it costs
+    about as much CPU as decoding the image (bench `storing`), more than storing can
+    spare, and most images are never shown at that size.
+    """
+    with _decoded(source, max_pixels=MAX_IMAGE_PIXELS, draft_side=PREVIEW_MAX_SIDE) as (
+        image,
+        _,
+    ):
+        return make_thumbnail(image, max_side=PREVIEW_MAX_SIDE)
+
+
 def verify_image(source: BinaryIO, *, max_pixels: int = MAX_IMAGE_PIXELS) -> ImageFacts:
     """The same checks as `check_image` (the same refusals), without making a thumbnail."""
     with _decoded(source, max_pixels=max_pixels) as (_, facts):
@@ -148,8 +178,10 @@ def verify_image(source: BinaryIO, *, max_pixels: int = MAX_IMAGE_PIXELS) -> Ima
 
 
 @contextmanager
-def _decoded(source: BinaryIO, *, max_pixels: int) -> Iterator[tuple[PILImage.Image, ImageFacts]]:
-    """The image decoded to the end (at thumbnail scale where the format allows), within
+def _decoded(
+    source: BinaryIO, *, max_pixels: int, draft_side: int = THUMBNAIL_MAX_SIDE
+) -> Iterator[tuple[PILImage.Image, ImageFacts]]:
+    """The image decoded to the end (at `draft_side` where the format allows), within
     the process-wide decode slots; anything unfit is refused with DownloadRefused."""
     try:
         with _decode_slots, warnings.catch_warnings():
@@ -168,7 +200,7 @@ def _decoded(source: BinaryIO, *, max_pixels: int) -> Iterator[tuple[PILImage.Im
                         f"the image is {width}×{height} pixels, over the {max_pixels:,}-pixel cap"
                     )
                 facts = ImageFacts(FORMAT_CONTENT_TYPES[image.format], width, height)
-                image.draft("RGB", (THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE))
+                image.draft("RGB", (draft_side, draft_side))
                 # load() decodes to the end: a truncated or corrupt file fails here.
                 image.load()
                 yield image, facts
@@ -187,8 +219,9 @@ def _decoded(source: BinaryIO, *, max_pixels: int) -> Iterator[tuple[PILImage.Im
         raise DownloadRefused(f"the file is not a readable image ({plain_reason(exc)})") from None
 
 
-def make_thumbnail(image: PILImage.Image) -> Thumbnail:
-    """The WebP preview of `image`, which is shrunk in place: the caller is done with it.
+def make_thumbnail(image: PILImage.Image, *, max_side: int = THUMBNAIL_MAX_SIDE) -> Thumbnail:
+    """The WebP rendition of `image` at most `max_side` a side, shrunk in place: the
+    caller is done with it.
 
     Shrinking first and turning upright afterwards (the bound is square, so the
     order does not change the result) means a full-size frame is never copied:
@@ -197,7 +230,7 @@ def make_thumbnail(image: PILImage.Image) -> Thumbnail:
     """
     if image.mode not in ("RGB", "RGBA"):
         image = image.convert("RGBA" if "A" in image.getbands() else "RGB")
-    image.thumbnail((THUMBNAIL_MAX_SIDE, THUMBNAIL_MAX_SIDE), PILImage.Resampling.LANCZOS)
+    image.thumbnail((max_side, max_side), PILImage.Resampling.LANCZOS)
     preview = ImageOps.exif_transpose(image)
     buffer = io.BytesIO()
     preview.save(buffer, format="WEBP", quality=80, method=4)
