@@ -1,6 +1,7 @@
 """Previews (app/storage/previews.py): a WebP of the image's shape at most 1024 px a side,
-made on the first request, kept beside the thumbnail in the blob store, served as the
-thumbnail is, and deleted with the image; on SQLite and on PostgreSQL."""
+made with the thumbnail (or, for an image stored before, on the first request for it),
+kept beside the thumbnail in the blob store, served as the thumbnail is, and deleted with
+the image; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -64,14 +65,15 @@ def test_a_preview_is_a_webp_of_the_images_shape_served_as_the_thumbnail_is(
 ) -> None:
     with in_process(settings) as client, opened(settings) as (_, blobs):
         image = landscape_image(client)
-        assert blobs.read_preview(image["sha256"]) is None, "storing an image makes none"
+        stored = blobs.read_preview(image["sha256"])
+        assert stored is not None, "made with the thumbnail when the image was stored"
 
         answer = client.get(f"/api/images/{image['id']}/preview")
         assert answer.status_code == 200
         with PILImage.open(io.BytesIO(answer.content)) as preview:
             assert preview.format == "WEBP"
             assert preview.size == (PREVIEW_MAX_SIDE, 576), "the image's shape, 1024 px wide"
-        assert blobs.read_preview(image["sha256"]) == answer.content, "kept in the store"
+        assert answer.content == stored
 
         thumbnail = client.get(image["thumbnail_url"])
         for header in ("cache-control", "x-content-type-options", "content-security-policy"):
@@ -89,7 +91,7 @@ def test_a_preview_is_a_webp_of_the_images_shape_served_as_the_thumbnail_is(
 
 
 def test_an_image_no_larger_than_a_preview_is_sent_to_itself(settings: Settings) -> None:
-    with in_process(settings) as client, opened(settings) as (db, blobs):
+    with in_process(settings) as client, opened(settings) as (db, _):
         image = landscape_image(client)
         with db.write() as session:
             session.execute(
@@ -98,7 +100,6 @@ def test_an_image_no_larger_than_a_preview_is_sent_to_itself(settings: Settings)
         answer = client.get(f"/api/images/{image['id']}/preview", follow_redirects=False)
         assert answer.status_code == 307
         assert answer.headers["location"] == image["url"]
-        assert blobs.read_preview(image["sha256"]) is None, "nothing was made"
 
 
 def test_a_gallery_from_before_previews_gets_them_after_the_upgrade(
@@ -148,9 +149,10 @@ def test_the_sweep_deletes_a_preview_whose_image_is_gone(settings: Settings) -> 
     with opened(settings) as (db, blobs):
         lone = "f" * 64
         blobs.put_preview(lone, b"RIFF-a-preview")
-        blobs.put_preview(image["sha256"], b"RIFF-the-kept-one")
+        kept = blobs.read_preview(image["sha256"])
+        assert kept is not None
         assert blobs.sweep(gallery=db, older_than_seconds=3600) == 0
         assert blobs.read_preview(lone) is not None, "spared within the grace"
         blobs.sweep(gallery=db, older_than_seconds=0)
         assert blobs.read_preview(lone) is None
-        assert blobs.read_preview(image["sha256"]) == b"RIFF-the-kept-one", "its image is there"
+        assert blobs.read_preview(image["sha256"]) == kept, "its image is there"

@@ -1,16 +1,14 @@
-"""Previews: the middle rendition, made the first time it is asked for and kept.
+"""Previews: the middle rendition, kept beside the thumbnail.
 
 A job's card on a laptop shows an image some 600 css px wide: the thumbnail (512 px) is
 too small for it and the full image (a 2K PNG, ~6 MB) far too big, so the browser is
-offered a WebP of at most PREVIEW_MAX_SIDE a side between the two (the card's srcset).
+offered a WebP of at most PREVIEW_MAX_SIDE a side between the two (app/web/srcset.py).
 
-It is made on the first request, not when the image is stored: making it costs as much
-CPU again as storing does (a 1024-px WebP takes longer to encode than the 2K PNG takes
-to decode), which storing cannot spare (bench `storing`), and many images are only ever
-seen as thumbnails. Made once, it is kept in the blob store beside the thumbnail, under
-the image's digest, and deleted with it. That also serves every image stored before
-previews existed, and every imported one: exports leave previews out, as they can
-always be made again from the image.
+It is made with the thumbnail when the image is stored (app/storage/intake.py,
+`make_renditions`), kept in the blob store beside the thumbnail under the image's digest,
+and deleted with it. An image stored before previews existed, or imported (exports leave
+previews out: they can always be made again from the image), has none: `Previews` makes
+it on the first request for it, and keeps it.
 """
 
 from __future__ import annotations
@@ -31,8 +29,8 @@ class Previews:
         self._blobs = blobs
 
     def find(self, sha256: str) -> bytes | None:
-        """The preview of the image with this digest, made and stored if it is not yet;
-        None if the image's bytes are gone (a purge took them)."""
+        """The preview of the image with this digest (one larger than a preview), made and
+        stored if it is not yet; None if the image's bytes are gone (a purge took them)."""
         data = self._blobs.read_preview(sha256)
         if data is not None:
             return data

@@ -101,7 +101,7 @@ def get_thumbnail(image_id: int, request: Request, services: ServicesDep) -> Res
     },
 )
 def get_preview(image_id: int, request: Request, services: ServicesDep) -> Response:
-    """The image at most 1024 px a side (app/storage/previews.py), made on first request."""
+    """The image at most 1024 px a side (app/storage/previews.py)."""
     stored = reads.get_image(services.db, image_id=image_id)
     if stored is None:
         raise NotFoundError(f"There is no image {image_id}.")

@@ -1,8 +1,8 @@
 """Where image bytes live: the `BlobStore` protocol every store keeps.
 
 A store holds each distinct image once, named by the sha256 of its bytes, and
-beside it that image's thumbnail and (once first asked for) its preview, named by
-the same digest. Three stores keep
+beside it that image's thumbnail and preview (app/storage/previews.py), named by the
+same digest. Three stores keep
 the promise (`app.storage.blobs.choose` picks one from the settings):
 
 - a SQLite file in the data dir, the default (`app.storage.db.sqlite`);

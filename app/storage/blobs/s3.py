@@ -10,7 +10,7 @@ Under the prefix:
 
     images/<sha256>        an image's bytes, once per distinct image
     thumbnails/<sha256>    its WebP thumbnail, named by the image's digest
-    previews/<sha256>      its WebP preview, once first asked for (app/storage/previews.py)
+    previews/<sha256>      its WebP preview (app/storage/previews.py), likewise
 
 The bytes under a key never change, so a presigned URL for one can be cached by a
 browser for as long as it likes.

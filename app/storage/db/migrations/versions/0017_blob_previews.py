@@ -1,7 +1,7 @@
 """Previews in PostgreSQL: a table beside the thumbnails', on PostgreSQL only.
 
-Each image larger than 1024 px gets a WebP preview at most that size, made on the first
-request for it (app/storage/previews.py) and kept beside its thumbnail in the blob store.
+Each image larger than 1024 px has a WebP preview at most that size (app/storage/previews.py),
+kept beside its thumbnail in the blob store.
 A SQLite gallery's store (a file of its own) makes its table when it opens.
 
 Revision ID: 0017
