@@ -5,6 +5,7 @@ the image; on SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import sqlite3
 from collections.abc import Iterator
@@ -156,3 +157,17 @@ def test_the_sweep_deletes_a_preview_whose_image_is_gone(settings: Settings) -> 
         blobs.sweep(gallery=db, older_than_seconds=0)
         assert blobs.read_preview(lone) is None
         assert blobs.read_preview(image["sha256"]) == kept, "its image is there"
+
+
+def test_an_upload_larger_than_a_preview_is_stored_with_one(settings: Settings) -> None:
+    buffer = io.BytesIO()
+    PILImage.new("RGB", (1600, 900), (200, 40, 40)).save(buffer, format="PNG")
+    with in_process(settings) as client, opened(settings) as (_, blobs):
+        answer = client.post(
+            "/api/uploads", content=buffer.getvalue(), headers={"Content-Type": "image/png"}
+        )
+        assert answer.status_code == 201, answer.text
+        stored = blobs.read_preview(hashlib.sha256(buffer.getvalue()).hexdigest())
+        assert stored is not None, "made with the thumbnail, as a download's is"
+        with PILImage.open(io.BytesIO(stored)) as preview:
+            assert preview.size == (PREVIEW_MAX_SIDE, 576)
