@@ -3,9 +3,9 @@
 The subject is the worker's path for one downloaded 2K PNG, with the app's own
 parts: the body hashed and written to a scratch file in the chunks a download
 arrives in (as app/upstream/client.py's `_save_body` does), `check_image` (the
-header checks, a decode to the end, the WebP thumbnail), then the bytes and the
-thumbnail put in the blob store the app opens for a data dir. The floor is the
-work no storing can skip, done by the libraries alone on the same bytes: Pillow
+header checks, a decode to the end, the WebP preview and thumbnail), then the bytes,
+the preview and the thumbnail put in the blob store the app opens for a data dir. The
+floor is the work no storing can skip, done by the libraries alone on the same bytes: Pillow
 decoding the PNG, making the same WebP thumbnail, and hashlib hashing the bytes.
 
 Each round stores a picture no earlier round stored (a text chunk makes other
@@ -65,6 +65,8 @@ def store_one(data: bytes, blobs: BlobStore, scratch_dir: Path) -> str:
         sha256 = digest.hexdigest()
         blobs.put_file(sha256, path)
         blobs.put_thumbnail(sha256, checked.thumbnail.data)
+        if checked.preview is not None:
+            blobs.put_preview(sha256, checked.preview.data)
     return sha256
 
 

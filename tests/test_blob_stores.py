@@ -3,7 +3,8 @@
 
 Every test here runs against each store as the app would open it from its
 settings: a SQLite file in the data dir, tables in a real PostgreSQL 15, and a
-bucket of moto's S3 server on loopback.
+bucket of moto's S3 server on loopback. It stays one module, long as it is: every test
+is the one contract asked of each store.
 """
 
 from __future__ import annotations
@@ -193,39 +194,44 @@ def test_a_missing_image_is_reported_as_missing(store: BlobStore, gallery: Datab
     assert store.discard([sha], gallery=gallery) == 0
 
 
-def test_thumbnails_sit_beside_their_image_and_go_with_it(
-    store: BlobStore, gallery: Database, tmp_path: Path
+@pytest.mark.parametrize("kind", ["thumbnail", "preview"])
+def test_thumbnails_and_previews_sit_beside_their_image_and_go_with_it(
+    store: BlobStore, gallery: Database, tmp_path: Path, kind: str
 ) -> None:
+    put, read = getattr(store, f"put_{kind}"), getattr(store, f"read_{kind}")
     sha, path = write(tmp_path / "image.png", b"\x89PNG pretend image bytes")
     store.put_file(sha, path)
-    store.put_thumbnail(sha, b"RIFF pretend webp")
-    store.put_thumbnail(sha, b"RIFF pretend webp")  # again: no error, one copy
-    assert store.read_thumbnail(sha) == b"RIFF pretend webp"
+    put(sha, b"RIFF pretend webp")
+    put(sha, b"RIFF pretend webp")  # again: no error, one copy
+    assert read(sha) == b"RIFF pretend webp"
     assert store.discard([sha, sha], gallery=gallery) == 1
     assert not store.contains(sha)
-    assert store.read_thumbnail(sha) is None
+    assert read(sha) is None
 
 
-def test_the_sweep_removes_only_old_unreferenced_images_and_their_thumbnails(
-    store: BlobStore, gallery: Database, tmp_path: Path
+@pytest.mark.parametrize("kind", ["thumbnail", "preview"])
+def test_the_sweep_removes_only_old_unreferenced_images_and_their_thumbnails_and_previews(
+    store: BlobStore, gallery: Database, tmp_path: Path, kind: str
 ) -> None:
+    put, read = getattr(store, f"put_{kind}"), getattr(store, f"read_{kind}")
     kept, kept_path = write(tmp_path / "kept.png", b"an image a job points at")
     orphan, orphan_path = write(tmp_path / "orphan.png", b"an image nothing points at")
     for sha, path in ((kept, kept_path), (orphan, orphan_path)):
         store.put_file(sha, path)
-        store.put_thumbnail(sha, b"thumbnail of " + sha.encode())
-    # A thumbnail whose image never arrived (a crash between the two writes).
+        put(sha, b"rendition of " + sha.encode())
+    # One whose image never arrived (a crash between the two writes), or went before a
+    # preview made for it was stored.
     lone = hashlib.sha256(b"lost").hexdigest()
-    store.put_thumbnail(lone, b"thumbnail without an image")
+    put(lone, b"rendition without an image")
 
     name_in_gallery(gallery, kept)
 
     assert store.sweep(gallery=gallery) == 0, "recent bytes are spared: a writer may be mid-commit"
-    assert store.contains(orphan)
+    assert store.contains(orphan) and read(lone) is not None
     assert store.sweep(gallery=gallery, older_than_seconds=-60) == 1
-    assert store.contains(kept) and store.read_thumbnail(kept) is not None
-    assert not store.contains(orphan) and store.read_thumbnail(orphan) is None
-    assert store.read_thumbnail(lone) is None
+    assert store.contains(kept) and read(kept) is not None
+    assert not store.contains(orphan) and read(orphan) is None
+    assert read(lone) is None
 
 
 def test_bytes_an_image_row_names_are_neither_discarded_nor_swept(
@@ -360,10 +366,11 @@ def test_the_postgres_store_tables_come_and_go_with_their_migration(
             connection.exec_driver_sql(
                 "SELECT c.relname, a.attstorage FROM pg_attribute a"
                 " JOIN pg_class c ON c.oid = a.attrelid"
-                " WHERE a.attname = 'data' AND c.relname IN ('blob_chunks', 'blob_thumbnails')"
+                " WHERE a.attname = 'data' AND c.relname IN ('blob_chunks', 'blob_thumbnails',"
+                " 'blob_previews')"
             ).all()
         )
-        assert storage == {"blob_chunks": "e", "blob_thumbnails": "e"}, "stored uncompressed"
+        assert storage == dict.fromkeys(BLOB_STORE_TABLES - {"blobs"}, "e"), "uncompressed"
         config = migrations_config()
         config.attributes["connection"] = connection
         command.downgrade(config, "0009")

@@ -106,8 +106,10 @@ def test_the_newest_job_is_the_output_and_the_others_the_strip(app: RunningApp) 
         figure = one(output, f"figure.job-image#job-image-{image['id']}")
         assert select(figure, f'a[download][href="/api/images/{image["id"]}/download"]')
         assert select(figure, f'button[data-compare="{image["id"]}"]')
-        srcset = one(figure, "img").get("srcset", "")
-        assert f"/api/images/{image['id']} {image['width']}w" in srcset.split(", ")
+        srcset = one(figure, "img").get("srcset", "").split(", ")
+        assert f"/api/images/{image['id']} {image['width']}w" in srcset
+        # A card wider than the thumbnail (a laptop's) takes the preview, not the full image.
+        assert f"/api/images/{image['id']}/preview 1024w" in srcset
     assert len(select(output, 'button[data-same-seed="7"]')) == 4
 
 

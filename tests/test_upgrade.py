@@ -84,6 +84,9 @@ def test_everything_made_before_is_there_and_served(
             assert served.status_code == 200
             assert hashlib.sha256(served.content).hexdigest() == sha256
             assert client.get(f"/api/images/{image_id}/thumbnail").status_code == 200
+            # Its images are 8 px: each is its own preview (tests/test_previews.py makes them).
+            preview = client.get(f"/api/images/{image_id}/preview")
+            assert (preview.status_code, preview.headers["location"]) == (307, served.url.path)
 
         grid = client.get(f"/api/grids/{made['grid_id']}").json()
         assert [cell["job_id"] for cell in grid["cells"]] == made["grid_job_ids"]

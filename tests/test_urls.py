@@ -42,6 +42,7 @@ def path_for(app: FastAPI, name: str, **params: int) -> str:
 EXPECTED: dict[Callable[..., str], Callable[[FastAPI, int], str]] = {
     urls.image: lambda app, n: path_for(app, "get_image", image_id=n),
     urls.thumbnail: lambda app, n: path_for(app, "get_thumbnail", image_id=n),
+    urls.preview: lambda app, n: path_for(app, "get_preview", image_id=n),
     urls.download: lambda app, n: path_for(app, "download_image", image_id=n),
     urls.sidecar: lambda app, n: path_for(app, "download_sidecar", image_id=n),
     urls.remix: lambda app, n: path_for(app, "playground") + f"?remix={n}",
@@ -66,6 +67,7 @@ WITHOUT_IDS: dict[Callable[[], str], str] = {
 ROUTE_NAMES = {
     "get_image",
     "get_thumbnail",
+    "get_preview",
     "download_image",
     "download_sidecar",
     "playground",

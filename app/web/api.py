@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import RedirectResponse, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from app.core.errors import InvalidParameters, NotFoundError, OverBudget
@@ -25,19 +23,16 @@ from app.features.models.live_rules import RulesInForce
 from app.features.people.budgets import BudgetExceeded, check_budget_before
 from app.storage.db.tables import ROW_ID_MAX
 from app.web import urls
-from app.web.conditional import ACCEPT_RANGES, bytes_answer, none_match
 from app.web.deps import ClientIP, CurrentUser, ServicesDep
 from app.web.errors import SUBMISSION_ERRORS
 from app.web.paging import IdCursorQuery, id_cursor, next_link
 from app.web.schemas import JobPage, JobPublic, PresetPublic
 from app.web.services import Services
-from app.web.views import image_headers, job_page_json, job_public, preset_public
+from app.web.views import job_page_json, job_public, preset_public
 
 router = APIRouter(prefix="/api", tags=["api"])
 
 IDEMPOTENCY_KEY_MAX = 190  # stored with a short prefix in a 200-character column
-# Stored images never change: their URL names one set of bytes forever.
-IMMUTABLE_CACHE = "private, max-age=31536000, immutable"
 
 
 class JobCreate(GenerationParams):
@@ -339,77 +334,6 @@ def list_jobs(
 @router.get("/jobs/{job_id:int}", name="get_job", response_model=JobPublic)
 def get_job(job_id: int, services: ServicesDep) -> JobPublic:
     return _load_job(services, job_id)
-
-
-@router.get(
-    "/images/{image_id}",
-    name="get_image",
-    response_class=StreamingResponse,
-    responses={
-        200: {"content": {"image/png": {}, "image/jpeg": {}, "image/webp": {}}},
-        206: {"description": "The bytes the Range asked for"},
-        304: {"description": "Not modified: the If-None-Match ETag is this image's"},
-        416: {"description": "The Range names no byte of the image"},
-    },
-)
-def get_image(image_id: int, request: Request, services: ServicesDep) -> Response:
-    stored = reads.get_image(services.db, image_id=image_id)
-    if stored is None:
-        raise NotFoundError(f"There is no image {image_id}.")
-    headers = {
-        **image_headers(image_id, stored.content_type),
-        "Cache-Control": IMMUTABLE_CACHE,
-    }
-    etag = f'"{stored.sha256}"'
-    if none_match(request, etag):
-        return Response(status_code=304, headers={**headers, **ACCEPT_RANGES, "ETag": etag})
-    url = services.blobs.redirect_url(stored.sha256, content_type=stored.content_type)
-    if url is not None:
-        return _redirect(url, services)
-    return bytes_answer(
-        request,
-        etag=etag,
-        length=stored.byte_size,
-        chunks=lambda: services.blobs.iter_chunks(stored.sha256),
-        headers=headers,
-    )
-
-
-@router.get(
-    "/images/{image_id}/thumbnail",
-    name="get_thumbnail",
-    response_class=Response,
-    responses={200: {"content": {"image/webp": {}}}},
-)
-def get_thumbnail(image_id: int, request: Request, services: ServicesDep) -> Response:
-    stored = reads.get_image(services.db, image_id=image_id)
-    if stored is None:
-        raise NotFoundError(f"There is no image {image_id}.")
-    thumbnail = services.thumbnails.find(image_id=image_id, sha256=stored.sha256)
-    if thumbnail is None:
-        raise NotFoundError(f"Image {image_id} has no thumbnail.")
-    if thumbnail.redirect is not None:
-        return _redirect(thumbnail.redirect, services)
-    data = thumbnail.data
-    return bytes_answer(
-        request,
-        # Of its own bytes: a thumbnail made again (a new encoder) is another representation.
-        etag=f'"{hashlib.sha256(data).hexdigest()}"',
-        length=len(data),
-        chunks=lambda: (data,),
-        headers={
-            **image_headers(image_id, thumbnail.content_type),
-            "Cache-Control": IMMUTABLE_CACHE,
-        },
-    )
-
-
-def _redirect(url: str, services: Services) -> Response:
-    """To the bytes in the S3 store: a presigned URL, cached no longer than half its life."""
-    max_age = services.settings.s3_redirect_seconds // 2
-    return RedirectResponse(
-        url, status_code=307, headers={"Cache-Control": f"private, max-age={max_age}"}
-    )
 
 
 def _load_job(services: Services, job_id: int) -> JobPublic:

@@ -49,6 +49,7 @@ from app.storage.blobs.protocol import BlobStore
 from app.storage.db.engine import Database
 from app.storage.db.tables import utcnow
 from app.storage.intake import clear_scratch, return_image_memory_promptly
+from app.storage.previews import Previews
 from app.web import (
     access_log,
     admin,
@@ -63,6 +64,7 @@ from app.web import (
     gallery_pages,
     grids,
     grids_api,
+    images_api,
     live,
     openapi,
     ops,
@@ -100,6 +102,7 @@ DEMO_UPSTREAM_FILE = "demo-upstream.json"
 ROUTERS: tuple[APIRouter, ...] = (
     ops.router,
     api.router,
+    images_api.router,
     gallery_api.router,
     collections_api.router,
     trash_api.router,
@@ -266,6 +269,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         db=db,
         blobs=blobs,
         thumbnails=thumbnail_store,
+        previews=Previews(blobs),
         client=client,
         poller=poller,
         key_health=key_health,

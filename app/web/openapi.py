@@ -35,6 +35,7 @@ OPERATION_IDS = {
     "get_image_detail": "gallery_image",
     "get_image": "images_get",
     "get_thumbnail": "images_thumbnail",
+    "get_preview": "images_preview",
     "download_image": "images_download",
     "download_sidecar": "images_sidecar",
     "download_zip": "gallery_zip",

@@ -18,6 +18,7 @@ from app.features.ops.probes import Probes
 from app.features.people.access import Access
 from app.storage.blobs.protocol import BlobStore
 from app.storage.db.engine import Database
+from app.storage.previews import Previews
 from app.storage.thumbnails import Thumbnails
 from app.upstream import PixelDojoClient
 from app.worker.poller import Poller
@@ -29,6 +30,7 @@ class Services:
     db: Database
     blobs: BlobStore
     thumbnails: Thumbnails
+    previews: Previews
     client: PixelDojoClient
     poller: Poller
     key_health: KeyHealth

@@ -30,6 +30,7 @@ from app.features.jobs.references import is_upload, placeholder_ids
 from app.features.models.live_rules import RulesInForce
 from app.storage.db.tables import JobStatus, utcnow
 from app.web.schema_form import FormField, form_fields
+from app.web.srcset import image_srcset
 
 
 def build_templates(settings: Settings, *, static_url: Callable[[str], str]) -> Jinja2Templates:
@@ -61,6 +62,7 @@ def build_templates(settings: Settings, *, static_url: Callable[[str], str]) -> 
         offered_sizes=offered_sizes,
         pixel_size=pixel_size,
         ratio=ratio,
+        image_srcset=image_srcset,
         JobStatus=JobStatus,
         schema_fields=schema_fields,
         image_count_fields=IMAGE_COUNT_FIELDS,

@@ -27,6 +27,11 @@ def thumbnail(image_id: int) -> str:
     return f"/api/images/{image_id}/thumbnail"
 
 
+def preview(image_id: int) -> str:
+    """Route `get_preview`: at most 1024 px a side, for images larger than that."""
+    return f"/api/images/{image_id}/preview"
+
+
 def download(image_id: int) -> str:
     """Route `download_image`: the image with its parameters embedded."""
     return f"/api/images/{image_id}/download"

@@ -458,6 +458,8 @@ def _store_images_once(
     for image in staged:
         blobs.put_file(image.sha256, image.path)
         blobs.put_thumbnail(image.sha256, image.checked.thumbnail.data)
+        if image.checked.preview is not None:
+            blobs.put_preview(image.sha256, image.checked.preview.data)
     now = utcnow()
     with db.write() as session:
         # The fence: the job ends in the UPDATE that checks the claim, and its image rows

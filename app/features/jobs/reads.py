@@ -170,13 +170,19 @@ class StoredImage:
     content_type: str
     sha256: str
     byte_size: int
+    width: int
+    height: int
 
 
 # Built once and run on a bare connection: every image and thumbnail a page shows asks
 # this, and an ORM session and a fresh statement cost three times the query itself.
-_IMAGE_BY_ID = sa.select(col(Image.content_type), col(Image.sha256), col(Image.byte_size)).where(
-    col(Image.id) == sa.bindparam("image_id")
-)
+_IMAGE_BY_ID = sa.select(
+    col(Image.content_type),
+    col(Image.sha256),
+    col(Image.byte_size),
+    col(Image.width),
+    col(Image.height),
+).where(col(Image.id) == sa.bindparam("image_id"))
 
 
 def get_image(db: Database, *, image_id: int) -> StoredImage | None:

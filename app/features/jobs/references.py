@@ -245,9 +245,11 @@ def store_upload(
     byte_size = path.stat().st_size
 
     def store() -> int:
-        # Bytes and thumbnail first, then the rows, which commit only while the bytes stay.
+        # Bytes, thumbnail and preview first, then the rows, which commit only while the bytes stay.
         blobs.put_file(sha256, path)
         blobs.put_thumbnail(sha256, checked.thumbnail.data)
+        if checked.preview is not None:
+            blobs.put_preview(sha256, checked.preview.data)
         now = utcnow()
         with db.write() as session:
             job = Job(

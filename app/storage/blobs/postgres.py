@@ -1,7 +1,7 @@
 """`PostgresBlobStore`, the `BlobStore` (app.storage.blobs.protocol) of a gallery whose database is
 PostgreSQL: image bytes as `bytea` rows of at most 1 MiB in the same database, so one
 backup of the database holds the rows and the bytes they name. Its tables are made by
-migration 0010 on PostgreSQL only.
+migrations 0010 and 0017 on PostgreSQL only.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from app.storage.blobs.protocol import (
     DigestMismatch,
     split_chunks,
 )
-from app.storage.db.blob_tables import BLOB_CHUNKS, BLOB_THUMBNAILS, BLOBS
+from app.storage.db.blob_tables import BLOB_CHUNKS, BLOB_PREVIEWS, BLOB_THUMBNAILS, BLOBS
 
 if TYPE_CHECKING:
     from app.storage.db.engine import Database
@@ -119,11 +119,17 @@ class PostgresBlobStore:
             )
 
     def put_thumbnail(self, sha256: str, data: bytes) -> None:
+        self._put_beside(BLOB_THUMBNAILS, sha256, data)
+
+    def put_preview(self, sha256: str, data: bytes) -> None:
+        self._put_beside(BLOB_PREVIEWS, sha256, data)
+
+    def _put_beside(self, table: sa.Table, sha256: str, data: bytes) -> None:
         from sqlalchemy.dialects.postgresql import insert
 
         with self._engine.begin() as connection:
             connection.execute(
-                insert(BLOB_THUMBNAILS)
+                insert(table)
                 .values(sha256=sha256, data=data, created_at=sa.func.now())
                 .on_conflict_do_nothing(index_elements=["sha256"])
             )
@@ -159,9 +165,15 @@ class PostgresBlobStore:
             yield from split_chunks([bytes(chunk)], chunk_bytes)
 
     def read_thumbnail(self, sha256: str) -> bytes | None:
+        return self._read_beside(BLOB_THUMBNAILS, sha256)
+
+    def read_preview(self, sha256: str) -> bytes | None:
+        return self._read_beside(BLOB_PREVIEWS, sha256)
+
+    def _read_beside(self, table: sa.Table, sha256: str) -> bytes | None:
         with self._engine.connect() as connection:
             data = connection.execute(
-                sa.select(BLOB_THUMBNAILS.c.data).where(BLOB_THUMBNAILS.c.sha256 == sha256)
+                sa.select(table.c.data).where(table.c.sha256 == sha256)
             ).scalar_one_or_none()
         return None if data is None else bytes(data)
 
@@ -206,10 +218,13 @@ class PostgresBlobStore:
                         sa.select(BLOBS.c.sha256).where(
                             BLOBS.c.created_at < cutoff, _unused(BLOBS)
                         ),
-                        # Thumbnails whose image went (or never came: a crash between the
-                        # two writes).
-                        sa.select(BLOB_THUMBNAILS.c.sha256).where(
-                            BLOB_THUMBNAILS.c.created_at < cutoff, _unused(BLOB_THUMBNAILS)
+                        # Thumbnails and previews whose image went (or never came: a crash
+                        # between the two writes).
+                        *(
+                            sa.select(table.c.sha256).where(
+                                table.c.created_at < cutoff, _unused(table)
+                            )
+                            for table in (BLOB_THUMBNAILS, BLOB_PREVIEWS)
                         ),
                     )
                 ).scalars()
@@ -237,21 +252,23 @@ def _unused(table: sa.Table) -> sa.ColumnElement[bool]:
 def _delete_unused(
     connection: sa.Connection, digests: Sequence[str], *, cutoff: sa.ColumnElement[Any] | None
 ) -> int:
-    """Delete those of these blobs and thumbnails no image row names (and, with `cutoff`,
+    """Delete those of these blobs, thumbnails and previews no image row names (and, with `cutoff`,
     stored before it); returns how many blobs went. The caller commits."""
     connection.execute(sa.select(sa.func.pg_advisory_xact_lock_shared(_DELETIONS_CLASS, 0)))
     _lock_each(connection, digests, shared=False)
     blobs = [BLOBS.c.sha256.in_(digests), _unused(BLOBS)]
-    thumbnails = [BLOB_THUMBNAILS.c.sha256.in_(digests), _unused(BLOB_THUMBNAILS)]
     if cutoff is not None:
         blobs.append(BLOBS.c.created_at < cutoff)
-        thumbnails.append(BLOB_THUMBNAILS.c.created_at < cutoff)
     gone = list(
         connection.execute(sa.delete(BLOBS).where(*blobs).returning(BLOBS.c.sha256)).scalars()
     )
     if gone:
         connection.execute(sa.delete(BLOB_CHUNKS).where(BLOB_CHUNKS.c.sha256.in_(gone)))
-    connection.execute(sa.delete(BLOB_THUMBNAILS).where(*thumbnails))
+    for table in (BLOB_THUMBNAILS, BLOB_PREVIEWS):
+        beside = [table.c.sha256.in_(digests), _unused(table)]
+        if cutoff is not None:
+            beside.append(table.c.created_at < cutoff)
+        connection.execute(sa.delete(table).where(*beside))
     return len(gone)
 
 

@@ -1,7 +1,8 @@
 """Where image bytes live: the `BlobStore` protocol every store keeps.
 
 A store holds each distinct image once, named by the sha256 of its bytes, and
-beside it that image's thumbnail, named by the same digest. Three stores keep
+beside it that image's thumbnail and preview (app/storage/previews.py), named by the
+same digest. Three stores keep
 the promise (`app.storage.blobs.choose` picks one from the settings):
 
 - a SQLite file in the data dir, the default (`app.storage.db.sqlite`);
@@ -95,6 +96,12 @@ class BlobStore(Protocol):
     def put_thumbnail(self, sha256: str, data: bytes) -> None:
         """Store the thumbnail of the image whose digest is `sha256`."""
 
+    def put_preview(self, sha256: str, data: bytes) -> None:
+        """Store the preview (app/storage/previews.py) of the image whose digest is `sha256`."""
+
+    def read_preview(self, sha256: str) -> bytes | None:
+        """The preview stored beside the image `sha256`, or None."""
+
     def contains(self, sha256: str) -> bool:
         """Whether the image bytes for `sha256` are stored."""
 
@@ -113,12 +120,12 @@ class BlobStore(Protocol):
         """A URL a browser may fetch the bytes from directly, or None: stream them instead."""
 
     def discard(self, digests: Iterable[str], *, gallery: Database) -> int:
-        """Delete those of these images (with their thumbnails) that no image row in
+        """Delete those of these images (with their thumbnails and previews) that no image row in
         `gallery` names when they go; returns how many images went."""
 
     def sweep(self, *, gallery: Database, older_than_seconds: float = SWEEP_GRACE_SECONDS) -> int:
-        """Delete images (and thumbnails) stored longer ago than the grace that no image row
-        in `gallery` names when they go; returns how many images went."""
+        """Delete images (and thumbnails, previews) stored longer ago than the grace that no
+        image row in `gallery` names when they go; returns how many images went."""
 
     def backup_to(self, directory: Path) -> Path | None:
         """Copy the store into `directory` as one consistent file for a backup, returning it;

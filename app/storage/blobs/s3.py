@@ -10,6 +10,7 @@ Under the prefix:
 
     images/<sha256>        an image's bytes, once per distinct image
     thumbnails/<sha256>    its WebP thumbnail, named by the image's digest
+    previews/<sha256>      its WebP preview (app/storage/previews.py), likewise
 
 The bytes under a key never change, so a presigned URL for one can be cached by a
 browser for as long as it likes.
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 
 IMAGES = "images/"
 THUMBNAILS = "thumbnails/"
+PREVIEWS = "previews/"
 THUMBNAIL_CONTENT_TYPE = "image/webp"
 IMAGE_CONTENT_TYPE = "application/octet-stream"
 # The bytes under a key never change: whoever holds a URL to them may keep them.
@@ -145,6 +147,9 @@ class S3BlobStore:
     def _thumbnail_key(self, sha256: str) -> str:
         return f"{self._prefix}{THUMBNAILS}{sha256}"
 
+    def _preview_key(self, sha256: str) -> str:
+        return f"{self._prefix}{PREVIEWS}{sha256}"
+
     def put_file(self, sha256: str, path: Path) -> None:
         if self.renew(sha256):
             return
@@ -183,11 +188,14 @@ class S3BlobStore:
         return True
 
     def put_thumbnail(self, sha256: str, data: bytes) -> None:
+        self._put_small(self._thumbnail_key(sha256), data)
+
+    def put_preview(self, sha256: str, data: bytes) -> None:
+        self._put_small(self._preview_key(sha256), data)
+
+    def _put_small(self, key: str, data: bytes) -> None:
         self._client.put_object(
-            Bucket=self._bucket,
-            Key=self._thumbnail_key(sha256),
-            Body=data,
-            ContentType=THUMBNAIL_CONTENT_TYPE,
+            Bucket=self._bucket, Key=key, Body=data, ContentType=THUMBNAIL_CONTENT_TYPE
         )
 
     def contains(self, sha256: str) -> bool:
@@ -224,8 +232,14 @@ class S3BlobStore:
             body.close()
 
     def read_thumbnail(self, sha256: str) -> bytes | None:
+        return self._read_small(self._thumbnail_key(sha256))
+
+    def read_preview(self, sha256: str) -> bytes | None:
+        return self._read_small(self._preview_key(sha256))
+
+    def _read_small(self, key: str) -> bytes | None:
         try:
-            answer = self._client.get_object(Bucket=self._bucket, Key=self._thumbnail_key(sha256))
+            answer = self._client.get_object(Bucket=self._bucket, Key=key)
         except ClientError as exc:
             if _is_missing(exc):
                 return None
@@ -259,14 +273,16 @@ class S3BlobStore:
         referenced = _referenced_digests(gallery)
         images = self._unreferenced(IMAGES, referenced, cutoff)
         removed = self._delete_unused(images, gallery, older_than_seconds)
-        # Thumbnails whose image went (or never came: a crash between the two writes).
-        lone = set(self._unreferenced(THUMBNAILS, referenced, cutoff)) - set(images)
-        lone -= _named(gallery, lone)
-        self._delete([self._thumbnail_key(sha) for sha in lone if not self.contains(sha)])
+        # Thumbnails and previews whose image went (or never came: a crash between the
+        # two writes).
+        for folder, key in ((THUMBNAILS, self._thumbnail_key), (PREVIEWS, self._preview_key)):
+            lone = set(self._unreferenced(folder, referenced, cutoff)) - set(images)
+            lone -= _named(gallery, lone)
+            self._delete([key(sha) for sha in lone if not self.contains(sha)])
         return removed
 
     def _delete_unused(self, digests: list[str], gallery: Database, grace_seconds: float) -> int:
-        """Delete those of these images (with their thumbnails) no image row names and not
+        """Delete those of these images (with their thumbnails, previews) no image row names and not
         stored within `grace_seconds` of the rows being read; returns how many went."""
         checked_at = datetime.now(UTC)
         named = _named(gallery, digests)
@@ -277,7 +293,7 @@ class S3BlobStore:
             stored_at = self._stored_at(self._image_key(sha))
             if stored_at is None or stored_at >= checked_at - timedelta(seconds=grace_seconds):
                 continue
-            self._delete([self._image_key(sha), self._thumbnail_key(sha)])
+            self._delete([self._image_key(sha), self._thumbnail_key(sha), self._preview_key(sha)])
             removed += 1
         return removed
 

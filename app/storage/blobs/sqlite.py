@@ -3,7 +3,7 @@ of their
 own beside the gallery's, `images.db`, with 64 KiB pages, read and written through
 incremental blob I/O (docs: performance notes: large pages and `blobopen` make full-size
 images several times faster than a plain `SELECT`, and keep memory flat), and each
-image's thumbnail beside it in the same file.
+image's thumbnail and preview beside it in the same file.
 """
 
 from __future__ import annotations
@@ -109,6 +109,17 @@ class SQLiteBlobStore:
                 "CREATE INDEX IF NOT EXISTS ix_thumbnails_created_at"
                 " ON thumbnails (created_at, sha256)"
             )
+            # Previews came later still; a store gains the table the same way.
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS previews ("
+                " id INTEGER PRIMARY KEY,"
+                " sha256 TEXT NOT NULL UNIQUE,"
+                " created_at REAL NOT NULL,"
+                " data BLOB NOT NULL)"
+            )
+            connection.execute(
+                "CREATE INDEX IF NOT EXISTS ix_previews_created_at ON previews (created_at, sha256)"
+            )
         finally:
             connection.close()
 
@@ -172,9 +183,15 @@ class SQLiteBlobStore:
                 raise
 
     def put_thumbnail(self, sha256: str, data: bytes) -> None:
+        self._put_beside("thumbnails", sha256, data)
+
+    def put_preview(self, sha256: str, data: bytes) -> None:
+        self._put_beside("previews", sha256, data)
+
+    def _put_beside(self, table: str, sha256: str, data: bytes) -> None:
         with self._connection() as connection:
             connection.execute(
-                "INSERT INTO thumbnails (sha256, created_at, data) VALUES (?, ?, ?)"
+                f"INSERT INTO {table} (sha256, created_at, data) VALUES (?, ?, ?)"
                 " ON CONFLICT (sha256) DO NOTHING",
                 (sha256, time.time(), data),
             )
@@ -207,10 +224,16 @@ class SQLiteBlobStore:
         return b"".join(self.iter_chunks(sha256))
 
     def read_thumbnail(self, sha256: str) -> bytes | None:
+        return self._read_beside("thumbnails", sha256)
+
+    def read_preview(self, sha256: str) -> bytes | None:
+        return self._read_beside("previews", sha256)
+
+    def _read_beside(self, table: str, sha256: str) -> bytes | None:
         # A plain SELECT: below ~100 KB it beats incremental I/O (performance notes).
         with self._connection() as connection:
             row = connection.execute(
-                "SELECT data FROM thumbnails WHERE sha256 = ?", (sha256,)
+                f"SELECT data FROM {table} WHERE sha256 = ?", (sha256,)
             ).fetchone()
         return None if row is None else bytes(row[0])
 
@@ -242,7 +265,8 @@ class SQLiteBlobStore:
         return found == len(wanted)
 
     def discard(self, digests: Iterable[str], *, gallery: Database) -> int:
-        """Delete those of these blobs (and thumbnails) no image row in `gallery` names."""
+        """Delete those of these blobs (and thumbnails, previews) no image row in `gallery`
+        names."""
         removed = 0
         with self._beside(gallery) as connection:
             for batch in _batches(digests):
@@ -256,7 +280,9 @@ class SQLiteBlobStore:
         then deleted under the locks, looking at the rows again."""
         cutoff = time.time() - older_than_seconds
         with self._beside(gallery) as connection:
-            candidates = [row[0] for row in connection.execute(SWEEP_CANDIDATES, (cutoff, cutoff))]
+            candidates = [
+                row[0] for row in connection.execute(SWEEP_CANDIDATES, (cutoff, cutoff, cutoff))
+            ]
             return sum(
                 _delete_unused(connection, batch, older_than=cutoff)
                 for batch in _batches(candidates)
@@ -298,6 +324,7 @@ def _unused(alias: str) -> str:
 SWEEP_CANDIDATES = (
     f"SELECT sha256 FROM store.blobs AS b WHERE created_at < ? AND {_unused('b')}"
     f" UNION SELECT sha256 FROM store.thumbnails AS t WHERE created_at < ? AND {_unused('t')}"
+    f" UNION SELECT sha256 FROM store.previews AS p WHERE created_at < ? AND {_unused('p')}"
 )
 # Well under SQLite's limit on bound parameters, and a short hold of the write lock.
 _BATCH = 500
@@ -306,7 +333,7 @@ _BATCH = 500
 def _delete_unused(
     connection: sqlite3.Connection, digests: Sequence[str], *, older_than: float | None
 ) -> int:
-    """Delete those of these blobs and thumbnails no image row names (and, with
+    """Delete those of these blobs, thumbnails and previews no image row names (and, with
     `older_than`, stored before it), in one transaction holding both files' write locks;
     returns how many blobs went."""
     marks = ",".join("?" * len(digests))
@@ -318,10 +345,11 @@ def _delete_unused(
             f"DELETE FROM store.blobs AS b WHERE sha256 IN ({marks}){age} AND {_unused('b')}",
             arguments,
         ).rowcount
-        connection.execute(
-            f"DELETE FROM store.thumbnails AS t WHERE sha256 IN ({marks}){age} AND {_unused('t')}",
-            arguments,
-        )
+        for table in ("thumbnails", "previews"):
+            connection.execute(
+                f"DELETE FROM store.{table} AS t WHERE sha256 IN ({marks}){age} AND {_unused('t')}",
+                arguments,
+            )
         connection.execute("COMMIT")
     except BaseException:
         connection.execute("ROLLBACK")

@@ -1,4 +1,5 @@
-"""The PostgreSQL blob store's tables (app/storage/blobs/postgres.py), made by migration 0010.
+"""The PostgreSQL blob store's tables (app/storage/blobs/postgres.py), made by migration 0010
+(`blob_previews` by 0017).
 
 They are not among the models (app/storage/db/tables.py): a SQLite gallery keeps its bytes in
 a file of its own and must never get them, and schema comparisons leave them out. They live
@@ -27,6 +28,13 @@ BLOB_CHUNKS = sa.Table(
 )
 BLOB_THUMBNAILS = sa.Table(
     "blob_thumbnails",
+    _blob_metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("data", sa.LargeBinary, nullable=False),
+)
+BLOB_PREVIEWS = sa.Table(
+    "blob_previews",
     _blob_metadata,
     sa.Column("sha256", sa.String(64), primary_key=True),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
