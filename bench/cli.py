@@ -4,6 +4,8 @@
     python -m bench --quick    the short run CI does (smaller N, fewer jobs, same targets)
     python -m bench --only databases   the same gallery on SQLite and PostgreSQL, side by side
     python -m bench --only load        many clients at once, idle and while the worker stores
+    python -m bench --only serving     images from SQLite, PostgreSQL (a throwaway server) and
+                                       S3 (moto on loopback) against FileResponse
     python -m bench --only storing     CPU of storing an image, against decode + thumbnail + hash
     python -m bench --only browser     bytes, LCP and click to image in Chromium (demo mode)
     python -m bench --large 1000000 --data-dir DIR
@@ -240,13 +242,22 @@ def _run(
             serving.measure(
                 report,
                 app,
-                datasets[size].data_dir / "playground.db",
+                serving.Store("SQLite", datasets[size]),
                 pool,
-                token=datasets[size].token,
                 rounds=profile.serving_rounds,
                 full_per_round=profile.full_per_round,
                 thumbnails_per_round=profile.thumbnails_per_round,
             )
+        serving.measure_stores(
+            report,
+            work_dir / "stores",
+            pool,
+            api_key=BENCH_KEY,
+            base_url=IDLE_UPSTREAM,
+            rounds=profile.serving_rounds,
+            full_per_round=profile.full_per_round,
+            thumbnails_per_round=profile.thumbnails_per_round,
+        )
     if "gallery" in suites:
         measured = gallery.serve_and_measure(
             work_dir,
