@@ -41,6 +41,9 @@ _MANY_DIGESTS = 64
 _BATCH = 500
 # A deletion holds a lock per digest until it commits: a short transaction each.
 _DELETE_BATCH = 100
+# The reads of bytes, in the driver's own placeholders (`_fetch_bytes`).
+_CHUNK_QUERY = f"SELECT data FROM {BLOB_CHUNKS.name} WHERE sha256 = %s AND seq = %s"
+_THUMBNAIL_QUERY = f"SELECT data FROM {BLOB_THUMBNAILS.name} WHERE sha256 = %s"
 
 
 class PostgresBlobStore:
@@ -148,22 +151,16 @@ class PostgresBlobStore:
             ).scalar_one_or_none()
         if count is None:
             raise BlobNotFound(sha256)
-        query = sa.select(BLOB_CHUNKS.c.data).where(
-            BLOB_CHUNKS.c.sha256 == sha256, BLOB_CHUNKS.c.seq == sa.bindparam("seq")
-        )
         for seq in range(count):
             with self._engine.connect() as connection:
-                chunk = connection.execute(query, {"seq": seq}).scalar_one_or_none()
+                chunk = _fetch_bytes(connection, _CHUNK_QUERY, (sha256, seq))
             if chunk is None:  # discarded while it was being read
                 raise BlobNotFound(sha256)
-            yield from split_chunks([bytes(chunk)], chunk_bytes)
+            yield from split_chunks([chunk], chunk_bytes)
 
     def read_thumbnail(self, sha256: str) -> bytes | None:
         with self._engine.connect() as connection:
-            data = connection.execute(
-                sa.select(BLOB_THUMBNAILS.c.data).where(BLOB_THUMBNAILS.c.sha256 == sha256)
-            ).scalar_one_or_none()
-        return None if data is None else bytes(data)
+            return _fetch_bytes(connection, _THUMBNAIL_QUERY, (sha256,))
 
     def redirect_url(self, sha256: str, *, content_type: str, thumbnail: bool = False) -> None:
         return None
@@ -223,6 +220,20 @@ class PostgresBlobStore:
     def backup_to(self, directory: Path) -> None:
         # The bytes are tables of the gallery's own database: its dump holds them.
         return None
+
+
+def _fetch_bytes(
+    connection: sa.Connection, query: str, parameters: tuple[str | int, ...]
+) -> bytes | None:
+    """The one `bytea` value `query` selects, or None, received in binary format.
+
+    In text format (the driver's default, all SQLAlchemy asks for) the server hex-encodes
+    a `bytea` and the driver decodes it: twice the bytes on the wire and two passes over
+    them, which made a 2K image come out of PostgreSQL at a third of the speed."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    row = driver.execute(query, parameters, binary=True).fetchone()
+    return None if row is None else bytes(row[0])
 
 
 def _present(connection: sa.Connection, sha256: str) -> bool:
