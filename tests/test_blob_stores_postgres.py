@@ -31,13 +31,18 @@ def test_image_and_thumbnail_bytes_come_from_the_server_in_binary_not_hex_text(
     (tmp_path / "image.png").write_bytes(data)
     store.put_file(sha, tmp_path / "image.png")
     store.put_thumbnail(sha, b"RIFF thumbnail")
-    # The format of each result that carries stored bytes (a column named `data`), as
-    # the server sent it: text hex-encodes a bytea (twice the bytes, decoded again here).
+    # A pool's first connection asks the server about itself first: done before counting.
+    assert store.read_thumbnail(sha) == b"RIFF thumbnail"
+    # What the server was asked while the bytes were read, and the format of each result
+    # that carries stored bytes (a column named `data`): text hex-encodes a bytea (twice
+    # the bytes on the wire, decoded again here).
+    asked: list[str] = []
     formats: list[int] = []
     execute = psycopg.Cursor.execute
 
-    def recording(cursor: psycopg.Cursor[Any], *args: Any, **kwargs: Any) -> Any:
-        answered = execute(cursor, *args, **kwargs)
+    def recording(cursor: psycopg.Cursor[Any], query: Any, *args: Any, **kwargs: Any) -> Any:
+        answered = execute(cursor, query, *args, **kwargs)
+        asked.append(str(query))
         result = cursor.pgresult
         if result is not None and result.nfields and result.fname(0) == b"data":
             formats.append(result.fformat(0))
@@ -53,3 +58,32 @@ def test_image_and_thumbnail_bytes_come_from_the_server_in_binary_not_hex_text(
     assert served == data and thumbnail == b"RIFF thumbnail"
     assert len(formats) == 4 + 1, "a query a stored chunk, and one for the thumbnail"
     assert set(formats) == {pq.Format.BINARY}
+    # The chunk count, the chunks, the thumbnail: no ping before each (a round trip apiece).
+    assert len(asked) == 1 + 4 + 1, asked
+
+
+def test_reads_carry_on_after_the_server_closed_the_pooled_connections(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    db = Database(engine_url(postgres_url))
+    db.migrate()
+    store = PostgresBlobStore(postgres_url)
+    data = os.urandom(IMAGE_BYTES)
+    sha = hashlib.sha256(data).hexdigest()
+    (tmp_path / "image.png").write_bytes(data)
+    try:
+        store.put_file(sha, tmp_path / "image.png")
+        store.put_thumbnail(sha, b"RIFF thumbnail")
+        assert b"".join(store.iter_chunks(sha)) == data, "the pool now holds connections"
+        # What a server restart does to them.
+        with psycopg.connect(postgres_url, autocommit=True) as admin:
+            closed = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            ).fetchone()
+        assert closed is not None and closed[0] >= 1
+        assert store.read_thumbnail(sha) == b"RIFF thumbnail"
+        assert b"".join(store.iter_chunks(sha)) == data
+    finally:
+        store.close()
+        db.dispose()

@@ -11,6 +11,7 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import psycopg
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
@@ -41,7 +42,8 @@ _MANY_DIGESTS = 64
 _BATCH = 500
 # A deletion holds a lock per digest until it commits: a short transaction each.
 _DELETE_BATCH = 100
-# The reads of bytes, in the driver's own placeholders (`_fetch_bytes`).
+# What serving reads, in the driver's own placeholders (`_read_one`).
+_CHUNK_COUNT_QUERY = f"SELECT chunk_count FROM {BLOBS.name} WHERE sha256 = %s"
 _CHUNK_QUERY = f"SELECT data FROM {BLOB_CHUNKS.name} WHERE sha256 = %s AND seq = %s"
 _THUMBNAIL_QUERY = f"SELECT data FROM {BLOB_THUMBNAILS.name} WHERE sha256 = %s"
 
@@ -74,6 +76,10 @@ class PostgresBlobStore:
         self._engine = sa.create_engine(
             self._url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
         )
+        # What serving reads (`_read_one`): not pinged before use, since a ping is a round
+        # trip as long as a thumbnail's query; a read that finds its connection closed by
+        # a restart is asked again instead.
+        self._reads = sa.create_engine(self._url, pool_size=pool_size, max_overflow=pool_size)
 
     def describe(self) -> str:
         return f"PostgreSQL ({self._url.render_as_string(hide_password=True)})"
@@ -90,6 +96,7 @@ class PostgresBlobStore:
 
     def close(self) -> None:
         self._engine.dispose()
+        self._reads.dispose()
 
     def put_file(self, sha256: str, path: Path) -> None:
         with self._engine.begin() as connection:
@@ -145,22 +152,41 @@ class PostgresBlobStore:
         return int(size)
 
     def iter_chunks(self, sha256: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-        with self._engine.connect() as connection:
-            count = connection.execute(
-                sa.select(BLOBS.c.chunk_count).where(BLOBS.c.sha256 == sha256)
-            ).scalar_one_or_none()
+        count = self._read_one(_CHUNK_COUNT_QUERY, (sha256,))
         if count is None:
             raise BlobNotFound(sha256)
         for seq in range(count):
-            with self._engine.connect() as connection:
-                chunk = _fetch_bytes(connection, _CHUNK_QUERY, (sha256, seq))
+            chunk = self._read_one(_CHUNK_QUERY, (sha256, seq))
             if chunk is None:  # discarded while it was being read
                 raise BlobNotFound(sha256)
-            yield from split_chunks([chunk], chunk_bytes)
+            yield from split_chunks([bytes(chunk)], chunk_bytes)
 
     def read_thumbnail(self, sha256: str) -> bytes | None:
-        with self._engine.connect() as connection:
-            return _fetch_bytes(connection, _THUMBNAIL_QUERY, (sha256,))
+        data = self._read_one(_THUMBNAIL_QUERY, (sha256,))
+        return None if data is None else bytes(data)
+
+    def _read_one(self, query: str, parameters: tuple[str | int, ...]) -> Any:
+        """The first column of the row `query` selects, or None, in binary format.
+
+        In text format (the driver's default, all SQLAlchemy asks for) the server
+        hex-encodes a `bytea` and the driver decodes it: twice the bytes on the wire and
+        two passes over them, which made a 2K image come out at a third of the speed.
+        A connection the server closed (a restart) is dropped with the rest of the pool,
+        all as old, and the query asked once more on a new one."""
+        for attempt in range(2):
+            with self._reads.connect() as connection:
+                driver = connection.connection.driver_connection
+                assert isinstance(driver, psycopg.Connection)
+                try:
+                    row = driver.execute(query, parameters, binary=True).fetchone()
+                except psycopg.OperationalError:
+                    if attempt or not driver.broken:
+                        raise
+                    connection.invalidate()
+                else:
+                    return None if row is None else row[0]
+            self._reads.dispose()
+        raise AssertionError("the second attempt returns or raises")
 
     def redirect_url(self, sha256: str, *, content_type: str, thumbnail: bool = False) -> None:
         return None
@@ -220,20 +246,6 @@ class PostgresBlobStore:
     def backup_to(self, directory: Path) -> None:
         # The bytes are tables of the gallery's own database: its dump holds them.
         return None
-
-
-def _fetch_bytes(
-    connection: sa.Connection, query: str, parameters: tuple[str | int, ...]
-) -> bytes | None:
-    """The one `bytea` value `query` selects, or None, received in binary format.
-
-    In text format (the driver's default, all SQLAlchemy asks for) the server hex-encodes
-    a `bytea` and the driver decodes it: twice the bytes on the wire and two passes over
-    them, which made a 2K image come out of PostgreSQL at a third of the speed."""
-    driver = connection.connection.driver_connection
-    assert driver is not None
-    row = driver.execute(query, parameters, binary=True).fetchone()
-    return None if row is None else bytes(row[0])
 
 
 def _present(connection: sa.Connection, sha256: str) -> bool:
