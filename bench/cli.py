@@ -4,6 +4,9 @@
     python -m bench --quick    the short run CI does (smaller N, fewer jobs, same targets)
     python -m bench --only databases   the same gallery on SQLite and PostgreSQL, side by side
     python -m bench --only load        many clients at once, idle and while the worker stores
+    python -m bench --only serving     images from SQLite, PostgreSQL (a throwaway server) and
+                                       S3 (moto on loopback) against FileResponse; the short
+                                       run serves from SQLite alone unless asked by --only
     python -m bench --only storing     CPU of storing an image, against decode + thumbnail + hash
     python -m bench --only browser     bytes, LCP and click to image in Chromium (demo mode)
     python -m bench --large 1000000 --data-dir DIR
@@ -65,6 +68,8 @@ class Profile:
     serving_rounds: int
     full_per_round: int
     thumbnails_per_round: int
+    # Serving from PostgreSQL's and S3's stores too: a server of each to start, some 40 s.
+    serving_stores: bool
     poller_jobs: int
     # The upstream's pace: lognormal job times around this median, spread ×/÷ this much,
     # and a spell this many times slower (bench/poller.py).
@@ -103,6 +108,7 @@ FULL = Profile(
     serving_rounds=15,
     full_per_round=10,
     thumbnails_per_round=100,
+    serving_stores=True,
     # 1,000 jobs over 80 s, each a minute or so: some 800 in flight at the peak (storing an
     # image takes ~0.15 s of CPU: more at once than 2 cores store, and polls wait for them).
     poller_jobs=1_000,
@@ -131,6 +137,7 @@ QUICK = Profile(
     serving_rounds=5,
     full_per_round=6,
     thumbnails_per_round=60,
+    serving_stores=False,
     poller_jobs=100,
     poller_median_seconds=10.0,
     poller_spread=1.5,
@@ -240,9 +247,19 @@ def _run(
             serving.measure(
                 report,
                 app,
-                datasets[size].data_dir / "playground.db",
+                serving.Store("SQLite", datasets[size]),
                 pool,
-                token=datasets[size].token,
+                rounds=profile.serving_rounds,
+                full_per_round=profile.full_per_round,
+                thumbnails_per_round=profile.thumbnails_per_round,
+            )
+        if profile.serving_stores:
+            serving.measure_stores(
+                report,
+                work_dir / "stores",
+                pool,
+                api_key=BENCH_KEY,
+                base_url=IDLE_UPSTREAM,
                 rounds=profile.serving_rounds,
                 full_per_round=profile.full_per_round,
                 thumbnails_per_round=profile.thumbnails_per_round,
@@ -387,6 +404,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "--data-dir keeps a SQLite gallery; "
                 "--database postgresql generates its own each run"
             )
+    if args.only and "serving" in suites:
+        # Asked for by name: every store, whatever the run's length.
+        profile = replace(profile, serving_stores=True)
     if args.large:
         if args.large <= profile.small_jobs:
             parser.error(f"--large must be more than the small N ({profile.small_jobs:,})")

@@ -24,9 +24,8 @@ import sqlalchemy as sa
 
 from app.storage.db import postgres
 from app.storage.db.engine import Database
-from app.storage.db.tables import Image
 from bench.gallery import DEEP, SEARCH_WORD, Latency
-from bench.generate import Dataset, generate
+from bench.generate import Dataset, generate, image_holding
 from bench.imagery import PoolImage
 from bench.measure import BenchError, Connection, interleaved_timings, percentile, timer
 from bench.report import Report
@@ -102,7 +101,7 @@ def measure(
         raise BenchError("the same seed generated different galleries")
     # The most common size, 2K square: ~5.7 MB of photo-like PNG.
     picture = next(p for p in pool if p.width == p.height == 2048)
-    image_id = _image_holding(sqlite_data, picture)
+    image_id = image_holding(sqlite_data, picture)
     measured = probes(sqlite_data, image_id)
 
     with (
@@ -229,20 +228,6 @@ def report(report: Report, run: DatabasesRun) -> None:
 
 def _shape(dataset: Dataset) -> tuple[int, int, int]:
     return dataset.jobs, dataset.images, dataset.last_image_id
-
-
-def _image_holding(dataset: Dataset, picture: PoolImage) -> int:
-    db = Database.at_path(dataset.data_dir / "playground.db")
-    try:
-        with db.read_engine.connect() as connection:
-            found = connection.execute(
-                sa.select(sa.func.min(Image.id)).where(Image.sha256 == picture.sha256)  # type: ignore[arg-type]
-            ).scalar()
-    finally:
-        db.dispose()
-    if found is None:
-        raise BenchError(f"no generated image holds {picture.path.name}")
-    return int(found)
 
 
 def _answers(connection: Connection, measured: Sequence[Probe]) -> dict[str, list[int] | str]:

@@ -36,6 +36,7 @@ from app.storage.db.engine import Database
 from app.storage.db.tables import Image, Job, JobStatus
 from bench import prompts
 from bench.imagery import PoolImage, make_pool_image
+from bench.measure import BenchError
 
 # Pixel size → the named size that makes it (auto_2K and square_hd share 2048×2048).
 SIZE_NAMES: dict[tuple[int, int], str] = {}
@@ -134,17 +135,21 @@ def generate(
     team: bool = True,
     seed: int = 1,
     database_url: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> Dataset:
     """With `database_url`, the rows go there (an empty database) instead of the data dir's
-    SQLite file; the same seed makes the same gallery, row for row, in either."""
+    SQLite file; the same seed makes the same gallery, row for row, in either. `settings`
+    are more of the app's (`blob_url`: the image bytes go to that bucket)."""
     started = time.perf_counter()
-    settings = Settings(_env_file=None, data_dir=data_dir, database_url=database_url)
-    db = Database.for_settings(settings)
+    configured = Settings(
+        _env_file=None, data_dir=data_dir, database_url=database_url, **(settings or {})
+    )
+    db = Database.for_settings(configured)
     db.migrate()
     with db.read_engine.connect() as connection:
         if connection.execute(sa.select(sa.func.count()).select_from(Job)).scalar():
             raise SystemExit(f"{data_dir} already holds jobs; generate into an empty data dir")
-    blobs = open_blob_store(settings, database_url=db.url)
+    blobs = open_blob_store(configured, database_url=db.url)
     for image in pool:
         blobs.put_file(image.sha256, image.path)
         blobs.put_thumbnail(image.sha256, image.thumbnail)
@@ -227,6 +232,22 @@ def generate(
         token=token,
         database_url=database_url,
     )
+
+
+def image_holding(dataset: Dataset, picture: PoolImage) -> int:
+    """The first image row of `dataset` whose bytes are `picture`'s."""
+    url = dataset.database_url
+    db = Database(url) if url else Database.at_path(dataset.data_dir / "playground.db")
+    try:
+        with db.read_engine.connect() as connection:
+            found = connection.execute(
+                sa.select(sa.func.min(Image.id)).where(Image.sha256 == picture.sha256)  # type: ignore[arg-type]
+            ).scalar()
+    finally:
+        db.dispose()
+    if found is None:
+        raise BenchError(f"no generated image holds {picture.path.name}")
+    return int(found)
 
 
 def _job_row(

@@ -40,6 +40,16 @@ class Connection:
             raise BenchError(f"GET {path} answered {status}: {body[:200]!r}")
         return body
 
+    def location(self, path: str, status: int = 307) -> str:
+        """Where a GET of `path` redirects to (it must answer `status`)."""
+        self._connection.request("GET", path, headers=self._headers)
+        response = self._connection.getresponse()
+        response.read()
+        where = response.getheader("Location")
+        if response.status != status or where is None:
+            raise BenchError(f"GET {path} answered {response.status}, not a {status} redirect")
+        return where
+
     def post_json(self, path: str, payload: object) -> tuple[int, bytes]:
         body = json.dumps(payload).encode()
         self._connection.request(
@@ -48,25 +58,26 @@ class Connection:
         response = self._connection.getresponse()
         return response.status, response.read()
 
-    def timed(self, path: str) -> float:
+    def timed(self, path: str, status: int = 200) -> float:
+        """Seconds for one GET of `path`, answered `status` (a redirect is an answer too)."""
         try:
-            return self._timed(path)
+            return self._timed(path, status)
         except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
             # The server closed the connection while it sat idle past its keep-alive timeout
             # (uvicorn's is 5 s; a slow probe elsewhere in the round can leave it idle that
             # long). Connected again before the clock starts, so the figure is one request's.
             self._connection.close()
             self._connection.connect()
-            return self._timed(path)
+            return self._timed(path, status)
 
-    def _timed(self, path: str) -> float:
+    def _timed(self, path: str, status: int) -> float:
         started = time.perf_counter()
         self._connection.request("GET", path, headers=self._headers)
         response = self._connection.getresponse()
         response.read()
         elapsed = time.perf_counter() - started
-        if response.status != 200:
-            raise BenchError(f"GET {path} answered {response.status}")
+        if response.status != status:
+            raise BenchError(f"GET {path} answered {response.status}, not {status}")
         return elapsed
 
     def close(self) -> None:
@@ -140,19 +151,22 @@ def compare_throughput(
     body_bytes: int,
     rounds: int,
     per_round: int,
+    subject_status: int = 200,
 ) -> Comparison:
+    """`subject_status`: what the subject answers (307 for a redirect to the bytes)."""
     ratios: list[float] = []
     totals = {subject: 0.0, baseline: 0.0}
+    statuses = {subject: subject_status, baseline: 200}
     for path in (subject, baseline):  # warm both paths up
         for _ in range(max(2, per_round // 4)):
-            connection.timed(path)
+            connection.timed(path, statuses[path])
     for round_number in range(rounds):
         order = (subject, baseline) if round_number % 2 == 0 else (baseline, subject)
         spent: dict[str, float] = {}
         for path in order:
             started = time.perf_counter()
             for _ in range(per_round):
-                connection.timed(path)
+                connection.timed(path, statuses[path])
             spent[path] = time.perf_counter() - started
             totals[path] += spent[path]
         ratios.append(spent[baseline] / spent[subject])

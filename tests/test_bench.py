@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from app.emulator import EmulatedJob, EmulatorConfig
-from bench import browser, cli, databases, gallery, load, storing
+from bench import browser, cli, databases, gallery, load, serving, storing
 from bench.bound import best_delays
 from bench.generate import DATASET_FILE, TEAM, Dataset, generate, make_pool, reuse_or_generate
 from bench.imagery import PoolImage, with_text_chunk
@@ -29,6 +29,7 @@ from tests.support.browser import chromium_path
 from tests.support.databases import DatabaseChoice
 from tests.support.emulators import RunningEmulator
 from tests.support.postgres import PostgresCluster, find_bin_dir
+from tests.support.s3server import AWS_ENVIRONMENT
 
 
 @pytest.fixture(scope="module")
@@ -359,3 +360,82 @@ def test_the_browser_figures_are_what_chromium_measured(tmp_path: Path) -> None:
     assert figures["playground: first visit, over the wire"] == playground.first_bytes / 1024
     assert figures["playground: repeat visit, over the wire"] == playground.repeat_bytes / 1024
     assert figures["click to image less the job's upstream time: p50"] == run.overhead_p50
+
+
+def _need_postgresql_binaries() -> None:
+    if find_bin_dir() is None:
+        message = "PostgreSQL server binaries not found (apt install postgresql)"
+        if os.environ.get("PLAYGROUND_REQUIRE_POSTGRES"):
+            pytest.fail(message)
+        pytest.skip(message)
+
+
+@pytest.mark.postgres
+def test_every_store_serves_the_image_measured_against_file_response(
+    tmp_path: Path, pool: list[PoolImage], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _need_postgresql_binaries()
+    started: list[PostgresCluster] = []
+    start_new = PostgresCluster.start_new
+
+    def recorded(bin_dir: Path) -> PostgresCluster:
+        started.append(start_new(bin_dir))
+        return started[-1]
+
+    monkeypatch.setattr(PostgresCluster, "start_new", staticmethod(recorded))
+    for name in AWS_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    report = Report()
+    serving.measure_stores(
+        report,
+        tmp_path / "stores",
+        pool,
+        api_key="pd_bench_local",
+        base_url="http://127.0.0.1:9/api/v1",
+        rounds=2,
+        full_per_round=1,
+        thumbnails_per_round=2,
+    )
+
+    assert len(started) == 1 and not started[0].root.exists(), "the server is gone after"
+    assert not any(name in os.environ for name in AWS_ENVIRONMENT), "moto's keys are put back"
+    assert not (tmp_path / "stores" / "serving-postgresql" / "playground.db").exists()
+    figures = {(figure.section, figure.name): figure for figure in report.figures}
+    cases = [
+        serving.case_name("full image", pool[0].byte_size),
+        serving.case_name("thumbnail", len(pool[0].thumbnail)),
+    ]
+    for label in ("PostgreSQL", "S3", "S3 redirect"):
+        section = f"image serving from {label}"
+        for what in cases:
+            served = figures[section, f"{what}: {label}, requests/s"]
+            baseline = figures[section, f"{what}: FileResponse, requests/s"]
+            ratio = figures[section, f"{what}: {label} against FileResponse"]
+            assert served.value and baseline.value and ratio.value, (label, what)
+            if label == "S3":
+                assert not ratio.target and "the target is the redirect's" in ratio.note
+            else:
+                assert ratio.target == "≥ 0.50×" and ratio.passed == (ratio.value >= 0.5)
+            assert ("a 307 to the bucket" in served.note) == (label == "S3 redirect")
+    assert len(report.figures) == 3 * len(cases) * 3, "nothing else, nothing twice"
+    assert not report.broken
+
+
+@pytest.mark.parametrize(
+    ("arguments", "stores"),
+    [
+        (["--quick"], False),
+        (["--quick", "--only", "serving"], True),
+        (["--only", "gallery,serving"], True),
+        ([], True),
+    ],
+)
+def test_the_short_run_serves_from_sqlite_alone_unless_serving_is_asked_for(
+    arguments: list[str], stores: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran: list[tuple[cli.Profile, list[str]]] = []
+    monkeypatch.setattr(cli, "run", lambda profile, suites, *_, **__: ran.append((profile, suites)))
+    assert cli.main([*arguments, "--work-dir", str(tmp_path / "work")]) == 0
+    ((profile, suites),) = ran
+    assert "serving" in suites
+    assert profile.serving_stores is stores
