@@ -23,6 +23,7 @@ from app.storage.blobs.protocol import (
     DigestMismatch,
     split_chunks,
 )
+from app.storage.db import postgres
 from app.storage.db.blob_tables import BLOB_CHUNKS, BLOB_THUMBNAILS, BLOBS
 
 if TYPE_CHECKING:
@@ -66,11 +67,10 @@ class PostgresBlobStore:
 
     def __init__(self, url: str | sa.URL, *, pool_size: int = 4) -> None:
         self._url = make_url(engine_url(url))
-        # Checked before use, as the database's own pools are (engine_options): a server
-        # restart otherwise fails the first read of each pooled connection.
-        self._engine = sa.create_engine(
-            self._url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
+        self._engine = sa.create_engine(self._url, pool_size=pool_size, max_overflow=pool_size)
+        # Checked before use, as the database's own pools are: a server restart otherwise
+        # fails the first read of each pooled connection.
+        postgres.configure_engine(self._engine)
 
     def describe(self) -> str:
         return f"PostgreSQL ({self._url.render_as_string(hide_password=True)})"
