@@ -12,7 +12,8 @@ parts that are PostgreSQL's own:
   over it (created by the gallery migration). Its tokens are FTS5's `unicode61
   remove_diacritics 2` tokens (letters and digits; lower case; accents taken off
   Latin letters), so a search finds on PostgreSQL what it finds on SQLite: bare words
-  match as prefixes, "quoted phrases" exactly. `prompt_term_matches` is the condition;
+  match as prefixes, "quoted phrases" exactly. `prompt_term_matches` is the condition,
+  and a search runs `planned_for_their_values`;
 - job changes: a trigger NOTIFYs `JOB_CHANGES_CHANNEL` when a job is created or changes
   in a way a page shows, and `listen_for_job_changes` hears it in every process: a page
   served by one web process sees a job finished by a worker elsewhere at once;
@@ -34,7 +35,8 @@ import logging
 import select
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -284,6 +286,27 @@ def prompt_term_matches(text: sa.ColumnElement[str], *, phrase: bool) -> sa.Colu
     return prompt_search.op("@@", is_comparison=True)(
         sa.func.playground_prompt_query(text, sa.false() if phrase else sa.true())
     )
+
+
+@contextmanager
+def planned_for_their_values(connection: sa.Connection) -> Iterator[None]:
+    """Statements run on `connection` meanwhile are planned for their parameters' values
+    each time, never from a plan kept for any values.
+
+    psycopg prepares a statement on the server once a connection has run it five times, and
+    the server then settles on a generic plan, made without the values. For a prompt search
+    that plan cannot tell a common word from a rare one: it reads every match from the GIN
+    index and sorts them, a cost that grows with the gallery, where walking the jobs newest
+    first stops after a page of a common word's matches (docs/benchmarks.md). Planning anew
+    costs a fraction of a millisecond.
+    """
+    driver_connection: Any = connection.connection.dbapi_connection
+    threshold = driver_connection.prepare_threshold
+    driver_connection.prepare_threshold = None
+    try:
+        yield
+    finally:
+        driver_connection.prepare_threshold = threshold
 
 
 # --- Credentials changed elsewhere ------------------------------------------------------
