@@ -14,9 +14,10 @@ Which index walks the rows is chosen by the filters:
   first, a chunk at a time (`app.storage.db.sqlite.matching_job_ids`), and each chunk is
   joined as above. On PostgreSQL the prompt's `tsvector` is matched in the same
   query, one condition per term (`app.storage.db.postgres.prompt_term_matches`),
-  planned for its words each time: the planner walks the jobs newest first for common
-  words, and reads rare ones' matches through the GIN index. Both tokenize alike, so they
-  find the same jobs. (LIKE, substring matching, is only a reference for tests.)
+  planned for its words each time: knowing them, the planner walks the jobs newest first
+  or reads the matches through the GIN index, whichever the statistics say costs less.
+  Both tokenize alike, so they find the same jobs. (LIKE, substring matching, is only a
+  reference for tests.)
 Either way the rows come out already in page order and the database stops after
 `limit + 1` of them; `tests/test_gallery_plans.py` checks the plans.
 
