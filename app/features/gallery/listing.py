@@ -369,15 +369,6 @@ def _planned_for_the_terms(
     return nullcontext()
 
 
-def page_limit() -> sa.BindParameter[int]:
-    """A listing's LIMIT, written into the statement as it runs (its other values stay
-    parameters). PostgreSQL keeps a prepared statement's generic plan only if it looks no
-    costlier than planning for the values, and a plan for an unknown LIMIT always looked
-    costlier: every listing was planned anew, a third of its time on the server. The
-    page sizes are few, so the statements are too."""
-    return sa.bindparam("limit", type_=sa.Integer, literal_execute=True)
-
-
 @functools.lru_cache(maxsize=512)
 def _images_statement(shape: _Shape) -> sa.Select[Any]:
     """Parameters: the filters' (`_params`), `limit`, and as the shape says `cursor_job`
@@ -402,7 +393,7 @@ def _images_statement(shape: _Shape) -> sa.Select[Any]:
             *job_conditions,
         )
         .order_by(order_key.desc(), col(Image.index).asc())
-        .limit(page_limit())
+        .limit(sa.bindparam("limit"))
     )
     if shape.job_ids:
         statement = statement.where(col(Job.id).in_(sa.bindparam("job_ids", expanding=True)))

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
-from app.features.gallery.listing import JobWithImages, page_limit
+from app.features.gallery.listing import JobWithImages
 from app.storage.db.engine import Database
 from app.storage.db.tables import (
     FINISHED_STATUSES,
@@ -124,7 +124,7 @@ def _job_page_statement() -> sa.Select[Any]:
         .outerjoin(User, col(User.id) == col(Job.user_id))
         .where(col(Job.id) < sa.bindparam("before_id"))
         .order_by(col(Job.id).desc())
-        .limit(page_limit())
+        .limit(sa.bindparam("limit"))
         .subquery("page")
     )
     return (
