@@ -13,9 +13,11 @@ Which index walks the rows is chosen by the filters:
 - a prompt search on SQLite: the FTS5 index hands over matching job ids newest
   first, a chunk at a time (`app.storage.db.sqlite.matching_job_ids`), and each chunk is
   joined as above. On PostgreSQL the prompt's `tsvector` is matched in the same
-  query, one condition per term, through its GIN index
-  (`app.storage.db.postgres.prompt_term_matches`). Both tokenize alike, so they find the same
-  jobs. (LIKE, substring matching, is only a reference for tests.)
+  query, one condition per term (`app.storage.db.postgres.prompt_term_matches`),
+  planned for its words each time: knowing them, the planner walks the jobs newest first
+  or reads the matches through the GIN index, whichever the statistics say costs less.
+  Both tokenize alike, so they find the same jobs. (LIKE, substring matching, is only a
+  reference for tests.)
 Either way the rows come out already in page order and the database stops after
 `limit + 1` of them; `tests/test_gallery_plans.py` checks the plans.
 
@@ -32,6 +34,7 @@ import functools
 import logging
 import re
 from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -356,6 +359,16 @@ def _search(db: Database, filters: GalleryFilters, full_text: bool | None) -> st
     return FTS5 if db.dialect == "sqlite" else TSVECTOR
 
 
+def _planned_for_the_terms(
+    connection: sa.Connection, search: str | None
+) -> AbstractContextManager[None]:
+    """PostgreSQL's search is planned for its words each time: a plan kept for any words
+    reads every match (`app.storage.db.postgres.planned_for_their_values`)."""
+    if search == TSVECTOR:
+        return postgres.planned_for_their_values(connection)
+    return nullcontext()
+
+
 @functools.lru_cache(maxsize=512)
 def _images_statement(shape: _Shape) -> sa.Select[Any]:
     """Parameters: the filters' (`_params`), `limit`, and as the shape says `cursor_job`
@@ -432,7 +445,7 @@ def search_images(
         filters, search=search, cursor=cursor is not None, trash=trash, trashed_after=trash_cut
     )
     if search != FTS5:
-        with db.read_rows() as connection:
+        with db.read_rows() as connection, _planned_for_the_terms(connection, search):
             rows = connection.execute(_images_statement(shape), {**params, "limit": wanted}).all()
     else:
         rows = _fts_search(db, shape, params, filters, wanted=wanted, cursor=cursor)
@@ -571,7 +584,8 @@ def search_jobs(
     with db.read() as session:
         found: list[Job] = []
         if search != FTS5:
-            found = list(session.exec(statement(None, wanted), params=params).all())
+            with _planned_for_the_terms(session.connection(), search):
+                found = list(session.exec(statement(None, wanted), params=params).all())
         else:
             match = sqlite.fts_match_expression([(t.text, t.phrase) for t in filters.terms])
             assert match is not None

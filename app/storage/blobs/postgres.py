@@ -24,6 +24,7 @@ from app.storage.blobs.protocol import (
     DigestMismatch,
     split_chunks,
 )
+from app.storage.db import postgres
 from app.storage.db.blob_tables import BLOB_CHUNKS, BLOB_PREVIEWS, BLOB_THUMBNAILS, BLOBS
 
 if TYPE_CHECKING:
@@ -70,14 +71,12 @@ class PostgresBlobStore:
 
     def __init__(self, url: str | sa.URL, *, pool_size: int = 4) -> None:
         self._url = make_url(engine_url(url))
-        # Checked before use, as the database's own pools are (engine_options): a server
-        # restart otherwise fails the first read of each pooled connection.
-        self._engine = sa.create_engine(
-            self._url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-        )
-        # What serving reads (`_read_one`): not pinged before use, since a ping is a round
-        # trip as long as a thumbnail's query; a read that finds its connection closed by
-        # a restart is asked again instead.
+        self._engine = sa.create_engine(self._url, pool_size=pool_size, max_overflow=pool_size)
+        # Checked before use, as the database's own pools are: a server restart otherwise
+        # fails the first read of each pooled connection.
+        postgres.configure_engine(self._engine)
+        # What serving reads (`_read_one`): not checked before use; a read that finds its
+        # connection closed by a restart is asked again instead.
         self._reads = sa.create_engine(self._url, pool_size=pool_size, max_overflow=pool_size)
 
     def describe(self) -> str:

@@ -70,6 +70,8 @@ class Database:
         elif self.url.get_backend_name() == "postgresql":
             self.read_engine = sa.create_engine(self.url, **postgres.engine_options(writer=False))
             self.write_engine = sa.create_engine(self.url, **postgres.engine_options(writer=True))
+            postgres.configure_engine(self.read_engine)
+            postgres.configure_engine(self.write_engine)
             # Row locks, not one writer: heartbeats need no connection of their own.
             self.urgent_engine = self.write_engine
             # The read pool's connections, in autocommit: the server's connection limit is

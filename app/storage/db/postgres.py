@@ -4,14 +4,16 @@ The rest of the app speaks SQLAlchemy and runs on either database; here live the
 parts that are PostgreSQL's own:
 
 - engine options: ordinary connection pools (no single writer: the server takes row
-  locks, so writers in every process run side by side), checked before use;
+  locks, so writers in every process run side by side), checked before use without a
+  round trip where they can be (`configure_engine`);
 - `lock_for_migrations`: a transaction-level advisory lock, so processes starting
   together run the migrations once, one after the other;
 - prompt search: a `tsvector` column generated from `jobs.prompt` with a GIN index
   over it (created by the gallery migration). Its tokens are FTS5's `unicode61
   remove_diacritics 2` tokens (letters and digits; lower case; accents taken off
   Latin letters), so a search finds on PostgreSQL what it finds on SQLite: bare words
-  match as prefixes, "quoted phrases" exactly. `prompt_term_matches` is the condition;
+  match as prefixes, "quoted phrases" exactly. `prompt_term_matches` is the condition,
+  and a search runs `planned_for_their_values`;
 - job changes: a trigger NOTIFYs `JOB_CHANGES_CHANNEL` when a job is created or changes
   in a way a page shows, and `listen_for_job_changes` hears it in every process: a page
   served by one web process sees a job finished by a worker elsewhere at once;
@@ -30,8 +32,11 @@ collation `und-x-icu` for Unicode case and letters where the server has it.
 from __future__ import annotations
 
 import logging
+import select
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
@@ -58,13 +63,63 @@ PROMPT_SEARCH_COLUMN = "prompt_search"
 PROMPT_SEARCH_INDEX = "ix_jobs_prompt_search"
 
 
+# A pooled connection idle longer than this is pinged before use: a proxy or a firewall may
+# have dropped it silently. One used more recently is trusted unless its socket has news.
+PING_AFTER_IDLE_SECONDS = 5.0
+_LAST_USED = "playground_last_used"
+
+
 def engine_options(*, writer: bool) -> dict[str, Any]:
     return {
         **(WRITE_POOL if writer else READ_POOL),
-        # A server restart or a proxy's idle timeout leaves dead connections in the pool.
-        "pool_pre_ping": True,
         "connect_args": {"application_name": APPLICATION_NAME},
     }
+
+
+def configure_engine(engine: sa.Engine) -> None:
+    """Check each connection taken from the pool, as `pool_pre_ping` would, but with a
+    round trip only when needed.
+
+    A server restart or a proxy's idle timeout leaves dead connections in the pool. A
+    ping before every use (`pool_pre_ping`) finds them, at one round trip per connection
+    taken: a listing's whole query costs about as much (docs/benchmarks.md). Instead a
+    connection is pinged only if it sat idle longer than `PING_AFTER_IDLE_SECONDS` or its
+    socket has something to read: an idle connection is sent nothing unless the server
+    ends it (a terminated backend, a shutdown, a crash all close the socket, so it reads
+    as ready). A failed ping replaces the connection, and the pool tries the next.
+    """
+    dialect = engine.dialect
+
+    def made(dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    def returned(dbapi_connection: Any, record: Any) -> None:
+        record.info[_LAST_USED] = time.monotonic()
+
+    def taken(dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        last_used = record.info.get(_LAST_USED)
+        fresh = last_used is not None and time.monotonic() - last_used < PING_AFTER_IDLE_SECONDS
+        if fresh and not _has_news(dbapi_connection):
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:  # whatever the driver raises, the connection is unusable
+            raise sa.exc.DisconnectionError("the pooled connection is gone") from exc
+
+    sa.event.listen(engine, "connect", made)
+    sa.event.listen(engine, "checkin", returned)
+    sa.event.listen(engine, "checkout", taken)
+
+
+def _has_news(dbapi_connection: Any) -> bool:
+    """Whether the server sent an idle connection anything (or closed it): a poll of its
+    socket, no round trip."""
+    try:
+        poller = select.poll()
+        poller.register(dbapi_connection.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except Exception:  # a closed connection has no socket: let the ping say so
+        return True
 
 
 def lock_for_migrations(connection: sa.Connection) -> None:
@@ -231,6 +286,27 @@ def prompt_term_matches(text: sa.ColumnElement[str], *, phrase: bool) -> sa.Colu
     return prompt_search.op("@@", is_comparison=True)(
         sa.func.playground_prompt_query(text, sa.false() if phrase else sa.true())
     )
+
+
+@contextmanager
+def planned_for_their_values(connection: sa.Connection) -> Iterator[None]:
+    """Statements run on `connection` meanwhile are planned for their parameters' values
+    each time, never from a plan kept for any values.
+
+    psycopg prepares a statement on the server once a connection has run it five times, and
+    the server then settles on a generic plan, made without the values. For a prompt search
+    that plan cannot tell a common word from a rare one: it reads every match from the GIN
+    index and sorts them, a cost that grows with the gallery, where walking the jobs newest
+    first stops after a page of a common word's matches (docs/benchmarks.md). Planning anew
+    costs a fraction of a millisecond.
+    """
+    driver_connection: Any = connection.connection.dbapi_connection
+    threshold = driver_connection.prepare_threshold
+    driver_connection.prepare_threshold = None
+    try:
+        yield
+    finally:
+        driver_connection.prepare_threshold = threshold
 
 
 # --- Credentials changed elsewhere ------------------------------------------------------
