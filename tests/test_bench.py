@@ -21,6 +21,7 @@ from bench.bound import best_delays
 from bench.generate import DATASET_FILE, TEAM, Dataset, generate, make_pool, reuse_or_generate
 from bench.imagery import PoolImage, with_text_chunk
 from bench.measure import percentile
+from bench.profiles import QUICK, Profile
 from bench.report import Report
 from bench.server import bare_app
 from bench.upstream import BenchEmulator, Pace
@@ -163,9 +164,7 @@ def test_the_gallery_suite_runs_on_a_postgresql_server_of_its_own(
     monkeypatch.setattr(PostgresCluster, "start_new", staticmethod(recorded))
     monkeypatch.setattr(cli, "make_pool", lambda directory, count: pool)
     # The smallest sizes whose deep pages and searches still fill a page.
-    profile = replace(
-        cli.QUICK, small_jobs=1_000, large_jobs=1_300, latency_rounds=6, latency_warmup=1
-    )
+    profile = replace(QUICK, small_jobs=1_000, large_jobs=1_300, latency_rounds=6, latency_warmup=1)
     report = Report()
     cli.run(profile, ["gallery"], tmp_path / "work", report, database="postgresql")
 
@@ -433,7 +432,7 @@ def test_every_store_serves_the_image_measured_against_file_response(
 def test_the_short_run_serves_from_sqlite_alone_unless_serving_is_asked_for(
     arguments: list[str], stores: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ran: list[tuple[cli.Profile, list[str]]] = []
+    ran: list[tuple[Profile, list[str]]] = []
     monkeypatch.setattr(cli, "run", lambda profile, suites, *_, **__: ran.append((profile, suites)))
     assert cli.main([*arguments, "--work-dir", str(tmp_path / "work")]) == 0
     ((profile, suites),) = ran
