@@ -32,7 +32,8 @@ class RunningEmulator:
 @contextmanager
 def serve_emulator(**config: Any) -> Iterator[RunningEmulator]:
     options: dict[str, Any] = {
-        "job_seconds": 0.3,
+        # Short, since most tests wait for jobs to end; tests of a job in flight set their own.
+        "job_seconds": 0.1,
         "strict": True,  # the client must never need the lenient mode
         "api_keys": frozenset({TEST_KEY}),
     }
