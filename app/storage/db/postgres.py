@@ -82,7 +82,7 @@ def configure_engine(engine: sa.Engine) -> None:
 
     A server restart or a proxy's idle timeout leaves dead connections in the pool. A
     ping before every use (`pool_pre_ping`) finds them, at one round trip per connection
-    taken: a listing's whole query costs about as much (docs/benchmarks.md). Instead a
+    taken, several per request. Instead a
     connection is pinged only if it sat idle longer than `PING_AFTER_IDLE_SECONDS` or its
     socket has something to read: an idle connection is sent nothing unless the server
     ends it (a terminated backend, a shutdown, a crash all close the socket, so it reads
