@@ -19,14 +19,13 @@ import threading
 from app.storage.blobs.protocol import BlobNotFound, BlobStore
 from app.storage.intake import make_preview
 
-# Requests waiting for the same image's preview share one making of it (see `Previews`).
-_making: dict[str, threading.Lock] = {}
-_making_guard = threading.Lock()
-
 
 class Previews:
     def __init__(self, blobs: BlobStore) -> None:
         self._blobs = blobs
+        # Requests waiting for the same image's preview share one making of it (`find`).
+        self._making: dict[str, threading.Lock] = {}
+        self._making_guard = threading.Lock()
 
     def find(self, sha256: str) -> bytes | None:
         """The preview of the image with this digest (one larger than a preview), made and
@@ -36,16 +35,16 @@ class Previews:
             return data
         # A page shows several cards at once, each asking: one request makes the preview
         # and the others wait for it rather than decode the same image at once.
-        with _making_guard:
-            lock = _making.setdefault(sha256, threading.Lock())
+        with self._making_guard:
+            lock = self._making.setdefault(sha256, threading.Lock())
         with lock:
             try:
                 data = self._blobs.read_preview(sha256)
                 if data is None:
                     data = self._make(sha256)
             finally:
-                with _making_guard:
-                    _making.pop(sha256, None)
+                with self._making_guard:
+                    self._making.pop(sha256, None)
         return data
 
     def _make(self, sha256: str) -> bytes | None:
